@@ -1,0 +1,36 @@
+# Two commands on a fresh machine: `make run` and `make test`. Both install first.
+PY      ?= python3
+VENV    := .venv
+UV_VERSION := 0.13.9
+UV      := $(shell command -v uv 2>/dev/null || echo "$(PY) -m uv")
+DEMO_END  ?= 2026-11-27
+DEMO_DAYS ?= 120
+export UV_COMPILE_BYTECODE := 1
+export UV_LINK_MODE := copy
+export DBT_SEND_ANONYMOUS_USAGE_STATS := false
+
+.PHONY: install run test lint bench clean airflow
+
+$(VENV)/.installed: pyproject.toml uv.lock
+	@command -v uv >/dev/null 2>&1 || $(PY) -m uv --version >/dev/null 2>&1 || \
+	  $(PY) -m pip install --quiet "uv==$(UV_VERSION)" || $(PY) -m pip install --quiet --user "uv==$(UV_VERSION)"
+	$(UV) sync --frozen
+	@touch $@
+
+install: $(VENV)/.installed  ## create .venv from the lockfile
+
+run: install  ## demo organisation -> ingest -> dbt -> forecast -> report, on DuckDB
+	$(VENV)/bin/tokenbook run --demo --days $(DEMO_DAYS) --end $(DEMO_END)
+
+test: install  ## every test (dbt, DuckDB, Airflow, GX, Prophet run for real)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/pytest
+
+lint: install
+	$(VENV)/bin/ruff check .
+
+bench: install
+	$(VENV)/bin/python bench/ingest.py --rows 1000000
+
+clean:
+	rm -rf warehouse demo_data out reports exports dbt_project/target dbt_project/logs

@@ -1,0 +1,160 @@
+"""The native gateway-log record and the raw tables it lands in.
+
+This module is the contract between the readers (native, LiteLLM, OTel), the pipeline
+(validate, redact, dedupe), the sinks (DuckDB, BigQuery) and dbt's sources. Change a
+column here and in dbt_project/models/staging/gateway/_gateway__sources.yml together.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import Protocol
+
+# Native format fields, in file order, with the type they are validated to.
+REQUIRED_FIELDS: tuple[str, ...] = (
+    "request_id",
+    "timestamp",
+    "provider",
+    "model",
+    "input_tokens",
+    "output_tokens",
+)
+
+# name -> logical type: string | timestamp | int | float | bool | decimal | json
+NATIVE_FIELDS: dict[str, str] = {
+    "request_id": "string",
+    "timestamp": "timestamp",
+    "provider": "string",
+    "model": "string",
+    "input_tokens": "int",
+    "output_tokens": "int",
+    "trace_id": "string",
+    "attempt": "int",
+    "latency_ms": "float",
+    "feature": "string",
+    "customer_segment": "string",
+    "team": "string",
+    "customer_id": "string",
+    "environment": "string",
+    "request_class": "string",
+    "api_key_id": "string",
+    "project_id": "string",
+    "cache_read_input_tokens": "int",
+    "cache_write_input_tokens": "int",
+    "cache_write_ttl": "string",
+    "reasoning_tokens": "int",
+    "batch": "bool",
+    "service_tier": "string",
+    "status": "string",
+    "outcome": "string",
+    "quality_score": "float",
+    "prompt_template_id": "string",
+    "prompt_prefix_hash": "string",
+    "prompt_preview": "string",  # scanned for PII counts, never stored
+    "metadata": "json",
+    "cost_usd": "decimal",
+}
+
+# raw.gateway_calls: one row per valid call-attempt record, partitioned by load_date.
+# (column, DuckDB type, BigQuery type)
+GATEWAY_CALLS_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("load_date", "DATE", "DATE"),
+    ("request_id", "VARCHAR", "STRING"),
+    ("trace_id", "VARCHAR", "STRING"),
+    ("attempt", "INTEGER", "INT64"),
+    ("call_ts", "TIMESTAMP", "TIMESTAMP"),  # UTC
+    ("provider", "VARCHAR", "STRING"),
+    ("model", "VARCHAR", "STRING"),
+    ("input_tokens", "BIGINT", "INT64"),  # ALL input, cache read + write included
+    ("output_tokens", "BIGINT", "INT64"),  # reasoning included
+    ("cache_read_input_tokens", "BIGINT", "INT64"),
+    ("cache_write_input_tokens", "BIGINT", "INT64"),
+    ("cache_write_ttl", "VARCHAR", "STRING"),
+    ("reasoning_tokens", "BIGINT", "INT64"),
+    ("batch", "BOOLEAN", "BOOL"),
+    ("service_tier", "VARCHAR", "STRING"),
+    ("status", "VARCHAR", "STRING"),
+    ("outcome", "VARCHAR", "STRING"),
+    ("quality_score", "DOUBLE", "FLOAT64"),
+    ("latency_ms", "DOUBLE", "FLOAT64"),
+    ("feature", "VARCHAR", "STRING"),
+    ("customer_segment", "VARCHAR", "STRING"),
+    ("team", "VARCHAR", "STRING"),
+    ("customer_id", "VARCHAR", "STRING"),  # pseudonymised (keyed hash), never the raw id
+    ("environment", "VARCHAR", "STRING"),
+    ("request_class", "VARCHAR", "STRING"),
+    ("api_key_id", "VARCHAR", "STRING"),
+    ("project_id", "VARCHAR", "STRING"),
+    ("prompt_template_id", "VARCHAR", "STRING"),
+    ("prompt_prefix_hash", "VARCHAR", "STRING"),
+    ("gateway_cost_usd", "DECIMAL(38,9)", "NUMERIC"),
+    ("metadata", "JSON", "JSON"),  # redacted
+    ("extra", "JSON", "JSON"),  # unknown fields, redacted
+    ("source_format", "VARCHAR", "STRING"),  # native | litellm | otel
+    ("source_file", "VARCHAR", "STRING"),
+    ("source_line", "BIGINT", "INT64"),
+)
+
+# raw.quarantine: one row per rejected record, partitioned by load_date.
+QUARANTINE_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("load_date", "DATE", "DATE"),
+    ("source", "VARCHAR", "STRING"),  # gateway | billing_openai | ...
+    ("source_file", "VARCHAR", "STRING"),
+    ("line_number", "BIGINT", "INT64"),
+    ("reason", "VARCHAR", "STRING"),
+    ("raw_line", "VARCHAR", "STRING"),  # redacted
+)
+
+# raw.pii_redactions: counts only, partitioned by load_date.
+PII_REDACTIONS_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("load_date", "DATE", "DATE"),
+    ("source", "VARCHAR", "STRING"),
+    ("source_file", "VARCHAR", "STRING"),
+    ("field", "VARCHAR", "STRING"),
+    ("kind", "VARCHAR", "STRING"),  # email | phone | card | iban | ssn | ip | secret
+    ("redactions", "BIGINT", "INT64"),
+)
+
+# raw.load_audit: one row per file per run (append-only; the only table a rerun grows).
+LOAD_AUDIT_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("load_id", "VARCHAR", "STRING"),
+    ("source", "VARCHAR", "STRING"),
+    ("source_file", "VARCHAR", "STRING"),
+    ("load_date", "DATE", "DATE"),
+    ("rows_read", "BIGINT", "INT64"),
+    ("rows_loaded", "BIGINT", "INT64"),
+    ("rows_quarantined", "BIGINT", "INT64"),
+    ("rows_duplicate", "BIGINT", "INT64"),
+    ("started_at", "TIMESTAMP", "TIMESTAMP"),
+    ("finished_at", "TIMESTAMP", "TIMESTAMP"),
+    ("status", "VARCHAR", "STRING"),  # loaded | failed
+)
+
+PII_KINDS = ("email", "phone", "card", "iban", "ssn", "ip", "secret")
+
+
+def duckdb_ddl(table: str, columns: tuple[tuple[str, str, str], ...]) -> str:
+    cols = ",\n  ".join(f"{name} {ddb}" for name, ddb, _ in columns)
+    return f"create table if not exists {table} (\n  {cols}\n)"
+
+
+@dataclass(frozen=True)
+class PartitionTables:
+    """Names of staged DuckDB tables holding one load date's rows, ready to publish."""
+
+    gateway_calls: str
+    quarantine: str
+    pii_redactions: str
+
+
+class Sink(Protocol):
+    """Where a load date's rows are published. Implementations: DuckDB (one transaction),
+    BigQuery (one load job per table into ``table$YYYYMMDD`` with WRITE_TRUNCATE)."""
+
+    def replace_partition(self, con, load_date: date, staged: PartitionTables) -> None:
+        """Replace the load_date partition of raw.gateway_calls, raw.quarantine and
+        raw.pii_redactions with the staged tables' rows (read through ``con``)."""
+
+    def append_audit(self, con, staged_audit: str) -> None:
+        """Append the staged audit rows to raw.load_audit."""

@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+import pytest
+from typer.testing import CliRunner
+
+from tokenbook.cli import app
+from tokenbook.settings import DEFAULT_WAREHOUSE, load_settings
+from tokenbook.warehouse import WarehouseError, parse_warehouse
+
+
+def test_settings_precedence_flag_over_env_over_default(monkeypatch):
+    assert load_settings().warehouse == DEFAULT_WAREHOUSE
+    monkeypatch.setenv("TOKENBOOK_WAREHOUSE", "bigquery://acme/tb")
+    monkeypatch.setenv("TOKENBOOK_WINDOW_DAYS_BEFORE", "30")
+    s = load_settings()
+    assert s.warehouse == "bigquery://acme/tb" and s.window_days_before == 30
+    assert load_settings(warehouse="duckdb:///x.duckdb").warehouse == "duckdb:///x.duckdb"
+
+
+def test_warehouse_urls():
+    d = parse_warehouse("duckdb:///warehouse/tokenbook.duckdb")
+    assert d.kind == "duckdb" and str(d.path) == "warehouse/tokenbook.duckdb"
+    assert d.schema("raw") == "raw" and d.table("marts", "x") == "marts.x"
+    a = parse_warehouse("duckdb:////abs/t.duckdb")
+    assert str(a.path) == "/abs/t.duckdb"
+    b = parse_warehouse("bigquery://acme-finops/tokenbook")
+    assert b.schema("marts") == "tokenbook_marts"
+    assert b.table("raw", "gateway_calls") == "`acme-finops.tokenbook_raw.gateway_calls`"
+    for bad in ["postgres://x", "bigquery://onlyproject", "duckdb://"]:
+        with pytest.raises(WarehouseError, match="duckdb:///|bigquery://"):
+            parse_warehouse(bad)
+
+
+def test_every_subcommand_has_help():
+    runner = CliRunner()
+    root = runner.invoke(app, ["--help"])
+    assert root.exit_code == 0, root.output
+    import typer.main
+
+    group = typer.main.get_command(app)
+    seen = 0
+
+    def walk(cmd, path):
+        nonlocal seen
+        res = runner.invoke(app, [*path, "--help"])
+        assert res.exit_code == 0, (path, res.output)
+        assert "Usage" in res.output
+        seen += 1
+        for name, sub in getattr(cmd, "commands", {}).items():
+            walk(sub, [*path, name])
+
+    walk(group, [])
+    assert seen >= 5

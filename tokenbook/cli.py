@@ -1,0 +1,33 @@
+"""The ``tokenbook`` command. Each area registers its commands from tokenbook/commands/.
+
+Heavy libraries (dbt, prophet, airflow, great_expectations) are imported inside the
+commands, so ``tokenbook --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from tokenbook.commands import demo, ingest, pipeline, prices, transform
+
+app = typer.Typer(
+    name="tokenbook",
+    help="AI FinOps pipeline: attribute, price, reconcile and forecast LLM spend.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+)
+
+app.command("demo-data")(demo.demo_data)
+app.add_typer(ingest.app, name="ingest")
+app.add_typer(prices.app, name="prices")
+app.command("transform")(transform.transform)
+app.command("run")(pipeline.run)
+
+
+def main() -> None:  # pragma: no cover - console entry
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
