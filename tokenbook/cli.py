@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from tokenbook.commands import demo, ingest, pipeline, prices, transform
+from tokenbook.commands import demo, export, forecast, ingest, pipeline, prices, report, transform
 
 app = typer.Typer(
     name="tokenbook",
@@ -23,6 +23,9 @@ app.add_typer(ingest.app, name="ingest")
 app.add_typer(prices.app, name="prices")
 app.command("transform")(transform.transform)
 app.command("run")(pipeline.run)
+app.add_typer(export.app, name="export")
+app.command("forecast")(forecast.forecast)
+app.command("report")(report.report)
 
 
 def main() -> None:  # pragma: no cover - console entry
