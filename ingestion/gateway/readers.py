@@ -1,0 +1,218 @@
+"""Gateway-log readers: the interface every input format implements, and format detection.
+
+The reader interface (contract with ``native.py``, ``litellm.py``, ``otel.py``)
+===============================================================================
+
+A reader is a module-level function::
+
+    def read(con: duckdb.DuckDBPyConnection, path: pathlib.Path, into: str) -> None
+
+It reads ONE file and creates a TEMP table named ``into`` (``create temp table {into} as ...``)
+holding one row per source record, with exactly these columns, in this order:
+
+``source_line BIGINT``
+    1-based line number (JSONL) or record number (Parquet row, JSON-array element, OTLP span
+    in document order). Unique within the file; the pipeline keeps file order by it.
+``raw_line VARCHAR``
+    The record as text, used only for quarantine (it is redacted before it lands). May be NULL
+    on a fast path; the pipeline then rebuilds it from the row's columns.
+``parse_error VARCHAR``
+    NULL when the record parsed as an object. Otherwise the quarantine reason, one of
+    ``'not JSON'``, ``'not a JSON object'``, or a short reader-specific reason
+    (e.g. ``'span without gen_ai attributes'``). Rows with a parse_error are quarantined as is.
+``<one VARCHAR column per field of schema.NATIVE_FIELDS, in that dict's order>``
+    The value mapped onto the native field: a string's own text (not JSON-quoted), a number's
+    or boolean's JSON text (``'12'``, ``'0.5'``, ``'true'``), an object or array as JSON text
+    (``metadata`` is the object's JSON text). NULL when absent or JSON null. Readers of other
+    formats convert to the native conventions here (tokens: ``input_tokens`` is ALL input,
+    cache read and write included; ``output_tokens`` includes reasoning; timestamps as
+    RFC 3339 UTC text, e.g. ``'2026-11-01T10:00:00.123Z'``), and never type-check: typing
+    (``try_cast``) and validation happen once, in the pipeline, for every format.
+``extra VARCHAR``
+    A JSON object text holding the record's fields that have no native field (kept, redacted,
+    in ``raw.gateway_calls.extra``), or NULL when there are none.
+
+A reader must not loop over records in Python (use DuckDB/Arrow), must not write outside its
+TEMP table, and raises :class:`ReaderError` naming the file (and column) when the file as a
+whole cannot be read: missing, unreadable, not the format, or a Parquet file without a
+required column. A bad record is never an exception: it is a row with ``parse_error`` set or
+with values the pipeline's validation rejects.
+
+The pipeline then does the rest identically for all formats: typing with ``try_cast``,
+validation as SQL predicates (one reason per failed rule), the load-date window, duplicate
+``request_id`` within a load, PII redaction and pseudonymisation, staging, publication through
+a ``schema.Sink``, and the load audit. ``source_format`` in raw.gateway_calls is the format
+name under which the reader is registered below.
+
+Formats and detection
+=====================
+
+``FORMATS`` maps a format name to ``"module:function"``; modules are imported lazily, so a
+format whose reader is missing only fails when a file needs it. ``detect_format(path)``
+decides from the file name and the first record (first non-blank line, first array element or
+the Parquet schema):
+
+- ``otel``: the record has ``resourceSpans`` (OTLP/JSON export, one request per line or file);
+- ``litellm``: the record has ``startTime`` and one of ``spend``, ``response_cost``,
+  ``prompt_tokens`` (LiteLLM_SpendLogs rows or StandardLoggingPayload);
+- ``native``: anything else (missing native fields are then reported per record).
+
+Accepted file names: ``*.jsonl``, ``*.ndjson``, ``*.json``, each optionally ``.gz``, and
+``*.parquet``. Folders are searched recursively for those; globs are expanded.
+"""
+
+from __future__ import annotations
+
+import glob
+import gzip
+import importlib
+import json
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from ingestion.gateway.schema import NATIVE_FIELDS
+
+FORMATS: dict[str, str] = {
+    "native": "ingestion.gateway.native:read",
+    "litellm": "ingestion.gateway.litellm:read",
+    "otel": "ingestion.gateway.otel:read",
+}
+
+# Column names and order of a reader's TEMP table.
+READER_COLUMNS: tuple[str, ...] = (
+    "source_line",
+    "raw_line",
+    "parse_error",
+    *NATIVE_FIELDS,
+    "extra",
+)
+
+JSON_SUFFIXES = (".jsonl", ".ndjson", ".json", ".jsonl.gz", ".ndjson.gz", ".json.gz")
+PARQUET_SUFFIXES = (".parquet",)
+SUFFIXES = JSON_SUFFIXES + PARQUET_SUFFIXES
+
+Reader = Callable[..., None]
+
+
+class ReaderError(Exception):
+    """A file that cannot be read as a whole; the message names the file (and column)."""
+
+
+def is_gzip(path: Path) -> bool:
+    return path.name.lower().endswith(".gz")
+
+
+def is_parquet(path: Path) -> bool:
+    return path.name.lower().endswith(PARQUET_SUFFIXES)
+
+
+def has_known_suffix(path: Path) -> bool:
+    return path.name.lower().endswith(SUFFIXES)
+
+
+def get_reader(fmt: str) -> Reader:
+    """The ``read`` function registered for ``fmt``."""
+    if fmt not in FORMATS:
+        raise ReaderError(f"unknown gateway-log format {fmt!r}; expected one of {sorted(FORMATS)}")
+    module_name, func = FORMATS[fmt].split(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:  # a format not built yet
+        raise ReaderError(f"the {fmt} reader is not available ({exc})") from exc
+    return getattr(module, func)
+
+
+def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
+    """Files named by ``paths`` (files, folders searched recursively, or globs), in a stable
+    order: each argument's files sorted by path, arguments in the order given, no repeats.
+    Raises ReaderError naming the first argument that matches nothing."""
+    out: list[Path] = []
+    seen: set[Path] = set()
+    for arg in paths:
+        text = str(arg)
+        p = Path(text)
+        if p.is_dir():
+            found = sorted(f for f in p.rglob("*") if f.is_file() and has_known_suffix(f))
+            if not found:
+                raise ReaderError(
+                    f"folder {text} holds no gateway-log files "
+                    f"(looked for {', '.join('*' + s for s in SUFFIXES)})"
+                )
+        elif p.exists():
+            if not p.is_file():
+                raise ReaderError(f"{text} is not a regular file")
+            found = [p]
+        elif glob.has_magic(text):
+            found = sorted(Path(f) for f in glob.glob(text, recursive=True) if Path(f).is_file())
+            if not found:
+                raise ReaderError(f"no file matches {text}")
+        else:
+            raise ReaderError(f"file not found: {text}")
+        for f in found:
+            key = f.resolve()
+            if key not in seen:
+                seen.add(key)
+                out.append(f)
+    return out
+
+
+def _first_record(path: Path) -> object | None:
+    """The first JSON record of a JSON/JSONL file (None if it has none or it is not JSON)."""
+    opener = gzip.open if is_gzip(path) else open
+    try:
+        with opener(path, "rt", encoding="utf-8", errors="replace") as fh:
+            head = fh.read(1 << 16)
+    except (OSError, EOFError) as exc:
+        raise ReaderError(f"cannot read {path}: {exc}") from exc
+    stripped = head.lstrip()
+    if stripped.startswith("["):
+        # A JSON array: look at its first element if it fits in the head.
+        try:
+            data = json.loads(head)
+            return data[0] if data else None
+        except ValueError:
+            decoder = json.JSONDecoder()
+            try:
+                obj, _ = decoder.raw_decode(stripped[1:].lstrip())
+                return obj
+            except ValueError:
+                return None
+    for line in head.splitlines():
+        if line.strip():
+            try:
+                return json.loads(line)
+            except ValueError:
+                # A pretty-printed object spans lines: try the whole head.
+                try:
+                    return json.JSONDecoder().raw_decode(stripped)[0]
+                except ValueError:
+                    return None
+    return None
+
+
+def _classify_keys(keys: Iterable[str]) -> str:
+    keys = set(keys)
+    if "resourceSpans" in keys:
+        return "otel"
+    if "startTime" in keys and keys & {"spend", "response_cost", "prompt_tokens"}:
+        return "litellm"
+    return "native"
+
+
+def detect_format(path: Path) -> str:
+    """``native``, ``litellm`` or ``otel`` for one file (see the module docstring)."""
+    path = Path(path)
+    if not path.exists():
+        raise ReaderError(f"file not found: {path}")
+    if is_parquet(path):
+        import pyarrow.parquet as pq
+
+        try:
+            names = pq.read_schema(path).names
+        except Exception as exc:  # pyarrow raises several types for a bad file
+            raise ReaderError(f"cannot read {path} as Parquet: {exc}") from exc
+        return _classify_keys(names)
+    record = _first_record(path)
+    if isinstance(record, dict):
+        return _classify_keys(record)
+    return "native"
