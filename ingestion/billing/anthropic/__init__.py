@@ -1,0 +1,1 @@
+"""Anthropic Usage & Cost Admin API: messages usage report and cost report."""

@@ -1,0 +1,1 @@
+"""Azure cost exports (actual / amortized CSV): Azure OpenAI meters."""

@@ -1,0 +1,113 @@
+"""Helpers the vendor parsers share: reading paged API reports and CSV/Parquet exports into
+DuckDB, and building the parser TEMP table (``schema.PARSED_COLUMNS``) from SQL expressions."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+from ingestion.billing.loader import BillingFileError
+from ingestion.billing.schema import PARSED_COLUMNS
+
+
+def q(text: str) -> str:
+    """A SQL string literal."""
+    return "'" + str(text).replace("'", "''") + "'"
+
+
+def iso_from_epoch(expr: str) -> str:
+    """Epoch seconds (text) -> RFC 3339 UTC text; the text itself when it is not a number (so
+    validation reports it as unparseable)."""
+    return (
+        f"coalesce(strftime(to_timestamp(try_cast({expr} as BIGINT)) at time zone 'UTC', "
+        f"'%Y-%m-%dT%H:%M:%SZ'), {expr})"
+    )
+
+
+def parsed_select(exprs: Mapping[str, str], source: str) -> str:
+    """SELECT with every column of PARSED_COLUMNS: the given expressions, NULL for the rest."""
+    unknown = set(exprs) - set(PARSED_COLUMNS)
+    if unknown:
+        raise ValueError(f"not parser columns: {sorted(unknown)}")
+    cols = []
+    for c in PARSED_COLUMNS:
+        if c == "source_line":
+            cols.append(f"cast({exprs.get(c, 'NULL')} as BIGINT) as source_line")
+        else:
+            cols.append(f"cast({exprs.get(c, 'NULL')} as VARCHAR) as {c}")
+    return "select " + ",\n  ".join(cols) + f"\nfrom {source}"
+
+
+def create_parsed(con, into: str, selects: Iterable[str], order: str = "source_line") -> None:
+    body = "\nunion all\n".join(selects)
+    con.execute(f"create temp table {into} as select * from ({body}) order by {order}")
+
+
+def report_results(con, path: Path, view: str) -> None:
+    """A TEMP view ``view`` over a paged admin-API report saved as JSON: one file holding one page,
+    JSON Lines of pages, or an array of pages. Columns: ``record_no`` (1-based result number in
+    document order), ``bucket`` and ``result`` (JSON)."""
+    try:
+        con.execute(
+            f"""
+            create or replace temp table {view} as
+            with pages as (
+              select row_number() over () as page_no, json as page
+              from read_json_objects({q(str(path))}, format='auto')
+            ),
+            buckets as (
+              select page_no, unnest(b) as bucket, generate_subscripts(b, 1) as bucket_idx
+              from (select page_no, json_extract(page, '$.data[*]') as b from pages)
+            ),
+            results as (
+              select page_no, bucket_idx, bucket, unnest(r) as result,
+                generate_subscripts(r, 1) as result_idx
+              from (select *, json_extract(bucket, '$.results[*]') as r from buckets)
+            )
+            select row_number() over (order by page_no, bucket_idx, result_idx) as record_no,
+              bucket, result
+            from results
+            """
+        )
+    except Exception as exc:  # duckdb raises IOException / InvalidInputException
+        raise BillingFileError(f"cannot read {path} as an admin-API report (JSON): {exc}") from exc
+
+
+def read_table(con, path: Path, view: str) -> list[str]:
+    """A TEMP table ``view`` over a CSV (all columns text) or Parquet file with ``source_line``
+    (1-based data row number); returns the file's column names."""
+    name = path.name.lower()
+    try:
+        if name.endswith(".parquet"):
+            src = f"read_parquet({q(str(path))})"
+        elif name.endswith((".csv", ".csv.gz")):
+            src = f"read_csv({q(str(path))}, all_varchar=true, header=true)"
+        elif name.endswith((".json", ".jsonl", ".ndjson", ".json.gz", ".jsonl.gz", ".ndjson.gz")):
+            src = f"read_json({q(str(path))}, format='auto', union_by_name=true)"
+        else:
+            raise BillingFileError(f"{path}: unsupported file type (csv, json, jsonl or parquet)")
+        con.execute(
+            f"create or replace temp table {view} as "
+            f"select row_number() over () as source_line, * from {src}"
+        )
+    except BillingFileError:
+        raise
+    except Exception as exc:
+        raise BillingFileError(f"cannot read {path}: {exc}") from exc
+    return [r[0] for r in con.execute(f"describe {view}").fetchall()][1:]
+
+
+def require_columns(path: Path, columns: Iterable[str], required: Iterable[str], what: str) -> None:
+    present = {c.lower() for c in columns}
+    for col in required:
+        if col.lower() not in present:
+            raise BillingFileError(
+                f"{path}: missing required column {col!r} for a {what}; "
+                "is this the right --vendor and an unmodified export?"
+            )
+
+
+def token_type_case(expr: str, rules: Iterable[tuple[str, str]], default: str = "other") -> str:
+    """CASE mapping a text (SKU, meter, usage type) onto a token type with regexes, in order."""
+    whens = " ".join(f"when regexp_matches({expr}, {q(rx)}) then {q(tt)}" for rx, tt in rules)
+    return f"(case {whens} else {q(default)} end)"

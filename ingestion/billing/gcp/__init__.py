@@ -1,0 +1,1 @@
+"""Google Cloud billing export (BigQuery export schema): Vertex AI Gemini rows."""

@@ -1,0 +1,471 @@
+"""Load vendor billing exports into ``raw.billing_lines`` (shared by every vendor).
+
+A vendor parser (``ingestion/billing/<vendor>/parse.py``) has the signature::
+
+    def read(con: duckdb.DuckDBPyConnection, path: pathlib.Path, into: str) -> None
+
+and creates a TEMP table ``into`` with the columns of ``schema.PARSED_COLUMNS`` (VARCHAR text as
+the source gives it, mapped onto our names; ``source_line`` BIGINT). It raises
+:class:`BillingFileError` naming the file (and column) when the file as a whole cannot be read.
+A bad record is never an exception: it becomes a row the validation below rejects.
+
+The loader then does the same for every vendor, in SQL (no Python loop per row):
+
+1. type the text with ``try_cast`` and validate (one reason per failed rule, joined by ``; ``);
+2. choose the partition: ``--date D`` (load_date D, usage dates outside
+   ``[D - window_days_before, D + window_days_after)`` are quarantined), ``--month YYYY-MM``
+   (load_date = first day of the month; lines of another billing period are quarantined), or
+   neither: per file, the latest usage date (API vendors, window rule) or the file's billing
+   period (file-export vendors, month rule); files that land on the same partition load together;
+3. drop repeated ``line_id`` within a load as duplicates (first kept, in file order);
+4. redact free text (description, tags, quarantined raw lines) and count what was redacted;
+5. publish in ONE DuckDB transaction: replace the (vendor, load_date) partition of
+   ``raw.billing_lines``, the (``billing_<vendor>``, load_date) partition of ``raw.quarantine``
+   and ``raw.pii_redactions``, and append one ``raw.load_audit`` row per file.
+
+rows read = rows loaded + rows quarantined + duplicates, per file, always.
+"""
+
+from __future__ import annotations
+
+import glob
+import importlib
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+from ingestion.billing import redaction
+from ingestion.billing.schema import (
+    BILLING_LINES_COLUMNS,
+    CURRENCIES,
+    PARSED_COLUMNS,
+    PROVIDERS,
+    TOKEN_TYPES,
+    VENDORS,
+)
+from ingestion.gateway.schema import (
+    LOAD_AUDIT_COLUMNS,
+    PII_REDACTIONS_COLUMNS,
+    QUARANTINE_COLUMNS,
+    duckdb_ddl,
+)
+
+PARSERS: dict[str, str] = {
+    "openai": "ingestion.billing.openai.parse:read",
+    "anthropic": "ingestion.billing.anthropic.parse:read",
+    "gcp": "ingestion.billing.gcp.parse:read",
+    "aws": "ingestion.billing.aws.parse:read",
+    "azure": "ingestion.billing.azure.parse:read",
+}
+# Vendors whose exports are monthly files restated through the month (partition = month).
+MONTHLY_VENDORS = ("gcp", "aws", "azure")
+SUFFIXES = (".json", ".jsonl", ".ndjson", ".csv", ".parquet")
+SUFFIXES = SUFFIXES + tuple(s + ".gz" for s in SUFFIXES if s != ".parquet")
+
+MONEY_COLUMNS = ("billed_cost", "effective_cost", "credits", "list_unit_price", "unit_price")
+NUMERIC_TEXT_COLUMNS = ("quantity", "token_scale", "cost_scale", *MONEY_COLUMNS)
+TOKEN_LINE_TYPES = tuple(t for t in TOKEN_TYPES if t not in ("request", "other"))
+
+
+class BillingError(Exception):
+    """A billing load that cannot run (bad arguments, nothing to load)."""
+
+
+class BillingFileError(BillingError):
+    """A file that cannot be read as a whole; the message names the file (and column)."""
+
+
+@dataclass(frozen=True)
+class FileAudit:
+    source_file: str
+    load_date: date
+    rows_read: int
+    rows_loaded: int
+    rows_quarantined: int
+    rows_duplicate: int
+
+
+@dataclass
+class LoadResult:
+    vendor: str
+    load_date: date
+    load_id: str
+    files: list[FileAudit] = field(default_factory=list)
+
+    @property
+    def rows_read(self) -> int:
+        return sum(f.rows_read for f in self.files)
+
+    @property
+    def rows_loaded(self) -> int:
+        return sum(f.rows_loaded for f in self.files)
+
+    @property
+    def rows_quarantined(self) -> int:
+        return sum(f.rows_quarantined for f in self.files)
+
+    @property
+    def rows_duplicate(self) -> int:
+        return sum(f.rows_duplicate for f in self.files)
+
+
+def get_parser(vendor: str) -> Callable[..., None]:
+    if vendor not in PARSERS:
+        raise BillingError(f"unknown billing vendor {vendor!r}; expected one of {list(VENDORS)}")
+    module_name, func = PARSERS[vendor].split(":")
+    return getattr(importlib.import_module(module_name), func)
+
+
+def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
+    """Files named by ``paths`` (files, folders searched recursively, globs), stable order."""
+    out: list[Path] = []
+    seen: set[Path] = set()
+    for arg in paths:
+        text = str(arg)
+        p = Path(text)
+        if p.is_dir():
+            found = sorted(
+                f for f in p.rglob("*") if f.is_file() and f.name.lower().endswith(SUFFIXES)
+            )
+            if not found:
+                raise BillingFileError(
+                    f"folder {text} holds no billing files (looked for {', '.join(SUFFIXES)})"
+                )
+        elif p.is_file():
+            found = [p]
+        elif glob.has_magic(text):
+            found = sorted(Path(f) for f in glob.glob(text, recursive=True) if Path(f).is_file())
+            if not found:
+                raise BillingFileError(f"no file matches {text}")
+        else:
+            raise BillingFileError(f"file not found: {text}")
+        for f in found:
+            if f.resolve() not in seen:
+                seen.add(f.resolve())
+                out.append(f)
+    return out
+
+
+def parse_month(text: str) -> date:
+    try:
+        return datetime.strptime(text, "%Y-%m").date()
+    except ValueError as exc:
+        raise BillingError(f"bad --month {text!r}: write YYYY-MM, e.g. 2026-11") from exc
+
+
+def _q(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _num(col: str) -> str:
+    return f"try_cast(trim(p.{col}) as DECIMAL(38,12))"
+
+
+def _typed_sql(parsed: str, file_idx: int, source_file: str) -> str:
+    """SELECT typing one parser table; `reasons` lists every failed rule (window rules later)."""
+    currencies = ", ".join(_q(c) for c in CURRENCIES)
+    token_types = ", ".join(_q(t) for t in TOKEN_TYPES)
+    providers = ", ".join(_q(p) for p in PROVIDERS)
+    token_lines = ", ".join(_q(t) for t in TOKEN_LINE_TYPES)
+    scale = "coalesce(" + _num("cost_scale") + ", 1)"
+    money = {c: f"cast({_num(c)} * {scale} as DECIMAL(38,9))" for c in MONEY_COLUMNS}
+    rules = [
+        "p.parse_error",
+        "case when p.charge_period_start is null then 'missing charge period start' end",
+        "case when p.charge_period_start is not null and "
+        "try_cast(p.charge_period_start as TIMESTAMPTZ) is null "
+        "then 'unparseable charge period start' end",
+        "case when p.charge_period_end is not null and "
+        "try_cast(p.charge_period_end as TIMESTAMPTZ) is null "
+        "then 'unparseable charge period end' end",
+        "case when p.billing_period is not null and try_cast(p.billing_period as DATE) is null "
+        "then 'unparseable billing period' end",
+        *(
+            f"case when nullif(trim(p.{c}), '') is not null and {_num(c)} is null "
+            f"then 'non-numeric {c}' end"
+            for c in NUMERIC_TEXT_COLUMNS
+        ),
+        f"case when p.currency is not null and upper(trim(p.currency)) not in ({currencies}) "
+        "then 'unknown currency' end",
+        "case when p.currency is null and p.billed_cost is not null then 'missing currency' end",
+        f"case when p.token_type is null or p.token_type not in ({token_types}) "
+        "then 'unknown token type' end",
+        f"case when p.provider is not null and p.provider not in ({providers}) "
+        "then 'unknown provider' end",
+        "case when p.quantity is null and p.billed_cost is null then 'no quantity and no cost' end",
+        f"case when p.token_type in ({token_lines}) and {_num('quantity')} < 0 "
+        "then 'negative token quantity' end",
+        "case when p.is_batch is not null and try_cast(p.is_batch as BOOLEAN) is null "
+        "then 'unparseable batch flag' end",
+        "case when p.tags is not null and not coalesce(json_valid(p.tags), false) "
+        "then 'tags not JSON' end",
+    ]
+    start = "(try_cast(p.charge_period_start as TIMESTAMPTZ) at time zone 'UTC')"
+    end = "(try_cast(p.charge_period_end as TIMESTAMPTZ) at time zone 'UTC')"
+    return f"""
+    select
+      {file_idx} as file_idx,
+      {_q(source_file)} as source_file,
+      p.source_line,
+      coalesce(p.raw_line, to_json(p)::VARCHAR) as raw_line,
+      nullif(concat_ws('; ', {", ".join(rules)}), '') as reason,
+      p.record_type,
+      p.line_id,
+      cast({start} as DATE) as usage_date,
+      {start} as charge_period_start,
+      {end} as charge_period_end,
+      coalesce(try_cast(p.billing_period as DATE), date_trunc('month', {start})::DATE)
+        as billing_period,
+      p.account_id, p.project_id, p.workspace_id, p.api_key_id, p.provider, p.model, p.sku,
+      p.description, p.token_type, p.service_tier,
+      try_cast(p.is_batch as BOOLEAN) as is_batch,
+      p.region,
+      cast({_num("quantity")} as DECIMAL(38,9)) as quantity,
+      p.unit,
+      case when p.token_type in ({token_lines})
+        then cast(round({_num("quantity")} * coalesce({_num("token_scale")}, 1)) as BIGINT)
+      end as tokens,
+      {money["billed_cost"]} as billed_cost,
+      coalesce({money["effective_cost"]}, {money["billed_cost"]}) as effective_cost,
+      {money["credits"]} as credits,
+      {money["list_unit_price"]} as list_unit_price,
+      {money["unit_price"]} as unit_price,
+      upper(trim(p.currency)) as currency,
+      p.tags
+    from {parsed} as p
+    """
+
+
+def _check_parsed(con, table: str, path: Path) -> None:
+    cols = [r[0] for r in con.execute(f"describe {table}").fetchall()]
+    missing = [c for c in PARSED_COLUMNS if c not in cols]
+    if missing:
+        raise BillingFileError(f"parser for {path} produced no column {missing[0]!r}")
+
+
+def ensure_tables(con) -> None:
+    con.execute("create schema if not exists raw")
+    con.execute(duckdb_ddl("raw.billing_lines", BILLING_LINES_COLUMNS))
+    con.execute(duckdb_ddl("raw.quarantine", QUARANTINE_COLUMNS))
+    con.execute(duckdb_ddl("raw.pii_redactions", PII_REDACTIONS_COLUMNS))
+    con.execute(duckdb_ddl("raw.load_audit", LOAD_AUDIT_COLUMNS))
+
+
+def ingest_billing(
+    con,
+    vendor: str,
+    paths: Iterable[str | Path],
+    *,
+    load_date: date | None = None,
+    month: date | None = None,
+    window_days_before: int = 7,
+    window_days_after: int = 1,
+) -> list[LoadResult]:
+    """Parse, validate and publish ``paths`` of one vendor; one LoadResult per partition."""
+    if vendor not in VENDORS:
+        raise BillingError(f"unknown billing vendor {vendor!r}; expected one of {list(VENDORS)}")
+    if load_date is not None and month is not None:
+        raise BillingError("give --date or --month, not both")
+    if month is not None:
+        month = month.replace(day=1)
+    files = expand_paths(paths)
+    parser = get_parser(vendor)
+    con.execute("set TimeZone='UTC'")
+    started = datetime.now(UTC).replace(tzinfo=None)  # audit metadata only, never logic
+
+    # 1. parse and type every file.
+    typed_parts: list[str] = []
+    for i, path in enumerate(files):
+        parsed = f"_billing_parsed_{i}"
+        con.execute(f"drop table if exists {parsed}")
+        parser(con, path, parsed)
+        _check_parsed(con, parsed, path)
+        typed_parts.append(_typed_sql(parsed, i, str(path)))
+    con.execute("drop table if exists _billing_typed")
+    con.execute("create temp table _billing_typed as " + " union all ".join(typed_parts))
+    for i in range(len(files)):
+        con.execute(f"drop table if exists _billing_parsed_{i}")
+
+    # 2. partition per file.
+    plan = _partition_plan(con, vendor, files, load_date, month)
+    results: list[LoadResult] = []
+    for (part_date, rule), file_idxs in plan.items():
+        results.append(
+            _load_partition(
+                con,
+                vendor,
+                files,
+                file_idxs,
+                part_date,
+                rule,
+                started,
+                window_days_before,
+                window_days_after,
+            )
+        )
+    con.execute("drop table if exists _billing_typed")
+    return results
+
+
+def _partition_plan(con, vendor, files, load_date, month) -> dict[tuple[date, str], list[int]]:
+    if load_date is not None:
+        return {(load_date, "window"): list(range(len(files)))}
+    if month is not None:
+        return {(month, "month"): list(range(len(files)))}
+    rows = con.execute(
+        """
+        select file_idx, max(usage_date) as last_day, mode(billing_period) as period
+        from _billing_typed where usage_date is not null group by file_idx
+        """
+    ).fetchall()
+    dated = {r[0]: (r[1], r[2]) for r in rows}
+    plan: dict[tuple[date, str], list[int]] = {}
+    for i, path in enumerate(files):
+        if i not in dated:
+            raise BillingFileError(
+                f"{path} has no line with a usage date to date the load by; "
+                "pass --date YYYY-MM-DD or --month YYYY-MM"
+            )
+        last_day, period = dated[i]
+        key = (period, "month") if vendor in MONTHLY_VENDORS else (last_day, "window")
+        plan.setdefault(key, []).append(i)
+    return plan
+
+
+def _load_partition(
+    con, vendor, files, file_idxs, part_date, rule, started, before, after
+) -> LoadResult:
+    source = f"billing_{vendor}"
+    idx_list = ", ".join(str(i) for i in file_idxs)
+    if rule == "window":
+        lo, hi = part_date - timedelta(days=before), part_date + timedelta(days=after)
+        out_rule = (
+            f"usage_date < DATE '{lo}' or usage_date >= DATE '{hi}'",
+            f"usage date outside the load window [{lo}, {hi})",
+        )
+    else:
+        out_rule = (
+            f"billing_period <> DATE '{part_date}'",
+            f"billing period is not {part_date:%Y-%m}",
+        )
+    con.execute("drop table if exists _billing_checked")
+    con.execute(
+        f"""
+        create temp table _billing_checked as
+        with checked as (
+          select * replace (
+            coalesce(reason, case when {out_rule[0]} then {_q(out_rule[1])} end) as reason
+          )
+          from _billing_typed where file_idx in ({idx_list})
+        )
+        select *,
+          case when reason is null then
+            row_number() over (
+              partition by reason is null, line_id order by file_idx, source_line
+            ) > 1
+          else false end as is_duplicate
+        from checked
+        """
+    )
+    # 3. redact free text and count what was redacted (fields: description, tags, raw_line).
+    red = redaction.for_duckdb()
+    counts_sql = []
+    for fld, where in (
+        ("description", "reason is null and not is_duplicate"),
+        ("tags", "reason is null and not is_duplicate"),
+        ("raw_line", "reason is not null"),
+    ):
+        for kind, expr in red.count_sql(f"{fld}::VARCHAR").items():
+            counts_sql.append(
+                f"select source_file, {_q(fld)} as field, {_q(kind)} as kind, "
+                f"sum({expr})::BIGINT as redactions from _billing_checked where {where} "
+                "group by source_file"
+            )
+    load_id = f"billing-{vendor}-{part_date}-{uuid.uuid4().hex[:12]}"
+    line_cols = [c for c, _, _ in BILLING_LINES_COLUMNS]
+    select_cols = []
+    for c in line_cols:
+        if c == "load_date":
+            select_cols.append(f"DATE '{part_date}'")
+        elif c == "vendor":
+            select_cols.append(_q(vendor))
+        elif c == "description":
+            select_cols.append(red.redact_sql("description"))
+        elif c == "tags":
+            select_cols.append(f"try_cast({red.redact_sql('tags')} as JSON)")
+        else:
+            select_cols.append(c)
+
+    con.execute("begin transaction")
+    try:
+        ensure_tables(con)
+        con.execute(
+            "delete from raw.billing_lines where vendor = ? and load_date = ?", [vendor, part_date]
+        )
+        con.execute(
+            f"insert into raw.billing_lines ({', '.join(line_cols)}) select "
+            f"{', '.join(select_cols)} from _billing_checked "
+            "where reason is null and not is_duplicate order by file_idx, source_line"
+        )
+        con.execute(
+            "delete from raw.quarantine where source = ? and load_date = ?", [source, part_date]
+        )
+        con.execute(
+            f"""insert into raw.quarantine (load_date, source, source_file, line_number, reason,
+                raw_line)
+            select DATE '{part_date}', {_q(source)}, source_file, source_line, reason,
+                {red.redact_sql("raw_line")}
+            from _billing_checked where reason is not null order by file_idx, source_line"""
+        )
+        con.execute(
+            "delete from raw.pii_redactions where source = ? and load_date = ?",
+            [source, part_date],
+        )
+        if counts_sql:
+            con.execute(
+                f"""insert into raw.pii_redactions (load_date, source, source_file, field, kind,
+                    redactions)
+                select DATE '{part_date}', {_q(source)}, source_file, field, kind, redactions
+                from ({" union all ".join(counts_sql)}) where redactions > 0
+                order by source_file, field, kind"""
+            )
+        per_file = con.execute(
+            """select file_idx, count(*),
+                 count(*) filter (where reason is null and not is_duplicate),
+                 count(*) filter (where reason is not null),
+                 count(*) filter (where is_duplicate)
+               from _billing_checked group by file_idx order by file_idx"""
+        ).fetchall()
+        counted = {r[0]: r[1:] for r in per_file}
+        result = LoadResult(vendor=vendor, load_date=part_date, load_id=load_id)
+        finished = datetime.now(UTC).replace(tzinfo=None)
+        for i in file_idxs:
+            read, loaded, quarantined, dup = counted.get(i, (0, 0, 0, 0))
+            audit = FileAudit(str(files[i]), part_date, read, loaded, quarantined, dup)
+            result.files.append(audit)
+            con.execute(
+                """insert into raw.load_audit (load_id, source, source_file, load_date,
+                    rows_read, rows_loaded, rows_quarantined, rows_duplicate, started_at,
+                    finished_at, status) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'loaded')""",
+                [
+                    load_id,
+                    source,
+                    str(files[i]),
+                    part_date,
+                    read,
+                    loaded,
+                    quarantined,
+                    dup,
+                    started,
+                    finished,
+                ],
+            )
+        con.execute("commit")
+    except BaseException:
+        con.execute("rollback")
+        raise
+    finally:
+        con.execute("drop table if exists _billing_checked")
+    return result

@@ -1,0 +1,1 @@
+"""OpenAI Admin API: Usage API (completions buckets) and Costs API."""
