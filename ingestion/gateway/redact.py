@@ -4,19 +4,375 @@
   PII match replaced by ``[REDACTED:<kind>]``.
 - ``pii_count_sql(expr: str) -> dict[str, str]``: per kind in schema.PII_KINDS, an expression
   counting the matches of that kind in ``expr``.
+- ``pii_count_redacted_sql(original, redacted) -> dict[str, str]``: the same counts, cheaply,
+  from an already redacted column (count markers added). Use it when both are selected.
 - ``pseudonymise_sql(expr: str, key: str) -> str``: keyed hash of an identifier.
+- ``redact_text(s) -> (str, Counter)``: pure-Python reference with the same patterns and
+  checks, for tests only (never on the hot path).
+
+How it works. Everything is vectorised DuckDB (RE2 regexes, list lambdas); no Python per row.
+Stages run in this order, each on the previous stage's output:
+``secret -> email -> iban -> card -> ssn -> phone -> ip``. Secrets go first so a key's digits
+are not half-eaten as a phone; IBANs before cards because an IBAN's digits can look like a
+card. Markers contain no digits, ``@`` or key-like prefixes, so no later stage touches them, and
+a kind's count is exactly the number of its markers the redaction added.
+
+- card: 13-19 digits, optionally single-space/dash separated, passing a Luhn check (computed in
+  SQL with list lambdas over the digits). A bare digit run that is a JSON number value
+  (``": 4111111111111111,`` / inside ``[...]``) is a number, not a card: timestamps and counts in
+  metadata stay. Two cards separated by a single space merge into one >19-digit run and are
+  not recognised (separate them with anything else: comma, word, newline).
+- iban: two capital letters, two check digits, 11-30 alphanumerics (grouped by 4 with single
+  spaces or contiguous) passing ISO 13616 mod-97 (also in SQL, a list_reduce over the digits).
+- ssn: ``ddd-dd-dddd`` excluding area 000/666/900-999, group 00 and serial 0000.
+- phone: a leading ``+`` with 8-15 digits in groups (international and +1), or US forms
+  ``(555) 123-4567``, ``555-123-4567``, ``555.123.4567``, ``555 123 4567``. A bare run of
+  digits (``5551234567``) is not a phone: it cannot be told from a count or an id.
+- ip: dotted IPv4 (octets 0-255) and IPv6 (full, or compressed with ``::``). A four-part
+  ``1.2.3.4`` IS redacted (indistinguishable from an address), ``v1.2.3.4`` and three-part
+  versions are not; ``10:00:00`` times and MAC addresses are not IPv6.
+- email: ``local@domain.tld``.
+- secret: provider key shapes (``sk-``, ``sk-ant-``, ``sk-proj-``, ``AKIA``/``ASIA``, ``ghp_``
+  and friends, ``github_pat_``, ``xox[abprs]-``, ``AIza``, JWTs), ``Bearer <token>``, and the
+  value after key-like names (``password``, ``secret``, ``api_key``, ``token``, ...) in
+  ``k=v``, ``k: v`` and JSON ``"k": "v"`` form. Only the value is replaced.
+
+JSON text stays valid: no pattern consumes a quote or a backslash escape (escapes such as
+``\\n`` or ``\\u003c`` count as a boundary), and replacements contain neither.
+Ordinary ids stay: uuids, ``req_...`` ids, hex hashes and 32-hex trace ids (a digit run glued
+to letters or ``_`` is never a candidate), token counts and epoch timestamps.
+
+Pseudonymisation is HMAC-SHA256 built from DuckDB's ``sha256`` over BLOBs (RFC 2104; the key's
+inner/outer pads are computed in Python once per call), output ``cust_`` + the first 16 hex.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import re
+from collections import Counter
+
+KINDS: tuple[str, ...] = ("email", "phone", "card", "iban", "ssn", "ip", "secret")
+
+
+def marker(kind: str) -> str:
+    return f"[REDACTED:{kind}]"
+
+
+# Leading boundary (group 1): start, a JSON escape, or any char that cannot continue a word.
+_ESC = r'\\u[0-9A-Fa-f]{4}|\\[nrtbf"/\\]'
+_BL = rf"(^|{_ESC}|[^0-9A-Za-z_\\])"
+# Trailing boundary for digit-shaped kinds (captured, put back).
+_BT = r"($|[^0-9A-Za-z_])"
+
+# --- secret -------------------------------------------------------------------------------
+_SECRET_TOKEN = (
+    rf"(^|{_ESC}|[^0-9A-Za-z_\-\\])("
+    r"sk-(?:ant-(?:[a-z]+\d\d-)?|proj-|svcacct-|admin-)?[A-Za-z0-9_]{20}[A-Za-z0-9_\-]*"
+    r"|(?:AKIA|ASIA)[0-9A-Z]{16}"
+    r"|gh[pousr]_[A-Za-z0-9]{20,}"
+    r"|github_pat_[A-Za-z0-9_]{20,}"
+    r"|xox[abprs]-[A-Za-z0-9\-]{10,}"
+    r"|AIza[0-9A-Za-z_\-]{30,}"
+    r"|eyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}"
+    r")"
+)
+_SECRET_BEARER = r"(?i)((?:^|[^0-9A-Za-z_])bearer\s+)([A-Za-z0-9._~+/=\-]{12,})"
+_KEY_NAMES = (
+    r"(?:password|passwd|pwd|passphrase|secret|client_secret|secret_key|api[_\-]?key|apikey"
+    r"|x-api-key|access[_\-]?token|auth[_\-]?token|refresh[_\-]?token|token|private[_\-]?key"
+    r"|aws_secret_access_key|credentials?)"
+)
+# JSON: "api_key": "value"  (value = run of non-quote, non-backslash chars)
+_SECRET_KV_JSON = (
+    rf'(?i)((?:^|{_ESC}|[^0-9A-Za-z_\-\\]){_KEY_NAMES}(?:\\?")\s*:\s*(?:\\?"))([^"\\]{{6,}})'
+)
+# text: password=value / api_key: value (key NOT followed by a quote, so JSON numbers stay)
+_SECRET_KV_TEXT = (
+    rf"(?i)((?:^|{_ESC}|[^0-9A-Za-z_\-\\]){_KEY_NAMES}\s*[:=]\s*)([^\s\"'\\,;&{{}}\[\]]{{6,}})"
+)
+
+# --- email --------------------------------------------------------------------------------
+_EMAIL = (
+    rf"(^|{_ESC}|[^0-9A-Za-z_.%+\-\\])"
+    r"([A-Za-z0-9][A-Za-z0-9._%+\-]*@[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?)*\.[A-Za-z]{2,})"
+)
+
+# --- iban (candidates; checked with mod-97) ------------------------------------------------
+_IBAN_PREFILTER = r"[A-Z]{2}\d{2}"
+_IBAN_CAND = rf"{_BL}([A-Z]{{2}}\d{{2}}(?: ?[A-Z0-9]{{4}}){{2,7}}(?: ?[A-Z0-9]{{1,3}})?)"
+
+# --- card (candidates; checked with Luhn) ------------------------------------------------
+_CARD_PREFILTER = r"\d(?:[ \-]?\d){12}"
+# Alternatives, leftmost-first: escapes; words (a digit run glued to letters is an id, skipped);
+# a digit run with its JSON-number context (prefix ": / [ / , and suffix , } ]) when present.
+_CARD_TOKENS = (
+    rf"{_ESC}|[A-Za-z_]+[0-9][0-9A-Za-z_]*|[0-9]+[A-Za-z_][0-9A-Za-z_]*"
+    r'|((?:":\s*|\[\s*|,\s*)?\d(?:[ \-]?\d){12,}(?:[A-Za-z_][0-9A-Za-z_]*|\s*[,}\]])?)'
+)
+# Shapes a card is written in: contiguous, 4-4-4-4(-1..3) with one kind of separator, 4-6-4/5.
+_CARD_SHAPE = (
+    r"^(?:\d{13,19}|\d{4}(?: \d{4}){3}(?: \d{1,3})?|\d{4}(?:-\d{4}){3}(?:-\d{1,3})?"
+    r"|\d{4} \d{6} \d{4,5}|\d{4}-\d{6}-\d{4,5})$"
+)
+_DIGIT_RUN = r"\d(?:[ \-]?\d)*"
+
+# --- ssn ----------------------------------------------------------------------------------
+_SSN = (
+    rf"(^|{_ESC}|[^0-9A-Za-z_\-\\])"
+    r"((?:00[1-9]|0[1-9]\d|[1-578]\d\d|6[0-57-9]\d|66[0-57-9])-(?:0[1-9]|[1-9]\d)"
+    r"-(?:000[1-9]|00[1-9]\d|0[1-9]\d\d|[1-9]\d\d\d))"
+    r"($|[^0-9A-Za-z_\-])"
+)
+
+# --- phone --------------------------------------------------------------------------------
+_PHONE = (
+    rf"(^|{_ESC}|[^0-9A-Za-z_+\-.\\])("
+    r"\+[1-9]\d{0,2}[ .\-]?\(?\d{1,4}\)?(?:[ .\-]?\d{2,4}){2,4}"
+    r"|\(\d{3}\)[ .\-]?\d{3}[ .\-]\d{4}"
+    r"|\d{3}[.\-]\d{3}[.\-]\d{4}"
+    r"|\d{3} \d{3} \d{4}"
+    r")($|[^0-9A-Za-z_\-])"
+)
+
+# --- ip -----------------------------------------------------------------------------------
+_OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
+_IPV4 = rf"(^|{_ESC}|[^0-9A-Za-z_.\\])({_OCTET}(?:\.{_OCTET}){{3}})($|\.$|\.[^0-9]|[^0-9A-Za-z_.])"
+_H = r"[0-9A-Fa-f]{1,4}"
+_IPV6 = (
+    rf"(^|{_ESC}|[^0-9A-Za-z_:\\])("
+    rf"(?:{_H}:){{7}}{_H}"
+    rf"|(?:{_H}:){{1,7}}:(?:{_H}(?::{_H}){{0,6}})?"
+    rf"|::{_H}(?::{_H}){{0,6}}"
+    r")($|[^0-9A-Za-z_:])"
+)
+
+
+def _lit(s: str) -> str:
+    return "'" + s.replace("'", "''") + "'"
+
+
+def _bind(expr: str, body: str) -> str:
+    """Evaluate ``body`` with ``s`` bound to ``expr`` once (keeps nested SQL linear in size)."""
+    return f"list_transform([{expr}], lambda s: {body})[1]"
+
+
+def _sub(expr: str, pattern: str, replacement: str) -> str:
+    return f"regexp_replace({expr}, {_lit(pattern)}, {_lit(replacement)}, 'g')"
+
+
+def _luhn_sql(d: str) -> str:
+    """True when the digit string ``d`` passes the Luhn check."""
+    return (
+        f"list_sum(list_transform(string_split(reverse({d}), ''), lambda c, i: "
+        f"CASE WHEN i % 2 = 0 THEN (CAST(c AS INTEGER) * 2) % 9 + "
+        f"CASE WHEN c = '9' THEN 9 ELSE 0 END ELSE CAST(c AS INTEGER) END)) % 10 = 0"
+    )
+
+
+def _mod97_sql(c: str) -> str:
+    """True when the IBAN text ``c`` (spaces allowed) passes ISO 13616 mod-97."""
+    n = f"replace({c}, ' ', '')"
+    rearranged = f"(substr({n}, 5) || substr({n}, 1, 4))"
+    vals = (
+        f"list_transform(string_split({rearranged}, ''), lambda ch: "
+        f"CASE WHEN ch BETWEEN '0' AND '9' THEN ascii(ch) - 48 ELSE ascii(ch) - 55 END)"
+    )
+    return (
+        f"(length({n}) BETWEEN 15 AND 34 AND "
+        f"list_reduce({vals}, lambda a, v: (a * CASE WHEN v >= 10 THEN 100 ELSE 10 END + v) % 97, 0)"
+        f" = 1)"
+    )
+
+
+def _replace_all(s: str, matches: str, kind: str) -> str:
+    return f"list_reduce({matches}, lambda acc, m: replace(acc, m, {_lit(marker(kind))}), {s})"
+
+
+def _iban_stage(expr: str) -> str:
+    cand = f"regexp_extract_all(s, {_lit(_IBAN_CAND)}, 2)"
+    # A greedy candidate may swallow a following capitalised word group: retry without it.
+    trimmed = "regexp_replace(c, ' ?[A-Z0-9]+$', '')"
+    pick = (
+        f"list_filter(list_transform({cand}, lambda c: CASE WHEN {_mod97_sql('c')} THEN c "
+        f"WHEN {_mod97_sql(trimmed)} THEN {trimmed} END), lambda c: c IS NOT NULL)"
+    )
+    body = (
+        f"CASE WHEN s IS NULL OR NOT regexp_matches(s, {_lit(_IBAN_PREFILTER)}) THEN s "
+        f"ELSE {_replace_all('s', pick, 'iban')} END"
+    )
+    return _bind(expr, body)
+
+
+def _card_stage(expr: str) -> str:
+    toks = f"list_filter(regexp_extract_all(s, {_lit(_CARD_TOKENS)}, 1), lambda t: t <> '')"
+    run = f"regexp_extract(t, {_lit(_DIGIT_RUN)})"
+    json_number = (
+        "(regexp_matches(t, '^(\":|\\[|,)') AND regexp_matches(t, '[,}\\]]$') "
+        f"AND NOT regexp_matches({run}, '[ -]'))"
+    )
+    digits = f"regexp_replace({run}, '[^0-9]', '', 'g')"
+    ok = (
+        f"NOT regexp_matches(t, '[A-Za-z_][0-9A-Za-z_]*$') AND regexp_matches({run}, {_lit(_CARD_SHAPE)}) "
+        f"AND NOT {json_number} AND {_luhn_sql(digits)}"
+    )
+    pick = f"list_transform(list_filter({toks}, lambda t: {ok}), lambda t: {run})"
+    body = (
+        f"CASE WHEN s IS NULL OR NOT regexp_matches(s, {_lit(_CARD_PREFILTER)}) THEN s "
+        f"ELSE {_replace_all('s', pick, 'card')} END"
+    )
+    return _bind(expr, body)
+
+
+def _secret_stage(expr: str) -> str:
+    m = marker("secret")
+    out = _sub(expr, _SECRET_TOKEN, rf"\1{m}")
+    out = _sub(out, _SECRET_BEARER, rf"\1{m}")
+    out = _sub(out, _SECRET_KV_JSON, rf"\1{m}")
+    return _sub(out, _SECRET_KV_TEXT, rf"\1{m}")
+
 
 def redact_sql(expr: str) -> str:
-    raise NotImplementedError("redaction is being built")
+    """DuckDB expression: ``expr`` (VARCHAR) with every PII match replaced by a marker."""
+    out = _secret_stage(f"CAST(({expr}) AS VARCHAR)")
+    out = _sub(out, _EMAIL, rf"\1{marker('email')}")
+    out = _iban_stage(out)
+    out = _card_stage(out)
+    out = _sub(out, _SSN, rf"\1{marker('ssn')}\3")
+    out = _sub(out, _PHONE, rf"\1{marker('phone')}\3")
+    out = _sub(out, _IPV4, rf"\1{marker('ip')}\3")
+    out = _sub(out, _IPV6, rf"\1{marker('ip')}\3")
+    return out
+
+
+def _marker_count(expr: str, kind: str) -> str:
+    m = marker(kind)
+    return f"((length({expr}) - length(replace({expr}, {_lit(m)}, ''))) // {len(m)})"
+
+
+def pii_count_redacted_sql(original: str, redacted: str) -> dict[str, str]:
+    """Per kind: markers in ``redacted`` minus markers already present in ``original``
+    (BIGINT, 0 for null)."""
+    return {
+        k: f"coalesce({_marker_count(redacted, k)} - {_marker_count(original, k)}, 0)"
+        for k in KINDS
+    }
 
 
 def pii_count_sql(expr: str) -> dict[str, str]:
-    raise NotImplementedError("redaction is being built")
+    """Per kind in schema.PII_KINDS: the number of matches ``redact_sql(expr)`` replaces."""
+    red = redact_sql(expr)
+    return {
+        k: _bind(f"{{'o': CAST(({expr}) AS VARCHAR), 'r': {red}}}", _count_pair(k)) for k in KINDS
+    }
+
+
+def _count_pair(kind: str) -> str:
+    return f"coalesce({_marker_count('s.r', kind)} - {_marker_count('s.o', kind)}, 0)"
 
 
 def pseudonymise_sql(expr: str, key: str) -> str:
-    raise NotImplementedError("redaction is being built")
+    """HMAC-SHA256(key, value) as ``cust_<first 16 hex>``; null stays null. ``key`` must be
+    non-empty (it comes from settings)."""
+    if not key:
+        raise ValueError(
+            "pseudonymisation key is empty: set TOKENBOOK_PSEUDONYM_KEY (or the settings key)"
+        )
+    k = key.encode()
+    if len(k) > 64:
+        k = hashlib.sha256(k).digest()
+    k = k.ljust(64, b"\0")
+    ipad = bytes(b ^ 0x36 for b in k).hex()
+    opad = bytes(b ^ 0x5C for b in k).hex()
+    inner = f"unhex(sha256(unhex('{ipad}') || encode(CAST(({expr}) AS VARCHAR))))"
+    outer = f"sha256(unhex('{opad}') || {inner})"
+    return f"CASE WHEN ({expr}) IS NULL THEN NULL ELSE 'cust_' || substr({outer}, 1, 16) END"
+
+
+def pseudonymise_text(value: str | None, key: str) -> str | None:
+    """Python twin of ``pseudonymise_sql`` (tests, documentation)."""
+    if value is None:
+        return None
+    return "cust_" + hmac.new(key.encode(), value.encode(), hashlib.sha256).hexdigest()[:16]
+
+
+# --- pure-Python reference (tests only) ----------------------------------------------------
+def _luhn_ok(d: str) -> bool:
+    total = 0
+    for i, ch in enumerate(reversed(d)):
+        x = int(ch)
+        if i % 2 == 1:
+            x = x * 2 - (9 if x >= 5 else 0)
+        total += x
+    return total % 10 == 0
+
+
+def _mod97_ok(c: str) -> bool:
+    n = c.replace(" ", "")
+    if not 15 <= len(n) <= 34:
+        return False
+    r = n[4:] + n[:4]
+    return int("".join(str(int(ch, 36)) for ch in r)) % 97 == 1
+
+
+def _py(pattern: str) -> re.Pattern[str]:
+    flags = 0
+    if pattern.startswith("(?i)"):
+        pattern, flags = pattern[4:], re.IGNORECASE
+    return re.compile(pattern, flags)
+
+
+def redact_text(s: str | None) -> tuple[str | None, Counter]:
+    """Reference implementation of ``redact_sql`` and ``pii_count_sql`` in plain Python."""
+    counts: Counter = Counter()
+    if s is None:
+        return None, counts
+
+    def sub(text: str, pattern: str, kind: str, tail: bool) -> str:
+        def rep(mt: re.Match[str]) -> str:
+            counts[kind] += 1
+            return mt.group(1) + marker(kind) + (mt.group(3) if tail else "")
+
+        return _py(pattern).sub(rep, text)
+
+    s = sub(s, _SECRET_TOKEN, "secret", False)
+    s = sub(s, _SECRET_BEARER, "secret", False)
+    s = sub(s, _SECRET_KV_JSON, "secret", False)
+    s = sub(s, _SECRET_KV_TEXT, "secret", False)
+    s = sub(s, _EMAIL, "email", False)
+    if _py(_IBAN_PREFILTER).search(s):
+        found = []
+        for c in [m.group(2) for m in _py(_IBAN_CAND).finditer(s)]:
+            t = re.sub(r" ?[A-Z0-9]+$", "", c)
+            if _mod97_ok(c):
+                found.append(c)
+            elif _mod97_ok(t):
+                found.append(t)
+        for c in found:
+            counts["iban"] += s.count(c)
+            s = s.replace(c, marker("iban"))
+    if _py(_CARD_PREFILTER).search(s):
+        found = []
+        for m in _py(_CARD_TOKENS).finditer(s):
+            t = m.group(1)
+            if not t or re.search(r"[A-Za-z_][0-9A-Za-z_]*$", t):
+                continue
+            run = re.search(_DIGIT_RUN, t).group(0)
+            is_num = (
+                re.match(r'^(":|\[|,)', t)
+                and re.search(r"[,}\]]$", t)
+                and not re.search(r"[ -]", run)
+            )
+            digits = run.replace(" ", "").replace("-", "")
+            if re.match(_CARD_SHAPE, run) and not is_num and _luhn_ok(digits):
+                found.append(run)
+        for c in found:
+            counts["card"] += s.count(c)
+            s = s.replace(c, marker("card"))
+    s = sub(s, _SSN, "ssn", True)
+    s = sub(s, _PHONE, "phone", True)
+    s = sub(s, _IPV4, "ip", True)
+    s = sub(s, _IPV6, "ip", True)
+    return s, counts
