@@ -1,0 +1,225 @@
+"""
+# tokenbook_nightly
+
+The nightly tokenbook DAG: one run per day, for the day `data_interval_start` names (UTC).
+
+| task | what it does for the run's date |
+|---|---|
+| `ingest_gateway` | loads `gateway-YYYY-MM-DD.jsonl.gz` from `TOKENBOOK_GATEWAY_PATH` into `raw.gateway_calls` (partition overwrite, GX checkpoint) |
+| `ingest_billing` | loads the date's vendor billing exports from `TOKENBOOK_BILLING_PATH`; skipped when there are none |
+| `quality_gate` | the load balanced (read = loaded + quarantined + duplicates) and its checkpoint passed |
+| `dbt_models.*` | one astronomer-cosmos task per dbt model (`dbt build` of the model and its tests) |
+| `score_anomalies` | flags the date's anomalies against forecast intervals |
+| `is_refit_day` / `refit_forecast` | refits the Prophet forecasts on Mondays only |
+| `publish_outputs` | HTML report and finance exports (CSV, Parquet) for the date's month |
+
+Every task is idempotent for its date; reruns and backfills overwrite the same partitions.
+A failed try is written to `raw.pipeline_failures` (redacted, truncated) and to the task log.
+Configuration (environment, Airflow Variables in lower case override the paths): see
+`dags/README.md`. This file is wiring only: no I/O and no heavy imports at parse time.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from airflow.sdk import DAG, get_current_context, task
+
+from tokenbook import orchestration as orch
+from tokenbook.settings import load_settings, project_root
+from tokenbook.warehouse import parse_warehouse
+
+log = logging.getLogger(__name__)
+
+DAG_ID = "tokenbook_nightly"
+DBT_PROJECT_DIR = project_root() / "dbt_project"
+
+# Parse-time configuration: environment only (no Variable or database reads while parsing).
+SETTINGS = load_settings()
+ON_BIGQUERY = parse_warehouse(SETTINGS.warehouse).kind == "bigquery"
+RETRIES = int(os.environ.get("TOKENBOOK_DAG_RETRIES", "2"))
+RETRY_DELAY = timedelta(seconds=int(os.environ.get("TOKENBOOK_DAG_RETRY_DELAY_SECONDS", "300")))
+START_DATE = datetime.fromisoformat(os.environ.get("TOKENBOOK_DAG_START", "2026-01-01")).replace(
+    tzinfo=UTC
+)
+# BigQuery jobs share the `bigquery` pool; DuckDB has one writer, so one task at a time.
+POOL = orch.BIGQUERY_POOL if ON_BIGQUERY else "default_pool"
+
+
+def _run_date() -> date:
+    context = get_current_context()
+    start = context.get("data_interval_start") or context.get("logical_date")
+    if start is None:
+        raise orch.OrchestrationError(
+            "this run has no logical date: trigger it with one, e.g. "
+            f"`airflow dags trigger {DAG_ID} --logical-date 2026-11-27T00:00:00+00:00`"
+        )
+    return orch.as_run_date(start)
+
+
+def _inputs() -> orch.RunInputs:
+    """Paths from the environment, overridden by Airflow Variables of the same name."""
+    from airflow.sdk import Variable
+
+    overrides = {
+        name: Variable.get(var.lower(), default=None)
+        for name, var in orch.INPUT_VARIABLES.items()
+    }
+    return orch.RunInputs.from_env(**overrides)
+
+
+def _run_step(step, *args: Any) -> dict[str, Any]:
+    """Call one orchestration step; an absent step (module not installed) skips the task."""
+    from airflow.exceptions import AirflowSkipException
+
+    try:
+        result = step(*args)
+    except orch.StepUnavailable as exc:
+        raise AirflowSkipException(str(exc)) from exc
+    log.info("%s: %s", step.__name__, result)
+    if isinstance(result, dict) and result.get("skipped"):
+        raise AirflowSkipException(str(result.get("reason", "nothing to do for this date")))
+    return result
+
+
+def record_task_failure(context: dict[str, Any]) -> None:
+    """on_failure / on_retry callback: one row per failed try in raw.pipeline_failures."""
+    ti = context.get("ti") or context.get("task_instance")
+    try:
+        record = orch.failure_record(
+            dag_id=getattr(ti, "dag_id", DAG_ID),
+            task_id=getattr(ti, "task_id", "?"),
+            run_id=str(context.get("run_id") or getattr(ti, "run_id", "")),
+            logical_date=context.get("data_interval_start") or context.get("logical_date"),
+            try_number=getattr(ti, "try_number", 0),
+            exception=context.get("exception"),
+        )
+        table = orch.record_failure(load_settings(), record)
+        log.error(
+            "tokenbook task %s failed (try %s) for %s: %s: %s; recorded in %s",
+            record.task_id,
+            record.try_number,
+            record.logical_date,
+            record.exception_type,
+            record.exception_text,
+            table,
+        )
+    except Exception:  # the callback must never hide the task's own failure
+        log.exception("could not record the failure of %s", getattr(ti, "task_id", "?"))
+
+
+default_args = {
+    "owner": "tokenbook",
+    "retries": RETRIES,
+    "retry_delay": RETRY_DELAY,
+    "retry_exponential_backoff": False,
+    "on_failure_callback": record_task_failure,
+    "on_retry_callback": record_task_failure,
+    "pool": POOL,
+}
+
+
+def _dbt_models(settings) -> Any:
+    """One cosmos task per dbt model, rendered from the manifest (cheap to parse); a single
+    `dbt build` task with a warning when the manifest has not been generated."""
+    manifest = orch.dbt_manifest_path()
+    if not manifest.is_file():
+        log.warning(
+            "dbt manifest %s not found: the DAG runs one `dbt build` task instead of one task "
+            "per model; generate it with `python -c 'from tokenbook.orchestration import "
+            "write_dbt_manifest; from tokenbook.settings import load_settings; "
+            "write_dbt_manifest(load_settings())'` (scripts/airflow_standalone.sh does)",
+            manifest,
+        )
+
+        @task(task_id="dbt_build")
+        def dbt_build() -> dict[str, Any]:
+            return orch.build_models(_run_date(), load_settings())
+
+        return dbt_build()
+
+    from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
+    from cosmos.constants import InvocationMode, LoadMode, TestBehavior
+
+    from tokenbook.dbt import dbt_env
+
+    env = dbt_env(settings)
+    select = os.environ.get(orch.ENV_DBT_SELECT, "").split()
+    return DbtTaskGroup(
+        group_id="dbt_models",
+        project_config=ProjectConfig(
+            dbt_project_path=DBT_PROJECT_DIR,
+            manifest_path=manifest,
+            install_dbt_deps=False,
+            env_vars=env,
+        ),
+        profile_config=ProfileConfig(
+            profile_name="tokenbook",
+            target_name=env["TOKENBOOK_DBT_TARGET"],
+            profiles_yml_filepath=DBT_PROJECT_DIR / "profiles.yml",
+        ),
+        execution_config=ExecutionConfig(invocation_mode=InvocationMode.DBT_RUNNER),
+        render_config=RenderConfig(
+            load_method=LoadMode.DBT_MANIFEST,
+            test_behavior=TestBehavior.BUILD,
+            select=select,
+        ),
+        operator_args={
+            "install_deps": False,
+            "vars": {"run_date": "{{ data_interval_start.strftime('%Y-%m-%d') }}"},
+            "retries": RETRIES,
+            "retry_delay": RETRY_DELAY,
+            "pool": POOL,
+        },
+    )
+
+
+with DAG(
+    dag_id=DAG_ID,
+    schedule="@daily",
+    start_date=START_DATE,
+    catchup=True,
+    max_active_runs=4 if ON_BIGQUERY else 1,
+    max_active_tasks=16 if ON_BIGQUERY else 1,
+    default_args=default_args,
+    doc_md=__doc__,
+    tags=["tokenbook", "finops", "nightly"],
+) as dag:
+
+    @task
+    def ingest_gateway() -> dict[str, Any]:
+        return _run_step(orch.ingest_gateway_day, _run_date(), load_settings(), _inputs())
+
+    @task
+    def ingest_billing() -> dict[str, Any]:
+        return _run_step(orch.ingest_billing_day, _run_date(), load_settings(), _inputs())
+
+    @task(trigger_rule="none_failed")
+    def quality_gate() -> dict[str, Any]:
+        return _run_step(orch.check_quality, _run_date(), load_settings())
+
+    @task(trigger_rule="none_failed")
+    def score_anomalies() -> dict[str, Any]:
+        return _run_step(orch.score_anomalies, _run_date(), load_settings())
+
+    @task.short_circuit(trigger_rule="none_failed", ignore_downstream_trigger_rules=False)
+    def is_refit_day() -> bool:
+        return orch.is_refit_day(_run_date())
+
+    @task
+    def refit_forecast() -> dict[str, Any]:
+        return _run_step(orch.refit_forecast, _run_date(), load_settings())
+
+    @task(trigger_rule="none_failed")
+    def publish_outputs() -> dict[str, Any]:
+        return _run_step(orch.publish_outputs, _run_date(), load_settings(), _inputs())
+
+    models = _dbt_models(SETTINGS)
+    anomalies = score_anomalies()
+    publish = publish_outputs()
+    ingest_gateway() >> ingest_billing() >> quality_gate() >> models >> anomalies
+    anomalies >> is_refit_day() >> refit_forecast() >> publish
+    anomalies >> publish

@@ -1,0 +1,602 @@
+"""The nightly pipeline as plain functions: one per step, one date per call.
+
+The Airflow DAG (``dags/tokenbook_nightly.py``) is wiring only: each of its tasks calls one
+function here with the run's date (``data_interval_start``) and the settings. The same
+functions run without Airflow (a shell, a test, ``tokenbook run``)::
+
+    from datetime import date
+    from tokenbook.orchestration import RunInputs, ingest_gateway_day
+    from tokenbook.settings import load_settings
+
+    ingest_gateway_day(date(2026, 11, 27), load_settings(), RunInputs.from_env())
+
+Every step is idempotent for its date: it reads that date's inputs and overwrites that date's
+partitions, so a retry or a backfill of the same date gives the same tables. No step reads the
+clock to decide what to do.
+
+Inputs come from environment variables (names below), which Airflow Variables of the same
+name in lower case may override at run time (``tokenbook_gateway_path`` ...). The warehouse
+and its credentials are tokenbook settings (``TOKENBOOK_WAREHOUSE``, ``TOKENBOOK_BQ_KEYFILE``):
+environment only, never in code.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, replace
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+from tokenbook.settings import Settings, project_root
+from tokenbook.warehouse import parse_warehouse
+
+log = logging.getLogger(__name__)
+
+# Environment variables (Airflow Variables named in lower case override them per run).
+ENV_GATEWAY_PATH = "TOKENBOOK_GATEWAY_PATH"  # folder of gateway-YYYY-MM-DD.jsonl.gz, or gs://...
+ENV_BILLING_PATH = "TOKENBOOK_BILLING_PATH"  # folder of vendor billing exports (optional)
+ENV_OUT_DIR = "TOKENBOOK_OUT_DIR"  # where the report and the finance exports are written
+ENV_DBT_MANIFEST = "TOKENBOOK_DBT_MANIFEST"  # manifest.json the DAG renders dbt tasks from
+ENV_DBT_SELECT = "TOKENBOOK_DBT_SELECT"  # optional dbt selectors (space separated) for the DAG
+
+INPUT_VARIABLES: dict[str, str] = {
+    "gateway_path": ENV_GATEWAY_PATH,
+    "billing_path": ENV_BILLING_PATH,
+    "out_dir": ENV_OUT_DIR,
+}
+
+DEFAULT_OUT_DIR = "out"
+DEFAULT_DBT_MANIFEST = project_root() / "dbt_project" / "target" / "manifest.json"
+
+# Airflow pool that every BigQuery-bound task uses (created by scripts/airflow_standalone.sh).
+BIGQUERY_POOL = "bigquery"
+
+# Gateway files of one day, as the demo (and most log shippers) lay them out.
+GATEWAY_SUFFIXES = (".jsonl.gz", ".jsonl", ".ndjson.gz", ".ndjson", ".json.gz", ".json", ".parquet")
+
+# The failure table an operator reads (see record_failure).
+FAILURES_TABLE = "pipeline_failures"
+FAILURE_TEXT_LIMIT = 2000
+FAILURE_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("dag_id", "VARCHAR", "STRING"),
+    ("task_id", "VARCHAR", "STRING"),
+    ("run_id", "VARCHAR", "STRING"),
+    ("logical_date", "DATE", "DATE"),
+    ("try_number", "INTEGER", "INT64"),
+    ("exception_type", "VARCHAR", "STRING"),
+    ("exception_text", "VARCHAR", "STRING"),  # redacted and truncated
+    ("failed_at", "TIMESTAMP", "TIMESTAMP"),  # audit only, never used in logic
+)
+
+
+class OrchestrationError(RuntimeError):
+    """A step cannot run for its date; the message says what is missing and what to do."""
+
+
+class MissingInput(OrchestrationError):
+    """The date's input files are not where the settings say."""
+
+
+class StepUnavailable(OrchestrationError):
+    """The code a step calls is not part of this installation (a module or function absent).
+
+    The DAG marks such a task skipped with this message; any other error fails it.
+    """
+
+
+class QualityGateFailed(OrchestrationError):
+    """The loaded partition violated a data-quality expectation; the models must not build."""
+
+
+@dataclass(frozen=True)
+class RunInputs:
+    """Where a run finds its input files and writes its outputs."""
+
+    gateway_path: str | None = None
+    billing_path: str | None = None
+    out_dir: str = DEFAULT_OUT_DIR
+
+    @classmethod
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, **overrides: str | None
+    ) -> RunInputs:
+        """Inputs from the environment; non-empty ``overrides`` (e.g. Airflow Variables) win."""
+        env = os.environ if environ is None else environ
+        values: dict[str, str] = {}
+        for name, var in INPUT_VARIABLES.items():
+            if env.get(var):
+                values[name] = env[var]
+        unknown = set(overrides) - set(INPUT_VARIABLES)
+        if unknown:
+            raise TypeError(f"unknown run inputs: {sorted(unknown)}")
+        values.update({k: v for k, v in overrides.items() if v})
+        return replace(cls(), **values)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def as_run_date(value: date | datetime | str) -> date:
+    """The date a run processes: ``data_interval_start`` in UTC (or an ISO date string)."""
+    if isinstance(value, datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(UTC)
+        return value.date()
+    if isinstance(value, date):
+        return value
+    return date.fromisoformat(str(value)[:10])
+
+
+def is_refit_day(run_date: date) -> bool:
+    """Forecasts are refit weekly, on the run for an ISO week's Monday."""
+    return as_run_date(run_date).isoweekday() == 1
+
+
+def _resolve(target: str) -> Callable[..., Any]:
+    """Import ``module:function`` lazily; StepUnavailable only when that very name is absent."""
+    module_name, _, attr = target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        # A missing dependency *inside* the module is a real error, not an absent step.
+        if exc.name and (module_name == exc.name or module_name.startswith(exc.name + ".")):
+            raise StepUnavailable(f"{module_name} is not installed; {target} cannot run") from exc
+        raise
+    func = getattr(module, attr, None)
+    if func is None:
+        raise StepUnavailable(f"{module_name} has no {attr}(); {target} cannot run")
+    return func
+
+
+# --------------------------------------------------------------------------- gateway
+
+
+def gateway_files_for(run_date: date, gateway_path: str) -> list[str]:
+    """The gateway files of one day under ``gateway_path``.
+
+    Layout (the demo's, and what log shippers usually write): ``gateway-YYYY-MM-DD.jsonl.gz``
+    (or .jsonl / .ndjson / .json, optionally gzipped, or .parquet) directly in the folder, or
+    any such file inside a ``YYYY-MM-DD/`` or ``dt=YYYY-MM-DD/`` subfolder. A ``gs://`` path is
+    not listed here: the day's pattern ``<path>/gateway-YYYY-MM-DD.*`` goes to the loader.
+    """
+    day = run_date.isoformat()
+    if gateway_path.startswith("gs://"):
+        return [f"{gateway_path.rstrip('/')}/gateway-{day}.*"]
+    root = Path(gateway_path)
+    if not root.is_dir():
+        raise MissingInput(
+            f"gateway path {root} does not exist or is not a folder; set {ENV_GATEWAY_PATH} "
+            f"(or the Airflow Variable {ENV_GATEWAY_PATH.lower()}) to the folder holding "
+            f"gateway-{day}.jsonl.gz"
+        )
+    found = [root / f"gateway-{day}{suffix}" for suffix in GATEWAY_SUFFIXES]
+    files = [p for p in found if p.is_file()]
+    for sub in (root / day, root / f"dt={day}"):
+        if sub.is_dir():
+            files += sorted(
+                p for p in sub.rglob("*") if p.is_file() and p.name.endswith(GATEWAY_SUFFIXES)
+            )
+    if not files:
+        raise MissingInput(
+            f"no gateway file for {day} in {root} (looked for gateway-{day}.jsonl.gz and the "
+            f"folders {day}/ and dt={day}/); the export may not have landed yet, so the task "
+            "fails and Airflow retries it"
+        )
+    return [str(p) for p in files]
+
+
+def ingest_gateway_day(run_date: date, settings: Settings, inputs: RunInputs) -> dict[str, Any]:
+    """Load the day's gateway logs into raw.gateway_calls (partition ``run_date``).
+
+    The ingestion pipeline overwrites the partition atomically and runs the GX checkpoint;
+    a failed checkpoint raises and fails the task.
+    """
+    run_date = as_run_date(run_date)
+    if not inputs.gateway_path:
+        raise MissingInput(
+            f"no gateway path configured: set {ENV_GATEWAY_PATH} (or the Airflow Variable "
+            f"{ENV_GATEWAY_PATH.lower()}) to the folder of daily gateway-YYYY-MM-DD.jsonl.gz files"
+        )
+    files = gateway_files_for(run_date, inputs.gateway_path)
+    ingest = _resolve("ingestion.gateway.pipeline:ingest_gateway")
+    log.info("ingesting %d gateway file(s) for %s: %s", len(files), run_date, files)
+    report = ingest(files, settings, date=run_date)
+    return _summary(report, {"date": run_date.isoformat(), "files": files})
+
+
+def _summary(report: Any, base: dict[str, Any]) -> dict[str, Any]:
+    """A small JSON-able summary of a step's report (for XCom and logs)."""
+    out = dict(base)
+    if report is None:
+        return out
+    if hasattr(report, "as_dict"):
+        data = report.as_dict()
+    elif hasattr(report, "__dataclass_fields__"):
+        data = asdict(report)
+    elif isinstance(report, Mapping):
+        data = dict(report)
+    else:
+        data = {"result": str(report)}
+    for key, value in data.items():
+        if isinstance(value, str | int | float | bool) or value is None:
+            out[key] = value
+    return out
+
+
+# --------------------------------------------------------------------------- billing
+
+
+def billing_files_for(run_date: date, billing_path: str) -> list[str]:
+    """Billing export files of one day: any file under ``billing_path`` whose name carries the
+    date (``*YYYY-MM-DD*``), e.g. ``openai/costs-2026-11-27.json``."""
+    day = run_date.isoformat()
+    root = Path(billing_path)
+    if not root.is_dir():
+        return []
+    return sorted(str(p) for p in root.rglob(f"*{day}*") if p.is_file())
+
+
+def ingest_billing_day(run_date: date, settings: Settings, inputs: RunInputs) -> dict[str, Any]:
+    """Load the day's vendor billing exports; no files for the date is a normal night (most
+    vendors bill monthly) and returns ``skipped`` with the reason."""
+    run_date = as_run_date(run_date)
+    if not inputs.billing_path:
+        reason = f"no billing path configured ({ENV_BILLING_PATH}); billing skipped"
+        log.info(reason)
+        return {"date": run_date.isoformat(), "skipped": True, "reason": reason}
+    files = billing_files_for(run_date, inputs.billing_path)
+    if not files:
+        reason = f"no billing files for {run_date} under {inputs.billing_path}; billing skipped"
+        log.info(reason)
+        return {"date": run_date.isoformat(), "skipped": True, "reason": reason}
+    ingest = _resolve("ingestion.billing.pipeline:ingest_billing")
+    report = ingest(files, settings, date=run_date)
+    return _summary(report, {"date": run_date.isoformat(), "files": files, "skipped": False})
+
+
+# --------------------------------------------------------------------------- quality gate
+
+
+def check_quality(run_date: date, settings: Settings) -> dict[str, Any]:
+    """Gate before the models: the date's gateway partition was loaded, completely, and its
+    Great Expectations checkpoint passed. Raises QualityGateFailed naming what is wrong."""
+    run_date = as_run_date(run_date)
+    wh = parse_warehouse(settings.warehouse)
+    if wh.kind != "duckdb":
+        return _check_quality_bigquery(run_date, settings)
+    from tokenbook.warehouse import connect_duckdb
+
+    con = connect_duckdb(wh, read_only=True)
+    try:
+        audit = _latest_gateway_audit(con, run_date)
+        checks = _latest_checkpoint(con, run_date)
+    finally:
+        con.close()
+    return _judge_quality(run_date, audit, checks)
+
+
+def _table_exists(con, schema: str, table: str) -> bool:
+    row = con.execute(
+        "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
+        [schema, table],
+    ).fetchone()
+    return bool(row and row[0])
+
+
+def _latest_gateway_audit(con, run_date: date) -> dict[str, Any] | None:
+    if not _table_exists(con, "raw", "load_audit"):
+        return None
+    row = con.execute(
+        """
+        with latest as (
+            select load_id from raw.load_audit
+            where load_date = ? and source = 'gateway'
+            order by finished_at desc nulls last limit 1
+        )
+        select count(*), sum(rows_read), sum(rows_loaded), sum(rows_quarantined),
+               sum(rows_duplicate), count(*) filter (where status <> 'loaded')
+        from raw.load_audit
+        where load_date = ? and source = 'gateway' and load_id in (select load_id from latest)
+        """,
+        [run_date, run_date],
+    ).fetchone()
+    if not row or not row[0]:
+        return None
+    keys = ("files", "rows_read", "rows_loaded", "rows_quarantined", "rows_duplicate", "failed")
+    return {k: int(v or 0) for k, v in zip(keys, row, strict=True)}
+
+
+def _latest_checkpoint(con, run_date: date) -> list[dict[str, Any]]:
+    """Stored GX results for the date, when the ingestion pipeline keeps them."""
+    if not _table_exists(con, "raw", "validation_results"):
+        return []
+    cols = {
+        r[0]
+        for r in con.execute(
+            "select column_name from information_schema.columns "
+            "where table_schema = 'raw' and table_name = 'validation_results'"
+        ).fetchall()
+    }
+    if not {"load_date", "success"} <= cols:
+        return []
+    name = "expectation" if "expectation" in cols else "null"
+    rows = con.execute(
+        f"select {name}, success from raw.validation_results where load_date = ?", [run_date]
+    ).fetchall()
+    return [{"expectation": r[0], "success": bool(r[1])} for r in rows]
+
+
+def _judge_quality(
+    run_date: date, audit: dict[str, Any] | None, checks: list[dict[str, Any]]
+) -> dict[str, Any]:
+    day = run_date.isoformat()
+    if audit is None:
+        raise QualityGateFailed(
+            f"no gateway load recorded in raw.load_audit for {day}: run the ingest_gateway "
+            "task (or `tokenbook ingest gateway --date`) for this date first"
+        )
+    if audit["failed"]:
+        raise QualityGateFailed(f"the latest gateway load for {day} has failed files: {audit}")
+    if audit["rows_read"] != audit["rows_loaded"] + audit["rows_quarantined"] + audit["rows_duplicate"]:
+        raise QualityGateFailed(
+            f"gateway load for {day} does not balance (read != loaded + quarantined + "
+            f"duplicates): {audit}"
+        )
+    if audit["rows_loaded"] == 0:
+        raise QualityGateFailed(
+            f"gateway load for {day} loaded no rows ({audit['rows_quarantined']} quarantined): "
+            "look at raw.quarantine for the reasons"
+        )
+    failed = [c["expectation"] for c in checks if not c["success"]]
+    if failed:
+        raise QualityGateFailed(
+            f"Great Expectations checkpoint failed for {day}: {failed}; see raw.validation_results"
+        )
+    return {"date": day, **audit, "expectations": len(checks)}
+
+
+def _check_quality_bigquery(run_date: date, settings: Settings) -> dict[str, Any]:
+    wh = parse_warehouse(settings.warehouse)
+    client = _bigquery_client(settings)
+    from google.cloud import bigquery
+
+    sql = f"""
+        with latest as (
+            select load_id from {wh.table("raw", "load_audit")}
+            where load_date = @d and source = 'gateway'
+            order by finished_at desc limit 1
+        )
+        select count(*) as files, sum(rows_read) as rows_read, sum(rows_loaded) as rows_loaded,
+               sum(rows_quarantined) as rows_quarantined, sum(rows_duplicate) as rows_duplicate,
+               countif(status != 'loaded') as failed
+        from {wh.table("raw", "load_audit")}
+        where load_date = @d and source = 'gateway' and load_id in (select load_id from latest)
+    """
+    config = bigquery.QueryJobConfig(
+        query_parameters=[bigquery.ScalarQueryParameter("d", "DATE", run_date)]
+    )
+    rows = list(client.query(sql, job_config=config).result())
+    audit = None
+    if rows and rows[0]["files"]:
+        audit = {k: int(rows[0][k] or 0) for k in rows[0].keys()}
+    return _judge_quality(run_date, audit, [])
+
+
+# --------------------------------------------------------------------------- dbt
+
+
+def dbt_manifest_path(environ: Mapping[str, str] | None = None) -> Path:
+    """Where the DAG reads the dbt manifest: ``TOKENBOOK_DBT_MANIFEST`` or
+    ``dbt_project/target/manifest.json`` (written by :func:`write_dbt_manifest`)."""
+    env = os.environ if environ is None else environ
+    return Path(env[ENV_DBT_MANIFEST]) if env.get(ENV_DBT_MANIFEST) else DEFAULT_DBT_MANIFEST
+
+
+def write_dbt_manifest(settings: Settings, target_dir: str | Path | None = None) -> Path:
+    """Run ``dbt parse`` (no warehouse connection) and return the manifest path.
+
+    Default: ``dbt_project/target/manifest.json``, where the DAG looks for it; tests pass a
+    temporary ``target_dir`` and point ``TOKENBOOK_DBT_MANIFEST`` at the result.
+    """
+    from tokenbook.dbt import DBT_PROJECT_DIR, run_dbt
+
+    base = Path(target_dir) if target_dir is not None else DBT_PROJECT_DIR
+    run_dbt(["parse"], settings, target_path=base)
+    manifest = base / "target" / "manifest.json"
+    if not manifest.is_file():
+        raise OrchestrationError(f"dbt parse finished but wrote no manifest at {manifest}")
+    return manifest
+
+
+def dbt_run_vars(run_date: date) -> dict[str, str]:
+    """dbt ``--vars`` of a nightly run: the date the models build for."""
+    return {"run_date": as_run_date(run_date).isoformat()}
+
+
+def build_models(run_date: date, settings: Settings, select: list[str] | None = None) -> dict[str, Any]:
+    """``dbt build`` of the whole project (or ``select``) for the date, in one invocation.
+
+    The DAG uses it only when no manifest exists to render one task per model.
+    """
+    from tokenbook.dbt import run_dbt
+
+    args = ["build", "--vars", json.dumps(dbt_run_vars(run_date))]
+    if select:
+        args += ["--select", *select]
+    result = run_dbt(args, settings)
+    results = getattr(getattr(result, "result", None), "results", None) or []
+    return {"date": as_run_date(run_date).isoformat(), "nodes": len(results)}
+
+
+# --------------------------------------------------------------------------- forecasting
+
+FORECAST_TARGET = "forecasting.pipeline:run_forecast"
+ANOMALY_TARGET = "forecasting.pipeline:score_anomalies"
+
+
+def score_anomalies(run_date: date, settings: Settings) -> dict[str, Any]:
+    """Flag the date's anomalies (actuals outside the interval of a fit that did not see them)."""
+    run_date = as_run_date(run_date)
+    report = _resolve(ANOMALY_TARGET)(settings, as_of=run_date)
+    return _summary(report, {"date": run_date.isoformat()})
+
+
+def refit_forecast(run_date: date, settings: Settings) -> dict[str, Any]:
+    """Refit the forecasts as of the date (the DAG calls it on Mondays)."""
+    run_date = as_run_date(run_date)
+    report = _resolve(FORECAST_TARGET)(settings, as_of=run_date)
+    return _summary(report, {"date": run_date.isoformat()})
+
+
+# --------------------------------------------------------------------------- report, exports
+
+REPORT_TARGET = "tokenbook.report:write_report"
+EXPORT_TARGET = "tokenbook.exports:export_finance"
+
+
+def publish_outputs(run_date: date, settings: Settings, inputs: RunInputs) -> dict[str, Any]:
+    """Write the HTML report and the finance exports for the date's month under ``out_dir``.
+
+    Files are named by month, so a rerun overwrites the same files.
+    """
+    run_date = as_run_date(run_date)
+    month = run_date.strftime("%Y-%m")
+    out = Path(inputs.out_dir)
+    report = _resolve(REPORT_TARGET)(settings, month=month, out=out / "reports" / f"tokenbook-{month}.html")
+    exports = _resolve(EXPORT_TARGET)(settings, month=month, out_dir=out / "exports" / month)
+    return {"date": run_date.isoformat(), "report": str(report), "exports": str(exports)}
+
+
+# --------------------------------------------------------------------------- failures
+
+
+@dataclass(frozen=True)
+class FailureRecord:
+    """One failed task try, as an operator reads it in raw.pipeline_failures."""
+
+    dag_id: str
+    task_id: str
+    run_id: str
+    logical_date: date | None
+    try_number: int
+    exception_type: str
+    exception_text: str
+    failed_at: datetime
+
+
+def redact_text(text: str) -> str:
+    """PII-redact free text with the ingestion redactor; when the redactor is unavailable the
+    text is withheld rather than stored unredacted."""
+    import duckdb
+
+    try:
+        from ingestion.gateway.redact import redact_sql
+
+        expr = redact_sql("t.msg")
+    except (ImportError, NotImplementedError):
+        return "[withheld: redactor unavailable]"
+    con = duckdb.connect()
+    try:
+        row = con.execute(f"select {expr} from (select ?::varchar as msg) t", [text]).fetchone()
+    finally:
+        con.close()
+    return "" if row is None or row[0] is None else str(row[0])
+
+
+def failure_record(
+    *,
+    dag_id: str,
+    task_id: str,
+    run_id: str,
+    logical_date: date | datetime | None,
+    try_number: int,
+    exception: BaseException | str | None,
+    failed_at: datetime | None = None,
+) -> FailureRecord:
+    """Build the record: the exception text is redacted, then truncated."""
+    if isinstance(exception, BaseException):
+        etype = type(exception).__name__
+        text = str(exception)
+    else:
+        etype = "" if exception is None else "error"
+        text = "" if exception is None else str(exception)
+    text = redact_text(text)
+    if len(text) > FAILURE_TEXT_LIMIT:
+        text = text[: FAILURE_TEXT_LIMIT - 14] + " …[truncated]"
+    return FailureRecord(
+        dag_id=dag_id,
+        task_id=task_id,
+        run_id=run_id,
+        logical_date=None if logical_date is None else as_run_date(logical_date),
+        try_number=int(try_number or 0),
+        exception_type=etype,
+        exception_text=text,
+        failed_at=failed_at or datetime.now(UTC).replace(tzinfo=None),  # audit timestamp only
+    )
+
+
+def record_failure(settings: Settings, record: FailureRecord) -> str:
+    """Store the record in ``raw.pipeline_failures``; returns the table written.
+
+    DuckDB: delete-then-insert on (dag_id, task_id, run_id, try_number), so recording the
+    same try twice leaves one row. BigQuery: one append load job (no streaming buffer).
+    """
+    wh = parse_warehouse(settings.warehouse)
+    if wh.kind == "bigquery":
+        return _record_failure_bigquery(settings, record)
+    from ingestion.gateway.schema import duckdb_ddl
+    from tokenbook.warehouse import connect_duckdb
+
+    table = wh.table("raw", FAILURES_TABLE)
+    con = connect_duckdb(wh)
+    try:
+        con.execute(duckdb_ddl(table, FAILURE_COLUMNS))
+        con.execute("begin")
+        con.execute(
+            f"delete from {table} where dag_id = ? and task_id = ? and run_id = ? and try_number = ?",
+            [record.dag_id, record.task_id, record.run_id, record.try_number],
+        )
+        con.execute(
+            f"insert into {table} values (?, ?, ?, ?, ?, ?, ?, ?)",
+            [getattr(record, name) for name, _, _ in FAILURE_COLUMNS],
+        )
+        con.execute("commit")
+    finally:
+        con.close()
+    return table
+
+
+def _bigquery_client(settings: Settings):
+    from google.cloud import bigquery
+
+    wh = parse_warehouse(settings.warehouse)
+    if settings.bq_keyfile:
+        return bigquery.Client.from_service_account_json(
+            settings.bq_keyfile, project=wh.project, location=settings.bq_location
+        )
+    return bigquery.Client(project=wh.project, location=settings.bq_location)
+
+
+def _record_failure_bigquery(settings: Settings, record: FailureRecord) -> str:
+    from google.cloud import bigquery
+
+    wh = parse_warehouse(settings.warehouse)
+    table_id = f"{wh.project}.{wh.schema('raw')}.{FAILURES_TABLE}"
+    schema = [bigquery.SchemaField(name, bq) for name, _, bq in FAILURE_COLUMNS]
+    config = bigquery.LoadJobConfig(
+        schema=schema,
+        write_disposition=bigquery.WriteDisposition.WRITE_APPEND,
+        create_disposition=bigquery.CreateDisposition.CREATE_IF_NEEDED,
+        source_format=bigquery.SourceFormat.NEWLINE_DELIMITED_JSON,
+    )
+    row = asdict(record)
+    row["logical_date"] = None if record.logical_date is None else record.logical_date.isoformat()
+    row["failed_at"] = record.failed_at.isoformat()
+    client = _bigquery_client(settings)
+    client.load_table_from_json([row], table_id, job_config=config).result()
+    return table_id
