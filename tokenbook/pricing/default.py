@@ -1,0 +1,68 @@
+"""The default price book shipped with tokenbook.
+
+``data/litellm_snapshot.json.gz`` holds the priced entries of a LiteLLM price map, values
+untouched (see ``data/README.md`` for provenance and ``data/LICENSE`` for its MIT license).
+``dbt_project/seeds/price_book_default.csv`` is generated from it; regenerate both with::
+
+    python -m tokenbook.pricing.default /path/to/model_prices_and_context_window.json "litellm==X.Y.Z ..."
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import sys
+from decimal import Decimal
+from pathlib import Path
+
+from tokenbook.pricing.litellm import load_price_map, select_entries, to_price_rows, write_csv
+from tokenbook.settings import project_root
+
+DATA_DIR = Path(__file__).resolve().parent / "data"
+SNAPSHOT_PATH = DATA_DIR / "litellm_snapshot.json.gz"
+SNAPSHOT_SOURCE_PATH = DATA_DIR / "SOURCE"
+SEED_PATH = project_root() / "dbt_project" / "seeds" / "price_book_default.csv"
+
+
+def snapshot_source() -> str:
+    return SNAPSHOT_SOURCE_PATH.read_text(encoding="utf-8").strip()
+
+
+def default_rows() -> list[dict[str, object]]:
+    """Price rows of the shipped snapshot."""
+    return to_price_rows(load_price_map(SNAPSHOT_PATH), source_snapshot=snapshot_source())
+
+
+def build(src: str | Path, source: str) -> tuple[int, int]:
+    """Filter ``src`` into the shipped snapshot and regenerate the seed. Returns
+    (entries kept, seed rows)."""
+    entries = select_entries(load_price_map(src))
+    DATA_DIR.mkdir(parents=True, exist_ok=True)
+    # LiteLLM writes its map with Python's json (shortest float repr), so float -> repr
+    # gives back the same text; checked exactly below before anything is written.
+    text = json.dumps(_decimals_to_float(entries), indent=1, sort_keys=True)
+    if json.loads(text, parse_float=Decimal) != entries:
+        raise ValueError("snapshot would not round-trip exactly; refusing to write it")
+    with (
+        open(SNAPSHOT_PATH, "wb") as raw,
+        gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, filename="") as gz,
+    ):
+        gz.write(text.encode("utf-8"))
+    SNAPSHOT_SOURCE_PATH.write_text(source.strip() + "\n", encoding="utf-8")
+    n = write_csv(default_rows(), SEED_PATH)
+    return len(entries), n
+
+
+def _decimals_to_float(obj: object) -> object:
+    if isinstance(obj, dict):
+        return {k: _decimals_to_float(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_decimals_to_float(v) for v in obj]
+    if isinstance(obj, Decimal):
+        return float(obj)
+    return obj
+
+
+if __name__ == "__main__":  # pragma: no cover - maintenance script
+    kept, rows = build(sys.argv[1], sys.argv[2])
+    print(f"kept {kept} entries; wrote {rows} price rows to {SEED_PATH}")

@@ -1,0 +1,212 @@
+"""LiteLLM price map (``model_prices_and_context_window.json``) -> price-book rows.
+
+The map gives USD **per token** as JSON numbers (``2.5e-06``). They are parsed straight to
+``Decimal`` from the JSON text (never through float) and stored **per million tokens**
+(``2.5``): BigQuery NUMERIC keeps 9 decimals, and per-token prices need up to 10.
+
+Only the chat / completion / responses entries of the providers tokenbook prices are kept:
+openai, anthropic, Google (vertex_ai*, gemini), AWS (bedrock, bedrock_converse) and Azure
+OpenAI (azure). Catalogue keys lose the routing prefix LiteLLM adds (``azure/``,
+``vertex_ai/``, ``gemini/``, ``bedrock/``); keys that still hold a ``/`` (regional or
+commitment variants such as ``bedrock/us-east-1/1-month-commitment/...``) are left out.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from collections.abc import Iterable
+from decimal import Decimal
+from pathlib import Path
+
+# LiteLLM provider -> (tokenbook provider, preference when two keys give the same model;
+# lower wins).
+LITELLM_PROVIDERS: dict[str, tuple[str, int]] = {
+    "openai": ("openai", 0),
+    "text-completion-openai": ("openai", 1),
+    "anthropic": ("anthropic", 0),
+    "vertex_ai-language-models": ("vertex_ai", 0),
+    "vertex_ai": ("vertex_ai", 1),
+    "vertex_ai-anthropic_models": ("vertex_ai", 2),
+    "gemini": ("vertex_ai", 3),  # Google AI Studio: same list prices; used where Vertex has none
+    "bedrock_converse": ("bedrock", 0),
+    "bedrock": ("bedrock", 1),
+    "azure": ("azure_openai", 0),
+}
+MODES = {"chat", "completion", "responses"}
+ROUTE_PREFIXES = ("azure/", "vertex_ai/", "gemini/", "bedrock/", "openai/", "anthropic/")
+
+# price-book column -> LiteLLM key (USD per token). Every price column is USD per 1M tokens.
+PRICE_FIELDS: dict[str, str] = {
+    "input_per_mtok": "input_cost_per_token",
+    "cache_read_per_mtok": "cache_read_input_token_cost",
+    "cache_write_5m_per_mtok": "cache_creation_input_token_cost",
+    "cache_write_1h_per_mtok": "cache_creation_input_token_cost_above_1hr",
+    "output_per_mtok": "output_cost_per_token",
+    "batch_input_per_mtok": "input_cost_per_token_batches",
+    "batch_output_per_mtok": "output_cost_per_token_batches",
+    "batch_cache_read_per_mtok": "cache_read_input_token_cost_batches",
+    "batch_cache_write_per_mtok": "cache_creation_input_token_cost_batches",
+    "priority_input_per_mtok": "input_cost_per_token_priority",
+    "priority_output_per_mtok": "output_cost_per_token_priority",
+    "priority_cache_read_per_mtok": "cache_read_input_token_cost_priority",
+    "flex_input_per_mtok": "input_cost_per_token_flex",
+    "flex_output_per_mtok": "output_cost_per_token_flex",
+    "flex_cache_read_per_mtok": "cache_read_input_token_cost_flex",
+}
+# Above-context-tier prices: LiteLLM writes `<field>_above_<N>k_tokens`; the lowest N with an
+# input price is the tier (N x 1000 input tokens, cache tokens included).
+TIER_FIELDS: dict[str, str] = {
+    "tier_input_per_mtok": "input_cost_per_token",
+    "tier_cache_read_per_mtok": "cache_read_input_token_cost",
+    "tier_cache_write_5m_per_mtok": "cache_creation_input_token_cost",
+    "tier_cache_write_1h_per_mtok": "cache_creation_input_token_cost_above_1hr",
+    "tier_output_per_mtok": "output_cost_per_token",
+}
+TIERS_K = (32, 100, 128, 200, 256, 272, 512)
+
+COLUMNS: tuple[str, ...] = (
+    "provider",
+    "model",
+    "valid_from",
+    *PRICE_FIELDS,
+    "tier_threshold_tokens",
+    *TIER_FIELDS,
+    "request_fee_usd",
+    "litellm_key",
+    "litellm_provider",
+    "source_snapshot",
+)
+PRICE_COLUMNS: tuple[str, ...] = (
+    *PRICE_FIELDS,
+    "tier_threshold_tokens",
+    *TIER_FIELDS,
+    "request_fee_usd",
+)
+
+# The default book is taken as in force since before any call we hold.
+DEFAULT_VALID_FROM = "2000-01-01"
+SCALE = Decimal("0.000000001")
+
+
+class PriceMapError(ValueError):
+    """The price map cannot be read or holds a price we cannot store exactly."""
+
+
+def load_price_map(path: str | Path) -> dict[str, dict]:
+    """Read a LiteLLM price map (``.json`` or ``.json.gz``), numbers as exact Decimals."""
+    path = Path(path)
+    if not path.exists():
+        raise PriceMapError(f"price map {path} does not exist")
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rt", encoding="utf-8") as fh:
+            data = json.load(fh, parse_float=Decimal)
+    except (OSError, json.JSONDecodeError) as exc:
+        raise PriceMapError(
+            f"{path} is not a LiteLLM price map (model_prices_and_context_window.json): {exc}"
+        ) from exc
+    if not isinstance(data, dict) or not any(
+        isinstance(v, dict) and "litellm_provider" in v for v in data.values()
+    ):
+        raise PriceMapError(
+            f"{path} has no entries with 'litellm_provider': expected LiteLLM's "
+            "model_prices_and_context_window.json format"
+        )
+    return data
+
+
+def select_entries(price_map: dict[str, dict]) -> dict[str, dict]:
+    """The entries tokenbook prices (chat-like modes of our providers), untouched."""
+    return {
+        key: entry
+        for key, entry in price_map.items()
+        if isinstance(entry, dict)
+        and entry.get("litellm_provider") in LITELLM_PROVIDERS
+        and entry.get("mode") in MODES
+        and "input_cost_per_token" in entry
+        and "output_cost_per_token" in entry
+    }
+
+
+def _per_million(value: object, key: str, field: str) -> Decimal | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (Decimal, int)):
+        raise PriceMapError(f"{key}.{field} is {value!r}, expected a number")
+    per_m = (Decimal(value) * 1_000_000).normalize()
+    if per_m.quantize(SCALE) != per_m:
+        raise PriceMapError(
+            f"{key}.{field} = {value} needs more than 9 decimals per million tokens; "
+            "it cannot be stored exactly as NUMERIC"
+        )
+    return per_m.quantize(SCALE).normalize()
+
+
+def catalogue_model(key: str) -> str | None:
+    """Catalogue key of a LiteLLM key: routing prefix removed, lower case; None if still
+    a path (regional / commitment variants)."""
+    model = key
+    for prefix in ROUTE_PREFIXES:
+        if model.startswith(prefix):
+            model = model[len(prefix) :]
+            break
+    if "/" in model:
+        return None
+    return model.lower()
+
+
+def to_price_rows(
+    price_map: dict[str, dict], source_snapshot: str, valid_from: str = DEFAULT_VALID_FROM
+) -> list[dict[str, object]]:
+    """One price-book row per (provider, model), sorted; prices are Decimal per 1M tokens."""
+    chosen: dict[tuple[str, str], tuple[tuple[int, int, str], dict[str, object]]] = {}
+    for key, entry in select_entries(price_map).items():
+        model = catalogue_model(key)
+        if model is None:
+            continue
+        provider, rank = LITELLM_PROVIDERS[entry["litellm_provider"]]
+        row: dict[str, object] = {"provider": provider, "model": model, "valid_from": valid_from}
+        for col, field in PRICE_FIELDS.items():
+            row[col] = _per_million(entry.get(field), key, field)
+        threshold = next(
+            (k for k in TIERS_K if f"input_cost_per_token_above_{k}k_tokens" in entry), None
+        )
+        row["tier_threshold_tokens"] = threshold * 1000 if threshold else None
+        for col, field in TIER_FIELDS.items():
+            value = entry.get(f"{field}_above_{threshold}k_tokens") if threshold else None
+            row[col] = _per_million(value, key, field)
+        fee = entry.get("input_cost_per_request")
+        row["request_fee_usd"] = Decimal(fee).normalize() if fee is not None else None
+        row["litellm_key"] = key
+        row["litellm_provider"] = entry["litellm_provider"]
+        row["source_snapshot"] = source_snapshot
+        # Prefer the provider's own listing, then the key without a routing prefix.
+        preference = (rank, 0 if key.lower() == model else 1, key)
+        current = chosen.get((provider, model))
+        if current is None or preference < current[0]:
+            chosen[(provider, model)] = (preference, row)
+    return [chosen[k][1] for k in sorted(chosen)]
+
+
+def format_value(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, Decimal):
+        text = format(value, "f")
+        return text
+    return str(value)
+
+
+def write_csv(rows: Iterable[dict[str, object]], path: str | Path) -> int:
+    """Write price rows as the dbt seed CSV (decimals in plain notation). Returns rows written."""
+    import csv
+
+    n = 0
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh, lineterminator="\n")
+        writer.writerow(COLUMNS)
+        for row in rows:
+            writer.writerow([format_value(row.get(c)) for c in COLUMNS])
+            n += 1
+    return n
