@@ -105,12 +105,17 @@ _IBAN_PREFILTER = r"[A-Z]{2}\d{2}"
 _IBAN_CAND = rf"{_BL}([A-Z]{{2}}\d{{2}}(?: ?[A-Z0-9]{{4}}){{2,7}}(?: ?[A-Z0-9]{{1,3}})?)"
 
 # --- card (candidates; checked with Luhn) ------------------------------------------------
-_CARD_PREFILTER = r"\d(?:[ \-]?\d){12}"
+# Rows worth the candidate scan: a 13-digit run that is not a bare JSON number, or a grouped
+# card shape. (A JSON number is a run after ": , [" and before ", } ]".)
+_CARD_PREFILTER = (
+    r"(?:^|[^:,\[\d\s])\s*\d{13}|[^\"\s]\s*:\s*\d{13}|[:,\[]\s*\d{13,}\s*(?:[^,}\]\d\s]|$)"
+    r"|\d{4}[ \-]\d{4}[ \-]\d{4}|\d{4}[ \-]\d{6}[ \-]\d{4}"
+)
 # Alternatives, leftmost-first: escapes; words (a digit run glued to letters is an id, skipped);
 # a digit run with its JSON-number context (prefix ": / [ / , and suffix , } ]) when present.
 _CARD_TOKENS = (
     rf"{_ESC}|[A-Za-z_]+[0-9][0-9A-Za-z_]*|[0-9]+[A-Za-z_][0-9A-Za-z_]*"
-    r'|((?:":\s*|\[\s*|,\s*)?\d(?:[ \-]?\d){12,}(?:[A-Za-z_][0-9A-Za-z_]*|\s*[,}\]])?)'
+    r'|((?:"\s*:\s*|\[\s*|,\s*)?\d(?:[ \-]?\d){12,}(?:[A-Za-z_][0-9A-Za-z_]*|\s*[,}\]])?)'
 )
 # Shapes a card is written in: contiguous, 4-4-4-4(-1..3) with one kind of separator, 4-6-4/5.
 _CARD_SHAPE = (
@@ -154,9 +159,9 @@ def _lit(s: str) -> str:
     return "'" + s.replace("'", "''") + "'"
 
 
-def _bind(expr: str, body: str) -> str:
-    """Evaluate ``body`` with ``s`` bound to ``expr`` once (keeps nested SQL linear in size)."""
-    return f"list_transform([{expr}], lambda s: {body})[1]"
+def _bind(expr: str, body: str, var: str = "s") -> str:
+    """Evaluate ``body`` with ``var`` bound to ``expr`` once (keeps nested SQL linear in size)."""
+    return f"list_transform([{expr}], lambda {var}: {body})[1]"
 
 
 def _sub(expr: str, pattern: str, replacement: str) -> str:
@@ -210,7 +215,7 @@ def _card_stage(expr: str) -> str:
     toks = f"list_filter(regexp_extract_all(s, {_lit(_CARD_TOKENS)}, 1), lambda t: t <> '')"
     run = f"regexp_extract(t, {_lit(_DIGIT_RUN)})"
     json_number = (
-        "(regexp_matches(t, '^(\":|\\[|,)') AND regexp_matches(t, '[,}\\]]$') "
+        "(regexp_matches(t, '^(\"|\\[|,)') AND regexp_matches(t, '[,}\\]]$') "
         f"AND NOT regexp_matches({run}, '[ -]'))"
     )
     digits = f"regexp_replace({run}, '[^0-9]', '', 'g')"
@@ -234,17 +239,40 @@ def _secret_stage(expr: str) -> str:
     return _sub(out, _SECRET_KV_TEXT, rf"\1{m}")
 
 
-def redact_sql(expr: str) -> str:
-    """DuckDB expression: ``expr`` (VARCHAR) with every PII match replaced by a marker."""
-    out = _secret_stage(f"CAST(({expr}) AS VARCHAR)")
-    out = _sub(out, _EMAIL, rf"\1{marker('email')}")
+# Cheap gate: a row matching none of these cannot contain PII of any kind (most rows).
+_ANY = "|".join(
+    (
+        "@",
+        r"sk-|AKIA|ASIA|gh[pousr]_|github_pat_|xox[abprs]-|AIza|eyJ",
+        r"(?i:bearer)\s",
+        rf"(?i:{_KEY_NAMES})\\?\"?\s*[:=]",
+        _IBAN_PREFILTER,
+        _CARD_PREFILTER,
+        r"\d{3}-\d{2}-\d{4}",
+        r"\+\d|\(\d{3}\)|\d{3}[.\- ]\d{3}[.\- ]\d{4}",
+        r"\d\.\d{1,3}\.\d{1,3}\.\d",
+        r"[0-9A-Fa-f]::|::[0-9A-Fa-f]|(?:[0-9A-Fa-f]{1,4}:){7}",
+    )
+)
+
+
+def _full_sql(v: str) -> str:
+    """Every stage, in order, on the VARCHAR variable ``v``."""
+    out = _secret_stage(v)
+    email = _sub("e", _EMAIL, "\\1" + marker("email"))
+    out = _bind(out, f"CASE WHEN contains(e, '@') THEN {email} ELSE e END", "e")
     out = _iban_stage(out)
     out = _card_stage(out)
     out = _sub(out, _SSN, rf"\1{marker('ssn')}\3")
     out = _sub(out, _PHONE, rf"\1{marker('phone')}\3")
     out = _sub(out, _IPV4, rf"\1{marker('ip')}\3")
-    out = _sub(out, _IPV6, rf"\1{marker('ip')}\3")
-    return out
+    return _sub(out, _IPV6, rf"\1{marker('ip')}\3")
+
+
+def redact_sql(expr: str) -> str:
+    """DuckDB expression: ``expr`` (VARCHAR) with every PII match replaced by a marker."""
+    body = f"CASE WHEN r IS NULL OR NOT regexp_matches(r, {_lit(_ANY)}) THEN r ELSE {_full_sql('r')} END"
+    return _bind(f"CAST(({expr}) AS VARCHAR)", body, "r")
 
 
 def _marker_count(expr: str, kind: str) -> str:
@@ -329,6 +357,8 @@ def redact_text(s: str | None) -> tuple[str | None, Counter]:
     counts: Counter = Counter()
     if s is None:
         return None, counts
+    if not _py(_ANY).search(s):
+        return s, counts
 
     def sub(text: str, pattern: str, kind: str, tail: bool) -> str:
         def rep(mt: re.Match[str]) -> str:
@@ -361,7 +391,7 @@ def redact_text(s: str | None) -> tuple[str | None, Counter]:
                 continue
             run = re.search(_DIGIT_RUN, t).group(0)
             is_num = (
-                re.match(r'^(":|\[|,)', t)
+                re.match(r'^("|\[|,)', t)
                 and re.search(r"[,}\]]$", t)
                 and not re.search(r"[ -]", run)
             )
