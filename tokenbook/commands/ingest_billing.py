@@ -1,0 +1,106 @@
+"""`tokenbook ingest billing`: load vendor billing exports into raw.billing_lines.
+
+Register with ``ingest.app.command("billing")(ingest_billing.billing)``.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated
+
+import typer
+
+from tokenbook.commands.common import WarehouseOpt, fail, resolve
+
+
+def _parse_date(text: str | None) -> date | None:
+    if text is None:
+        return None
+    try:
+        return datetime.strptime(text, "%Y-%m-%d").date()
+    except ValueError as exc:
+        raise typer.BadParameter(f"bad --date {text!r}: write YYYY-MM-DD") from exc
+
+
+def billing(
+    paths: Annotated[
+        list[str],
+        typer.Argument(
+            help="Export files, folders (searched recursively) or globs.", show_default=False
+        ),
+    ],
+    vendor: Annotated[
+        str,
+        typer.Option("--vendor", help="openai | anthropic | gcp | aws | azure", show_default=False),
+    ],
+    date_: Annotated[
+        str | None,
+        typer.Option(
+            "--date",
+            help="The run's logical date (Airflow ds): one load dated YYYY-MM-DD; usage outside "
+            "the window around it is quarantined.",
+            show_default=False,
+        ),
+    ] = None,
+    month: Annotated[
+        str | None,
+        typer.Option(
+            "--month",
+            help="Invoice month YYYY-MM: replaces the vendor's partition for that month "
+            "(monthly exports restated through the month: CUR, GCP, Azure).",
+            show_default=False,
+        ),
+    ] = None,
+    window_days: Annotated[
+        int | None,
+        typer.Option(
+            "--window-days", help="Widen the --date window to N days before.", show_default=False
+        ),
+    ] = None,
+    warehouse: WarehouseOpt = None,
+) -> None:
+    """Load vendor billing exports (usage/cost reports, CUR, billing and cost exports) into
+    raw.billing_lines: bad lines are quarantined with a reason, each partition is replaced
+    atomically, and every file gets a row in raw.load_audit."""
+    from ingestion.billing.loader import BillingError, ingest_billing, parse_month
+    from ingestion.billing.schema import VENDORS
+
+    if vendor not in VENDORS:
+        raise typer.BadParameter(f"unknown vendor {vendor!r}; expected one of {', '.join(VENDORS)}")
+    settings, wh = resolve(warehouse, window_days_before=window_days)
+    if wh.kind != "duckdb":
+        raise fail(
+            "billing ingestion writes to the DuckDB warehouse only for now; "
+            "load into DuckDB (--warehouse duckdb:///...) and publish with the BigQuery loader"
+        )
+    from tokenbook.warehouse import connect_duckdb
+
+    load_date = _parse_date(date_)
+    try:
+        month_start = parse_month(month) if month else None
+        con = connect_duckdb(wh)
+        try:
+            results = ingest_billing(
+                con,
+                vendor,
+                paths,
+                load_date=load_date,
+                month=month_start,
+                window_days_before=settings.window_days_before,
+                window_days_after=settings.window_days_after,
+            )
+        finally:
+            con.close()
+    except BillingError as exc:
+        raise fail(str(exc)) from exc
+    for r in results:
+        typer.echo(
+            f"{vendor} load {r.load_date}: {len(r.files)} file(s), {r.rows_read} lines read, "
+            f"{r.rows_loaded} loaded, {r.rows_quarantined} quarantined, "
+            f"{r.rows_duplicate} duplicates"
+        )
+        for f in r.files:
+            if f.rows_quarantined:
+                typer.echo(
+                    f"  {f.source_file}: {f.rows_quarantined} quarantined (see raw.quarantine)"
+                )
