@@ -1,0 +1,207 @@
+"""Benchmark: the default gateway ingestion against DuckDB's bare ``read_json`` of the same file.
+
+    .venv/bin/python bench/ingest.py --rows 1000000
+    .venv/bin/python bench/ingest.py --rows 5000000 --memory
+
+Generates a realistic native JSONL file (vectorised in DuckDB: a few bad lines, duplicates and
+PII in the free-text fields), then times, each in a fresh process so start-up and imports count
+the same way for both:
+
+- ``bare``: ``create table t as select * from read_json(file)`` into a DuckDB file;
+- ``ingest``: ``ingest_gateway([file], settings, date=...)`` (parse, validate, dedupe, redact,
+  pseudonymise, publish into a DuckDB file, Great Expectations checkpoint).
+
+Prints both, the ratio (target <= 2.0x) and the checkpoint's share. ``--memory`` also reports
+each child's peak RSS (target < 3 GB at 5M rows).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date, timedelta
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+LOAD_DATE = date(2026, 11, 1)
+
+# One row per record, built by DuckDB from range(); ~1 row in 40k gets PII somewhere.
+_GENERATE_SQL = """
+copy (
+  with base as (
+    select
+      i,
+      cast(hash(i, {seed}) % 1000000007 as bigint) as h,
+      cast(hash(i, {seed} + 1) % 1000000009 as bigint) as h2
+    from range({rows}) t(i)
+  ),
+  rec as (
+    select
+      i,
+      to_json({{
+        request_id: 'req_' || lpad(cast(i as varchar), 10, '0'),
+        timestamp: strftime(
+          timestamp '{day}' + to_microseconds((h % 86400) * 1000000 + h2 % 1000000),
+          '%Y-%m-%dT%H:%M:%S.%fZ'),
+        provider: ['openai', 'anthropic', 'vertex_ai', 'bedrock', 'azure_openai'][1 + h % 5],
+        model: ['gpt-4o', 'gpt-4o-mini', 'claude-sonnet-4-5', 'gemini-2.5-pro',
+                'anthropic.claude-haiku-4-5', 'o3', 'gpt-4.1', 'gemini-2.5-flash'][1 + h % 8],
+        input_tokens: 200 + h2 % 6000,
+        output_tokens: 20 + h % 900,
+        trace_id: 'tr_' || lpad(cast(i // 2 as varchar), 10, '0'),
+        attempt: 1 + (i % 2),
+        latency_ms: round(150 + (h2 % 90000) / 10.0, 1),
+        feature: ['support_chat', 'doc_summarizer', 'code_review', 'search_answers',
+                  'email_drafter', 'contract_extractor', 'meeting_notes'][1 + h2 % 7],
+        customer_segment: ['enterprise', 'mid_market', 'smb', 'free_tier'][1 + h % 4],
+        team: ['support', 'docs', 'devex', 'search'][1 + h2 % 4],
+        customer_id: case when h % 40000 = 7 then 'jane.doe@example.com'
+                          else 'cust_' || cast(h % 5000 as varchar) end,
+        environment: 'prod',
+        request_class: case when h % 10 = 0 then 'escalate' else 'standard' end,
+        api_key_id: 'key_' || cast(h2 % 50 as varchar),
+        project_id: 'proj_' || cast(h2 % 12 as varchar),
+        cache_read_input_tokens: (h2 % 6000) // 2,
+        cache_write_input_tokens: (h2 % 6000) // 10,
+        cache_write_ttl: '5m',
+        reasoning_tokens: case when h % 8 = 5 then (20 + h % 900) // 2 else 0 end,
+        batch: h % 20 = 0,
+        service_tier: ['default', 'priority', 'flex', 'batch'][1 + h2 % 4],
+        status: case when h % 50 = 0 then 'error' else 'ok' end,
+        outcome: case when h % 3 = 0 then 'success' else null end,
+        quality_score: round((h % 1000) / 1000.0, 3),
+        prompt_template_id: 'tpl_' || cast(h % 300 as varchar),
+        prompt_prefix_hash: md5(cast(h % 300 as varchar)),
+        prompt_preview: case when h % 40000 = 11
+            then 'Call me at +1 415 555 0132 or card 4111 1111 1111 1111'
+            else 'Summarise the following support ticket for the agent' end,
+        metadata: {{
+          ticket: 'T-' || cast(h2 % 99999 as varchar),
+          note: case when h2 % 40000 = 3 then 'user ip 203.0.113.9 ssn 123-45-6789'
+                     else 'routine' end
+        }},
+        cost_usd: round((h2 % 100000) / 1e6, 6)
+      }})::varchar as line
+    from base
+  ),
+  bad as (
+    select * from (values
+      (-1, 'this is not json'),
+      (-2, '[1, 2, 3]'),
+      (-3, '{{"request_id": "bad_1", "timestamp": "2026-11-01T10:00:00Z", "provider": "openai"}}'),
+      (-4, '{{"request_id": "bad_2", "timestamp": "yesterday", "provider": "openai",
+           "model": "gpt-4o", "input_tokens": 10, "output_tokens": 5}}'),
+      (-5, '{{"request_id": "bad_3", "timestamp": "2026-11-01T10:00:00Z", "provider": "openai",
+           "model": "gpt-4o", "input_tokens": -10, "output_tokens": 5,
+           "customer_id": "bob@example.org"}}'),
+      (-6, '{{"request_id": "req_0000000001", "timestamp": "2026-11-01T10:00:00Z",
+           "provider": "openai", "model": "gpt-4o", "input_tokens": 10, "output_tokens": 5}}')
+    ) v(i, line)
+  )
+  select replace(line, chr(10), ' ') as line from (
+    select cast(i as double) as i, line from rec
+    union all select (-i) * ({rows} // 7) + 0.5, line from bad
+  ) order by i
+) to '{path}' (format csv, header false, quote '', escape '', delimiter '\\x1f')
+"""
+
+
+def generate(path: Path, rows: int, seed: int = 7, day: date = LOAD_DATE) -> Path:
+    """Write ``rows`` realistic native records (+6 bad or duplicate lines) to ``path``."""
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute("set enable_progress_bar = false")
+    con.execute(_GENERATE_SQL.format(rows=rows, seed=seed, day=day.isoformat(), path=path))
+    con.close()
+    return path
+
+
+_BARE = """
+import sys, time, duckdb
+t0 = time.perf_counter()
+con = duckdb.connect(sys.argv[2])
+con.execute("create table t as select * from read_json(?)", [sys.argv[1]])
+n = con.execute("select count(*) from t").fetchone()[0]
+con.close()
+print({"seconds": time.perf_counter() - t0, "rows": n})
+"""
+
+_INGEST = """
+import sys, time
+t0 = time.perf_counter()
+from datetime import date
+from tokenbook.settings import load_settings
+from ingestion.gateway.pipeline import ingest_gateway
+settings = load_settings(warehouse="duckdb:///" + sys.argv[2], pii_key="bench-key")
+report = ingest_gateway([sys.argv[1]], settings, date=date.fromisoformat(sys.argv[3]))
+print({"seconds": time.perf_counter() - t0, "rows": report.rows_loaded,
+       "quarantined": report.rows_quarantined, "duplicates": report.rows_duplicate,
+       "checkpoint_seconds": report.checkpoint_seconds, "stages": report.timings})
+"""
+
+
+def _child(code: str, *args: str) -> dict:
+    """Run ``code`` in a fresh interpreter; its printed dict plus its peak RSS in MB."""
+    proc = subprocess.run(
+        [sys.executable, "-c", code, *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"benchmark child failed:\n{proc.stderr[-4000:]}")
+    out = eval(proc.stdout.strip().splitlines()[-1], {})  # our own child's dict literal
+    out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--rows", type=int, default=1_000_000)
+    ap.add_argument("--memory", action="store_true", help="report peak RSS of each run")
+    ap.add_argument("--keep", type=Path, help="write the generated file here and keep it")
+    args = ap.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="tokenbook-bench-") as tmp:
+        tmpdir = Path(tmp)
+        path = args.keep or tmpdir / "gateway.jsonl"
+        t0 = time.perf_counter()
+        generate(path, args.rows)
+        gen_s = time.perf_counter() - t0
+        size_mb = path.stat().st_size / 1e6
+        print(f"generated {args.rows:,} records (+6 bad/duplicate lines), {size_mb:,.0f} MB "
+              f"in {gen_s:.1f} s: {path}")
+
+        # ru_maxrss of children is a max over all children so far: run the smaller first.
+        bare = _child(_BARE, str(path), str(tmpdir / "bare.duckdb"))
+        ingest = _child(
+            _INGEST,
+            str(path),
+            str(tmpdir / "wh.duckdb"),
+            (LOAD_DATE + timedelta(days=0)).isoformat(),
+        )
+
+    ratio = ingest["seconds"] / bare["seconds"]
+    ck = ingest["checkpoint_seconds"]
+    print(f"bare read_json into a table : {bare['seconds']:6.2f} s  ({bare['rows']:,} rows)")
+    print(f"tokenbook ingest (default)  : {ingest['seconds']:6.2f} s  "
+          f"({ingest['rows']:,} loaded, {ingest['quarantined']} quarantined, "
+          f"{ingest['duplicates']} duplicates)")
+    print(f"ratio                       : {ratio:6.2f}x  (target <= 2.0x)")
+    print(f"checkpoint (GX)             : {ck:6.2f} s  = {ck / ingest['seconds']:.0%} of ingest")
+    print("ingest stages (s)           : " + json.dumps(
+        {k: round(v, 2) for k, v in ingest["stages"].items()}))
+    if args.memory:
+        print(f"peak RSS bare read_json     : {bare['peak_rss_mb']:,.0f} MB")
+        print(f"peak RSS (max of both runs) : {ingest['peak_rss_mb']:,.0f} MB  (target < 3000 MB)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,108 @@
+"""Publish staged gateway partitions into a DuckDB warehouse, atomically.
+
+One load date is one transaction: delete that load_date from raw.gateway_calls, raw.quarantine
+and raw.pii_redactions, insert the staged rows, commit. A failure or a killed process at any
+point leaves the previous partition as it was (DuckDB's write-ahead log rolls back an
+uncommitted transaction on the next open).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date
+
+from ingestion.gateway.schema import (
+    GATEWAY_CALLS_COLUMNS,
+    LOAD_AUDIT_COLUMNS,
+    PII_REDACTIONS_COLUMNS,
+    QUARANTINE_COLUMNS,
+    PartitionTables,
+    duckdb_ddl,
+)
+
+# raw.validation_results: one row per expectation per load date (overwritten on rerun).
+VALIDATION_RESULTS_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("load_date", "DATE", "DATE"),
+    ("checkpoint", "VARCHAR", "STRING"),
+    ("data_asset", "VARCHAR", "STRING"),
+    ("expectation", "VARCHAR", "STRING"),
+    ("column_name", "VARCHAR", "STRING"),
+    ("parameters", "VARCHAR", "STRING"),  # the expectation's arguments as JSON text
+    ("success", "BOOLEAN", "BOOL"),
+    ("element_count", "BIGINT", "INT64"),
+    ("unexpected_count", "BIGINT", "INT64"),
+    ("observed_value", "VARCHAR", "STRING"),
+)
+
+RAW_TABLES: dict[str, tuple[tuple[str, str, str], ...]] = {
+    "gateway_calls": GATEWAY_CALLS_COLUMNS,
+    "quarantine": QUARANTINE_COLUMNS,
+    "pii_redactions": PII_REDACTIONS_COLUMNS,
+    "load_audit": LOAD_AUDIT_COLUMNS,
+    "validation_results": VALIDATION_RESULTS_COLUMNS,
+}
+
+# Test seam: called inside the publish transaction, after the deletes and before the inserts.
+_after_delete: Callable[[date], None] | None = None
+
+
+def ensure_raw_tables(con, schema: str = "raw") -> None:
+    con.execute(f"create schema if not exists {schema}")
+    for name, columns in RAW_TABLES.items():
+        con.execute(duckdb_ddl(f"{schema}.{name}", columns))
+
+
+def _cols(columns: tuple[tuple[str, str, str], ...]) -> str:
+    return ", ".join(name for name, _, _ in columns)
+
+
+class DuckDBSink:
+    """``schema.Sink`` for a DuckDB warehouse. ``con`` passed to each call must be a connection
+    to the warehouse file itself (the pipeline stages in TEMP tables of that connection)."""
+
+    def __init__(self, schema: str = "raw") -> None:
+        self.schema = schema
+
+    def prepare(self, con) -> None:
+        ensure_raw_tables(con, self.schema)
+
+    def replace_partition(self, con, load_date: date, staged: PartitionTables) -> None:
+        pairs = (
+            ("gateway_calls", GATEWAY_CALLS_COLUMNS, staged.gateway_calls),
+            ("quarantine", QUARANTINE_COLUMNS, staged.quarantine),
+            ("pii_redactions", PII_REDACTIONS_COLUMNS, staged.pii_redactions),
+        )
+        con.execute("begin transaction")
+        try:
+            for table, _, _ in pairs:
+                con.execute(f"delete from {self.schema}.{table} where load_date = ?", [load_date])
+            if _after_delete is not None:
+                _after_delete(load_date)
+            for table, columns, source in pairs:
+                cols = _cols(columns)
+                con.execute(
+                    f"insert into {self.schema}.{table} ({cols}) select {cols} from {source}"
+                )
+            con.execute("commit")
+        except BaseException:
+            con.execute("rollback")
+            raise
+
+    def append_audit(self, con, staged_audit: str) -> None:
+        cols = _cols(LOAD_AUDIT_COLUMNS)
+        con.execute(f"insert into {self.schema}.load_audit ({cols}) select {cols} from {staged_audit}")
+
+    def replace_validation_results(self, con, load_date: date, staged: str) -> None:
+        cols = _cols(VALIDATION_RESULTS_COLUMNS)
+        con.execute("begin transaction")
+        try:
+            con.execute(
+                f"delete from {self.schema}.validation_results where load_date = ?", [load_date]
+            )
+            con.execute(
+                f"insert into {self.schema}.validation_results ({cols}) select {cols} from {staged}"
+            )
+            con.execute("commit")
+        except BaseException:
+            con.execute("rollback")
+            raise

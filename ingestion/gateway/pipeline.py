@@ -1,0 +1,580 @@
+"""Gateway logs -> raw.gateway_calls, raw.quarantine, raw.pii_redactions, raw.load_audit.
+
+``ingest_gateway(paths, settings, date=None, window_days=None, fmt=None, progress=None)``
+
+1. read: each file through its format's reader (``readers.py``) into a TEMP table of text;
+2. type and validate: ``try_cast`` every field, one reason per failed rule (SQL predicates);
+3. date: ``date`` is the run's logical date; without it each file is dated by its latest valid
+   call timestamp, and files with the same date form one load;
+4. window: a call outside [load_date - before, load_date + after) is quarantined
+   ("out of window"); ``window_days`` widens the back window;
+5. dedupe: a repeated ``request_id`` within one load date is a duplicate (first kept, by file
+   order given, then line);
+6. redact: free text is passed through ``redact.redact_sql`` (only rows where the redactor
+   changes something are redacted field by field and counted), ``customer_id`` is
+   pseudonymised with ``settings.pii_key``, ``prompt_preview`` is counted then dropped;
+7. publish: per load date, the sink replaces the partition of the three data tables at once;
+   one audit row per file is appended;
+8. check: a Great Expectations checkpoint (``ingestion/quality.py``) runs on each published
+   partition; results are stored in raw.validation_results. A failed expectation raises
+   :class:`ValidationFailed` (carrying the report) AFTER the data and the results are stored,
+   so the data stays inspectable and the Airflow task fails.
+
+Everything per row runs in DuckDB; Python only loops over files and load dates.
+No wall-clock value reaches a data table: ``started_at``/``finished_at`` live in the audit only.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from datetime import date as Date
+from pathlib import Path
+
+from ingestion.gateway import redact
+from ingestion.gateway.readers import ReaderError, detect_format, expand_paths, get_reader
+from ingestion.gateway.schema import (
+    GATEWAY_CALLS_COLUMNS,
+    NATIVE_FIELDS,
+    PII_KINDS,
+    REQUIRED_FIELDS,
+    PartitionTables,
+)
+
+SOURCE = "gateway"
+
+# Fields that are free text: redacted before they land (customer_id is hashed instead,
+# prompt_prefix_hash is a hash, prompt_preview is dropped, timestamp is typed).
+FREE_TEXT_FIELDS: tuple[str, ...] = tuple(
+    f
+    for f, t in NATIVE_FIELDS.items()
+    if t == "string" and f not in {"customer_id", "prompt_preview", "prompt_prefix_hash"}
+) + ("prompt_prefix_hash",)
+# Scanned for PII counts (prompt_preview and customer_id included), by field.
+SCANNED_FIELDS: tuple[str, ...] = FREE_TEXT_FIELDS + ("customer_id", "prompt_preview", "metadata", "extra")
+INT_FIELDS = tuple(f for f, t in NATIVE_FIELDS.items() if t == "int")
+TOKEN_FIELDS = tuple(f for f in INT_FIELDS if f.endswith("_tokens"))
+
+Progress = Callable[[str, int, int, str], None]
+
+
+class IngestError(Exception):
+    """A load that cannot proceed; the message says which file and what to do."""
+
+
+class ValidationFailed(IngestError):
+    """The data was published and the checkpoint stored, but an expectation failed."""
+
+    def __init__(self, message: str, report: IngestReport) -> None:
+        super().__init__(message)
+        self.report = report
+
+
+@dataclass
+class FileReport:
+    source_file: str
+    source_format: str
+    load_date: Date
+    rows_read: int
+    rows_loaded: int
+    rows_quarantined: int
+    rows_duplicate: int
+
+
+@dataclass
+class IngestReport:
+    load_id: str
+    warehouse: str
+    files: list[FileReport] = field(default_factory=list)
+    checkpoint: object | None = None  # quality.CheckpointResult
+    checkpoint_seconds: float = 0.0
+    timings: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def load_dates(self) -> list[Date]:
+        return sorted({f.load_date for f in self.files})
+
+    @property
+    def rows_read(self) -> int:
+        return sum(f.rows_read for f in self.files)
+
+    @property
+    def rows_loaded(self) -> int:
+        return sum(f.rows_loaded for f in self.files)
+
+    @property
+    def rows_quarantined(self) -> int:
+        return sum(f.rows_quarantined for f in self.files)
+
+    @property
+    def rows_duplicate(self) -> int:
+        return sum(f.rows_duplicate for f in self.files)
+
+    @property
+    def success(self) -> bool:
+        return self.checkpoint is None or bool(getattr(self.checkpoint, "success", True))
+
+
+def _q(value: str) -> str:
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def _i(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+# ---------------------------------------------------------------------------------------------
+# SQL builders
+# ---------------------------------------------------------------------------------------------
+
+
+def _typed_select(reader_table: str, file_idx: int, source_file: str, fmt: str) -> str:
+    """Typed columns and the list of failed rules (without the window) for one reader table."""
+    typed: list[str] = []
+    for f, t in NATIVE_FIELDS.items():
+        c = _i(f)
+        if t == "int":
+            typed.append(f"tb_int({c}) as {_i('t_' + f)}")
+        elif t == "float":
+            typed.append(f"try_cast({c} as DOUBLE) as {_i('t_' + f)}")
+        elif t == "bool":
+            typed.append(f"try_cast({c} as BOOLEAN) as {_i('t_' + f)}")
+        elif t == "decimal":
+            typed.append(f"try_cast({c} as DECIMAL(38,9)) as {_i('t_' + f)}")
+        elif t == "timestamp":
+            typed.append(f"try_cast({c} as TIMESTAMPTZ)::TIMESTAMP as {_i('t_' + f)}")
+    rules: list[str] = []
+    for f in REQUIRED_FIELDS:
+        rules.append(
+            f"case when {_i(f)} is null or trim({_i(f)}) = '' "
+            f"then 'missing required field: {f}' end"
+        )
+    for f, t in NATIVE_FIELDS.items():
+        if t in {"int", "float", "bool", "decimal"}:
+            rules.append(
+                f"case when {_i(f)} is not null and {_i('t_' + f)} is null "
+                f"then 'wrong type: {f}' end"
+            )
+        elif t == "timestamp":
+            rules.append(
+                f"case when trim(coalesce({_i(f)}, '')) <> '' and {_i('t_' + f)} is null "
+                f"then 'unparseable timestamp' end"
+            )
+        elif t == "json":
+            rules.append(
+                f"case when {_i(f)} is not null and not coalesce(case when json_valid({_i(f)}) "
+                f"then json_type({_i(f)}) = 'OBJECT' end, false) then 'wrong type: {f}' end"
+            )
+    for f in TOKEN_FIELDS:
+        rules.append(f"case when {_i('t_' + f)} < 0 then 'negative tokens: {f}' end")
+    rules.append(
+        "case when coalesce(t_cache_read_input_tokens, 0) + coalesce(t_cache_write_input_tokens, 0)"
+        " > t_input_tokens then 'cache tokens above input tokens' end"
+    )
+    rule_list = ",\n                ".join(rules)
+    return f"""
+        select
+            {file_idx} as file_idx, {_q(source_file)} as source_file, {_q(fmt)} as source_format,
+            t.*,
+            case when parse_error is not null then [parse_error]
+                 else list_filter([
+                {rule_list}
+                 ], lambda r: r is not null) end as reasons
+        from (
+            select *, {", ".join(typed)} from {reader_table}
+        ) t
+    """
+
+
+# The typed table keeps every reader column (text, for quarantine) and adds t_<field> typed ones.
+
+
+def _rebuilt_raw_line() -> str:
+    """JSON text of a record from its columns (for readers that leave raw_line null)."""
+    pairs = ", ".join(f"{_i(f)}: {_i(f)}" for f in NATIVE_FIELDS)
+    return (
+        f"json_merge_patch(json_merge_patch('{{}}', to_json({{{pairs}}})), coalesce(extra, '{{}}'))"
+        "::VARCHAR"
+    )
+
+
+def _needs_redaction_expr() -> str:
+    text = "concat_ws(chr(10), " + ", ".join(_i(f) for f in SCANNED_FIELDS) + ")"
+    return f"({redact.redact_sql(text)}) <> {text}"
+
+
+# ---------------------------------------------------------------------------------------------
+# the pipeline
+# ---------------------------------------------------------------------------------------------
+
+
+def _setup(con) -> None:
+    con.execute("set timezone = 'UTC'")
+    con.execute("set enable_progress_bar = false")
+    con.execute(
+        """
+        create or replace temp macro tb_int(x) as (
+            case when try_cast(x as DOUBLE) = floor(try_cast(x as DOUBLE))
+                 then try_cast(try_cast(x as DOUBLE) as BIGINT) end)
+        """
+    )
+
+
+def _drop(con, *tables: str) -> None:
+    for t in tables:
+        con.execute(f"drop table if exists {t}")
+        con.execute(f"drop view if exists {t}")
+
+
+def _open(settings):
+    """(staging connection, sink, warehouse) for the configured warehouse."""
+    from tokenbook.warehouse import connect_duckdb, parse_warehouse
+
+    wh = parse_warehouse(settings.warehouse)
+    if wh.kind == "duckdb":
+        from ingestion.gateway.duckdb_sink import DuckDBSink
+
+        con = connect_duckdb(wh)
+        sink = DuckDBSink()
+    else:
+        import duckdb
+
+        from ingestion.bigquery import BigQuerySink  # lazy: google libraries are heavy
+
+        con = duckdb.connect()
+        sink = BigQuerySink(wh, settings)
+    if hasattr(sink, "prepare"):
+        sink.prepare(con)
+    return con, sink, wh
+
+
+def ingest_gateway(
+    paths: Iterable[str | Path],
+    settings,
+    date: Date | None = None,
+    window_days: int | None = None,
+    fmt: str | None = None,
+    progress: Progress | None = None,
+    con=None,
+    run_checkpoint: bool = True,
+    max_quarantine_share: float = 0.05,
+) -> IngestReport:
+    """Load gateway-log files into the raw tables; see the module docstring.
+
+    ``fmt``: ``auto``/None (detect per file), ``native``, ``litellm`` or ``otel``.
+    ``con``/``sink`` are normally opened from ``settings.warehouse``.
+    Raises ReaderError (a missing or unreadable file, a missing Parquet column),
+    IngestError (a file with no datable record and no ``date``), ValidationFailed.
+    """
+    started = datetime.now(UTC).replace(tzinfo=None)
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    files = expand_paths(paths)
+    formats = [detect_format(f) if fmt in (None, "auto") else fmt for f in files]
+    readers = {name: get_reader(name) for name in set(formats)}
+    before = window_days if window_days is not None else settings.window_days_before
+    after = settings.window_days_after
+    if before < 0 or after < 0:
+        raise IngestError("window days must be >= 0")
+
+    own_con = con is None
+    if own_con:
+        con, sink, wh = _open(settings)
+        warehouse_url = wh.url
+    else:
+        from ingestion.gateway.duckdb_sink import DuckDBSink
+
+        sink = DuckDBSink()
+        sink.prepare(con)
+        warehouse_url = "(given connection)"
+    report = IngestReport(load_id=uuid.uuid4().hex, warehouse=warehouse_url)
+    try:
+        _setup(con)
+        _drop(con, "_tb_typed")
+        n = len(files)
+        # 1-2. read each file and type/validate it into one table
+        for idx, (path, name) in enumerate(zip(files, formats, strict=True)):
+            if progress:
+                progress("read", idx, n, str(path))
+            reader_table = f"_tb_read_{idx}"
+            readers[name](con, path, reader_table)
+            select = _typed_select(reader_table, idx, str(path), name)
+            if idx == 0:
+                con.execute(f"create temp table _tb_typed as {select}")
+            else:
+                con.execute(f"insert into _tb_typed {select}")
+            _drop(con, reader_table)
+            if progress:
+                progress("read", idx + 1, n, str(path))
+        timings["read_validate"] = time.perf_counter() - t0
+
+        # 3. load date per file
+        t1 = time.perf_counter()
+        if date is not None:
+            file_dates = {i: date for i in range(n)}
+        else:
+            rows = con.execute(
+                """
+                select file_idx,
+                       max(case when len(reasons) = 0 then t_timestamp end)::DATE,
+                       max(t_timestamp)::DATE
+                from _tb_typed group by file_idx
+                """
+            ).fetchall()
+            found = {i: valid or anyts for i, valid, anyts in rows}
+            file_dates = {}
+            for i, path in enumerate(files):
+                if found.get(i) is None:
+                    raise IngestError(
+                        f"{path}: no record with a parseable timestamp, so the file cannot be "
+                        "dated; pass --date YYYY-MM-DD"
+                    )
+                file_dates[i] = found[i]
+        con.execute("create or replace temp table _tb_dates (file_idx INTEGER, load_date DATE)")
+        con.executemany("insert into _tb_dates values (?, ?)", list(file_dates.items()))
+
+        # 4-5. window, dedupe, final status; the PII pre-check on loaded rows
+        reason = (
+            "array_to_string(list_concat(t.reasons, case when len(t.reasons) = 0 and "
+            f"(t.t_timestamp < d.load_date - interval {int(before)} day or "
+            f"t.t_timestamp >= d.load_date + interval {int(after)} day) "
+            "then ['out of window'] else [] end), '; ')"
+        )
+        con.execute(
+            f"""
+            create or replace temp table _tb_rows as
+            with w as (
+                select t.*, d.load_date, nullif({reason}, '') as reason
+                from _tb_typed t join _tb_dates d using (file_idx)
+            ),
+            r as (
+                select *,
+                    case when reason is not null then 'quarantined'
+                         when row_number() over (
+                            partition by load_date, case when reason is null then request_id end
+                            order by file_idx, source_line) > 1
+                         then 'duplicate' else 'loaded' end as row_status
+                from w
+            )
+            select *, case when row_status = 'loaded' then {_needs_redaction_expr()} end as needs_pii
+            from r
+            """
+        )
+        _drop(con, "_tb_typed")
+        timings["window_dedupe_pii_scan"] = time.perf_counter() - t1
+
+        # 6. stage the three data tables
+        t2 = time.perf_counter()
+        _stage(con, settings)
+        timings["redact_stage"] = time.perf_counter() - t2
+
+        # per-file counts (audit and report)
+        con.execute(
+            """
+            create or replace temp table _tb_files as
+            select d.file_idx, d.load_date,
+                   count(r.file_idx) as rows_read,
+                   count(*) filter (where r.row_status = 'loaded') as rows_loaded,
+                   count(*) filter (where r.row_status = 'quarantined') as rows_quarantined,
+                   count(*) filter (where r.row_status = 'duplicate') as rows_duplicate
+            from _tb_dates d left join _tb_rows r using (file_idx)
+            group by all order by d.file_idx
+            """
+        )
+        counts = con.execute(
+            "select file_idx, load_date, rows_read, rows_loaded, rows_quarantined, rows_duplicate "
+            "from _tb_files order by file_idx"
+        ).fetchall()
+        report.files = [
+            FileReport(str(files[i]), formats[i], d, read_, loaded, quar, dup)
+            for i, d, read_, loaded, quar, dup in counts
+        ]
+
+        # 7. publish each load date, then the audit
+        t3 = time.perf_counter()
+        load_dates = sorted(set(file_dates.values()))
+        try:
+            for k, d in enumerate(load_dates):
+                if progress:
+                    progress("publish", k, len(load_dates), d.isoformat())
+                staged = _partition_views(con, d)
+                sink.replace_partition(con, d, staged)
+            if progress:
+                progress("publish", len(load_dates), len(load_dates), "")
+        except BaseException:
+            _append_audit(con, sink, report, started, "failed")
+            raise
+        _append_audit(con, sink, report, started, "loaded")
+        timings["publish"] = time.perf_counter() - t3
+
+        # 8. checkpoint
+        if run_checkpoint:
+            t4 = time.perf_counter()
+            from ingestion import quality
+
+            result = quality.run_gateway_checkpoint(
+                con, load_dates, max_quarantine_share=max_quarantine_share
+            )
+            for d in load_dates:
+                con.execute(
+                    f"create or replace temp table _tb_vr as select * from {result.table} "
+                    f"where load_date = DATE '{d.isoformat()}'"
+                )
+                if hasattr(sink, "replace_validation_results"):
+                    sink.replace_validation_results(con, d, "_tb_vr")
+            if not hasattr(sink, "replace_validation_results"):
+                report.notes.append(
+                    "the sink cannot store validation results; they are in the report only"
+                )
+            report.checkpoint = result
+            report.checkpoint_seconds = time.perf_counter() - t4
+            timings["checkpoint"] = report.checkpoint_seconds
+        timings["total"] = time.perf_counter() - t0
+        report.timings = timings
+        if report.checkpoint is not None and not report.success:
+            raise ValidationFailed(
+                "Great Expectations checkpoint failed for "
+                + "; ".join(report.checkpoint.failure_lines())
+                + " (data and results are stored: inspect raw.validation_results, fix the "
+                "source and rerun the date)",
+                report,
+            )
+        return report
+    finally:
+        if own_con:
+            con.close()
+
+
+def _stage(con, settings) -> None:
+    """_tb_calls, _tb_quarantine, _tb_pii from _tb_rows (all load dates)."""
+    def clean(f: str) -> str:
+        return f"case when needs_pii then {redact.redact_sql(_i(f))} else {_i(f)} end"
+
+    def clean_json(f: str) -> str:
+        red = redact.redact_sql(_i(f))
+        return (
+            f"case when {_i(f)} is null then NULL::JSON when needs_pii then "
+            f"(case when json_valid({red}) then ({red})::JSON else to_json({red}) end) "
+            f"else {_i(f)}::JSON end"
+        )
+
+    exprs = {
+        "load_date": "load_date",
+        "call_ts": "t_timestamp",
+        "batch": "t_batch",
+        "gateway_cost_usd": "t_cost_usd",
+        "metadata": clean_json("metadata"),
+        "extra": clean_json("extra"),
+        "customer_id": redact.pseudonymise_sql(_i("customer_id"), settings.pii_key),
+        "source_format": "source_format",
+        "source_file": "source_file",
+        "source_line": "source_line",
+    }
+    for f, t in NATIVE_FIELDS.items():
+        if t in {"int", "float"}:
+            exprs[f] = f"t_{f}"
+        elif f in FREE_TEXT_FIELDS:
+            exprs[f] = clean(f)
+    select = ",\n            ".join(
+        f"cast({exprs[name]} as {ddb}) as {name}" for name, ddb, _ in GATEWAY_CALLS_COLUMNS
+    )
+    con.execute(
+        f"""
+        create or replace temp table _tb_calls as
+        select {select}
+        from _tb_rows where row_status = 'loaded'
+        order by load_date, file_idx, source_line
+        """
+    )
+    raw = f"coalesce(raw_line, {_rebuilt_raw_line()})"
+    con.execute(
+        f"""
+        create or replace temp table _tb_quarantine as
+        with q as (
+            select load_date, source_file, source_line, reason, {raw} as raw_line, file_idx
+            from _tb_rows where row_status = 'quarantined'
+        )
+        select load_date, {_q(SOURCE)} as source, source_file, source_line as line_number,
+               reason, {redact.redact_sql('raw_line')} as raw_line, raw_line as _unredacted, file_idx
+        from q order by load_date, file_idx, source_line
+        """
+    )
+    # counts by field and kind: loaded rows that the redactor changes, and quarantined lines
+    sums = []
+    for f in SCANNED_FIELDS:
+        for kind, expr in redact.pii_count_sql(_i(f)).items():
+            sums.append(f"coalesce(sum({expr}), 0)::BIGINT as {_i(f + '|' + kind)}")
+    qsums = [
+        f"coalesce(sum({expr}), 0)::BIGINT as {_i('raw_line|' + kind)}"
+        for kind, expr in redact.pii_count_sql("_unredacted").items()
+    ]
+    con.execute(
+        f"""
+        create or replace temp table _tb_pii as
+        with counts as (
+            unpivot (
+                select load_date, source_file, {", ".join(sums)}
+                from _tb_rows where needs_pii group by load_date, source_file
+            ) on columns(* exclude (load_date, source_file)) into name k value redactions
+            union all
+            unpivot (
+                select load_date, source_file, {", ".join(qsums)}
+                from _tb_quarantine group by load_date, source_file
+            ) on columns(* exclude (load_date, source_file)) into name k value redactions
+        )
+        select load_date, {_q(SOURCE)} as source, source_file,
+               split_part(k, '|', 1) as field, split_part(k, '|', 2) as kind,
+               sum(redactions)::BIGINT as redactions
+        from counts where redactions > 0
+        group by all order by all
+        """
+    )
+    con.execute("alter table _tb_quarantine drop column _unredacted")
+    assert set(PII_KINDS) >= set(redact.pii_count_sql("x")), "unknown PII kind from the redactor"
+
+
+def _partition_views(con, d: Date) -> PartitionTables:
+    lit = f"DATE '{d.isoformat()}'"
+    for name in ("calls", "quarantine", "pii"):
+        con.execute(
+            f"create or replace temp view _tb_p_{name} as "
+            f"select * from _tb_{name} where load_date = {lit}"
+        )
+    return PartitionTables("_tb_p_calls", "_tb_p_quarantine", "_tb_p_pii")
+
+
+def _append_audit(con, sink, report: IngestReport, started: datetime, status: str) -> None:
+    finished = datetime.now(UTC).replace(tzinfo=None)
+    con.execute(
+        """
+        create or replace temp table _tb_audit (
+            load_id VARCHAR, source VARCHAR, source_file VARCHAR, load_date DATE,
+            rows_read BIGINT, rows_loaded BIGINT, rows_quarantined BIGINT, rows_duplicate BIGINT,
+            started_at TIMESTAMP, finished_at TIMESTAMP, status VARCHAR)
+        """
+    )
+    con.executemany(
+        "insert into _tb_audit values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            (
+                report.load_id, SOURCE, f.source_file, f.load_date, f.rows_read, f.rows_loaded,
+                f.rows_quarantined, f.rows_duplicate, started, finished, status,
+            )
+            for f in report.files
+        ],
+    )
+    sink.append_audit(con, "_tb_audit")
+
+
+__all__ = [
+    "FileReport",
+    "IngestError",
+    "IngestReport",
+    "ReaderError",
+    "ValidationFailed",
+    "ingest_gateway",
+]

@@ -1,0 +1,223 @@
+"""Great Expectations checkpoints on a just-loaded gateway partition.
+
+GX runs in an ephemeral context on pandas frames taken from DuckDB query results (GX's SQL
+datasource cannot read DuckDB here, see STACK_NOTES). Two checkpoints per load date:
+
+``gateway_calls`` (the partition's rows of raw.gateway_calls, only the columns checked):
+  request_id, call_ts, provider, model, input_tokens, output_tokens not null; request_id
+  unique; token counts >= 0; input_tokens >= cache read + cache write tokens;
+  service_tier in {default, priority, flex, batch}; cache_write_ttl in {5m, 1h};
+  quality_score between 0 and 1 (nulls are ignored by GX's column expectations).
+  ``status`` is open-ended in the native format, so it is not checked against a set.
+``gateway_files`` (one row per file of the load):
+  rows read = loaded + quarantined + duplicates (``rows_unaccounted`` = 0), and the file's
+  quarantine share <= ``max_quarantine_share`` (default 5%).
+
+Results land in TEMP table ``_tb_validation`` of the staging connection, one row per
+expectation per load date, with the expectation's parameters and counts only: never the
+unexpected values themselves, so no PII can reach raw.validation_results.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date
+
+MAX_QUARANTINE_SHARE = 0.05
+RESULTS_TABLE = "_tb_validation"
+
+_CALL_COLUMNS = (
+    "request_id, call_ts, provider, model, input_tokens, output_tokens, "
+    "cache_read_input_tokens, cache_write_input_tokens, reasoning_tokens, "
+    "coalesce(cache_read_input_tokens, 0) + coalesce(cache_write_input_tokens, 0) "
+    "as cache_input_tokens, service_tier, cache_write_ttl, quality_score"
+)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    load_date: date
+    checkpoint: str
+    data_asset: str
+    expectation: str
+    column_name: str | None
+    parameters: str
+    success: bool
+    element_count: int | None
+    unexpected_count: int | None
+    observed_value: str | None
+
+
+@dataclass
+class CheckpointResult:
+    outcomes: list[Outcome] = field(default_factory=list)
+    table: str = RESULTS_TABLE
+
+    @property
+    def success(self) -> bool:
+        return all(o.success for o in self.outcomes)
+
+    def failures(self) -> list[Outcome]:
+        return [o for o in self.outcomes if not o.success]
+
+    def failure_lines(self) -> list[str]:
+        return [
+            f"{o.load_date}: {o.data_asset} {o.expectation}"
+            + (f"({o.column_name})" if o.column_name else "")
+            + (f" unexpected={o.unexpected_count}" if o.unexpected_count else "")
+            + (f" observed={o.observed_value}" if o.observed_value is not None else "")
+            for o in self.failures()
+        ]
+
+
+def _call_expectations(gxe) -> list:
+    tokens = (
+        "input_tokens",
+        "output_tokens",
+        "cache_read_input_tokens",
+        "cache_write_input_tokens",
+        "reasoning_tokens",
+    )
+    exps = [
+        gxe.ExpectColumnValuesToNotBeNull(column=c)
+        for c in ("request_id", "call_ts", "provider", "model", "input_tokens", "output_tokens")
+    ]
+    exps.append(gxe.ExpectColumnValuesToBeUnique(column="request_id"))
+    exps += [gxe.ExpectColumnValuesToBeBetween(column=c, min_value=0) for c in tokens]
+    exps.append(
+        gxe.ExpectColumnPairValuesAToBeGreaterThanB(
+            column_A="input_tokens", column_B="cache_input_tokens", or_equal=True
+        )
+    )
+    exps.append(
+        gxe.ExpectColumnValuesToBeInSet(
+            column="service_tier", value_set=["default", "priority", "flex", "batch"]
+        )
+    )
+    exps.append(gxe.ExpectColumnValuesToBeInSet(column="cache_write_ttl", value_set=["5m", "1h"]))
+    exps.append(
+        gxe.ExpectColumnValuesToBeBetween(column="quality_score", min_value=0, max_value=1)
+    )
+    return exps
+
+
+def _file_expectations(gxe, max_share: float) -> list:
+    return [
+        gxe.ExpectColumnValuesToBeBetween(column="rows_unaccounted", min_value=0, max_value=0),
+        gxe.ExpectColumnValuesToBeBetween(
+            column="quarantine_share", min_value=0, max_value=max_share
+        ),
+    ]
+
+
+class _Checkpoints:
+    """The GX context, suites and checkpoints, built once per run."""
+
+    def __init__(self, max_share: float) -> None:
+        for name in ("great_expectations", "great_expectations.core", "py.warnings"):
+            logging.getLogger(name).setLevel(logging.ERROR)
+        import great_expectations as gx
+        import great_expectations.expectations as gxe
+        from great_expectations.data_context.types.base import ProgressBarsConfig
+
+        ctx = gx.get_context(mode="ephemeral")
+        ctx.variables.progress_bars = ProgressBarsConfig(globally=False)
+        source = ctx.data_sources.add_pandas("tokenbook_gateway")
+        self.checkpoints = {}
+        for asset_name, exps in (
+            ("gateway_calls", _call_expectations(gxe)),
+            ("gateway_files", _file_expectations(gxe, max_share)),
+        ):
+            batch = source.add_dataframe_asset(asset_name).add_batch_definition_whole_dataframe(
+                "partition"
+            )
+            suite = ctx.suites.add(gx.ExpectationSuite(name=f"{asset_name}_suite"))
+            for e in exps:
+                suite.add_expectation(e)
+            vd = ctx.validation_definitions.add(
+                gx.ValidationDefinition(name=f"{asset_name}_validation", data=batch, suite=suite)
+            )
+            self.checkpoints[asset_name] = ctx.checkpoints.add(
+                gx.Checkpoint(
+                    name=f"{asset_name}_checkpoint",
+                    validation_definitions=[vd],
+                    result_format="SUMMARY",
+                )
+            )
+
+    def run(self, asset: str, frame, load_date: date) -> list[Outcome]:
+        result = self.checkpoints[asset].run(batch_parameters={"dataframe": frame})
+        outcomes = []
+        for vr in result.run_results.values():
+            for r in vr.results:
+                cfg = r.expectation_config
+                kwargs = {
+                    k: v for k, v in dict(cfg.kwargs).items() if k not in {"batch_id", "result_format"}
+                }
+                column = kwargs.get("column") or (
+                    f"{kwargs.get('column_A')},{kwargs.get('column_B')}"
+                    if "column_A" in kwargs
+                    else None
+                )
+                res = r.result or {}
+                observed = res.get("observed_value")
+                outcomes.append(
+                    Outcome(
+                        load_date=load_date,
+                        checkpoint=f"{asset}_checkpoint",
+                        data_asset=asset,
+                        expectation=cfg.type,
+                        column_name=column,
+                        parameters=json.dumps(kwargs, sort_keys=True, default=str),
+                        success=bool(r.success),
+                        element_count=res.get("element_count"),
+                        unexpected_count=res.get("unexpected_count"),
+                        observed_value=None if observed is None else str(observed),
+                    )
+                )
+        return outcomes
+
+
+def run_gateway_checkpoint(
+    con,
+    load_dates: Iterable[date],
+    calls_table: str = "_tb_calls",
+    files_table: str = "_tb_files",
+    max_quarantine_share: float = MAX_QUARANTINE_SHARE,
+) -> CheckpointResult:
+    """Run both checkpoints for each load date over the staged tables read through ``con``;
+    store the outcomes in TEMP table ``_tb_validation`` (columns of raw.validation_results)."""
+    from ingestion.gateway.duckdb_sink import VALIDATION_RESULTS_COLUMNS
+
+    cps = _Checkpoints(max_quarantine_share)
+    result = CheckpointResult()
+    for d in sorted(set(load_dates)):
+        lit = f"DATE '{d.isoformat()}'"
+        calls = con.execute(
+            f"select {_CALL_COLUMNS} from {calls_table} where load_date = {lit}"
+        ).df()
+        files = con.execute(
+            f"""select file_idx, rows_read, rows_read - rows_loaded - rows_quarantined
+                       - rows_duplicate as rows_unaccounted,
+                       case when rows_read = 0 then 0.0
+                            else rows_quarantined / rows_read end as quarantine_share
+                from {files_table} where load_date = {lit}"""
+        ).df()
+        result.outcomes += cps.run("gateway_calls", calls, d)
+        result.outcomes += cps.run("gateway_files", files, d)
+    cols = ", ".join(f"{n} {t}" for n, t, _ in VALIDATION_RESULTS_COLUMNS)
+    con.execute(f"create or replace temp table {RESULTS_TABLE} ({cols})")
+    con.executemany(
+        f"insert into {RESULTS_TABLE} values ({', '.join('?' * len(VALIDATION_RESULTS_COLUMNS))})",
+        [
+            (
+                o.load_date, o.checkpoint, o.data_asset, o.expectation, o.column_name,
+                o.parameters, o.success, o.element_count, o.unexpected_count, o.observed_value,
+            )
+            for o in result.outcomes
+        ],
+    )
+    return result
