@@ -133,7 +133,7 @@ def _selects(source: str) -> list[str]:
         sku=line_item,
         description=line_item,
         token_type=f"(case {rules} else 'other' end)",
-        is_batch=f"case when regexp_matches({kind}, '(?i)batch') then 'true' end",
+        is_batch=f"cast(regexp_matches({kind}, '(?i)batch') as VARCHAR)",
         quantity=_f("quantity"),
         unit=_f("quantity_unit"),
         billed_cost="(result->'amount'->>'value')",
