@@ -1,7 +1,157 @@
-"""`tokenbook ingest ...`: load sources into raw tables (owner: ingestion)."""
+"""`tokenbook ingest ...`: load sources into raw tables (owner: ingestion).
+
+``gateway`` lives here; ``billing`` is defined in ``ingest_billing.py`` and registered below.
+"""
 
 from __future__ import annotations
 
+from datetime import date, datetime
+from typing import Annotated
+
 import typer
 
+from tokenbook.commands import ingest_billing
+from tokenbook.commands.common import WarehouseOpt, fail, resolve
+
 app = typer.Typer(help="Load gateway logs and vendor bills into the raw tables.", no_args_is_help=True)
+
+
+def _parse_date(text: str | None) -> date | None:
+    if text is None:
+        return None
+    try:
+        return datetime.strptime(text, "%Y-%m-%d").date()
+    except ValueError as exc:
+        raise typer.BadParameter(f"bad --date {text!r}: write YYYY-MM-DD") from exc
+
+
+@app.command("gateway")
+def gateway(
+    paths: Annotated[
+        list[str],
+        typer.Argument(
+            help="Gateway-log files (*.jsonl, *.jsonl.gz, *.json, *.parquet), folders "
+            "(searched recursively) or globs.",
+            show_default=False,
+        ),
+    ],
+    date_: Annotated[
+        str | None,
+        typer.Option(
+            "--date",
+            help="The run's logical date (Airflow ds), YYYY-MM-DD: all files form one load of "
+            "that date. Without it each file is dated by its latest valid record and files "
+            "with the same date form one load (a folder of daily files backfills at once).",
+            show_default=False,
+        ),
+    ] = None,
+    warehouse: WarehouseOpt = None,
+    window_days: Annotated[
+        int | None,
+        typer.Option(
+            "--window-days",
+            help="Accept calls up to N days before the load date (default: setting "
+            "window_days_before, 7). Widen it for a one-off historical file.",
+            show_default=False,
+        ),
+    ] = None,
+    fmt: Annotated[
+        str,
+        typer.Option("--format", help="auto | native | litellm | otel"),
+    ] = "auto",
+) -> None:
+    """Load gateway logs into raw.gateway_calls (bad records into raw.quarantine), redacting PII,
+    then run the Great Expectations checkpoint on each loaded partition.
+
+    Exits 1 on a missing or unreadable file or a missing required column, and 2 when the data
+    was loaded but the checkpoint failed (results in raw.validation_results)."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from ingestion.gateway.pipeline import IngestError, ValidationFailed, ingest_gateway
+    from ingestion.gateway.readers import FORMATS, ReaderError
+
+    if fmt not in ("auto", *FORMATS):
+        raise typer.BadParameter(f"--format must be auto, {', '.join(FORMATS)}; got {fmt!r}")
+    settings, wh = resolve(warehouse)
+    run_date = _parse_date(date_)
+    console = Console(stderr=True)
+    if settings.is_dev_key and wh.kind != "duckdb":
+        console.print(
+            "[yellow]warning: pseudonymising with the development PII key; set "
+            "TOKENBOOK_PII_KEY for a shared warehouse[/yellow]"
+        )
+
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[label]}"),
+        console=console,
+        transient=True,
+    ) as bar:
+        tasks: dict[str, int] = {}
+
+        def progress(stage: str, done: int, total: int, label: str) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(
+                    "reading files" if stage == "read" else "publishing dates",
+                    total=total,
+                    label="",
+                )
+            bar.update(tasks[stage], completed=done, label=label[-60:])
+
+        try:
+            report = ingest_gateway(
+                paths,
+                settings,
+                date=run_date,
+                window_days=window_days,
+                fmt=None if fmt == "auto" else fmt,
+                progress=progress,
+            )
+            failed = None
+        except ValidationFailed as exc:
+            report, failed = exc.report, exc
+        except (ReaderError, IngestError, FileNotFoundError) as exc:
+            raise fail(str(exc)) from exc
+    _print_summary(report)
+    if failed is not None:
+        raise fail(str(failed), code=2)
+
+
+def _print_summary(report) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"gateway load {report.load_id[:8]} into {report.warehouse}")
+    for col in ("file", "format", "load date", "read", "loaded", "quarantined", "duplicates"):
+        table.add_column(col, justify="right" if col in {"read", "loaded", "quarantined",
+                                                          "duplicates"} else "left")
+    for f in report.files:
+        table.add_row(
+            f.source_file, f.source_format, f.load_date.isoformat(), f"{f.rows_read:,}",
+            f"{f.rows_loaded:,}", f"{f.rows_quarantined:,}", f"{f.rows_duplicate:,}",
+        )
+    if len(report.files) > 1:
+        table.add_row(
+            "total", "", f"{len(report.load_dates)} dates", f"{report.rows_read:,}",
+            f"{report.rows_loaded:,}", f"{report.rows_quarantined:,}", f"{report.rows_duplicate:,}",
+            style="bold",
+        )
+    console = Console()
+    console.print(table)
+    if report.checkpoint is not None:
+        ok = report.checkpoint.success
+        n = len(report.checkpoint.outcomes)
+        console.print(
+            f"checkpoint: {'[green]passed[/green]' if ok else '[red]FAILED[/red]'} "
+            f"({n - len(report.checkpoint.failures())}/{n} expectations met)"
+        )
+        for line in report.checkpoint.failure_lines():
+            console.print(f"  [red]{line}[/red]")
+    for note in report.notes:
+        console.print(f"note: {note}")
+
+
+app.command("billing")(ingest_billing.billing)
