@@ -1,0 +1,221 @@
+{#- One row per feature x provider x model x ISO week (Monday).
+    model is the price-book model (catalog_model), or the logged model when it is unresolved.
+
+    Definitions (see the docs block `cache_hit_rate`):
+    - a call "could hit" the prompt cache when an earlier call (by called_at, then call_id) of
+      the same feature x provider x model carried the same prompt_prefix_hash, at any time
+      before it (not only in the same week);
+    - cache hit rate = could-hit calls that read from the cache / could-hit calls;
+    - dollars saved = cache-read tokens x (input price - cache-read price) of the price row
+      the call was priced with (list prices);
+    - dollars still to save = for could-hit calls that read nothing from the cache, the
+      estimated prefix tokens x (input price - cache-read price). The prefix size of a hash is
+      the most tokens ever read from cache for it, or, when it was never cached, the fewest
+      input tokens of any call carrying it (an upper bound: a prefix is no longer than the
+      shortest prompt that starts with it). Cache-write premiums are not netted off. -#}
+
+with calls as (
+
+    select
+        call_id,
+        called_at,
+        call_date,
+        coalesce(feature, '(unattributed)') as feature,
+        coalesce(provider, '(unknown)') as provider,
+        coalesce(catalog_model, model, '(unknown)') as model,
+        price_id,
+        coalesce(input_tokens, 0) as input_tokens,
+        coalesce(cache_read_input_tokens, 0) as cache_read_input_tokens,
+        coalesce(cache_write_input_tokens, 0) as cache_write_input_tokens,
+        prompt_prefix_hash,
+        coalesce(pricing_mode, 'standard') as pricing_mode,
+        coalesce(is_above_tier, false) as is_above_tier
+    from {{ ref('fct_llm_calls') }}
+
+),
+
+prices as (
+
+    -- the price of an input token and of a cache-read token in the price row, per mode;
+    -- a model without a cache-read price saves nothing (read price = input price)
+    select
+        price_id,
+        input_per_mtok,
+        coalesce(cache_read_per_mtok, input_per_mtok) as cache_read_per_mtok,
+        coalesce(tier_input_per_mtok, input_per_mtok) as tier_input_per_mtok,
+        coalesce(tier_cache_read_per_mtok, cache_read_per_mtok, tier_input_per_mtok, input_per_mtok)
+            as tier_cache_read_per_mtok,
+        batch_input_per_mtok,
+        batch_cache_read_per_mtok,
+        priority_input_per_mtok,
+        priority_cache_read_per_mtok,
+        flex_input_per_mtok,
+        flex_cache_read_per_mtok
+    from {{ ref('int_price_book') }}
+
+),
+
+call_prices as (
+
+    -- input minus cache-read price per million tokens, in the call's pricing mode and
+    -- context tier, as int_llm_calls_priced prices the call (batch halves when the map has
+    -- no batch price)
+    select
+        calls.call_id,
+        case
+            when calls.is_above_tier and calls.pricing_mode = 'batch'
+                then (prices.tier_input_per_mtok - prices.tier_cache_read_per_mtok) * {{ tokenbook.to_money("0.5") }}
+            when calls.is_above_tier
+                then prices.tier_input_per_mtok - prices.tier_cache_read_per_mtok
+            when calls.pricing_mode = 'batch'
+                then coalesce(prices.batch_input_per_mtok, prices.input_per_mtok * {{ tokenbook.to_money("0.5") }})
+                    - coalesce(prices.batch_cache_read_per_mtok,
+                               prices.cache_read_per_mtok * {{ tokenbook.to_money("0.5") }})
+            when calls.pricing_mode = 'priority'
+                then coalesce(prices.priority_input_per_mtok, prices.input_per_mtok)
+                    - coalesce(prices.priority_cache_read_per_mtok, prices.cache_read_per_mtok)
+            when calls.pricing_mode = 'flex'
+                then coalesce(prices.flex_input_per_mtok, prices.input_per_mtok)
+                    - coalesce(prices.flex_cache_read_per_mtok, prices.cache_read_per_mtok)
+            else prices.input_per_mtok - prices.cache_read_per_mtok
+        end as saving_per_mtok
+    from calls
+    inner join prices
+        on calls.price_id = prices.price_id
+
+),
+
+calls_in_prefix_order as (
+
+    select
+        calls.*,
+        row_number() over (
+            partition by feature, provider, model, prompt_prefix_hash
+            order by called_at, call_id
+        ) as prefix_seen_order
+    from calls
+
+),
+
+prefix_sizes as (
+
+    select
+        feature,
+        provider,
+        model,
+        prompt_prefix_hash,
+        case
+            when max(cache_read_input_tokens) > 0 then max(cache_read_input_tokens)
+            else min(input_tokens)
+        end as estimated_prefix_tokens
+    from calls
+    where prompt_prefix_hash is not null
+    group by feature, provider, model, prompt_prefix_hash
+
+),
+
+calls_classified as (
+
+    select
+        calls_in_prefix_order.feature,
+        calls_in_prefix_order.provider,
+        calls_in_prefix_order.model,
+        {{ week_start('calls_in_prefix_order.call_date') }} as week_start,
+        calls_in_prefix_order.input_tokens,
+        calls_in_prefix_order.cache_read_input_tokens,
+        calls_in_prefix_order.cache_write_input_tokens,
+        case when calls_in_prefix_order.cache_read_input_tokens > 0 then 1 else 0 end
+            as has_cache_read,
+        case
+            when calls_in_prefix_order.prompt_prefix_hash is not null
+                and calls_in_prefix_order.prefix_seen_order > 1 then 1
+            else 0
+        end as could_hit,
+        call_prices.saving_per_mtok,
+        prefix_sizes.estimated_prefix_tokens
+    from calls_in_prefix_order
+    left join call_prices
+        on calls_in_prefix_order.call_id = call_prices.call_id
+    left join prefix_sizes
+        on calls_in_prefix_order.feature = prefix_sizes.feature
+        and calls_in_prefix_order.provider = prefix_sizes.provider
+        and calls_in_prefix_order.model = prefix_sizes.model
+        and calls_in_prefix_order.prompt_prefix_hash = prefix_sizes.prompt_prefix_hash
+
+),
+
+calls_valued as (
+
+    select
+        feature,
+        provider,
+        model,
+        week_start,
+        input_tokens,
+        cache_read_input_tokens,
+        cache_write_input_tokens,
+        has_cache_read,
+        could_hit,
+        could_hit * has_cache_read as could_hit_and_read,
+        case
+            when could_hit = 1 and has_cache_read = 0
+                then least(input_tokens, estimated_prefix_tokens)
+            else 0
+        end as missed_cache_tokens,
+        {{ tokenbook.per_million('cache_read_input_tokens * saving_per_mtok') }} as cache_savings_usd,
+        case
+            when could_hit = 1 and has_cache_read = 0
+                then {{ tokenbook.per_million('least(input_tokens, estimated_prefix_tokens) * saving_per_mtok') }}
+            else 0
+        end as missed_cache_savings_usd
+    from calls_classified
+
+),
+
+weekly as (
+
+    select
+        feature,
+        provider,
+        model,
+        week_start,
+        count(*) as calls,
+        sum(input_tokens) as input_tokens,
+        sum(cache_read_input_tokens) as cache_read_input_tokens,
+        sum(cache_write_input_tokens) as cache_write_input_tokens,
+        sum(has_cache_read) as calls_with_cache_read,
+        sum(could_hit) as could_hit_calls,
+        sum(could_hit_and_read) as could_hit_calls_with_cache_read,
+        sum(missed_cache_tokens) as missed_cache_tokens,
+        coalesce(sum(cache_savings_usd), 0) as cache_savings_usd,
+        coalesce(sum(missed_cache_savings_usd), 0) as missed_cache_savings_usd
+    from calls_valued
+    group by feature, provider, model, week_start
+
+),
+
+final as (
+
+    select
+        feature,
+        provider,
+        model,
+        week_start,
+        {{ marts_count('calls') }} as calls,
+        {{ marts_count('input_tokens') }} as input_tokens,
+        {{ marts_count('cache_read_input_tokens') }} as cache_read_input_tokens,
+        {{ marts_count('cache_write_input_tokens') }} as cache_write_input_tokens,
+        {{ marts_ratio('cache_read_input_tokens', 'input_tokens') }} as cache_read_share,
+        {{ marts_count('calls_with_cache_read') }} as calls_with_cache_read,
+        {{ marts_count('could_hit_calls') }} as could_hit_calls,
+        {{ marts_count('could_hit_calls_with_cache_read') }} as could_hit_calls_with_cache_read,
+        {{ marts_ratio('could_hit_calls_with_cache_read', 'could_hit_calls') }} as cache_hit_rate,
+        {{ marts_count('missed_cache_tokens') }} as missed_cache_tokens,
+        {{ to_money('cache_savings_usd') }} as cache_savings_usd,
+        {{ to_money('missed_cache_savings_usd') }} as missed_cache_savings_usd,
+        cast('USD' as {{ type_text() }}) as currency
+    from weekly
+
+)
+
+select * from final

@@ -1,0 +1,161 @@
+"""Finance exports: one month of the chargeback mart as a CSV or Parquet file.
+
+The rows come from ``marts.mart_chargeback`` (DuckDB) or ``<prefix>_marts.mart_chargeback``
+(BigQuery, through the google-cloud-bigquery client). Money stays decimal end to end: Arrow
+``decimal128(38, 9)`` in Parquet, the exact decimal text in CSV.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+
+import pyarrow as pa
+
+from tokenbook.settings import Settings
+from tokenbook.warehouse import Warehouse, parse_warehouse
+
+FORMATS = ("csv", "parquet")
+CHARGEBACK_TABLE = "mart_chargeback"
+# Finance reads the rows in this order.
+CHARGEBACK_ORDER = "cost_centre, team, customer_segment"
+
+
+class ExportError(ValueError):
+    """An export that cannot be made; the message says what to do instead."""
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    path: Path
+    month: date
+    rows: int
+    list_cost_usd: Decimal
+    effective_cost_usd: Decimal
+
+
+def parse_month(text: str) -> date:
+    """``YYYY-MM`` -> the month's first day."""
+    match = re.fullmatch(r"(\d{4})-(\d{2})", text.strip())
+    if not match or not 1 <= int(match.group(2)) <= 12:
+        raise ExportError(f"bad month {text!r}: write it as YYYY-MM, e.g. 2025-01")
+    return date(int(match.group(1)), int(match.group(2)), 1)
+
+
+def export_chargeback(settings: Settings, month: str, fmt: str, out: str | Path) -> ExportResult:
+    """Write the chargeback rows of ``month`` (YYYY-MM) to ``out`` as ``fmt`` (csv | parquet).
+
+    ``out`` is a file path, or an existing folder (the file is then named
+    ``chargeback-YYYY-MM.<fmt>``). Raises ExportError when the month has no rows, naming the
+    months that do.
+    """
+    if fmt not in FORMATS:
+        raise ExportError(f"unknown format {fmt!r}: use one of {', '.join(FORMATS)}")
+    month_start = parse_month(month)
+    table = read_chargeback(settings, month_start)
+    if table.num_rows == 0:
+        available = chargeback_months(settings)
+        listed = (
+            ", ".join(m.strftime("%Y-%m") for m in available) or "none (run `tokenbook transform`)"
+        )
+        raise ExportError(f"no chargeback rows for {month_start:%Y-%m}; months available: {listed}")
+    path = Path(out)
+    if path.is_dir():
+        path = path / f"chargeback-{month_start:%Y-%m}.{fmt}"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_table(table, fmt, path)
+    return ExportResult(
+        path=path,
+        month=month_start,
+        rows=table.num_rows,
+        list_cost_usd=_decimal_sum(table, "list_cost_usd"),
+        effective_cost_usd=_decimal_sum(table, "effective_cost_usd"),
+    )
+
+
+def read_chargeback(settings: Settings, month_start: date) -> pa.Table:
+    """The chargeback rows of one month as an Arrow table (money as decimal128)."""
+    wh = parse_warehouse(settings.warehouse)
+    if wh.kind == "duckdb":
+        sql = (
+            f"select * from {wh.table('marts', CHARGEBACK_TABLE)} "
+            f"where month_start = ? order by {CHARGEBACK_ORDER}"
+        )
+        return _duckdb_query(wh, sql, [month_start])
+    return _bigquery_query(
+        settings,
+        f"select * from {wh.table('marts', CHARGEBACK_TABLE)} "
+        f"where month_start = @month_start order by {CHARGEBACK_ORDER}",
+        month_start,
+    )
+
+
+def chargeback_months(settings: Settings) -> list[date]:
+    """Months present in the chargeback mart, oldest first."""
+    wh = parse_warehouse(settings.warehouse)
+    sql = f"select distinct month_start from {wh.table('marts', CHARGEBACK_TABLE)} order by month_start"
+    table = (
+        _duckdb_query(wh, sql, []) if wh.kind == "duckdb" else _bigquery_query(settings, sql, None)
+    )
+    return list(table.column("month_start").to_pylist())
+
+
+def write_table(table: pa.Table, fmt: str, path: Path) -> None:
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        pq.write_table(table, path)
+    else:
+        import pyarrow.csv as pcsv
+
+        pcsv.write_csv(table, path)
+
+
+def _decimal_sum(table: pa.Table, column: str) -> Decimal:
+    import pyarrow.compute as pc
+
+    total = pc.sum(table.column(column)).as_py()
+    return total if total is not None else Decimal(0)
+
+
+def _duckdb_query(wh: Warehouse, sql: str, params: list) -> pa.Table:
+    import duckdb
+
+    from tokenbook.warehouse import connect_duckdb
+
+    assert wh.path is not None
+    if not wh.path.exists():
+        raise ExportError(f"no warehouse at {wh.path}: run `tokenbook transform` first")
+    # Not read-only: DuckDB refuses a read-only connection to a file that the same process
+    # (e.g. dbt run in-process) already holds open read-write.
+    con = connect_duckdb(wh)
+    try:
+        return con.execute(sql, params).to_arrow_table()
+    except duckdb.CatalogException as exc:
+        raise ExportError(
+            f"{wh.table('marts', CHARGEBACK_TABLE)} does not exist in {wh.path}: "
+            "run `tokenbook transform` first"
+        ) from exc
+    finally:
+        con.close()
+
+
+def _bigquery_query(settings: Settings, sql: str, month_start: date | None) -> pa.Table:
+    """Run one query with the BigQuery client; NUMERIC arrives as decimal128(38, 9)."""
+    from google.cloud import bigquery
+
+    wh = parse_warehouse(settings.warehouse)
+    params = []
+    if month_start is not None:
+        params = [bigquery.ScalarQueryParameter("month_start", "DATE", month_start)]
+    if settings.bq_keyfile:
+        client = bigquery.Client.from_service_account_json(
+            settings.bq_keyfile, project=wh.project, location=settings.bq_location
+        )
+    else:
+        client = bigquery.Client(project=wh.project, location=settings.bq_location)
+    job = client.query(sql, job_config=bigquery.QueryJobConfig(query_parameters=params))
+    return job.result().to_arrow()
