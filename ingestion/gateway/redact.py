@@ -159,8 +159,9 @@ def _lit(s: str) -> str:
     return "'" + s.replace("'", "''") + "'"
 
 
-def _bind(expr: str, body: str, var: str = "s") -> str:
-    """Evaluate ``body`` with ``var`` bound to ``expr`` once (keeps nested SQL linear in size)."""
+def _bind(expr: str, body: str, var: str = "pii_s") -> str:
+    """Evaluate ``body`` with ``var`` bound to ``expr`` once (keeps nested SQL linear in size).
+    Lambda variables are named ``pii_*`` so they never shadow a caller's column."""
     return f"list_transform([{expr}], lambda {var}: {body})[1]"
 
 
@@ -171,9 +172,9 @@ def _sub(expr: str, pattern: str, replacement: str) -> str:
 def _luhn_sql(d: str) -> str:
     """True when the digit string ``d`` passes the Luhn check."""
     return (
-        f"list_sum(list_transform(string_split(reverse({d}), ''), lambda c, i: "
-        f"CASE WHEN i % 2 = 0 THEN (CAST(c AS INTEGER) * 2) % 9 + "
-        f"CASE WHEN c = '9' THEN 9 ELSE 0 END ELSE CAST(c AS INTEGER) END)) % 10 = 0"
+        f"list_sum(list_transform(string_split(reverse({d}), ''), lambda pii_c, pii_i: "
+        f"CASE WHEN pii_i % 2 = 0 THEN (CAST(pii_c AS INTEGER) * 2) % 9 + "
+        f"CASE WHEN pii_c = '9' THEN 9 ELSE 0 END ELSE CAST(pii_c AS INTEGER) END)) % 10 = 0"
     )
 
 
@@ -182,51 +183,57 @@ def _mod97_sql(c: str) -> str:
     n = f"replace({c}, ' ', '')"
     rearranged = f"(substr({n}, 5) || substr({n}, 1, 4))"
     vals = (
-        f"list_transform(string_split({rearranged}, ''), lambda ch: "
-        f"CASE WHEN ch BETWEEN '0' AND '9' THEN ascii(ch) - 48 ELSE ascii(ch) - 55 END)"
+        f"list_transform(string_split({rearranged}, ''), lambda pii_ch: "
+        f"CASE WHEN pii_ch BETWEEN '0' AND '9' THEN ascii(pii_ch) - 48 ELSE ascii(pii_ch) - 55 END)"
     )
+    step = "(pii_a * CASE WHEN pii_v >= 10 THEN 100 ELSE 10 END + pii_v) % 97"
     return (
         f"(length({n}) BETWEEN 15 AND 34 AND "
-        f"list_reduce({vals}, lambda a, v: (a * CASE WHEN v >= 10 THEN 100 ELSE 10 END + v) % 97, 0)"
-        f" = 1)"
+        f"list_reduce({vals}, lambda pii_a, pii_v: {step}, 0) = 1)"
     )
 
 
 def _replace_all(s: str, matches: str, kind: str) -> str:
-    return f"list_reduce({matches}, lambda acc, m: replace(acc, m, {_lit(marker(kind))}), {s})"
+    rep = f"replace(pii_acc, pii_m, {_lit(marker(kind))})"
+    return f"list_reduce({matches}, lambda pii_acc, pii_m: {rep}, {s})"
 
 
 def _iban_stage(expr: str) -> str:
-    cand = f"regexp_extract_all(s, {_lit(_IBAN_CAND)}, 2)"
+    cand = f"regexp_extract_all(pii_s, {_lit(_IBAN_CAND)}, 2)"
     # A greedy candidate may swallow a following capitalised word group: retry without it.
-    trimmed = "regexp_replace(c, ' ?[A-Z0-9]+$', '')"
+    trimmed = "regexp_replace(pii_t, ' ?[A-Z0-9]+$', '')"
     pick = (
-        f"list_filter(list_transform({cand}, lambda c: CASE WHEN {_mod97_sql('c')} THEN c "
-        f"WHEN {_mod97_sql(trimmed)} THEN {trimmed} END), lambda c: c IS NOT NULL)"
+        f"list_filter(list_transform({cand}, lambda pii_t: CASE WHEN {_mod97_sql('pii_t')} "
+        f"THEN pii_t WHEN {_mod97_sql(trimmed)} THEN {trimmed} END), "
+        f"lambda pii_t: pii_t IS NOT NULL)"
     )
     body = (
-        f"CASE WHEN s IS NULL OR NOT regexp_matches(s, {_lit(_IBAN_PREFILTER)}) THEN s "
-        f"ELSE {_replace_all('s', pick, 'iban')} END"
+        f"CASE WHEN NOT regexp_matches(pii_s, {_lit(_IBAN_PREFILTER)}) THEN pii_s "
+        f"ELSE {_replace_all('pii_s', pick, 'iban')} END"
     )
     return _bind(expr, body)
 
 
 def _card_stage(expr: str) -> str:
-    toks = f"list_filter(regexp_extract_all(s, {_lit(_CARD_TOKENS)}, 1), lambda t: t <> '')"
-    run = f"regexp_extract(t, {_lit(_DIGIT_RUN)})"
+    toks = (
+        f"list_filter(regexp_extract_all(pii_s, {_lit(_CARD_TOKENS)}, 1), "
+        f"lambda pii_t: pii_t <> '')"
+    )
+    run = f"regexp_extract(pii_t, {_lit(_DIGIT_RUN)})"
     json_number = (
-        "(regexp_matches(t, '^(\"|\\[|,)') AND regexp_matches(t, '[,}\\]]$') "
+        "(regexp_matches(pii_t, '^(\"|\\[|,)') AND regexp_matches(pii_t, '[,}\\]]$') "
         f"AND NOT regexp_matches({run}, '[ -]'))"
     )
     digits = f"regexp_replace({run}, '[^0-9]', '', 'g')"
     ok = (
-        f"NOT regexp_matches(t, '[A-Za-z_][0-9A-Za-z_]*$') AND regexp_matches({run}, {_lit(_CARD_SHAPE)}) "
+        f"NOT regexp_matches(pii_t, '[A-Za-z_][0-9A-Za-z_]*$') "
+        f"AND regexp_matches({run}, {_lit(_CARD_SHAPE)}) "
         f"AND NOT {json_number} AND {_luhn_sql(digits)}"
     )
-    pick = f"list_transform(list_filter({toks}, lambda t: {ok}), lambda t: {run})"
+    pick = f"list_transform(list_filter({toks}, lambda pii_t: {ok}), lambda pii_t: {run})"
     body = (
-        f"CASE WHEN s IS NULL OR NOT regexp_matches(s, {_lit(_CARD_PREFILTER)}) THEN s "
-        f"ELSE {_replace_all('s', pick, 'card')} END"
+        f"CASE WHEN NOT regexp_matches(pii_s, {_lit(_CARD_PREFILTER)}) THEN pii_s "
+        f"ELSE {_replace_all('pii_s', pick, 'card')} END"
     )
     return _bind(expr, body)
 
@@ -259,8 +266,8 @@ _ANY = "|".join(
 def _full_sql(v: str) -> str:
     """Every stage, in order, on the VARCHAR variable ``v``."""
     out = _secret_stage(v)
-    email = _sub("e", _EMAIL, "\\1" + marker("email"))
-    out = _bind(out, f"CASE WHEN contains(e, '@') THEN {email} ELSE e END", "e")
+    email = _sub("pii_e", _EMAIL, "\\1" + marker("email"))
+    out = _bind(out, f"CASE WHEN contains(pii_e, '@') THEN {email} ELSE pii_e END", "pii_e")
     out = _iban_stage(out)
     out = _card_stage(out)
     out = _sub(out, _SSN, rf"\1{marker('ssn')}\3")
@@ -271,8 +278,9 @@ def _full_sql(v: str) -> str:
 
 def redact_sql(expr: str) -> str:
     """DuckDB expression: ``expr`` (VARCHAR) with every PII match replaced by a marker."""
-    body = f"CASE WHEN r IS NULL OR NOT regexp_matches(r, {_lit(_ANY)}) THEN r ELSE {_full_sql('r')} END"
-    return _bind(f"CAST(({expr}) AS VARCHAR)", body, "r")
+    gate = f"pii_r IS NULL OR NOT regexp_matches(pii_r, {_lit(_ANY)})"
+    body = f"CASE WHEN {gate} THEN pii_r ELSE {_full_sql('pii_r')} END"
+    return _bind(f"CAST(({expr}) AS VARCHAR)", body, "pii_r")
 
 
 def _marker_count(expr: str, kind: str) -> str:
@@ -290,7 +298,10 @@ def pii_count_redacted_sql(original: str, redacted: str) -> dict[str, str]:
 
 
 def pii_count_sql(expr: str) -> dict[str, str]:
-    """Per kind in schema.PII_KINDS: the number of matches ``redact_sql(expr)`` replaces."""
+    """Per kind in schema.PII_KINDS: the number of matches ``redact_sql(expr)`` replaces.
+
+    Each expression recomputes the redaction; when the redacted column is selected anyway,
+    ``pii_count_redacted_sql(expr, redacted_column)`` gives the same counts at no extra cost."""
     red = redact_sql(expr)
     return {
         k: _bind(f"{{'o': CAST(({expr}) AS VARCHAR), 'r': {red}}}", _count_pair(k)) for k in KINDS
@@ -298,7 +309,7 @@ def pii_count_sql(expr: str) -> dict[str, str]:
 
 
 def _count_pair(kind: str) -> str:
-    return f"coalesce({_marker_count('s.r', kind)} - {_marker_count('s.o', kind)}, 0)"
+    return f"coalesce({_marker_count('pii_s.r', kind)} - {_marker_count('pii_s.o', kind)}, 0)"
 
 
 def pseudonymise_sql(expr: str, key: str) -> str:
