@@ -2,7 +2,160 @@
 
 from __future__ import annotations
 
+from datetime import date, datetime
+from pathlib import Path
+from typing import Annotated
 
-def forecast() -> None:
-    """Fit forecasts and score anomalies (not built yet)."""
-    raise NotImplementedError("forecast is being built")
+import typer
+
+from tokenbook.commands.common import WarehouseOpt, fail, resolve
+
+
+def _latest_call_date(wh) -> date:
+    """Default --as-of: the last day with calls in fct_llm_calls (data decides, not the clock)."""
+    from forecasting.series import _query
+    from tokenbook.warehouse import connect_duckdb
+
+    sql = f"select max(call_date) as d from {wh.table('marts', 'fct_llm_calls')}"
+    if wh.kind == "duckdb":
+        con = connect_duckdb(wh, read_only=True)
+        try:
+            value = _query(con, sql)["d"].iloc[0]
+        finally:
+            con.close()
+    else:
+        value = _query(wh, sql)["d"].iloc[0]
+    if value is None or value != value:
+        raise ValueError("fct_llm_calls is empty: run `tokenbook run` or `tokenbook transform`")
+    return value if isinstance(value, date) and not isinstance(value, datetime) else value.date()
+
+
+def forecast(
+    as_of: Annotated[
+        str | None,
+        typer.Option(
+            "--as-of", help="Run date YYYY-MM-DD (default: last call_date in the ledger)."
+        ),
+    ] = None,
+    warehouse: WarehouseOpt = None,
+    horizon_months: Annotated[
+        int, typer.Option("--horizon-months", min=1, max=12, help="Months after the current one.")
+    ] = 3,
+    charts: Annotated[
+        Path | None, typer.Option("--charts", help="Write fan charts (PNG) into this folder.")
+    ] = None,
+    workers: Annotated[int, typer.Option("--workers", min=1, help="Parallel fit processes.")] = 2,
+    samples: Annotated[
+        int, typer.Option("--samples", min=100, help="Predictive sample paths per series.")
+    ] = 1000,
+) -> None:
+    """Fit Prophet per series, backtest and calibrate the intervals, flag anomalies, and write
+    forecast_daily / forecast_monthly / forecast_backtest / anomaly_flags for the run date."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.table import Table
+
+    from forecasting.config import ForecastConfig
+    from forecasting.job import forecast_warehouse
+
+    settings, wh = resolve(warehouse)
+    console = Console()
+    try:
+        run_date = date.fromisoformat(as_of) if as_of else _latest_call_date(wh)
+    except ValueError as exc:
+        raise fail(f"bad --as-of or empty ledger: {exc}") from exc
+    cfg = ForecastConfig(
+        horizon_months=horizon_months,
+        anomaly_level=settings.anomaly_level,
+        workers=workers,
+        n_samples=samples,
+    )
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    ) as bar:
+        tasks: dict[str, int] = {}
+
+        def progress(phase: str, done: int, total: int) -> None:
+            if phase not in tasks:
+                tasks[phase] = bar.add_task(f"{phase:<10}", total=total)
+            bar.update(tasks[phase], completed=done, total=total)
+
+        try:
+            run = forecast_warehouse(wh, run_date, cfg, progress)
+        except (ValueError, RuntimeError, FileNotFoundError) as exc:
+            raise fail(str(exc)) from exc
+
+    s = run.summary()
+    table = Table(
+        title=f"Total spend forecast as of {run_date} (USD, {cfg.interval_level:.0%} interval)"
+    )
+    for col in ("month", "kind", "actual to date", "p10", "p50", "p90", "method"):
+        table.add_column(col, justify="right" if col not in ("month", "kind", "method") else "left")
+    total = run.monthly[(run.monthly["unique_id"] == "spend|total")].sort_values("month")
+    for r in total.itertuples():
+        table.add_row(
+            f"{r.month:%Y-%m}",
+            r.month_kind,
+            f"{r.actual_to_date:,.0f}",
+            f"{r.p10:,.0f}",
+            f"{r.p50:,.0f}",
+            f"{r.p90:,.0f}",
+            r.method,
+        )
+    console.print(table)
+    if s["next_month"]:
+        n = s["next_month"]
+        console.print(
+            f"Next month ({n['month']:%Y-%m}) total spend: p10 ${n['p10']:,.0f} · "
+            f"p50 ${n['p50']:,.0f} · p90 ${n['p90']:,.0f}"
+        )
+    pooled = run.backtest[run.backtest["unique_id"] == "__pooled__|prophet"]
+    hold = pooled[pooled["phase"] == "holdout"]
+    if len(hold):
+        h = hold.iloc[0]
+        console.print(
+            f"Backtest (held-out cutoffs, {int(h['n_series'])} Prophet series): coverage of the "
+            f"{cfg.interval_level:.0%} interval {h['coverage_raw']:.1%} raw -> "
+            f"{h['coverage_calibrated']:.1%} calibrated; MASE {h['mase']:.2f}"
+        )
+    budgets = run.monthly[
+        (run.monthly["series_level"] == "feature")
+        & (run.monthly["metric"] == "spend")
+        & (run.monthly["month_kind"] == "current")
+        & run.monthly["budget_status"].isin(["over", "at_risk"])
+    ]
+    for r in budgets.itertuples():
+        console.print(
+            f"[yellow]budget[/]: {r.feature} month-end p50 ${r.p50:,.0f} vs budget "
+            f"${r.monthly_budget_usd:,.0f} ({r.budget_status}, P(over) {r.prob_over_budget:.0%})"
+        )
+    flags = run.anomalies[run.anomalies["is_anomaly"]] if len(run.anomalies) else run.anomalies
+    console.print(
+        f"Anomalies: {len(flags)} flagged of {s['scored_series_days']} scored series-days "
+        f"(level {cfg.anomaly_level:.0%})"
+    )
+    for r in flags.sort_values("severity", ascending=False).head(10).itertuples():
+        console.print(
+            f"  [red]{r.ds:%Y-%m-%d}[/] {r.unique_id}: ${r.actual:,.0f} vs "
+            f"[{r.lower:,.0f}, {r.upper:,.0f}] severity {r.severity:.1f} — {r.why}"
+        )
+    if charts:
+        from forecasting.charts import fan_charts
+        from forecasting.series import load_daily_series
+        from tokenbook.warehouse import connect_duckdb
+
+        if wh.kind == "duckdb":
+            con = connect_duckdb(wh, read_only=True)
+            try:
+                frame = load_daily_series(con, run_date, ("total", "feature"), ("spend",))
+            finally:
+                con.close()
+        else:
+            frame = load_daily_series(wh, run_date, ("total", "feature"), ("spend",))
+        for path in fan_charts(frame, run, charts):
+            console.print(f"chart: {path}")

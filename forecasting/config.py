@@ -1,0 +1,68 @@
+"""Run configuration and the model version stamped on every published row."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+FORECAST_CODE_VERSION = "tb-fc-1"
+
+# Series levels and the keys that identify a series within a level.
+LEVELS: dict[str, tuple[str, ...]] = {
+    "total": (),
+    "provider": ("provider",),
+    "provider_model": ("provider", "model"),
+    "feature": ("feature",),
+    "feature_segment": ("feature", "customer_segment"),
+}
+KEY_COLUMNS = ("provider", "model", "feature", "customer_segment")
+METRICS: dict[str, str] = {"spend": "usd", "tokens": "tokens", "calls": "calls"}
+# Anomalies are scored on spend for these levels.
+ANOMALY_LEVELS = ("total", "provider", "feature")
+
+
+def model_version(method: str, spec: str | None = None) -> str:
+    """A version string naming the code, the library and the variant that made a number."""
+    if method == "prophet":
+        import prophet
+
+        return f"{FORECAST_CODE_VERSION}/prophet-{prophet.__version__}/{spec or 'additive'}"
+    return f"{FORECAST_CODE_VERSION}/{method}"
+
+
+@dataclass(frozen=True)
+class ForecastConfig:
+    """Knobs of one run. Defaults suit 120-365 days of daily history."""
+
+    horizon_months: int = 3
+    interval_level: float = 0.8  # p10..p90
+    anomaly_level: float = 0.99
+    n_samples: int = 1000  # predictive sample paths per series
+    backtest_cutoffs: int = 4  # early half calibrates, later half is held out
+    backtest_horizon_days: int = 14
+    backtest_period_days: int = 7
+    min_prophet_days: int = 28  # shorter series get the fallback
+    new_feature_days: int = 30  # features younger than this use the Fermi estimate
+    specs: tuple[str, ...] = ("additive", "log")  # chosen per series by backtest MAE
+    levels: tuple[str, ...] = tuple(LEVELS)
+    metrics: tuple[str, ...] = tuple(METRICS)
+    anomaly_min_train_days: int = 28
+    anomaly_lookback_days: int | None = None  # None: score all history that has enough training
+    workers: int = 2
+    seed: int = 7
+    extra: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name in ("interval_level", "anomaly_level"):
+            v = getattr(self, name)
+            if not 0.5 <= v < 1:
+                raise ValueError(f"{name}={v} must lie in [0.5, 1): it is a central interval level")
+        if self.backtest_cutoffs < 2:
+            raise ValueError(
+                "backtest_cutoffs must be >= 2: early cutoffs calibrate, later ones are held out"
+            )
+        unknown = set(self.levels) - set(LEVELS)
+        if unknown:
+            raise ValueError(f"unknown series levels {sorted(unknown)}; choose from {list(LEVELS)}")
+        unknown = set(self.metrics) - set(METRICS)
+        if unknown:
+            raise ValueError(f"unknown metrics {sorted(unknown)}; choose from {list(METRICS)}")

@@ -1,0 +1,166 @@
+"""The whole run against a warehouse: read actuals, forecast, explain flags, publish.
+
+This is what ``tokenbook forecast`` and the nightly DAG call.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pandas as pd
+
+from forecasting.anomalies import explain_flags
+from forecasting.config import ANOMALY_LEVELS, ForecastConfig
+from forecasting.inputs import load_budgets, load_events, load_fermi_estimates
+from forecasting.pipeline import ForecastRun, Progress, anomaly_series, forecast_frame
+from forecasting.publish import empty_like, publish_bigquery, publish_duckdb, run_tables
+from forecasting.series import load_daily_series
+
+
+def forecast_warehouse(
+    warehouse,
+    as_of: date,
+    cfg: ForecastConfig | None = None,
+    progress: Progress | None = None,
+    con=None,
+    bq_client=None,
+    events: pd.DataFrame | None = None,
+) -> ForecastRun:
+    """Forecast from ``fct_llm_calls`` and rewrite the four forecast tables for ``as_of``.
+
+    ``warehouse``: a ``tokenbook.warehouse.Warehouse``. For DuckDB an open ``con`` may be
+    passed (else the file is opened); for BigQuery ``bq_client`` may be passed (tests).
+    ``events`` overrides the events seed (e.g. the seed plus extra launches)."""
+    from tokenbook.warehouse import connect_duckdb
+
+    cfg = cfg or ForecastConfig()
+    own_con = False
+    if warehouse.kind == "bigquery" and bq_client is None:
+        from google.cloud import bigquery
+
+        bq_client = bigquery.Client(project=warehouse.project)
+    if warehouse.kind == "duckdb" and con is None:
+        con = connect_duckdb(warehouse)
+        own_con = True
+    try:
+        source = con if warehouse.kind == "duckdb" else warehouse
+        frame = load_daily_series(
+            source, as_of, levels=cfg.levels, metrics=cfg.metrics, client=bq_client
+        )
+        if frame.empty:
+            raise ValueError(
+                f"fct_llm_calls has no calls on or before {as_of}: run `tokenbook transform` "
+                "first or pick a later --as-of"
+            )
+        run = forecast_frame(
+            frame,
+            as_of,
+            load_events() if events is None else events,
+            load_fermi_estimates(),
+            load_budgets(),
+            cfg,
+            progress,
+        )
+        if not run.anomalies.empty:
+            flagged = run.anomalies["is_anomaly"].to_numpy()
+            if flagged.any():
+                why = explain_flags(source, run.anomalies[flagged], client=bq_client)
+                run.anomalies.loc[flagged, "why"] = why.to_numpy()
+        tables = run_tables(run)
+        if warehouse.kind == "duckdb":
+            publish_duckdb(con, tables, run.as_of)
+        else:
+            publish_bigquery(bq_client, warehouse, tables, run.as_of)
+        return run
+    finally:
+        if own_con:
+            con.close()
+
+
+def _last_anomaly_factor(source, warehouse, as_of: date, client=None) -> tuple[float, dict]:
+    """The anomaly calibration factor and chosen specs of the latest refit on or before as_of
+    (1.0 and no specs when no refit has run yet)."""
+    from forecasting.series import _query
+
+    table = warehouse.table("marts", "forecast_backtest")
+    sql = (
+        f"select unique_id, spec, anomaly_calibration_factor from {table} "
+        f"where as_of = (select max(as_of) from {table} where as_of <= date '{as_of.isoformat()}')"
+    )
+    try:
+        bt = _query(source, sql, client)
+    except Exception:  # no refit yet: the table does not exist
+        return 1.0, {}
+    pooled = bt[bt["unique_id"] == "__pooled__|prophet"]
+    factor = float(pooled["anomaly_calibration_factor"].iloc[0]) if len(pooled) else 1.0
+    specs = dict(zip(bt["unique_id"], bt["spec"], strict=True))
+    return factor, specs
+
+
+def score_day_warehouse(warehouse, as_of: date, cfg: ForecastConfig, con=None, bq_client=None):
+    """Score only ``as_of`` for total / provider / feature spend and rewrite its flag rows.
+
+    The fit for the day is the weekly one (data before the day's ISO Monday), so a daily run and
+    the Monday refit agree on every day."""
+    from dataclasses import replace
+
+    from tokenbook.warehouse import connect_duckdb
+
+    cfg = replace(cfg, anomaly_lookback_days=1)
+    own_con = False
+    if warehouse.kind == "bigquery" and bq_client is None:
+        from google.cloud import bigquery
+
+        bq_client = bigquery.Client(project=warehouse.project)
+    if warehouse.kind == "duckdb" and con is None:
+        con = connect_duckdb(warehouse)
+        own_con = True
+    try:
+        source = con if warehouse.kind == "duckdb" else warehouse
+        frame = load_daily_series(source, as_of, ANOMALY_LEVELS, ("spend",), client=bq_client)
+        factor, specs = _last_anomaly_factor(source, warehouse, as_of, bq_client)
+        events = load_events()
+        parts = []
+        as_of_ts = pd.Timestamp(as_of)
+        for uid, g in frame.groupby("unique_id", sort=True):
+            meta = g.iloc[0][
+                [
+                    "unique_id",
+                    "series_level",
+                    "metric",
+                    "provider",
+                    "model",
+                    "feature",
+                    "customer_segment",
+                ]
+            ].to_dict()
+            scored = anomaly_series(
+                meta, g[["ds", "y"]], as_of_ts, cfg, events, specs.get(uid), factor
+            )
+            if len(scored):
+                parts.append(scored)
+        flags = pd.concat(parts, ignore_index=True) if parts else empty_like("anomaly_flags")
+        if len(flags):
+            flags.insert(0, "as_of", as_of_ts)
+            flags["unit"] = "usd"
+            flags["why"] = None
+            hit = flags["is_anomaly"].to_numpy(bool)
+            if hit.any():
+                flags.loc[hit, "why"] = explain_flags(
+                    source, flags[hit], client=bq_client
+                ).to_numpy()
+        tables = {"anomaly_flags": flags}
+        if warehouse.kind == "duckdb":
+            publish_duckdb(con, tables, as_of)
+        else:
+            publish_bigquery(bq_client, warehouse, tables, as_of)
+        n_flags = int(flags["is_anomaly"].sum()) if len(flags) else 0
+        return {
+            "as_of": as_of.isoformat(),
+            "scored_series": len(parts),
+            "anomalies": n_flags,
+            "anomaly_calibration_factor": factor,
+        }
+    finally:
+        if own_con:
+            con.close()

@@ -1,0 +1,539 @@
+"""Run: prepare -> fit -> predict -> backtest -> calibrate -> flag, over one long frame.
+
+``forecast_frame`` is pure (frames in, frames out). ``forecasting.job.forecast_warehouse``
+wraps it with the warehouse reads and writes; ``run_forecast(settings, as_of)`` and
+``score_anomalies(settings, as_of)`` below are the entry points of ``tokenbook forecast`` and
+the nightly DAG (weekly refit; daily scoring of the run date only).
+
+Two parallel passes over series (a process pool):
+1. per series: backtest on rolling cutoffs (both specs on the early cutoffs, the better one on
+   the later ones), then the final fit and its sample paths over the horizon;
+2. per total / provider / feature spend series: weekly-refit anomaly scoring.
+Between them the parent pools the early-cutoff scores into conformal factors per method:
+daily at the interval level, horizon sums (for months) and daily at the anomaly level.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from functools import partial
+
+import numpy as np
+import pandas as pd
+
+from forecasting.anomalies import score_series
+from forecasting.backtest import (
+    backtest_points,
+    interval_coverage,
+    point_metrics,
+    rolling_cutoffs,
+    split_phases,
+)
+from forecasting.config import ANOMALY_LEVELS, KEY_COLUMNS, METRICS, ForecastConfig, model_version
+from forecasting.inputs import events_for_series
+from forecasting.intervals import (
+    band,
+    conformal_factor,
+    coverage,
+    monthly_from_samples,
+    scores,
+    widen,
+)
+from forecasting.models import fermi_samples, fit_fallback, fit_prophet, is_flat
+
+Progress = Callable[[str, int, int], None]
+META_COLUMNS = ("unique_id", "series_level", "metric", *KEY_COLUMNS)
+
+
+@dataclass
+class ForecastRun:
+    as_of: pd.Timestamp
+    daily: pd.DataFrame
+    monthly: pd.DataFrame
+    backtest: pd.DataFrame
+    anomalies: pd.DataFrame
+    factors: dict
+
+    def summary_scalars(self) -> dict:
+        """JSON-able figures for logs and XCom."""
+        s = self.summary()
+        out = {k: s[k] for k in ("anomalies", "scored_series_days", "series")}
+        out["as_of"] = self.as_of.date().isoformat()
+        for name in ("current_month", "next_month"):
+            row = s[name]
+            if row:
+                for q in ("p10", "p50", "p90"):
+                    out[f"{name}_total_{q}"] = round(float(row[q]), 2)
+        return out
+
+    def summary(self) -> dict:
+        total = self.monthly[
+            (self.monthly["series_level"] == "total") & (self.monthly["metric"] == "spend")
+        ]
+        nxt = total[total["month_kind"] == "future"].sort_values("month").head(1)
+        flags = (
+            self.anomalies[self.anomalies["is_anomaly"]]
+            if not self.anomalies.empty
+            else self.anomalies
+        )
+        return {
+            "next_month": nxt.iloc[0].to_dict() if len(nxt) else None,
+            "current_month": total[total["month_kind"] == "current"].iloc[0].to_dict()
+            if (total["month_kind"] == "current").any()
+            else None,
+            "anomalies": int(len(flags)),
+            "scored_series_days": int(len(self.anomalies)),
+            "series": int(self.daily["unique_id"].nunique()) if not self.daily.empty else 0,
+        }
+
+
+def horizon_dates(as_of: pd.Timestamp, months: int) -> pd.DatetimeIndex:
+    """From the day after ``as_of`` to the end of the month ``months`` after as_of's month."""
+    end = (as_of.to_period("M") + months).to_timestamp(how="end").normalize()
+    return pd.date_range(as_of + pd.Timedelta(days=1), end, freq="D")
+
+
+def choose_method(
+    meta: dict, history: pd.DataFrame, cfg: ForecastConfig, fermi: pd.DataFrame
+) -> str:
+    y = history["y"].to_numpy(float)
+    nonzero = np.flatnonzero(y > 0)
+    active_days = len(y) - nonzero[0] if len(nonzero) else 0
+    if (
+        meta["series_level"] == "feature"
+        and meta["feature"] in fermi.index
+        and active_days < cfg.new_feature_days
+    ):
+        return "fermi"
+    if len(y) >= cfg.min_prophet_days and not is_flat(y[-cfg.min_prophet_days :]):
+        return "prophet"
+    return "fallback"
+
+
+def _fitter(method: str, spec: str | None, events, n_samples: int):
+    if method == "prophet":
+        return partial(_fit_prophet, spec=spec, events=events, n_samples=n_samples)
+    return fit_fallback
+
+
+def _fit_prophet(train: pd.DataFrame, spec, events, n_samples):
+    # A backtest window can be flat even when the whole series is not.
+    if is_flat(train["y"].to_numpy(float)[-28:]):
+        return fit_fallback(train)
+    return fit_prophet(train, spec, events, n_samples)
+
+
+def forecast_series(
+    meta: dict,
+    history: pd.DataFrame,
+    as_of: pd.Timestamp,
+    cfg: ForecastConfig,
+    events: pd.DataFrame,
+    fermi: pd.DataFrame,
+) -> dict:
+    """Pass 1 for one series: backtest, choose the spec, final fit, raw (uncalibrated) bands
+    and month-sum paths. Never raises for short or flat data (falls back)."""
+    levels = (cfg.interval_level, cfg.anomaly_level)
+    method = choose_method(meta, history, cfg, fermi)
+    ev = events_for_series(events, meta.get("provider"), meta.get("feature"))
+    seed = cfg.seed + zlib.crc32(meta["unique_id"].encode()) % 10_000
+    dates = horizon_dates(as_of, cfg.horizon_months)
+    out = {
+        "meta": meta,
+        "method": method,
+        "spec": None,
+        "points": pd.DataFrame(),
+        "sums": pd.DataFrame(),
+    }
+
+    if method != "fermi" and len(history) > 0:
+        cutoffs = rolling_cutoffs(
+            history["ds"].iloc[0],
+            history["ds"].iloc[-1],
+            cfg.backtest_cutoffs,
+            cfg.backtest_horizon_days,
+            cfg.backtest_period_days,
+            cfg.min_prophet_days if method == "prophet" else 14,
+        )
+        early, late = split_phases(cutoffs) if len(cutoffs) >= 2 else ([], [])
+        bt = partial(
+            backtest_points,
+            history,
+            horizon=cfg.backtest_horizon_days,
+            n_samples=cfg.n_samples,
+            levels=levels,
+            seed=seed,
+        )
+        spec = None
+        if method == "prophet":
+            spec = cfg.specs[0]
+            if early:
+                best = None
+                for s in cfg.specs:
+                    pts, sums = bt(_fitter(method, s, ev, cfg.n_samples), early)
+                    mae = float(np.abs(pts["y"] - pts["p50"]).mean()) if len(pts) else np.inf
+                    if best is None or mae < best[0]:
+                        best = (mae, s, pts, sums)
+                _, spec, pts_e, sums_e = best
+        elif early:
+            pts_e, sums_e = bt(fit_fallback, early)
+        if early:
+            pts_l, sums_l = bt(_fitter(method, spec, ev, cfg.n_samples), late)
+            out["points"] = pd.concat(
+                [pts_e.assign(phase="calibration"), pts_l.assign(phase="holdout")],
+                ignore_index=True,
+            )
+            out["sums"] = pd.concat(
+                [sums_e.assign(phase="calibration"), sums_l.assign(phase="holdout")],
+                ignore_index=True,
+            )
+        out["spec"] = spec
+        model = _fitter(method, spec, ev, cfg.n_samples)(history)
+        out["method"] = model.method
+        out["spec"] = model.spec
+        paths = model.sample(dates, cfg.n_samples, seed=seed)
+    else:
+        paths = fermi_samples(
+            fermi.loc[meta["feature"]], meta["metric"], dates, cfg.n_samples, seed
+        )
+        out["method"] = "fermi"
+
+    out["version"] = model_version(out["method"], out["spec"])
+    lo, mid, hi = band(paths, cfg.interval_level)
+    out["daily"] = pd.DataFrame({"ds": dates, "lo": lo, "mid": mid, "hi": hi})
+    month_start = as_of.to_period("M").start_time
+    mtd = float(history.loc[history["ds"] >= month_start, "y"].sum()) if len(history) else 0.0
+    monthly = monthly_from_samples(dates, paths, cfg.interval_level, {month_start: mtd})
+    if monthly.empty or monthly["month"].iloc[0] != month_start:  # as_of is a month's last day
+        done = {
+            "month": month_start,
+            "actual_to_date": mtd,
+            "forecast_days": 0,
+            "p_lo": mtd,
+            "p50": mtd,
+            "p_hi": mtd,
+            "paths": np.full(paths.shape[1], mtd),
+        }
+        monthly = pd.concat([pd.DataFrame([done]), monthly], ignore_index=True)
+    out["monthly"] = monthly
+    return out
+
+
+def anomaly_series(
+    meta: dict,
+    history: pd.DataFrame,
+    as_of: pd.Timestamp,
+    cfg: ForecastConfig,
+    events,
+    spec,
+    factor,
+) -> pd.DataFrame:
+    ev = events_for_series(events, meta.get("provider"), meta.get("feature"))
+    scored = score_series(
+        history,
+        as_of,
+        cfg.anomaly_level,
+        factor=factor,
+        spec=spec or "log",
+        events=ev,
+        min_train_days=cfg.anomaly_min_train_days,
+        lookback_days=cfg.anomaly_lookback_days,
+        n_samples=cfg.n_samples,
+        seed=cfg.seed,
+    )
+    for k, v in meta.items():
+        scored[k] = v
+    return scored
+
+
+def _call(fn, args):
+    return fn(*args)
+
+
+def parallel_map(fn, tasks: list[tuple], workers: int, progress: Progress | None, phase: str):
+    """Run ``fn(*task)`` for every task, in a process pool when workers > 1; results in order."""
+    results: list = [None] * len(tasks)
+    if progress:
+        progress(phase, 0, len(tasks))
+    if workers <= 1 or len(tasks) <= 1:
+        for i, t in enumerate(tasks):
+            results[i] = fn(*t)
+            if progress:
+                progress(phase, i + 1, len(tasks))
+        return results
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        futures = {pool.submit(_call, fn, t): i for i, t in enumerate(tasks)}
+        for done, fut in enumerate(as_completed(futures), start=1):
+            results[futures[fut]] = fut.result()
+            if progress:
+                progress(phase, done, len(tasks))
+    return results
+
+
+def _series_tasks(
+    frame: pd.DataFrame, fermi: pd.DataFrame, cfg: ForecastConfig
+) -> list[tuple[dict, pd.DataFrame]]:
+    frame = frame[frame["series_level"].isin(cfg.levels) & frame["metric"].isin(cfg.metrics)]
+    tasks = []
+    for _uid, g in frame.groupby("unique_id", sort=True):
+        meta = {c: (None if pd.isna(g[c].iloc[0]) else g[c].iloc[0]) for c in META_COLUMNS}
+        tasks.append((meta, g[["ds", "y"]].sort_values("ds").reset_index(drop=True)))
+    # New features with a Fermi estimate but no data yet still get a forecast.
+    if "feature" in cfg.levels:
+        seen = set(frame.loc[frame["series_level"] == "feature", "feature"])
+        for feature in fermi.index:
+            if feature in seen:
+                continue
+            for metric in cfg.metrics:
+                meta = {c: None for c in META_COLUMNS}
+                meta.update(
+                    unique_id=f"{metric}|feature|feature={feature}",
+                    series_level="feature",
+                    metric=metric,
+                    feature=feature,
+                )
+                tasks.append((meta, pd.DataFrame({"ds": pd.to_datetime([]), "y": []})))
+    return tasks
+
+
+def calibration_factors(results: list[dict], cfg: ForecastConfig) -> dict:
+    """Conformal factors per method from the EARLY (calibration) cutoffs, pooled over series."""
+    factors = {}
+    methods = {r["method"] for r in results}
+    for method in methods:
+        pts = [r["points"] for r in results if r["method"] == method and len(r["points"])]
+        sums = [r["sums"] for r in results if r["method"] == method and len(r["sums"])]
+        f = {"daily": 1.0, "sum": 1.0, "anomaly": 1.0}
+        if pts:
+            p = pd.concat(pts, ignore_index=True)
+            p = p[p["phase"] == "calibration"]
+            for key, level in (("daily", cfg.interval_level), ("anomaly", cfg.anomaly_level)):
+                s = scores(p["y"], p[f"lo_{level}"], p["p50"], p[f"hi_{level}"])
+                f[key] = conformal_factor(s, level)
+        if sums:
+            s_ = pd.concat(sums, ignore_index=True)
+            s_ = s_[s_["phase"] == "calibration"]
+            f["sum"] = conformal_factor(
+                scores(s_["y"], s_["lo"], s_["p50"], s_["hi"]), cfg.interval_level
+            )
+        # Anomaly intervals are never narrowed below the model's own (fewer false alarms).
+        f["anomaly"] = max(1.0, f["anomaly"])
+        factors[method] = f
+    return factors
+
+
+def _backtest_row(points: pd.DataFrame, sums: pd.DataFrame, f: dict, cfg: ForecastConfig) -> dict:
+    L, A = cfg.interval_level, cfg.anomaly_level
+    row = point_metrics(points)
+    row.update(
+        interval_level=L,
+        coverage_raw=interval_coverage(points, L),
+        anomaly_level=A,
+        anomaly_coverage_raw=interval_coverage(points, A),
+        calibration_factor=f["daily"],
+        sum_calibration_factor=f["sum"],
+        anomaly_calibration_factor=f["anomaly"],
+        n_cutoffs=int(points["cutoff"].nunique()) if len(points) else 0,
+        first_cutoff=points["cutoff"].min() if len(points) else pd.NaT,
+        last_cutoff=points["cutoff"].max() if len(points) else pd.NaT,
+        horizon_days=cfg.backtest_horizon_days,
+    )
+    if len(points):
+        for key, level, name in (
+            ("daily", L, "coverage_calibrated"),
+            ("anomaly", A, "anomaly_coverage_calibrated"),
+        ):
+            lo, _, hi = widen(points[f"lo_{level}"], points["p50"], points[f"hi_{level}"], f[key])
+            row[name] = coverage(points["y"], lo, hi)
+    else:
+        row["coverage_calibrated"] = row["anomaly_coverage_calibrated"] = np.nan
+    if len(sums):
+        row["sum_coverage_raw"] = coverage(sums["y"], sums["lo"], sums["hi"])
+        lo, _, hi = widen(sums["lo"], sums["p50"], sums["hi"], f["sum"])
+        row["sum_coverage_calibrated"] = coverage(sums["y"], lo, hi)
+    else:
+        row["sum_coverage_raw"] = row["sum_coverage_calibrated"] = np.nan
+    return row
+
+
+def forecast_frame(
+    frame: pd.DataFrame,
+    as_of,
+    events: pd.DataFrame,
+    fermi: pd.DataFrame,
+    budgets: pd.Series,
+    cfg: ForecastConfig | None = None,
+    progress: Progress | None = None,
+    score_anomalies: bool = True,
+) -> ForecastRun:
+    """Forecast every series of ``frame`` (long: unique_id, series_level, metric, keys, ds, y)."""
+    cfg = cfg or ForecastConfig()
+    as_of = pd.Timestamp(as_of).normalize()
+    frame = frame[frame["ds"] <= as_of]
+    tasks = _series_tasks(frame, fermi, cfg)
+    if not tasks:
+        raise ValueError(
+            f"no daily series to forecast up to {as_of.date()}: is fct_llm_calls empty or are "
+            "all calls after --as-of?"
+        )
+    results = parallel_map(
+        forecast_series,
+        [(m, h, as_of, cfg, events, fermi) for m, h in tasks],
+        cfg.workers,
+        progress,
+        "forecast",
+    )
+    factors = calibration_factors(results, cfg)
+    daily, monthly, backtest = _assemble(results, factors, budgets, as_of, cfg)
+
+    anomalies = pd.DataFrame()
+    if score_anomalies:
+        by_uid = {r["meta"]["unique_id"]: r for r in results}
+        a_tasks = [
+            (
+                m,
+                h,
+                as_of,
+                cfg,
+                events,
+                by_uid[m["unique_id"]]["spec"],
+                factors.get("prophet", {"anomaly": 1.0})["anomaly"],
+            )
+            for m, h in tasks
+            if m["metric"] == "spend" and m["series_level"] in ANOMALY_LEVELS and len(h)
+        ]
+        parts = parallel_map(anomaly_series, a_tasks, cfg.workers, progress, "anomalies")
+        parts = [p for p in parts if len(p)]
+        anomalies = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+        if not anomalies.empty:
+            anomalies.insert(0, "as_of", as_of)
+            anomalies["why"] = None
+    return ForecastRun(as_of, daily, monthly, backtest, anomalies, factors)
+
+
+def _assemble(results, factors, budgets, as_of, cfg):
+    daily_parts, monthly_parts, bt_rows = [], [], []
+    pooled: dict[tuple, list] = {}
+    for r in results:
+        meta, method = r["meta"], r["method"]
+        f = factors.get(method, {"daily": 1.0, "sum": 1.0, "anomaly": 1.0})
+        d = r["daily"]
+        lo, mid, hi = widen(d["lo"], d["mid"], d["hi"], f["daily"])
+        daily_parts.append(
+            pd.DataFrame(
+                {
+                    **meta,
+                    "ds": d["ds"],
+                    "method": method,
+                    "spec": r["spec"],
+                    "model_version": r["version"],
+                    "interval_level": cfg.interval_level,
+                    "calibration_factor": f["daily"],
+                    "p10": lo,
+                    "p50": mid,
+                    "p90": hi,
+                }
+            )
+        )
+        m = r["monthly"]
+        k = f["sum"]
+        fc_lo = m["p_lo"] - m["actual_to_date"]
+        fc_mid = m["p50"] - m["actual_to_date"]
+        fc_hi = m["p_hi"] - m["actual_to_date"]
+        lo, mid, hi = widen(fc_lo, fc_mid, fc_hi, k)
+        month_start = as_of.to_period("M").start_time
+        mp = pd.DataFrame(
+            {
+                **meta,
+                "month": m["month"],
+                "month_kind": np.where(m["month"] == month_start, "current", "future"),
+                "actual_to_date": m["actual_to_date"],
+                "forecast_days": m["forecast_days"],
+                "p10": m["actual_to_date"] + lo,
+                "p50": m["actual_to_date"] + mid,
+                "p90": m["actual_to_date"] + hi,
+                "interval_level": cfg.interval_level,
+                "method": method,
+                "spec": r["spec"],
+                "model_version": r["version"],
+                "calibration_factor": k,
+            }
+        )
+        budget = (
+            budgets.get(meta.get("feature"))
+            if (meta["series_level"] == "feature" and meta["metric"] == "spend")
+            else None
+        )
+        mp["monthly_budget_usd"] = np.nan
+        mp["prob_over_budget"] = np.nan
+        mp["budget_status"] = None
+        if budget is not None and not pd.isna(budget):
+            paths = [
+                m_mid + k * (np.asarray(p) - m_mid)
+                for p, m_mid in zip(m["paths"], m["p50"], strict=True)
+            ]
+            mp["monthly_budget_usd"] = float(budget)
+            mp["prob_over_budget"] = [float(np.mean(p > budget)) for p in paths]
+            mp["budget_status"] = np.select(
+                [mp["p10"] > budget, mp["p90"] > budget], ["over", "at_risk"], "within"
+            )
+        monthly_parts.append(mp)
+        if len(r["points"]):
+            for phase in ("calibration", "holdout"):
+                pts = r["points"][r["points"]["phase"] == phase]
+                sums = r["sums"][r["sums"]["phase"] == phase]
+                row = {
+                    **meta,
+                    "method": method,
+                    "spec": r["spec"],
+                    "model_version": r["version"],
+                    "phase": phase,
+                    **_backtest_row(pts, sums, f, cfg),
+                }
+                bt_rows.append(row)
+                pooled.setdefault((method, phase), []).append((pts, sums))
+    for (method, phase), items in sorted(pooled.items()):
+        pts = pd.concat([p for p, _ in items], ignore_index=True)
+        sums = pd.concat([s for _, s in items], ignore_index=True)
+        row = {c: None for c in META_COLUMNS}
+        row.update(
+            unique_id=f"__pooled__|{method}",
+            series_level="pooled",
+            metric="all",
+            method=method,
+            spec=None,
+            model_version=model_version(method),
+            phase=phase,
+            **_backtest_row(pts, sums, factors[method], cfg),
+        )
+        row["n_series"] = len(items)
+        bt_rows.append(row)
+    daily = pd.concat(daily_parts, ignore_index=True)
+    monthly = pd.concat(monthly_parts, ignore_index=True)
+    backtest = pd.DataFrame(bt_rows)
+    for df in (daily, monthly, backtest):
+        df.insert(0, "as_of", as_of)
+        df["unit"] = df["metric"].map(METRICS).fillna("mixed")
+    return daily, monthly, backtest
+
+
+def run_forecast(settings, as_of, cfg: ForecastConfig | None = None, progress=None) -> dict:
+    """Full run on the configured warehouse: forecasts, backtests and anomaly flags for as_of."""
+    from forecasting.job import forecast_warehouse
+    from tokenbook.warehouse import parse_warehouse
+
+    cfg = cfg or ForecastConfig(anomaly_level=settings.anomaly_level)
+    run = forecast_warehouse(parse_warehouse(settings.warehouse), as_of, cfg, progress)
+    return run.summary_scalars()
+
+
+def score_anomalies(settings, as_of, cfg: ForecastConfig | None = None) -> dict:
+    """Daily scoring: flag the run date only (weekly-refit fit, last calibration factor)."""
+    from forecasting.job import score_day_warehouse
+    from tokenbook.warehouse import parse_warehouse
+
+    cfg = cfg or ForecastConfig(anomaly_level=settings.anomaly_level, workers=1)
+    return score_day_warehouse(parse_warehouse(settings.warehouse), as_of, cfg)
