@@ -69,16 +69,85 @@ def run_dbt(args: Sequence[str], settings: Settings, target_path: str | Path | N
         str(DBT_PROJECT_DIR),
     ]
     if target:
-        cli_args += ["--target-path", str(Path(target) / "target"), "--log-path", str(Path(target) / "logs")]
+        cli_args += [
+            "--target-path",
+            str(Path(target) / "target"),
+            "--log-path",
+            str(Path(target) / "logs"),
+        ]
     with _patched_environ(dbt_env(settings)):
         result = dbtRunner().invoke(cli_args)
     if not result.success:
-        failures: list[str] = []
-        res = result.result
-        for r in getattr(res, "results", None) or []:
-            status = str(getattr(r, "status", ""))
-            if status.lower() in {"error", "fail", "runtimeerr", "runtime error"}:
-                failures.append(f"{r.node.unique_id}: {r.message}")
-        detail = "; ".join(failures) if failures else str(result.exception or "see dbt log above")
-        raise DbtError(f"dbt {' '.join(args)} failed: {detail}")
+        raise DbtError(_failure_message(args, result))
     return result
+
+
+_FAILED = {"error", "fail", "runtime error", "runtimeerr"}
+
+
+def failed_nodes(result) -> list[str]:
+    """``unique_id: message`` of every node that errored or failed in a dbt result."""
+    failures: list[str] = []
+    for r in getattr(getattr(result, "result", None), "results", None) or []:
+        status = str(getattr(r, "status", "")).lower().split(".")[-1]
+        if status in _FAILED:
+            message = " ".join(str(r.message or status).split())
+            failures.append(f"{r.node.unique_id}: {message[:500]}")
+    return failures
+
+
+def _failure_message(args: Sequence[str], result) -> str:
+    failures = failed_nodes(result)
+    head = f"dbt {' '.join(args)} failed"
+    if failures:
+        return f"{head} ({len(failures)} node(s)):\n  " + "\n  ".join(failures)
+    return f"{head}: {result.exception or 'see the dbt log (logs/dbt.log)'}"
+
+
+def ensure_raw_tables(settings: Settings) -> None:
+    """Create the raw gateway tables (empty) on a DuckDB warehouse that has none yet, so
+    ``dbt build`` runs before the first ingestion. BigQuery datasets are created by loads."""
+    from ingestion.gateway import schema
+
+    wh = parse_warehouse(settings.warehouse)
+    if wh.kind != "duckdb":
+        return
+    from tokenbook.warehouse import connect_duckdb
+
+    con = connect_duckdb(wh)
+    try:
+        for name, columns in (
+            ("gateway_calls", schema.GATEWAY_CALLS_COLUMNS),
+            ("quarantine", schema.QUARANTINE_COLUMNS),
+            ("pii_redactions", schema.PII_REDACTIONS_COLUMNS),
+            ("load_audit", schema.LOAD_AUDIT_COLUMNS),
+        ):
+            con.execute(schema.duckdb_ddl(wh.table("raw", name), columns))
+    finally:
+        con.close()
+
+
+def build(
+    settings: Settings,
+    select: Sequence[str] | None = None,
+    full_refresh: bool = False,
+    target_path: str | Path | None = None,
+    extra_args: Sequence[str] = (),
+) -> str:
+    """``dbt build`` (seeds, models, unit and data tests) and a one-line summary.
+
+    Raises DbtError listing the failed nodes."""
+    ensure_raw_tables(settings)
+    args = ["build"]
+    if select:
+        args += ["--select", *select]
+    if full_refresh:
+        args.append("--full-refresh")
+    args += list(extra_args)
+    result = run_dbt(args, settings, target_path=target_path)
+    counts: dict[str, int] = {}
+    for r in getattr(result.result, "results", None) or []:
+        status = str(getattr(r, "status", "")).lower().split(".")[-1]
+        counts[status] = counts.get(status, 0) + 1
+    detail = ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
+    return f"dbt build finished: {detail or 'nothing selected'}"

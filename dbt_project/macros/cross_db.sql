@@ -120,3 +120,14 @@
 {%- endmacro %}
 {% macro default__type_double() -%} double {%- endmacro %}
 {% macro bigquery__type_double() -%} float64 {%- endmacro %}
+
+{#- is_incremental() that does not probe the warehouse during an offline `dbt compile
+    --no-populate-cache` (dbt-bigquery would call the API and block for minutes without a
+    network). In every run/build it is dbt's is_incremental(). -#}
+{% macro is_incremental_run() -%}
+    {%- if flags.WHICH == 'compile' and not flags.POPULATE_CACHE -%}
+        {{ return(false) }}
+    {%- else -%}
+        {{ return(is_incremental()) }}
+    {%- endif -%}
+{%- endmacro %}

@@ -51,8 +51,12 @@
 {%- endmacro %}
 
 {#- Effective (negotiated) unit price of a token kind in int_llm_calls_priced: an explicit
-    override price wins, else list price less the override's discount percent. -#}
+    override price wins for standard calls below the context tier (it is a negotiated
+    standard price); otherwise list price less the override's discount percent. -#}
 {% macro effective_price(kind) -%}
     {%- set override_col = 'override_cache_write_per_mtok' if kind == 'cache_write' else 'override_' ~ kind ~ '_per_mtok' -%}
-    coalesce({{ override_col }}, {{ tokenbook.to_money('list_' ~ kind ~ '_per_mtok * ' ~ tokenbook.pct_remaining('coalesce(override_discount_pct, 0)')) }})
+    coalesce(
+        case when pricing_mode = 'standard' and not is_above_tier then {{ override_col }} end,
+        {{ tokenbook.to_money('list_' ~ kind ~ '_per_mtok * ' ~ tokenbook.pct_remaining('coalesce(override_discount_pct, 0)')) }}
+    )
 {%- endmacro %}

@@ -2,7 +2,29 @@
 
 from __future__ import annotations
 
+from typing import Annotated
 
-def transform() -> None:
-    """Run dbt build on the configured warehouse (not built yet)."""
-    raise NotImplementedError("transform is being built")
+import typer
+
+from tokenbook.commands.common import WarehouseOpt, fail, resolve
+
+
+def transform(
+    select: Annotated[
+        list[str] | None,
+        typer.Option("--select", "-s", help="dbt selection (repeatable), e.g. +fct_llm_calls."),
+    ] = None,
+    full_refresh: Annotated[
+        bool, typer.Option("--full-refresh", help="Rebuild incremental models from scratch.")
+    ] = False,
+    warehouse: WarehouseOpt = None,
+) -> None:
+    """Seed and build the dbt models (staging -> intermediate -> marts) with their tests."""
+    from tokenbook.dbt import DbtError, build
+
+    settings, _ = resolve(warehouse)
+    try:
+        summary = build(settings, select=select or None, full_refresh=full_refresh)
+    except DbtError as exc:
+        raise fail(str(exc)) from exc
+    typer.echo(summary)

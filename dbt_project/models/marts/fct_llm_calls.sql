@@ -20,7 +20,7 @@ with
 priced_calls as (
 
     select * from {{ ref('int_llm_calls_priced') }}
-    {% if is_incremental() %}
+    {% if tokenbook.is_incremental_run() %}
     where load_date >= (
         select {{ tokenbook.date_sub_days('max(load_date)', var('lookback_days')) }}
         from {{ this }}
