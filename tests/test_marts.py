@@ -27,6 +27,7 @@ MARTS = (
     "mart_budget_vs_actual",
     "mart_unattributed_spend",
 )
+SEEDS = ("features", "teams")
 
 # 360 generated attempts: pairs (attempt 1 then 2) of one trace, 2025-12-20 .. 2026-02-17,
 # five features plus untagged calls, untagged segments, an unpriced model, Azure calls
@@ -98,8 +99,12 @@ select * from (values
 
 
 def build_marts_warehouse(root: Path) -> str:
-    """Create a DuckDB warehouse under ``root`` with the test calls, build the marts (and
-    everything upstream, with their data and unit tests) and return the warehouse URL."""
+    """Create a DuckDB warehouse under ``root`` with the test calls, build the marts and
+    return the warehouse URL.
+
+    Two dbt invocations: everything upstream of the marts without its tests (those belong to
+    the foundation's suite), then the marts and the seeds they read with all their data
+    tests, unit tests and the chargeback invariants."""
     url = f"duckdb:///{root / 'wh' / 'tokenbook.duckdb'}"
     settings = load_settings(warehouse=url)
     con = connect_duckdb(parse_warehouse(url))
@@ -109,8 +114,23 @@ def build_marts_warehouse(root: Path) -> str:
         con.execute(HAND_CALLS)
     finally:
         con.close()
-    selector = [f"+{name}" for name in MARTS]
-    run_dbt(["build", "--select", *selector], settings, target_path=root / "dbt")
+    target = root / "dbt"
+    upstream = [f"+{name}" for name in MARTS]
+    run_dbt(
+        [
+            "build",
+            "--select",
+            *upstream,
+            "--exclude",
+            *MARTS,
+            "--exclude-resource-type",
+            "test",
+            "unit_test",
+        ],
+        settings,
+        target_path=target,
+    )
+    run_dbt(["build", "--select", *MARTS, *SEEDS], settings, target_path=target)
     return url
 
 

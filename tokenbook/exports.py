@@ -133,7 +133,7 @@ def _duckdb_query(wh: Warehouse, sql: str, params: list) -> pa.Table:
     # (e.g. dbt run in-process) already holds open read-write.
     con = connect_duckdb(wh)
     try:
-        return con.execute(sql, params).to_arrow_table()
+        return con.sql(sql, params=params).to_arrow_table()
     except duckdb.CatalogException as exc:
         raise ExportError(
             f"{wh.table('marts', CHARGEBACK_TABLE)} does not exist in {wh.path}: "
