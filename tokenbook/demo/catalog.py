@@ -33,7 +33,7 @@ class Model:
 
     key: str  # short id used inside the generator
     provider: str  # canonical provider that serves and bills the call
-    catalog_model: str  # key in the LiteLLM price map
+    catalog_model: str  # model of the (provider, model) key in dbt_project/seeds/price_book_default.csv
     input_per_mtok: float
     output_per_mtok: float
     cache_read_per_mtok: float
@@ -82,13 +82,14 @@ MODELS: tuple[Model, ...] = (
           1.00, 5.00, 0.10, "explicit", False,
           (("bedrock", "anthropic.claude-haiku-4-5-20251001-v1:0", 0.75),
            ("aws_bedrock", "anthropic.claude-haiku-4-5-20251001-v1:0", 0.25)), 9.0),
-    Model("azure-gpt-4.1-mini", "azure_openai", "azure/gpt-4.1-mini", 0.40, 1.60, 0.10, "auto",
+    Model("azure-gpt-4.1-mini", "azure_openai", "gpt-4.1-mini", 0.40, 1.60, 0.10, "auto",
           False,
           (("azure_openai", "gpt-4.1-mini", 0.55), ("azure", "azure/gpt-4.1-mini", 0.25),
            # an Azure deployment name, as Azure-fronting gateways log it
            ("azure_openai", "tb-gpt41-mini-prod-eastus", 0.20)), 9.0),
-    Model("azure-gpt-4o", "azure_openai", "azure/gpt-4o", 2.50, 10.00, 1.25, "auto", False,
-          (("azure_openai", "gpt-4o", 0.70), ("azure", "azure/gpt-4o", 0.30)), 12.0),
+    Model("azure-gpt-4o", "azure_openai", "gpt-4o", 2.50, 10.00, 1.25, "auto", False,
+          (("azure_openai", "gpt-4o", 0.60), ("azure", "azure/gpt-4o", 0.25),
+           ("azure_openai", "prod-gpt4o", 0.15)), 12.0),
     # A self-hosted fine-tune: no price anywhere (must stay unpriced, never cost 0).
     Model("self-hosted-ft", "self_hosted", "", 0.0, 0.0, 0.0, "none", False,
           (("self_hosted", "acme-support-llama-3.1-8b-ft", 1.0),), 6.0),

@@ -28,7 +28,7 @@ from tokenbook.demo.catalog import (
     teams_manifest,
 )
 from tokenbook.demo.pii import PHRASES, PII_KINDS, build_pools
-from tokenbook.demo.render import render_files
+from tokenbook.demo.render import hex_ids, render_files
 
 MANIFEST_VERSION = 1
 POOL_SIZE = 24
@@ -75,7 +75,7 @@ def plan(days: int = 120, end: date | None = None, seed: int = 7, scale: float =
     events = events_mod.plan_events(seed, days, end)
     volume = sim.plan_volume(seed, days, end, scale, events)
     return {
-        "events": events,
+        "events": _enrich_events(events, volume.runaway_extra),
         "start": volume.start.isoformat(),
         "end": end.isoformat(),
         "requests": int(volume.requests.sum()) + volume.runaway_extra,
@@ -105,7 +105,6 @@ def generate(
     start = volume.start
     last = days - 1
     rng = np.random.default_rng([seed, 20])
-    seed_tag = f"tb{seed}"
 
     # ---- names as gateways write them -------------------------------------------------
     variants: list[tuple[str, str, int]] = []
@@ -318,7 +317,22 @@ def generate(
         "debug_pii": pa.array(debug_pii.astype(np.int64)),
     })
     del ok_status
-
+    # ids: uuid-like request ids, 32-hex trace ids, 16-hex prompt-prefix hashes (one per
+    # stable prefix, one per request without a stable prefix), letter-only session ids
+    irng = np.random.default_rng([seed, 50])
+    req_idx = pa.array(a["req"])
+    keys, key_code = np.unique(prefix_key, return_inverse=True)  # -1 (dynamic) sorts first
+    stable = hex_ids(irng, len(keys), (16,))
+    dynamic = hex_ids(irng, traffic.n_requests, (16,))
+    hash_idx = np.where(prefix_key >= 0, key_code, len(keys) + a["req"])
+    sessions = hex_ids(irng, traffic.n_requests // 3 + 1, (14,), letters_only=True)
+    table = (
+        table.append_column("request_id", hex_ids(irng, na, (8, 4, 4, 4, 12)))
+        .append_column("trace_id", hex_ids(irng, traffic.n_requests, (32,)).take(req_idx))
+        .append_column("prefix_hash", pa.DictionaryArray.from_arrays(
+            pa.array(hash_idx.astype(np.int32)), pa.concat_arrays([stable, dynamic])))
+        .append_column("session_id", sessions.take(pa.array(a["req"] // 3)))
+    )
     # ---- where each line goes -----------------------------------------------------------
     ms = sim.MS_PER_DAY
     file_day = a["day"].copy()
@@ -356,7 +370,7 @@ def generate(
         "pii": pa.table({"id": np.arange(len(pii_values)), "kind": [k for k, _ in pii_values],
                          "value": [v for _, v in pii_values]}),
     }
-    files = render_files(table, entries, bad, lookups, start, days, out / "gateway", seed_tag)
+    files = render_files(table, entries, bad, lookups, start, days, out / "gateway")
 
     # ---- manifest -----------------------------------------------------------------------
     per_file = {f["date"]: f for f in files}
@@ -381,7 +395,7 @@ def generate(
     used, used_counts = np.unique(variant, return_counts=True)
     spend = np.where(priceable, cost, 0.0)
     feat_spend = np.bincount(a["feat"], weights=spend, minlength=len(FEATURES))
-    ev = _enrich_events(events, a, start, traffic.n_requests)
+    ev = _enrich_events(events, volume.runaway_extra)
 
     manifest = {
         "generator": "tokenbook.demo",
@@ -453,14 +467,15 @@ def generate(
     return manifest
 
 
-def _enrich_events(events: dict, a: dict, start: date, n_requests: int) -> dict:
-    """Events plus the names a reader of the logs sees (catalogue ids, affected calls)."""
+def _enrich_events(events: dict, runaway_extra: int) -> dict:
+    """Events with the names a reader of the logs sees: ``model``/``from_model``/``to_model``
+    are price-book model names (with ``*_model_key`` the generator's id and the provider)."""
     by_key = {m.key: m for m in MODELS}
     ev = json.loads(json.dumps(events))
-    for name in ("runaway_day",):
-        m = by_key[ev[name]["model"]]
-        ev[name].update(model_key=m.key, catalog_model=m.catalog_model, provider=m.provider,
-                        model=m.catalog_model, extra_calls=int(a["runaway"].sum()))
+    r = ev["runaway_day"]
+    m = by_key[r["model"]]
+    r.update(model_key=m.key, model=m.catalog_model, provider=m.provider,
+             extra_requests=runaway_extra)
     sw = ev["model_switch"]
     for side in ("from", "to"):
         m = by_key[sw[f"{side}_model"]]

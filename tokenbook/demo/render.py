@@ -13,7 +13,41 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pyarrow as pa
+
+_HEX = np.frombuffer(b"0123456789abcdef", np.uint8)
+_HEX_LETTERS = np.frombuffer(b"abcdefabcdefabcd", np.uint8)
+_LETTERS = np.frombuffer(b"abcdefghjkmnpqrstuvwxyzabcdefghj", np.uint8)
+
+
+def hex_ids(
+    rng: np.random.Generator, n: int, groups: tuple[int, ...], letters_only: bool = False
+) -> pa.Array:
+    """``n`` random hex ids in dash-separated ``groups`` (uuid-like for (8, 4, 4, 4, 12)).
+
+    Every fourth character is a letter (a-f): still a plain hex string, but never a run of
+    digits that a phone, card or SSN pattern could take for PII. ``letters_only`` gives ids of
+    lowercase letters instead. Built as one byte buffer, no Python loop."""
+    total = sum(groups)
+    if letters_only:
+        chars = _LETTERS[rng.integers(0, 32, size=(n, total), dtype=np.uint8)]
+    else:
+        nib = rng.integers(0, 16, size=(n, total), dtype=np.uint8)
+        chars = _HEX[nib]
+        chars[:, ::4] = _HEX_LETTERS[nib[:, ::4]]
+    width = total + len(groups) - 1
+    out = np.full((n, width), ord("-"), np.uint8)
+    pos = 0
+    for i, g in enumerate(groups):
+        start = sum(groups[:i])
+        out[:, pos : pos + g] = chars[:, start : start + g]
+        pos += g + 1
+    offsets = np.arange(n + 1, dtype=np.int64) * width
+    return pa.Array.from_buffers(
+        pa.large_string(), n, [None, pa.py_buffer(offsets), pa.py_buffer(out.tobytes())]
+    ).cast(pa.string())
+
 
 # Builds one JSON object per attempt from table ``a`` joined to the lookup tables.
 LINE_SQL = r"""
@@ -36,9 +70,7 @@ LINE_SQL = r"""
   '"api_key_id":' || to_json(a.api_key_id),
   '"project_id":' || to_json(a.project_id),
   CASE WHEN a.template IS NOT NULL THEN '"prompt_template_id":' || to_json(a.template) END,
-  '"prompt_prefix_hash":"' || CASE WHEN a.prefix_key >= 0
-      THEN substr(sha256(a.seed_tag || ':prefix:' || a.prefix_key), 1, 16)
-      ELSE substr(md5(a.seed_tag || ':dyn:' || a.rid), 1, 16) END || '"',
+  '"prompt_prefix_hash":"' || a.prefix_hash || '"',
   '"input_tokens":' || a.input_tokens,
   '"output_tokens":' || a.output_tokens,
   CASE WHEN a.has_cache_fields THEN '"cache_read_input_tokens":' || a.cache_read END,
@@ -55,8 +87,7 @@ LINE_SQL = r"""
   CASE WHEN a.preview_id >= 0 THEN '"prompt_preview":' || to_json(
       bp.text || coalesce(' - ' || replace(pp.text, '{v}', pv.value), '')) END,
   CASE WHEN a.has_meta THEN '"metadata":{' || concat_ws(',',
-      '"session_id":"sess_' || translate(substr(md5(a.seed_tag || ':s:' || (a.rid // 3)), 1, 14),
-                                         '0123456789', 'ghijkmnpqr') || '"',
+      '"session_id":"sess_' || a.session_id || '"',
       '"app":' || to_json(a.app),
       CASE WHEN mv.kind = 'email' THEN '"user":{"email":' || to_json(mv.value) || ',"plan":'
            || to_json(a.segment_label) || '}' END,
@@ -93,7 +124,6 @@ def render_files(
     start: date,
     days: int,
     out_dir: Path,
-    seed_tag: str,
     chunk_days: int = 12,
 ) -> list[dict]:
     """Write gateway-YYYY-MM-DD.jsonl.gz for each file day; returns per-file line counts.
@@ -104,22 +134,9 @@ def render_files(
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect()
-    con.execute("set preserve_insertion_order = true")
+    con.execute("set enable_progress_bar = false")
     con.register("attempts_arrow", attempts)
-    con.execute(
-        """
-        create table attempts as
-        select *, md5(? || ':a:' || gid) as h, md5(? || ':t:' || rid) as trace_id,
-               ?::varchar as seed_tag
-        from attempts_arrow
-        """,
-        [seed_tag, seed_tag, seed_tag],
-    )
-    con.execute(
-        "alter table attempts add column request_id varchar; "
-        "update attempts set request_id = substr(h, 1, 8) || '-' || substr(h, 9, 4) || '-' "
-        "|| substr(h, 13, 4) || '-' || substr(h, 17, 4) || '-' || substr(h, 21, 12)"
-    )
+    con.execute("create table attempts as select * from attempts_arrow")
     con.register("entries", entries)
     con.register("bad", bad)
     for name, table in lookups.items():
