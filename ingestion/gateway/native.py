@@ -147,8 +147,8 @@ def _read_parquet(con, path: Path, into: str) -> None:
     unknown = [c for c in types if c not in NATIVE_FIELDS]
     if unknown:
         pairs = ", ".join(f"{_sql_str(c)}: {_ident(c)}" for c in unknown)
-        extra = f"nullif(json_strip_nulls(to_json({{{pairs}}})), '{{}}')::VARCHAR"
-        # json_strip_nulls may be missing in old duckdb; fall back handled below.
+        # merge_patch into {} drops the null members; an all-null record gives no extra.
+        extra = f"nullif(json_merge_patch('{{}}', to_json({{{pairs}}}))::VARCHAR, '{{}}')"
     else:
         extra = "NULL::VARCHAR"
     sql = f"""

@@ -39,7 +39,6 @@ from ingestion.gateway.readers import ReaderError, detect_format, expand_paths, 
 from ingestion.gateway.schema import (
     GATEWAY_CALLS_COLUMNS,
     NATIVE_FIELDS,
-    PII_KINDS,
     REQUIRED_FIELDS,
     PartitionTables,
 )
@@ -450,46 +449,70 @@ def ingest_gateway(
 
 
 def _stage(con, settings) -> None:
-    """_tb_calls, _tb_quarantine, _tb_pii from _tb_rows (all load dates)."""
-    def clean(f: str) -> str:
-        return f"case when needs_pii then {redact.redact_sql(_i(f))} else {_i(f)} end"
+    """_tb_calls, _tb_quarantine, _tb_pii from _tb_rows (all load dates).
 
-    def clean_json(f: str) -> str:
-        red = redact.redact_sql(_i(f))
-        return (
-            f"case when {_i(f)} is null then NULL::JSON when needs_pii then "
-            f"(case when json_valid({red}) then ({red})::JSON else to_json({red}) end) "
-            f"else {_i(f)}::JSON end"
-        )
-
-    exprs = {
-        "load_date": "load_date",
-        "call_ts": "t_timestamp",
-        "batch": "t_batch",
-        "gateway_cost_usd": "t_cost_usd",
-        "metadata": clean_json("metadata"),
-        "extra": clean_json("extra"),
-        "customer_id": redact.pseudonymise_sql(_i("customer_id"), settings.pii_key),
-        "source_format": "source_format",
-        "source_file": "source_file",
-        "source_line": "source_line",
-    }
-    for f, t in NATIVE_FIELDS.items():
-        if t in {"int", "float"}:
-            exprs[f] = f"t_{f}"
-        elif f in FREE_TEXT_FIELDS:
-            exprs[f] = clean(f)
-    select = ",\n            ".join(
-        f"cast({exprs[name]} as {ddb}) as {name}" for name, ddb, _ in GATEWAY_CALLS_COLUMNS
-    )
+    Only the rows flagged ``needs_pii`` (the redactor changes their concatenated text) are
+    redacted, each field once, into _tb_red; every other row passes through untouched.
+    Counts come from (original, redacted) pairs, so no field is redacted twice."""
+    # One redaction expression for all fields: unpivot the flagged rows to (field, value).
+    fields = ", ".join(_i(f) for f in SCANNED_FIELDS)
     con.execute(
         f"""
-        create or replace temp table _tb_calls as
-        select {select}
-        from _tb_rows where row_status = 'loaded'
-        order by load_date, file_idx, source_line
+        create or replace temp table _tb_red_long as
+        select file_idx, source_line, load_date, source_file, field, value,
+               {redact.redact_sql('value')} as red
+        from (
+            unpivot (
+                select file_idx, source_line, load_date, source_file, {fields}
+                from _tb_rows where needs_pii
+            ) on {fields} into name field value value
+        )
         """
     )
+    con.execute(
+        """
+        create or replace temp table _tb_red as
+        select file_idx, source_line, map_from_entries(list({'k': field, 'v': red})) as m
+        from _tb_red_long group by file_idx, source_line
+        """
+    )
+    def as_json(col: str) -> str:
+        return (
+            f"case when {col} is null then NULL::JSON when json_valid({col}) then ({col})::JSON "
+            f"else to_json({col}) end"
+        )
+
+    def calls_select(redacted: bool) -> str:
+        exprs = {
+            "load_date": "r.load_date",
+            "call_ts": "t_timestamp",
+            "batch": "t_batch",
+            "gateway_cost_usd": "t_cost_usd",
+            "customer_id": redact.pseudonymise_sql("r.customer_id", settings.pii_key),
+            "source_format": "source_format",
+            "source_file": "r.source_file",
+            "source_line": "r.source_line",
+        }
+        for f, t in NATIVE_FIELDS.items():
+            if t in {"int", "float"}:
+                exprs[f] = f"t_{f}"
+            elif f in FREE_TEXT_FIELDS:
+                exprs[f] = f"x.m[{_q(f)}]" if redacted else f"r.{_i(f)}"
+        for f in ("metadata", "extra"):
+            exprs[f] = as_json(f"x.m[{_q(f)}]" if redacted else f"r.{_i(f)}")
+        cols = ",\n            ".join(
+            f"cast({exprs[name]} as {ddb}) as {name}" for name, ddb, _ in GATEWAY_CALLS_COLUMNS
+        )
+        if redacted:
+            return (
+                f"select {cols} from _tb_rows r join _tb_red x "
+                "using (file_idx, source_line) where r.needs_pii"
+            )
+        return f"select {cols} from _tb_rows r where r.row_status = 'loaded' and not r.needs_pii"
+
+    con.execute(f"create or replace temp table _tb_calls as {calls_select(False)}")
+    con.execute(f"insert into _tb_calls {calls_select(True)}")
+
     raw = f"coalesce(raw_line, {_rebuilt_raw_line()})"
     con.execute(
         f"""
@@ -499,42 +522,38 @@ def _stage(con, settings) -> None:
             from _tb_rows where row_status = 'quarantined'
         )
         select load_date, {_q(SOURCE)} as source, source_file, source_line as line_number,
-               reason, {redact.redact_sql('raw_line')} as raw_line, raw_line as _unredacted, file_idx
-        from q order by load_date, file_idx, source_line
+               reason, {redact.redact_sql('raw_line')} as raw_line, raw_line as _unredacted,
+               file_idx
+        from q
         """
     )
-    # counts by field and kind: loaded rows that the redactor changes, and quarantined lines
-    sums = []
-    for f in SCANNED_FIELDS:
-        for kind, expr in redact.pii_count_sql(_i(f)).items():
-            sums.append(f"coalesce(sum({expr}), 0)::BIGINT as {_i(f + '|' + kind)}")
-    qsums = [
-        f"coalesce(sum({expr}), 0)::BIGINT as {_i('raw_line|' + kind)}"
-        for kind, expr in redact.pii_count_sql("_unredacted").items()
-    ]
+    # counts by field and kind: loaded rows that needed redaction, and quarantined lines
+    kinds = redact.pii_count_redacted_sql("value", "red")
+    sums = ", ".join(f"coalesce(sum({e}), 0)::BIGINT as {_i(k)}" for k, e in kinds.items())
+    qkinds = redact.pii_count_redacted_sql("_unredacted", "raw_line")
+    qsums = ", ".join(f"coalesce(sum({e}), 0)::BIGINT as {_i(k)}" for k, e in qkinds.items())
     con.execute(
         f"""
         create or replace temp table _tb_pii as
         with counts as (
             unpivot (
-                select load_date, source_file, {", ".join(sums)}
-                from _tb_rows where needs_pii group by load_date, source_file
-            ) on columns(* exclude (load_date, source_file)) into name k value redactions
+                select load_date, source_file, field, {sums}
+                from _tb_red_long group by load_date, source_file, field
+            ) on {", ".join(_i(k) for k in kinds)} into name kind value redactions
             union all
             unpivot (
-                select load_date, source_file, {", ".join(qsums)}
+                select load_date, source_file, 'raw_line' as field, {qsums}
                 from _tb_quarantine group by load_date, source_file
-            ) on columns(* exclude (load_date, source_file)) into name k value redactions
+            ) on {", ".join(_i(k) for k in qkinds)} into name kind value redactions
         )
-        select load_date, {_q(SOURCE)} as source, source_file,
-               split_part(k, '|', 1) as field, split_part(k, '|', 2) as kind,
+        select load_date, {_q(SOURCE)} as source, source_file, field, kind,
                sum(redactions)::BIGINT as redactions
         from counts where redactions > 0
-        group by all order by all
+        group by all
         """
     )
     con.execute("alter table _tb_quarantine drop column _unredacted")
-    assert set(PII_KINDS) >= set(redact.pii_count_sql("x")), "unknown PII kind from the redactor"
+    _drop(con, "_tb_red", "_tb_red_long")
 
 
 def _partition_views(con, d: Date) -> PartitionTables:

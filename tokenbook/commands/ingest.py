@@ -126,8 +126,8 @@ def _print_summary(report) -> None:
 
     table = Table(title=f"gateway load {report.load_id[:8]} into {report.warehouse}")
     for col in ("file", "format", "load date", "read", "loaded", "quarantined", "duplicates"):
-        table.add_column(col, justify="right" if col in {"read", "loaded", "quarantined",
-                                                          "duplicates"} else "left")
+        numeric = col in {"read", "loaded", "quarantined", "duplicates"}
+        table.add_column(col, justify="right" if numeric else "left", overflow="fold")
     for f in report.files:
         table.add_row(
             f.source_file, f.source_format, f.load_date.isoformat(), f"{f.rows_read:,}",
