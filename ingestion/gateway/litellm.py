@@ -1,0 +1,365 @@
+"""LiteLLM spend-log reader: ``LiteLLM_SpendLogs`` rows (JSONL, a JSON array, or a CSV export)
+mapped onto native gateway-log records (reader interface: see ``readers.py``).
+
+What LiteLLM writes (checked against the proxy's schema and STACK_NOTES.md):
+
+- ``prompt_tokens`` already INCLUDES Anthropic cache reads and writes and OpenAI cached tokens,
+  so ``input_tokens = prompt_tokens`` (our convention: input is all input). The split comes from
+  ``metadata.usage_object`` (``cache_read_input_tokens``, ``cache_creation_input_tokens``,
+  ``prompt_tokens_details.cached_tokens``, ``completion_tokens_details.reasoning_tokens``,
+  ``cache_creation.ephemeral_{5m,1h}_input_tokens``) or ``metadata.additional_usage_values``.
+- ``completion_tokens`` includes reasoning tokens: ``output_tokens = completion_tokens``.
+- ``spend`` is LiteLLM's own USD estimate: ``cost_usd``.
+- ``startTime``/``endTime`` are UTC (a value without an offset is read as UTC); ``latency_ms``
+  is their difference.
+- A failed call is a row with zero tokens and zero spend and ``status = 'failure'`` (or
+  ``metadata.status``): status ``error``, ``rate_limited`` (error code 429 / RateLimitError) or
+  ``timeout``; a retried call is one row.
+- Tags arrive as ``request_tags`` (and older proxies: ``metadata.tags``) like
+  ``"feature:support_chat"``: ``feature:``, ``segment:``/``customer_segment:``, ``team:``,
+  ``customer:``/``customer_id:``, ``env:``/``environment:``, ``class:``/``request_class:``,
+  ``project:``, ``template:``/``prompt_template:`` fill the native fields. ``team`` falls back to
+  ``metadata.user_api_key_team_alias``; ``customer_id`` to ``end_user``.
+- ``provider`` is ``custom_llm_provider``, else the model's ``provider/`` prefix, else the
+  provider recognised from ``api_base``.
+
+Prompt and response text (``messages``, ``response``, ``proxy_server_request``) is dropped;
+every other unmapped column lands in ``extra``; LiteLLM's ``metadata`` object is the native
+``metadata`` (both redacted by the pipeline).
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+from ingestion.gateway.readers import READER_COLUMNS, ReaderError
+
+# Columns mapped onto native fields or dropped (never copied into ``extra``).
+_MAPPED = (
+    "request_id",
+    "startTime",
+    "endTime",
+    "model",
+    "custom_llm_provider",
+    "prompt_tokens",
+    "completion_tokens",
+    "spend",
+    "api_key",
+    "end_user",
+    "status",
+    "metadata",
+    "request_tags",
+)
+_PROMPT_TEXT = ("messages", "response", "proxy_server_request")
+# Tag prefixes (lower case, before the colon) per native field, in order of preference.
+_TAG_FIELDS: dict[str, tuple[str, ...]] = {
+    "feature": ("feature",),
+    "customer_segment": ("segment", "customer_segment"),
+    "team": ("team",),
+    "customer_id": ("customer", "customer_id"),
+    "environment": ("env", "environment"),
+    "request_class": ("class", "request_class"),
+    "project_id": ("project", "project_id"),
+    "prompt_template_id": ("template", "prompt_template", "prompt_template_id"),
+}
+
+
+def _q(s: str) -> str:
+    return "'" + s.replace("'", "''") + "'"
+
+
+def load_lines(con, path: Path, into: str) -> None:
+    """TEMP table ``into(source_line BIGINT, raw_line VARCHAR)``: the file's lines, 1-based,
+    blank lines kept (so numbers match an editor's). ``.gz`` is decompressed by streaming."""
+    path = Path(path)
+    if not path.is_file():
+        raise ReaderError(f"file not found: {path}")
+    tmp = None
+    try:
+        src = path
+        if path.name.lower().endswith(".gz"):
+            tmp = tempfile.NamedTemporaryFile(suffix=".txt", delete=False)
+            with gzip.open(path, "rb") as fh, tmp:
+                shutil.copyfileobj(fh, tmp, 1 << 20)
+            src = Path(tmp.name)
+        con.execute(
+            f"""
+            create or replace temp table {into} as
+            select cast(n as bigint) as source_line,
+                   regexp_replace(line, '\\r$', '') as raw_line
+            from (select string_split(content, chr(10)) as ls from read_text({_q(str(src))})),
+                 unnest(ls) with ordinality as u(line, n)
+            """
+        )
+        # A final newline leaves an empty last element: not a line.
+        con.execute(
+            f"delete from {into} where source_line = (select max(source_line) from {into}) "
+            "and raw_line = ''"
+        )
+    except (OSError, EOFError) as exc:
+        raise ReaderError(f"cannot read {path}: {exc}") from exc
+    except Exception as exc:  # duckdb errors: unreadable, not UTF-8, ...
+        if "duckdb" in type(exc).__module__:
+            raise ReaderError(f"cannot read {path}: {exc}") from exc
+        raise
+    finally:
+        if tmp is not None:
+            Path(tmp.name).unlink(missing_ok=True)
+
+
+def load_records(con, path: Path, into: str) -> None:
+    """TEMP table ``into(source_line, raw_line, j JSON, parse_error)``: one row per record of
+    a JSONL file, a JSON array file, or a CSV file with a header (values as strings)."""
+    path = Path(path)
+    lower = path.name.lower()
+    if lower.endswith((".csv", ".csv.gz")):
+        _load_csv(con, path, into)
+        return
+    lines = f"{into}_lines"
+    load_lines(con, path, lines)
+    first = con.execute(
+        f"select ltrim(raw_line) from {lines} where trim(raw_line) <> '' "
+        "order by source_line limit 1"
+    ).fetchone()
+    whole = con.execute(
+        f"select string_agg(raw_line, chr(10) order by source_line) from {lines}"
+    ).fetchone()[0]
+    if first is not None and (
+        first[0].startswith("[") or (first[0].startswith("{") and not _is_json(con, first[0]))
+    ):
+        # A JSON array (or one pretty-printed document): parse the whole text.
+        if not _is_json(con, whole or ""):
+            raise ReaderError(f"{path} is not valid JSON (a JSON array or JSONL expected)")
+        con.execute(
+            f"""
+            create or replace temp table {into} as
+            with doc as (select cast(? as JSON) as d)
+            select cast(n as bigint) as source_line, cast(e as varchar) as raw_line, e as j,
+                   case when json_type(e) <> 'OBJECT' then 'not a JSON object' end as parse_error
+            from doc,
+                 unnest(case when json_type(d) = 'ARRAY' then json_extract(d, '$[*]')
+                             else [d] end) with ordinality as u(e, n)
+            """,
+            [whole],
+        )
+    else:
+        con.execute(
+            f"""
+            create or replace temp table {into} as
+            select source_line, raw_line, j,
+                   case when j is null then 'not JSON'
+                        when json_type(j) <> 'OBJECT' then 'not a JSON object' end as parse_error
+            from (select source_line, raw_line,
+                         case when json_valid(raw_line) then cast(raw_line as JSON) end as j
+                  from {lines} where trim(raw_line) <> '')
+            """
+        )
+    con.execute(f"drop table if exists {lines}")
+
+
+def _is_json(con, text: str) -> bool:
+    return bool(con.execute("select json_valid(?)", [text]).fetchone()[0])
+
+
+def _load_csv(con, path: Path, into: str) -> None:
+    try:
+        con.execute(
+            f"""
+            create or replace temp table {into} as
+            select source_line, cast(j as varchar) as raw_line, j,
+                   cast(null as varchar) as parse_error
+            from (
+              -- merging into {{}} drops the keys of empty (null) CSV fields
+              select cast(row_number() over () as bigint) as source_line,
+                     json_merge_patch('{{}}', to_json(t)) as j
+              from read_csv({_q(str(path))}, header = true, all_varchar = true,
+                          auto_detect = true) as t
+            )
+            """
+        )
+    except Exception as exc:
+        raise ReaderError(f"cannot read {path} as CSV with a header: {exc}") from exc
+
+
+def _s(path: str) -> str:
+    """A string field of record ``j`` (JSON strings and numbers alike), '' treated as null."""
+    return f"nullif(j->>{_q(path)}, '')"
+
+
+def _json_field(path: str) -> str:
+    """A JSON field of ``j`` that may also arrive as JSON text inside a string (CSV)."""
+    v = f"j->{_q(path)}"
+    return (
+        f"(case when json_type({v}) = 'VARCHAR' then "
+        f"(case when json_valid({v}->>'$') then cast({v}->>'$' as JSON) end) "
+        f"when json_type({v}) = 'NULL' then null else {v} end)"
+    )
+
+
+def _utc_text(expr: str) -> str:
+    """RFC 3339 UTC text of a timestamp text (no offset = UTC); the input when unparseable."""
+    with_tz = (
+        f"(case when regexp_matches({expr}, '(Z|[+-]\\d\\d(:?\\d\\d)?)$') then {expr} "
+        f"else {expr} || '+00:00' end)"
+    )
+    ts = f"try_cast({with_tz} as timestamptz)"
+    return f"coalesce(strftime({ts} at time zone 'UTC', '%Y-%m-%dT%H:%M:%S.%fZ'), {expr})"
+
+
+def _ts(expr: str) -> str:
+    with_tz = (
+        f"(case when regexp_matches({expr}, '(Z|[+-]\\d\\d(:?\\d\\d)?)$') then {expr} "
+        f"else {expr} || '+00:00' end)"
+    )
+    return f"try_cast({with_tz} as timestamptz)"
+
+
+def _tag(field: str) -> str:
+    prefixes = _TAG_FIELDS[field]
+    picks = [f"list_filter(tags, lambda t: lower(t) like {_q(p + ':%')})[1]" for p in prefixes]
+    first = f"coalesce({', '.join(picks)})"
+    return f"nullif(trim(substr({first}, strpos({first}, ':') + 1)), '')"
+
+
+def _int_text(*paths: str) -> str:
+    """First present value among metadata JSON paths, as integer text."""
+    vals = [f"nullif(meta->>{_q(p)}, '')" for p in paths]
+    return f"coalesce({', '.join(vals)})"
+
+
+_PROVIDER_FROM_API_BASE = """
+case
+  when api_base like '%openai.azure.com%' or api_base like '%azure%' then 'azure'
+  when api_base like '%api.openai.com%' then 'openai'
+  when api_base like '%anthropic.com%' then 'anthropic'
+  when api_base like '%bedrock%' then 'bedrock'
+  when api_base like '%aiplatform.googleapis.com%' then 'vertex_ai'
+  when api_base like '%generativelanguage.googleapis.com%' then 'gemini'
+end"""
+
+
+def read(con, path: Path, into: str) -> None:
+    """Read one LiteLLM spend-log file into the TEMP table ``into`` (reader interface)."""
+    path = Path(path)
+    recs = f"{into}_recs"
+    load_records(con, path, recs)
+    status_raw = "lower(coalesce(status_top, meta->>'status'))"
+    err = "coalesce(meta->>'$.error_information.error_code', '')"
+    err_class = "lower(coalesce(meta->>'$.error_information.error_class', ''))"
+    status = f"""
+      case
+        when {status_raw} is null and (meta->'error_information') is null then null
+        when {status_raw} in ('success', 'ok') and (meta->'error_information') is null then 'ok'
+        when {err} = '429' or {err_class} like '%ratelimit%' then 'rate_limited'
+        when {err} in ('408', '504') or {err_class} like '%timeout%' then 'timeout'
+        when {status_raw} in ('success', 'ok') then 'ok'
+        else 'error'
+      end"""
+    ttl = (
+        "case when coalesce(try_cast(meta->>'$.usage_object.cache_creation"
+        ".ephemeral_1h_input_tokens' as bigint), 0) > 0 then '1h' "
+        "when coalesce(try_cast(meta->>'$.usage_object.cache_creation"
+        ".ephemeral_5m_input_tokens' as bigint), 0) > 0 then '5m' end"
+    )
+    # RFC 7386 merge patches whose nulls remove the mapped and prompt-text keys.
+    patch_all = _q(json.dumps(dict.fromkeys((*_MAPPED, *_PROMPT_TEXT))))
+    patch_meta = _q(json.dumps(dict.fromkeys(_PROMPT_TEXT)))
+    model_prefix = "case when model like '%/%' then split_part(model, '/', 1) end"
+    native = {
+        "request_id": "request_id",
+        "timestamp": f"case when start_raw is not null then {_utc_text('start_raw')} end",
+        "provider": f"coalesce(provider_raw, {model_prefix}, {_PROVIDER_FROM_API_BASE})",
+        "model": "model",
+        "input_tokens": "prompt_tokens",
+        "output_tokens": "completion_tokens",
+        "trace_id": "null",
+        "attempt": "null",
+        "latency_ms": ("cast((epoch_us(end_ts) - epoch_us(start_ts)) / 1000.0 as varchar)"),
+        "feature": _tag("feature"),
+        "customer_segment": _tag("customer_segment"),
+        "team": f"coalesce({_tag('team')}, nullif(meta->>'user_api_key_team_alias', ''))",
+        "customer_id": f"coalesce({_tag('customer_id')}, end_user)",
+        "environment": _tag("environment"),
+        "request_class": _tag("request_class"),
+        "api_key_id": "api_key",
+        "project_id": _tag("project_id"),
+        "cache_read_input_tokens": _int_text(
+            "$.usage_object.cache_read_input_tokens",
+            "$.usage_object.prompt_tokens_details.cached_tokens",
+            "$.additional_usage_values.cache_read_input_tokens",
+        ),
+        "cache_write_input_tokens": _int_text(
+            "$.usage_object.cache_creation_input_tokens",
+            "$.additional_usage_values.cache_creation_input_tokens",
+        ),
+        "cache_write_ttl": ttl,
+        "reasoning_tokens": _int_text(
+            "$.usage_object.completion_tokens_details.reasoning_tokens",
+            "$.additional_usage_values.completion_tokens_details.reasoning_tokens",
+        ),
+        "batch": "null",
+        "service_tier": _int_text("$.usage_object.service_tier"),
+        "status": status,
+        "outcome": "null",
+        "quality_score": "null",
+        "prompt_template_id": _tag("prompt_template_id"),
+        "prompt_prefix_hash": "null",
+        "prompt_preview": "null",
+        "metadata": f"cast(json_merge_patch(meta, {patch_meta}::JSON) as varchar)",
+        "cost_usd": "spend",
+    }
+    select_cols = []
+    for col in READER_COLUMNS:
+        if col in ("source_line", "raw_line", "parse_error"):
+            select_cols.append(col)
+        elif col == "extra":
+            select_cols.append(
+                f"case when parse_error is null then nullif(cast(json_merge_patch(j, "
+                f"{patch_all}::JSON) as varchar), '{{}}') end as extra"
+            )
+        else:
+            select_cols.append(
+                f"case when parse_error is null then cast({native[col]} as varchar) end as {col}"
+            )
+    con.execute(
+        f"""
+        create or replace temp table {into} as
+        with base as (
+          select source_line, raw_line, parse_error, j,
+                 {_s("request_id")} as request_id,
+                 {_s("startTime")} as start_raw,
+                 {_ts(_s("startTime"))} as start_ts,
+                 {_ts(_s("endTime"))} as end_ts,
+                 {_s("model")} as model,
+                 {_s("custom_llm_provider")} as provider_raw,
+                 {_s("api_base")} as api_base,
+                 {_s("prompt_tokens")} as prompt_tokens,
+                 {_s("completion_tokens")} as completion_tokens,
+                 {_s("spend")} as spend,
+                 {_s("api_key")} as api_key,
+                 {_s("end_user")} as end_user,
+                 {_s("status")} as status_top,
+                 {_json_field("metadata")} as meta,
+                 {_json_field("request_tags")} as tags_json
+          from {recs}
+        ),
+        tagged as (
+          select *,
+                 list_concat(
+                   coalesce(case when json_type(tags_json) = 'ARRAY'
+                                 then json_extract_string(tags_json, '$[*]') end, []),
+                   coalesce(case when json_type(meta->'tags') = 'ARRAY'
+                                 then json_extract_string(meta, '$.tags[*]') end, [])
+                 ) as tags
+          from base
+        )
+        select {", ".join(select_cols)}
+        from tagged
+        order by source_line
+        """
+    )
+    con.execute(f"drop table if exists {recs}")
