@@ -493,9 +493,12 @@ def _bad_lines(seed: int, days: int, start: date, rng: np.random.Generator):
     lines: list[str] = []
     kinds: list[str] = []
     file_days: list[int] = []
+    # Spread over the files, at most ceil(total / days) per file, so no small file's
+    # quarantine share jumps (a loader's quality check may cap it, e.g. at 5%).
+    order = np.concatenate([rng.permutation(days) for _ in range(-(-per_kind * 7 // days))])
     for ki, kind in enumerate(BAD_KINDS):
         for j in range(per_kind):
-            d = int(rng.integers(0, days))
+            d = int(order[ki * per_kind + j])
             h = hashlib.md5(f"tb{seed}:bad:{ki}:{j}".encode()).hexdigest()
             ts = (start + timedelta(days=d)).isoformat() + f"T{8 + j % 12:02d}:{(7 * j) % 60:02d}:13.250Z"
             rec = {"request_id": f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}",
