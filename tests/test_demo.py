@@ -461,3 +461,31 @@ def test_generate_rejects_bad_arguments(tmp_path):
         generate(tmp_path, days=10, end=END)
     with pytest.raises(ValueError, match="scale must be > 0"):
         generate(tmp_path, days=30, end=END, scale=0)
+
+
+def test_evals_plant_a_switch_without_eval_and_routing_candidates(demo):
+    out, manifest = demo
+    with open(REPO / "dbt_project/seeds/features.csv") as fh:
+        bars = {r["feature"]: float(r["quality_bar"]) for r in csv.DictReader(fh)}
+    with open(out / "evals" / "evals.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert rows and set(rows[0]) == set(manifest["evals"]["columns"])
+    for r in rows:
+        assert float(r["quality_bar"]) == bars[r["feature"]]
+        assert (float(r["score"]) >= bars[r["feature"]]) == (r["passed"] == "true")
+        assert r["eval_date"] <= manifest["end"]
+    sw = manifest["events"]["model_switch"]
+    new_model = [r for r in rows if r["feature"] == sw["feature"] and r["model"] == sw["to_model"]]
+    assert new_model and all(r["eval_date"] > sw["date"] for r in new_model)
+    # the model it replaced had passed before; cheaper models that pass exist elsewhere
+    assert any(r["model"] == sw["from_model"] and r["eval_date"] < sw["date"] for r in rows)
+    assert manifest["evals"]["passing_cheaper_candidates"]
+
+
+def test_every_priced_model_is_in_the_default_price_book(demo):
+    _, manifest = demo
+    with open(REPO / "dbt_project/seeds/price_book_default.csv") as fh:
+        book = {(r["provider"], r["model"]) for r in csv.DictReader(fh)}
+    for m in manifest["models"]:
+        if m["catalog_model"]:
+            assert (m["provider"], m["catalog_model"]) in book, m

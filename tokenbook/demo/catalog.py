@@ -115,7 +115,7 @@ class Feature:
     complex_share: float
     standard_models: tuple[tuple[str, float], ...]
     complex_model: str
-    switch_to: str  # cheaper model a model_switch event moves the feature to
+    switch_to: str  # cheaper model a model_switch moves the feature to (not already serving it)
     segment_mix: tuple[float, float, float, float]
     success: float  # P(outcome success | final attempt ok)
     templates: tuple[str, ...]  # prompt_template_id values, first is the main one
@@ -127,7 +127,7 @@ FEATURES: tuple[Feature, ...] = (
             0.0, 0.15,
             (("claude-haiku-4-5", 0.58), ("gpt-4o-mini", 0.38), ("self-hosted-ft", 0.012),
              ("azure-gpt-4o", 0.028)),
-            "claude-sonnet-4-5", "gpt-4o-mini", (0.35, 0.30, 0.20, 0.15), 0.78,
+            "claude-sonnet-4-5", "gemini-2.5-flash", (0.35, 0.30, 0.20, 0.15), 0.78,
             ("support_chat.answer", "support_chat.triage"),
             ("Customer asks why the invoice total changed after the plan upgrade",
              "User cannot reset password, tried twice, asks for help",
@@ -168,7 +168,7 @@ FEATURES: tuple[Feature, ...] = (
     Feature("contract_extractor", "contract", "legal-ops", 0.04, 0.20, 42000, 0.55, 1600, 6000,
             None, 0.0, 0.12,
             (("claude-sonnet-4-5", 0.60), ("gpt-4.1", 0.40)),
-            "gemini-2.5-pro", "gpt-4.1", (0.70, 0.25, 0.05, 0.0), 0.86,
+            "gemini-2.5-pro", "gemini-2.5-flash", (0.70, 0.25, 0.05, 0.0), 0.86,
             ("contract_extractor.fields", "contract_extractor.clauses"),
             ("Extract parties, term, renewal and liability cap from the MSA",
              "List the termination clauses of the supplier agreement",

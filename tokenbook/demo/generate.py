@@ -27,6 +27,7 @@ from tokenbook.demo.catalog import (
     UNPRICEABLE_MODEL,
     teams_manifest,
 )
+from tokenbook.demo.evals import build_evals, evals_csv
 from tokenbook.demo.pii import PHRASES, PII_KINDS, build_pools
 from tokenbook.demo.render import hex_ids, render_files
 
@@ -463,6 +464,9 @@ def generate(
             "staging then drops the next_file re-sends",
         },
     }
+    eval_rows, manifest["evals"] = build_evals(seed, start, days, ev)
+    (out / "evals").mkdir(parents=True, exist_ok=True)
+    (out / "evals" / "evals.csv").write_text(evals_csv(eval_rows))
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return manifest
 
