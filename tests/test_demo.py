@@ -489,3 +489,21 @@ def test_every_priced_model_is_in_the_default_price_book(demo):
     for m in manifest["models"]:
         if m["catalog_model"]:
             assert (m["provider"], m["catalog_model"]) in book, m
+
+
+def test_degraded_day_falls_back_to_another_provider_within_the_trace(demo, records):
+    _, manifest = demo
+    canon = {m["provider_raw"]: m["provider"] for m in manifest["models"]}
+    dg = manifest["events"]["degraded_day"]
+    traces: dict[str, list[dict]] = defaultdict(list)
+    for _, rec in records["valid"]:
+        if "trace_id" in rec and rec["timestamp"][:10] == dg["date"]:
+            traces[rec["trace_id"]].append(rec)
+    crossed = [
+        t for t in traces.values() if len({canon[r["provider"]] for r in t}) > 1
+    ]
+    assert manifest["retries"]["fallback_attempts"] > 0
+    assert crossed
+    for t in crossed:
+        t.sort(key=lambda r: r["attempt"])
+        assert canon[t[0]["provider"]] == dg["provider"] != canon[t[-1]["provider"]]

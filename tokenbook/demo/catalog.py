@@ -96,6 +96,25 @@ MODELS: tuple[Model, ...] = (
 )
 
 MODEL_INDEX: dict[str, int] = {m.key: i for i, m in enumerate(MODELS)}
+
+# Where a gateway sends a request after two failures on a degraded provider (another provider).
+FALLBACK: dict[str, str] = {
+    "gpt-4o-mini": "azure-gpt-4.1-mini",
+    "gpt-4.1": "azure-gpt-4o",
+    "gpt-4.1-nano": "azure-gpt-4.1-mini",
+    "o4-mini": "azure-gpt-4.1-mini",
+    "gpt-5-mini": "azure-gpt-4.1-mini",
+    "claude-sonnet-4-5": "bedrock-claude-sonnet-4-5",
+    "claude-haiku-4-5": "bedrock-claude-haiku-4-5",
+    "gemini-2.5-flash": "gpt-4o-mini",
+    "gemini-2.5-flash-lite": "gpt-4o-mini",
+    "gemini-2.5-pro": "gpt-4.1",
+    "bedrock-claude-sonnet-4-5": "claude-sonnet-4-5",
+    "bedrock-claude-haiku-4-5": "claude-haiku-4-5",
+    "azure-gpt-4.1-mini": "gpt-4o-mini",
+    "azure-gpt-4o": "gpt-4.1",
+    "self-hosted-ft": "gpt-4o-mini",
+}
 UNPRICEABLE_MODEL = "self-hosted-ft"
 
 

@@ -452,7 +452,10 @@ def generate(
         "retries": {"attempts_beyond_first": int((a["attempt"] > 1).sum()),
                     "failed_attempts": int((a["status"] != "ok").sum()),
                     "requests_failed_all_attempts": int(
-                        (a["last"] & (a["status"] != "ok")).sum())},
+                        (a["last"] & (a["status"] != "ok")).sum()),
+                    "fallback_attempts": int(a["fallback"].sum()),
+                    "note": "fallback attempts keep the trace_id and move to another provider "
+                    "after two failures on the degraded provider"},
         "expected": {
             "rows_read": n_lines,
             "rows_quarantined": n_quarantined,

@@ -14,6 +14,7 @@ import numpy as np
 
 from tokenbook.demo.catalog import (
     CUSTOMER_POOL,
+    FALLBACK,
     FEATURE_INDEX,
     FEATURES,
     FREE_TIER_EMAIL_SHARE,
@@ -277,6 +278,10 @@ def simulate(seed: int, plan: VolumePlan, events: dict) -> Traffic:
     p_fail = np.where(degraded, dg["failure_rate"], BASE_FAILURE)
     p_fail = np.where(runaway, 0.01, p_fail)
     n_fail = rng2.geometric(1.0 - p_fail) - 1
+    # After two failures on a degraded provider, most gateways fall back to another provider
+    # (same trace_id, attempt 3+ on the fallback model), which then fails at the base rate.
+    fallback = degraded & (n_fail >= 2) & (rng2.random(n) < 0.6)
+    n_fail = np.where(fallback, 2 + rng2.geometric(1.0 - BASE_FAILURE, n) - 1, n_fail)
     attempts = np.minimum(n_fail + 1, MAX_ATTEMPTS)
     final_ok = n_fail < MAX_ATTEMPTS
 
@@ -311,12 +316,15 @@ def simulate(seed: int, plan: VolumePlan, events: dict) -> Traffic:
     keeps_input = ~ok & (((fail_kind == 1) & (rng3.random(na) < 0.5))
                          | ((fail_kind == 2) & (rng3.random(na) < 0.3)))
     a_inp = np.where(ok | keeps_input, inp[r], 0)
-    a_cr = np.where(ok, cache_read[r], 0)
-    a_cw = np.where(ok, cache_write[r], 0)
-    a_reason = np.where(ok, reasoning[r], 0)
-    a_out = np.where(ok, visible[r] + reasoning[r], 0)
+    on_fallback = fallback[r] & (k >= 3)
+    fallback_of = np.array([MODEL_INDEX[FALLBACK[m.key]] for m in MODELS])
+    a_model = np.where(on_fallback, fallback_of[model[r]], model[r])
+    a_cr = np.where(ok & ~on_fallback, cache_read[r], 0)  # the fallback has no warm cache
+    a_cw = np.where(ok & ~on_fallback, cache_write[r], 0)
+    a_reason = np.where(ok & reasoning_model[a_model], reasoning[r], 0)
+    a_out = np.where(ok, visible[r] + a_reason, 0)
 
-    speed = np.array([m.speed_ms_per_token for m in MODELS])[model[r]]
+    speed = np.array([m.speed_ms_per_token for m in MODELS])[a_model]
     latency = (rng3.uniform(250, 900, na) + a_out * speed * rng3.lognormal(0, 0.25, na))
     latency = np.where(batch[r] & ok, rng3.uniform(60_000, 3_600_000, na), latency)
     latency = np.where(status == "rate_limited", rng3.uniform(40, 250, na), latency)
@@ -334,7 +342,9 @@ def simulate(seed: int, plan: VolumePlan, events: dict) -> Traffic:
                cache_write=a_cw, reasoning=a_reason, output=a_out, latency=latency, ts_ms=ts_ms,
                outcome=np.where(last, np.where(succeeded[r], "success", "failure"), ""),
                quality=np.where(last & ok, req["quality"][r], np.nan))
-    for key in ("day", "feat", "seg", "customer", "model", "env", "tmpl", "version", "is_complex",
+    att["model"] = a_model
+    att["fallback"] = on_fallback
+    for key in ("day", "feat", "seg", "customer", "env", "tmpl", "version", "is_complex",
                 "dynamic", "ttl", "batch", "tier_code", "runaway", "attempts", "degraded"):
         att[key] = req[key][r]
     return Traffic(att=att, n_requests=n)
