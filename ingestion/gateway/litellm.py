@@ -268,6 +268,7 @@ def read(con, path: Path, into: str) -> None:
     # RFC 7386 merge patches whose nulls remove the mapped and prompt-text keys.
     patch_all = _q(json.dumps(dict.fromkeys((*_MAPPED, *_PROMPT_TEXT))))
     patch_meta = _q(json.dumps(dict.fromkeys(_PROMPT_TEXT)))
+    patch_text = patch_meta
     model_prefix = "case when model like '%/%' then split_part(model, '/', 1) end"
     native = {
         "request_id": "request_id",
@@ -314,8 +315,14 @@ def read(con, path: Path, into: str) -> None:
     }
     select_cols = []
     for col in READER_COLUMNS:
-        if col in ("source_line", "raw_line", "parse_error"):
+        if col in ("source_line", "parse_error"):
             select_cols.append(col)
+        elif col == "raw_line":
+            # the record without its prompt/response text (quarantine keeps raw_line)
+            select_cols.append(
+                f"case when parse_error is null then cast(json_merge_patch(j, "
+                f"{patch_text}::JSON) as varchar) else raw_line end as raw_line"
+            )
         elif col == "extra":
             select_cols.append(
                 f"case when parse_error is null then nullif(cast(json_merge_patch(j, "

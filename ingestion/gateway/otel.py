@@ -1,0 +1,390 @@
+"""OpenTelemetry GenAI spans reader: OTLP/JSON trace exports mapped onto native gateway-log
+records (reader interface: see ``readers.py``).
+
+Input: OTLP/JSON ``ExportTraceServiceRequest`` documents, one per line (the collector's file
+exporter) or one pretty-printed document per file: ``resourceSpans[] -> scopeSpans[] ->
+spans[]``; attributes are ``{key, value: {stringValue|intValue|doubleValue|boolValue|
+arrayValue}}``, int64 values are strings, ids are hex, ``status.code`` an integer (2 = error).
+
+Which spans are records: spans with ``gen_ai.*`` attributes naming a model or usage, except
+agent/tool spans (``gen_ai.operation.name`` ``invoke_agent``, ``create_agent``,
+``execute_tool``). Other spans (HTTP, database, application spans) are not records and are
+not quarantined; they only lend attributes to their descendants.
+
+Mapping (both semantic-convention generations):
+
+- ``provider``: ``gen_ai.provider.name``, else the older ``gen_ai.system``; lower-cased, with the
+  convention's well-known values renamed to ours (``aws.bedrock`` -> ``bedrock``,
+  ``azure.ai.openai`` -> ``azure_openai``, ``gcp.vertex_ai`` -> ``vertex_ai``,
+  ``gcp.gemini`` -> ``gemini``); anything else is kept as written.
+- ``model``: ``gen_ai.response.model``, else ``gen_ai.request.model``.
+- ``input_tokens``: ``gen_ai.usage.input_tokens`` (older: ``prompt_tokens``). It already
+  INCLUDES cached tokens (STACK_NOTES.md), as our convention wants: no conversion.
+- ``cache_read_input_tokens``: ``gen_ai.usage.cache_read.input_tokens`` or Traceloop's
+  ``gen_ai.usage.cache_read_input_tokens``; ``cache_write_input_tokens``:
+  ``gen_ai.usage.cache_write.input_tokens``, ``...cache_creation.input_tokens`` or
+  ``...cache_creation_input_tokens``.
+- ``output_tokens``: ``gen_ai.usage.output_tokens`` (older: ``completion_tokens``);
+  ``reasoning_tokens``: ``gen_ai.usage.reasoning.output_tokens`` / ``...reasoning_tokens``.
+  A failed call (status error) or an embeddings call without output usage counts 0.
+- ``request_id``: ``gen_ai.response.id``, else the span id (a failed call has no response id).
+  Spans of one trace with the same response id are ONE call (two instrumentations on one
+  client): they become one record whose fields are the first non-null value in document order.
+- ``trace_id``: the trace id; ``timestamp``: ``startTimeUnixNano`` as RFC 3339 UTC;
+  ``latency_ms``: end - start.
+- ``status``: ``ok``, or for status code 2: ``rate_limited`` (``error.type``/message naming a
+  rate limit or 429), ``timeout``, else ``error``.
+- Attribution (``feature``, ``customer_segment``, ``team``, ``customer_id``, ``environment``,
+  ``request_class``, ``project_id``, ``prompt_template_id``): the nearest definition walking up
+  the parent chain within the trace (the span itself first), then the span's resource
+  attributes. Keys: ``app.<field>``, ``<field>``, ``tokenbook.<field>``, plus
+  ``app.segment``/``segment``/``customer.segment``, ``customer.id``/``enduser.id``/``user.id``,
+  ``deployment.environment.name``/``deployment.environment`` (see ``ATTRIBUTION_KEYS``).
+- ``extra``: the span name, ids and scope, and its other attributes. Prompt and completion
+  content attributes (``gen_ai.prompt.*``, ``gen_ai.completion.*``, ``gen_ai.input.messages``,
+  ``gen_ai.output.messages``, ``gen_ai.system_instructions``, tool arguments/results,
+  ``traceloop.entity.input/output``) are dropped, never stored. Span events are ignored.
+
+``source_line`` numbers spans (and unreadable documents) in document order.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ingestion.gateway.litellm import load_records
+from ingestion.gateway.readers import READER_COLUMNS
+
+# native field -> attribute keys, most specific first (searched up the parent chain).
+ATTRIBUTION_KEYS: dict[str, tuple[str, ...]] = {
+    "feature": ("app.feature", "feature", "tokenbook.feature"),
+    "customer_segment": (
+        "app.customer_segment",
+        "customer_segment",
+        "tokenbook.customer_segment",
+        "app.segment",
+        "segment",
+        "customer.segment",
+    ),
+    "team": ("app.team", "team", "tokenbook.team"),
+    "customer_id": (
+        "app.customer_id",
+        "customer_id",
+        "tokenbook.customer_id",
+        "customer.id",
+        "enduser.id",
+        "user.id",
+    ),
+    "environment": (
+        "app.environment",
+        "environment",
+        "tokenbook.environment",
+        "deployment.environment.name",
+        "deployment.environment",
+    ),
+    "request_class": ("app.request_class", "request_class", "tokenbook.request_class"),
+    "project_id": ("app.project_id", "project_id", "tokenbook.project_id"),
+    "prompt_template_id": (
+        "app.prompt_template_id",
+        "prompt_template_id",
+        "tokenbook.prompt_template_id",
+    ),
+}
+
+# native field -> span attribute keys (the call span's own attributes), first present wins.
+CALL_KEYS: dict[str, tuple[str, ...]] = {
+    "response_id": ("gen_ai.response.id",),
+    "provider": ("gen_ai.provider.name", "gen_ai.system"),
+    "model": ("gen_ai.response.model", "gen_ai.request.model"),
+    "operation": ("gen_ai.operation.name", "llm.request.type"),
+    "input_tokens": ("gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens"),
+    "output_tokens": ("gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens"),
+    "cache_read_input_tokens": (
+        "gen_ai.usage.cache_read.input_tokens",
+        "gen_ai.usage.cache_read_input_tokens",
+    ),
+    "cache_write_input_tokens": (
+        "gen_ai.usage.cache_write.input_tokens",
+        "gen_ai.usage.cache_creation.input_tokens",
+        "gen_ai.usage.cache_creation_input_tokens",
+    ),
+    "reasoning_tokens": (
+        "gen_ai.usage.reasoning.output_tokens",
+        "gen_ai.usage.reasoning_tokens",
+    ),
+    "service_tier": (
+        "openai.response.service_tier",
+        "gen_ai.openai.response.service_tier",
+        "gen_ai.openai.request.service_tier",
+    ),
+    "error_type": ("error.type",),
+}
+AGENT_OPERATIONS = ("invoke_agent", "create_agent", "execute_tool")
+PROVIDER_NAMES = {
+    "aws.bedrock": "bedrock",
+    "azure.ai.openai": "azure_openai",
+    "az.ai.openai": "azure_openai",
+    "gcp.vertex_ai": "vertex_ai",
+    "gcp.gemini": "gemini",
+}
+# Attributes that carry prompt or completion text: dropped, never stored.
+PROMPT_TEXT_KEYS = (
+    r"^(gen_ai\.(prompt|completion|input\.messages|output\.messages|system_instructions"
+    r"|tool\.call\.arguments|tool\.call\.result|tool\.definitions)"
+    r"|llm\.prompts|traceloop\.entity\.(input|output))"
+)
+
+
+def _q(s: str) -> str:
+    return "'" + s.replace("'", "''") + "'"
+
+
+def _in(keys: tuple[str, ...] | list[str]) -> str:
+    return "(" + ", ".join(_q(k) for k in keys) + ")"
+
+
+_VALUE = (
+    "coalesce(kv->>'$.value.stringValue', kv->>'$.value.intValue', "
+    "kv->>'$.value.doubleValue', kv->>'$.value.boolValue', kv->>'$.value.bytesValue', "
+    "cast(to_json(list_transform(json_extract(kv, '$.value.arrayValue.values[*]'), "
+    "lambda x: coalesce(x->>'stringValue', x->>'intValue', x->>'doubleValue', "
+    "x->>'boolValue'))) as varchar), cast(kv->'$.value.kvlistValue' as varchar))"
+)
+
+
+def _attrs(json_expr: str) -> str:
+    """LIST<STRUCT(k, v)> of an OTLP attribute array."""
+    return (
+        f"coalesce(list_transform(json_extract({json_expr}, '$.attributes[*]'), "
+        f"lambda kv: {{'k': kv->>'key', 'v': {_VALUE}}}), [])"
+    )
+
+
+def _attr(keys: tuple[str, ...]) -> str:
+    """First present attribute among ``keys`` in the span's ``attrs`` list."""
+    picks = [f"list_filter(attrs, lambda a: a.k = {_q(k)})[1].v" for k in keys]
+    return f"coalesce({', '.join(picks)})" if len(picks) > 1 else picks[0]
+
+
+def read(con, path: Path, into: str) -> None:
+    """Read one OTLP/JSON trace file into the TEMP table ``into`` (reader interface)."""
+    path = Path(path)
+    recs = f"{into}_docs"
+    load_records(con, path, recs)
+    call_cols = ",\n".join(f"{_attr(keys)} as {name}" for name, keys in CALL_KEYS.items())
+    gen_ai_keys = sorted({k for keys in CALL_KEYS.values() for k in keys if k != "error.type"})
+    attribution_keys = [k for keys in ATTRIBUTION_KEYS.values() for k in keys]
+    mapped = sorted(set(gen_ai_keys) | {"error.type"})
+    provider_case = (
+        "case lower(provider) "
+        + " ".join(f"when {_q(k)} then {_q(v)}" for k, v in PROVIDER_NAMES.items())
+        + " else lower(provider) end"
+    )
+    # attribution: nearest ancestor (depth), then key preference order
+    attribution = []
+    for field, keys in ATTRIBUTION_KEYS.items():
+        prio = "case k " + " ".join(f"when {_q(k)} then {i}" for i, k in enumerate(keys)) + " end"
+        attribution.append(
+            f"arg_min(v, depth * 100 + {prio}) filter (where k in {_in(keys)}) as {field}"
+        )
+    status = """
+      case
+        when coalesce(status_code, '0') not in ('2', 'STATUS_CODE_ERROR') then 'ok'
+        when lower(coalesce(error_type, '') || ' ' || coalesce(status_message, ''))
+             similar to '.*(ratelimit|rate limit|rate_limit|429).*' then 'rate_limited'
+        when lower(coalesce(error_type, '') || ' ' || coalesce(status_message, ''))
+             similar to '.*(timeout|timed out|408|504).*' then 'timeout'
+        else 'error'
+      end"""
+    native = {
+        "request_id": "coalesce(response_id, span_id)",
+        "timestamp": (
+            "strftime(make_timestamp(try_cast(start_ns as bigint) // 1000), "
+            "'%Y-%m-%dT%H:%M:%S.%fZ')"
+        ),
+        "provider": "provider_norm",
+        "model": "model",
+        "input_tokens": "coalesce(input_tokens, case when status <> 'ok' then '0' end)",
+        "output_tokens": (
+            "coalesce(output_tokens, case when status <> 'ok' or operation = 'embeddings' "
+            "then '0' end)"
+        ),
+        "trace_id": "trace_id",
+        "attempt": "null",
+        "latency_ms": (
+            "cast((try_cast(end_ns as hugeint) - try_cast(start_ns as hugeint)) / 1e6 as varchar)"
+        ),
+        **{f: f for f in ATTRIBUTION_KEYS},
+        "api_key_id": "null",
+        "cache_read_input_tokens": "cache_read_input_tokens",
+        "cache_write_input_tokens": "cache_write_input_tokens",
+        "cache_write_ttl": "null",
+        "reasoning_tokens": "reasoning_tokens",
+        "batch": "null",
+        "service_tier": "service_tier",
+        "status": "status",
+        "outcome": "null",
+        "quality_score": "null",
+        "prompt_prefix_hash": "null",
+        "prompt_preview": "null",
+        "metadata": "null",
+        "cost_usd": "null",
+    }
+    # Per-call fields merged over duplicate spans: first non-null in document order.
+    merged_fields = [
+        "span_id",
+        "trace_id",
+        "response_id",
+        "provider_norm",
+        "model",
+        "operation",
+        "input_tokens",
+        "output_tokens",
+        "cache_read_input_tokens",
+        "cache_write_input_tokens",
+        "reasoning_tokens",
+        "service_tier",
+        "status",
+        "start_ns",
+        "end_ns",
+        "raw_span",
+        "extra_json",
+        *ATTRIBUTION_KEYS,
+    ]
+    merged = ",\n".join(
+        f"arg_min({f}, span_no) filter (where {f} is not null) as {f}" for f in merged_fields
+    )
+    select_cols = []
+    for col in READER_COLUMNS:
+        if col == "source_line":
+            select_cols.append("source_line")
+        elif col == "raw_line":
+            select_cols.append("raw_line")
+        elif col == "parse_error":
+            select_cols.append("parse_error")
+        elif col == "extra":
+            select_cols.append("extra")
+        else:
+            select_cols.append(f"cast({native[col]} as varchar) as {col}")
+    con.execute(
+        f"""
+        create or replace temp table {into} as
+        with recursive docs as (
+          select source_line as doc_line, raw_line, j,
+                 coalesce(parse_error,
+                          case when coalesce(json_type(j->'resourceSpans'), '') <> 'ARRAY'
+                               then 'not an OTLP trace export (no resourceSpans)' end)
+                   as parse_error
+          from {recs}
+        ),
+        raw_spans as (
+          select doc_line, rs_i, ss_i, sp_i, sp,
+                 {_attrs("rs->" + _q("$.resource"))} as res_attrs,
+                 ss->>'$.scope.name' as scope_name
+          from docs,
+               unnest(json_extract(j, '$.resourceSpans[*]')) with ordinality as r(rs, rs_i),
+               unnest(json_extract(rs, '$.scopeSpans[*]')) with ordinality as s(ss, ss_i),
+               unnest(json_extract(ss, '$.spans[*]')) with ordinality as p(sp, sp_i)
+          where docs.parse_error is null
+        ),
+        numbered as (
+          select doc_line, rs_i, ss_i, sp_i, sp, res_attrs, scope_name,
+                 cast(null as varchar) as parse_error, cast(null as varchar) as raw_line
+          from raw_spans
+          union all
+          select doc_line, 0, 0, 0, null, null, null, parse_error, raw_line
+          from docs where parse_error is not null
+        ),
+        ordered as (
+          select *, cast(row_number() over (order by doc_line, rs_i, ss_i, sp_i) as bigint)
+                    as span_no
+          from numbered
+        ),
+        spans as (
+          select span_no, res_attrs, scope_name,
+                 -- the span without prompt/completion attributes or events
+                 cast(json_merge_patch(sp, json_object(
+                   'events', null,
+                   'attributes', to_json(list_filter(
+                       coalesce(json_extract(sp, '$.attributes[*]'), []),
+                       lambda kv: not regexp_matches(coalesce(kv->>'key', ''),
+                                                     {_q(PROMPT_TEXT_KEYS)})))))
+                      as varchar) as raw_span,
+                 lower(sp->>'traceId') as trace_id, lower(sp->>'spanId') as span_id,
+                 nullif(lower(sp->>'parentSpanId'), '') as parent_id,
+                 sp->>'name' as span_name,
+                 sp->>'startTimeUnixNano' as start_ns, sp->>'endTimeUnixNano' as end_ns,
+                 sp->>'$.status.code' as status_code, sp->>'$.status.message' as status_message,
+                 {_attrs("sp")} as attrs
+          from ordered where parse_error is null
+        ),
+        calls0 as (
+          select *, {call_cols}
+          from spans
+          where len(list_filter(attrs, lambda a: a.k in {_in(gen_ai_keys)})) > 0
+        ),
+        calls as (
+          select *, {status} as status, {provider_case} as provider_norm,
+                 (select json_group_object(a.k, a.v) from unnest(attrs) as u(a)
+                  where a.k not in {_in(mapped)} and a.k not in {_in(attribution_keys)}
+                    and not regexp_matches(a.k, {_q(PROMPT_TEXT_KEYS)})) as attrs_json
+          from calls0
+          where coalesce(operation, '') not in {_in(AGENT_OPERATIONS)}
+            and (model is not null or input_tokens is not null or output_tokens is not null)
+        ),
+        calls_x as (
+          select *, cast(json_object('otel_span_name', span_name, 'otel_span_id', span_id,
+                                     'otel_parent_span_id', parent_id,
+                                     'otel_scope', scope_name,
+                                     'otel_operation', operation,
+                                     'otel_attributes', attrs_json) as varchar) as extra_json
+          from calls
+        ),
+        chain as (
+          select span_no as call_no, trace_id, span_id, parent_id, 0 as depth
+          from calls_x
+          union all
+          select c.call_no, p.trace_id, p.span_id, p.parent_id, c.depth + 1
+          from chain c join spans p on p.trace_id = c.trace_id and p.span_id = c.parent_id
+          where c.depth < 64
+        ),
+        inherited as (
+          select c.call_no, a.k, a.v, c.depth
+          from chain c join spans s on s.trace_id = c.trace_id and s.span_id = c.span_id,
+               unnest(s.attrs) as u(a)
+          where a.k in {_in(attribution_keys)}
+          union all
+          select x.span_no, a.k, a.v, 1000
+          from calls_x x, unnest(x.res_attrs) as u(a)
+          where a.k in {_in(attribution_keys)}
+        ),
+        attributed as (
+          select call_no, {", ".join(attribution)}
+          from inherited group by call_no
+        ),
+        joined as (
+          select x.*, {", ".join(f"t.{f}" for f in ATTRIBUTION_KEYS)},
+                 coalesce(x.trace_id || '/' || x.response_id, 'span#' || x.span_no) as call_key
+          from calls_x x left join attributed t on t.call_no = x.span_no
+        ),
+        merged as (
+          select min(span_no) as source_line, {merged}
+          from joined group by call_key
+        ),
+        records as (
+          select source_line, raw_span as raw_line, cast(null as varchar) as parse_error,
+                 {", ".join(select_cols[3:-1])}, extra_json as extra
+          from merged
+          union all
+          select span_no, raw_line, parse_error,
+                 {", ".join(f"null as {c}" for c in READER_COLUMNS[3:-1])}, null
+          from ordered where parse_error is not null
+        )
+        select cast(source_line as bigint) as source_line, cast(raw_line as varchar) as raw_line,
+               cast(parse_error as varchar) as parse_error,
+               {", ".join(f"cast({c} as varchar) as {c}" for c in READER_COLUMNS[3:])}
+        from records
+        order by source_line
+        """
+    )
+    con.execute(f"drop table if exists {recs}")
