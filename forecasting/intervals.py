@@ -39,15 +39,19 @@ def scores(y, lo, mid, hi) -> np.ndarray:
 
 
 def conformal_factor(s: np.ndarray, level: float) -> float:
-    """Split-conformal multiplier: the ceil((n+1)L)/n empirical quantile of the scores."""
+    """Split-conformal multiplier: the ceil((n+1)L)-th smallest score (the largest finite one
+    when that rank exceeds n)."""
     s = np.asarray(s, float)
-    s = s[~np.isnan(s)]
+    s = np.sort(s[~np.isnan(s)])
     n = len(s)
     if n == 0:
         return 1.0
-    q = min(1.0, np.ceil((n + 1) * level) / n)
-    k = float(np.quantile(s, q, method="higher"))
-    return k if np.isfinite(k) else float(np.nanmax(s[np.isfinite(s)], initial=1.0))
+    k = int(np.ceil((n + 1) * level))
+    value = s[min(k, n) - 1]
+    if not np.isfinite(value):
+        finite = s[np.isfinite(s)]
+        return float(finite[-1]) if len(finite) else 1.0
+    return float(value)
 
 
 def coverage(y, lo, hi) -> float:

@@ -86,6 +86,8 @@ def fit_prophet(
     holidays, steps = None, []
     if events is not None and not events.empty:
         hol = events[events["kind"] == "holiday"]
+        # Only holidays seen in training can be learned; the others would cost time for nothing.
+        hol = hol[(hol["ds"] >= start) & (hol["ds"] <= end)]
         if not hol.empty:
             holidays = pd.DataFrame(
                 {

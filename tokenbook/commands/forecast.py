@@ -48,6 +48,9 @@ def forecast(
     samples: Annotated[
         int, typer.Option("--samples", min=100, help="Predictive sample paths per series.")
     ] = 1000,
+    metrics: Annotated[
+        str, typer.Option("--metrics", help="Comma list of metrics: spend,tokens,calls.")
+    ] = "spend,tokens,calls",
 ) -> None:
     """Fit Prophet per series, backtest and calibrate the intervals, flag anomalies, and write
     forecast_daily / forecast_monthly / forecast_backtest / anomaly_flags for the run date."""
@@ -64,12 +67,16 @@ def forecast(
         run_date = date.fromisoformat(as_of) if as_of else _latest_call_date(wh)
     except ValueError as exc:
         raise fail(f"bad --as-of or empty ledger: {exc}") from exc
-    cfg = ForecastConfig(
-        horizon_months=horizon_months,
-        anomaly_level=settings.anomaly_level,
-        workers=workers,
-        n_samples=samples,
-    )
+    try:
+        cfg = ForecastConfig(
+            horizon_months=horizon_months,
+            anomaly_level=settings.anomaly_level,
+            workers=workers,
+            n_samples=samples,
+            metrics=tuple(m.strip() for m in metrics.split(",") if m.strip()),
+        )
+    except ValueError as exc:
+        raise fail(str(exc)) from exc
     with Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
