@@ -33,7 +33,7 @@ import importlib
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 from ingestion.billing import redaction
@@ -163,7 +163,7 @@ def _num(col: str) -> str:
     return f"try_cast(trim(p.{col}) as DECIMAL(38,12))"
 
 
-def _typed_sql(parsed: str, file_idx: int, source_file: str) -> str:
+def _typed_sql(parsed: str) -> str:
     """SELECT typing one parser table; `reasons` lists every failed rule (window rules later)."""
     currencies = ", ".join(_q(c) for c in CURRENCIES)
     token_types = ", ".join(_q(t) for t in TOKEN_TYPES)
@@ -202,14 +202,19 @@ def _typed_sql(parsed: str, file_idx: int, source_file: str) -> str:
         "case when p.tags is not null and not coalesce(json_valid(p.tags), false) "
         "then 'tags not JSON' end",
     ]
+    raw_struct = (
+        "{"
+        + ", ".join(f"'{c}': p.{c}" for c in PARSED_COLUMNS if c not in ("raw_line", "parse_error"))
+        + "}"
+    )
     start = "(try_cast(p.charge_period_start as TIMESTAMPTZ) at time zone 'UTC')"
     end = "(try_cast(p.charge_period_end as TIMESTAMPTZ) at time zone 'UTC')"
     return f"""
     select
-      {file_idx} as file_idx,
-      {_q(source_file)} as source_file,
+      p.file_idx,
+      p.source_file,
       p.source_line,
-      coalesce(p.raw_line, to_json(p)::VARCHAR) as raw_line,
+      coalesce(p.raw_line, to_json({raw_struct})::VARCHAR) as raw_line,
       nullif(concat_ws('; ', {", ".join(rules)}), '') as reason,
       p.record_type,
       p.line_id,
@@ -275,38 +280,36 @@ def ingest_billing(
     con.execute("set TimeZone='UTC'")
     started = datetime.now(UTC).replace(tzinfo=None)  # audit metadata only, never logic
 
-    # 1. parse and type every file.
-    typed_parts: list[str] = []
+    # 1. parse every file, then type and validate all of them in one statement.
+    con.execute("drop table if exists _billing_parsed")
     for i, path in enumerate(files):
         parsed = f"_billing_parsed_{i}"
         con.execute(f"drop table if exists {parsed}")
         parser(con, path, parsed)
         _check_parsed(con, parsed, path)
-        typed_parts.append(_typed_sql(parsed, i, str(path)))
-    con.execute("drop table if exists _billing_typed")
-    con.execute("create temp table _billing_typed as " + " union all ".join(typed_parts))
-    for i in range(len(files)):
-        con.execute(f"drop table if exists _billing_parsed_{i}")
-
-    # 2. partition per file.
-    plan = _partition_plan(con, vendor, files, load_date, month)
-    results: list[LoadResult] = []
-    for (part_date, rule), file_idxs in plan.items():
-        results.append(
-            _load_partition(
-                con,
-                vendor,
-                files,
-                file_idxs,
-                part_date,
-                rule,
-                started,
-                window_days_before,
-                window_days_after,
+        cols = ", ".join(PARSED_COLUMNS)
+        if i == 0:
+            con.execute(
+                f"create temp table _billing_parsed as select {i} as file_idx, "
+                f"{_q(str(path))} as source_file, {cols} from {parsed}"
             )
-        )
+        else:
+            con.execute(
+                f"insert into _billing_parsed select {i}, {_q(str(path))}, {cols} from {parsed}"
+            )
+        con.execute(f"drop table {parsed}")
     con.execute("drop table if exists _billing_typed")
-    return results
+    con.execute("create temp table _billing_typed as " + _typed_sql("_billing_parsed"))
+    con.execute("drop table _billing_parsed")
+
+    # 2. partition per file, then check, dedupe, redact and publish every partition at once.
+    plan = _partition_plan(con, vendor, files, load_date, month)
+    try:
+        return _publish(con, vendor, files, plan, started, window_days_before, window_days_after)
+    finally:
+        con.execute("drop table if exists _billing_typed")
+        con.execute("drop table if exists _billing_plan")
+        con.execute("drop table if exists _billing_checked")
 
 
 def _partition_plan(con, vendor, files, load_date, month) -> dict[tuple[date, str], list[int]]:
@@ -334,42 +337,44 @@ def _partition_plan(con, vendor, files, load_date, month) -> dict[tuple[date, st
     return plan
 
 
-def _load_partition(
-    con, vendor, files, file_idxs, part_date, rule, started, before, after
-) -> LoadResult:
+def _publish(con, vendor, files, plan, started, before, after) -> list[LoadResult]:
     source = f"billing_{vendor}"
-    idx_list = ", ".join(str(i) for i in file_idxs)
-    if rule == "window":
-        lo, hi = part_date - timedelta(days=before), part_date + timedelta(days=after)
-        out_rule = (
-            f"usage_date < DATE '{lo}' or usage_date >= DATE '{hi}'",
-            f"usage date outside the load window [{lo}, {hi})",
-        )
-    else:
-        out_rule = (
-            f"billing_period <> DATE '{part_date}'",
-            f"billing period is not {part_date:%Y-%m}",
-        )
+    rows = ", ".join(
+        f"({i}, DATE '{part_date}', {_q(rule)})"
+        for (part_date, rule), idxs in plan.items()
+        for i in idxs
+    )
+    con.execute("drop table if exists _billing_plan")
+    con.execute(
+        f"create temp table _billing_plan as select * from (values {rows}) "
+        "as t(file_idx, part_date, rule)"
+    )
+    window = (
+        f"case when p.rule = 'window' and (t.usage_date < p.part_date - {int(before)} "
+        f"or t.usage_date >= p.part_date + {int(after)}) then "
+        f"'usage date outside the load window [' || strftime(p.part_date - {int(before)}, "
+        f"'%Y-%m-%d') || ', ' || strftime(p.part_date + {int(after)}, '%Y-%m-%d') || ')' "
+        "when p.rule = 'month' and t.billing_period <> p.part_date then "
+        "'billing period is not ' || strftime(p.part_date, '%Y-%m') end"
+    )
     con.execute("drop table if exists _billing_checked")
     con.execute(
         f"""
         create temp table _billing_checked as
         with checked as (
-          select * replace (
-            coalesce(reason, case when {out_rule[0]} then {_q(out_rule[1])} end) as reason
-          )
-          from _billing_typed where file_idx in ({idx_list})
+          select t.* replace (coalesce(t.reason, {window}) as reason), p.part_date
+          from _billing_typed as t join _billing_plan as p using (file_idx)
         )
         select *,
           case when reason is null then
             row_number() over (
-              partition by reason is null, line_id order by file_idx, source_line
+              partition by part_date, reason is null, line_id order by file_idx, source_line
             ) > 1
           else false end as is_duplicate
         from checked
         """
     )
-    # 3. redact free text and count what was redacted (fields: description, tags, raw_line).
+    # redact free text and count what was redacted (fields: description, tags, raw_line).
     red = redaction.for_duckdb()
     counts_sql = []
     for fld, where in (
@@ -379,16 +384,15 @@ def _load_partition(
     ):
         for kind, expr in red.count_sql(f"{fld}::VARCHAR").items():
             counts_sql.append(
-                f"select source_file, {_q(fld)} as field, {_q(kind)} as kind, "
+                f"select part_date, source_file, {_q(fld)} as field, {_q(kind)} as kind, "
                 f"sum({expr})::BIGINT as redactions from _billing_checked where {where} "
-                "group by source_file"
+                "group by part_date, source_file"
             )
-    load_id = f"billing-{vendor}-{part_date}-{uuid.uuid4().hex[:12]}"
     line_cols = [c for c, _, _ in BILLING_LINES_COLUMNS]
     select_cols = []
     for c in line_cols:
         if c == "load_date":
-            select_cols.append(f"DATE '{part_date}'")
+            select_cols.append("part_date")
         elif c == "vendor":
             select_cols.append(_q(vendor))
         elif c == "description":
@@ -397,12 +401,12 @@ def _load_partition(
             select_cols.append(f"try_cast({red.redact_sql('tags')} as JSON)")
         else:
             select_cols.append(c)
-
+    parts = "(select part_date from _billing_plan)"
     con.execute("begin transaction")
     try:
         ensure_tables(con)
         con.execute(
-            "delete from raw.billing_lines where vendor = ? and load_date = ?", [vendor, part_date]
+            f"delete from raw.billing_lines where vendor = ? and load_date in {parts}", [vendor]
         )
         con.execute(
             f"insert into raw.billing_lines ({', '.join(line_cols)}) select "
@@ -410,26 +414,25 @@ def _load_partition(
             "where reason is null and not is_duplicate order by file_idx, source_line"
         )
         con.execute(
-            "delete from raw.quarantine where source = ? and load_date = ?", [source, part_date]
+            f"delete from raw.quarantine where source = ? and load_date in {parts}", [source]
         )
         con.execute(
             f"""insert into raw.quarantine (load_date, source, source_file, line_number, reason,
                 raw_line)
-            select DATE '{part_date}', {_q(source)}, source_file, source_line, reason,
+            select part_date, {_q(source)}, source_file, source_line, reason,
                 {red.redact_sql("raw_line")}
             from _billing_checked where reason is not null order by file_idx, source_line"""
         )
         con.execute(
-            "delete from raw.pii_redactions where source = ? and load_date = ?",
-            [source, part_date],
+            f"delete from raw.pii_redactions where source = ? and load_date in {parts}", [source]
         )
         if counts_sql:
             con.execute(
                 f"""insert into raw.pii_redactions (load_date, source, source_file, field, kind,
                     redactions)
-                select DATE '{part_date}', {_q(source)}, source_file, field, kind, redactions
+                select part_date, {_q(source)}, source_file, field, kind, redactions
                 from ({" union all ".join(counts_sql)}) where redactions > 0
-                order by source_file, field, kind"""
+                order by part_date, source_file, field, kind"""
             )
         per_file = con.execute(
             """select file_idx, count(*),
@@ -439,33 +442,30 @@ def _load_partition(
                from _billing_checked group by file_idx order by file_idx"""
         ).fetchall()
         counted = {r[0]: r[1:] for r in per_file}
-        result = LoadResult(vendor=vendor, load_date=part_date, load_id=load_id)
         finished = datetime.now(UTC).replace(tzinfo=None)
-        for i in file_idxs:
-            read, loaded, quarantined, dup = counted.get(i, (0, 0, 0, 0))
-            audit = FileAudit(str(files[i]), part_date, read, loaded, quarantined, dup)
-            result.files.append(audit)
-            con.execute(
-                """insert into raw.load_audit (load_id, source, source_file, load_date,
-                    rows_read, rows_loaded, rows_quarantined, rows_duplicate, started_at,
-                    finished_at, status) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'loaded')""",
-                [
-                    load_id,
-                    source,
-                    str(files[i]),
-                    part_date,
-                    read,
-                    loaded,
-                    quarantined,
-                    dup,
-                    started,
-                    finished,
-                ],
-            )
+        results: list[LoadResult] = []
+        audit_rows = []
+        run = uuid.uuid4().hex[:12]
+        for (part_date, _rule), idxs in plan.items():
+            result = LoadResult(vendor, part_date, f"billing-{vendor}-{part_date}-{run}")
+            for i in idxs:
+                read, loaded, quarantined, dup = counted.get(i, (0, 0, 0, 0))
+                result.files.append(
+                    FileAudit(str(files[i]), part_date, read, loaded, quarantined, dup)
+                )
+                audit_rows.append(
+                    (result.load_id, source, str(files[i]), part_date, read, loaded,
+                     quarantined, dup, started, finished)
+                )  # fmt: skip
+            results.append(result)
+        con.executemany(
+            """insert into raw.load_audit (load_id, source, source_file, load_date, rows_read,
+                rows_loaded, rows_quarantined, rows_duplicate, started_at, finished_at, status)
+            values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'loaded')""",
+            audit_rows,
+        )
         con.execute("commit")
     except BaseException:
         con.execute("rollback")
         raise
-    finally:
-        con.execute("drop table if exists _billing_checked")
-    return result
+    return results

@@ -55,7 +55,8 @@ REQUIRED = ("usage_start", "usage_type", "usage_amount", "unblended_cost", "curr
 BEDROCK_TOKEN_RX = r"(?i)(input|output)-tokens?|token-?count|tokencount"
 REGION_PREFIX_RX = r"^[A-Z]{2,4}[0-9]?-"
 TOKEN_SUFFIX_RX = (
-    r"(?i)-(cache-?read-?input|cache-?write-?input|cache-?read|cache-?write|input|output)"
+    r"(?i)-(cache-?read-?input|cache-?write(-?(1h|5m))?-?input|cache-?read|cache-?write(-?(1h|5m))?"
+    r"|input|output)"
     r"[-_]?(tokens?|token-?count)([-_].*)?$"
 )
 TOKEN_RULES = (
