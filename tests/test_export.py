@@ -70,8 +70,9 @@ def test_parquet_export_keeps_money_decimal(
     warehouse: str, january_totals: dict, tmp_path: Path
 ) -> None:
     settings = load_settings(warehouse=warehouse)
-    result = export_chargeback(settings, "2026-01", "parquet", tmp_path)  # a folder: named file
-    assert result.path == tmp_path / "chargeback-2026-01.parquet"
+    # A folder (here a new one, written with a trailing slash) gets a named file.
+    result = export_chargeback(settings, "2026-01", "parquet", f"{tmp_path / 'finance'}/")
+    assert result.path == tmp_path / "finance" / "chargeback-2026-01.parquet"
     table = pq.read_table(result.path)
     assert table.schema.field("effective_cost_usd").type == MONEY
     assert table.num_rows == result.rows == january_totals["rows"]
@@ -99,6 +100,10 @@ def test_bad_month_and_format_are_clear_errors(tmp_path: Path) -> None:
         export_chargeback(settings, "2026-01", "xlsx", tmp_path / "x")
     with pytest.raises(ExportError, match="run `tokenbook transform` first"):
         export_chargeback(settings, "2026-01", "csv", tmp_path / "x.csv")
+    empty = f"duckdb:///{tmp_path / 'empty.duckdb'}"
+    connect_duckdb(parse_warehouse(empty)).close()
+    with pytest.raises(ExportError, match="mart_chargeback does not exist.*tokenbook transform"):
+        export_chargeback(load_settings(warehouse=empty), "2026-01", "csv", tmp_path / "x.csv")
 
 
 class _FakeJob:

@@ -48,8 +48,8 @@ def parse_month(text: str) -> date:
 def export_chargeback(settings: Settings, month: str, fmt: str, out: str | Path) -> ExportResult:
     """Write the chargeback rows of ``month`` (YYYY-MM) to ``out`` as ``fmt`` (csv | parquet).
 
-    ``out`` is a file path, or an existing folder (the file is then named
-    ``chargeback-YYYY-MM.<fmt>``). Raises ExportError when the month has no rows, naming the
+    ``out`` is a file path, or a folder (existing, or ending with ``/``; the file is then
+    named ``chargeback-YYYY-MM.<fmt>``). Raises ExportError when the month has no rows, naming the
     months that do.
     """
     if fmt not in FORMATS:
@@ -62,11 +62,14 @@ def export_chargeback(settings: Settings, month: str, fmt: str, out: str | Path)
             ", ".join(m.strftime("%Y-%m") for m in available) or "none (run `tokenbook transform`)"
         )
         raise ExportError(f"no chargeback rows for {month_start:%Y-%m}; months available: {listed}")
-    path = Path(out)
-    if path.is_dir():
-        path = path / f"chargeback-{month_start:%Y-%m}.{fmt}"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_table(table, fmt, path)
+    path = _output_path(out, f"chargeback-{month_start:%Y-%m}.{fmt}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_table(table, fmt, path)
+    except OSError as exc:
+        raise ExportError(
+            f"cannot write {path}: {exc.strerror or exc}; choose another --out"
+        ) from exc
     return ExportResult(
         path=path,
         month=month_start,
@@ -74,6 +77,15 @@ def export_chargeback(settings: Settings, month: str, fmt: str, out: str | Path)
         list_cost_usd=_decimal_sum(table, "list_cost_usd"),
         effective_cost_usd=_decimal_sum(table, "effective_cost_usd"),
     )
+
+
+def _output_path(out: str | Path, default_name: str) -> Path:
+    """A folder (existing, or written with a trailing slash) gets ``default_name`` inside it."""
+    text = str(out)
+    path = Path(text)
+    if path.is_dir() or text.endswith(("/", "\\")):
+        return path / default_name
+    return path
 
 
 def read_chargeback(settings: Settings, month_start: date) -> pa.Table:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -20,8 +19,12 @@ def chargeback(
         str, typer.Option("--month", help="Month to export, YYYY-MM.", show_default=False)
     ],
     out: Annotated[
-        Path,
-        typer.Option("--out", help="File to write (or an existing folder).", show_default=False),
+        str,
+        typer.Option(
+            "--out",
+            help="File to write, or a folder (existing, or ending with /).",
+            show_default=False,
+        ),
     ],
     fmt: Annotated[str, typer.Option("--format", help="csv or parquet.")] = "csv",
     warehouse: WarehouseOpt = None,
