@@ -165,7 +165,7 @@ def render_files(
         for file_day, text, n_lines in rows:
             day = start + timedelta(days=int(file_day))
             name = f"gateway-{day.isoformat()}.jsonl.gz"
-            data = gzip.compress(text.encode("utf-8"), compresslevel=5, mtime=0)
+            data = gzip.compress(text.encode("utf-8"), compresslevel=3, mtime=0)
             (out_dir / name).write_bytes(data)
             files.append({"path": f"gateway/{name}", "date": day.isoformat(), "lines": int(n_lines),
                           "bytes": len(data)})

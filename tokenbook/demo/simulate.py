@@ -7,6 +7,7 @@ move the others.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -116,6 +117,7 @@ def _choose(u: np.ndarray, probs: np.ndarray) -> np.ndarray:
     return (u[:, None] >= cum).sum(axis=1).clip(0, cum.shape[1] - 1)
 
 
+@functools.lru_cache(maxsize=8)
 def customer_pool(seed: int) -> tuple[list[str], np.ndarray, np.ndarray]:
     """(ids, segment offsets, is_email) for every customer of every segment."""
     rng = _rng(seed, 3)
