@@ -266,26 +266,39 @@ def read(con, path: Path, into: str) -> None:
             select_cols.append("extra")
         else:
             select_cols.append(f"cast({native[col]} as varchar) as {col}")
+    # Unnest level by level into tables, so each level's JSON is parsed once (a lateral
+    # unnest over a whole export per span would be quadratic in the export's size).
+    con.execute(
+        f"""
+        create or replace temp table {into}_docs2 as
+        select source_line as doc_line, raw_line, j,
+               coalesce(parse_error,
+                        case when coalesce(json_type(j->'resourceSpans'), '') <> 'ARRAY'
+                             then 'not an OTLP trace export (no resourceSpans)' end)
+                 as parse_error
+        from {recs};
+        create or replace temp table {into}_rs as
+        select doc_line, rs_i, {_attrs("rs->" + _q("$.resource"))} as res_attrs,
+               json_extract(rs, '$.scopeSpans[*]') as ss_list
+        from {into}_docs2, unnest(json_extract(j, '$.resourceSpans[*]'))
+             with ordinality as r(rs, rs_i)
+        where parse_error is null;
+        create or replace temp table {into}_ss as
+        select doc_line, rs_i, ss_i, ss->>'$.scope.name' as scope_name,
+               json_extract(ss, '$.spans[*]') as sp_list
+        from {into}_rs, unnest(ss_list) with ordinality as s(ss, ss_i);
+        """
+    )
     con.execute(
         f"""
         create or replace temp table {into} as
         with recursive docs as (
-          select source_line as doc_line, raw_line, j,
-                 coalesce(parse_error,
-                          case when coalesce(json_type(j->'resourceSpans'), '') <> 'ARRAY'
-                               then 'not an OTLP trace export (no resourceSpans)' end)
-                   as parse_error
-          from {recs}
+          select * from {into}_docs2
         ),
         raw_spans as (
-          select doc_line, rs_i, ss_i, sp_i, sp,
-                 {_attrs("rs->" + _q("$.resource"))} as res_attrs,
-                 ss->>'$.scope.name' as scope_name
-          from docs,
-               unnest(json_extract(j, '$.resourceSpans[*]')) with ordinality as r(rs, rs_i),
-               unnest(json_extract(rs, '$.scopeSpans[*]')) with ordinality as s(ss, ss_i),
-               unnest(json_extract(ss, '$.spans[*]')) with ordinality as p(sp, sp_i)
-          where docs.parse_error is null
+          select ss.doc_line, ss.rs_i, ss.ss_i, sp_i, sp, rs.res_attrs, ss.scope_name
+          from {into}_ss as ss join {into}_rs as rs using (doc_line, rs_i),
+               unnest(ss.sp_list) with ordinality as p(sp, sp_i)
         ),
         numbered as (
           select doc_line, rs_i, ss_i, sp_i, sp, res_attrs, scope_name,
@@ -387,4 +400,5 @@ def read(con, path: Path, into: str) -> None:
         order by source_line
         """
     )
-    con.execute(f"drop table if exists {recs}")
+    for t in (recs, f"{into}_docs2", f"{into}_rs", f"{into}_ss"):
+        con.execute(f"drop table if exists {t}")
