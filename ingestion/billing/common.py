@@ -24,8 +24,9 @@ def iso_from_epoch(expr: str) -> str:
     )
 
 
-def parsed_select(exprs: Mapping[str, str], source: str) -> str:
-    """SELECT with every column of PARSED_COLUMNS: the given expressions, NULL for the rest."""
+def parsed_select(exprs: Mapping[str, str], source: str, keep: Iterable[str] = ()) -> str:
+    """SELECT with every column of PARSED_COLUMNS: the given expressions, NULL for the rest
+    (plus the source's columns named in ``keep``, e.g. ``file_idx``)."""
     unknown = set(exprs) - set(PARSED_COLUMNS)
     if unknown:
         raise ValueError(f"not parser columns: {sorted(unknown)}")
@@ -35,6 +36,7 @@ def parsed_select(exprs: Mapping[str, str], source: str) -> str:
             cols.append(f"cast({exprs.get(c, 'NULL')} as BIGINT) as source_line")
         else:
             cols.append(f"cast({exprs.get(c, 'NULL')} as VARCHAR) as {c}")
+    cols.extend(keep)
     return "select " + ",\n  ".join(cols) + f"\nfrom {source}"
 
 
@@ -43,34 +45,52 @@ def create_parsed(con, into: str, selects: Iterable[str], order: str = "source_l
     con.execute(f"create temp table {into} as select * from ({body}) order by {order}")
 
 
-def report_results(con, path: Path, view: str) -> None:
-    """A TEMP view ``view`` over a paged admin-API report saved as JSON: one file holding one page,
-    JSON Lines of pages, or an array of pages. Columns: ``record_no`` (1-based result number in
-    document order), ``bucket`` and ``result`` (JSON)."""
+def report_results(
+    con, paths: Path | list[Path], view: str, indices: list[int] | None = None
+) -> None:
+    """A TEMP table ``view`` over paged admin-API reports saved as JSON: each file holds one
+    page, JSON Lines of pages, or an array of pages. Columns: ``file_idx`` (position in
+    ``paths``), ``record_no`` (1-based result number in the file's document order), ``bucket``
+    and ``result`` (JSON). Several files are read in one scan."""
+    paths = [Path(paths)] if isinstance(paths, (str, Path)) else [Path(p) for p in paths]
+    names = "[" + ", ".join(q(str(p)) for p in paths) + "]"
+    indices = list(range(len(paths))) if indices is None else indices
+    index = ", ".join(f"({i}, {q(str(p))})" for i, p in zip(indices, paths, strict=True))
     try:
         con.execute(
             f"""
             create or replace temp table {view} as
-            with pages as (
-              select row_number() over () as page_no, json as page
-              from read_json_objects({q(str(path))}, format='auto')
+            with files as (select * from (values {index}) as t(file_idx, filename)),
+            pages as (
+              select f.file_idx,
+                row_number() over (partition by o.filename) as page_no, o.json as page
+              from read_json_objects({names}, format='auto', filename=true) as o
+              join files as f on f.filename = o.filename
             ),
             buckets as (
-              select page_no, unnest(b) as bucket, generate_subscripts(b, 1) as bucket_idx
-              from (select page_no, json_extract(page, '$.data[*]') as b from pages)
+              select file_idx, page_no, unnest(b) as bucket,
+                generate_subscripts(b, 1) as bucket_idx
+              from (select *, json_extract(page, '$.data[*]') as b from pages)
             ),
             results as (
-              select page_no, bucket_idx, bucket, unnest(r) as result,
+              select file_idx, page_no, bucket_idx, bucket, unnest(r) as result,
                 generate_subscripts(r, 1) as result_idx
               from (select *, json_extract(bucket, '$.results[*]') as r from buckets)
             )
-            select row_number() over (order by page_no, bucket_idx, result_idx) as record_no,
+            select file_idx,
+              row_number() over (partition by file_idx order by page_no, bucket_idx, result_idx)
+                as record_no,
               bucket, result
             from results
             """
         )
     except Exception as exc:  # duckdb raises IOException / InvalidInputException
-        raise BillingFileError(f"cannot read {path} as an admin-API report (JSON): {exc}") from exc
+        if len(paths) > 1:  # find the file to name
+            for p in paths:
+                report_results(con, p, view)
+        raise BillingFileError(
+            f"cannot read {paths[0]} as an admin-API report (JSON): {exc}"
+        ) from exc
 
 
 def read_table(con, path: Path, view: str) -> list[str]:

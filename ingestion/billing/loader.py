@@ -118,6 +118,12 @@ def get_parser(vendor: str) -> Callable[..., None]:
     return getattr(importlib.import_module(module_name), func)
 
 
+def get_many_parser(vendor: str) -> Callable[..., None] | None:
+    """The vendor's ``read_many(con, paths, into)`` (all files in one scan), if it has one."""
+    get_parser(vendor)
+    return getattr(importlib.import_module(PARSERS[vendor].split(":")[0]), "read_many", None)
+
+
 def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
     """Files named by ``paths`` (files, folders searched recursively, globs), stable order."""
     out: list[Path] = []
@@ -280,14 +286,28 @@ def ingest_billing(
     con.execute("set TimeZone='UTC'")
     started = datetime.now(UTC).replace(tzinfo=None)  # audit metadata only, never logic
 
-    # 1. parse every file, then type and validate all of them in one statement.
+    # 1. parse every file (in one scan where the parser can), then type and validate all of
+    #    them in one statement.
     con.execute("drop table if exists _billing_parsed")
+    cols = ", ".join(PARSED_COLUMNS)
+    many = get_many_parser(vendor)
+    if many is not None and len(files) > 1:
+        many(con, files, "_billing_parsed_many")
+        _check_parsed(con, "_billing_parsed_many", files[0])
+        names = ", ".join(f"({i}, {_q(str(p))})" for i, p in enumerate(files))
+        con.execute(
+            f"create temp table _billing_parsed as select m.file_idx, f.source_file, "
+            f"{', '.join('m.' + c for c in PARSED_COLUMNS)} from _billing_parsed_many as m "
+            f"join (values {names}) as f(file_idx, source_file) using (file_idx)"
+        )
+        con.execute("drop table _billing_parsed_many")
     for i, path in enumerate(files):
+        if many is not None and len(files) > 1:
+            break
         parsed = f"_billing_parsed_{i}"
         con.execute(f"drop table if exists {parsed}")
         parser(con, path, parsed)
         _check_parsed(con, parsed, path)
-        cols = ", ".join(PARSED_COLUMNS)
         if i == 0:
             con.execute(
                 f"create temp table _billing_parsed as select {i} as file_idx, "

@@ -40,6 +40,9 @@ USAGE_TOKENS: tuple[tuple[str, str, str], ...] = (
 )
 
 
+KEEP = ("file_idx",)
+
+
 def _f(name: str) -> str:
     return f"(result->>'{name}')"
 
@@ -87,7 +90,7 @@ def _selects(source: str) -> list[str]:
             unit=q(unit),
         )
         where = f"not {is_cost} and {qty} is not null and trim({qty}) not in ('0', '0.0')"
-        selects.append(parsed_select(exprs, f"{source} where {where}"))
+        selects.append(parsed_select(exprs, f"{source} where {where}", KEEP))
 
     mapping = " ".join(f"when {q(k)} then {q(v)}" for k, v in COST_TOKEN_TYPES.items())
     exprs = _common()
@@ -111,7 +114,7 @@ def _selects(source: str) -> list[str]:
         cost_scale="'0.01'",
         currency=_f("currency"),
     )
-    selects.append(parsed_select(exprs, f"{source} where {is_cost}"))
+    selects.append(parsed_select(exprs, f"{source} where {is_cost}", KEEP))
     return selects
 
 
@@ -119,4 +122,13 @@ def read(con, path: Path, into: str) -> None:
     view = "_anthropic_results"
     report_results(con, Path(path), view)
     create_parsed(con, into, _selects(view))
+    con.execute(f"drop table if exists {view}")
+
+
+def read_many(con, paths: list[Path], into: str) -> None:
+    """All files in one scan; ``into`` gets ``file_idx`` (position in ``paths``) and the
+    parser columns."""
+    view = "_anthropic_results"
+    report_results(con, [Path(p) for p in paths], view)
+    create_parsed(con, into, _selects(view), order="file_idx, source_line")
     con.execute(f"drop table if exists {view}")

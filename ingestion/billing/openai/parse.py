@@ -34,6 +34,9 @@ USAGE_OBJECTS = ("organization.usage.completions.result", "organization.usage.em
 COST_OBJECT = "organization.costs.result"
 
 
+KEEP = ("file_idx",)
+
+
 def _f(name: str) -> str:
     return f"(result->>'{name}')"
 
@@ -116,7 +119,7 @@ def _selects(source: str) -> list[str]:
             unit=q(unit),
         )
         where = f"{obj} in ({', '.join(q(o) for o in USAGE_OBJECTS)}) and {_nonzero(qty)}"
-        selects.append(parsed_select(exprs, f"{source} where {where}"))
+        selects.append(parsed_select(exprs, f"{source} where {where}", KEEP))
 
     line_item = _f("line_item")
     kind = f"regexp_extract({line_item}, ',\\s*(.*)$', 1)"
@@ -139,7 +142,7 @@ def _selects(source: str) -> list[str]:
         billed_cost="(result->'amount'->>'value')",
         currency="(result->'amount'->>'currency')",
     )
-    selects.append(parsed_select(exprs, f"{source} where {obj} = {q(COST_OBJECT)}"))
+    selects.append(parsed_select(exprs, f"{source} where {obj} = {q(COST_OBJECT)}", KEEP))
 
     known = ", ".join(q(o) for o in (*USAGE_OBJECTS, COST_OBJECT))
     exprs = _common()
@@ -148,11 +151,13 @@ def _selects(source: str) -> list[str]:
         record_type="'usage'",
         token_type="'other'",
     )
-    selects.append(parsed_select(exprs, f"{source} where {obj} is null or {obj} not in ({known})"))
+    selects.append(
+        parsed_select(exprs, f"{source} where {obj} is null or {obj} not in ({known})", KEEP)
+    )
     return selects
 
 
-def _csv_as_results(con, path: Path, view: str) -> None:
+def _csv_as_results(con, path: Path, view: str, file_idx: int = 0) -> None:
     """Dashboard CSV exports -> the same (record_no, bucket, result) view as the API pages."""
     cols = read_table(con, path, "_openai_csv")
     lower = {c.lower() for c in cols}
@@ -173,7 +178,7 @@ def _csv_as_results(con, path: Path, view: str) -> None:
     )
     con.execute(
         f"""create or replace temp table {view} as
-        select source_line as record_no,
+        select {file_idx} as file_idx, source_line as record_no,
           json_object('start_time', start_time, 'end_time', end_time) as bucket,
           json_object('object', {q(obj)}, {fields}{amount}) as result
         from _openai_csv"""
@@ -194,3 +199,22 @@ def read(con, path: Path, into: str) -> None:
         report_results(con, path, view)
     create_parsed(con, into, _selects(view))
     con.execute(f"drop table if exists {view}")
+
+
+def read_many(con, paths: list[Path], into: str) -> None:
+    """All files in one scan (JSON pages) plus one read per CSV export; ``into`` gets
+    ``file_idx`` (position in ``paths``) and the parser columns."""
+    paths = [Path(p) for p in paths]
+    csv = [i for i, p in enumerate(paths) if p.name.lower().endswith((".csv", ".csv.gz"))]
+    pages = [i for i in range(len(paths)) if i not in csv]
+    views = []
+    if pages:
+        report_results(con, [paths[i] for i in pages], "_openai_results", pages)
+        views.append("select * from _openai_results")
+    for i in csv:
+        _csv_as_results(con, paths[i], f"_openai_results_{i}", i)
+        views.append(f"select * from _openai_results_{i}")
+    con.execute("create or replace temp table _openai_all as " + " union all by name ".join(views))
+    create_parsed(con, into, _selects("_openai_all"), order="file_idx, source_line")
+    for v in ["_openai_all", "_openai_results", *(f"_openai_results_{i}" for i in csv)]:
+        con.execute(f"drop table if exists {v}")
