@@ -1,8 +1,90 @@
-"""`tokenbook run`: the main job (owner: integration)."""
+"""`tokenbook run`: the main job.
+
+- ``tokenbook run --demo``: write the demo organisation, then backfill its whole history as ONE
+  batch (ingest every file, one dbt build, one forecast, the report) and print a summary.
+- ``tokenbook run --date D``: one night, the same steps the Airflow DAG runs for D.
+- ``tokenbook run --from A --to B``: a backfill of the files dated A..B as one batch.
+"""
 
 from __future__ import annotations
 
+from datetime import date
+from pathlib import Path
+from typing import Annotated
 
-def run() -> None:
-    """Run the whole pipeline (not built yet)."""
-    raise NotImplementedError("run is being built")
+import typer
+
+from tokenbook.commands.common import WarehouseOpt, fail, resolve
+
+DEFAULT_DEMO_DIR = Path("demo_data")
+
+
+def _date(value: str | None, flag: str) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError as exc:
+        raise typer.BadParameter(f"{flag} expects YYYY-MM-DD, got {value!r}") from exc
+
+
+def run(
+    demo: Annotated[
+        bool, typer.Option("--demo", help="Generate the demo organisation first and run on it.")
+    ] = False,
+    days: Annotated[int, typer.Option("--days", min=14, help="Demo: days of history.")] = 120,
+    end: Annotated[
+        str | None, typer.Option("--end", help="Demo: last day YYYY-MM-DD (default: yesterday).")
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Demo: random seed.")] = 7,
+    scale: Annotated[float, typer.Option("--scale", min=0.001, help="Demo: volume scale.")] = 1.0,
+    run_date: Annotated[
+        str | None, typer.Option("--date", help="Run one night for this logical date.")
+    ] = None,
+    date_from: Annotated[str | None, typer.Option("--from", help="Backfill start date.")] = None,
+    date_to: Annotated[str | None, typer.Option("--to", help="Backfill end date.")] = None,
+    data_dir: Annotated[
+        Path,
+        typer.Option(
+            "--data-dir",
+            help="Folder with gateway/ (and billing/) files; the demo is written here.",
+        ),
+    ] = DEFAULT_DEMO_DIR,
+    warehouse: WarehouseOpt = None,
+    skip_forecast: Annotated[
+        bool, typer.Option("--skip-forecast", help="Do not fit forecasts (faster).")
+    ] = False,
+    report_path: Annotated[
+        Path | None, typer.Option("--report", help="Where to write the HTML report.")
+    ] = None,
+) -> None:
+    """Run the pipeline: ingest -> dbt build -> forecast and anomalies -> report -> summary."""
+    from tokenbook.runner import RunPlan, run_plan
+
+    settings, wh = resolve(warehouse)
+    d_one, d_from, d_to = _date(run_date, "--date"), _date(date_from, "--from"), _date(date_to, "--to")
+    if d_one and (d_from or d_to):
+        raise fail("give either --date or --from/--to, not both")
+    if (d_from is None) != (d_to is None):
+        raise fail("a backfill needs both --from and --to")
+    if d_from and d_to and d_from > d_to:
+        raise fail(f"--from {d_from} is after --to {d_to}")
+    plan = RunPlan(
+        data_dir=data_dir,
+        demo=demo,
+        demo_days=days,
+        demo_end=_date(end, "--end"),
+        demo_seed=seed,
+        demo_scale=scale,
+        date=d_one,
+        date_from=d_from,
+        date_to=d_to,
+        forecast=not skip_forecast,
+        report_path=report_path,
+    )
+    try:
+        run_plan(plan, settings, wh)
+    except Exception as exc:  # noqa: BLE001 - the CLI turns every failure into a clear message
+        from tokenbook.runner import describe_failure
+
+        raise fail(describe_failure(exc)) from exc
