@@ -59,19 +59,18 @@ def _from_json_text(con, source_sql: str, into: str) -> None:
         f"""
         create or replace temp table {_ident(into)} as
         with lines as (
-            select n, line, json_valid(line) as ok
-            from ({source_sql}) where trim(coalesce(line, '')) <> ''
+            select n, line from ({source_sql}) where trim(coalesce(line, '')) <> ''
         ),
         keyed as (
-            select n, line, ok, case when ok then json_keys(line) end as ks,
-                   case when ok then json_type(line) = 'OBJECT' else false end as is_obj
-            from lines
+            -- json_keys parses the line once: NULL when it is not JSON, [] for non-objects
+            select n, line, try(json_keys(line)) as ks from lines
         ),
         parsed as (
-            select n, line, ok, is_obj,
-                   case when is_obj then json_transform(line, '{_STRUCT}') end as s,
-                   case when is_obj then list_filter(ks, lambda k: not list_contains({_KNOWN}, k))
-                   end as unknown
+            select n, line, ks is not null as ok,
+                   ks is not null and starts_with(ltrim(line), '{{') as is_obj,
+                   case when ks is not null and starts_with(ltrim(line), '{{')
+                        then json_transform(line, '{_STRUCT}') end as s,
+                   list_filter(ks, lambda k: not list_contains({_KNOWN}, k)) as unknown
             from keyed
         )
         select
