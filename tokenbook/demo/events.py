@@ -24,12 +24,15 @@ from tokenbook.demo.catalog import FEATURES, PROVIDERS
 NEW_FEATURE_CANDIDATES = ("meeting_notes", "email_drafter", "contract_extractor")
 
 
-def _pick_day(rng: np.random.Generator, lo: int, hi: int, taken: list[int], gap: int) -> int:
+def _pick_day(
+    rng: np.random.Generator, lo: int, hi: int, taken: list[int], gap: int, ok=lambda d: True
+) -> int:
     """A day index in [lo, hi] at least ``gap`` days from every taken day (gap relaxed if
-    impossible)."""
+    impossible), among days where ``ok(day)`` holds when there are any."""
     lo, hi = max(0, lo), max(max(0, lo), hi)
     for g in range(gap, -1, -1):
         allowed = [d for d in range(lo, hi + 1) if all(abs(d - t) >= g for t in taken)]
+        allowed = [d for d in allowed if ok(d)] or allowed
         if allowed:
             return int(allowed[rng.integers(len(allowed))])
     return int(rng.integers(lo, hi + 1))
@@ -62,7 +65,8 @@ def plan_events(seed: int, days: int, end: date) -> dict:
     taken.append(launch_day)
     switch_day = _pick_day(rng, days // 3, last - 14, taken, gap)
     taken.append(switch_day)
-    degraded_day = _pick_day(rng, days // 6, last - 3, taken, gap)
+    weekday = lambda d: (start + timedelta(days=d)).weekday() < 5  # noqa: E731
+    degraded_day = _pick_day(rng, days // 6, last - 3, taken, gap, weekday)
     degraded_provider = PROVIDERS[rng.integers(len(PROVIDERS))]
 
     feats = {f.name: f for f in FEATURES}
@@ -103,6 +107,6 @@ def plan_events(seed: int, days: int, end: date) -> dict:
         "degraded_day": {
             "provider": degraded_provider,
             "date": iso(degraded_day),
-            "failure_rate": 0.45,
+            "failure_rate": 0.5,
         },
     }

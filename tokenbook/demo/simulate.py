@@ -282,7 +282,7 @@ def simulate(seed: int, plan: VolumePlan, events: dict) -> Traffic:
     n_fail = rng2.geometric(1.0 - p_fail) - 1
     # After two failures on a degraded provider, most gateways fall back to another provider
     # (same trace_id, attempt 3+ on the fallback model), which then fails at the base rate.
-    fallback = degraded & (n_fail >= 2) & (rng2.random(n) < 0.6)
+    fallback = degraded & (n_fail >= 2) & (rng2.random(n) < 0.8)
     n_fail = np.where(fallback, 2 + rng2.geometric(1.0 - BASE_FAILURE, n) - 1, n_fail)
     attempts = np.minimum(n_fail + 1, MAX_ATTEMPTS)
     final_ok = n_fail < MAX_ATTEMPTS
