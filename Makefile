@@ -29,8 +29,13 @@ test: install  ## every test (dbt, DuckDB, Airflow, GX, Prophet run for real)
 lint: install
 	$(VENV)/bin/ruff check .
 
-bench: install
+bench: install  ## every benchmark; each prints its figures and ratios
 	$(VENV)/bin/python bench/ingest.py --rows 1000000
+	$(VENV)/bin/python bench/transform.py
+	$(VENV)/bin/python bench/forecast.py
+
+airflow: install  ## Airflow standalone on 127.0.0.1:8080 with the DAGs and the demo warehouse
+	bash scripts/airflow_standalone.sh
 
 clean:
-	rm -rf warehouse demo_data out reports exports dbt_project/target dbt_project/logs
+	rm -rf warehouse demo_data out reports exports airflow_home dbt_project/target dbt_project/logs
