@@ -122,18 +122,21 @@ def load_records(con, path: Path, into: str) -> None:
     lines = f"{into}_lines"
     load_lines(con, path, lines)
     first = con.execute(
-        f"select ltrim(raw_line) from {lines} where trim(raw_line) <> '' "
-        "order by source_line limit 1"
+        f"select ltrim(raw_line) from {lines} where source_line = "
+        f"(select min(source_line) from {lines} where trim(raw_line) <> '')"
     ).fetchone()
-    whole = con.execute(
-        f"select string_agg(raw_line, chr(10) order by source_line) from {lines}"
-    ).fetchone()[0]
+    whole = None
     if first is not None and (
         first[0].startswith("[") or (first[0].startswith("{") and not _is_json(con, first[0]))
     ):
-        # A JSON array (or one pretty-printed document): parse the whole text.
+        # Maybe a JSON array or one pretty-printed document; if the whole text is not JSON
+        # either, it is JSONL with a bad first line.
+        whole = con.execute(
+            f"select string_agg(raw_line, chr(10) order by source_line) from {lines}"
+        ).fetchone()[0]
         if not _is_json(con, whole or ""):
-            raise ReaderError(f"{path} is not valid JSON (a JSON array or JSONL expected)")
+            whole = None
+    if whole is not None:
         con.execute(
             f"""
             create or replace temp table {into} as
@@ -185,14 +188,8 @@ def _load_csv(con, path: Path, into: str) -> None:
         raise ReaderError(f"cannot read {path} as CSV with a header: {exc}") from exc
 
 
-def _s(path: str) -> str:
-    """A string field of record ``j`` (JSON strings and numbers alike), '' treated as null."""
-    return f"nullif(j->>{_q(path)}, '')"
-
-
-def _json_field(path: str) -> str:
-    """A JSON field of ``j`` that may also arrive as JSON text inside a string (CSV)."""
-    v = f"j->{_q(path)}"
+def _from_string_or_json(v: str) -> str:
+    """A JSON value that may also arrive as JSON text inside a string (CSV exports)."""
     return (
         f"(case when json_type({v}) = 'VARCHAR' then "
         f"(case when json_valid({v}->>'$') then cast({v}->>'$' as JSON) end) "
@@ -202,12 +199,7 @@ def _json_field(path: str) -> str:
 
 def _utc_text(expr: str) -> str:
     """RFC 3339 UTC text of a timestamp text (no offset = UTC); the input when unparseable."""
-    with_tz = (
-        f"(case when regexp_matches({expr}, '(Z|[+-]\\d\\d(:?\\d\\d)?)$') then {expr} "
-        f"else {expr} || '+00:00' end)"
-    )
-    ts = f"try_cast({with_tz} as timestamptz)"
-    return f"coalesce(strftime({ts} at time zone 'UTC', '%Y-%m-%dT%H:%M:%S.%fZ'), {expr})"
+    return f"coalesce(strftime({_ts(expr)} at time zone 'UTC', '%Y-%m-%dT%H:%M:%S.%fZ'), {expr})"
 
 
 def _ts(expr: str) -> str:
@@ -225,10 +217,45 @@ def _tag(field: str) -> str:
     return f"nullif(trim(substr({first}, strpos({first}, ':') + 1)), '')"
 
 
-def _int_text(*paths: str) -> str:
-    """First present value among metadata JSON paths, as integer text."""
-    vals = [f"nullif(meta->>{_q(p)}, '')" for p in paths]
-    return f"coalesce({', '.join(vals)})"
+# Top-level columns read as text (one JSON parse per record for all of them).
+_TOP = (
+    "request_id",
+    "startTime",
+    "endTime",
+    "model",
+    "custom_llm_provider",
+    "api_base",
+    "prompt_tokens",
+    "completion_tokens",
+    "spend",
+    "api_key",
+    "end_user",
+    "status",
+)
+# metadata paths read as text (one parse of metadata per record).
+_META = (
+    "$.status",
+    "$.error_information",
+    "$.error_information.error_code",
+    "$.error_information.error_class",
+    "$.user_api_key_team_alias",
+    "$.usage_object.cache_read_input_tokens",
+    "$.usage_object.prompt_tokens_details.cached_tokens",
+    "$.additional_usage_values.cache_read_input_tokens",
+    "$.usage_object.cache_creation_input_tokens",
+    "$.additional_usage_values.cache_creation_input_tokens",
+    "$.usage_object.cache_creation.ephemeral_1h_input_tokens",
+    "$.usage_object.cache_creation.ephemeral_5m_input_tokens",
+    "$.usage_object.completion_tokens_details.reasoning_tokens",
+    "$.additional_usage_values.completion_tokens_details.reasoning_tokens",
+    "$.usage_object.service_tier",
+)
+
+
+def _m(*paths: str) -> str:
+    """First present (non-empty) metadata value among ``paths``, as text."""
+    vals = [f"nullif(mf[{_META.index(p) + 1}], '')" for p in paths]
+    return f"coalesce({', '.join(vals)})" if len(vals) > 1 else vals[0]
 
 
 _PROVIDER_FROM_API_BASE = """
@@ -246,29 +273,30 @@ def read(con, path: Path, into: str) -> None:
     """Read one LiteLLM spend-log file into the TEMP table ``into`` (reader interface)."""
     path = Path(path)
     recs = f"{into}_recs"
+    base = f"{into}_base"
     load_records(con, path, recs)
-    status_raw = "lower(coalesce(status_top, meta->>'status'))"
-    err = "coalesce(meta->>'$.error_information.error_code', '')"
-    err_class = "lower(coalesce(meta->>'$.error_information.error_class', ''))"
+    status_raw = f"lower(coalesce(status_top, {_m('$.status')}))"
+    has_err = f"({_m('$.error_information')} is not null)"
+    err = f"coalesce({_m('$.error_information.error_code')}, '')"
+    err_class = f"lower(coalesce({_m('$.error_information.error_class')}, ''))"
     status = f"""
       case
-        when {status_raw} is null and (meta->'error_information') is null then null
-        when {status_raw} in ('success', 'ok') and (meta->'error_information') is null then 'ok'
+        when {status_raw} is null and not {has_err} then null
+        when {status_raw} in ('success', 'ok') and not {has_err} then 'ok'
         when {err} = '429' or {err_class} like '%ratelimit%' then 'rate_limited'
         when {err} in ('408', '504') or {err_class} like '%timeout%' then 'timeout'
         when {status_raw} in ('success', 'ok') then 'ok'
         else 'error'
       end"""
+    ttl_1h = _m("$.usage_object.cache_creation.ephemeral_1h_input_tokens")
+    ttl_5m = _m("$.usage_object.cache_creation.ephemeral_5m_input_tokens")
     ttl = (
-        "case when coalesce(try_cast(meta->>'$.usage_object.cache_creation"
-        ".ephemeral_1h_input_tokens' as bigint), 0) > 0 then '1h' "
-        "when coalesce(try_cast(meta->>'$.usage_object.cache_creation"
-        ".ephemeral_5m_input_tokens' as bigint), 0) > 0 then '5m' end"
+        f"case when coalesce(try_cast({ttl_1h} as bigint), 0) > 0 then '1h' "
+        f"when coalesce(try_cast({ttl_5m} as bigint), 0) > 0 then '5m' end"
     )
     # RFC 7386 merge patches whose nulls remove the mapped and prompt-text keys.
     patch_all = _q(json.dumps(dict.fromkeys((*_MAPPED, *_PROMPT_TEXT))))
-    patch_meta = _q(json.dumps(dict.fromkeys(_PROMPT_TEXT)))
-    patch_text = patch_meta
+    patch_text = _q(json.dumps(dict.fromkeys(_PROMPT_TEXT)))
     model_prefix = "case when model like '%/%' then split_part(model, '/', 1) end"
     native = {
         "request_id": "request_id",
@@ -279,38 +307,38 @@ def read(con, path: Path, into: str) -> None:
         "output_tokens": "completion_tokens",
         "trace_id": "null",
         "attempt": "null",
-        "latency_ms": ("cast((epoch_us(end_ts) - epoch_us(start_ts)) / 1000.0 as varchar)"),
+        "latency_ms": "cast((epoch_us(end_ts) - epoch_us(start_ts)) / 1000.0 as varchar)",
         "feature": _tag("feature"),
         "customer_segment": _tag("customer_segment"),
-        "team": f"coalesce({_tag('team')}, nullif(meta->>'user_api_key_team_alias', ''))",
+        "team": f"coalesce({_tag('team')}, {_m('$.user_api_key_team_alias')})",
         "customer_id": f"coalesce({_tag('customer_id')}, end_user)",
         "environment": _tag("environment"),
         "request_class": _tag("request_class"),
         "api_key_id": "api_key",
         "project_id": _tag("project_id"),
-        "cache_read_input_tokens": _int_text(
+        "cache_read_input_tokens": _m(
             "$.usage_object.cache_read_input_tokens",
             "$.usage_object.prompt_tokens_details.cached_tokens",
             "$.additional_usage_values.cache_read_input_tokens",
         ),
-        "cache_write_input_tokens": _int_text(
+        "cache_write_input_tokens": _m(
             "$.usage_object.cache_creation_input_tokens",
             "$.additional_usage_values.cache_creation_input_tokens",
         ),
         "cache_write_ttl": ttl,
-        "reasoning_tokens": _int_text(
+        "reasoning_tokens": _m(
             "$.usage_object.completion_tokens_details.reasoning_tokens",
             "$.additional_usage_values.completion_tokens_details.reasoning_tokens",
         ),
         "batch": "null",
-        "service_tier": _int_text("$.usage_object.service_tier"),
+        "service_tier": _m("$.usage_object.service_tier"),
         "status": status,
         "outcome": "null",
         "quality_score": "null",
         "prompt_template_id": _tag("prompt_template_id"),
         "prompt_prefix_hash": "null",
         "prompt_preview": "null",
-        "metadata": f"cast(json_merge_patch(meta, {patch_meta}::JSON) as varchar)",
+        "metadata": f"cast(json_merge_patch(meta, {patch_text}::JSON) as varchar)",
         "cost_usd": "spend",
     }
     select_cols = []
@@ -332,37 +360,42 @@ def read(con, path: Path, into: str) -> None:
             select_cols.append(
                 f"case when parse_error is null then cast({native[col]} as varchar) end as {col}"
             )
+    top = ", ".join(_q("$." + k) for k in _TOP)
+    named = ",\n".join(f"nullif(f[{i + 1}], '') as {_TOP_NAMES[k]}" for i, k in enumerate(_TOP))
+    # Each level is a table, so every JSON document is parsed once per level.
+    con.execute(
+        f"""
+        create or replace temp table {base} as
+        select source_line, raw_line, parse_error, j, {named},
+               {_ts("start_raw0")} as start_ts, {_ts("end_raw")} as end_ts,
+               meta, tags_json
+        from (
+          select *, f[2] as start_raw0,
+                 {_from_string_or_json("jf[1]")} as meta,
+                 {_from_string_or_json("jf[2]")} as tags_json
+          from (
+            select source_line, raw_line, parse_error, j,
+                   json_extract_string(j, [{top}]) as f,
+                   json_extract(j, ['$.metadata', '$.request_tags']) as jf
+            from {recs}
+          )
+        )
+        """
+    )
+    meta_paths = ", ".join(_q(p) for p in _META)
     con.execute(
         f"""
         create or replace temp table {into} as
-        with base as (
-          select source_line, raw_line, parse_error, j,
-                 {_s("request_id")} as request_id,
-                 {_s("startTime")} as start_raw,
-                 {_ts(_s("startTime"))} as start_ts,
-                 {_ts(_s("endTime"))} as end_ts,
-                 {_s("model")} as model,
-                 {_s("custom_llm_provider")} as provider_raw,
-                 {_s("api_base")} as api_base,
-                 {_s("prompt_tokens")} as prompt_tokens,
-                 {_s("completion_tokens")} as completion_tokens,
-                 {_s("spend")} as spend,
-                 {_s("api_key")} as api_key,
-                 {_s("end_user")} as end_user,
-                 {_s("status")} as status_top,
-                 {_json_field("metadata")} as meta,
-                 {_json_field("request_tags")} as tags_json
-          from {recs}
-        ),
-        tagged as (
+        with tagged as (
           select *,
+                 json_extract_string(meta, [{meta_paths}]) as mf,
                  list_concat(
                    coalesce(case when json_type(tags_json) = 'ARRAY'
                                  then json_extract_string(tags_json, '$[*]') end, []),
-                   coalesce(case when json_type(meta->'tags') = 'ARRAY'
+                   coalesce(case when json_type(meta, '$.tags') = 'ARRAY'
                                  then json_extract_string(meta, '$.tags[*]') end, [])
                  ) as tags
-          from base
+          from {base}
         )
         select {", ".join(select_cols)}
         from tagged
@@ -370,3 +403,20 @@ def read(con, path: Path, into: str) -> None:
         """
     )
     con.execute(f"drop table if exists {recs}")
+    con.execute(f"drop table if exists {base}")
+
+
+_TOP_NAMES = {
+    "request_id": "request_id",
+    "startTime": "start_raw",
+    "endTime": "end_raw",
+    "model": "model",
+    "custom_llm_provider": "provider_raw",
+    "api_base": "api_base",
+    "prompt_tokens": "prompt_tokens",
+    "completion_tokens": "completion_tokens",
+    "spend": "spend",
+    "api_key": "api_key",
+    "end_user": "end_user",
+    "status": "status_top",
+}

@@ -143,9 +143,13 @@ def _in(keys: tuple[str, ...] | list[str]) -> str:
     return "(" + ", ".join(_q(k) for k in keys) + ")"
 
 
+# One parse per attribute for the scalar kinds; arrays and kvlists only when present.
+_KV_PATHS = (
+    "['$.key', '$.value.stringValue', '$.value.intValue', '$.value.doubleValue', "
+    "'$.value.boolValue', '$.value.bytesValue']"
+)
 _VALUE = (
-    "coalesce(kv->>'$.value.stringValue', kv->>'$.value.intValue', "
-    "kv->>'$.value.doubleValue', kv->>'$.value.boolValue', kv->>'$.value.bytesValue', "
+    "coalesce(kvf[2], kvf[3], kvf[4], kvf[5], kvf[6], "
     "cast(to_json(list_transform(json_extract(kv, '$.value.arrayValue.values[*]'), "
     "lambda x: coalesce(x->>'stringValue', x->>'intValue', x->>'doubleValue', "
     "x->>'boolValue'))) as varchar), cast(kv->'$.value.kvlistValue' as varchar))"
@@ -155,8 +159,9 @@ _VALUE = (
 def _attrs(json_expr: str) -> str:
     """LIST<STRUCT(k, v)> of an OTLP attribute array."""
     return (
-        f"coalesce(list_transform(json_extract({json_expr}, '$.attributes[*]'), "
-        f"lambda kv: {{'k': kv->>'key', 'v': {_VALUE}}}), [])"
+        f"coalesce(list_transform(list_transform(json_extract({json_expr}, '$.attributes[*]'), "
+        f"lambda kv: {{'kv': kv, 'kvf': json_extract_string(kv, {_KV_PATHS})}}), "
+        f"lambda e: {{'k': e.kvf[1], 'v': {_VALUE.replace('kvf[', 'e.kvf[').replace('kv,', 'e.kv,').replace('kv->', 'e.kv->')}}}), [])"
     )
 
 
@@ -287,50 +292,45 @@ def read(con, path: Path, into: str) -> None:
         select doc_line, rs_i, ss_i, ss->>'$.scope.name' as scope_name,
                json_extract(ss, '$.spans[*]') as sp_list
         from {into}_rs, unnest(ss_list) with ordinality as s(ss, ss_i);
+        create or replace temp table {into}_ordered as
+        select *, cast(row_number() over (order by doc_line, rs_i, ss_i, sp_i) as bigint)
+                  as span_no
+        from (
+          select ss.doc_line, ss.rs_i, ss.ss_i, sp_i, sp, rs.res_attrs, ss.scope_name,
+                 cast(null as varchar) as parse_error, cast(null as varchar) as raw_line
+          from {into}_ss as ss join {into}_rs as rs using (doc_line, rs_i),
+               unnest(ss.sp_list) with ordinality as p(sp, sp_i)
+          union all
+          select doc_line, 0, 0, 0, null, null, null, parse_error, raw_line
+          from {into}_docs2 where parse_error is not null
+        );
+        create or replace temp table {into}_spans as
+        select span_no, res_attrs, scope_name,
+               -- the span without prompt/completion attributes or events
+               cast(json_merge_patch(sp, json_object(
+                 'events', null,
+                 'attributes', to_json(list_filter(
+                     coalesce(json_extract(sp, '$.attributes[*]'), []),
+                     lambda kv: not regexp_matches(coalesce(kv->>'key', ''),
+                                                   {_q(PROMPT_TEXT_KEYS)})))))
+                    as varchar) as raw_span,
+               lower(f[1]) as trace_id, lower(f[2]) as span_id,
+               nullif(lower(f[3]), '') as parent_id, f[4] as span_name,
+               f[5] as start_ns, f[6] as end_ns, f[7] as status_code, f[8] as status_message,
+               {_attrs("sp")} as attrs
+        from (
+          select *, json_extract_string(sp, ['$.traceId', '$.spanId', '$.parentSpanId',
+                 '$.name', '$.startTimeUnixNano', '$.endTimeUnixNano', '$.status.code',
+                 '$.status.message']) as f
+          from {into}_ordered where parse_error is null
+        );
         """
     )
     con.execute(
         f"""
         create or replace temp table {into} as
-        with recursive docs as (
-          select * from {into}_docs2
-        ),
-        raw_spans as (
-          select ss.doc_line, ss.rs_i, ss.ss_i, sp_i, sp, rs.res_attrs, ss.scope_name
-          from {into}_ss as ss join {into}_rs as rs using (doc_line, rs_i),
-               unnest(ss.sp_list) with ordinality as p(sp, sp_i)
-        ),
-        numbered as (
-          select doc_line, rs_i, ss_i, sp_i, sp, res_attrs, scope_name,
-                 cast(null as varchar) as parse_error, cast(null as varchar) as raw_line
-          from raw_spans
-          union all
-          select doc_line, 0, 0, 0, null, null, null, parse_error, raw_line
-          from docs where parse_error is not null
-        ),
-        ordered as (
-          select *, cast(row_number() over (order by doc_line, rs_i, ss_i, sp_i) as bigint)
-                    as span_no
-          from numbered
-        ),
-        spans as (
-          select span_no, res_attrs, scope_name,
-                 -- the span without prompt/completion attributes or events
-                 cast(json_merge_patch(sp, json_object(
-                   'events', null,
-                   'attributes', to_json(list_filter(
-                       coalesce(json_extract(sp, '$.attributes[*]'), []),
-                       lambda kv: not regexp_matches(coalesce(kv->>'key', ''),
-                                                     {_q(PROMPT_TEXT_KEYS)})))))
-                      as varchar) as raw_span,
-                 lower(sp->>'traceId') as trace_id, lower(sp->>'spanId') as span_id,
-                 nullif(lower(sp->>'parentSpanId'), '') as parent_id,
-                 sp->>'name' as span_name,
-                 sp->>'startTimeUnixNano' as start_ns, sp->>'endTimeUnixNano' as end_ns,
-                 sp->>'$.status.code' as status_code, sp->>'$.status.message' as status_message,
-                 {_attrs("sp")} as attrs
-          from ordered where parse_error is null
-        ),
+        with recursive ordered as (select * from {into}_ordered),
+        spans as (select * from {into}_spans),
         calls0 as (
           select *, {call_cols}
           from spans
@@ -400,5 +400,5 @@ def read(con, path: Path, into: str) -> None:
         order by source_line
         """
     )
-    for t in (recs, f"{into}_docs2", f"{into}_rs", f"{into}_ss"):
+    for t in (recs, *(f"{into}_{x}" for x in ("docs2", "rs", "ss", "ordered", "spans"))):
         con.execute(f"drop table if exists {t}")
