@@ -142,7 +142,7 @@ def _dbt_models(settings) -> Any:
         return dbt_build()
 
     from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
-    from cosmos.constants import InvocationMode, LoadMode, TestBehavior
+    from cosmos.constants import InvocationMode, LoadMode, TestBehavior, TestIndirectSelection
 
     from tokenbook.dbt import dbt_env
 
@@ -161,10 +161,19 @@ def _dbt_models(settings) -> Any:
             target_name=env["TOKENBOOK_DBT_TARGET"],
             profiles_yml_filepath=DBT_PROJECT_DIR / "profiles.yml",
         ),
-        execution_config=ExecutionConfig(invocation_mode=InvocationMode.DBT_RUNNER),
+        execution_config=ExecutionConfig(
+            invocation_mode=InvocationMode.DBT_RUNNER,  # in-process dbtRunner: the fastest
+            # A model's task runs only the tests that read that model alone.
+            test_indirect_selection=TestIndirectSelection.CAUTIOUS,
+        ),
         render_config=RenderConfig(
             load_method=LoadMode.DBT_MANIFEST,
+            # `dbt build` per model: the model and its own tests in one invocation; a test
+            # that reads several models runs as its own task once they are all built. (With a
+            # selection, cosmos would render such tests even when their other models are not
+            # selected: a partial run skips them.)
             test_behavior=TestBehavior.BUILD,
+            should_detach_multiple_parents_tests=not select,
             select=select,
         ),
         operator_args={

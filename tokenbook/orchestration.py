@@ -209,21 +209,26 @@ def ingest_gateway_day(run_date: date, settings: Settings, inputs: RunInputs) ->
     return _summary(report, {"date": run_date.isoformat(), "files": files})
 
 
+REPORT_FIELDS = (
+    "load_id",
+    "rows_read",
+    "rows_loaded",
+    "rows_quarantined",
+    "rows_duplicate",
+    "success",
+    "checkpoint_seconds",
+)
+
+
 def _summary(report: Any, base: dict[str, Any]) -> dict[str, Any]:
-    """A small JSON-able summary of a step's report (for XCom and logs)."""
+    """A small JSON-able summary of a step's report (for XCom and the task log)."""
     out = dict(base)
-    if report is None:
-        return out
-    if hasattr(report, "as_dict"):
-        data = report.as_dict()
-    elif hasattr(report, "__dataclass_fields__"):
-        data = asdict(report)
-    elif isinstance(report, Mapping):
-        data = dict(report)
+    if isinstance(report, Mapping):
+        items = report.items()
     else:
-        data = {"result": str(report)}
-    for key, value in data.items():
-        if isinstance(value, str | int | float | bool) or value is None:
+        items = ((name, getattr(report, name, None)) for name in REPORT_FIELDS)
+    for key, value in items:
+        if isinstance(value, str | int | float | bool):
             out[key] = value
     return out
 
@@ -231,32 +236,86 @@ def _summary(report: Any, base: dict[str, Any]) -> dict[str, Any]:
 # --------------------------------------------------------------------------- billing
 
 
-def billing_files_for(run_date: date, billing_path: str) -> list[str]:
-    """Billing export files of one day: any file under ``billing_path`` whose name carries the
-    date (``*YYYY-MM-DD*``), e.g. ``openai/costs-2026-11-27.json``."""
-    day = run_date.isoformat()
+def billing_files_for(run_date: date, billing_path: str) -> dict[str, tuple[str, list[str]]]:
+    """The date's billing exports under ``billing_path``, per vendor: ``{vendor: (rule, files)}``.
+
+    Layout: one folder per vendor (``openai/``, ``anthropic/``, ``gcp/``, ``aws/``, ``azure/``).
+    API vendors (openai, anthropic) export daily: files whose name carries the date
+    (``*YYYY-MM-DD*``) load into that date's partition (rule ``date``). File-export vendors
+    (gcp, aws, azure) restate one file per month through the month: files whose name carries
+    the month (``*YYYY-MM*``) replace that month's partition every night (rule ``month``).
+    """
+    from ingestion.billing.loader import MONTHLY_VENDORS, SUFFIXES, VENDORS
+
     root = Path(billing_path)
+    found: dict[str, tuple[str, list[str]]] = {}
     if not root.is_dir():
-        return []
-    return sorted(str(p) for p in root.rglob(f"*{day}*") if p.is_file())
+        return found
+    for vendor in VENDORS:
+        folder = root / vendor
+        if not folder.is_dir():
+            continue
+        monthly = vendor in MONTHLY_VENDORS
+        stamp = run_date.strftime("%Y-%m") if monthly else run_date.isoformat()
+        files = sorted(
+            str(p)
+            for p in folder.rglob(f"*{stamp}*")
+            if p.is_file() and p.name.lower().endswith(SUFFIXES)
+        )
+        if files:
+            found[vendor] = ("month" if monthly else "date", files)
+    return found
 
 
 def ingest_billing_day(run_date: date, settings: Settings, inputs: RunInputs) -> dict[str, Any]:
-    """Load the day's vendor billing exports; no files for the date is a normal night (most
-    vendors bill monthly) and returns ``skipped`` with the reason."""
+    """Load the date's vendor billing exports into raw.billing_lines, one vendor at a time.
+
+    No files for the date is a normal night (most vendors bill monthly): the result says
+    ``skipped`` with the reason, and the DAG marks the task skipped.
+    """
     run_date = as_run_date(run_date)
+    day = run_date.isoformat()
     if not inputs.billing_path:
-        reason = f"no billing path configured ({ENV_BILLING_PATH}); billing skipped"
+        reason = f"no billing path configured ({ENV_BILLING_PATH}); billing skipped for {day}"
         log.info(reason)
-        return {"date": run_date.isoformat(), "skipped": True, "reason": reason}
-    files = billing_files_for(run_date, inputs.billing_path)
-    if not files:
-        reason = f"no billing files for {run_date} under {inputs.billing_path}; billing skipped"
+        return {"date": day, "skipped": True, "reason": reason}
+    try:
+        plan = billing_files_for(run_date, inputs.billing_path)
+        from ingestion.billing.loader import ingest_billing
+    except ModuleNotFoundError as exc:
+        raise StepUnavailable(f"billing ingestion is not installed ({exc.name})") from exc
+    if not plan:
+        reason = f"no billing files for {day} under {inputs.billing_path}; billing skipped"
         log.info(reason)
-        return {"date": run_date.isoformat(), "skipped": True, "reason": reason}
-    ingest = _resolve("ingestion.billing.pipeline:ingest_billing")
-    report = ingest(files, settings, date=run_date)
-    return _summary(report, {"date": run_date.isoformat(), "files": files, "skipped": False})
+        return {"date": day, "skipped": True, "reason": reason}
+    wh = parse_warehouse(settings.warehouse)
+    if wh.kind != "duckdb":
+        raise StepUnavailable(
+            "billing ingestion loads into DuckDB only for now; load the exports with "
+            "`tokenbook ingest billing` and publish them to BigQuery separately"
+        )
+    from tokenbook.warehouse import connect_duckdb
+
+    loaded: dict[str, int] = {}
+    con = connect_duckdb(wh)
+    try:
+        for vendor, (rule, files) in plan.items():
+            log.info("ingesting %d %s billing file(s) for %s: %s", len(files), vendor, day, files)
+            kwargs: dict[str, Any] = (
+                {"month": run_date.replace(day=1)} if rule == "month" else {"load_date": run_date}
+            )
+            results = ingest_billing(
+                con,
+                vendor,
+                files,
+                window_days_before=settings.window_days_before,
+                window_days_after=settings.window_days_after,
+                **kwargs,
+            )
+            loaded[vendor] = sum(r.rows_loaded for r in results)
+    finally:
+        con.close()
+    return {"date": day, "skipped": False, "rows_loaded": loaded}
 
 
 # --------------------------------------------------------------------------- quality gate
@@ -271,7 +330,9 @@ def check_quality(run_date: date, settings: Settings) -> dict[str, Any]:
         return _check_quality_bigquery(run_date, settings)
     from tokenbook.warehouse import connect_duckdb
 
-    con = connect_duckdb(wh, read_only=True)
+    # Not read_only: DuckDB refuses a second configuration for a file already open in this
+    # process (dbt-duckdb keeps its connection when Airflow runs tasks in one process).
+    con = connect_duckdb(wh)
     try:
         audit = _latest_gateway_audit(con, run_date)
         checks = _latest_checkpoint(con, run_date)
@@ -312,21 +373,17 @@ def _latest_gateway_audit(con, run_date: date) -> dict[str, Any] | None:
 
 
 def _latest_checkpoint(con, run_date: date) -> list[dict[str, Any]]:
-    """Stored GX results for the date, when the ingestion pipeline keeps them."""
+    """The date's stored Great Expectations results (raw.validation_results, written by the
+    gateway pipeline after each load)."""
     if not _table_exists(con, "raw", "validation_results"):
         return []
-    cols = {
-        r[0]
-        for r in con.execute(
-            "select column_name from information_schema.columns "
-            "where table_schema = 'raw' and table_name = 'validation_results'"
-        ).fetchall()
-    }
-    if not {"load_date", "success"} <= cols:
-        return []
-    name = "expectation" if "expectation" in cols else "null"
     rows = con.execute(
-        f"select {name}, success from raw.validation_results where load_date = ?", [run_date]
+        """
+        select checkpoint || ': ' || expectation
+               || coalesce(' (' || column_name || ')', ''), success
+        from raw.validation_results where load_date = ?
+        """,
+        [run_date],
     ).fetchall()
     return [{"expectation": r[0], "success": bool(r[1])} for r in rows]
 

@@ -1,0 +1,406 @@
+"""The nightly Airflow DAG: integrity (DagBag), cheap parsing, and real runs with dag.test().
+
+Runs for real: Airflow 3 (SQLite metadata DB in the session's AIRFLOW_HOME), astronomer-cosmos
+with dbtRunner, dbt-duckdb, the gateway ingestion pipeline, on a temporary DuckDB warehouse.
+Timings measured here are printed with ``-s``.
+"""
+
+from __future__ import annotations
+
+import builtins
+import gzip
+import json
+import os
+import socket
+import sys
+import time
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from tokenbook import orchestration as orch
+from tokenbook.settings import load_settings
+
+REPO = Path(__file__).resolve().parent.parent
+DAGS = REPO / "dags"
+DAG_ID = "tokenbook_nightly"
+RUN_DAY = date(2026, 11, 25)  # a Wednesday: no forecast refit
+FAIL_DAY = date(2026, 11, 26)
+
+pytestmark = pytest.mark.timeout(300)
+
+
+def _write_gateway_day(folder: Path, day: date, n: int = 24) -> Path:
+    """A small native-format day file in the demo layout (hand-made, no external data)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    features = ["support_chat", "doc_summarizer", "code_review", None]
+    segments = ["enterprise", "smb", "free_tier", "mid_market"]
+    models = [("openai", "gpt-4o-mini"), ("openai", "gpt-4o"), ("anthropic", "claude-fable-5")]
+    lines = []
+    for i in range(n):
+        provider, model = models[i % len(models)]
+        rec = {
+            "request_id": f"req-{day:%Y%m%d}-{i:04d}",
+            "timestamp": f"{day.isoformat()}T{(i % 24):02d}:{i % 60:02d}:00Z",
+            "provider": provider,
+            "model": model,
+            "input_tokens": 1000 + 10 * i,
+            "output_tokens": 200 + i,
+            "cache_read_input_tokens": 500 if i % 2 else 0,
+            "latency_ms": 800.0 + i,
+            "customer_segment": segments[i % len(segments)],
+            "team": "platform",
+            "customer_id": f"cust-{i % 5}",
+            "status": "ok",
+            "outcome": "success",
+            "cost_usd": "0.0123",
+        }
+        if features[i % len(features)]:
+            rec["feature"] = features[i % len(features)]
+        lines.append(json.dumps(rec))
+    path = folder / f"gateway-{day.isoformat()}.jsonl.gz"
+    with gzip.open(path, "wt", encoding="utf-8") as fh:
+        fh.write("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def nightly(tmp_path_factory):
+    """Environment the DAG parses and runs with, a warehouse, the day's file, the manifest."""
+    base = tmp_path_factory.mktemp("nightly")
+    gateway = base / "gateway"
+    _write_gateway_day(gateway, RUN_DAY)
+    warehouse = f"duckdb:///{base / 'wh' / 'tokenbook.duckdb'}"
+    t0 = time.perf_counter()
+    manifest = orch.write_dbt_manifest(load_settings(warehouse=warehouse), base / "dbt")
+    parse_s = time.perf_counter() - t0
+    env = {
+        "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "TOKENBOOK_WAREHOUSE": warehouse,
+        orch.ENV_GATEWAY_PATH: str(gateway),
+        orch.ENV_OUT_DIR: str(base / "out"),
+        orch.ENV_DBT_MANIFEST: str(manifest),
+        # Builds fct_llm_calls and the models and seeds it needs, each with its own tests:
+        # the slice the assertions read (tests across several models need the whole project).
+        orch.ENV_DBT_SELECT: "+fct_llm_calls",
+        "TOKENBOOK_DAG_RETRIES": "1",
+        "TOKENBOOK_DAG_RETRY_DELAY_SECONDS": "0",
+        "TOKENBOOK_DAG_START": "2026-11-01",
+    }
+    with pytest.MonkeyPatch.context() as mp:
+        for k, v in env.items():
+            mp.setenv(k, v)
+        from airflow.utils import db
+
+        t0 = time.perf_counter()
+        db.initdb()
+        print(f"\n[timing] airflow initdb {time.perf_counter() - t0:.1f}s, dbt parse {parse_s:.1f}s")
+        yield {"base": base, "warehouse": warehouse, "manifest": manifest, "gateway": gateway}
+
+
+@pytest.fixture(scope="module")
+def dagbag(nightly):
+    from airflow.dag_processing.dagbag import DagBag
+
+    t0 = time.perf_counter()
+    bag = DagBag(dag_folder=str(DAGS))
+    print(f"\n[timing] DagBag of dags/ {time.perf_counter() - t0:.2f}s")
+    return bag
+
+
+@pytest.fixture(scope="module")
+def dag(dagbag):
+    return dagbag.dags[DAG_ID]
+
+
+def _wh_path(nightly) -> str:
+    return nightly["warehouse"][len("duckdb:///") :]
+
+
+def _query(nightly, sql: str, params=None):
+    # Same configuration as dbt-duckdb's connection, which stays open in this process.
+    con = duckdb.connect(_wh_path(nightly))
+    try:
+        return con.execute(sql, params or []).fetchall()
+    finally:
+        con.close()
+
+
+def _states(run) -> dict[str, str]:
+    return {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
+
+
+# --------------------------------------------------------------------------- integrity
+
+
+def test_dagbag_has_no_import_errors_and_the_nightly_dag(dagbag):
+    assert dagbag.import_errors == {}
+    assert DAG_ID in dagbag.dags
+
+
+def test_dag_is_documented_tagged_and_retries(dag):
+    assert dag.doc_md and "tokenbook_nightly" in dag.doc_md
+    assert {"tokenbook", "nightly"} <= set(dag.tags)
+    assert dag.catchup is True
+    assert dag.max_active_runs == 1  # DuckDB: one writer, runs in date order
+    assert dag.schedule == "@daily" or str(dag.timetable.summary) == "@daily"
+    for t in dag.tasks:
+        assert t.retries >= 1, t.task_id
+        assert t.retry_delay is not None, t.task_id
+        assert t.on_failure_callback, t.task_id
+        assert t.on_retry_callback, t.task_id
+
+
+def test_task_order_and_one_task_per_dbt_model(dag, nightly):
+    manifest = json.loads(Path(nightly["manifest"]).read_text())
+    fct = "model.tokenbook.fct_llm_calls"
+    wanted, todo = set(), [fct]
+    while todo:  # fct_llm_calls and every model upstream of it (the selection +fct_llm_calls)
+        node = todo.pop()
+        if node.startswith("model.") and node not in wanted:
+            wanted.add(node)
+            todo += manifest["parent_map"][node]
+    models = {manifest["nodes"][n]["name"] for n in wanted}
+    dbt_tasks = {t.task_id for t in dag.tasks if t.task_id.startswith("dbt_models.")}
+    rendered = {t.split(".")[1].removesuffix("_model_build") for t in dbt_tasks}
+    assert models <= rendered, (models, dbt_tasks)
+    ids = {t.task_id: t for t in dag.tasks}
+    assert ids["ingest_billing"].upstream_task_ids == {"ingest_gateway"}
+    assert ids["quality_gate"].upstream_task_ids == {"ingest_billing"}
+    first_dbt = {t for t in dbt_tasks if "quality_gate" in ids[t].upstream_task_ids}
+    assert first_dbt, "dbt models must wait for the quality gate"
+    assert any(u.startswith("dbt_models.") for u in ids["score_anomalies"].upstream_task_ids)
+    assert ids["is_refit_day"].upstream_task_ids == {"score_anomalies"}
+    assert ids["refit_forecast"].upstream_task_ids == {"is_refit_day"}
+    assert ids["publish_outputs"].upstream_task_ids == {"score_anomalies", "refit_forecast"}
+    # The fct task builds the model with its tests, with the run's date as a dbt var.
+    fct = next(ids[t] for t in dbt_tasks if "fct_llm_calls" in t)
+    assert "run_date" in fct.vars
+
+
+def test_parsing_does_no_io_outside_code_and_manifest(nightly, monkeypatch):
+    """Parse the DAG file with the warehouse, the network and Variables made to fail, and
+    record every file opened: only code, dbt project files and the manifest are allowed."""
+    from airflow.dag_processing.dagbag import DagBag
+    from airflow.sdk import Variable
+
+    def refuse(*a, **k):
+        raise AssertionError("I/O at DAG parse time")
+
+    opened: list[str] = []
+    real_open = builtins.open
+
+    def recording_open(file, *args, **kwargs):
+        opened.append(os.fspath(file) if not isinstance(file, int) else str(file))
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(duckdb, "connect", refuse)
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(Variable, "get", refuse)
+    monkeypatch.setattr(builtins, "open", recording_open)
+    t0 = time.perf_counter()
+    bag = DagBag(dag_folder=str(DAGS / "tokenbook_nightly.py"))
+    elapsed = time.perf_counter() - t0
+    monkeypatch.setattr(builtins, "open", real_open)
+    print(f"\n[timing] parse of tokenbook_nightly.py {elapsed:.2f}s, files opened: {len(opened)}")
+    assert bag.import_errors == {}
+    assert DAG_ID in bag.dags
+    allowed = (str(REPO), str(Path(nightly["manifest"]).parent), sys.prefix, os.environ["AIRFLOW_HOME"])
+    outside = [p for p in opened if not p.startswith(allowed)]
+    assert outside == [], outside
+    assert elapsed < 10, f"parsing took {elapsed:.1f}s"
+
+
+def test_missing_manifest_falls_back_to_one_dbt_build_task(nightly, monkeypatch):
+    from airflow.dag_processing.dagbag import DagBag
+
+    monkeypatch.setenv(orch.ENV_DBT_MANIFEST, str(nightly["base"] / "nope" / "manifest.json"))
+    bag = DagBag(dag_folder=str(DAGS / "tokenbook_nightly.py"))
+    assert bag.import_errors == {}
+    ids = {t.task_id for t in bag.dags[DAG_ID].tasks}
+    assert "dbt_build" in ids
+    assert not any(t.startswith("dbt_models.") for t in ids)
+    assert bag.dags[DAG_ID].get_task("score_anomalies").upstream_task_ids == {"dbt_build"}
+
+
+# --------------------------------------------------------------------------- runs
+
+
+@pytest.fixture(scope="module")
+def nightly_run(dag, nightly):
+    """One real run of the DAG for RUN_DAY (shared: it is the expensive part)."""
+    t0 = time.perf_counter()
+    run = dag.test(logical_date=datetime(RUN_DAY.year, RUN_DAY.month, RUN_DAY.day, tzinfo=UTC))
+    elapsed = time.perf_counter() - t0
+    tis = run.get_task_instances()
+    slowest = sorted(((round(ti.duration or 0, 1), ti.task_id) for ti in tis), reverse=True)
+    print(f"\n[timing] dag.test() one day {elapsed:.1f}s, {len(tis)} tasks; slowest {slowest[:5]}")
+    return run
+
+
+def test_dag_test_builds_the_day_end_to_end(nightly_run, nightly):
+    states = _states(nightly_run)
+    assert str(nightly_run.state) == "success", states
+    assert states["ingest_gateway"] == "success"
+    assert states["ingest_billing"] == "skipped"  # no billing path for the day
+    assert states["quality_gate"] == "success"
+    assert states["is_refit_day"] == "success" and states["refit_forecast"] == "skipped"
+    dbt_states = {k: v for k, v in states.items() if k.startswith("dbt_models.")}
+    assert "dbt_models.fct_llm_calls_model_build" in dbt_states
+    assert set(dbt_states.values()) == {"success"}, dbt_states
+
+    loaded = _query(
+        nightly, "select count(*) from raw.gateway_calls where load_date = ?", [RUN_DAY]
+    )[0][0]
+    assert loaded == 24
+    calls = _query(
+        nightly,
+        "select count(*), count(distinct feature), sum(input_tokens) "
+        "from marts.fct_llm_calls where call_date = ?",
+        [RUN_DAY],
+    )[0]
+    assert calls[0] == 24
+    assert calls[1] == 4  # three tagged features and (unattributed)
+    assert calls[2] == sum(1000 + 10 * i for i in range(24))
+    has_failures_table = _query(
+        nightly,
+        "select count(*) from information_schema.tables "
+        "where table_schema = 'raw' and table_name = 'pipeline_failures'",
+    )[0][0]
+    assert not has_failures_table  # nothing failed, nothing recorded
+
+
+def test_steps_run_outside_airflow(nightly_run, nightly, tmp_path):
+    """The functions the tasks call work on their own (same warehouse, no Airflow)."""
+    settings = load_settings(warehouse=nightly["warehouse"])
+    inputs = orch.RunInputs(gateway_path=str(nightly["gateway"]), out_dir=str(tmp_path / "out"))
+    gate = orch.check_quality(RUN_DAY, settings)
+    assert gate["rows_loaded"] == 24 and gate["rows_read"] == 24 and gate["expectations"] > 0
+    with pytest.raises(orch.QualityGateFailed, match="no gateway load"):
+        orch.check_quality(RUN_DAY - timedelta(days=1), settings)
+    billing = orch.ingest_billing_day(RUN_DAY, settings, inputs)
+    assert billing["skipped"] is True and "billing" in billing["reason"]
+    with pytest.raises(orch.MissingInput, match="no gateway file for 2026-11-24"):
+        orch.ingest_gateway_day(RUN_DAY - timedelta(days=1), settings, inputs)
+
+
+def test_forced_failure_is_recorded_in_pipeline_failures(dag, nightly, nightly_run):
+    """An Airflow Variable points the run at a folder that does not exist (its name carries an
+    email address): each failed try lands in raw.pipeline_failures, redacted."""
+    from airflow.models import Variable
+
+    bad = nightly["base"] / "alice.smith@example.com" / "missing"
+    Variable.set("tokenbook_gateway_path", str(bad))
+    try:
+        run = dag.test(
+            logical_date=datetime(FAIL_DAY.year, FAIL_DAY.month, FAIL_DAY.day, tzinfo=UTC)
+        )
+    finally:
+        Variable.delete("tokenbook_gateway_path")
+    states = _states(run)
+    assert str(run.state) == "failed"
+    assert states["ingest_gateway"] == "failed"
+    assert states["quality_gate"] == "upstream_failed"
+    rows = _query(
+        nightly,
+        "select dag_id, task_id, run_id, logical_date, try_number, exception_type, exception_text "
+        "from raw.pipeline_failures order by try_number",
+    )
+    assert [(r[0], r[1], r[3], r[4]) for r in rows] == [
+        (DAG_ID, "ingest_gateway", FAIL_DAY, 1),
+        (DAG_ID, "ingest_gateway", FAIL_DAY, 2),
+    ]
+    assert rows[0][2] == run.run_id
+    assert rows[0][5] == "MissingInput"
+    text = rows[1][6]
+    assert "does not exist" in text and "missing" in text
+    assert "alice.smith@example.com" not in text
+    assert len(text) <= orch.FAILURE_TEXT_LIMIT
+
+
+# --------------------------------------------------------------------------- steps without Airflow
+
+
+def test_gateway_layouts_and_refit_day(tmp_path):
+    day = date(2026, 11, 23)
+    (tmp_path / "gateway-2026-11-23.jsonl.gz").write_bytes(b"")
+    (tmp_path / "gateway-2026-11-22.jsonl.gz").write_bytes(b"")
+    (tmp_path / "dt=2026-11-23").mkdir()
+    (tmp_path / "dt=2026-11-23" / "part-0.parquet").write_bytes(b"")
+    (tmp_path / "dt=2026-11-23" / "notes.txt").write_text("x")
+    files = orch.gateway_files_for(day, str(tmp_path))
+    assert files == [
+        str(tmp_path / "gateway-2026-11-23.jsonl.gz"),
+        str(tmp_path / "dt=2026-11-23" / "part-0.parquet"),
+    ]
+    assert orch.gateway_files_for(day, "gs://bucket/logs/") == ["gs://bucket/logs/gateway-2026-11-23.*"]
+    assert orch.is_refit_day(day) and not orch.is_refit_day(day + timedelta(days=1))
+    assert orch.as_run_date(datetime(2026, 11, 23, 23, 30, tzinfo=UTC)) == day
+
+
+def test_run_inputs_env_then_overrides():
+    env = {orch.ENV_GATEWAY_PATH: "/data/gw", orch.ENV_OUT_DIR: "/data/out"}
+    inputs = orch.RunInputs.from_env(env, gateway_path="/override", billing_path=None)
+    assert inputs == orch.RunInputs(gateway_path="/override", billing_path=None, out_dir="/data/out")
+    with pytest.raises(TypeError):
+        orch.RunInputs.from_env(env, warehouse="x")
+
+
+def test_failure_record_is_redacted_truncated_and_idempotent(tmp_warehouse):
+    settings = load_settings(warehouse=tmp_warehouse)
+    exc = RuntimeError("token sk-abcdefghijklmnopqrstuvwxyz123456 for bob@example.org " + "x" * 5000)
+    record = orch.failure_record(
+        dag_id=DAG_ID,
+        task_id="t",
+        run_id="r1",
+        logical_date=datetime(2026, 11, 25, tzinfo=UTC),
+        try_number=1,
+        exception=exc,
+    )
+    assert len(record.exception_text) <= orch.FAILURE_TEXT_LIMIT
+    assert "bob@example.org" not in record.exception_text
+    assert "sk-abcdefghijklmnopqrstuvwxyz123456" not in record.exception_text
+    orch.record_failure(settings, record)
+    orch.record_failure(settings, record)  # the same try recorded twice stays one row
+    con = duckdb.connect(tmp_warehouse[len("duckdb:///") :], read_only=True)
+    try:
+        rows = con.execute("select task_id, logical_date, exception_type from raw.pipeline_failures").fetchall()
+    finally:
+        con.close()
+    assert rows == [("t", date(2026, 11, 25), "RuntimeError")]
+
+
+def test_failure_record_on_bigquery_is_one_append_load(monkeypatch):
+    """BigQuery cannot be reached here: patch the client and check the load payload."""
+    from google.cloud import bigquery
+
+    calls = {}
+
+    class FakeJob:
+        def result(self):
+            return None
+
+    class FakeClient:
+        def __init__(self, project=None, location=None, **kwargs):
+            calls["client"] = (project, location)
+
+        def load_table_from_json(self, rows, table_id, job_config=None):
+            calls["load"] = (rows, table_id, job_config)
+            return FakeJob()
+
+    monkeypatch.setattr(bigquery, "Client", FakeClient)
+    settings = load_settings(warehouse="bigquery://acme-finops/tokenbook")
+    record = orch.failure_record(
+        dag_id=DAG_ID, task_id="ingest_gateway", run_id="r", logical_date=RUN_DAY,
+        try_number=2, exception=ValueError("boom"),
+    )
+    table = orch.record_failure(settings, record)
+    assert table == "acme-finops.tokenbook_raw.pipeline_failures"
+    rows, table_id, config = calls["load"]
+    assert table_id == table and calls["client"] == ("acme-finops", "US")
+    assert rows[0]["logical_date"] == "2026-11-25" and rows[0]["try_number"] == 2
+    assert config.write_disposition == bigquery.WriteDisposition.WRITE_APPEND
+    assert [f.name for f in config.schema] == [c for c, _, _ in orch.FAILURE_COLUMNS]
