@@ -131,3 +131,24 @@
         {{ return(is_incremental()) }}
     {%- endif -%}
 {%- endmacro %}
+
+{#- An intermediate product kept exact before the final rounding to money: DECIMAL(38,18) on
+    DuckDB; BigQuery NUMERIC arithmetic already rounds to 9 decimals per step. -#}
+{% macro wide_decimal(expr) -%}
+    {{ return(adapter.dispatch('wide_decimal', 'tokenbook')(expr)) }}
+{%- endmacro %}
+{% macro default__wide_decimal(expr) -%}
+    cast({{ expr }} as decimal(38, 18))
+{%- endmacro %}
+{% macro bigquery__wide_decimal(expr) -%}
+    {{ expr }}
+{%- endmacro %}
+
+{#- The lower bound of an incremental model's lookback window, as a DATE literal: the
+    table's latest `column` minus `days`. Read once per run so the filter is a constant
+    (partition pruning on BigQuery, zone-map pruning on DuckDB). -#}
+{% macro incremental_since(relation, column, days) -%}
+    {%- set result = run_query("select cast(" ~ tokenbook.date_sub_days('max(' ~ column ~ ')', days) ~ " as " ~ tokenbook.type_text() ~ ") from " ~ relation) -%}
+    {%- set value = result.columns[0].values()[0] if result and result.columns[0].values() else none -%}
+    {{ return("cast('" ~ (value or '1900-01-01') ~ "' as date)") }}
+{%- endmacro %}

@@ -50,13 +50,15 @@
     {%- endif -%}
 {%- endmacro %}
 
-{#- Effective (negotiated) unit price of a token kind in int_llm_calls_priced: an explicit
-    override price wins for standard calls below the context tier (it is a negotiated
-    standard price); otherwise list price less the override's discount percent. -#}
+{#- Effective (negotiated) unit price of a token kind in int_llm_calls_priced, unrounded:
+    an explicit override price wins for standard calls below the context tier (it is a
+    negotiated standard price); otherwise list price x the override's remaining share. The
+    product keeps 18 decimals on DuckDB so the cost is rounded once, at the end. -#}
 {% macro effective_price(kind) -%}
     {%- set override_col = 'override_cache_write_per_mtok' if kind == 'cache_write' else 'override_' ~ kind ~ '_per_mtok' -%}
-    coalesce(
-        case when pricing_mode = 'standard' and not is_above_tier then {{ override_col }} end,
-        {{ tokenbook.to_money('list_' ~ kind ~ '_per_mtok * ' ~ tokenbook.pct_remaining('coalesce(override_discount_pct, 0)')) }}
-    )
+    case
+        when pricing_mode = 'standard' and not is_above_tier and {{ override_col }} is not null
+            then {{ tokenbook.wide_decimal(override_col) }}
+        else list_{{ kind }}_per_mtok * override_remaining_share
+    end
 {%- endmacro %}

@@ -82,35 +82,112 @@ resolved as (
 
 ),
 
+prices as (
+
+    -- Each price row resolved into the unit price of every token kind in every service mode,
+    -- once per price row (hundreds of rows), so the per-call work is column picks and one
+    -- multiply-add per token kind. A price the map lacks falls back as documented above.
+    select
+        price_id,
+        provider,
+        model,
+        valid_from,
+        valid_to,
+        tier_threshold_tokens,
+        request_fee_usd,
+        std_input,
+        std_cache_read,
+        std_cache_write_5m,
+        std_cache_write_1h,
+        std_output,
+        coalesce(batch_input_per_mtok, {{ tokenbook.to_money('std_input * ' ~ half) }}) as batch_input,
+        coalesce(batch_cache_read_per_mtok, {{ tokenbook.to_money('std_cache_read * ' ~ half) }}) as batch_cache_read,
+        coalesce(batch_cache_write_per_mtok, {{ tokenbook.to_money('std_cache_write_5m * ' ~ half) }}) as batch_cache_write_5m,
+        {{ tokenbook.to_money('std_cache_write_1h * ' ~ half) }} as batch_cache_write_1h,
+        coalesce(batch_output_per_mtok, {{ tokenbook.to_money('std_output * ' ~ half) }}) as batch_output,
+        coalesce(priority_input_per_mtok, std_input) as priority_input,
+        coalesce(priority_cache_read_per_mtok, std_cache_read) as priority_cache_read,
+        coalesce(priority_output_per_mtok, std_output) as priority_output,
+        coalesce(flex_input_per_mtok, std_input) as flex_input,
+        coalesce(flex_cache_read_per_mtok, std_cache_read) as flex_cache_read,
+        coalesce(flex_output_per_mtok, std_output) as flex_output,
+        tier_input,
+        tier_cache_read,
+        tier_cache_write_5m,
+        tier_cache_write_1h,
+        tier_output,
+        {{ tokenbook.to_money('tier_input * ' ~ half) }} as tier_batch_input,
+        {{ tokenbook.to_money('tier_cache_read * ' ~ half) }} as tier_batch_cache_read,
+        {{ tokenbook.to_money('tier_cache_write_5m * ' ~ half) }} as tier_batch_cache_write_5m,
+        {{ tokenbook.to_money('tier_cache_write_1h * ' ~ half) }} as tier_batch_cache_write_1h,
+        {{ tokenbook.to_money('tier_output * ' ~ half) }} as tier_batch_output
+    from (
+        select
+            *,
+            input_per_mtok as std_input,
+            coalesce(cache_read_per_mtok, input_per_mtok) as std_cache_read,
+            coalesce(cache_write_5m_per_mtok, input_per_mtok) as std_cache_write_5m,
+            coalesce(cache_write_1h_per_mtok, cache_write_5m_per_mtok, input_per_mtok)
+                as std_cache_write_1h,
+            output_per_mtok as std_output,
+            coalesce(tier_input_per_mtok, input_per_mtok) as tier_input,
+            coalesce(tier_cache_read_per_mtok, cache_read_per_mtok, tier_input_per_mtok,
+                     input_per_mtok) as tier_cache_read,
+            coalesce(tier_cache_write_5m_per_mtok, cache_write_5m_per_mtok, tier_input_per_mtok,
+                     input_per_mtok) as tier_cache_write_5m,
+            coalesce(tier_cache_write_1h_per_mtok, cache_write_1h_per_mtok,
+                     tier_cache_write_5m_per_mtok, cache_write_5m_per_mtok, tier_input_per_mtok,
+                     input_per_mtok) as tier_cache_write_1h,
+            coalesce(tier_output_per_mtok, output_per_mtok) as tier_output
+        from price_book
+    ) as book
+
+),
+
+negotiated as (
+
+    -- the multiplier of each override computed once: 15 (% off) -> 0.85
+    select
+        *,
+        {{ tokenbook.pct_remaining('coalesce(discount_pct, 0)') }} as remaining_share
+    from overrides
+
+),
+
 with_price as (
 
     select
         resolved.*,
         p.price_id,
-        p.input_per_mtok,
-        p.cache_read_per_mtok,
-        p.cache_write_5m_per_mtok,
-        p.cache_write_1h_per_mtok,
-        p.output_per_mtok,
-        p.batch_input_per_mtok,
-        p.batch_output_per_mtok,
-        p.batch_cache_read_per_mtok,
-        p.batch_cache_write_per_mtok,
-        p.priority_input_per_mtok,
-        p.priority_output_per_mtok,
-        p.priority_cache_read_per_mtok,
-        p.flex_input_per_mtok,
-        p.flex_output_per_mtok,
-        p.flex_cache_read_per_mtok,
         p.tier_threshold_tokens,
-        p.tier_input_per_mtok,
-        p.tier_cache_read_per_mtok,
-        p.tier_cache_write_5m_per_mtok,
-        p.tier_cache_write_1h_per_mtok,
-        p.tier_output_per_mtok,
-        p.request_fee_usd
+        p.request_fee_usd,
+        case
+            when resolved.is_batch then 'batch'
+            when resolved.service_tier in ('priority', 'flex') then resolved.service_tier
+            else 'standard'
+        end as pricing_mode,
+        coalesce(p.tier_threshold_tokens is not null
+                 and resolved.input_tokens > p.tier_threshold_tokens, false) as is_above_tier,
+        greatest(resolved.input_tokens - resolved.cache_read_input_tokens
+                 - resolved.cache_write_input_tokens, 0) as uncached_input_tokens,
+        {%- set modes = [('batch', 'batch_'), ('priority', 'priority_'), ('flex', 'flex_')] %}
+        {%- for kind in ['input', 'cache_read', 'cache_write', 'output'] %}
+        {%- set col = "case when resolved.cache_write_ttl = '1h' then p.{m}cache_write_1h else p.{m}cache_write_5m end" if kind == 'cache_write' else 'p.{m}' ~ kind %}
+        case
+            when p.tier_threshold_tokens is not null and resolved.input_tokens > p.tier_threshold_tokens
+                then case when resolved.is_batch then {{ col | replace('{m}', 'tier_batch_') }}
+                          else {{ col | replace('{m}', 'tier_') }} end
+            when resolved.is_batch then {{ col | replace('{m}', 'batch_') }}
+            {%- if kind != 'cache_write' %}
+            when resolved.service_tier = 'priority' then {{ col | replace('{m}', 'priority_') }}
+            when resolved.service_tier = 'flex' then {{ col | replace('{m}', 'flex_') }}
+            {%- endif %}
+            else {{ col | replace('{m}', 'std_') }}
+        end as list_{{ kind }}_per_mtok,
+        {%- endfor %}
+        p.valid_from as price_valid_from
     from resolved
-    left join price_book as p
+    left join prices as p
         on resolved.catalog_provider = p.provider
         and resolved.catalog_model = p.model
         and resolved.call_date >= p.valid_from
@@ -118,86 +195,13 @@ with_price as (
 
 ),
 
-with_mode as (
-
-    select
-        *,
-        case
-            when is_batch then 'batch'
-            when service_tier in ('priority', 'flex') then service_tier
-            else 'standard'
-        end as pricing_mode,
-        coalesce(tier_threshold_tokens is not null and input_tokens > tier_threshold_tokens, false)
-            as is_above_tier,
-        greatest(input_tokens - cache_read_input_tokens - cache_write_input_tokens, 0)
-            as uncached_input_tokens
-    from with_price
-
-),
-
-standard_prices as (
-
-    -- the price of each token type outside the context tier, before the service mode
-    select
-        *,
-        input_per_mtok as std_input,
-        coalesce(cache_read_per_mtok, input_per_mtok) as std_cache_read,
-        case
-            when cache_write_ttl = '1h'
-                then coalesce(cache_write_1h_per_mtok, cache_write_5m_per_mtok, input_per_mtok)
-            else coalesce(cache_write_5m_per_mtok, input_per_mtok)
-        end as std_cache_write,
-        output_per_mtok as std_output,
-        -- the above-tier prices (whole call), falling back to the standard price of a type
-        -- the map gives no tier price for
-        coalesce(tier_input_per_mtok, input_per_mtok) as tier_input,
-        coalesce(tier_cache_read_per_mtok, cache_read_per_mtok, tier_input_per_mtok, input_per_mtok)
-            as tier_cache_read,
-        case
-            when cache_write_ttl = '1h'
-                then coalesce(tier_cache_write_1h_per_mtok, cache_write_1h_per_mtok,
-                              tier_cache_write_5m_per_mtok, cache_write_5m_per_mtok,
-                              tier_input_per_mtok, input_per_mtok)
-            else coalesce(tier_cache_write_5m_per_mtok, cache_write_5m_per_mtok,
-                          tier_input_per_mtok, input_per_mtok)
-        end as tier_cache_write,
-        coalesce(tier_output_per_mtok, output_per_mtok) as tier_output
-    from with_mode
-
-),
-
-unit_prices as (
-
-    select
-        *,
-        {%- for kind in ['input', 'cache_read', 'cache_write', 'output'] %}
-        {{ tokenbook.to_money(
-            "case
-                when is_above_tier and pricing_mode = 'batch' then tier_" ~ kind ~ " * " ~ half ~ "
-                when is_above_tier then tier_" ~ kind ~ "
-                when pricing_mode = 'batch' then " ~ (
-                    "coalesce(batch_" ~ kind ~ "_per_mtok, std_" ~ kind ~ " * " ~ half ~ ")"
-                    if kind != 'cache_write' else
-                    "coalesce(batch_cache_write_per_mtok, std_cache_write * " ~ half ~ ")") ~ "
-                when pricing_mode = 'priority' then " ~ (
-                    "coalesce(priority_" ~ kind ~ "_per_mtok, std_" ~ kind ~ ")"
-                    if kind != 'cache_write' else "std_cache_write") ~ "
-                when pricing_mode = 'flex' then " ~ (
-                    "coalesce(flex_" ~ kind ~ "_per_mtok, std_" ~ kind ~ ")"
-                    if kind != 'cache_write' else "std_cache_write") ~ "
-                else std_" ~ kind ~ "
-            end") }} as list_{{ kind }}_per_mtok{{ ',' if not loop.last else '' }}
-        {%- endfor %}
-    from standard_prices
-
-),
-
 with_overrides as (
 
     select
-        unit_prices.*,
-        case when by_model.provider is not null then by_model.discount_pct else by_provider.discount_pct end
-            as override_discount_pct,
+        with_price.*,
+        coalesce(by_model.provider, by_provider.provider) is not null as has_override,
+        case when by_model.provider is not null then by_model.remaining_share else by_provider.remaining_share end
+            as override_remaining_share,
         case when by_model.provider is not null then by_model.input_per_mtok else by_provider.input_per_mtok end
             as override_input_per_mtok,
         case when by_model.provider is not null then by_model.cache_read_per_mtok else by_provider.cache_read_per_mtok end
@@ -206,21 +210,21 @@ with_overrides as (
             as override_cache_write_per_mtok,
         case when by_model.provider is not null then by_model.output_per_mtok else by_provider.output_per_mtok end
             as override_output_per_mtok
-    from unit_prices
-    left join overrides as by_model
-        on unit_prices.catalog_provider = by_model.provider
-        and unit_prices.catalog_model = by_model.model
-        and unit_prices.call_date >= by_model.valid_from
-        and (by_model.valid_to is null or unit_prices.call_date < by_model.valid_to)
-    left join overrides as by_provider
-        on unit_prices.catalog_provider = by_provider.provider
+    from with_price
+    left join negotiated as by_model
+        on with_price.catalog_provider = by_model.provider
+        and with_price.catalog_model = by_model.model
+        and with_price.call_date >= by_model.valid_from
+        and (by_model.valid_to is null or with_price.call_date < by_model.valid_to)
+    left join negotiated as by_provider
+        on with_price.catalog_provider = by_provider.provider
         and by_provider.model = '*'
-        and unit_prices.call_date >= by_provider.valid_from
-        and (by_provider.valid_to is null or unit_prices.call_date < by_provider.valid_to)
+        and with_price.call_date >= by_provider.valid_from
+        and (by_provider.valid_to is null or with_price.call_date < by_provider.valid_to)
 
 ),
 
-costed as (
+list_costed as (
 
     select
         *,
@@ -232,16 +236,27 @@ costed as (
                 + cache_write_input_tokens * list_cache_write_per_mtok
                 + output_tokens * list_output_per_mtok") }}
             + coalesce(request_fee_usd, 0)
-        end as list_cost_usd,
-        case when price_id is not null then
-            {{ tokenbook.per_million(
-                "uncached_input_tokens * " ~ tokenbook.effective_price('input') ~ "
-                + cache_read_input_tokens * " ~ tokenbook.effective_price('cache_read') ~ "
-                + cache_write_input_tokens * " ~ tokenbook.effective_price('cache_write') ~ "
-                + output_tokens * " ~ tokenbook.effective_price('output')) }}
-            + coalesce(request_fee_usd, 0)
-        end as effective_cost_usd
+        end as list_cost_usd
     from with_overrides
+
+),
+
+costed as (
+
+    select
+        *,
+        case
+            when price_id is null then null
+            when not has_override then list_cost_usd
+            else
+                {{ tokenbook.per_million(
+                    "uncached_input_tokens * " ~ tokenbook.effective_price('input') ~ "
+                    + cache_read_input_tokens * " ~ tokenbook.effective_price('cache_read') ~ "
+                    + cache_write_input_tokens * " ~ tokenbook.effective_price('cache_write') ~ "
+                    + output_tokens * " ~ tokenbook.effective_price('output')) }}
+                + coalesce(request_fee_usd, 0)
+        end as effective_cost_usd
+    from list_costed
 
 ),
 

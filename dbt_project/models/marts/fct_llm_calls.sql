@@ -15,34 +15,51 @@
     )
 }}
 
+{%- if tokenbook.is_incremental_run() -%}
+    {%- set since = tokenbook.incremental_since(this, 'load_date', var('lookback_days')) -%}
+{%- endif %}
+
 with
 
 priced_calls as (
 
     select * from {{ ref('int_llm_calls_priced') }}
-    {% if tokenbook.is_incremental_run() %}
-    where load_date >= (
-        select {{ tokenbook.date_sub_days('max(load_date)', var('lookback_days')) }}
-        from {{ this }}
-    )
-    {% endif %}
+    {% if since is defined %}where load_date >= {{ since }}{% endif %}
 
 ),
 
-ranked as (
+loaded_records as (
 
-    select
-        *,
-        row_number() over (
-            partition by call_id order by load_date desc, source_line desc
-        ) as load_rank
-    from priced_calls
+    -- narrow: only the keys go through the dedupe window
+    select call_id, load_date, coalesce(source_line, -1) as source_line
+    from {{ ref('stg_gateway__calls') }}
+    {% if since is defined %}where load_date >= {{ since }}{% endif %}
 
 ),
 
 latest_load as (
 
-    select * from ranked where load_rank = 1
+    select call_id, load_date, source_line
+    from (
+        select
+            *,
+            row_number() over (
+                partition by call_id order by load_date desc, source_line desc
+            ) as load_rank
+        from loaded_records
+    ) as ranked
+    where load_rank = 1
+
+),
+
+deduplicated as (
+
+    select priced_calls.*
+    from priced_calls
+    inner join latest_load
+        on priced_calls.call_id = latest_load.call_id
+        and priced_calls.load_date = latest_load.load_date
+        and coalesce(priced_calls.source_line, -1) = latest_load.source_line
 
 ),
 
@@ -96,7 +113,7 @@ final as (
         resolution_rule,
         pricing_mode,
         is_above_tier
-    from latest_load
+    from deduplicated
 
 )
 
