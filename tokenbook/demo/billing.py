@@ -213,7 +213,7 @@ def write_vendor_exports(demo_dir: str | Path, manifest: dict, seed: int) -> dic
         con.execute(
             """create temp table call_lines as
             with mapped as (
-              select c.*, m.provider as provider, m.model as model_billed,
+              select c.* exclude (provider, model), m.provider as provider, m.model as model_billed,
                 case m.provider when 'openai' then 'openai' when 'anthropic' then 'anthropic'
                   when 'vertex_ai' then 'gcp' when 'bedrock' then 'aws' else 'azure' end as vendor
               from calls c join model_map m
