@@ -1,0 +1,267 @@
+"""BigQuery load path: publish staged DuckDB tables as partition overwrites (owner: ingestion).
+
+``BigQuerySink`` implements ``ingestion.gateway.schema.Sink``. For each raw table it copies the
+staged DuckDB table to a temporary Parquet file with DuckDB's ``COPY`` (the rows never pass
+through Python) and runs ONE load job into ``PROJECT.<prefix>_raw.<table>$YYYYMMDD``:
+
+- ``source_format=PARQUET``, ``write_disposition=WRITE_TRUNCATE`` (replaces that partition only,
+  atomically: a failed job leaves the previous partition as it was),
+  ``create_disposition=CREATE_IF_NEEDED``;
+- ``time_partitioning=TimePartitioning(type_=DAY)`` with no field: ingestion-time partitioning,
+  the partition chosen by the ``$YYYYMMDD`` decorator (the load date);
+- ``clustering_fields=["feature"]`` for ``gateway_calls``;
+- the schema from ``schema.py``'s BigQuery types (so an empty partition still creates the
+  table with the right columns).
+
+Audit rows are appended (``WRITE_APPEND``) to ``load_audit``. Datasets are created if missing,
+in the configured location. Column types in the Parquet file: DATE, TIMESTAMP (UTC-adjusted),
+DECIMAL(38,9) -> NUMERIC, BIGINT -> INT64, DOUBLE -> FLOAT64, BOOLEAN, VARCHAR -> STRING and
+JSON (Parquet JSON logical type) -> JSON.
+
+Credentials: a service-account key file (setting ``bq_keyfile`` / ``TOKENBOOK_BQ_KEYFILE``) or
+Application Default Credentials (``gcloud auth application-default login``, workload identity,
+``GOOGLE_APPLICATION_CREDENTIALS``). Keys are never in code.
+
+``fetch_gcs(uri, dest_dir)`` downloads ``gs://`` inputs (one object, a prefix ending in ``/``,
+or a ``*`` pattern) so the readers can read them as local files.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import tempfile
+from collections.abc import Callable
+from datetime import date
+from pathlib import Path
+
+from ingestion.gateway import schema
+
+# table name -> (columns, clustering fields)
+RAW_TABLES: dict[str, tuple[tuple[tuple[str, str, str], ...], list[str] | None]] = {
+    "gateway_calls": (schema.GATEWAY_CALLS_COLUMNS, ["feature"]),
+    "quarantine": (schema.QUARANTINE_COLUMNS, None),
+    "pii_redactions": (schema.PII_REDACTIONS_COLUMNS, None),
+    "load_audit": (schema.LOAD_AUDIT_COLUMNS, None),
+}
+
+
+class BigQueryLoadError(RuntimeError):
+    """A BigQuery load failed; the message names the table and the load date."""
+
+
+def bq_schema(columns: tuple[tuple[str, str, str], ...]) -> list:
+    from google.cloud import bigquery
+
+    return [bigquery.SchemaField(name, bq_type, mode="NULLABLE") for name, _, bq_type in columns]
+
+
+def load_job_config(table: str, write_disposition: str):
+    """The LoadJobConfig used for ``table`` (``WRITE_TRUNCATE`` for a partition,
+    ``WRITE_APPEND`` for the audit)."""
+    from google.cloud import bigquery
+
+    columns, clustering = RAW_TABLES[table]
+    return bigquery.LoadJobConfig(
+        source_format=bigquery.SourceFormat.PARQUET,
+        write_disposition=write_disposition,
+        create_disposition=bigquery.CreateDisposition.CREATE_IF_NEEDED,
+        time_partitioning=bigquery.TimePartitioning(type_=bigquery.TimePartitioningType.DAY),
+        clustering_fields=clustering,
+        schema=bq_schema(columns),
+    )
+
+
+def partition_id(load_date: date) -> str:
+    return load_date.strftime("%Y%m%d")
+
+
+def export_parquet(con, staged: str, columns: tuple[tuple[str, str, str], ...], dest: Path) -> int:
+    """COPY the staged DuckDB table to ``dest`` with the raw table's columns, in its order and
+    types (timestamps UTC-adjusted), and return the row count written."""
+    exprs = []
+    for name, ddb_type, _ in columns:
+        if ddb_type == "TIMESTAMP":
+            exprs.append(f"cast({name} as timestamp) at time zone 'UTC' as {name}")
+        else:
+            exprs.append(f"cast({name} as {ddb_type}) as {name}")
+    dest = Path(dest)
+    con.execute(
+        f"copy (select {', '.join(exprs)} from {staged}) to '{dest.as_posix()}' "
+        "(format parquet, compression zstd)"
+    )
+    import pyarrow.parquet as pq
+
+    return pq.read_metadata(dest).num_rows
+
+
+def make_client(project: str, location: str, keyfile: str | None = None):
+    """A BigQuery client: the service-account key file if given, else Application Default
+    Credentials. Raises BigQueryLoadError with what to do when neither works."""
+    from google.cloud import bigquery
+
+    try:
+        if keyfile:
+            from google.oauth2 import service_account
+
+            creds = service_account.Credentials.from_service_account_file(keyfile)
+            return bigquery.Client(project=project, location=location, credentials=creds)
+        return bigquery.Client(project=project, location=location)
+    except FileNotFoundError as exc:
+        raise BigQueryLoadError(f"BigQuery key file not found: {keyfile}") from exc
+    except Exception as exc:  # google.auth.exceptions.DefaultCredentialsError and friends
+        raise BigQueryLoadError(
+            f"cannot create a BigQuery client for project {project!r}: {exc}. Set "
+            "TOKENBOOK_BQ_KEYFILE to a service-account key file, or run "
+            "`gcloud auth application-default login`."
+        ) from exc
+
+
+class BigQuerySink:
+    """Publishes a load date's staged tables to BigQuery (``schema.Sink``)."""
+
+    def __init__(
+        self,
+        project: str,
+        prefix: str,
+        location: str = "US",
+        client=None,
+        keyfile: str | None = None,
+        client_factory: Callable[..., object] = make_client,
+    ):
+        self.project = project
+        self.prefix = prefix
+        self.location = location
+        self._client = client
+        self._keyfile = keyfile
+        self._client_factory = client_factory
+        self._datasets_ready: set[str] = set()
+
+    @classmethod
+    def from_settings(cls, settings, client=None) -> BigQuerySink:
+        """From ``tokenbook.settings.Settings`` whose warehouse is ``bigquery://PROJECT/PREFIX``."""
+        from tokenbook.warehouse import parse_warehouse
+
+        wh = parse_warehouse(settings.warehouse)
+        if wh.kind != "bigquery":
+            raise BigQueryLoadError(
+                f"warehouse {settings.warehouse} is not BigQuery: use bigquery://PROJECT/PREFIX"
+            )
+        return cls(
+            project=wh.project,
+            prefix=wh.prefix,
+            location=settings.bq_location,
+            client=client,
+            keyfile=settings.bq_keyfile,
+        )
+
+    @property
+    def client(self):
+        if self._client is None:
+            self._client = self._client_factory(self.project, self.location, self._keyfile)
+        return self._client
+
+    @property
+    def dataset(self) -> str:
+        return f"{self.project}.{self.prefix}_raw"
+
+    def ensure_dataset(self) -> None:
+        """Create ``<prefix>_raw`` in the configured location if it does not exist."""
+        if self.dataset in self._datasets_ready:
+            return
+        from google.cloud import bigquery
+
+        ds = bigquery.Dataset(self.dataset)
+        ds.location = self.location
+        try:
+            self.client.create_dataset(ds, exists_ok=True)
+        except Exception as exc:
+            raise BigQueryLoadError(
+                f"cannot create or find dataset {self.dataset} in {self.location}: {exc}"
+            ) from exc
+        self._datasets_ready.add(self.dataset)
+
+    def destination(self, table: str, load_date: date | None = None) -> str:
+        base = f"{self.dataset}.{table}"
+        return f"{base}${partition_id(load_date)}" if load_date else base
+
+    def load_table(
+        self, con, table: str, staged: str, load_date: date | None, write_disposition: str
+    ) -> int:
+        """Export ``staged`` to Parquet and run one load job into ``table`` (its ``load_date``
+        partition when given). Returns the rows loaded."""
+        columns, _ = RAW_TABLES[table]
+        self.ensure_dataset()
+        dest = self.destination(table, load_date)
+        when = load_date.isoformat() if load_date else "the audit"
+        with tempfile.TemporaryDirectory(prefix="tokenbook-bq-") as tmp:
+            path = Path(tmp) / f"{table}.parquet"
+            rows = export_parquet(con, staged, columns, path)
+            config = load_job_config(table, write_disposition)
+            job = None
+            try:
+                with path.open("rb") as fh:
+                    job = self.client.load_table_from_file(
+                        fh, dest, job_config=config, location=self.location
+                    )
+                job.result()
+            except Exception as exc:
+                detail = getattr(exc, "errors", None) or getattr(job, "errors", None) or ""
+                raise BigQueryLoadError(
+                    f"BigQuery load of {table} for {when} into {dest} failed: {exc} {detail}".strip()
+                ) from exc
+        return rows
+
+    def replace_partition(self, con, load_date: date, staged: schema.PartitionTables) -> None:
+        """One WRITE_TRUNCATE load job per raw table into ``table$YYYYMMDD``."""
+        for table, staged_name in (
+            ("gateway_calls", staged.gateway_calls),
+            ("quarantine", staged.quarantine),
+            ("pii_redactions", staged.pii_redactions),
+        ):
+            self.load_table(con, table, staged_name, load_date, "WRITE_TRUNCATE")
+
+    def append_audit(self, con, staged_audit: str) -> None:
+        """Append the staged audit rows to ``load_audit`` (WRITE_APPEND)."""
+        self.load_table(con, "load_audit", staged_audit, None, "WRITE_APPEND")
+
+
+def _storage():
+    try:
+        from google.cloud import storage
+    except ImportError as exc:  # not a dependency of every install
+        raise BigQueryLoadError(
+            "reading gs:// inputs needs the google-cloud-storage package: "
+            "pip install google-cloud-storage (it comes with dbt-bigquery)"
+        ) from exc
+    return storage
+
+
+def fetch_gcs(uri: str, dest_dir: Path, client=None) -> list[Path]:
+    """Download ``gs://bucket/path`` (one object), ``gs://bucket/prefix/`` (every object under
+    it) or ``gs://bucket/prefix/*.jsonl.gz`` (a pattern) into ``dest_dir``; returns the local
+    files in name order. Raises BigQueryLoadError when nothing matches."""
+    if not uri.startswith("gs://"):
+        raise BigQueryLoadError(f"not a gs:// URI: {uri}")
+    bucket_name, _, key = uri[len("gs://") :].partition("/")
+    if not bucket_name:
+        raise BigQueryLoadError(f"gs:// URI without a bucket: {uri}")
+    if client is None:
+        client = _storage().Client()
+    pattern = key if any(c in key for c in "*?[") else None
+    prefix = key.split("*")[0].split("?")[0].split("[")[0] if pattern else key
+    blobs = sorted(client.list_blobs(bucket_name, prefix=prefix), key=lambda b: b.name)
+    if pattern:
+        blobs = [b for b in blobs if fnmatch.fnmatchcase(b.name, pattern)]
+    elif key and not key.endswith("/"):
+        blobs = [b for b in blobs if b.name == key]
+    blobs = [b for b in blobs if not b.name.endswith("/")]
+    if not blobs:
+        raise BigQueryLoadError(f"no object matches {uri}")
+    dest_dir = Path(dest_dir)
+    out = []
+    for blob in blobs:  # one download per file, not per record
+        local = dest_dir / bucket_name / blob.name
+        local.parent.mkdir(parents=True, exist_ok=True)
+        blob.download_to_filename(str(local))
+        out.append(local)
+    return out
