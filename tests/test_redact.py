@@ -332,3 +332,17 @@ def test_pseudonymise_is_keyed_hmac_sha256(con):
     assert row[0] == "cust_" + hmac.new(long_key.encode(), b"x", hashlib.sha256).hexdigest()[:16]
     with pytest.raises(ValueError, match="key is empty"):
         redact.pseudonymise_sql("v", "")
+
+
+def test_gate_is_a_superset_of_what_redaction_changes(con):
+    texts = [t.format(v=v) for _, v in _cases() for t in TEMPLATES] + NEAR_MISSES
+    rows = con.execute(
+        f"SELECT v, {redact.may_contain_pii_sql('v')}, {redact.redact_sql('v')} <> v "
+        "FROM unnest(?) t(v)",
+        [texts],
+    ).fetchall()
+    assert all(gate for _, gate, changed in rows if changed)
+    assert sum(1 for _, gate, _ in rows if gate) >= len(list(_cases())) * len(TEMPLATES)
+    clean = ["routine request ok", '{"tokens": 1234, "ts": 1732800000000, "model": "gpt-4o"}']
+    got = con.execute(f"SELECT {redact.may_contain_pii_sql('v')} FROM unnest(?) t(v)", [clean])
+    assert [r[0] for r in got.fetchall()] == [False, False]

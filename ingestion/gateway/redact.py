@@ -7,6 +7,7 @@
 - ``pii_count_redacted_sql(original, redacted) -> dict[str, str]``: the same counts, cheaply,
   from an already redacted column (count markers added). Use it when both are selected.
 - ``pseudonymise_sql(expr: str, key: str) -> str``: keyed hash of an identifier.
+- ``may_contain_pii_sql(expr) -> str``: the cheap gate; false means nothing to redact.
 - ``redact_text(s) -> (str, Counter)``: pure-Python reference with the same patterns and
   checks, for tests only (never on the hot path).
 
@@ -274,6 +275,12 @@ def _full_sql(v: str) -> str:
     out = _sub(out, _PHONE, rf"\1{marker('phone')}\3")
     out = _sub(out, _IPV4, rf"\1{marker('ip')}\3")
     return _sub(out, _IPV6, rf"\1{marker('ip')}\3")
+
+
+def may_contain_pii_sql(expr: str) -> str:
+    """Cheap BOOLEAN gate (one regex): false guarantees ``redact_sql(expr)`` changes nothing.
+    Use it to pick the rows worth redacting; it is the first thing ``redact_sql`` checks."""
+    return f"coalesce(regexp_matches(CAST(({expr}) AS VARCHAR), {_lit(_ANY)}), false)"
 
 
 def redact_sql(expr: str) -> str:
