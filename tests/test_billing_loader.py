@@ -193,3 +193,19 @@ def test_ingest_billing_command(tmp_path):
     assert "missing required column" in res.output and "azure_ea_sample_excerpt.csv" in res.output
     res = runner.invoke(app, ["billing", "--vendor", "x", "--warehouse", wh, str(drop)])
     assert res.exit_code == 2
+
+
+def test_a_broken_file_among_many_is_named(tmp_path):
+    good = tmp_path / "a-good.json"
+    good.write_text((FIX / "anthropic_usage_messages_page2.json").read_text())
+    bad = tmp_path / "b-bad.json"
+    bad.write_text('{"data": [ {"starting_at": ')
+    con = duckdb.connect()
+    with pytest.raises(BillingError, match="b-bad.json"):
+        ingest_billing(con, "anthropic", [good, bad])
+    assert (
+        con.execute(
+            "select count(*) from information_schema.tables where table_name = 'billing_lines'"
+        ).fetchone()[0]
+        == 0
+    )

@@ -286,3 +286,13 @@ def test_wrong_file_names_file_and_missing_column(vendor, name, column):
         ingest_billing(con, vendor, [FIX / name])
     msg = str(err.value)
     assert name in msg and "missing required column" in msg and repr(column) in msg
+
+
+def test_gcp_csv_with_dotted_columns():
+    con = load("gcp", "gcp_billing_export.csv")
+    cols = "provider, model, token_type, is_batch, tokens, billed_cost, credits, effective_cost, tags::VARCHAR"
+    assert lines(con, cols) == [
+        ("vertex_ai", "gemini-2.5-flash-lite", "input", True, 1000000, D("0.05"), D("-0.01"),
+         D("0.04"), '{"feature":"doc_summarizer"}'),
+        (None, None, "other", None, None, D("0.002"), None, D("0.002"), None),
+    ]  # fmt: skip

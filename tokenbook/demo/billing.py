@@ -292,6 +292,16 @@ def write_vendor_exports(demo_dir: str | Path, manifest: dict, seed: int) -> dic
             tt: str((Decimal(pg["book_price_per_mtok"][tt]) * Decimal(pg["factor"])).normalize())
             for tt in pg["token_types"]
         }
+        # what the unknown price adds to the bill, against the book
+        pg["extra_cost_usd"] = str(
+            con.execute(
+                f"""select coalesce(sum(cost - cast(tokens * price_per_mtok
+                      / CAST('{pg["factor"]}' AS DECIMAL(10,4)) / 1000000 as DECIMAL(38,9))), 0)
+                    from priced where vendor = ? and model = ? and day >= ?
+                      and token_type in ('input', 'output')""",
+                [pg["vendor"], pg["model"], pg["from"]],
+            ).fetchone()[0]
+        )
         ug["billed_cost_usd"] = str(
             con.execute(
                 "select coalesce(sum(cost), 0) from priced where api_key_id = ?", [ug["api_key_id"]]
