@@ -55,13 +55,13 @@ prices as (
 
 ),
 
-call_prices as (
+calls_priced as (
 
     -- input minus cache-read price per million tokens, in the call's pricing mode and
     -- context tier, as int_llm_calls_priced prices the call (batch halves when the map has
-    -- no batch price)
+    -- no batch price); null for unpriced calls
     select
-        calls.call_id,
+        calls.*,
         case
             when calls.is_above_tier and calls.pricing_mode = 'batch'
                 then (prices.tier_input_per_mtok - prices.tier_cache_read_per_mtok) * {{ tokenbook.to_money("0.5") }}
@@ -80,67 +80,51 @@ call_prices as (
             else prices.input_per_mtok - prices.cache_read_per_mtok
         end as saving_per_mtok
     from calls
-    inner join prices
+    left join prices
         on calls.price_id = prices.price_id
 
 ),
 
 calls_in_prefix_order as (
 
+    -- one pass over each prefix's calls: its order, and what it tells about the prefix size
     select
-        calls.*,
+        calls_priced.*,
         row_number() over (
             partition by feature, provider, model, prompt_prefix_hash
             order by called_at, call_id
-        ) as prefix_seen_order
-    from calls
-
-),
-
-prefix_sizes as (
-
-    select
-        feature,
-        provider,
-        model,
-        prompt_prefix_hash,
-        case
-            when max(cache_read_input_tokens) > 0 then max(cache_read_input_tokens)
-            else min(input_tokens)
-        end as estimated_prefix_tokens
-    from calls
-    where prompt_prefix_hash is not null
-    group by feature, provider, model, prompt_prefix_hash
+        ) as prefix_seen_order,
+        max(cache_read_input_tokens) over (
+            partition by feature, provider, model, prompt_prefix_hash
+        ) as prefix_max_cache_read_tokens,
+        min(input_tokens) over (
+            partition by feature, provider, model, prompt_prefix_hash
+        ) as prefix_min_input_tokens
+    from calls_priced
 
 ),
 
 calls_classified as (
 
     select
-        calls_in_prefix_order.feature,
-        calls_in_prefix_order.provider,
-        calls_in_prefix_order.model,
-        {{ week_start('calls_in_prefix_order.call_date') }} as week_start,
-        calls_in_prefix_order.input_tokens,
-        calls_in_prefix_order.cache_read_input_tokens,
-        calls_in_prefix_order.cache_write_input_tokens,
-        case when calls_in_prefix_order.cache_read_input_tokens > 0 then 1 else 0 end
-            as has_cache_read,
+        feature,
+        provider,
+        model,
+        {{ week_start('call_date') }} as week_start,
+        input_tokens,
+        cache_read_input_tokens,
+        cache_write_input_tokens,
+        case when cache_read_input_tokens > 0 then 1 else 0 end as has_cache_read,
         case
-            when calls_in_prefix_order.prompt_prefix_hash is not null
-                and calls_in_prefix_order.prefix_seen_order > 1 then 1
+            when prompt_prefix_hash is not null and prefix_seen_order > 1 then 1
             else 0
         end as could_hit,
-        call_prices.saving_per_mtok,
-        prefix_sizes.estimated_prefix_tokens
+        saving_per_mtok,
+        case
+            when prefix_max_cache_read_tokens > 0 then prefix_max_cache_read_tokens
+            else prefix_min_input_tokens
+        end as estimated_prefix_tokens
     from calls_in_prefix_order
-    left join call_prices
-        on calls_in_prefix_order.call_id = call_prices.call_id
-    left join prefix_sizes
-        on calls_in_prefix_order.feature = prefix_sizes.feature
-        and calls_in_prefix_order.provider = prefix_sizes.provider
-        and calls_in_prefix_order.model = prefix_sizes.model
-        and calls_in_prefix_order.prompt_prefix_hash = prefix_sizes.prompt_prefix_hash
 
 ),
 

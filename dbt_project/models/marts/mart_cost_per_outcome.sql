@@ -31,19 +31,18 @@ features as (
 
 ),
 
-calls_by_period as (
+daily_spend as (
 
+    -- one row per feature x day first, so weeks and months roll up small tables
     select
-        'week' as period,
-        {{ week_start('call_date') }} as period_start,
-        feature, is_priced, list_cost_usd, effective_cost_usd
+        feature,
+        call_date,
+        count(*) as calls,
+        sum(case when is_priced then 1 else 0 end) as priced_calls,
+        sum(list_cost_usd) as list_cost_usd,
+        sum(effective_cost_usd) as effective_cost_usd
     from calls
-    union all
-    select
-        'month' as period,
-        {{ month_start('call_date') }} as period_start,
-        feature, is_priced, list_cost_usd, effective_cost_usd
-    from calls
+    group by feature, call_date
 
 ),
 
@@ -51,14 +50,25 @@ spend_by_period as (
 
     select
         feature,
-        period,
-        period_start,
-        count(*) as calls,
-        sum(case when is_priced then 1 else 0 end) as priced_calls,
+        'week' as period,
+        {{ week_start('call_date') }} as period_start,
+        sum(calls) as calls,
+        sum(priced_calls) as priced_calls,
         coalesce(sum(list_cost_usd), 0) as list_cost_usd,
         coalesce(sum(effective_cost_usd), 0) as effective_cost_usd
-    from calls_by_period
-    group by feature, period, period_start
+    from daily_spend
+    group by feature, {{ week_start('call_date') }}
+    union all
+    select
+        feature,
+        'month' as period,
+        {{ month_start('call_date') }} as period_start,
+        sum(calls) as calls,
+        sum(priced_calls) as priced_calls,
+        coalesce(sum(list_cost_usd), 0) as list_cost_usd,
+        coalesce(sum(effective_cost_usd), 0) as effective_cost_usd
+    from daily_spend
+    group by feature, {{ month_start('call_date') }}
 
 ),
 
@@ -89,24 +99,36 @@ logical_requests as (
 
 ),
 
+daily_requests as (
+
+    select
+        feature,
+        request_started_on,
+        count(*) as logical_requests,
+        sum(is_outcome) as outcomes
+    from logical_requests
+    group by feature, request_started_on
+
+),
+
 requests_by_period as (
 
     select
         feature,
         'week' as period,
         {{ week_start('request_started_on') }} as period_start,
-        count(*) as logical_requests,
-        sum(is_outcome) as outcomes
-    from logical_requests
+        sum(logical_requests) as logical_requests,
+        sum(outcomes) as outcomes
+    from daily_requests
     group by feature, {{ week_start('request_started_on') }}
     union all
     select
         feature,
         'month' as period,
         {{ month_start('request_started_on') }} as period_start,
-        count(*) as logical_requests,
-        sum(is_outcome) as outcomes
-    from logical_requests
+        sum(logical_requests) as logical_requests,
+        sum(outcomes) as outcomes
+    from daily_requests
     group by feature, {{ month_start('request_started_on') }}
 
 ),
