@@ -256,3 +256,66 @@ def test_prices_load_bigquery_appends_with_a_load_job(tmp_path: Path):
     assert {f.name: f.field_type for f in config.schema}["input_per_mtok"] == "NUMERIC"
     assert table.column("input_per_mtok").to_pylist() == [Decimal("2.5")]
     assert str(table.schema.field("input_per_mtok").type) == "decimal128(38, 9)"
+
+
+def test_cli_prices_load_reports_and_rejects_rewrites(tmp_path: Path):
+    from typer.testing import CliRunner
+
+    from tokenbook.cli import app
+
+    newer = tmp_path / "prices.json"
+    newer.write_text(
+        json.dumps(
+            {
+                "gpt-4o": {
+                    **{
+                        k: float(v) if isinstance(v, Decimal) else v
+                        for k, v in MAP["gpt-4o"].items()
+                    },
+                    "input_cost_per_token": 2e-06,
+                }
+            }
+        )
+    )
+    url = f"duckdb:///{tmp_path / 'wh.duckdb'}"
+    runner = CliRunner()
+    ok = runner.invoke(
+        app, ["prices", "load", str(newer), "--valid-from", "2026-05-01", "--warehouse", url]
+    )
+    assert ok.exit_code == 0, ok.output
+    assert "1 changed, 0 new" in ok.output and "1 rows appended" in ok.output
+    newer.write_text(newer.read_text().replace("2e-06", "1.5e-06"))
+    bad = runner.invoke(
+        app, ["prices", "load", str(newer), "--valid-from", "2026-04-01", "--warehouse", url]
+    )
+    assert bad.exit_code == 1
+    assert "must start after" in bad.output
+    missing = runner.invoke(
+        app, ["prices", "load", str(tmp_path / "nope.json"), "--warehouse", url]
+    )
+    assert missing.exit_code == 1 and "does not exist" in missing.output
+
+
+def test_dbt_failure_message_names_failed_nodes():
+    from types import SimpleNamespace
+
+    from tokenbook.dbt import _failure_message
+
+    def res(uid: str, status: str, message: str):
+        return SimpleNamespace(node=SimpleNamespace(unique_id=uid), status=status, message=message)
+
+    result = SimpleNamespace(
+        result=SimpleNamespace(
+            results=[
+                res("model.tokenbook.fct_llm_calls", "error", "Binder Error:\n column x"),
+                res("test.tokenbook.unique_fct_llm_calls_call_id", "fail", "Got 2 results"),
+                res("model.tokenbook.stg_gateway__calls", "success", "OK"),
+            ]
+        ),
+        exception=None,
+    )
+    message = _failure_message(["build"], result)
+    assert message.startswith("dbt build failed (2 node(s)):")
+    assert "model.tokenbook.fct_llm_calls: Binder Error: column x" in message
+    assert "unique_fct_llm_calls_call_id: Got 2 results" in message
+    assert "stg_gateway__calls" not in message
