@@ -401,3 +401,25 @@ def test_cli_loads_and_reports_errors(tmp_path):
     result = runner.invoke(app, ["ingest", "gateway", str(good), "--warehouse", wh,
                                  "--format", "xml"])
     assert result.exit_code != 0
+
+
+def test_bigquery_warehouse_stages_in_memory_and_loads_one_job_per_partition(monkeypatch):
+    from unittest.mock import MagicMock
+
+    from google.cloud import bigquery
+
+    client = MagicMock(name="bigquery.Client()")
+    monkeypatch.setattr(bigquery, "Client", lambda **kw: client)
+    s = load_settings(warehouse="bigquery://acme-finops/tb", pii_key="test-pii-key")
+    report = ingest_gateway([str(FIX / "calls.jsonl"), str(FIX / "calls.parquet")], s,
+                            run_checkpoint=True, max_quarantine_share=1.0)
+    assert report.load_dates == [date(2026, 11, 1)] and report.rows_loaded == 5
+    jobs = [(c.args[1], c.kwargs["job_config"].write_disposition)
+            for c in client.load_table_from_file.call_args_list]
+    assert jobs == [
+        ("acme-finops.tb_raw.gateway_calls$20261101", "WRITE_TRUNCATE"),
+        ("acme-finops.tb_raw.quarantine$20261101", "WRITE_TRUNCATE"),
+        ("acme-finops.tb_raw.pii_redactions$20261101", "WRITE_TRUNCATE"),
+        ("acme-finops.tb_raw.load_audit", "WRITE_APPEND"),
+    ]
+    assert report.checkpoint.success

@@ -253,7 +253,7 @@ def _open(settings):
         from ingestion.bigquery import BigQuerySink  # lazy: google libraries are heavy
 
         con = duckdb.connect()
-        sink = BigQuerySink(wh, settings)
+        sink = BigQuerySink.from_settings(settings)
     if hasattr(sink, "prepare"):
         sink.prepare(con)
     return con, sink, wh
@@ -283,7 +283,15 @@ def ingest_gateway(
         # releases the GIL); quality.py's own import then finds the module loaded.
         threading.Thread(target=_import_gx, name="import-gx", daemon=True).start()
     timings: dict[str, float] = {}
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
+    marks = [t0, c0]
+
+    def lap(stage: str) -> None:
+        # wall and CPU (all threads of this process) seconds of one stage
+        now, cpu = time.perf_counter(), time.process_time()
+        timings[stage], timings[stage + "_cpu"] = now - marks[0], cpu - marks[1]
+        marks[:] = [now, cpu]
+
     files = expand_paths(paths)
     formats = [detect_format(f) if fmt in (None, "auto") else fmt for f in files]
     readers = {name: get_reader(name) for name in set(formats)}
@@ -321,10 +329,9 @@ def ingest_gateway(
             _drop(con, reader_table)
             if progress:
                 progress("read", idx + 1, n, str(path))
-        timings["read_validate"] = time.perf_counter() - t0
+        lap("read_validate")
 
         # 3. load date per file
-        t1 = time.perf_counter()
         if date is not None:
             file_dates = {i: date for i in range(n)}
         else:
@@ -376,12 +383,11 @@ def ingest_gateway(
             """
         )
         _drop(con, "_tb_typed")
-        timings["window_dedupe_pii_scan"] = time.perf_counter() - t1
+        lap("window_dedupe_pii_scan")
 
         # 6. stage the three data tables
-        t2 = time.perf_counter()
         _stage(con, settings)
-        timings["redact_stage"] = time.perf_counter() - t2
+        lap("redact_stage")
 
         # per-file counts (audit and report)
         con.execute(
@@ -406,7 +412,6 @@ def ingest_gateway(
         ]
 
         # 7. publish each load date, then the audit
-        t3 = time.perf_counter()
         load_dates = sorted(set(file_dates.values()))
         try:
             for k, d in enumerate(load_dates):
@@ -420,7 +425,7 @@ def ingest_gateway(
             _append_audit(con, sink, report, started, "failed")
             raise
         _append_audit(con, sink, report, started, "loaded")
-        timings["publish"] = time.perf_counter() - t3
+        lap("publish")
 
         # 8. checkpoint
         if run_checkpoint:
@@ -443,8 +448,9 @@ def ingest_gateway(
                 )
             report.checkpoint = result
             report.checkpoint_seconds = time.perf_counter() - t4
-            timings["checkpoint"] = report.checkpoint_seconds
+            lap("checkpoint")
         timings["total"] = time.perf_counter() - t0
+        timings["total_cpu"] = time.process_time() - c0
         report.timings = timings
         if report.checkpoint is not None and not report.success:
             raise ValidationFailed(
