@@ -264,7 +264,6 @@ def generate(
 
     # ---- the attempts table -------------------------------------------------------------
     seg_names = list(SEGMENTS)
-    ok_status = a["status"] == "ok"
     table = pa.table({
         "gid": pa.array(np.arange(na, dtype=np.int64)),
         "rid": pa.array(a["req"].astype(np.int64)),
@@ -317,7 +316,6 @@ def generate(
         "debug_phrase": pa.array(debug_phrase.astype(np.int64)),
         "debug_pii": pa.array(debug_pii.astype(np.int64)),
     })
-    del ok_status
     # ids: uuid-like request ids, 32-hex trace ids, 16-hex prompt-prefix hashes (one per
     # stable prefix, one per request without a stable prefix), letter-only session ids
     irng = np.random.default_rng([seed, 50])
