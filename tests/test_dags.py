@@ -85,7 +85,7 @@ def nightly(tmp_path_factory):
         orch.ENV_DBT_MANIFEST: str(manifest),
         # Builds fct_llm_calls and the models and seeds it needs, each with its own tests:
         # the slice the assertions read (tests across several models need the whole project).
-        orch.ENV_DBT_SELECT: "+fct_llm_calls",
+        orch.ENV_DBT_SELECT: "+fct_llm_calls +mart_chargeback",
         "TOKENBOOK_DAG_RETRIES": "1",
         "TOKENBOOK_DAG_RETRY_DELAY_SECONDS": "0",
         "TOKENBOOK_DAG_START": "2026-11-01",
@@ -247,7 +247,9 @@ def test_dag_test_builds_the_day_end_to_end(nightly_run, nightly):
     assert states["ingest_gateway"] == "success"
     assert states["ingest_billing"] == "skipped"  # no billing path for the day
     assert states["quality_gate"] == "success"
+    assert states["score_anomalies"] == "success"
     assert states["is_refit_day"] == "success" and states["refit_forecast"] == "skipped"
+    assert states["publish_outputs"] == "success"
     dbt_states = {k: v for k, v in states.items() if k.startswith("dbt_models.")}
     assert "dbt_models.fct_llm_calls_model_build" in dbt_states
     assert set(dbt_states.values()) == {"success"}, dbt_states
@@ -271,6 +273,26 @@ def test_dag_test_builds_the_day_end_to_end(nightly_run, nightly):
         "where table_schema = 'raw' and table_name = 'pipeline_failures'",
     )[0][0]
     assert not has_failures_table  # nothing failed, nothing recorded
+
+    # Anomaly scoring ran and published its table (no flags: one day of history is too short).
+    assert _query(
+        nightly,
+        "select count(*) from information_schema.tables "
+        "where table_schema = 'marts' and table_name = 'anomaly_flags'",
+    )[0][0] == 1
+    # Finance exports of the month equal the chargeback mart, to the cent and beyond.
+    import pyarrow.parquet as pq
+
+    exports = nightly["base"] / "out" / "exports"
+    assert (exports / "chargeback-2026-11.csv").is_file()
+    table = pq.read_table(exports / "chargeback-2026-11.parquet")
+    mart = _query(
+        nightly,
+        "select count(*), sum(effective_cost_usd) from marts.mart_chargeback "
+        "where month_start = date '2026-11-01'",
+    )[0]
+    assert table.num_rows == mart[0] > 0
+    assert sum(table.column("effective_cost_usd").to_pylist()) == mart[1]
 
 
 def test_steps_run_outside_airflow(nightly_run, nightly, tmp_path):

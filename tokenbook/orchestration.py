@@ -28,7 +28,7 @@ import logging
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, replace
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -492,41 +492,82 @@ def build_models(run_date: date, settings: Settings, select: list[str] | None = 
 
 # --------------------------------------------------------------------------- forecasting
 
-FORECAST_TARGET = "forecasting.pipeline:run_forecast"
-ANOMALY_TARGET = "forecasting.pipeline:score_anomalies"
+FORECAST_TARGET = "forecasting.job:forecast_warehouse"
+ANOMALY_TARGET = "forecasting.job:score_day_warehouse"
+
+
+def _forecast_config(settings: Settings):
+    from forecasting.config import ForecastConfig
+
+    return ForecastConfig(anomaly_level=settings.anomaly_level)
 
 
 def score_anomalies(run_date: date, settings: Settings) -> dict[str, Any]:
-    """Flag the date's anomalies (actuals outside the interval of a fit that did not see them)."""
+    """Score the date's spend (total, per provider, per feature) against the interval of the
+    latest weekly fit that did not see it; rewrites the date's rows of marts.anomaly_flags."""
     run_date = as_run_date(run_date)
-    report = _resolve(ANOMALY_TARGET)(settings, as_of=run_date)
+    score = _resolve(ANOMALY_TARGET)
+    report = score(parse_warehouse(settings.warehouse), run_date, _forecast_config(settings))
     return _summary(report, {"date": run_date.isoformat()})
 
 
 def refit_forecast(run_date: date, settings: Settings) -> dict[str, Any]:
-    """Refit the forecasts as of the date (the DAG calls it on Mondays)."""
+    """Refit every forecast as of the date and rewrite the four forecast tables for it
+    (the DAG calls it on Mondays; ``is_refit_day``)."""
     run_date = as_run_date(run_date)
-    report = _resolve(FORECAST_TARGET)(settings, as_of=run_date)
-    return _summary(report, {"date": run_date.isoformat()})
+    forecast = _resolve(FORECAST_TARGET)
+    run = forecast(parse_warehouse(settings.warehouse), run_date, _forecast_config(settings))
+    flagged = 0 if run.anomalies.empty else int(run.anomalies["is_anomaly"].sum())
+    return {
+        "date": run_date.isoformat(),
+        "series": int(run.daily["unique_id"].nunique()) if not run.daily.empty else 0,
+        "anomalies": flagged,
+    }
 
 
 # --------------------------------------------------------------------------- report, exports
 
 REPORT_TARGET = "tokenbook.report:write_report"
-EXPORT_TARGET = "tokenbook.exports:export_finance"
+EXPORT_TARGET = "tokenbook.exports:export_chargeback"
+EXPORT_FORMATS = ("csv", "parquet")
+# Late data settles within dbt's lookback: the first nights of a month re-export the last one.
+RESTATE_DAYS = 3
+
+
+def export_months(run_date: date) -> list[str]:
+    """Months whose finance exports the date's run writes: its own month to date, and the
+    previous month during the first RESTATE_DAYS days (late records may still change it)."""
+    run_date = as_run_date(run_date)
+    months = [run_date.strftime("%Y-%m")]
+    if run_date.day <= RESTATE_DAYS:
+        months.insert(0, (run_date.replace(day=1) - timedelta(days=1)).strftime("%Y-%m"))
+    return months
 
 
 def publish_outputs(run_date: date, settings: Settings, inputs: RunInputs) -> dict[str, Any]:
-    """Write the HTML report and the finance exports for the date's month under ``out_dir``.
+    """Finance exports (chargeback as CSV and Parquet) and the HTML report, under ``out_dir``.
 
-    Files are named by month, so a rerun overwrites the same files.
+    Files are named by month (``exports/chargeback-YYYY-MM.csv``, ``reports/tokenbook-YYYY-MM.html``),
+    so a rerun of any date of the month overwrites the same files.
     """
     run_date = as_run_date(run_date)
-    month = run_date.strftime("%Y-%m")
     out = Path(inputs.out_dir)
-    report = _resolve(REPORT_TARGET)(settings, month=month, out=out / "reports" / f"tokenbook-{month}.html")
-    exports = _resolve(EXPORT_TARGET)(settings, month=month, out_dir=out / "exports" / month)
-    return {"date": run_date.isoformat(), "report": str(report), "exports": str(exports)}
+    export = _resolve(EXPORT_TARGET)
+    written: list[str] = []
+    for month in export_months(run_date):
+        for fmt in EXPORT_FORMATS:
+            result = export(settings, month, fmt, out / "exports" / f"chargeback-{month}.{fmt}")
+            written.append(str(result.path))
+    summary: dict[str, Any] = {"date": run_date.isoformat(), "exports": written}
+    try:
+        write_report = _resolve(REPORT_TARGET)
+    except StepUnavailable as exc:
+        log.warning("report skipped: %s", exc)
+        summary["report"] = None
+        return summary
+    month = run_date.strftime("%Y-%m")
+    summary["report"] = str(write_report(settings, out / "reports" / f"tokenbook-{month}.html"))
+    return summary
 
 
 # --------------------------------------------------------------------------- failures
