@@ -72,6 +72,25 @@ def test_rerun_gives_identical_tables_and_only_audit_grows(tmp_path):
         assert first["raw.billing_lines"][0] == 8
 
 
+@pytest.mark.parametrize(
+    ("vendor", "names"),
+    [
+        ("openai", ["openai_usage_completions_page1.json", "openai_costs_page1.json"]),
+        ("anthropic", ["anthropic_usage_messages_page1.json", "anthropic_cost_report_page1.json"]),
+        ("gcp", ["gcp_billing_export.jsonl", "gcp_billing_export.csv"]),
+        ("azure", ["azure_openai_actual_cost.csv", "azure_ea_sample_excerpt.csv"]),
+    ],
+)
+def test_every_vendor_reruns_identically(tmp_path, vendor, names):
+    db = str(tmp_path / "wh.duckdb")
+    snaps = []
+    for _ in range(2):
+        with duckdb.connect(db) as con:
+            ingest_billing(con, vendor, [FIX / n for n in names])
+            snaps.append(snapshot(con))
+    assert snaps[0] == snaps[1] and snaps[0]["raw.billing_lines"][0] > 0
+
+
 def test_partition_replace_drops_lines_a_restated_export_no_longer_has(tmp_path):
     con = duckdb.connect()
     full = FIX / "aws_cur2_bedrock.csv"

@@ -99,8 +99,8 @@ def billing(
             f"{r.rows_loaded} loaded, {r.rows_quarantined} quarantined, "
             f"{r.rows_duplicate} duplicates"
         )
-        for f in r.files:
-            if f.rows_quarantined:
-                typer.echo(
-                    f"  {f.source_file}: {f.rows_quarantined} quarantined (see raw.quarantine)"
-                )
+        flagged = [f for f in r.files if f.rows_quarantined]
+        for f in flagged[:5]:
+            typer.echo(f"  {f.source_file}: {f.rows_quarantined} quarantined (see raw.quarantine)")
+        if len(flagged) > 5:
+            typer.echo(f"  ... and {len(flagged) - 5} more file(s) with quarantined lines")
