@@ -3,13 +3,13 @@
 Implements the reader interface of ``ingestion.gateway.readers`` (see its docstring).
 
 JSON lines are read as text by DuckDB's CSV scanner (one VARCHAR column, no quoting, line
-numbers by ``WITH ORDINALITY``), then parsed once per line with ``json_transform`` into one
+numbers by ``WITH ORDINALITY``), then parsed once per line with a multi-path ``json_extract_string`` into one
 VARCHAR per native field; ``json_keys`` finds the unknown fields. Measured on 1M lines
-(832 MB, bench/ingest.py): reading the lines 0.8 s, ``json_valid`` 0.3 s, ``json_transform``
-1.5 s, against 1.3 s for a strict ``read_json`` with explicit VARCHAR columns. The strict
-reader would be faster on clean files, but it cannot give line numbers, loses unknown fields
-(``extra``) and fails the whole file on one bad line, so the line path is the only path: it
-costs about one extra second per million lines and never needs a second pass.
+(832 MB, bench/ingest.py), CPU seconds: reading the lines 1.0, ``try(json_keys)`` 1.5 (also the
+validity test), the 31 fields by one multi-path ``json_extract_string`` 1.7 (``json_transform``
+to a struct: 3.1), against 2.8-3.1 for ``read_json`` with explicit VARCHAR columns. That strict
+reader is cheaper on clean files, but it gives no line numbers, silently drops unknown fields
+(``extra``) and fails the whole file on one bad line, so the line path is the only path.
 
 Blank lines are not records (they are skipped but still counted in line numbers). A line with
 a raw control character is cut there by the scanner; it is not valid JSON anyway.
@@ -46,13 +46,13 @@ def _first_char(path: Path) -> str:
     return stripped[:1].decode("latin-1") if stripped else ""
 
 
-_STRUCT = "{" + ", ".join(f'"{f}": "VARCHAR"' for f in NATIVE_FIELDS) + "}"
+_PATHS = "[" + ", ".join(_sql_str(f'$."{f}"') for f in NATIVE_FIELDS) + "]"
 _KNOWN = "[" + ", ".join(_sql_str(f) for f in NATIVE_FIELDS) + "]"
 
 
 def _from_json_text(con, source_sql: str, into: str) -> None:
     """``source_sql`` yields (n BIGINT, line VARCHAR) with blank lines as NULL or blank."""
-    fields = ", ".join(f"s.{_ident(f)} as {_ident(f)}" for f in NATIVE_FIELDS)
+    fields = ", ".join(f"v[{i}] as {_ident(f)}" for i, f in enumerate(NATIVE_FIELDS, 1))
     # Each step guarded by CASE so invalid text is never handed to a JSON function.
     # json_keys is empty for arrays and scalars: that is the "not a JSON object" test.
     con.execute(
@@ -69,7 +69,7 @@ def _from_json_text(con, source_sql: str, into: str) -> None:
             select n, line, ks is not null as ok,
                    ks is not null and starts_with(ltrim(line), '{{') as is_obj,
                    case when ks is not null and starts_with(ltrim(line), '{{')
-                        then json_transform(line, '{_STRUCT}') end as s,
+                        then json_extract_string(line, {_PATHS}) end as v,
                    list_filter(ks, lambda k: not list_contains({_KNOWN}, k)) as unknown
             from keyed
         )

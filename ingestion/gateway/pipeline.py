@@ -177,6 +177,8 @@ def _typed_select(reader_table: str, file_idx: int, source_file: str, fmt: str) 
     )
     rule_list = ",\n                ".join(rules)
     return f"""
+      select *, case when len(reasons) = 0 then {_needs_redaction_expr()} end as needs_pii
+      from (
         select
             {file_idx} as file_idx, {_q(source_file)} as source_file, {_q(fmt)} as source_format,
             t.*,
@@ -187,6 +189,7 @@ def _typed_select(reader_table: str, file_idx: int, source_file: str, fmt: str) 
         from (
             select *, {", ".join(typed)} from {reader_table}
         ) t
+      )
     """
 
 
@@ -231,10 +234,16 @@ def _setup(con) -> None:
     )
 
 
-def _drop(con, *tables: str) -> None:
-    for t in tables:
-        con.execute(f"drop table if exists {t}")
-        con.execute(f"drop view if exists {t}")
+def _drop(con, *names: str) -> None:
+    """Drop temp tables or views by name (whichever each one is)."""
+    for name in names:
+        kinds = con.execute(
+            "select table_type from information_schema.tables "
+            "where table_schema = 'main' and table_catalog = 'temp' and table_name = ?",
+            [name],
+        ).fetchall()
+        for (kind,) in kinds:
+            con.execute(f"drop {'view' if kind == 'VIEW' else 'table'} if exists {name}")
 
 
 def _open(settings):
@@ -362,32 +371,38 @@ def ingest_gateway(
             f"t.t_timestamp >= d.load_date + interval {int(after)} day) "
             "then ['out of window'] else [] end), '; ')"
         )
+        # Narrow status table (the window sorts only ids), joined back to the wide typed rows
+        # through the _tb_rows view: no copy of the wide table.
         con.execute(
             f"""
-            create or replace temp table _tb_rows as
+            create or replace temp table _tb_status as
             with w as (
-                select t.*, d.load_date, nullif({reason}, '') as reason
+                select t.file_idx, t.source_line, t.request_id, d.load_date,
+                       nullif({reason}, '') as reason
                 from _tb_typed t join _tb_dates d using (file_idx)
-            ),
-            r as (
-                select *,
-                    case when reason is not null then 'quarantined'
-                         when row_number() over (
-                            partition by load_date, case when reason is null then request_id end
-                            order by file_idx, source_line) > 1
-                         then 'duplicate' else 'loaded' end as row_status
-                from w
             )
-            select *, case when row_status = 'loaded' then {_needs_redaction_expr()} end as needs_pii
-            from r
+            select file_idx, source_line, load_date, reason,
+                case when reason is not null then 'quarantined'
+                     when row_number() over (
+                        partition by load_date, case when reason is null then request_id end
+                        order by file_idx, source_line) > 1
+                     then 'duplicate' else 'loaded' end as row_status
+            from w
             """
         )
-        _drop(con, "_tb_typed")
-        lap("window_dedupe_pii_scan")
+        con.execute(
+            """
+            create or replace temp view _tb_rows as
+            select t.*, s.load_date, s.reason, s.row_status
+            from _tb_typed t join _tb_status s using (file_idx, source_line)
+            """
+        )
+        lap("window_dedupe")
 
         # 6. stage the three data tables
         _stage(con, settings)
         lap("redact_stage")
+        _drop(con, "_tb_rows", "_tb_typed")
 
         # per-file counts (audit and report)
         con.execute(
@@ -398,7 +413,7 @@ def ingest_gateway(
                    count(*) filter (where r.row_status = 'loaded') as rows_loaded,
                    count(*) filter (where r.row_status = 'quarantined') as rows_quarantined,
                    count(*) filter (where r.row_status = 'duplicate') as rows_duplicate
-            from _tb_dates d left join _tb_rows r using (file_idx)
+            from _tb_dates d left join _tb_status r using (file_idx)
             group by all order by d.file_idx
             """
         )
@@ -482,7 +497,7 @@ def _stage(con, settings) -> None:
         from (
             unpivot (
                 select file_idx, source_line, load_date, source_file, {fields}
-                from _tb_rows where needs_pii
+                from _tb_rows where needs_pii and row_status = 'loaded'
             ) on {fields} into name field value value
         )
         """
@@ -525,7 +540,8 @@ def _stage(con, settings) -> None:
         if redacted:
             return (
                 f"select {cols} from _tb_rows r join _tb_red x "
-                f"using (file_idx, source_line) {customers} where r.needs_pii"
+                f"using (file_idx, source_line) {customers} "
+                "where r.needs_pii and r.row_status = 'loaded'"
             )
         return (
             f"select {cols} from _tb_rows r {customers} "
@@ -537,8 +553,8 @@ def _stage(con, settings) -> None:
         f"""
         create or replace temp table _tb_customers as
         select customer_id, {redact.pseudonymise_sql('customer_id', settings.pii_key)} as pseudonym
-        from (select distinct customer_id from _tb_rows
-              where row_status = 'loaded' and customer_id is not null)
+        from (select distinct customer_id from _tb_typed
+              where len(reasons) = 0 and customer_id is not null)
         """
     )
 
