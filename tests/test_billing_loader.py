@@ -12,7 +12,6 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from ingestion.billing import redaction
 from ingestion.billing.loader import BillingError, ingest_billing
 
 FIX = Path(__file__).parent / "fixtures" / "billing"
@@ -111,18 +110,20 @@ def test_partition_replace_drops_lines_a_restated_export_no_longer_has(tmp_path)
 
 
 def test_failed_publish_leaves_previous_partition_intact(monkeypatch):
+    from ingestion.billing import loader
+
     con = duckdb.connect()
     files = [FIX / "anthropic_cost_report_page1.json"]
     ingest_billing(con, "anthropic", files, load_date=date(2026, 11, 2))
     before = snapshot(con)
     audit_before = con.execute("select count(*) from raw.load_audit").fetchone()[0]
 
-    class Broken(redaction.FallbackRedactor):
-        def count_sql(self, expr):  # fails inside the transaction, after the deletes
-            return {"email": "no_such_function(1)"}
+    def crash():  # the process dies after the deletes, before the inserts
+        assert con.execute("select count(*) from raw.billing_lines").fetchone()[0] == 0
+        raise KeyboardInterrupt
 
-    monkeypatch.setattr(redaction, "for_duckdb", lambda: Broken())
-    with pytest.raises(duckdb.Error):
+    monkeypatch.setattr(loader, "_after_delete", crash)
+    with pytest.raises(KeyboardInterrupt):
         ingest_billing(con, "anthropic", files, load_date=date(2026, 11, 2))
     assert snapshot(con) == before
     assert con.execute("select count(*) from raw.load_audit").fetchone()[0] == audit_before

@@ -273,8 +273,11 @@ def ingest_billing(
     month: date | None = None,
     window_days_before: int = 7,
     window_days_after: int = 1,
+    sink=None,
 ) -> list[LoadResult]:
-    """Parse, validate and publish ``paths`` of one vendor; one LoadResult per partition."""
+    """Parse, validate and publish ``paths`` of one vendor; one LoadResult per partition.
+    ``sink`` publishes the staged run (default: DuckDBBillingSink on ``con``'s warehouse;
+    ``ingestion.billing.bigquery.BigQueryBillingSink`` for BigQuery)."""
     if vendor not in VENDORS:
         raise BillingError(f"unknown billing vendor {vendor!r}; expected one of {list(VENDORS)}")
     if load_date is not None and month is not None:
@@ -325,7 +328,9 @@ def ingest_billing(
     # 2. partition per file, then check, dedupe, redact and publish every partition at once.
     plan = _partition_plan(con, vendor, files, load_date, month)
     try:
-        return _publish(con, vendor, files, plan, started, window_days_before, window_days_after)
+        return _publish(
+            con, vendor, files, plan, started, window_days_before, window_days_after, sink
+        )
     finally:
         con.execute("drop table if exists _billing_typed")
         con.execute("drop table if exists _billing_plan")
@@ -357,7 +362,7 @@ def _partition_plan(con, vendor, files, load_date, month) -> dict[tuple[date, st
     return plan
 
 
-def _publish(con, vendor, files, plan, started, before, after) -> list[LoadResult]:
+def _publish(con, vendor, files, plan, started, before, after, sink=None) -> list[LoadResult]:
     source = f"billing_{vendor}"
     rows = ", ".join(
         f"({i}, DATE '{part_date}', {_q(rule)})"
@@ -421,71 +426,127 @@ def _publish(con, vendor, files, plan, started, before, after) -> list[LoadResul
             select_cols.append(f"try_cast({red.redact_sql('tags')} as JSON)")
         else:
             select_cols.append(c)
-    parts = "(select part_date from _billing_plan)"
-    con.execute("begin transaction")
-    try:
-        ensure_tables(con)
+    # stage the four output tables (the rows each raw table receives)
+    con.execute("drop table if exists _billing_out_lines")
+    con.execute(
+        "create temp table _billing_out_lines as select "
+        + ", ".join(f"{e} as {c}" for e, c in zip(select_cols, line_cols, strict=True))
+        + " from _billing_checked where reason is null and not is_duplicate "
+        "order by file_idx, source_line"
+    )
+    con.execute("drop table if exists _billing_out_quarantine")
+    con.execute(
+        f"""create temp table _billing_out_quarantine as
+        select part_date as load_date, {_q(source)} as source, source_file,
+            source_line as line_number, reason, {red.redact_sql("raw_line")} as raw_line
+        from _billing_checked where reason is not null order by file_idx, source_line"""
+    )
+    con.execute("drop table if exists _billing_out_pii")
+    if counts_sql:
         con.execute(
-            f"delete from raw.billing_lines where vendor = ? and load_date in {parts}", [vendor]
+            f"""create temp table _billing_out_pii as
+            select part_date as load_date, {_q(source)} as source, source_file, field, kind,
+                redactions
+            from ({" union all ".join(counts_sql)}) where redactions > 0
+            order by part_date, source_file, field, kind"""
         )
+    else:
         con.execute(
-            f"insert into raw.billing_lines ({', '.join(line_cols)}) select "
-            f"{', '.join(select_cols)} from _billing_checked "
-            "where reason is null and not is_duplicate order by file_idx, source_line"
-        )
-        con.execute(
-            f"delete from raw.quarantine where source = ? and load_date in {parts}", [source]
-        )
-        con.execute(
-            f"""insert into raw.quarantine (load_date, source, source_file, line_number, reason,
-                raw_line)
-            select part_date, {_q(source)}, source_file, source_line, reason,
-                {red.redact_sql("raw_line")}
-            from _billing_checked where reason is not null order by file_idx, source_line"""
-        )
-        con.execute(
-            f"delete from raw.pii_redactions where source = ? and load_date in {parts}", [source]
-        )
-        if counts_sql:
-            con.execute(
-                f"""insert into raw.pii_redactions (load_date, source, source_file, field, kind,
-                    redactions)
-                select part_date, {_q(source)}, source_file, field, kind, redactions
-                from ({" union all ".join(counts_sql)}) where redactions > 0
-                order by part_date, source_file, field, kind"""
+            duckdb_ddl("_billing_out_pii", PII_REDACTIONS_COLUMNS).replace(
+                "create table if not exists", "create temp table"
             )
-        per_file = con.execute(
-            """select file_idx, count(*),
-                 count(*) filter (where reason is null and not is_duplicate),
-                 count(*) filter (where reason is not null),
-                 count(*) filter (where is_duplicate)
-               from _billing_checked group by file_idx order by file_idx"""
-        ).fetchall()
-        counted = {r[0]: r[1:] for r in per_file}
-        finished = datetime.now(UTC).replace(tzinfo=None)
-        results: list[LoadResult] = []
-        audit_rows = []
-        run = uuid.uuid4().hex[:12]
-        for (part_date, _rule), idxs in plan.items():
-            result = LoadResult(vendor, part_date, f"billing-{vendor}-{part_date}-{run}")
-            for i in idxs:
-                read, loaded, quarantined, dup = counted.get(i, (0, 0, 0, 0))
-                result.files.append(
-                    FileAudit(str(files[i]), part_date, read, loaded, quarantined, dup)
-                )
-                audit_rows.append(
-                    (result.load_id, source, str(files[i]), part_date, read, loaded,
-                     quarantined, dup, started, finished)
-                )  # fmt: skip
-            results.append(result)
-        con.executemany(
-            """insert into raw.load_audit (load_id, source, source_file, load_date, rows_read,
-                rows_loaded, rows_quarantined, rows_duplicate, started_at, finished_at, status)
-            values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'loaded')""",
-            audit_rows,
         )
-        con.execute("commit")
-    except BaseException:
-        con.execute("rollback")
-        raise
+    per_file = con.execute(
+        """select file_idx, count(*),
+             count(*) filter (where reason is null and not is_duplicate),
+             count(*) filter (where reason is not null),
+             count(*) filter (where is_duplicate)
+           from _billing_checked group by file_idx order by file_idx"""
+    ).fetchall()
+    counted = {r[0]: r[1:] for r in per_file}
+    finished = datetime.now(UTC).replace(tzinfo=None)
+    results: list[LoadResult] = []
+    audit_rows = []
+    run = uuid.uuid4().hex[:12]
+    for (part_date, _rule), idxs in plan.items():
+        result = LoadResult(vendor, part_date, f"billing-{vendor}-{part_date}-{run}")
+        for i in idxs:
+            read, loaded, quarantined, dup = counted.get(i, (0, 0, 0, 0))
+            result.files.append(FileAudit(str(files[i]), part_date, read, loaded, quarantined, dup))
+            audit_rows.append(
+                (result.load_id, source, str(files[i]), part_date, read, loaded,
+                 quarantined, dup, started, finished, "loaded")
+            )  # fmt: skip
+        results.append(result)
+    con.execute("drop table if exists _billing_out_audit")
+    con.execute(duckdb_ddl("_billing_out_audit", LOAD_AUDIT_COLUMNS).replace(
+        "create table if not exists", "create temp table"))  # fmt: skip
+    con.executemany(
+        f"insert into _billing_out_audit values ({', '.join('?' * len(LOAD_AUDIT_COLUMNS))})",
+        audit_rows,
+    )
+    staged = StagedBilling(
+        vendor=vendor,
+        source=source,
+        load_dates=tuple(sorted({d for d, _ in plan})),
+        lines="_billing_out_lines",
+        quarantine="_billing_out_quarantine",
+        pii_redactions="_billing_out_pii",
+        audit="_billing_out_audit",
+    )
+    try:
+        (sink or DuckDBBillingSink()).publish(con, staged)
+    finally:
+        for t in ("lines", "quarantine", "pii", "audit"):
+            con.execute(f"drop table if exists _billing_out_{t}")
     return results
+
+
+@dataclass(frozen=True)
+class StagedBilling:
+    """TEMP tables (on the loading connection) holding one run's rows for each raw table, and
+    the partitions they replace: (vendor, load_date) of raw.billing_lines and
+    (source, load_date) of raw.quarantine / raw.pii_redactions; audit rows are appended."""
+
+    vendor: str
+    source: str
+    load_dates: tuple[date, ...]
+    lines: str
+    quarantine: str
+    pii_redactions: str
+    audit: str
+
+
+# Test hook: called inside the DuckDB transaction after the deletes (to prove atomicity).
+_after_delete: Callable[[], None] | None = None
+
+
+class DuckDBBillingSink:
+    """Publishes a run to the DuckDB warehouse in ONE transaction."""
+
+    def publish(self, con, staged: StagedBilling) -> None:
+        dates = ", ".join(f"DATE '{d}'" for d in staged.load_dates)
+        pairs = (
+            ("raw.billing_lines", BILLING_LINES_COLUMNS, staged.lines, "vendor", staged.vendor),
+            ("raw.quarantine", QUARANTINE_COLUMNS, staged.quarantine, "source", staged.source),
+            ("raw.pii_redactions", PII_REDACTIONS_COLUMNS, staged.pii_redactions, "source",
+             staged.source),
+        )  # fmt: skip
+        con.execute("begin transaction")
+        try:
+            ensure_tables(con)
+            for table, _, _, key, value in pairs:
+                con.execute(
+                    f"delete from {table} where {key} = ? and load_date in ({dates})", [value]
+                )
+            if _after_delete is not None:
+                _after_delete()
+            for table, columns, src, _, _ in pairs:
+                cols = ", ".join(c for c, _, _ in columns)
+                con.execute(f"insert into {table} ({cols}) select {cols} from {src}")
+            cols = ", ".join(c for c, _, _ in LOAD_AUDIT_COLUMNS)
+            con.execute(f"insert into raw.load_audit ({cols}) select {cols} from {staged.audit}")
+            con.execute("commit")
+        except BaseException:
+            con.execute("rollback")
+            raise
