@@ -363,7 +363,7 @@ def _summary_tables(con, result: RunResult) -> None:
         t.add_row("[bold]total", f"[bold]{_money(total)}", "", "", "")
         console.print(t)
     cache = _rows(con, """
-        select sum(calls_with_cache_read)::double / nullif(sum(could_hit_calls), 0),
+        select sum(could_hit_calls_with_cache_read)::double / nullif(sum(could_hit_calls), 0),
                sum(cache_read_input_tokens)::double / nullif(sum(input_tokens), 0),
                sum(cache_savings_usd), sum(missed_cache_savings_usd)
         from marts.mart_cache_efficiency
