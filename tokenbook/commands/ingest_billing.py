@@ -68,17 +68,19 @@ def billing(
     if vendor not in VENDORS:
         raise typer.BadParameter(f"unknown vendor {vendor!r}; expected one of {', '.join(VENDORS)}")
     settings, wh = resolve(warehouse, window_days_before=window_days)
-    if wh.kind != "duckdb":
-        raise fail(
-            "billing ingestion writes to the DuckDB warehouse only for now; "
-            "load into DuckDB (--warehouse duckdb:///...) and publish with the BigQuery loader"
-        )
-    from tokenbook.warehouse import connect_duckdb
-
     load_date = _parse_date(date_)
     try:
         month_start = parse_month(month) if month else None
-        con = connect_duckdb(wh)
+        if wh.kind == "duckdb":
+            from tokenbook.warehouse import connect_duckdb
+
+            con, sink = connect_duckdb(wh), None
+        else:  # stage in an in-memory DuckDB, publish with load jobs + one transaction
+            import duckdb
+
+            from ingestion.billing.bigquery import BigQueryBillingSink
+
+            con, sink = duckdb.connect(), BigQueryBillingSink.from_settings(settings)
         try:
             results = ingest_billing(
                 con,
@@ -88,11 +90,18 @@ def billing(
                 month=month_start,
                 window_days_before=settings.window_days_before,
                 window_days_after=settings.window_days_after,
+                sink=sink,
             )
         finally:
             con.close()
     except BillingError as exc:
         raise fail(str(exc)) from exc
+    except Exception as exc:
+        from ingestion.bigquery import BigQueryLoadError
+
+        if isinstance(exc, BigQueryLoadError):
+            raise fail(str(exc)) from exc
+        raise
     for r in results:
         typer.echo(
             f"{vendor} load {r.load_date}: {len(r.files)} file(s), {r.rows_read} lines read, "

@@ -1,0 +1,180 @@
+"""Publish a billing run to BigQuery, atomically.
+
+Billing partitions are (vendor, load_date) in ``raw.billing_lines`` and (source, load_date) in
+the shared ``raw.quarantine`` / ``raw.pii_redactions``: other vendors and the gateway write the
+same dates, so a ``table$YYYYMMDD`` WRITE_TRUNCATE would wipe their rows. Instead:
+
+1. each staged DuckDB table is copied to Parquet (DuckDB ``COPY``; rows never pass through
+   Python) and loaded by one load job into a staging table ``_stage_billing_<table>_<run>``
+   (WRITE_TRUNCATE, schema from the contract, expiring after a day);
+2. ONE multi-statement transaction deletes the run's partitions (``vendor``/``source`` and
+   ``load_date IN UNNEST(@load_dates)``) and inserts the staged rows, then appends the audit;
+   a failure anywhere rolls the whole run back;
+3. the staging tables are dropped.
+
+``raw.billing_lines`` is created partitioned by ``load_date`` and clustered by vendor and
+provider; the shared tables, if billing creates them first, use ingestion-time partitioning like
+the gateway's sink (``ingestion/bigquery.py``), and rows go to their load date's partition.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import uuid
+from datetime import timedelta
+from pathlib import Path
+
+from ingestion.bigquery import BigQueryLoadError, bq_schema, export_parquet, make_client
+from ingestion.billing.loader import StagedBilling
+from ingestion.billing.schema import BILLING_LINES_COLUMNS
+from ingestion.gateway.schema import (
+    LOAD_AUDIT_COLUMNS,
+    PII_REDACTIONS_COLUMNS,
+    QUARANTINE_COLUMNS,
+)
+
+TABLES = {
+    "billing_lines": BILLING_LINES_COLUMNS,
+    "quarantine": QUARANTINE_COLUMNS,
+    "pii_redactions": PII_REDACTIONS_COLUMNS,
+    "load_audit": LOAD_AUDIT_COLUMNS,
+}
+
+
+def _cols(columns) -> str:
+    return ", ".join(c for c, _, _ in columns)
+
+
+def _ddl(table: str, columns, partition: str, cluster: str | None = None) -> str:
+    body = ", ".join(f"{c} {bq}" for c, _, bq in columns)
+    out = f"CREATE TABLE IF NOT EXISTS `{table}` ({body}) PARTITION BY {partition}"
+    return out + (f" CLUSTER BY {cluster}" if cluster else "")
+
+
+def publish_script(dataset: str, stage: dict[str, str]) -> str:
+    """The transaction for one run (parameters @vendor, @source STRING, @load_dates
+    ARRAY<DATE>). ``stage`` maps raw table -> its staging table."""
+    t = {name: f"{dataset}.{name}" for name in TABLES}
+    q = (QUARANTINE_COLUMNS, "quarantine")
+    p = (PII_REDACTIONS_COLUMNS, "pii_redactions")
+    lines = [
+        _ddl(t["billing_lines"], BILLING_LINES_COLUMNS, "load_date", "vendor, provider") + ";",
+        _ddl(t["quarantine"], QUARANTINE_COLUMNS, "_PARTITIONDATE") + ";",
+        _ddl(t["pii_redactions"], PII_REDACTIONS_COLUMNS, "_PARTITIONDATE") + ";",
+        _ddl(t["load_audit"], LOAD_AUDIT_COLUMNS, "_PARTITIONDATE") + ";",
+        "BEGIN TRANSACTION;",
+        f"DELETE FROM `{t['billing_lines']}` "
+        "WHERE vendor = @vendor AND load_date IN UNNEST(@load_dates);",
+        f"INSERT INTO `{t['billing_lines']}` ({_cols(BILLING_LINES_COLUMNS)}) "
+        f"SELECT {_cols(BILLING_LINES_COLUMNS)} FROM `{dataset}.{stage['billing_lines']}`;",
+    ]
+    for columns, name in (q, p):
+        lines += [
+            f"DELETE FROM `{t[name]}` WHERE source = @source AND load_date IN UNNEST(@load_dates);",
+            f"INSERT INTO `{t[name]}` (_PARTITIONTIME, {_cols(columns)}) "
+            f"SELECT TIMESTAMP(load_date), {_cols(columns)} FROM `{dataset}.{stage[name]}`;",
+        ]
+    lines += [
+        f"INSERT INTO `{t['load_audit']}` ({_cols(LOAD_AUDIT_COLUMNS)}) "
+        f"SELECT {_cols(LOAD_AUDIT_COLUMNS)} FROM `{dataset}.{stage['load_audit']}`;",
+        "COMMIT TRANSACTION;",
+    ]
+    return "\n".join(lines)
+
+
+class BigQueryBillingSink:
+    """``publish(con, staged)`` for a ``bigquery://PROJECT/PREFIX`` warehouse."""
+
+    def __init__(self, project, prefix, location="US", client=None, keyfile=None,
+                 client_factory=None):  # fmt: skip
+        self.project = project
+        self.prefix = prefix
+        self.location = location
+        self._client = client
+        self._keyfile = keyfile
+        self._client_factory = client_factory
+
+    @classmethod
+    def from_settings(cls, settings, client=None) -> BigQueryBillingSink:
+        from tokenbook.warehouse import parse_warehouse
+
+        wh = parse_warehouse(settings.warehouse)
+        if wh.kind != "bigquery":
+            raise BigQueryLoadError(
+                f"warehouse {settings.warehouse} is not BigQuery: use bigquery://PROJECT/PREFIX"
+            )
+        return cls(wh.project, wh.prefix, settings.bq_location, client, settings.bq_keyfile)
+
+    @property
+    def client(self):
+        if self._client is None:
+            factory = self._client_factory or make_client
+            self._client = factory(self.project, self.location, self._keyfile)
+        return self._client
+
+    @property
+    def dataset(self) -> str:
+        return f"{self.project}.{self.prefix}_raw"
+
+    def publish(self, con, staged: StagedBilling) -> None:
+        from google.cloud import bigquery
+
+        ds = bigquery.Dataset(self.dataset)
+        ds.location = self.location
+        self.client.create_dataset(ds, exists_ok=True)
+        run = uuid.uuid4().hex[:12]
+        sources = {
+            "billing_lines": staged.lines,
+            "quarantine": staged.quarantine,
+            "pii_redactions": staged.pii_redactions,
+            "load_audit": staged.audit,
+        }
+        stage = {name: f"_stage_billing_{name}_{run}" for name in TABLES}
+        try:
+            with tempfile.TemporaryDirectory(prefix="tokenbook-bq-billing-") as tmp:
+                for name, columns in TABLES.items():
+                    path = Path(tmp) / f"{name}.parquet"
+                    export_parquet(con, sources[name], columns, path)
+                    config = bigquery.LoadJobConfig(
+                        source_format=bigquery.SourceFormat.PARQUET,
+                        write_disposition=bigquery.WriteDisposition.WRITE_TRUNCATE,
+                        create_disposition=bigquery.CreateDisposition.CREATE_IF_NEEDED,
+                        schema=bq_schema(columns),
+                        destination_table_description="tokenbook billing staging (dropped)",
+                    )
+                    dest = f"{self.dataset}.{stage[name]}"
+                    with path.open("rb") as fh:
+                        job = self.client.load_table_from_file(
+                            fh, dest, job_config=config, location=self.location
+                        )
+                    job.result()
+                    table = self.client.get_table(dest)
+                    table.expires = _tomorrow()
+                    self.client.update_table(table, ["expires"])
+            params = [
+                bigquery.ScalarQueryParameter("vendor", "STRING", staged.vendor),
+                bigquery.ScalarQueryParameter("source", "STRING", staged.source),
+                bigquery.ArrayQueryParameter("load_dates", "DATE", list(staged.load_dates)),
+            ]
+            job = self.client.query(
+                publish_script(self.dataset, stage),
+                job_config=bigquery.QueryJobConfig(query_parameters=params),
+                location=self.location,
+            )
+            job.result()
+        except BigQueryLoadError:
+            raise
+        except Exception as exc:
+            raise BigQueryLoadError(
+                f"BigQuery publish of {staged.vendor} billing for "
+                f"{', '.join(map(str, staged.load_dates))} failed (nothing was replaced): {exc}"
+            ) from exc
+        finally:
+            for name in stage.values():
+                self.client.delete_table(f"{self.dataset}.{name}", not_found_ok=True)
+
+
+def _tomorrow():
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC) + timedelta(days=1)  # staging-table expiry only, never data
