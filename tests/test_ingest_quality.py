@@ -53,8 +53,8 @@ def test_passing_checkpoint_is_stored_and_overwritten_on_rerun(tmp_path):
     rows = _query(s, "select load_date, checkpoint, expectation, column_name, success, "
                      "element_count from raw.validation_results")
     assert len(rows) == n and all(r[0] == DAY and r[4] for r in rows)
-    assert ("gateway_calls_checkpoint", "expect_column_values_to_be_unique", "request_id",
-            True, 40) in [r[1:] for r in rows]
+    assert ("gateway_calls_checkpoint", "expect_compound_columns_to_be_unique",
+            "load_date,request_id", True, 40) in [r[1:] for r in rows]
     ingest_gateway([str(path)], s, date=DAY)
     assert _query(s, "select count(*) from raw.validation_results") == [(n,)]
     assert _query(s, "select count(*) from raw.load_audit") == [(2,)]
@@ -102,3 +102,24 @@ def test_validation_results_hold_no_pii(tmp_path):
         ingest_gateway([str(path)], s, date=DAY)
     text = repr(_query(s, "select * from raw.validation_results"))
     assert secret not in text and "example.com" not in text
+
+
+def test_one_run_over_many_load_dates_splits_results_by_date(tmp_path):
+    s = _settings(tmp_path)
+    day1 = [_record(i) for i in range(10)]
+    day2 = [_record(i, timestamp=f"2026-11-02T10:{i:02d}:00Z") for i in range(12)]
+    day2[5]["service_tier"] = "turbo"  # only the second date violates
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    _write(logs / "a.jsonl", day1)
+    _write(logs / "b.jsonl", day2)  # same request ids as day 1: another load, not a duplicate
+    with pytest.raises(ValidationFailed, match="2026-11-02: gateway_calls .*service_tier"):
+        ingest_gateway([str(logs)], s)
+    rows = _query(s, "select load_date, column_name, success, element_count, unexpected_count "
+                     "from raw.validation_results where expectation like '%in_set' "
+                     "and column_name = 'service_tier' order by 1")
+    assert rows == [(DAY, "service_tier", True, 10, 0),
+                    (date(2026, 11, 2), "service_tier", False, 12, 1)]
+    per_date = _query(s, "select load_date, count(*), count(*) filter (where not success) "
+                         "from raw.validation_results group by 1 order by 1")
+    assert per_date[0][1] == per_date[1][1] and [p[2] for p in per_date] == [0, 1]
