@@ -296,3 +296,21 @@ def test_gcp_csv_with_dotted_columns():
          D("0.04"), '{"feature":"doc_summarizer"}'),
         (None, None, "other", None, None, D("0.002"), None, D("0.002"), None),
     ]  # fmt: skip
+
+
+def test_aws_legacy_parquet_tag_columns(tmp_path):
+    pq = tmp_path / "legacy.parquet"
+    con = duckdb.connect()
+    con.execute(
+        f"""copy (select * exclude (resource_tags),
+              case when resource_tags like '%search_answers%' then 'search_answers' end
+                as resource_tags_user_feature
+            from read_csv('{FIX / "aws_cur2_bedrock.csv"}', all_varchar=true))
+        to '{pq}' (format parquet)"""
+    )
+    ingest_billing(con, "aws", [pq])
+    assert lines(con, "token_type, tags::VARCHAR") == [
+        ("input", '{"user_feature":"search_answers"}'),
+        ("other", None),
+        ("output", '{"user_feature":"search_answers"}'),
+    ]

@@ -84,10 +84,16 @@ def _resolve(columns: list[str]) -> tuple[str, dict[str, str]]:
 
 
 def _tags(columns: list[str], types: dict[str, str]) -> str:
-    legacy = [c for c in columns if c.lower().startswith("resourcetags/")]
+    # legacy CUR: one column per tag, `resourceTags/user:team` (CSV) or
+    # `resource_tags_user_team` (Parquet)
+    legacy = {
+        c: c.split("/", 1)[1] if "/" in c else c[len("resource_tags_") :]
+        for c in columns
+        if c.lower().startswith(("resourcetags/", "resource_tags_"))
+    }
     if legacy:
         entries = ", ".join(
-            f"{{'k': {q(c.split('/', 1)[1])}, 'v': cast({_ident(c)} as VARCHAR)}}" for c in legacy
+            f"{{'k': {q(key)}, 'v': cast({_ident(c)} as VARCHAR)}}" for c, key in legacy.items()
         )
         kept = f"list_filter([{entries}], lambda e: e.v is not null and e.v <> '')"
         return (
