@@ -364,6 +364,17 @@ def test_latest_load_wins_and_incremental_picks_up_late_data(warehouse):
         "select count(*), count(distinct call_id) from marts.fct_llm_calls"
     ).fetchone()
     assert n == distinct == len(RESOLUTION_CASES) + 5
+    # the incremental run re-read only the lookback window: latest load 2026-03-02 minus 3 days
+    run_sql = (
+        warehouse["target"]
+        / "target"
+        / "compiled"
+        / "tokenbook"
+        / "models"
+        / "marts"
+        / "fct_llm_calls.sql"
+    ).read_text()
+    assert "where load_date >= cast('2026-02-27' as date)" in run_sql
     dups = con.execute(
         "select sum(rows_superseded) from staging.int_gateway_duplicates"
     ).fetchone()[0]
