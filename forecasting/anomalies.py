@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from forecasting.inputs import STEP_KINDS
-from forecasting.intervals import band, widen
+from forecasting.intervals import band, scores, widen
 from forecasting.models import fit_fallback, fit_prophet, is_flat
 
 MAX_ISOLATED_FLAGS_PER_WEEK = 2
@@ -35,43 +35,63 @@ def score_series(
     lookback_days: int | None = None,
     n_samples: int = 1000,
     seed: int = 0,
+    min_impact: pd.Series | None = None,
 ) -> pd.DataFrame:
-    """Score the days of one series; one row per scored day (``is_anomaly`` marks flags)."""
+    """Score the days of one series; one row per scored day.
+
+    ``factor``: the run's pooled conformal factor at ``level`` (from backtests). Each week the
+    interval is widened by max(factor, the series' own factor from its earlier out-of-sample
+    scores, see ``robust_own_factor``), so a heavy-tailed series gets the width its own errors
+    ask for.
+    ``min_impact`` (by day): a day outside the interval is flagged only when |actual - expected|
+    reaches it (materiality; e.g. a share of total daily spend), so a cents-level series does
+    not raise alarms. ``outside_interval`` keeps the plain definition.
+    ``lookback_days`` limits the OUTPUT to the last days; the weekly fits still run over the
+    history so the series' own calibration is the same as in a full run."""
     h = history.sort_values("ds").reset_index(drop=True)
     h = h[h["ds"] <= as_of]
     if h.empty:
         return pd.DataFrame()
-    y_train = h["y"].to_numpy(float).copy()
-    first = h["ds"].iloc[0]
+    y_all = h["y"].to_numpy(float)
+    y_train = y_all.copy()
+    ds_all = pd.DatetimeIndex(h["ds"])
+    first = ds_all[0]
     start = first + pd.Timedelta(days=min_train_days)
-    if lookback_days is not None:
-        start = max(start, as_of - pd.Timedelta(days=lookback_days - 1))
     if start > as_of:
         return pd.DataFrame()
     monday = start - pd.Timedelta(days=start.weekday())
     rows = []
-    a = (1 - level) / 2
+    own_scores: list[np.ndarray] = []
+    auto_steps: list[pd.Timestamp] = []
     week = 0
     while monday <= as_of:
         sunday = monday + pd.Timedelta(days=6)
-        fit_mask = (h["ds"] < monday).to_numpy()
-        score_mask = ((h["ds"] >= max(monday, start)) & (h["ds"] <= min(sunday, as_of))).to_numpy()
+        fit_mask = ds_all < monday
+        score_mask = (ds_all >= max(monday, start)) & (ds_all <= min(sunday, as_of))
         if score_mask.any() and fit_mask.sum() >= 2:
-            train = pd.DataFrame({"ds": h["ds"][fit_mask], "y": y_train[fit_mask]})
+            train = pd.DataFrame({"ds": ds_all[fit_mask], "y": y_train[fit_mask]})
+            ev = _with_steps(events, auto_steps)
             if fit_mask.sum() >= min_train_days and not is_flat(train["y"].dropna().to_numpy()):
-                model = fit_prophet(train, spec, events, n_samples)
+                model = fit_prophet(train, spec, ev, n_samples, min_days_after_step=3)
             else:
                 model = fit_fallback(train)
-            days = pd.DatetimeIndex(h["ds"][score_mask])
+            days = ds_all[score_mask]
             paths = model.sample(days, n_samples, seed=seed + week)
-            lo, mid, hi = widen(*band(paths, level), factor)
-            y = h["y"].to_numpy(float)[score_mask]
+            raw = band(paths, level)
+            y = y_all[score_mask]
+            own = np.concatenate(own_scores) if own_scores else np.array([])
+            k = max(factor, robust_own_factor(own, level), 1.0)
+            lo, mid, hi = widen(*raw, k)
             above, below = y > hi, y < lo
             width = np.maximum(hi - lo, 1e-12)
             sev = np.where(above, (y - hi) / width, np.where(below, (lo - y) / width, 0.0))
             outside = above | below
             known = _known_events(days, events)
-            flags = outside & (known == "")
+            material = np.ones(len(days), bool)
+            if min_impact is not None:
+                floor = min_impact.reindex(days).fillna(0.0).to_numpy(float)
+                material = np.abs(y - mid) >= floor
+            flags = outside & (known == "") & material
             rows.append(
                 pd.DataFrame(
                     {
@@ -89,19 +109,67 @@ def score_series(
                         "spec": model.spec,
                         "model_version": model.version,
                         "fit_through": monday - pd.Timedelta(days=1),
+                        "calibration_factor": k,
                     }
                 )
             )
-            if 0 < flags.sum() <= MAX_ISOLATED_FLAGS_PER_WEEK:
-                idx = np.flatnonzero(score_mask)[flags]
-                y_train[idx] = np.nan
+            isolated = (
+                flags if 0 < flags.sum() <= MAX_ISOLATED_FLAGS_PER_WEEK else np.zeros_like(flags)
+            )
+            # Own scores: every day but known events and level-shift runs (isolated flags stay
+            # in: leaving them out would let a heavy-tailed series never widen).
+            shift = np.zeros_like(flags)
+            for direction in (above, below):
+                if direction.sum() >= 3:
+                    shift |= direction
+            own_scores.append(scores(y, *raw)[(known == "") & ~shift])
+            # A run of same-direction misses is a level shift (an unlisted launch, a model
+            # switch): later fits get a step there. Isolated flags are left out of later fits.
+            for direction in (above, below):
+                if direction.sum() >= 3 and (known[direction] == "").all():
+                    auto_steps.append(days[np.flatnonzero(direction)[0]])
+            if isolated.any():
+                y_train[np.flatnonzero(score_mask)[isolated]] = np.nan
         monday += pd.Timedelta(days=7)
         week += 1
     out = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
     if not out.empty:
         out["interval_level"] = level
-        out["quantiles"] = f"{a:.4f}/{1 - a:.4f}"
+        if lookback_days is not None:
+            out = out[out["ds"] > as_of - pd.Timedelta(days=lookback_days)].reset_index(drop=True)
     return out
+
+
+def robust_own_factor(own: np.ndarray, level: float, min_scores: int = 21) -> float:
+    """The series' own widening factor from its earlier out-of-sample scores (flags included):
+    the 90th-percentile score rescaled to ``level`` as a normal tail would be. Using q90 rather
+    than the extreme quantile keeps one runaway day from blinding the series for the rest of
+    its history; a calibrated model gives about 1."""
+    own = np.asarray(own, float)
+    own = own[np.isfinite(own)]
+    if len(own) < min_scores:
+        return 0.0
+    from statistics import NormalDist
+
+    z = NormalDist().inv_cdf
+    return float(np.quantile(own, 0.90)) * z(0.5 + level / 2) / z(0.95)
+
+
+def _with_steps(events: pd.DataFrame | None, steps: list[pd.Timestamp]) -> pd.DataFrame | None:
+    if not steps:
+        return events
+    auto = pd.DataFrame(
+        {
+            "ds": steps,
+            "event_name": [f"level_shift_{d:%Y%m%d}" for d in steps],
+            "kind": "launch",
+            "provider": "",
+            "feature": "",
+        }
+    )
+    if events is None or events.empty:
+        return auto
+    return pd.concat([events, auto], ignore_index=True)
 
 
 def _known_events(days: pd.DatetimeIndex, events: pd.DataFrame | None) -> np.ndarray:

@@ -46,7 +46,10 @@ class ForecastConfig:
     levels: tuple[str, ...] = tuple(LEVELS)
     metrics: tuple[str, ...] = tuple(METRICS)
     anomaly_min_train_days: int = 28
-    anomaly_lookback_days: int | None = None  # None: score all history that has enough training
+    anomaly_lookback_days: int | None = None  # None: output every day that has enough training
+    # Materiality: a flag needs |actual - expected| >= this share of the total's trailing
+    # 28-day mean daily spend (0 disables).
+    anomaly_min_impact_share: float = 0.01
     workers: int = 2
     seed: int = 7
     extra: dict = field(default_factory=dict)

@@ -74,3 +74,23 @@ def events_for_series(events: pd.DataFrame, provider: str | None, feature: str |
     prov_ok = (events["provider"] == "") | (provider is None) | (events["provider"] == provider)
     feat_ok = (events["feature"] == "") | (feature is None) | (events["feature"] == feature)
     return events[prov_ok & feat_ok]
+
+
+def events_from_manifest(manifest: dict) -> pd.DataFrame:
+    """Known changes of the demo organisation as event rows (launch, new feature and model
+    switch are deliberate changes a real team would list in the events seed; the runaway and
+    degraded days are NOT events: they are what anomaly flags must find)."""
+    ev = manifest.get("events", {})
+    rows = []
+    for key in ("launch", "new_feature", "model_switch"):
+        if key in ev and ev[key].get("date"):
+            rows.append(
+                {
+                    "ds": pd.Timestamp(ev[key]["date"]),
+                    "event_name": f"demo_{key}",
+                    "kind": "launch",
+                    "provider": "",
+                    "feature": ev[key].get("feature", ""),
+                }
+            )
+    return pd.DataFrame(rows, columns=["ds", "event_name", "kind", "provider", "feature"])

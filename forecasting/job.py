@@ -12,7 +12,13 @@ import pandas as pd
 from forecasting.anomalies import explain_flags
 from forecasting.config import ANOMALY_LEVELS, ForecastConfig
 from forecasting.inputs import load_budgets, load_events, load_fermi_estimates
-from forecasting.pipeline import ForecastRun, Progress, anomaly_series, forecast_frame
+from forecasting.pipeline import (
+    ForecastRun,
+    Progress,
+    anomaly_series,
+    forecast_frame,
+    impact_floor,
+)
 from forecasting.publish import empty_like, publish_bigquery, publish_duckdb, run_tables
 from forecasting.series import load_daily_series
 
@@ -97,7 +103,9 @@ def _last_anomaly_factor(source, warehouse, as_of: date, client=None) -> tuple[f
     return factor, specs
 
 
-def score_day_warehouse(warehouse, as_of: date, cfg: ForecastConfig, con=None, bq_client=None):
+def score_day_warehouse(
+    warehouse, as_of: date, cfg: ForecastConfig, con=None, bq_client=None, events=None
+):
     """Score only ``as_of`` for total / provider / feature spend and rewrite its flag rows.
 
     The fit for the day is the weekly one (data before the day's ISO Monday), so a daily run and
@@ -119,7 +127,8 @@ def score_day_warehouse(warehouse, as_of: date, cfg: ForecastConfig, con=None, b
         source = con if warehouse.kind == "duckdb" else warehouse
         frame = load_daily_series(source, as_of, ANOMALY_LEVELS, ("spend",), client=bq_client)
         factor, specs = _last_anomaly_factor(source, warehouse, as_of, bq_client)
-        events = load_events()
+        events = load_events() if events is None else events
+        floor = impact_floor(frame, cfg.anomaly_min_impact_share)
         parts = []
         as_of_ts = pd.Timestamp(as_of)
         for uid, g in frame.groupby("unique_id", sort=True):
@@ -135,7 +144,7 @@ def score_day_warehouse(warehouse, as_of: date, cfg: ForecastConfig, con=None, b
                 ]
             ].to_dict()
             scored = anomaly_series(
-                meta, g[["ds", "y"]], as_of_ts, cfg, events, specs.get(uid), factor
+                meta, g[["ds", "y"]], as_of_ts, cfg, events, specs.get(uid), factor, floor
             )
             if len(scored):
                 parts.append(scored)

@@ -67,8 +67,10 @@ def fit_prophet(
     spec: str = "additive",
     events: pd.DataFrame | None = None,
     n_samples: int = 1000,
+    min_days_after_step: int = 7,
 ) -> Forecaster:
-    """Fit Prophet on ``history`` (``ds``, ``y``; NaN y = excluded day)."""
+    """Fit Prophet on ``history`` (``ds``, ``y``; NaN y = excluded day). A step event is used
+    only with a week of data before it and ``min_days_after_step`` days from it."""
     from prophet import Prophet
 
     quiet_prophet()

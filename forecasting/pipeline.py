@@ -228,6 +228,15 @@ def forecast_series(
     return out
 
 
+def impact_floor(frame: pd.DataFrame, share: float) -> pd.Series | None:
+    """Per day: ``share`` x the trailing 28-day mean of total daily spend (days before it)."""
+    total = frame[frame["unique_id"] == "spend|total"].sort_values("ds")
+    if total.empty or share <= 0:
+        return None
+    trailing = total["y"].rolling(28, min_periods=7).mean().shift(1)
+    return pd.Series((share * trailing).to_numpy(), index=pd.DatetimeIndex(total["ds"]))
+
+
 def anomaly_series(
     meta: dict,
     history: pd.DataFrame,
@@ -236,6 +245,7 @@ def anomaly_series(
     events,
     spec,
     factor,
+    min_impact: pd.Series | None = None,
 ) -> pd.DataFrame:
     ev = events_for_series(events, meta.get("provider"), meta.get("feature"))
     scored = score_series(
@@ -243,12 +253,13 @@ def anomaly_series(
         as_of,
         cfg.anomaly_level,
         factor=factor,
-        spec=spec or "log",
+        spec="log",  # spend tails are multiplicative: the log spec scores anomalies
         events=ev,
         min_train_days=cfg.anomaly_min_train_days,
         lookback_days=cfg.anomaly_lookback_days,
         n_samples=cfg.n_samples,
         seed=cfg.seed,
+        min_impact=min_impact,
     )
     for k, v in meta.items():
         scored[k] = v
@@ -398,6 +409,7 @@ def forecast_frame(
     anomalies = pd.DataFrame()
     if score_anomalies:
         by_uid = {r["meta"]["unique_id"]: r for r in results}
+        floor = impact_floor(frame, cfg.anomaly_min_impact_share)
         a_tasks = [
             (
                 m,
@@ -407,6 +419,7 @@ def forecast_frame(
                 events,
                 by_uid[m["unique_id"]]["spec"],
                 factors.get("prophet", {"anomaly": 1.0})["anomaly"],
+                floor,
             )
             for m, h in tasks
             if m["metric"] == "spend" and m["series_level"] in ANOMALY_LEVELS and len(h)

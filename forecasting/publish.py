@@ -105,6 +105,7 @@ TABLES: dict[str, list[tuple[str, str]]] = {
         ("spec", "string"),
         ("model_version", "string"),
         ("fit_through", "date"),
+        ("calibration_factor", "float"),
         ("why", "string"),
     ],
 }
@@ -180,6 +181,10 @@ def publish_duckdb(con, tables: dict[str, pd.DataFrame], as_of, schema: str = "m
     try:
         for name, df in tables.items():
             con.execute(duckdb_ddl(name, schema))
+            for col, kind in TABLES[name]:  # tables written by an older version gain new columns
+                con.execute(
+                    f"alter table {schema}.{name} add column if not exists {col} {_DUCK[kind]}"
+                )
             con.execute(f"delete from {schema}.{name} where as_of = ?", [as_of])
             arrow = to_arrow(name, df)
             con.register("_tb_publish", arrow)
