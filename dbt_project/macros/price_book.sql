@@ -45,6 +45,7 @@
 {% macro create_raw_schema() -%}
     {%- if target.type == 'bigquery' -%}
         create schema if not exists `{{ target.database }}`.`{{ target.schema }}_raw`
+        options (location = '{{ target.location or "US" }}')
     {%- else -%}
         create schema if not exists raw
     {%- endif -%}
