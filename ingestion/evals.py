@@ -1,0 +1,362 @@
+"""Load quality-eval results (CSV or JSONL) into ``raw.evals``.
+
+One row per eval run: the feature it judges, the model (provider + price-book model), the eval's
+name, the score (0..1), whether it passed, the feature's quality bar at the time, the number of
+cases and the date it ran. The lever marts (routing, eval-before-switch) read them through
+``stg_evals__results``.
+
+Same guarantees as the other loads, all in DuckDB SQL (no Python loop per row):
+
+- every line is typed with ``try_cast`` and validated; a bad line goes to ``raw.quarantine``
+  (source ``evals``) with every failed rule as its reason, and never stops the good lines;
+- a file that cannot be read, or lacks a required column, raises :class:`EvalsFileError` naming
+  the file and the column;
+- duplicates: a natural key (eval_date, feature, provider, model, eval_name) repeated within a
+  run keeps its LAST line (a re-run of the same eval on the same day restates the result);
+- idempotent: publishing deletes the natural keys the run brings (and the quarantine rows of
+  the run's files) and inserts them again, in one transaction: loading the same file twice
+  gives the same tables;
+- ``raw.load_audit`` gets one row per file: rows read = loaded + quarantined + duplicates.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+from ingestion.billing import redaction
+from ingestion.gateway.schema import LOAD_AUDIT_COLUMNS, QUARANTINE_COLUMNS, duckdb_ddl
+
+SOURCE = "evals"
+
+# raw.evals: one row per eval run (natural key below). (column, DuckDB type, BigQuery type)
+EVALS_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("load_date", "DATE", "DATE"),
+    ("eval_date", "DATE", "DATE"),
+    ("feature", "VARCHAR", "STRING"),
+    ("provider", "VARCHAR", "STRING"),
+    ("model", "VARCHAR", "STRING"),
+    ("eval_name", "VARCHAR", "STRING"),
+    ("score", "DOUBLE", "FLOAT64"),  # 0..1
+    ("passed", "BOOLEAN", "BOOL"),
+    ("quality_bar", "DOUBLE", "FLOAT64"),  # the bar the eval was judged against (may be null)
+    ("cases", "BIGINT", "INT64"),
+    ("source_file", "VARCHAR", "STRING"),
+    ("source_line", "BIGINT", "INT64"),
+)
+KEY = ("eval_date", "feature", "provider", "model", "eval_name")
+REQUIRED = ("eval_date", "feature", "provider", "model", "eval_name", "score", "passed")
+OPTIONAL = ("quality_bar", "cases")
+FIELDS = REQUIRED + OPTIONAL
+SUFFIXES = (".csv", ".csv.gz", ".jsonl", ".jsonl.gz", ".ndjson", ".ndjson.gz")
+
+
+class EvalsError(Exception):
+    """An evals load that cannot run (bad arguments, nothing to load)."""
+
+
+class EvalsFileError(EvalsError):
+    """A file that cannot be read as a whole; the message names the file (and column)."""
+
+
+@dataclass(frozen=True)
+class FileAudit:
+    source_file: str
+    rows_read: int
+    rows_loaded: int
+    rows_quarantined: int
+    rows_duplicate: int
+
+
+@dataclass
+class EvalsLoad:
+    load_id: str
+    load_date: date
+    files: list[FileAudit] = field(default_factory=list)
+
+    @property
+    def rows_read(self) -> int:
+        return sum(f.rows_read for f in self.files)
+
+    @property
+    def rows_loaded(self) -> int:
+        return sum(f.rows_loaded for f in self.files)
+
+    @property
+    def rows_quarantined(self) -> int:
+        return sum(f.rows_quarantined for f in self.files)
+
+    @property
+    def rows_duplicate(self) -> int:
+        return sum(f.rows_duplicate for f in self.files)
+
+
+def _q(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
+    """Files named by ``paths`` (files, or folders searched recursively), stable order."""
+    out: list[Path] = []
+    for arg in paths:
+        p = Path(arg)
+        if p.is_dir():
+            found = sorted(f for f in p.rglob("*") if f.name.lower().endswith(SUFFIXES))
+            if not found:
+                raise EvalsFileError(f"folder {p} holds no eval files ({', '.join(SUFFIXES)})")
+            out += [f for f in found if f not in out]
+        elif p.is_file():
+            if p not in out:
+                out.append(p)
+        else:
+            raise EvalsFileError(f"file not found: {p}")
+    if not out:
+        raise EvalsError("no eval files given")
+    return out
+
+
+def _is_jsonl(path: Path) -> bool:
+    name = path.name.lower()
+    return name.endswith((".jsonl", ".jsonl.gz", ".ndjson", ".ndjson.gz"))
+
+
+def _compression(path: Path) -> str:
+    return "gzip" if path.name.lower().endswith(".gz") else "none"
+
+
+def _read_file(con, idx: int, path: Path, into: str) -> None:
+    """Create TEMP ``into`` (file_idx, source_file, source_line, raw_line, parse_error, <FIELDS>
+    as text) from one file."""
+    p = _q(str(path))
+    head = f"{idx} as file_idx, {_q(str(path))} as source_file"
+    if _is_jsonl(path):
+        lines = (
+            f"select ordinality as n, line from read_csv({p}, columns={{'line': 'VARCHAR'}}, "
+            "delim=chr(31), quote='', escape='', header=false, auto_detect=false, "
+            f"strict_mode=false, new_line='\\n', compression='{_compression(path)}') "
+            "with ordinality"
+        )
+        fields = ", ".join(
+            f"case when is_obj then try(json_extract_string(line, '$.{f}')) end as {f}"
+            for f in FIELDS
+        )
+        sql = f"""
+            create temp table {into} as
+            with l as (
+                select n, line, try(json_keys(line)) as ks
+                from ({lines}) where trim(coalesce(line, '')) <> ''
+            ), k as (
+                select n, line, ks is not null and starts_with(ltrim(line), '{{') as is_obj,
+                       ks is not null as is_json
+                from l
+            )
+            select {head}, n::BIGINT as source_line, line as raw_line,
+                   case when not is_json then 'not JSON'
+                        when not is_obj then 'not a JSON object' end as parse_error,
+                   {fields}
+            from k
+        """
+        try:
+            con.execute(sql)
+        except Exception as exc:  # duckdb raises IOException, InvalidInputException, ...
+            raise EvalsFileError(f"cannot read {path} as JSON lines: {exc}") from exc
+        if con.execute(f"select count(*) from {into} where parse_error is null").fetchone()[0]:
+            present = con.execute(
+                f"""select distinct unnest(json_keys(raw_line)) from {into}
+                    where parse_error is null"""
+            ).fetchall()
+            _check_columns(path, {r[0] for r in present})
+        return
+    try:
+        cols = [
+            r[0]
+            for r in con.execute(
+                f"describe select * from read_csv({p}, all_varchar=true, header=true, "
+                f"compression='{_compression(path)}')"
+            ).fetchall()
+        ]
+    except Exception as exc:
+        raise EvalsFileError(f"cannot read {path} as CSV: {exc}") from exc
+    names = {c.strip().lower(): c for c in cols}
+    _check_columns(path, set(names))
+    fields = ", ".join(
+        f"nullif(trim(\"{names[f]}\"), '') as {f}" if f in names else f"null::VARCHAR as {f}"
+        for f in FIELDS
+    )
+    raw = "to_json({" + ", ".join(f"'{f}': {f}" for f in FIELDS) + "})::VARCHAR"
+    try:
+        con.execute(
+            f"""
+            create temp table {into} as
+            select {head}, (ordinality + 1)::BIGINT as source_line, {raw} as raw_line,
+                   null::VARCHAR as parse_error, {", ".join(FIELDS)}
+            from (
+                select ordinality, {fields}
+                from read_csv({p}, all_varchar=true, header=true, strict_mode=false,
+                              compression='{_compression(path)}') with ordinality
+            )
+            """
+        )
+    except Exception as exc:
+        raise EvalsFileError(f"cannot read {path} as CSV: {exc}") from exc
+
+
+def _check_columns(path: Path, present: set[str]) -> None:
+    missing = [c for c in REQUIRED if c not in present]
+    if missing:
+        raise EvalsFileError(
+            f"{path} has no column {missing[0]!r} (required: {', '.join(REQUIRED)})"
+        )
+
+
+def _typed_sql(parsed: str) -> str:
+    rules = [
+        "p.parse_error",
+        *(
+            f"case when p.parse_error is null and p.{c} is null then 'missing {c}' end"
+            for c in REQUIRED
+        ),
+        "case when p.eval_date is not null and try_cast(p.eval_date as DATE) is null "
+        "then 'unparseable eval_date' end",
+        "case when p.score is not null and try_cast(p.score as DOUBLE) is null "
+        "then 'non-numeric score' end",
+        "case when try_cast(p.score as DOUBLE) not between 0 and 1 "
+        "then 'score outside 0..1' end",
+        "case when p.passed is not null and try_cast(p.passed as BOOLEAN) is null "
+        "then 'unparseable passed' end",
+        "case when p.quality_bar is not null and (try_cast(p.quality_bar as DOUBLE) is null "
+        "or try_cast(p.quality_bar as DOUBLE) not between 0 and 1) "
+        "then 'quality_bar not a number in 0..1' end",
+        "case when p.cases is not null and (try_cast(p.cases as BIGINT) is null "
+        "or try_cast(p.cases as BIGINT) < 0) then 'cases not a non-negative integer' end",
+    ]
+    return f"""
+    select
+        p.file_idx, p.source_file, p.source_line, p.raw_line,
+        nullif(concat_ws('; ', {", ".join(rules)}), '') as reason,
+        try_cast(p.eval_date as DATE) as eval_date,
+        p.feature, lower(p.provider) as provider, lower(p.model) as model, p.eval_name,
+        try_cast(p.score as DOUBLE) as score,
+        try_cast(p.passed as BOOLEAN) as passed,
+        try_cast(p.quality_bar as DOUBLE) as quality_bar,
+        try_cast(p.cases as BIGINT) as cases
+    from {parsed} as p
+    """
+
+
+def ensure_tables(con) -> None:
+    con.execute("create schema if not exists raw")
+    con.execute(duckdb_ddl("raw.evals", EVALS_COLUMNS))
+    con.execute(duckdb_ddl("raw.quarantine", QUARANTINE_COLUMNS))
+    con.execute(duckdb_ddl("raw.load_audit", LOAD_AUDIT_COLUMNS))
+
+
+def ingest_evals(con, paths: Iterable[str | Path], *, load_date: date | None = None) -> EvalsLoad:
+    """Validate and publish eval files into ``raw.evals`` on the DuckDB connection ``con``.
+
+    ``load_date`` is the run's date (Airflow ``ds``); by default the latest valid eval_date the
+    files hold (never the clock). Raises EvalsFileError for an unreadable file or a missing
+    required column, EvalsError when nothing can be dated.
+    """
+    files = expand_paths(paths)
+    started = datetime.now(UTC).replace(tzinfo=None)  # audit metadata only, never logic
+    tmp = [f"_evals_parsed_{i}" for i in range(len(files))]
+    try:
+        for i, path in enumerate(files):
+            con.execute(f"drop table if exists {tmp[i]}")
+            _read_file(con, i, path, tmp[i])
+        union = " union all by name ".join(f"select * from {t}" for t in tmp)
+        con.execute("drop table if exists _evals_typed")
+        con.execute(f"create temp table _evals_typed as {_typed_sql('(' + union + ')')}")
+        if load_date is None:
+            load_date = con.execute(
+                "select max(eval_date) from _evals_typed where reason is null"
+            ).fetchone()[0]
+            if load_date is None:
+                raise EvalsError(
+                    f"no valid eval line to date the load by in {', '.join(map(str, files))}; "
+                    "pass --date YYYY-MM-DD"
+                )
+        key = ", ".join(KEY)
+        con.execute("drop table if exists _evals_checked")
+        con.execute(
+            f"""
+            create temp table _evals_checked as
+            select *,
+                case when reason is null then row_number() over (
+                    partition by reason is null, {key}
+                    order by file_idx desc, source_line desc) > 1
+                else false end as is_duplicate
+            from _evals_typed
+            """
+        )
+        return _publish(con, files, load_date, started)
+    finally:
+        for t in (*tmp, "_evals_typed", "_evals_checked"):
+            con.execute(f"drop table if exists {t}")
+
+
+def _publish(con, files: list[Path], load_date: date, started: datetime) -> EvalsLoad:
+    red = redaction.for_duckdb()
+    ld = f"DATE '{load_date}'"
+    counts = {
+        r[0]: r[1:]
+        for r in con.execute(
+            """select file_idx, count(*),
+                 count(*) filter (where reason is null and not is_duplicate),
+                 count(*) filter (where reason is not null),
+                 count(*) filter (where is_duplicate)
+               from _evals_checked group by file_idx"""
+        ).fetchall()
+    }
+    result = EvalsLoad(f"evals-{load_date}-{uuid.uuid4().hex[:12]}", load_date)
+    for i, path in enumerate(files):
+        read, loaded, quarantined, dup = counts.get(i, (0, 0, 0, 0))
+        result.files.append(FileAudit(str(path), read, loaded, quarantined, dup))
+    finished = datetime.now(UTC).replace(tzinfo=None)
+    cols = ", ".join(c for c, _, _ in EVALS_COLUMNS)
+    file_list = ", ".join(_q(str(p)) for p in files)
+    con.execute("begin transaction")
+    try:
+        ensure_tables(con)
+        con.execute(
+            f"""delete from raw.evals as e where exists (
+                  select 1 from _evals_checked as c
+                  where c.reason is null and not c.is_duplicate
+                    and {" and ".join(f"e.{k} = c.{k}" for k in KEY)})"""
+        )
+        con.execute(
+            f"delete from raw.quarantine where source = {_q(SOURCE)} "
+            f"and source_file in ({file_list})"
+        )
+        con.execute(
+            f"""insert into raw.evals ({cols})
+                select {ld}, eval_date, feature, provider, model, eval_name, score, passed,
+                       quality_bar, cases, source_file, source_line
+                from _evals_checked where reason is null and not is_duplicate
+                order by file_idx, source_line"""
+        )
+        con.execute(
+            f"""insert into raw.quarantine (load_date, source, source_file, line_number, reason,
+                    raw_line)
+                select {ld}, {_q(SOURCE)}, source_file, source_line, reason,
+                       {red.redact_sql("raw_line")}
+                from _evals_checked where reason is not null order by file_idx, source_line"""
+        )
+        con.executemany(
+            f"insert into raw.load_audit ({', '.join(c for c, _, _ in LOAD_AUDIT_COLUMNS)}) "
+            f"values ({', '.join('?' * len(LOAD_AUDIT_COLUMNS))})",
+            [
+                (result.load_id, SOURCE, f.source_file, load_date, f.rows_read, f.rows_loaded,
+                 f.rows_quarantined, f.rows_duplicate, started, finished, "loaded")
+                for f in result.files
+            ],
+        )  # fmt: skip
+        con.execute("commit")
+    except BaseException:
+        con.execute("rollback")
+        raise
+    return result

@@ -1,0 +1,67 @@
+"""`tokenbook ingest evals`: load quality-eval results (CSV / JSONL) into raw.evals.
+
+Register with ``ingest.app.command("evals")(ingest_evals.evals)``.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated
+
+import typer
+
+from tokenbook.commands.common import WarehouseOpt, fail, resolve
+
+
+def _parse_date(text: str | None) -> date | None:
+    if text is None:
+        return None
+    try:
+        return datetime.strptime(text, "%Y-%m-%d").date()
+    except ValueError as exc:
+        raise typer.BadParameter(f"bad --date {text!r}: write YYYY-MM-DD") from exc
+
+
+def evals(
+    paths: Annotated[
+        list[str],
+        typer.Argument(help="Eval files (.csv, .jsonl, gzipped too) or folders.", show_default=False),
+    ],
+    date_: Annotated[
+        str | None,
+        typer.Option(
+            "--date",
+            help="The run's logical date (load_date); default: the latest eval_date loaded.",
+            show_default=False,
+        ),
+    ] = None,
+    warehouse: WarehouseOpt = None,
+) -> None:
+    """Load quality evals (eval_date, feature, provider, model, eval_name, score, passed,
+    quality_bar, cases) into raw.evals: bad lines are quarantined with a reason, a re-load
+    replaces the evals it brings, and every file gets a row in raw.load_audit."""
+    from ingestion.evals import EvalsError, ingest_evals
+
+    settings, wh = resolve(warehouse)
+    if wh.kind != "duckdb":
+        raise fail(
+            "tokenbook ingest evals loads into DuckDB warehouses only for now; load the file "
+            "into <prefix>_raw.evals with a BigQuery load job (columns: ingestion/evals.py "
+            "EVALS_COLUMNS)"
+        )
+    from tokenbook.warehouse import connect_duckdb
+
+    con = connect_duckdb(wh)
+    try:
+        result = ingest_evals(con, paths, load_date=_parse_date(date_))
+    except EvalsError as exc:
+        raise fail(str(exc)) from exc
+    finally:
+        con.close()
+    typer.echo(
+        f"evals load {result.load_date}: {len(result.files)} file(s), {result.rows_read} lines "
+        f"read, {result.rows_loaded} loaded, {result.rows_quarantined} quarantined, "
+        f"{result.rows_duplicate} duplicates"
+    )
+    for f in [f for f in result.files if f.rows_quarantined][:5]:
+        typer.echo(f"  {f.source_file}: {f.rows_quarantined} quarantined (see raw.quarantine)")
