@@ -223,8 +223,7 @@ def _typed_sql(parsed: str) -> str:
         "then 'unparseable eval_date' end",
         "case when p.score is not null and try_cast(p.score as DOUBLE) is null "
         "then 'non-numeric score' end",
-        "case when try_cast(p.score as DOUBLE) not between 0 and 1 "
-        "then 'score outside 0..1' end",
+        "case when try_cast(p.score as DOUBLE) not between 0 and 1 then 'score outside 0..1' end",
         "case when p.passed is not null and try_cast(p.passed as BOOLEAN) is null "
         "then 'unparseable passed' end",
         "case when p.quality_bar is not null and (try_cast(p.quality_bar as DOUBLE) is null "

@@ -25,7 +25,9 @@ def _parse_date(text: str | None) -> date | None:
 def evals(
     paths: Annotated[
         list[str],
-        typer.Argument(help="Eval files (.csv, .jsonl, gzipped too) or folders.", show_default=False),
+        typer.Argument(
+            help="Eval files (.csv, .jsonl, gzipped too) or folders.", show_default=False
+        ),
     ],
     date_: Annotated[
         str | None,
