@@ -257,11 +257,15 @@ def _open(settings):
         con = connect_duckdb(wh)
         sink = DuckDBSink()
     else:
+        import tempfile
+
         import duckdb
 
         from ingestion.bigquery import BigQuerySink  # lazy: google libraries are heavy
 
-        con = duckdb.connect()
+        # in-memory staging; what exceeds the memory limit spills under the system temp dir
+        spill = Path(tempfile.gettempdir()) / "tokenbook-duckdb-spill"
+        con = duckdb.connect(config={"temp_directory": str(spill)})
         sink = BigQuerySink.from_settings(settings)
     if hasattr(sink, "prepare"):
         sink.prepare(con)
@@ -278,11 +282,15 @@ def ingest_gateway(
     con=None,
     run_checkpoint: bool = True,
     max_quarantine_share: float = 0.05,
+    memory_limit: str | None = "2GB",
 ) -> IngestReport:
     """Load gateway-log files into the raw tables; see the module docstring.
 
     ``fmt``: ``auto``/None (detect per file), ``native``, ``litellm`` or ``otel``.
-    ``con``/``sink`` are normally opened from ``settings.warehouse``.
+    ``con`` (tests, callers that hold the warehouse open) is a DuckDB warehouse connection;
+    normally the connection and the sink come from ``settings.warehouse``.
+    ``memory_limit``: DuckDB's limit on the connection this function opens (staged rows beyond
+    it spill to disk); ``max_quarantine_share``: the checkpoint's per-file threshold.
     Raises ReaderError (a missing or unreadable file, a missing Parquet column),
     IngestError (a file with no datable record and no ``date``), ValidationFailed.
     """
@@ -313,6 +321,9 @@ def ingest_gateway(
     if own_con:
         con, sink, wh = _open(settings)
         warehouse_url = wh.url
+        if memory_limit:
+            # staged rows spill to DuckDB's temp directory instead of growing the process
+            con.execute(f"set memory_limit = {_q(memory_limit)}")
     else:
         from ingestion.gateway.duckdb_sink import DuckDBSink
 
