@@ -1,8 +1,41 @@
-"""`tokenbook report`: the HTML report (owner: report)."""
+"""`tokenbook report`: the self-contained HTML report (owner: report)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated
 
-def report() -> None:
-    """Write the self-contained HTML report (not built yet)."""
-    raise NotImplementedError("report is being built")
+import typer
+
+from tokenbook.commands.common import WarehouseOpt, fail, resolve
+
+
+def report(
+    month: Annotated[
+        str | None,
+        typer.Option("--month", help="YYYY-MM; default: the last complete month in the data.",
+                     show_default=False),
+    ] = None,
+    out: Annotated[
+        Path,
+        typer.Option("--out", help="HTML file to write, or a folder for "
+                     "tokenbook-report-YYYY-MM.html."),
+    ] = Path("reports/"),
+    warehouse: WarehouseOpt = None,
+) -> None:
+    """Write one self-contained HTML report (opens offline): spend and cost per outcome by
+    feature, budget, cache, chargeback, reconciliation, forecast, anomalies, savings levers."""
+    from tokenbook.exports import ExportError, parse_month
+    from tokenbook.report import ReportError, write_report
+
+    settings, _ = resolve(warehouse)
+    try:
+        month_start = parse_month(month) if month else None
+    except ExportError as exc:
+        raise fail(str(exc)) from exc
+    target = out if out.suffix else Path(str(out) + "/")
+    try:
+        path = write_report(settings, target if target.suffix else f"{target}/", month_start)
+    except ReportError as exc:
+        raise fail(str(exc)) from exc
+    typer.echo(f"report written: {path}")
