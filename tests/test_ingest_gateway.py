@@ -423,3 +423,16 @@ def test_bigquery_warehouse_stages_in_memory_and_loads_one_job_per_partition(mon
         ("acme-finops.tb_raw.load_audit", "WRITE_APPEND"),
     ]
     assert report.checkpoint.success
+
+
+def test_other_formats_run_through_the_same_pipeline(tmp_path):
+    s = _settings(tmp_path)
+    fixtures = FIX.parent
+    report = _ingest([fixtures / "litellm" / "spend_logs.jsonl",
+                      fixtures / "otel" / "genai_spans.jsonl", FIX / "calls.jsonl"], s, date=LOAD)
+    assert [f.source_format for f in report.files] == ["litellm", "otel", "native"]
+    for f in report.files:
+        assert f.rows_loaded > 0
+        assert f.rows_read == f.rows_loaded + f.rows_quarantined + f.rows_duplicate
+    assert _query(s, "select source_format, count(*) from raw.gateway_calls group by 1 "
+                     "order by 1")[1] == ("native", 5)
