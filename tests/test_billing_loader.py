@@ -229,3 +229,19 @@ def test_a_broken_file_among_many_is_named(tmp_path):
         ).fetchone()[0]
         == 0
     )
+
+
+def test_only_identical_results_are_duplicates(tmp_path):
+    page = (FIX / "openai_usage_completions_page1.json").read_text()
+    again = tmp_path / "usage-again.json"
+    again.write_text(page)  # the same page saved twice: all duplicates
+    other = tmp_path / "usage-other-group.json"
+    other.write_text(page.replace('"output_tokens": 150000', '"output_tokens": 150001'))
+    con = duckdb.connect()
+    (r,) = ingest_billing(
+        con, "openai", [FIX / "openai_usage_completions_page1.json", again, other],
+        load_date=date(2026, 11, 2),
+    )  # fmt: skip
+    per_file = [(f.rows_read, f.rows_loaded, f.rows_duplicate) for f in r.files]
+    # the changed result (gpt-4o: 4 lines) loads again; the unchanged gpt-4o-mini one (3) does not
+    assert per_file == [(7, 7, 0), (7, 0, 7), (7, 4, 3)]

@@ -48,7 +48,10 @@ def _f(name: str) -> str:
 
 
 def _key(*parts: str) -> str:
-    return "concat_ws('|', " + ", ".join(f"coalesce(cast({p} as VARCHAR), '')" for p in parts) + ")"
+    """The line's dimensions, plus a hash of the whole result: only an identical result (the
+    same page saved twice) is a duplicate; two results of one group both load."""
+    dims = ", ".join(f"coalesce(cast({p} as VARCHAR), '')" for p in parts)
+    return f"concat_ws('|', {dims}, substr(md5(cast(result as VARCHAR)), 1, 16))"
 
 
 def _common() -> dict[str, str]:

@@ -122,6 +122,8 @@ def _selects(src, view: str) -> list[str]:
                 sku_desc,
                 src.get("usage_start_time"),
                 src.get("usage_end_time"),
+                src.get("cost"),
+                src.get("usage.amount"),
                 src.get("cost_type"),
                 month,
                 "cast(" + labels + " as VARCHAR)",
