@@ -44,12 +44,11 @@ Ordinary ids stay: uuids, ``req_...`` ids, hex hashes and 32-hex trace ids (a di
 to letters or ``_`` is never a candidate), token counts and epoch timestamps.
 
 Cost (measured on this 2-core machine under load, 1M JSON metadata strings of ~200 chars, 2%
-with PII; ``/tmp`` script in the issue-2 report): the gate ``may_contain_pii_sql`` is one RE2
-scan, ~1.5 s per 1M; the full redaction costs ~20 us per row it runs on. Inside one
-``CASE`` DuckDB still pays much of the full path per vector, so ``redact_sql`` over 1M rows
-took ~10 s, while "flag with ``may_contain_pii_sql``, then ``redact_sql`` only the flagged
-rows (a separate SELECT / table)" took ~1.5 s + ~1.2 s. Callers on a hot path should do the
-latter.
+with PII): the gate (``may_contain_pii_sql``) is one RE2 scan, ~1-1.5 s per 1M; the full
+redaction costs ~20 us per row it runs on and runs only on rows the gate lets through (the
+gate is applied through a list, because DuckDB runs lambdas on all rows even under a CASE).
+To flag rows, use ``may_contain_pii_sql`` rather than ``redact_sql(x) <> x``: same rows
+(a superset), without running any stage.
 
 Pseudonymisation is HMAC-SHA256 built from DuckDB's ``sha256`` over BLOBs (RFC 2104; the key's
 inner/outer pads are computed in Python once per call), output ``cust_`` + the first 16 hex.
@@ -292,10 +291,14 @@ def may_contain_pii_sql(expr: str) -> str:
 
 
 def redact_sql(expr: str) -> str:
-    """DuckDB expression: ``expr`` (VARCHAR) with every PII match replaced by a marker."""
-    gate = f"pii_r IS NULL OR NOT regexp_matches(pii_r, {_lit(_ANY)})"
-    body = f"CASE WHEN {gate} THEN pii_r ELSE {_full_sql('pii_r')} END"
-    return _bind(f"CAST(({expr}) AS VARCHAR)", body, "pii_r")
+    """DuckDB expression: ``expr`` (VARCHAR) with every PII match replaced by a marker.
+
+    Gating through a list: a row the gate rejects becomes an empty list, so the lambdas of
+    the full redaction never run on it (DuckDB evaluates lambdas on every element of the
+    list child, whatever a surrounding CASE says)."""
+    e = f"CAST(({expr}) AS VARCHAR)"
+    gated = f"CASE WHEN regexp_matches({e}, {_lit(_ANY)}) THEN [{e}] ELSE [] END"
+    return f"coalesce(list_transform({gated}, lambda pii_r: {_full_sql('pii_r')})[1], {e})"
 
 
 def _marker_count(expr: str, kind: str) -> str:
