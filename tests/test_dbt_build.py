@@ -23,7 +23,8 @@ from tokenbook.warehouse import parse_warehouse
 
 # This models; the marts engineer's marts are built and tested by their own suite.
 MY_NODES = [
-    "path:models/staging",
+    "path:models/staging/gateway",
+    "path:models/staging/pricing",
     "path:models/intermediate",
     "fct_llm_calls",
     "mart_unpriced_calls",

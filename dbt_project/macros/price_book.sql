@@ -9,7 +9,10 @@
         'priority_input_per_mtok', 'priority_output_per_mtok', 'priority_cache_read_per_mtok',
         'flex_input_per_mtok', 'flex_output_per_mtok', 'flex_cache_read_per_mtok',
         'tier_input_per_mtok', 'tier_cache_read_per_mtok', 'tier_cache_write_5m_per_mtok',
-        'tier_cache_write_1h_per_mtok', 'tier_output_per_mtok'
+        'tier_cache_write_1h_per_mtok', 'tier_output_per_mtok',
+        'tier_batch_input_per_mtok', 'tier_batch_output_per_mtok',
+        'tier_priority_input_per_mtok', 'tier_priority_cache_read_per_mtok',
+        'tier_priority_output_per_mtok', 'tier_flex_input_per_mtok', 'tier_flex_output_per_mtok'
     ]) }}
 {%- endmacro %}
 

@@ -63,6 +63,17 @@ TIER_FIELDS: dict[str, str] = {
     "tier_cache_write_1h_per_mtok": "cache_creation_input_token_cost_above_1hr",
     "tier_output_per_mtok": "output_cost_per_token",
 }
+# Above-tier prices of the other service modes, where the map has them
+# (`input_cost_per_token_above_200k_tokens_priority`, ..._batches, ..._flex).
+TIER_MODE_FIELDS: dict[str, tuple[str, str]] = {
+    "tier_batch_input_per_mtok": ("input_cost_per_token", "batches"),
+    "tier_batch_output_per_mtok": ("output_cost_per_token", "batches"),
+    "tier_priority_input_per_mtok": ("input_cost_per_token", "priority"),
+    "tier_priority_cache_read_per_mtok": ("cache_read_input_token_cost", "priority"),
+    "tier_priority_output_per_mtok": ("output_cost_per_token", "priority"),
+    "tier_flex_input_per_mtok": ("input_cost_per_token", "flex"),
+    "tier_flex_output_per_mtok": ("output_cost_per_token", "flex"),
+}
 TIERS_K = (32, 100, 128, 200, 256, 272, 512)
 
 COLUMNS: tuple[str, ...] = (
@@ -72,6 +83,7 @@ COLUMNS: tuple[str, ...] = (
     *PRICE_FIELDS,
     "tier_threshold_tokens",
     *TIER_FIELDS,
+    *TIER_MODE_FIELDS,
     "request_fee_usd",
     "litellm_key",
     "litellm_provider",
@@ -81,6 +93,7 @@ PRICE_COLUMNS: tuple[str, ...] = (
     *PRICE_FIELDS,
     "tier_threshold_tokens",
     *TIER_FIELDS,
+    *TIER_MODE_FIELDS,
     "request_fee_usd",
 )
 
@@ -176,6 +189,9 @@ def to_price_rows(
         for col, field in TIER_FIELDS.items():
             value = entry.get(f"{field}_above_{threshold}k_tokens") if threshold else None
             row[col] = _per_million(value, key, field)
+        for col, (field, mode) in TIER_MODE_FIELDS.items():
+            value = entry.get(f"{field}_above_{threshold}k_tokens_{mode}") if threshold else None
+            row[col] = _per_million(value, key, f"{field}_above_{threshold}k_tokens_{mode}")
         fee = entry.get("input_cost_per_request")
         row["request_fee_usd"] = Decimal(fee).normalize() if fee is not None else None
         row["litellm_key"] = key

@@ -11,7 +11,8 @@
     - batch calls at the batch prices, or 50% of the standard price where the map has none
     - priority / flex service tiers at their prices where the map has them, else standard
     - input above the model's context tier (input_tokens > threshold, cache tokens included)
-      prices the WHOLE call at the tier prices (batch: 50% of the tier price)
+      prices the WHOLE call at the tier prices of its mode (batch / priority / flex tier
+      prices where the map has them; else batch = 50% of the tier price, others = tier price)
     - a per-request fee when the map has one
     - the price in force on the call's date (valid_from <= call_date < valid_to)
     - calls with billed tokens are costed whatever their status (failed calls included)
@@ -116,11 +117,17 @@ prices as (
         tier_cache_write_5m,
         tier_cache_write_1h,
         tier_output,
-        {{ tokenbook.to_money('tier_input * ' ~ half) }} as tier_batch_input,
+        coalesce(tier_batch_input_per_mtok, {{ tokenbook.to_money('tier_input * ' ~ half) }}) as tier_batch_input,
         {{ tokenbook.to_money('tier_cache_read * ' ~ half) }} as tier_batch_cache_read,
         {{ tokenbook.to_money('tier_cache_write_5m * ' ~ half) }} as tier_batch_cache_write_5m,
         {{ tokenbook.to_money('tier_cache_write_1h * ' ~ half) }} as tier_batch_cache_write_1h,
-        {{ tokenbook.to_money('tier_output * ' ~ half) }} as tier_batch_output
+        coalesce(tier_batch_output_per_mtok, {{ tokenbook.to_money('tier_output * ' ~ half) }}) as tier_batch_output,
+        coalesce(tier_priority_input_per_mtok, tier_input) as tier_priority_input,
+        coalesce(tier_priority_cache_read_per_mtok, tier_cache_read) as tier_priority_cache_read,
+        coalesce(tier_priority_output_per_mtok, tier_output) as tier_priority_output,
+        coalesce(tier_flex_input_per_mtok, tier_input) as tier_flex_input,
+        tier_cache_read as tier_flex_cache_read,
+        coalesce(tier_flex_output_per_mtok, tier_output) as tier_flex_output
     from (
         select
             *,
@@ -175,8 +182,14 @@ with_price as (
         {%- set col = "case when resolved.cache_write_ttl = '1h' then p.{m}cache_write_1h else p.{m}cache_write_5m end" if kind == 'cache_write' else 'p.{m}' ~ kind %}
         case
             when p.tier_threshold_tokens is not null and resolved.input_tokens > p.tier_threshold_tokens
-                then case when resolved.is_batch then {{ col | replace('{m}', 'tier_batch_') }}
-                          else {{ col | replace('{m}', 'tier_') }} end
+                then case
+                    when resolved.is_batch then {{ col | replace('{m}', 'tier_batch_') }}
+                    {%- if kind != 'cache_write' %}
+                    when resolved.service_tier = 'priority' then {{ col | replace('{m}', 'tier_priority_') }}
+                    when resolved.service_tier = 'flex' then {{ col | replace('{m}', 'tier_flex_') }}
+                    {%- endif %}
+                    else {{ col | replace('{m}', 'tier_') }}
+                end
             when resolved.is_batch then {{ col | replace('{m}', 'batch_') }}
             {%- if kind != 'cache_write' %}
             when resolved.service_tier = 'priority' then {{ col | replace('{m}', 'priority_') }}
