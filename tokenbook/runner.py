@@ -107,7 +107,7 @@ def gateway_files(data_dir: Path, date_from: date | None, date_to: date | None) 
 
 
 def _demo(plan: RunPlan, result: RunResult) -> dict:
-    from tokenbook.demo import generate
+    from tokenbook.demo import generate_with_billing
 
     end = plan.demo_end or (date.today() - timedelta(days=1))
     manifest_path = plan.data_dir / "manifest.json"
@@ -118,16 +118,9 @@ def _demo(plan: RunPlan, result: RunResult) -> dict:
         if all(str(manifest.get(k)) == str(v) for k, v in wanted.items()):
             console.print(f"  demo data already in {plan.data_dir} (same seed, days, end, scale)")
             return manifest
-    with console.status(f"  writing {plan.demo_days} days of demo gateway logs"):
-        manifest = generate(plan.data_dir, days=plan.demo_days, end=end, seed=plan.demo_seed,
-                            scale=plan.demo_scale)
-    try:  # vendor exports that match the demo's calls, where that part is built
-        from tokenbook.demo.billing import write_vendor_exports
-    except ImportError:
-        write_vendor_exports = None
-    if write_vendor_exports is not None:
-        with console.status("  writing the demo's vendor billing exports"):
-            manifest["billing"] = write_vendor_exports(plan.data_dir, manifest, plan.demo_seed)
+    with console.status(f"  writing {plan.demo_days} days of demo gateway logs and vendor bills"):
+        manifest = generate_with_billing(plan.data_dir, days=plan.demo_days, end=end,
+                                         seed=plan.demo_seed, scale=plan.demo_scale)
     calls = manifest.get("counts", {}).get("calls") or manifest.get("calls")
     console.print(f"  {len(manifest.get('files', []))} daily files, {calls} calls, "
                   f"events: {', '.join(sorted(manifest.get('events', {})))}")

@@ -30,11 +30,12 @@ def demo_data(
 ) -> None:
     """Write a realistic, deterministic demo company's gateway logs (one gzip JSONL file per day)
     with planted events (launch, runaway day, prompt growth, model switch, new feature, degraded
-    provider), PII in free-text fields and dirty lines; the manifest lists them all."""
-    from tokenbook.demo import generate
+    provider), PII in free-text fields and dirty lines, plus the five vendors' matching billing
+    exports with planted reconciliation gaps; the manifest lists them all."""
+    from tokenbook.demo import generate_with_billing
 
     try:
-        manifest = generate(out, days=days, end=end.date(), seed=seed, scale=scale)
+        manifest = generate_with_billing(out, days=days, end=end.date(), seed=seed, scale=scale)
     except (ValueError, OSError) as exc:
         raise fail(f"demo-data: {exc}") from exc
     ev = manifest["events"]
@@ -59,4 +60,7 @@ def demo_data(
         if name == "model_switch":
             extra = f" ({e['from_model']} -> {e['to_model']})"
         typer.echo(f"  {name:<14} {when}  {where}{extra}")
+    gaps = manifest.get("billing", {}).get("gaps", {})
+    typer.echo(f"vendor billing exports in {out / 'billing'}; planted gaps: "
+               + (", ".join(sorted(gaps)) if gaps else "none"))
     typer.echo(f"manifest: {out / 'manifest.json'}")
