@@ -436,3 +436,28 @@ def test_other_formats_run_through_the_same_pipeline(tmp_path):
         assert f.rows_read == f.rows_loaded + f.rows_quarantined + f.rows_duplicate
     assert _query(s, "select source_format, count(*) from raw.gateway_calls group by 1 "
                      "order by 1")[1] == ("native", 5)
+
+
+def test_gs_uris_are_fetched_and_recorded_by_uri(tmp_path, monkeypatch):
+    from ingestion import bigquery as bq
+
+    class Blob:
+        def __init__(self, name):
+            self.name = name
+
+        def download_to_filename(self, dest):
+            shutil.copy(FIX / "calls.jsonl.gz", dest)
+
+    class Client:
+        def list_blobs(self, bucket, prefix):
+            assert (bucket, prefix) == ("acme-logs", "gateway/")
+            return [Blob("gateway/gateway-2026-11-01.jsonl.gz")]
+
+    monkeypatch.setattr(bq, "_storage", lambda: type("storage", (), {"Client": Client}))
+    s = _settings(tmp_path)
+    report = _ingest(["gs://acme-logs/gateway/"], s, date=LOAD)
+    assert [f.source_file for f in report.files] == [
+        "gs://acme-logs/gateway/gateway-2026-11-01.jsonl.gz"]
+    assert report.rows_loaded == 5
+    assert _query(s, "select distinct source_file from raw.quarantine") == [
+        ("gs://acme-logs/gateway/gateway-2026-11-01.jsonl.gz",)]

@@ -26,6 +26,7 @@ No wall-clock value reaches a data table: ``started_at``/``finished_at`` live in
 
 from __future__ import annotations
 
+import tempfile
 import threading
 import time
 import uuid
@@ -309,7 +310,36 @@ def ingest_gateway(
         timings[stage], timings[stage + "_cpu"] = now - marks[0], cpu - marks[1]
         marks[:] = [now, cpu]
 
-    files = expand_paths(paths)
+    remote = tempfile.TemporaryDirectory(prefix="tokenbook-gcs-")
+    try:
+        return _ingest(paths, settings, date, window_days, fmt, progress, con, run_checkpoint,
+                       max_quarantine_share, memory_limit, started, timings, lap, t0, c0, remote)
+    finally:
+        remote.cleanup()
+
+
+def _fetch_remote(paths: Iterable[str | Path], into: Path) -> tuple[list[str | Path], dict]:
+    """gs:// arguments downloaded (one request per object) into ``into``; returns the local
+    arguments and a map local file -> the name recorded as source_file."""
+    local: list[str | Path] = []
+    names: dict[str, str] = {}
+    for arg in paths:
+        if str(arg).startswith("gs://"):
+            from ingestion.bigquery import fetch_gcs
+
+            for f in fetch_gcs(str(arg), into):
+                names[str(f)] = "gs://" + f.relative_to(into).as_posix()
+                local.append(f)
+        else:
+            local.append(arg)
+    return local, names
+
+
+def _ingest(paths, settings, date, window_days, fmt, progress, con, run_checkpoint,
+            max_quarantine_share, memory_limit, started, timings, lap, t0, c0, remote):
+    local, names = _fetch_remote(paths, Path(remote.name))
+    files = expand_paths(local)
+    source_names = [names.get(str(f), str(f)) for f in files]
     formats = [detect_format(f) if fmt in (None, "auto") else fmt for f in files]
     readers = {name: get_reader(name) for name in set(formats)}
     before = window_days if window_days is not None else settings.window_days_before
@@ -341,7 +371,7 @@ def ingest_gateway(
                 progress("read", idx, n, str(path))
             reader_table = f"_tb_read_{idx}"
             readers[name](con, path, reader_table)
-            select = _typed_select(reader_table, idx, str(path), name)
+            select = _typed_select(reader_table, idx, source_names[idx], name)
             if idx == 0:
                 con.execute(f"create temp table _tb_typed as {select}")
             else:
@@ -433,7 +463,7 @@ def ingest_gateway(
             "from _tb_files order by file_idx"
         ).fetchall()
         report.files = [
-            FileReport(str(files[i]), formats[i], d, read_, loaded, quar, dup)
+            FileReport(source_names[i], formats[i], d, read_, loaded, quar, dup)
             for i, d, read_, loaded, quar, dup in counts
         ]
 

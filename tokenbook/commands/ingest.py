@@ -68,6 +68,7 @@ def gateway(
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
+    from ingestion.bigquery import BigQueryLoadError  # light: google is imported on use
     from ingestion.gateway.pipeline import IngestError, ValidationFailed, ingest_gateway
     from ingestion.gateway.readers import FORMATS, ReaderError
 
@@ -113,7 +114,7 @@ def gateway(
             failed = None
         except ValidationFailed as exc:
             report, failed = exc.report, exc
-        except (ReaderError, IngestError, FileNotFoundError) as exc:
+        except (ReaderError, IngestError, BigQueryLoadError, FileNotFoundError) as exc:
             raise fail(str(exc)) from exc
     _print_summary(report)
     if failed is not None:
