@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 
 from ingestion.gateway.schema import NATIVE_FIELDS, REQUIRED_FIELDS
 from tokenbook.cli import app
-from tokenbook.demo import generate, plan
+from tokenbook.demo import generate, generate_with_billing, plan
 
 REPO = Path(__file__).resolve().parent.parent
 END = date(2026, 11, 27)
@@ -114,7 +114,7 @@ def records(lines) -> dict:
 
 def test_same_seed_gives_identical_bytes_and_other_seed_moves_events(demo, tmp_path):
     out, manifest = demo
-    again = generate(tmp_path / "again", days=DAYS, end=END, seed=7, scale=SCALE)
+    again = generate_with_billing(tmp_path / "again", days=DAYS, end=END, seed=7, scale=SCALE)
     assert _files_digest(out) == _files_digest(tmp_path / "again")
     assert again == manifest
 
