@@ -108,7 +108,7 @@ def _read_json(con, path: Path, into: str) -> None:
         source = (
             f"select ordinality as n, line from read_csv({p}, columns={{'line': 'VARCHAR'}}, "
             "delim=chr(31), quote='', escape='', header=false, auto_detect=false, "
-            "strict_mode=false, max_line_size=67108864, new_line='\\n', "
+            "strict_mode=false, max_line_size=4194304, buffer_size=33554432, new_line='\\n', "
             f"compression={'gzip' if is_gzip(path) else 'none'!r}) with ordinality"
         )
     try:

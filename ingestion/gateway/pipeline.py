@@ -395,10 +395,10 @@ def _ingest(paths, settings, date, window_days, fmt, progress, con, run_checkpoi
             ).fetchall()
             found = {i: valid or anyts for i, valid, anyts in rows}
             file_dates = {}
-            for i, path in enumerate(files):
+            for i, name in enumerate(source_names):
                 if found.get(i) is None:
                     raise IngestError(
-                        f"{path}: no record with a parseable timestamp, so the file cannot be "
+                        f"{name}: no record with a parseable timestamp, so the file cannot be "
                         "dated; pass --date YYYY-MM-DD"
                     )
                 file_dates[i] = found[i]
