@@ -24,7 +24,7 @@ from functools import partial
 import numpy as np
 import pandas as pd
 
-from forecasting.anomalies import score_series
+from forecasting.anomalies import robust_own_factor, score_series
 from forecasting.backtest import (
     backtest_points,
     interval_coverage,
@@ -327,9 +327,13 @@ def calibration_factors(results: list[dict], cfg: ForecastConfig) -> dict:
         if pts:
             p = pd.concat(pts, ignore_index=True)
             p = p[p["phase"] == "calibration"]
-            for key, level in (("daily", cfg.interval_level), ("anomaly", cfg.anomaly_level)):
-                s = scores(p["y"], p[f"lo_{level}"], p["p50"], p[f"hi_{level}"])
-                f[key] = conformal_factor(s, level)
+            L, A = cfg.interval_level, cfg.anomaly_level
+            f["daily"] = conformal_factor(scores(p["y"], p[f"lo_{L}"], p["p50"], p[f"hi_{L}"]), L)
+            # At the anomaly level the conformal rank is the maximum for n < 100 and any spike in
+            # the backtest window would set it: use the outlier-robust estimate instead.
+            f["anomaly"] = robust_own_factor(
+                scores(p["y"], p[f"lo_{A}"], p["p50"], p[f"hi_{A}"]), A, min_scores=1
+            )
         if sums:
             s_ = pd.concat(sums, ignore_index=True)
             s_ = s_[s_["phase"] == "calibration"]

@@ -1,0 +1,215 @@
+"""Anomaly flags: a planted spike is flagged by a fit that did not see it, other days rarely
+are, known launches are not flags, and each flag gets a ``why`` from the ledger."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import date
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+
+from forecasting.anomalies import score_series
+from forecasting.config import ForecastConfig
+from forecasting.inputs import events_from_manifest, load_budgets, load_fermi_estimates
+from forecasting.job import forecast_warehouse, score_day_warehouse
+from forecasting.pipeline import forecast_frame
+from forecasting.synthetic import make_ledger, synthetic_series
+from tokenbook.warehouse import parse_warehouse
+
+AS_OF = date(2026, 11, 20)
+SPIKE_DAY = 95  # 2026-10-17 for 120 days ending 2026-11-20
+NO_EVENTS = pd.DataFrame(columns=["ds", "event_name", "kind", "provider", "feature"])
+CFG = ForecastConfig(
+    n_samples=200, workers=2, metrics=("spend",), levels=("total", "provider", "feature")
+)
+
+
+@pytest.fixture(scope="module")
+def run():
+    parts = [
+        synthetic_series(
+            "spend|total", AS_OF, level=400, spike_day=SPIKE_DAY, spike_factor=2.0, seed=11
+        ),
+        synthetic_series(
+            "spend|provider|provider=openai",
+            AS_OF,
+            level=250,
+            seed=12,
+            series_level="provider",
+            provider="openai",
+        ),
+        synthetic_series(
+            "spend|provider|provider=anthropic",
+            AS_OF,
+            level=150,
+            noise=0.12,
+            seed=13,
+            series_level="provider",
+            provider="anthropic",
+        ),
+        synthetic_series(
+            "spend|feature|feature=support_chat",
+            AS_OF,
+            level=120,
+            seed=14,
+            spike_day=SPIKE_DAY,
+            spike_factor=4.0,
+            series_level="feature",
+            feature="support_chat",
+        ),
+        synthetic_series(
+            "spend|feature|feature=code_review",
+            AS_OF,
+            level=90,
+            noise=0.15,
+            seed=15,
+            series_level="feature",
+            feature="code_review",
+        ),
+        synthetic_series(
+            "spend|feature|feature=search_answers",
+            AS_OF,
+            level=60,
+            seed=16,
+            weekly_amplitude=0.4,
+            series_level="feature",
+            feature="search_answers",
+        ),
+    ]
+    frame = pd.concat(parts, ignore_index=True)
+    return forecast_frame(
+        frame, AS_OF, NO_EVENTS, load_fermi_estimates().iloc[:0], load_budgets(), CFG
+    )
+
+
+def test_planted_spike_is_flagged_and_other_days_rarely(run):
+    a = run.anomalies
+    spike = pd.Timestamp(AS_OF) - pd.Timedelta(days=119 - SPIKE_DAY)
+    hit = a[(a["ds"] == spike) & a["is_anomaly"]].set_index("unique_id")
+    assert {"spend|total", "spend|feature|feature=support_chat"} <= set(hit.index)
+    assert hit.loc["spend|feature|feature=support_chat", "direction"] == "above"
+    assert hit.loc["spend|feature|feature=support_chat", "severity"] > 1
+    others = a[~((a["ds"] == spike) & a["unique_id"].isin(hit.index))]
+    assert len(others) > 500  # 6 series x ~90 scored days
+    assert others["is_anomaly"].mean() <= 0.01
+
+
+def test_flag_rows_carry_level_bounds_version_and_an_unseen_fit(run):
+    a = run.anomalies
+    assert set(a["interval_level"]) == {0.99}
+    assert (a["lower"] <= a["expected"]).all() and (a["expected"] <= a["upper"]).all()
+    assert (a["fit_through"] < a["ds"]).all()  # the fit never saw the day it scores
+    assert ((a["ds"] - a["fit_through"]).dt.days <= 7).all()  # weekly refits
+    assert a["model_version"].str.startswith("tb-fc-1/").all()
+    f = a[a["is_anomaly"]]
+    expected_sev = np.where(
+        f["direction"] == "above",
+        (f["actual"] - f["upper"]) / (f["upper"] - f["lower"]),
+        (f["lower"] - f["actual"]) / (f["upper"] - f["lower"]),
+    )
+    np.testing.assert_allclose(f["severity"], expected_sev, rtol=1e-9)
+    assert set(a["series_level"]) == {"total", "provider", "feature"}
+
+
+def test_known_launch_is_recorded_not_flagged():
+    h = synthetic_series(
+        "spend|feature|feature=code_review",
+        AS_OF,
+        level=100,
+        noise=0.05,
+        launch_day=80,
+        launch_lift=1.5,
+        seed=3,
+    )[["ds", "y"]]
+    launch = h["ds"].iloc[80]
+    plain = score_series(h, pd.Timestamp(AS_OF), 0.99, n_samples=300)
+    assert plain.loc[plain["ds"] == launch, "is_anomaly"].item()  # an unlisted launch is news
+    events = pd.DataFrame(
+        {
+            "ds": [launch],
+            "event_name": ["code_review_v2"],
+            "kind": ["launch"],
+            "provider": [""],
+            "feature": ["code_review"],
+        }
+    )
+    known = score_series(h, pd.Timestamp(AS_OF), 0.99, events=events, n_samples=300)
+    day = known[known["ds"] == launch].iloc[0]
+    assert day["outside_interval"] and not day["is_anomaly"]
+    assert day["known_event"] == "code_review_v2"
+    assert not known.loc[known["ds"] >= launch, "is_anomaly"].any()
+
+
+def test_events_from_demo_manifest():
+    manifest = {
+        "events": {
+            "launch": {"feature": "code_review", "date": "2026-09-12"},
+            "runaway_day": {"feature": "email_drafter", "date": "2026-08-30"},
+            "model_switch": {"feature": "support_chat", "date": "2026-09-27"},
+        }
+    }
+    ev = events_from_manifest(manifest)
+    assert list(ev["event_name"]) == ["demo_launch", "demo_model_switch"]  # runaway is no event
+    assert set(ev["kind"]) == {"launch"}
+
+
+@pytest.fixture(scope="module")
+def ledger_warehouse(tmp_path_factory):
+    path = tmp_path_factory.mktemp("wh") / "tokenbook.duckdb"
+    wh = parse_warehouse(f"duckdb:///{path}")
+    con = duckdb.connect(str(path))
+    spike = {
+        "day": 45,
+        "feature": "code_review",
+        "provider": "openai",
+        "model": "o4-mini",
+        "segment": "smb",
+        "template": "review_agent_loop",
+        "calls": 300,
+        "tokens": 8000,
+    }
+    make_ledger(con, AS_OF, days=63, seed=5, spike=spike)
+    con.close()
+    return wh, pd.Timestamp(AS_OF) - pd.Timedelta(days=62 - 45)
+
+
+def test_warehouse_run_flags_the_spike_with_a_why(ledger_warehouse):
+    wh, spike_day = ledger_warehouse
+    cfg = CFG
+    run = forecast_warehouse(wh, AS_OF, cfg)
+    con = duckdb.connect(str(wh.path), read_only=True)
+    flags = (
+        con.execute(
+            "select unique_id, why, severity from marts.anomaly_flags "
+            "where as_of = ? and ds = ? and is_anomaly",
+            [AS_OF, spike_day.date()],
+        )
+        .df()
+        .set_index("unique_id")
+    )
+    con.close()
+    assert "spend|feature|feature=code_review" in flags.index
+    why = flags.loc["spend|feature|feature=code_review", "why"]
+    assert any(k in why for k in ("o4-mini", "smb", "review_agent_loop")), why
+    assert "spend|total" in flags.index
+    assert run.summary()["anomalies"] >= 2
+
+
+def test_daily_scoring_rewrites_only_its_day(ledger_warehouse):
+    wh, spike_day = ledger_warehouse
+    cfg = replace(CFG, workers=1)
+    first = score_day_warehouse(wh, spike_day.date(), cfg)
+    again = score_day_warehouse(wh, spike_day.date(), cfg)
+    assert first == again and first["anomalies"] >= 1
+    con = duckdb.connect(str(wh.path), read_only=True)
+    rows = con.execute(
+        "select count(*), count(distinct ds), bool_or(is_anomaly) from marts.anomaly_flags "
+        "where as_of = ?",
+        [spike_day.date()],
+    ).fetchone()
+    con.close()
+    assert rows[1] == 1 and rows[2]  # one day scored, flagged
+    assert rows[0] == first["scored_series"]
