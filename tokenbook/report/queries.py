@@ -303,7 +303,10 @@ BACKTEST = Query(
 ANOMALIES = Query(
     "anomalies",
     f"""
-    select ds, series_level, coalesce(feature, provider, 'total') as series, direction,
+    select ds, series_level,
+           case when series_level = 'total' then 'total'
+                else concat(series_level, ' ', coalesce(feature, provider, '?')) end as series,
+           direction,
            actual, expected, lower, upper, interval_level, severity, known_event, why
     from {{anomaly_flags}}
     where as_of = {{anomaly_as_of}} and is_anomaly and ds >= {{month}}
@@ -417,30 +420,35 @@ class Lever:
     title: str
     what: str
     dollars: tuple[str, ...]  # candidate dollar columns, first present wins
-    labels: tuple[str, ...] = ("feature", "request_class", "prompt_template_id", "provider",
-                               "model", "current_model", "candidate_model", "cheapest_model")
+    labels: tuple[str, ...] = ("feature", "prompt_template_id", "provider", "model")
     detail: tuple[str, ...] = ()
 
 
 LEVERS: tuple[Lever, ...] = (
     Lever("mart_routing_opportunities", "Route to a cheaper model that passes the bar",
-          "Features whose cheaper model passed the quality bar",
-          ("monthly_savings_usd", "savings_usd", "saving_usd", "potential_savings_usd")),
+          "Per feature and request class: the cheapest model that passed the feature's quality "
+          "bar, and what moving to it saves a month at current volume.",
+          ("monthly_saving_usd", "monthly_savings_usd", "savings_usd", "saving_usd"),
+          labels=("feature", "request_class", "current_top_model", "cheapest_passing_model")),
     Lever("mart_prompt_drift", "Trim prompts that grew",
-          "Prompt templates whose input tokens per call grew against the baseline",
-          ("monthly_added_cost_usd", "added_cost_usd", "monthly_growth_cost_usd",
-           "growth_cost_usd", "excess_cost_usd")),
+          "Prompt templates whose input tokens per call grew against the baseline: the monthly "
+          "dollars the growth adds.",
+          ("monthly_added_cost_usd", "monthly_growth_cost_usd", "added_cost_usd",
+           "growth_cost_usd", "excess_cost_usd", "monthly_saving_usd")),
     Lever("mart_retry_waste", "Cut retry waste",
-          "Spend on retries and failed attempts",
-          ("retry_waste_usd", "waste_usd", "retry_cost_usd", "wasted_cost_usd")),
+          "Spend on retries and failed attempts.",
+          ("retry_waste_usd", "waste_usd", "retry_cost_usd", "wasted_cost_usd",
+           "monthly_saving_usd")),
     Lever("mart_commit_readiness", "Commit to a provider discount",
-          "Committed-use discount at the recommended level",
-          ("monthly_savings_usd", "savings_usd", "saving_usd", "commit_savings_usd")),
+          "Committed-use discount at the recommended commitment level.",
+          ("monthly_saving_usd", "monthly_savings_usd", "savings_usd", "saving_usd",
+           "commit_savings_usd")),
     Lever("mart_finetune_breakeven", "Fine-tune a smaller model",
-          "Fine-tuning candidates that break even",
-          ("monthly_savings_usd", "savings_usd", "saving_usd")),
+          "Fine-tuning candidates that break even.",
+          ("monthly_saving_usd", "monthly_savings_usd", "savings_usd", "saving_usd")),
     Lever("mart_cache_efficiency", "Turn on prompt caching where it would hit",
-          "Could-hit calls that read nothing from the cache (same week range as the month)",
+          "Calls that could have read a cached prefix but did not (ISO weeks starting in the "
+          "month), at the price difference of each call.",
           ("missed_cache_savings_usd",), labels=("feature", "provider", "model")),
 )
 
@@ -451,10 +459,13 @@ def lever_query(lever: Lever, columns: set[str]) -> Query | None:
     dollars = _first(columns, *lever.dollars)
     if dollars is None:
         return None
-    labels = [c for c in lever.labels if c in columns][:3]
+    labels = [c for c in lever.labels if c in columns][:4]
     where = _month_filter(columns)
     if where is None and "week_start" in columns:
         where = "week_start between {month} and {month_end}"
+    snapshot = _first(columns, "as_of_date", "as_of")
+    if where is None and snapshot:  # a snapshot table: its latest run only
+        where = f"{snapshot} = (select max({snapshot}) from {{{lever.table}}})"
     label_sql = ", ".join(f"{c} as {c}" for c in labels)
     group = f"group by {', '.join(labels)}" if labels else ""
     sql = f"""
