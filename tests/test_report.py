@@ -383,3 +383,54 @@ def test_charts_render_in_headless_chromium(report: Path, tmp_path: Path) -> Non
         assert im.size == (1200, 4800)
         assert len(im.convert("RGB").resize((200, 800)).getcolors(1 << 20)) > 100  # not blank
     print(f"report screenshot: {shot}")
+
+
+class BigQueryStandIn:
+    """Stands in for ``google.cloud.bigquery.Client`` (BigQuery cannot be reached here): it
+    records the BigQuery SQL the report sends, transpiles it with sqlglot and answers it from
+    the DuckDB warehouse, as rows with ``keys()`` / ``values()`` like BigQuery's Row."""
+
+    class Row(dict):
+        pass
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.sent: list[str] = []
+
+    def query(self, sql: str):
+        import sqlglot
+
+        self.sent.append(sql)
+        if "INFORMATION_SCHEMA.COLUMNS" in sql:
+            assert "`acme.tb_marts`.INFORMATION_SCHEMA.COLUMNS" in sql, sql
+            duck = ("select table_name, lower(column_name) as column_name "
+                    "from information_schema.columns where table_schema = 'marts'")
+        else:
+            assert "marts." not in re.sub(r"`acme\.tb_marts\.\w+`", "", sql), sql
+            duck = sqlglot.transpile(re.sub(r"`acme\.tb_marts\.(\w+)`", r"marts.\1", sql),
+                                     read="bigquery", write="duckdb")[0]
+        con = connect_duckdb(parse_warehouse(self.url))
+        try:
+            cur = con.execute(duck)
+            cols = [d[0] for d in cur.description]
+            rows = [self.Row(zip(cols, r, strict=True)) for r in cur.fetchall()]
+        finally:
+            con.close()
+
+        class Job:
+            def result(self):
+                return rows
+
+        return Job()
+
+
+def test_bigquery_path_gives_the_same_figures(report: Path, warehouse: str) -> None:
+    client = BigQueryStandIn(warehouse)
+    html, data = build_report(load_settings(warehouse="bigquery://acme/tb"), client=client)
+    assert len(client.sent) > 10
+    assert all("`acme.tb_marts." in sql or "INFORMATION_SCHEMA" in sql for sql in client.sent)
+    on_bigquery = parse(html).payload["queries"]
+    on_duckdb = parse(report.read_text()).payload["queries"]
+    assert set(on_bigquery) == set(on_duckdb)
+    for name, q in on_duckdb.items():
+        assert on_bigquery[name]["rows"] == q["rows"], name

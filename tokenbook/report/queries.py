@@ -343,7 +343,7 @@ def _month_filter(columns: set[str]) -> str | None:
     """A predicate selecting the report month's rows of a table with some month/period column."""
     grain = _first(columns, "grain", "period", "period_grain")
     day = _first(columns, "month_start", "period_start", "month", "charge_period_start",
-                 "usage_month", "usage_date", "day", "date")
+                 "usage_month", "usage_date", "call_date", "day", "date")
     if day is None:
         return None
     if grain:
@@ -414,63 +414,79 @@ def reconciliation_query(columns: set[str]) -> Query | None:
 
 @dataclass(frozen=True)
 class Lever:
-    """A savings lever: a mart with a dollar column, and the columns that say what to do."""
+    """A savings lever: a mart with a dollar column, and the columns that say what to do.
+
+    ``rate``: the dollar column is already a monthly rate on every (weekly) row, so the report
+    takes the month's last week instead of summing the weeks. ``flagged_only``: keep the rows
+    the mart flags (``is_flagged``) when it has that column."""
 
     table: str
     title: str
     what: str
     dollars: tuple[str, ...]  # candidate dollar columns, first present wins
+    dollars_label: str = "Dollars"
     labels: tuple[str, ...] = ("feature", "prompt_template_id", "provider", "model")
-    detail: tuple[str, ...] = ()
+    rate: bool = False
+    flagged_only: bool = False
 
 
 LEVERS: tuple[Lever, ...] = (
     Lever("mart_routing_opportunities", "Route to a cheaper model that passes the bar",
           "Per feature and request class: the cheapest model that passed the feature's quality "
-          "bar, and what moving to it saves a month at current volume.",
+          "bar, and what moving to it saves a month at current volume (latest routing window).",
           ("monthly_saving_usd", "monthly_savings_usd", "savings_usd", "saving_usd"),
+          "Saving a month",
           labels=("feature", "request_class", "current_top_model", "cheapest_passing_model")),
     Lever("mart_prompt_drift", "Trim prompts that grew",
-          "Prompt templates whose input tokens per call grew against the baseline: the monthly "
-          "dollars the growth adds.",
-          ("monthly_added_cost_usd", "monthly_growth_cost_usd", "added_cost_usd",
-           "growth_cost_usd", "excess_cost_usd", "monthly_saving_usd")),
+          "Flagged prompt templates whose input tokens per call grew against the baseline: "
+          "the monthly dollars the growth adds (the month's last week).",
+          ("monthly_added_cost_usd", "monthly_growth_cost_usd", "added_cost_usd"),
+          "Added a month", labels=("feature", "prompt_template_id"), rate=True,
+          flagged_only=True),
     Lever("mart_retry_waste", "Cut retry waste",
-          "Spend on retries and failed attempts.",
-          ("retry_waste_usd", "waste_usd", "retry_cost_usd", "wasted_cost_usd",
-           "monthly_saving_usd")),
+          "Spend on attempts after the first (retries and fallbacks) in the weeks of the month.",
+          ("retry_cost_usd", "retry_waste_usd", "waste_usd", "wasted_cost_usd"),
+          "Retry spend", labels=("feature", "provider", "model")),
     Lever("mart_commit_readiness", "Commit to a provider discount",
           "Committed-use discount at the recommended commitment level.",
           ("monthly_saving_usd", "monthly_savings_usd", "savings_usd", "saving_usd",
-           "commit_savings_usd")),
+           "commit_savings_usd"), "Saving a month", labels=("provider", "model")),
     Lever("mart_finetune_breakeven", "Fine-tune a smaller model",
-          "Fine-tuning candidates that break even.",
-          ("monthly_saving_usd", "monthly_savings_usd", "savings_usd", "saving_usd")),
+          "Fine-tuning candidates and their monthly saving.",
+          ("monthly_saving_usd", "monthly_savings_usd", "savings_usd", "saving_usd"),
+          "Saving a month", labels=("feature", "candidate", "candidate_model")),
     Lever("mart_cache_efficiency", "Turn on prompt caching where it would hit",
           "Calls that could have read a cached prefix but did not (ISO weeks starting in the "
           "month), at the price difference of each call.",
-          ("missed_cache_savings_usd",), labels=("feature", "provider", "model")),
+          ("missed_cache_savings_usd",), "Could save", labels=("feature", "provider", "model")),
 )
 
 
 def lever_query(lever: Lever, columns: set[str]) -> Query | None:
-    """Top rows of a lever's mart by its dollar column, in the report month where the table
-    has a month or week column (else the whole table), grouped by its label columns."""
+    """Top rows of a lever's mart by its dollar column: the report month's rows where the table
+    has a month or week column, else its latest snapshot (``as_of_date``), else all rows."""
     dollars = _first(columns, *lever.dollars)
     if dollars is None:
         return None
+    table = "{" + lever.table + "}"
     labels = [c for c in lever.labels if c in columns][:4]
     where = _month_filter(columns)
-    if where is None and "week_start" in columns:
-        where = "week_start between {month} and {month_end}"
+    week = _first(columns, "week_start", "call_week")
     snapshot = _first(columns, "as_of_date", "as_of")
-    if where is None and snapshot:  # a snapshot table: its latest run only
-        where = f"{snapshot} = (select max({snapshot}) from {{{lever.table}}})"
+    if where is None and week and lever.rate:
+        where = (f"{week} = (select max({week}) from {table} "
+                 f"where {week} between {{month}} and {{month_end}})")
+    elif where is None and week:
+        where = f"{week} between {{month}} and {{month_end}}"
+    elif where is None and snapshot:
+        where = f"{snapshot} = (select max({snapshot}) from {table})"
+    if lever.flagged_only and "is_flagged" in columns:
+        where = f"({where or '1 = 1'}) and is_flagged"
     label_sql = ", ".join(f"{c} as {c}" for c in labels)
     group = f"group by {', '.join(labels)}" if labels else ""
     sql = f"""
     select {label_sql + ', ' if labels else ''}sum({dollars}) as dollars_usd
-    from {{{lever.table}}}
+    from {table}
     where {where or '1 = 1'}
     {group}
     having sum({dollars}) > 0

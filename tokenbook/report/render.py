@@ -128,6 +128,7 @@ figure.narrow img { width:auto; max-width:100%; }
 .scroll { overflow-x:auto; }
 .grid2 { display:grid; grid-template-columns: 1fr 1fr; gap:18px; align-items:start; }
 .note { color:var(--muted); font-style: italic; }
+.sub.warn { color: var(--warn); }
 .why { color:#374151; font-size:13px; }
 details { margin-top:10px; } details pre { white-space:pre-wrap; font-size:11.5px;
           background:#f8fafc; border:1px solid var(--line); padding:8px; border-radius:6px; }
@@ -211,11 +212,16 @@ class Page:
             f'<div class="sub">effective cost, all providers</div></div>'
         )
         arrow = "" if is_missing(change) else ("▲ " if float(change) > 0 else "▼ ")
+        partial = ""
+        if self.data.data_start > p.prev_month:
+            partial = (f'<div class="sub warn">the ledger starts {self.data.data_start:%b} '
+                       f"{self.data.data_start.day}: {p.prev_month:%B} is partial</div>")
         cards.append(
             f'<div class="card"><div class="label">Change vs {p.prev_month:%B}</div>'
             f'<div class="big">{arrow}{self.cell(h, 0, "spend_change_pct", "pct", tag="span")}'
             f'</div><div class="sub">{self.cell(h, 0, "spend_change_usd", "dusd", tag="span")}'
-            f' against {self.cell(h, 0, "previous_spend_usd", "usd", tag="span")}</div></div>'
+            f' against {self.cell(h, 0, "previous_spend_usd", "usd", tag="span")}</div>'
+            f"{partial}</div>"
         )
         cards.append(self._forecast_card())
         cards.append(
@@ -509,7 +515,7 @@ class Page:
             frame = result.frame
             labels = [c for c in frame.columns if c != "dollars_usd"]
             cols = [(c, c.replace("_", " ").capitalize(), "text") for c in labels]
-            cols.append(("dollars_usd", "Dollars", "usd"))
+            cols.append(("dollars_usd", lever.dollars_label, "usd"))
             top = float(frame["dollars_usd"].iloc[0]) if not frame.empty else 0.0
             blocks.append((top, f'<h3>{esc(lever.title)}</h3><p class="lead">{esc(lever.what)}'
                            f"</p>{self.table(name, cols)}"))
