@@ -127,6 +127,7 @@ figure img { width:100%; height:auto; display:block; }
 figure.narrow img { width:auto; max-width:100%; }
 .scroll { overflow-x:auto; }
 .grid2 { display:grid; grid-template-columns: 1fr 1fr; gap:18px; align-items:start; }
+a { color: var(--accent); text-decoration: none; }
 .note { color:var(--muted); font-style: italic; }
 .sub.warn { color: var(--warn); }
 .why { color:#374151; font-size:13px; }
@@ -517,16 +518,28 @@ class Page:
             cols = [(c, c.replace("_", " ").capitalize(), "text") for c in labels]
             cols.append(("dollars_usd", lever.dollars_label, "usd"))
             top = float(frame["dollars_usd"].iloc[0]) if not frame.empty else 0.0
-            blocks.append((top, f'<h3>{esc(lever.title)}</h3><p class="lead">{esc(lever.what)}'
-                           f"</p>{self.table(name, cols)}"))
+            finding = " · ".join(str(frame.iloc[0][c]) for c in labels) if not frame.empty else ""
+            summary = (f'<tr><td><a href="#{esc(name)}">{esc(lever.title)}</a></td>'
+                       f"<td>{esc(finding) or '—'}</td>"
+                       + (self.cell(name, 0, "dollars_usd", "usd") if not frame.empty
+                          else '<td class="num">—</td>')
+                       + f"<td>{esc(lever.dollars_label.lower())}</td></tr>")
+            block = (f'<h3 id="{esc(name)}">{esc(lever.title)}</h3><p class="lead">'
+                     f"{esc(lever.what)}</p>{self.table(name, cols)}")
+            blocks.append((top, summary, block))
         blocks.sort(key=lambda b: -b[0])
+        summary = ""
+        if blocks:
+            summary = ("<table><thead><tr><th>Lever</th><th>Largest finding</th>"
+                       "<th class='num'>Dollars</th><th></th></tr></thead><tbody>"
+                       + "".join(b[1] for b in blocks) + "</tbody></table>")
         absent = [k.split("__", 1)[1] for k in self.data.missing if k.startswith("lever__")]
         note = (f'<p class="note" data-missing="levers">Not available in this warehouse: '
                 f'{esc(", ".join(absent))}.</p>' if absent else "")
-        lead = ("What each lever is worth in dollars, from the marts that price it; "
-                "the lever with the largest single finding first.")
-        return self._section("levers", title, f'<p class="lead">{lead}</p>'
-                             + "".join(b for _, b in blocks) + note)
+        lead = ("What each lever is worth in dollars, from the marts that price it, the lever "
+                "with the largest single finding first; the details follow.")
+        return self._section("levers", title, f'<p class="lead">{lead}</p>{summary}{note}'
+                             + "".join(b[2] for b in blocks))
 
     def appendix(self) -> str:
         items = "".join(
