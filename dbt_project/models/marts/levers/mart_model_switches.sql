@@ -206,8 +206,8 @@ windows as (
     cross join settings as st
     inner join calls as c
         on s.feature = c.feature
-        and c.call_date >= {{ tokenbook.marts_add_days('0 - st.window_days', 's.switch_date') }}
-        and c.call_date < {{ tokenbook.marts_add_days('st.window_days', 's.switch_date') }}
+        and c.call_date >= {{ tokenbook.marts_add_days('(0 - st.window_days)', 's.switch_date') }}
+        and c.call_date < {{ tokenbook.marts_add_days('(st.window_days)', 's.switch_date') }}
     group by s.feature, s.switch_date, case when c.call_date < s.switch_date then 'before' else 'after' end
 
 ),

@@ -131,8 +131,7 @@ weekly_degraded as (
         {{ tokenbook.week_start('c.request_date') }} as week_start,
         sum(case when c.is_degraded then 1 else 0 end) as degraded_days,
         sum(case when c.is_degraded then c.requests else 0 end) as degraded_requests,
-        sum(case when c.is_degraded then c.cost_usd end) as degraded_cost_usd,
-        max(case when c.is_degraded then c.attempts_per_request end) as worst_attempts_per_request
+        sum(case when c.is_degraded then c.cost_usd end) as degraded_cost_usd
     from classified_days as c
     group by c.feature, c.provider, c.model_family, {{ tokenbook.week_start('c.request_date') }}
 

@@ -26,7 +26,7 @@ window_bounds as (
 
     select
         as_of.as_of_date,
-        {{ tokenbook.marts_add_days('1 - settings.window_days', 'as_of.as_of_date') }} as window_start,
+        {{ tokenbook.marts_add_days('(1 - settings.window_days)', 'as_of.as_of_date') }} as window_start,
         settings.*
     from as_of
     cross join settings
