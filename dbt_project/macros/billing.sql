@@ -71,3 +71,31 @@
     {%- endfor -%}
     {{ dbt.concat(parts) }}
 {%- endmacro %}
+
+{#- FOCUS Tags: a JSON object text {"feature": .., "segment": .., "team": ..}. -#}
+{% macro focus_tags_json(feature, segment, team) -%}
+    {{ return(adapter.dispatch('focus_tags_json', 'tokenbook')(feature, segment, team)) }}
+{%- endmacro %}
+{% macro default__focus_tags_json(feature, segment, team) -%}
+    cast(json_object('feature', {{ feature }}, 'segment', {{ segment }}, 'team', {{ team }}) as varchar)
+{%- endmacro %}
+{% macro bigquery__focus_tags_json(feature, segment, team) -%}
+    to_json_string(json_object('feature', {{ feature }}, 'segment', {{ segment }}, 'team', {{ team }}))
+{%- endmacro %}
+
+{#- Gateway token quantity of a call for one billed token type (the vendor's components:
+    vendors without a cache-write line bill cache writes as input). -#}
+{% macro gateway_tokens_of_type(token_type) -%}
+    case {{ token_type }}
+        when 'input' then uncached_input_tokens
+            + case when provider in ('anthropic', 'bedrock') then 0 else cache_write_input_tokens end
+        when 'cache_read' then cache_read_input_tokens
+        when 'cache_write_5m' then case when provider in ('anthropic', 'bedrock')
+            and coalesce(cache_write_ttl, '5m') <> '1h' then cache_write_input_tokens else 0 end
+        when 'cache_write_1h' then case when provider in ('anthropic', 'bedrock')
+            and cache_write_ttl = '1h' then cache_write_input_tokens else 0 end
+        when 'output' then output_tokens
+        when 'request' then 1
+        else 0
+    end
+{%- endmacro %}

@@ -335,6 +335,18 @@ final as (
         window_token_variance_pct,
         month_token_variance_pct,
         cast(gap_class as {{ tokenbook.type_text() }}) as gap_class,
+        cast(case gap_class
+            when 'unlogged_usage' then 'billed usage of API keys the gateway never logged'
+            when 'unpriced_model' then 'a model the price book does not know'
+            when 'price_mismatch' then case
+                when priced_list_cost_usd > 0 and abs(price_variance_pct) > variance_threshold
+                    then 'billed unit price differs from the price book'
+                else 'same tokens, the ledger priced them otherwise (service or context tier, discount)'
+                end
+            when 'timing' then 'usage shifted across a day or month boundary; it cancels'
+            when 'token_mismatch' then 'token counts differ'
+            else 'within the threshold'
+        end as {{ tokenbook.type_text() }}) as gap_detail,
         (
             gateway_tokens = 0 and invoice_tokens > 0
             or invoice_tokens = 0 and gateway_tokens > 0
