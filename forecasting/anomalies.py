@@ -250,33 +250,51 @@ from by_dimension
 
 
 def compose_why(flags: pd.DataFrame, breakdown: pd.DataFrame) -> pd.Series:
-    """Pick, per flag, the (dimension, value) whose change explains most of the jump."""
+    """Pick, per flag, the (dimension, value) whose change explains most of the jump: the
+    largest rise for a flag above the interval, the largest fall for one below. ``share`` is
+    its part of all rises (or falls) in that dimension."""
     if flags.empty:
         return pd.Series([], dtype="object")
+    f = flags.reset_index(drop=True)
     b = breakdown.copy()
     own = {"provider": "provider", "feature": "feature"}
-    level_of = flags["series_level"].reset_index(drop=True)
-    b = b[b["dimension"] != b["flag_id"].map(level_of).map(own).fillna("")]
-    b["abs_delta"] = b["delta_usd"].abs()
-    total_delta = b.groupby(["flag_id", "dimension"])["delta_usd"].transform("sum")
-    b["share"] = b["delta_usd"] / total_delta.where(total_delta.abs() > 1e-12)
-    top = b.sort_values(["flag_id", "abs_delta"], ascending=[True, False]).drop_duplicates(
-        "flag_id"
-    )
-    text = (
+    b = b[b["dimension"] != b["flag_id"].map(f["series_level"]).map(own).fillna("")]
+    sign = np.where(b["flag_id"].map(f["direction"]).to_numpy() == "below", -1.0, 1.0)
+    b["signed"] = b["delta_usd"].to_numpy(float) * sign
+    b["moved"] = b["signed"].clip(lower=0)
+    moved = b.groupby(["flag_id", "dimension"])["moved"].transform("sum")
+    b["share"] = b["moved"] / moved.where(moved > 1e-12)
+    # The top value of each dimension; keep those carrying most of the move, in a fixed order
+    # (model, segment, template first: they say what to fix), at most three per flag.
+    top = b.sort_values(["flag_id", "dimension", "signed"], ascending=[True, True, False])
+    top = top.drop_duplicates(["flag_id", "dimension"])
+    top = top[(top["signed"] > 0) & (top["share"] >= 0.5)]
+    order = {name: i for i, name in enumerate(_DIMENSIONS)}
+    top = top.assign(rank=top["dimension"].map(order)).sort_values(["flag_id", "rank"])
+    top = top.groupby("flag_id").head(3)
+
+    def money(v: pd.Series) -> pd.Series:
+        return v.map(lambda x: f"{x:,.0f}" if abs(x) >= 100 else f"{x:,.2f}")
+
+    top["part"] = (
         top["dimension"]
         + " "
         + top["value"].astype(str)
-        + ": $"
-        + top["day_usd"].map("{:,.2f}".format)
-        + " that day vs $"
-        + top["base_usd"].map("{:,.2f}".format)
-        + "/day over the previous 7 days ("
-        + top["share"].map(lambda s: "n/a" if pd.isna(s) else f"{s:.0%}")
-        + " of the change)"
+        + " $"
+        + money(top["day_usd"])
+        + " vs $"
+        + money(top["base_usd"])
+        + "/day ("
+        + top["share"].map("{:.0%}".format)
+        + ")"
     )
-    out = pd.Series(text.to_numpy(), index=top["flag_id"].to_numpy())
-    return out.reindex(range(len(flags))).fillna("no ledger rows for the day")
+    word = f["direction"].map({"below": "drop", "above": "rise"}).fillna("change")
+    parts = top.groupby("flag_id")["part"].agg("; ".join)
+    lead = "day vs trailing 7-day mean, " + word + " driven by: "
+    out = (lead + parts.reindex(range(len(f)))).where(
+        parts.reindex(range(len(f))).notna(), "no single model, segment or template drove it"
+    )
+    return pd.Series(out.to_numpy(), index=range(len(f)))
 
 
 def explain_flags(

@@ -94,3 +94,20 @@ def events_from_manifest(manifest: dict) -> pd.DataFrame:
                 }
             )
     return pd.DataFrame(rows, columns=["ds", "event_name", "kind", "provider", "feature"])
+
+
+def load_events_with(extra: Path | str | None = None) -> pd.DataFrame:
+    """The events seed plus ``extra``: a CSV with the seed's columns, or a demo manifest.json."""
+    base = load_events()
+    if extra is None:
+        return base
+    extra = Path(extra)
+    if not extra.exists():
+        raise FileNotFoundError(f"events file {extra} does not exist")
+    if extra.suffix == ".json":
+        import json
+
+        more = events_from_manifest(json.loads(extra.read_text()))
+    else:
+        more = load_events(extra)
+    return pd.concat([base, more], ignore_index=True)

@@ -543,20 +543,33 @@ def _assemble(results, factors, budgets, as_of, cfg):
     return daily, monthly, backtest
 
 
-def run_forecast(settings, as_of, cfg: ForecastConfig | None = None, progress=None) -> dict:
-    """Full run on the configured warehouse: forecasts, backtests and anomaly flags for as_of."""
+def run_forecast(
+    settings, as_of, cfg: ForecastConfig | None = None, progress=None, events_path=None
+) -> dict:
+    """Full run on the configured warehouse: forecasts, backtests and anomaly flags for as_of.
+    ``events_path``: extra known events (CSV like the seed, or a demo manifest.json)."""
+    from forecasting.inputs import load_events_with
     from forecasting.job import forecast_warehouse
     from tokenbook.warehouse import parse_warehouse
 
     cfg = cfg or ForecastConfig(anomaly_level=settings.anomaly_level)
-    run = forecast_warehouse(parse_warehouse(settings.warehouse), as_of, cfg, progress)
+    run = forecast_warehouse(
+        parse_warehouse(settings.warehouse),
+        as_of,
+        cfg,
+        progress,
+        events=load_events_with(events_path),
+    )
     return run.summary_scalars()
 
 
-def score_anomalies(settings, as_of, cfg: ForecastConfig | None = None) -> dict:
+def score_anomalies(settings, as_of, cfg: ForecastConfig | None = None, events_path=None) -> dict:
     """Daily scoring: flag the run date only (weekly-refit fit, last calibration factor)."""
+    from forecasting.inputs import load_events_with
     from forecasting.job import score_day_warehouse
     from tokenbook.warehouse import parse_warehouse
 
     cfg = cfg or ForecastConfig(anomaly_level=settings.anomaly_level, workers=1)
-    return score_day_warehouse(parse_warehouse(settings.warehouse), as_of, cfg)
+    return score_day_warehouse(
+        parse_warehouse(settings.warehouse), as_of, cfg, events=load_events_with(events_path)
+    )

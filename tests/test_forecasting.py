@@ -341,3 +341,44 @@ def test_bigquery_publish_overwrites_the_as_of_partition(run):
     assert str(table.schema.field("p90").type) == "decimal128(38, 9)"
     assert table.num_rows == len(run.monthly)
     assert set(table.column("as_of").to_pylist()) == {AS_OF}
+
+
+def test_cli_prints_summary_writes_tables_and_charts(tmp_path):
+    from typer.testing import CliRunner
+
+    from tokenbook.cli import app
+
+    db = tmp_path / "wh" / "tokenbook.duckdb"
+    db.parent.mkdir()
+    con = duckdb.connect(str(db))
+    make_ledger(con, AS_OF, days=60, seed=9)
+    con.close()
+    charts = tmp_path / "charts"
+    result = CliRunner().invoke(
+        app,
+        [
+            "forecast",
+            "--warehouse",
+            f"duckdb:///{db}",
+            "--charts",
+            str(charts),
+            "--metrics",
+            "spend",
+            "--samples",
+            "200",
+            "--workers",
+            "2",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "Next month (2026-12) total spend: p10 $" in result.output  # as-of = last call_date
+    assert "Anomalies:" in result.output and "Backtest (held-out cutoffs" in result.output
+    pngs = sorted(p.name for p in charts.glob("*.png"))
+    assert "total.png" in pngs and any(p.startswith("feature-") for p in pngs)
+    assert (charts / "total.png").stat().st_size > 10_000
+    con = duckdb.connect(str(db), read_only=True)
+    as_of = con.execute("select distinct as_of from marts.forecast_monthly").fetchall()
+    con.close()
+    assert as_of == [(AS_OF,)]
+    bad = CliRunner().invoke(app, ["forecast", "--warehouse", f"duckdb:///{db}", "--as-of", "nope"])
+    assert bad.exit_code != 0 and "bad --as-of" in bad.output

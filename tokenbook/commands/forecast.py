@@ -30,6 +30,10 @@ def _latest_call_date(wh) -> date:
     return value if isinstance(value, date) and not isinstance(value, datetime) else value.date()
 
 
+def _money(x: float) -> str:
+    return f"{x:,.0f}" if abs(x) >= 100 else f"{x:,.2f}"
+
+
 def forecast(
     as_of: Annotated[
         str | None,
@@ -48,6 +52,14 @@ def forecast(
     samples: Annotated[
         int, typer.Option("--samples", min=100, help="Predictive sample paths per series.")
     ] = 1000,
+    events: Annotated[
+        Path | None,
+        typer.Option(
+            "--events",
+            help="Extra known events: a CSV like dbt_project/seeds/forecast_events.csv, or a "
+            "demo manifest.json (its launch, new feature and model switch).",
+        ),
+    ] = None,
     metrics: Annotated[
         str, typer.Option("--metrics", help="Comma list of metrics: spend,tokens,calls.")
     ] = "spend,tokens,calls",
@@ -59,6 +71,7 @@ def forecast(
     from rich.table import Table
 
     from forecasting.config import ForecastConfig
+    from forecasting.inputs import load_events_with
     from forecasting.job import forecast_warehouse
 
     settings, wh = resolve(warehouse)
@@ -93,7 +106,7 @@ def forecast(
             bar.update(tasks[phase], completed=done, total=total)
 
         try:
-            run = forecast_warehouse(wh, run_date, cfg, progress)
+            run = forecast_warehouse(wh, run_date, cfg, progress, events=load_events_with(events))
         except (ValueError, RuntimeError, FileNotFoundError) as exc:
             raise fail(str(exc)) from exc
 
@@ -148,8 +161,8 @@ def forecast(
     )
     for r in flags.sort_values("severity", ascending=False).head(10).itertuples():
         console.print(
-            f"  [red]{r.ds:%Y-%m-%d}[/] {r.unique_id}: ${r.actual:,.0f} vs "
-            f"[{r.lower:,.0f}, {r.upper:,.0f}] severity {r.severity:.1f} — {r.why}"
+            f"  [red]{r.ds:%Y-%m-%d}[/] {r.unique_id}: ${_money(r.actual)} vs "
+            f"[{_money(r.lower)}, {_money(r.upper)}] severity {r.severity:.1f} — {r.why}"
         )
     if charts:
         from forecasting.charts import fan_charts
