@@ -122,19 +122,27 @@ def generate(path: Path, rows: int, seed: int = 7, day: date = LOAD_DATE) -> Pat
     return path
 
 
-_BARE = """
-import resource, sys, time, duckdb
+_PEAK = """
+def peak_rss_mb():
+    # VmHWM: this process's own peak (ru_maxrss survives exec and would report the parent's)
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+"""
+
+_BARE = _PEAK + """
+import sys, time, duckdb
 t0 = time.perf_counter()
 con = duckdb.connect(sys.argv[2])
 con.execute("create table t as select * from read_json(?, ignore_errors=true)", [sys.argv[1]])
 n = con.execute("select count(*) from t").fetchone()[0]
 con.close()
 print({"seconds": time.perf_counter() - t0, "rows": n,
-       "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024})
+       "rss_mb": peak_rss_mb()})
 """
 
-_INGEST = """
-import resource, sys, time
+_INGEST = _PEAK + """
+import sys, time
 t0 = time.perf_counter()
 from datetime import date
 from tokenbook.settings import load_settings
@@ -144,7 +152,7 @@ report = ingest_gateway([sys.argv[1]], settings, date=date.fromisoformat(sys.arg
 print({"seconds": time.perf_counter() - t0, "rows": report.rows_loaded,
        "quarantined": report.rows_quarantined, "duplicates": report.rows_duplicate,
        "checkpoint_seconds": report.checkpoint_seconds, "stages": report.timings,
-       "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024})
+       "rss_mb": peak_rss_mb()})
 """
 
 
@@ -172,17 +180,22 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--memory", action="store_true", help="report peak RSS of each run")
     ap.add_argument("--keep", type=Path, help="write the generated file here and keep it")
+    ap.add_argument("--file", type=Path, help="use this native JSONL file instead of generating")
     args = ap.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="tokenbook-bench-") as tmp:
         tmpdir = Path(tmp)
-        path = args.keep or tmpdir / "gateway.jsonl"
-        t0 = time.perf_counter()
-        generate(path, args.rows)
-        gen_s = time.perf_counter() - t0
-        size_mb = path.stat().st_size / 1e6
-        print(f"generated {args.rows:,} records (+6 bad/duplicate lines), {size_mb:,.0f} MB "
-              f"in {gen_s:.1f} s: {path}")
+        if args.file:
+            path = args.file
+            print(f"using {path} ({path.stat().st_size / 1e6:,.0f} MB)")
+        else:
+            path = args.keep or tmpdir / "gateway.jsonl"
+            t0 = time.perf_counter()
+            generate(path, args.rows)
+            gen_s = time.perf_counter() - t0
+            size_mb = path.stat().st_size / 1e6
+            print(f"generated {args.rows:,} records (+6 bad/duplicate lines), {size_mb:,.0f} MB "
+                  f"in {gen_s:.1f} s: {path}")
 
         bare = _child(_BARE, str(path), str(tmpdir / "bare.duckdb"))
         ingest = _child(
