@@ -284,16 +284,30 @@ def test_missing_sections_say_so_and_appear_once_their_marts_exist(
         con.execute("""
             create table marts.mart_reconciliation as
             select * from (values
-              ('openai', 'gpt-4o', 'month', date '2026-10-01', 100.000000000::decimal(38,9),
-               103.500000000::decimal(38,9), 3.500000000::decimal(38,9), 0.035, 'unlogged usage',
-               true),
-              ('anthropic', 'claude-sonnet-4-5', 'month', date '2026-10-01',
-               50.000000000::decimal(38,9), 50.250000000::decimal(38,9),
-               0.250000000::decimal(38,9), 0.005, 'timing', false),
-              ('openai', 'gpt-4o', 'day', date '2026-10-03', 9.0::decimal(38,9),
-               99.0::decimal(38,9), 90.0::decimal(38,9), 10.0, 'timing', true)
-            ) t(provider, model, grain, period_start, gateway_cost_usd, invoice_cost_usd,
-                variance_usd, variance_pct, gap_class, is_flagged)""")
+              ('month', date '2026-10-01', 'openai', 'gpt-4o', 100.000000000::decimal(38,9),
+               103.500000000::decimal(38,9), 3.500000000::decimal(38,9), 0.035,
+               'unlogged_usage', 'billed usage of API keys the gateway never logged', true),
+              ('month', date '2026-10-01', 'anthropic', 'claude-sonnet-4-5',
+               50.000000000::decimal(38,9), 49.750000000::decimal(38,9),
+               -0.250000000::decimal(38,9), -0.005, 'timing', 'it cancels', false),
+              ('day', date '2026-10-03', 'openai', 'gpt-4o', 9.0::decimal(38,9),
+               99.0::decimal(38,9), 90.0::decimal(38,9), 10.0, 'timing', 'x', true),
+              ('month', date '2026-11-01', 'openai', 'gpt-4o', 9.0::decimal(38,9),
+               99.0::decimal(38,9), 90.0::decimal(38,9), 10.0, 'timing', 'x', true)
+            ) t(grain, period_start, provider, model, gateway_list_cost_usd,
+                invoice_billed_cost_usd, cost_variance_usd, cost_variance_pct, gap_class,
+                gap_detail, is_flagged)""")
+        con.execute("""
+            create table marts.mart_chargeback_reconciled as
+            select * from (values
+              (date '2026-10-01', 'CC-100', 'support-eng', 'enterprise',
+               10.0::decimal(38,9), 10.4::decimal(38,9)),
+              (date '2026-10-01', 'CC-100', 'support-eng', 'smb',
+               5.0::decimal(38,9), 5.1::decimal(38,9)),
+              (date '2026-09-01', 'CC-100', 'support-eng', 'smb',
+               500.0::decimal(38,9), 5.1::decimal(38,9))
+            ) t(month_start, cost_centre, team, customer_segment, gateway_effective_cost_usd,
+                reconciled_cost_usd)""")
         con.execute("""
             create table marts.mart_retry_waste as
             select * from (values
@@ -308,9 +322,16 @@ def test_missing_sections_say_so_and_appear_once_their_marts_exist(
     assert "mart_reconciliation is not available" not in html
     page = assert_every_figure_matches(html, url)
     recon = data.frame("reconciliation")
-    assert list(recon["provider"]) == ["openai", "anthropic"]  # month rows only, worst first
-    assert [Decimal(v) for v in recon["variance_usd"]] == [Decimal("3.5"), Decimal("0.25")]
-    assert "over threshold" in html
+    assert list(recon["provider"]) == ["openai", "anthropic"]  # October's month rows, worst first
+    assert [Decimal(v) for v in recon["variance_usd"]] == [Decimal("3.5"), Decimal("-0.25")]
+    assert "over threshold" in html and "unlogged_usage" in html
+    total = data.frame("reconciliation_total").iloc[0]
+    assert (total["invoice_cost_usd"], total["variance_usd"], total["flagged_lines"]) == (
+        Decimal("153.25"), Decimal("3.25"), 1)
+    assert "Invoice vs ledger, October" in html
+    per_team = data.frame("chargeback_reconciled")
+    assert [(r.team, r.reconciled_cost_usd, r.difference_usd) for r in per_team.itertuples()] == [
+        ("support-eng", Decimal("15.5"), Decimal("0.5"))]
     waste = data.frame("lever__mart_retry_waste")
     assert list(zip(waste["feature"], waste["dollars_usd"], strict=True)) == [
         ("support_chat", Decimal("20")), ("code_review", Decimal("4"))]  # October weeks only

@@ -13,13 +13,15 @@ from datetime import date, timedelta
 import pandas as pd
 
 from tokenbook.report.queries import (
+    CHARGEBACK_RECONCILED,
+    CHARGEBACK_RECONCILED_COLUMNS,
     CORE,
     LEVERS,
     Catalogue,
     Period,
     Query,
     lever_query,
-    reconciliation_query,
+    reconciliation_queries,
     render_sql,
 )
 from tokenbook.warehouse import Warehouse
@@ -211,14 +213,20 @@ def collect(source, month: date | None = None) -> ReportData:
     if not catalogue.has(recon_table):
         data.missing["reconciliation"] = f"{recon_table} is not available in this warehouse"
     else:
-        query = reconciliation_query(catalogue.tables[recon_table])
-        if query is None:
+        queries = reconciliation_queries(catalogue.tables[recon_table])
+        if queries is None:
             data.missing["reconciliation"] = (
                 f"{recon_table} has no provider / gateway cost / invoice cost / month columns "
                 "this report knows"
             )
         else:
-            data.results[query.name] = run(query)
+            for query in queries:
+                data.results[query.name] = run(query)
+    table = CHARGEBACK_RECONCILED.tables[0]
+    if CHARGEBACK_RECONCILED_COLUMNS <= catalogue.tables.get(table, set()):
+        data.results[CHARGEBACK_RECONCILED.name] = run(CHARGEBACK_RECONCILED)
+    else:
+        data.missing[CHARGEBACK_RECONCILED.name] = f"{table} is not available in this warehouse"
 
     for lever in LEVERS:
         if not catalogue.has(lever.table):

@@ -360,56 +360,89 @@ class ReconColumns:
     invoice: str
     variance: str | None
     gap: str | None
+    detail: str | None
     flagged: str | None
     model: str | None
 
 
 def reconciliation_columns(columns: set[str]) -> ReconColumns | None:
     provider = _first(columns, "provider")
-    gateway = _first(columns, "gateway_cost_usd", "ledger_cost_usd", "gateway_effective_cost_usd",
-                     "gateway_list_cost_usd")
-    invoice = _first(columns, "invoice_cost_usd", "billed_cost_usd", "vendor_cost_usd",
-                     "invoiced_cost_usd")
+    # mart_reconciliation compares the invoice's billed cost with the ledger's list cost
+    gateway = _first(columns, "gateway_list_cost_usd", "gateway_cost_usd", "ledger_cost_usd",
+                     "gateway_effective_cost_usd")
+    invoice = _first(columns, "invoice_billed_cost_usd", "invoice_cost_usd", "billed_cost_usd",
+                     "vendor_cost_usd")
     if not (provider and gateway and invoice):
         return None
     return ReconColumns(
         provider=provider,
         gateway=gateway,
         invoice=invoice,
-        variance=_first(columns, "variance_usd", "cost_variance_usd", "abs_variance_usd"),
-        gap=_first(columns, "gap_class", "gap_classification", "classification", "gap_reason"),
+        variance=_first(columns, "cost_variance_usd", "variance_usd"),
+        gap=_first(columns, "gap_class", "gap_classification", "classification"),
+        detail=_first(columns, "gap_detail", "gap_reason"),
         flagged=_first(columns, "is_flagged", "flagged", "is_over_threshold"),
         model=_first(columns, "model", "catalog_model"),
     )
 
 
-def reconciliation_query(columns: set[str]) -> Query | None:
-    """Gateway vs invoice per provider (and model) for the month, from whatever the
-    reconciliation mart names its columns; ``None`` when it lacks the essentials."""
+def reconciliation_queries(columns: set[str]) -> tuple[Query, Query] | None:
+    """Gateway vs invoice for the month: per provider x model (largest variance first) and the
+    month's total; ``None`` when the mart lacks a provider, both costs or a month column."""
     rc = reconciliation_columns(columns)
     where = _month_filter(columns)
     if rc is None or where is None:
         return None
     keys = [rc.provider] + ([rc.model] if rc.model else [])
     variance = f"sum({rc.variance})" if rc.variance else f"sum({rc.invoice}) - sum({rc.gateway})"
+    sums = (f"sum({rc.gateway}) as gateway_cost_usd,\n"
+            f"           sum({rc.invoice}) as invoice_cost_usd,\n"
+            f"           {variance} as variance_usd,\n"
+            f"           ({variance}) / nullif(sum({rc.gateway}), 0) as variance_pct")
     extra = []
     if rc.gap:
         extra.append(f"max({rc.gap}) as gap_class")
+    if rc.detail:
+        extra.append(f"max({rc.detail}) as gap_detail")
     if rc.flagged:
         extra.append(f"max(case when {rc.flagged} then 1 else 0 end) as flagged")
     extra_sql = "".join(f",\n           {e}" for e in extra)
-    sql = f"""
+    rows = f"""
     select {', '.join(f'{k} as {k}' for k in keys)},
-           sum({rc.gateway}) as gateway_cost_usd,
-           sum({rc.invoice}) as invoice_cost_usd,
-           {variance} as variance_usd,
-           ({variance}) / nullif(sum({rc.gateway}), 0) as variance_pct{extra_sql}
+           {sums}{extra_sql}
     from {{mart_reconciliation}}
     where {where}
     group by {', '.join(keys)}
     order by abs({variance}) desc, {', '.join(keys)}
     """
-    return Query("reconciliation", sql, ("mart_reconciliation",), optional=True)
+    flagged = (f",\n           sum(case when {rc.flagged} then 1 else 0 end) as flagged_lines"
+               if rc.flagged else "")
+    total = f"""
+    select {sums}{flagged}
+    from {{mart_reconciliation}}
+    where {where}
+    """
+    return (Query("reconciliation", rows, ("mart_reconciliation",), optional=True),
+            Query("reconciliation_total", total, ("mart_reconciliation",), optional=True))
+
+
+CHARGEBACK_RECONCILED = Query(
+    "chargeback_reconciled",
+    """
+    select cost_centre, team,
+           sum(gateway_effective_cost_usd) as gateway_effective_cost_usd,
+           sum(reconciled_cost_usd) as reconciled_cost_usd,
+           sum(reconciled_cost_usd) - sum(gateway_effective_cost_usd) as difference_usd
+    from {mart_chargeback_reconciled}
+    where month_start = {month}
+    group by cost_centre, team
+    order by reconciled_cost_usd desc, cost_centre, team
+    """,
+    ("mart_chargeback_reconciled",),
+    optional=True,
+)
+CHARGEBACK_RECONCILED_COLUMNS = {"month_start", "cost_centre", "team",
+                                 "gateway_effective_cost_usd", "reconciled_cost_usd"}
 
 
 @dataclass(frozen=True)

@@ -102,11 +102,11 @@ section { background:#fff; border:1px solid var(--line); border-radius:10px; pad
           margin-top:18px; }
 section h2 { font-size: 17px; margin: 0 0 4px; }
 section p.lead { margin: 0 0 12px; color: var(--muted); }
-.cards { display:grid; grid-template-columns: repeat(3, 1fr); gap:12px; margin-top:18px; }
+.cards { display:grid; grid-template-columns: repeat(4, 1fr); gap:12px; margin-top:18px; }
 .card { background:#fff; border:1px solid var(--line); border-radius:10px; padding:14px 16px; }
 .card .label { color:var(--muted); font-size:12px; text-transform:uppercase;
                letter-spacing:.04em; }
-.card .big { font-size:26px; font-weight:650; margin:4px 0 2px; font-variant-numeric: tabular-nums; }
+.card .big { font-size:24px; font-weight:650; margin:4px 0 2px; font-variant-numeric: tabular-nums; }
 .card .sub { color:var(--muted); font-size:12.5px; }
 table { width:100%; border-collapse:collapse; font-variant-numeric: tabular-nums; }
 th { text-align:left; font-weight:600; color:var(--muted); font-size:12px; border-bottom:1px solid
@@ -239,7 +239,42 @@ class Page:
             f' (weeks starting in {p.month:%B})</div></div>'
         )
         cards.append(self._budget_card())
+        cards.append(self._invoice_card())
+        cards.append(self._lever_card())
         return f'<div class="cards">{"".join(cards)}</div>'
+
+    def _invoice_card(self) -> str:
+        t = "reconciliation_total"
+        if not len(self.data.frame(t)):
+            why = self.data.missing.get("reconciliation", "no invoice lines for the month")
+            return ('<div class="card"><div class="label">Invoice vs ledger</div>'
+                    f'<div class="big">—</div><div class="sub">{esc(why)}</div></div>')
+        flagged = ""
+        if "flagged_lines" in self.data.frame(t):
+            flagged = (f' · {self.cell(t, 0, "flagged_lines", "int", tag="span")} '
+                       "line(s) over threshold")
+        return (
+            f'<div class="card"><div class="label">Invoice vs ledger, '
+            f'{self.data.period.month:%B}</div>'
+            f'{self.cell(t, 0, "variance_pct", "pct", tag="div", cls="big")}'
+            f'<div class="sub">{self.cell(t, 0, "variance_usd", "dusd", tag="span")}: invoiced '
+            f'{self.cell(t, 0, "invoice_cost_usd", "usd", tag="span")}{flagged}</div></div>'
+        )
+
+    def _lever_card(self) -> str:
+        found = [(lever, res) for lever, res in self.data.levers if len(res.frame)]
+        if not found:
+            return ('<div class="card"><div class="label">Largest saving</div>'
+                    '<div class="big">—</div><div class="sub">no savings lever found</div></div>')
+        lever, res = max(found, key=lambda lr: float(lr[1].frame["dollars_usd"].iloc[0]))
+        labels = [c for c in res.frame.columns if c != "dollars_usd"]
+        what = " · ".join(str(res.frame.iloc[0][c]) for c in labels[:2])
+        return (
+            f'<div class="card"><div class="label">Largest saving lever</div>'
+            f'{self.cell(res.query.name, 0, "dollars_usd", "usd", tag="div", cls="big")}'
+            f'<div class="sub">{esc(lever.title)} ({esc(what)}); '
+            f'{esc(lever.dollars_label.lower())}</div></div>'
+        )
 
     def _forecast_row(self) -> int | None:
         fm = self.data.frame("forecast_monthly")
@@ -449,10 +484,30 @@ class Page:
                 '<td><span class="pill flag">over threshold</span></td>'
                 if not is_missing(frame.iloc[r]["flagged"]) and int(frame.iloc[r]["flagged"])
                 else "<td></td>")
-        lead = (f"{self.data.period.month:%B %Y}: cost by the gateway ledger against the vendors' "
-                "invoices, largest variance first.")
-        return self._section("reconciliation", title,
-                             f'<p class="lead">{esc(lead)}</p>{self.table("reconciliation", cols, extra=extra)}')
+        total = ""
+        if len(self.data.frame("reconciliation_total")):
+            t = "reconciliation_total"
+            span = 2 if "model" in frame else 1
+            pad = len(cols) + len(extra) - span - 4
+            total = (f'<tr class="total"><td colspan="{span}">All providers</td>'
+                     f'{self.cell(t, 0, "gateway_cost_usd", "usd")}'
+                     f'{self.cell(t, 0, "invoice_cost_usd", "usd")}'
+                     f'{self.cell(t, 0, "variance_usd", "dusd")}'
+                     f'{self.cell(t, 0, "variance_pct", "pct")}' + "<td></td>" * pad + "</tr>")
+        lead = (f"{self.data.period.month:%B %Y}: what the vendors invoiced against what the "
+                "gateway ledger says the same usage costs at list price, largest variance first; "
+                "the gap class says why they differ.")
+        body = f'<p class="lead">{esc(lead)}</p>' + self.table("reconciliation", cols, total=total,
+                                                                  extra=extra)
+        if "chargeback_reconciled" in self.data.results:
+            body += ("<h3>One reconciled figure per team</h3><p class=\"lead\">The invoice's "
+                     "effective cost allocated to each team by its usage share, beside the "
+                     "gateway-priced charge.</p>" + self.table("chargeback_reconciled", [
+                         ("cost_centre", "Cost centre", "text"), ("team", "Team", "text"),
+                         ("gateway_effective_cost_usd", "Gateway charge", "usd"),
+                         ("reconciled_cost_usd", "Invoice (allocated)", "usd"),
+                         ("difference_usd", "Difference", "dusd")]))
+        return self._section("reconciliation", title, body)
 
     def forecast(self) -> str:
         title = "Forecast"
