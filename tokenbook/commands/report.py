@@ -33,9 +33,10 @@ def report(
         month_start = parse_month(month) if month else None
     except ExportError as exc:
         raise fail(str(exc)) from exc
-    target = out if out.suffix else Path(str(out) + "/")
+    # a path with a suffix is the file; anything else is a folder for the default file name
+    target: str | Path = out if out.suffix else f"{out}/"
     try:
-        path = write_report(settings, target if target.suffix else f"{target}/", month_start)
+        path = write_report(settings, target, month_start)
     except ReportError as exc:
         raise fail(str(exc)) from exc
     typer.echo(f"report written: {path}")
