@@ -118,7 +118,9 @@ def export_focus(settings: Settings, month: str, out: str | Path, fmt: str = "pa
         path.parent.mkdir(parents=True, exist_ok=True)
         write_focus(table, fmt, path)
     except OSError as exc:
-        raise ExportError(f"cannot write {path}: {exc.strerror or exc}; choose another --out") from exc
+        raise ExportError(
+            f"cannot write {path}: {exc.strerror or exc}; choose another --out"
+        ) from exc
     return FocusExportResult(
         path=path,
         month=month_start,
