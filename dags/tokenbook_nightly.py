@@ -26,7 +26,7 @@ import os
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from airflow.sdk import DAG, get_current_context, task
+from airflow.sdk import DAG, CronDataIntervalTimetable, get_current_context, task
 
 from tokenbook import orchestration as orch
 from tokenbook.settings import load_settings, project_root
@@ -93,7 +93,8 @@ def record_task_failure(context: dict[str, Any]) -> None:
             dag_id=getattr(ti, "dag_id", DAG_ID),
             task_id=getattr(ti, "task_id", "?"),
             run_id=str(context.get("run_id") or getattr(ti, "run_id", "")),
-            logical_date=context.get("data_interval_start") or context.get("logical_date"),
+            logical_date=context.get("logical_date"),
+            run_date=context.get("data_interval_start") or context.get("logical_date"),
             try_number=getattr(ti, "try_number", 0),
             exception=context.get("exception"),
         )
@@ -102,7 +103,7 @@ def record_task_failure(context: dict[str, Any]) -> None:
             "tokenbook task %s failed (try %s) for %s: %s: %s; recorded in %s",
             record.task_id,
             record.try_number,
-            record.logical_date,
+            record.run_date,
             record.exception_type,
             record.exception_text,
             table,
@@ -188,7 +189,9 @@ def _dbt_models(settings) -> Any:
 
 with DAG(
     dag_id=DAG_ID,
-    schedule="@daily",
+    # Data intervals: the run for day D starts after D ends, with data_interval_start = D.
+    # (Airflow 3's plain "@daily" triggers at D 00:00 with no interval: D would be incomplete.)
+    schedule=CronDataIntervalTimetable("0 0 * * *", timezone="UTC"),
     start_date=START_DATE,
     catchup=True,
     max_active_runs=4 if ON_BIGQUERY else 1,

@@ -8,7 +8,6 @@ Timings measured here are printed with ``-s``.
 from __future__ import annotations
 
 import builtins
-import gzip
 import json
 import os
 import socket
@@ -32,46 +31,16 @@ FAIL_DAY = date(2026, 11, 26)
 pytestmark = pytest.mark.timeout(300)
 
 
-def _write_gateway_day(folder: Path, day: date, n: int = 24) -> Path:
-    """A small native-format day file in the demo layout (hand-made, no external data)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    features = ["support_chat", "doc_summarizer", "code_review", None]
-    segments = ["enterprise", "smb", "free_tier", "mid_market"]
-    models = [("openai", "gpt-4o-mini"), ("openai", "gpt-4o"), ("anthropic", "claude-fable-5")]
-    lines = []
-    for i in range(n):
-        provider, model = models[i % len(models)]
-        rec = {
-            "request_id": f"req-{day:%Y%m%d}-{i:04d}",
-            "timestamp": f"{day.isoformat()}T{(i % 24):02d}:{i % 60:02d}:00Z",
-            "provider": provider,
-            "model": model,
-            "input_tokens": 1000 + 10 * i,
-            "output_tokens": 200 + i,
-            "cache_read_input_tokens": 500 if i % 2 else 0,
-            "latency_ms": 800.0 + i,
-            "customer_segment": segments[i % len(segments)],
-            "team": "platform",
-            "customer_id": f"cust-{i % 5}",
-            "status": "ok",
-            "outcome": "success",
-            "cost_usd": "0.0123",
-        }
-        if features[i % len(features)]:
-            rec["feature"] = features[i % len(features)]
-        lines.append(json.dumps(rec))
-    path = folder / f"gateway-{day.isoformat()}.jsonl.gz"
-    with gzip.open(path, "wt", encoding="utf-8") as fh:
-        fh.write("\n".join(lines) + "\n")
-    return path
-
-
 @pytest.fixture(scope="module")
 def nightly(tmp_path_factory):
     """Environment the DAG parses and runs with, a warehouse, the day's file, the manifest."""
+    from tokenbook.demo import generate_with_billing
+
     base = tmp_path_factory.mktemp("nightly")
-    gateway = base / "gateway"
-    _write_gateway_day(gateway, RUN_DAY)
+    t0 = time.perf_counter()
+    demo = generate_with_billing(base / "demo", days=21, end=RUN_DAY + timedelta(days=2), scale=0.01)
+    demo_s = time.perf_counter() - t0
+    gateway = base / "demo" / "gateway"
     warehouse = f"duckdb:///{base / 'wh' / 'tokenbook.duckdb'}"
     t0 = time.perf_counter()
     manifest = orch.write_dbt_manifest(load_settings(warehouse=warehouse), base / "dbt")
@@ -81,6 +50,7 @@ def nightly(tmp_path_factory):
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "TOKENBOOK_WAREHOUSE": warehouse,
         orch.ENV_GATEWAY_PATH: str(gateway),
+        orch.ENV_BILLING_PATH: str(base / "demo" / "billing"),
         orch.ENV_OUT_DIR: str(base / "out"),
         orch.ENV_DBT_MANIFEST: str(manifest),
         # Builds fct_llm_calls and the models and seeds it needs, each with its own tests:
@@ -97,8 +67,19 @@ def nightly(tmp_path_factory):
 
         t0 = time.perf_counter()
         db.initdb()
-        print(f"\n[timing] airflow initdb {time.perf_counter() - t0:.1f}s, dbt parse {parse_s:.1f}s")
-        yield {"base": base, "warehouse": warehouse, "manifest": manifest, "gateway": gateway}
+        print(
+            f"\n[timing] airflow initdb {time.perf_counter() - t0:.1f}s, dbt parse {parse_s:.1f}s, "
+            f"demo (21 days, scale 0.01) {demo_s:.1f}s"
+        )
+        day = next(f for f in demo["files"] if f["date"] == RUN_DAY.isoformat())
+        yield {
+            "base": base,
+            "warehouse": warehouse,
+            "manifest": manifest,
+            "gateway": gateway,
+            "billing": base / "demo" / "billing",
+            "day": day,
+        }
 
 
 @pytest.fixture(scope="module")
@@ -129,6 +110,11 @@ def _query(nightly, sql: str, params=None):
         con.close()
 
 
+def _logical_date_for(day: date) -> datetime:
+    """A manual run covers the last complete day before its logical date (data intervals)."""
+    return datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(days=1)
+
+
 def _states(run) -> dict[str, str]:
     return {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
 
@@ -146,7 +132,18 @@ def test_dag_is_documented_tagged_and_retries(dag):
     assert {"tokenbook", "nightly"} <= set(dag.tags)
     assert dag.catchup is True
     assert dag.max_active_runs == 1  # DuckDB: one writer, runs in date order
-    assert dag.schedule == "@daily" or str(dag.timetable.summary) == "@daily"
+    # The run for day D is scheduled once D is over, and names D as its data interval start.
+    from airflow.sdk import CronDataIntervalTimetable
+    from airflow.serialization.encoders import coerce_to_core_timetable
+    from airflow.timetables.base import TimeRestriction
+
+    assert isinstance(dag.timetable, CronDataIntervalTimetable)
+    nxt = coerce_to_core_timetable(dag.timetable).next_dagrun_info(
+        last_automated_data_interval=None,
+        restriction=TimeRestriction(earliest=dag.start_date, latest=None, catchup=True),
+    )
+    assert nxt.data_interval.start.date() == date(2026, 11, 1)
+    assert nxt.run_after.date() == date(2026, 11, 2)
     for t in dag.tasks:
         assert t.retries >= 1, t.task_id
         assert t.retry_delay is not None, t.task_id
@@ -233,7 +230,8 @@ def test_missing_manifest_falls_back_to_one_dbt_build_task(nightly, monkeypatch)
 def nightly_run(dag, nightly):
     """One real run of the DAG for RUN_DAY (shared: it is the expensive part)."""
     t0 = time.perf_counter()
-    run = dag.test(logical_date=datetime(RUN_DAY.year, RUN_DAY.month, RUN_DAY.day, tzinfo=UTC))
+    run = dag.test(logical_date=_logical_date_for(RUN_DAY))
+    assert run.data_interval_start.date() == RUN_DAY
     elapsed = time.perf_counter() - t0
     tis = run.get_task_instances()
     slowest = sorted(((round(ti.duration or 0, 1), ti.task_id) for ti in tis), reverse=True)
@@ -245,7 +243,7 @@ def test_dag_test_builds_the_day_end_to_end(nightly_run, nightly):
     states = _states(nightly_run)
     assert str(nightly_run.state) == "success", states
     assert states["ingest_gateway"] == "success"
-    assert states["ingest_billing"] == "skipped"  # no billing path for the day
+    assert states["ingest_billing"] == "success"
     assert states["quality_gate"] == "success"
     assert states["score_anomalies"] == "success"
     assert states["is_refit_day"] == "success" and states["refit_forecast"] == "skipped"
@@ -254,19 +252,38 @@ def test_dag_test_builds_the_day_end_to_end(nightly_run, nightly):
     assert "dbt_models.fct_llm_calls_model_build" in dbt_states
     assert set(dbt_states.values()) == {"success"}, dbt_states
 
-    loaded = _query(
-        nightly, "select count(*) from raw.gateway_calls where load_date = ?", [RUN_DAY]
-    )[0][0]
-    assert loaded == 24
-    calls = _query(
+    # The day's file, as the demo manifest counts it, landed; the ledger holds the same calls.
+    loaded, tokens = _query(
         nightly,
-        "select count(*), count(distinct feature), sum(input_tokens) "
-        "from marts.fct_llm_calls where call_date = ?",
+        "select count(*), sum(input_tokens) from raw.gateway_calls where load_date = ?",
         [RUN_DAY],
     )[0]
-    assert calls[0] == 24
-    assert calls[1] == 4  # three tagged features and (unattributed)
-    assert calls[2] == sum(1000 + 10 * i for i in range(24))
+    assert loaded == nightly["day"]["loaded"] > 0
+    assert _query(
+        nightly, "select count(*) from raw.gateway_calls where load_date <> ?", [RUN_DAY]
+    )[0][0] == 0  # only the run's date was loaded
+    calls = _query(
+        nightly,
+        "select count(*), sum(input_tokens), count(*) filter (where feature is null) "
+        "from marts.fct_llm_calls where load_date = ?",
+        [RUN_DAY],
+    )[0]
+    assert calls == (loaded, tokens, 0)
+    # Billing: the day's API exports (openai, anthropic) and the month's files (aws, azure, gcp).
+    billing = dict(
+        _query(
+            nightly,
+            "select vendor || ' ' || load_date, count(*) from raw.billing_lines group by all",
+        )
+    )
+    assert set(billing) == {
+        "openai 2026-11-25",
+        "anthropic 2026-11-25",
+        "aws 2026-11-01",
+        "azure 2026-11-01",
+        "gcp 2026-11-01",
+    }, billing
+    assert min(billing.values()) > 0
     has_failures_table = _query(
         nightly,
         "select count(*) from information_schema.tables "
@@ -300,13 +317,25 @@ def test_steps_run_outside_airflow(nightly_run, nightly, tmp_path):
     settings = load_settings(warehouse=nightly["warehouse"])
     inputs = orch.RunInputs(gateway_path=str(nightly["gateway"]), out_dir=str(tmp_path / "out"))
     gate = orch.check_quality(RUN_DAY, settings)
-    assert gate["rows_loaded"] == 24 and gate["rows_read"] == 24 and gate["expectations"] > 0
+    assert gate["rows_loaded"] == nightly["day"]["loaded"]
+    assert gate["rows_read"] == nightly["day"]["lines"]
+    assert gate["expectations"] > 0
     with pytest.raises(orch.QualityGateFailed, match="no gateway load"):
         orch.check_quality(RUN_DAY - timedelta(days=1), settings)
-    billing = orch.ingest_billing_day(RUN_DAY, settings, inputs)
+    billing = orch.ingest_billing_day(RUN_DAY, settings, inputs)  # no billing path given
     assert billing["skipped"] is True and "billing" in billing["reason"]
-    with pytest.raises(orch.MissingInput, match="no gateway file for 2026-11-24"):
-        orch.ingest_gateway_day(RUN_DAY - timedelta(days=1), settings, inputs)
+    empty = orch.RunInputs(billing_path=str(tmp_path / "no-bills"))
+    assert orch.ingest_billing_day(RUN_DAY, settings, empty)["skipped"] is True
+    plan = orch.billing_files_for(RUN_DAY, str(nightly["billing"]))
+    assert {v: (rule, [Path(f).name for f in files]) for v, (rule, files) in plan.items()} == {
+        "openai": ("date", ["costs-2026-11-25.jsonl", "usage-completions-2026-11-25.jsonl"]),
+        "anthropic": ("date", ["cost-report-2026-11-25.jsonl", "usage-messages-2026-11-25.jsonl"]),
+        "aws": ("month", ["cur2-2026-11.csv"]),
+        "azure": ("month", ["cost-actual-2026-11.csv"]),
+        "gcp": ("month", ["billing-export-2026-11.jsonl"]),
+    }
+    with pytest.raises(orch.MissingInput, match="no gateway file for 2026-10-26"):
+        orch.ingest_gateway_day(RUN_DAY - timedelta(days=30), settings, inputs)
 
 
 def test_forced_failure_is_recorded_in_pipeline_failures(dag, nightly, nightly_run):
@@ -317,9 +346,7 @@ def test_forced_failure_is_recorded_in_pipeline_failures(dag, nightly, nightly_r
     bad = nightly["base"] / "alice.smith@example.com" / "missing"
     Variable.set("tokenbook_gateway_path", str(bad))
     try:
-        run = dag.test(
-            logical_date=datetime(FAIL_DAY.year, FAIL_DAY.month, FAIL_DAY.day, tzinfo=UTC)
-        )
+        run = dag.test(logical_date=_logical_date_for(FAIL_DAY))
     finally:
         Variable.delete("tokenbook_gateway_path")
     states = _states(run)
@@ -328,14 +355,15 @@ def test_forced_failure_is_recorded_in_pipeline_failures(dag, nightly, nightly_r
     assert states["quality_gate"] == "upstream_failed"
     rows = _query(
         nightly,
-        "select dag_id, task_id, run_id, logical_date, try_number, exception_type, exception_text "
-        "from raw.pipeline_failures order by try_number",
+        "select dag_id, task_id, run_id, run_date, try_number, exception_type, exception_text, "
+        "logical_date from raw.pipeline_failures order by try_number",
     )
     assert [(r[0], r[1], r[3], r[4]) for r in rows] == [
         (DAG_ID, "ingest_gateway", FAIL_DAY, 1),
         (DAG_ID, "ingest_gateway", FAIL_DAY, 2),
     ]
     assert rows[0][2] == run.run_id
+    assert rows[0][7] == datetime(FAIL_DAY.year, FAIL_DAY.month, FAIL_DAY.day) + timedelta(days=1)
     assert rows[0][5] == "MissingInput"
     text = rows[1][6]
     assert "does not exist" in text and "missing" in text
@@ -378,7 +406,8 @@ def test_failure_record_is_redacted_truncated_and_idempotent(tmp_warehouse):
         dag_id=DAG_ID,
         task_id="t",
         run_id="r1",
-        logical_date=datetime(2026, 11, 25, tzinfo=UTC),
+        logical_date=datetime(2026, 11, 26, tzinfo=UTC),
+        run_date=datetime(2026, 11, 25, tzinfo=UTC),
         try_number=1,
         exception=exc,
     )
@@ -389,10 +418,12 @@ def test_failure_record_is_redacted_truncated_and_idempotent(tmp_warehouse):
     orch.record_failure(settings, record)  # the same try recorded twice stays one row
     con = duckdb.connect(tmp_warehouse[len("duckdb:///") :], read_only=True)
     try:
-        rows = con.execute("select task_id, logical_date, exception_type from raw.pipeline_failures").fetchall()
+        rows = con.execute(
+            "select task_id, logical_date, run_date, exception_type from raw.pipeline_failures"
+        ).fetchall()
     finally:
         con.close()
-    assert rows == [("t", date(2026, 11, 25), "RuntimeError")]
+    assert rows == [("t", datetime(2026, 11, 26), date(2026, 11, 25), "RuntimeError")]
 
 
 def test_failure_record_on_bigquery_is_one_append_load(monkeypatch):
@@ -416,13 +447,13 @@ def test_failure_record_on_bigquery_is_one_append_load(monkeypatch):
     monkeypatch.setattr(bigquery, "Client", FakeClient)
     settings = load_settings(warehouse="bigquery://acme-finops/tokenbook")
     record = orch.failure_record(
-        dag_id=DAG_ID, task_id="ingest_gateway", run_id="r", logical_date=RUN_DAY,
+        dag_id=DAG_ID, task_id="ingest_gateway", run_id="r", logical_date=None, run_date=RUN_DAY,
         try_number=2, exception=ValueError("boom"),
     )
     table = orch.record_failure(settings, record)
     assert table == "acme-finops.tokenbook_raw.pipeline_failures"
     rows, table_id, config = calls["load"]
     assert table_id == table and calls["client"] == ("acme-finops", "US")
-    assert rows[0]["logical_date"] == "2026-11-25" and rows[0]["try_number"] == 2
+    assert rows[0]["run_date"] == "2026-11-25" and rows[0]["try_number"] == 2
     assert config.write_disposition == bigquery.WriteDisposition.WRITE_APPEND
     assert [f.name for f in config.schema] == [c for c, _, _ in orch.FAILURE_COLUMNS]

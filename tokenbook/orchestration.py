@@ -66,7 +66,8 @@ FAILURE_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("dag_id", "VARCHAR", "STRING"),
     ("task_id", "VARCHAR", "STRING"),
     ("run_id", "VARCHAR", "STRING"),
-    ("logical_date", "DATE", "DATE"),
+    ("logical_date", "TIMESTAMP", "TIMESTAMP"),  # Airflow's logical date of the run (UTC)
+    ("run_date", "DATE", "DATE"),  # the day the run processes (data_interval_start)
     ("try_number", "INTEGER", "INT64"),
     ("exception_type", "VARCHAR", "STRING"),
     ("exception_text", "VARCHAR", "STRING"),  # redacted and truncated
@@ -580,7 +581,8 @@ class FailureRecord:
     dag_id: str
     task_id: str
     run_id: str
-    logical_date: date | None
+    logical_date: datetime | None
+    run_date: date | None
     try_number: int
     exception_type: str
     exception_text: str
@@ -606,12 +608,19 @@ def redact_text(text: str) -> str:
     return "" if row is None or row[0] is None else str(row[0])
 
 
+def _naive_utc(value: datetime | None) -> datetime | None:
+    if value is None or value.tzinfo is None:
+        return value
+    return value.astimezone(UTC).replace(tzinfo=None)
+
+
 def failure_record(
     *,
     dag_id: str,
     task_id: str,
     run_id: str,
-    logical_date: date | datetime | None,
+    logical_date: datetime | None,
+    run_date: date | datetime | None,
     try_number: int,
     exception: BaseException | str | None,
     failed_at: datetime | None = None,
@@ -630,7 +639,8 @@ def failure_record(
         dag_id=dag_id,
         task_id=task_id,
         run_id=run_id,
-        logical_date=None if logical_date is None else as_run_date(logical_date),
+        logical_date=_naive_utc(logical_date),
+        run_date=None if run_date is None else as_run_date(run_date),
         try_number=int(try_number or 0),
         exception_type=etype,
         exception_text=text,
@@ -660,7 +670,7 @@ def record_failure(settings: Settings, record: FailureRecord) -> str:
             [record.dag_id, record.task_id, record.run_id, record.try_number],
         )
         con.execute(
-            f"insert into {table} values (?, ?, ?, ?, ?, ?, ?, ?)",
+            f"insert into {table} values ({', '.join('?' * len(FAILURE_COLUMNS))})",
             [getattr(record, name) for name, _, _ in FAILURE_COLUMNS],
         )
         con.execute("commit")
@@ -694,6 +704,7 @@ def _record_failure_bigquery(settings: Settings, record: FailureRecord) -> str:
     )
     row = asdict(record)
     row["logical_date"] = None if record.logical_date is None else record.logical_date.isoformat()
+    row["run_date"] = None if record.run_date is None else record.run_date.isoformat()
     row["failed_at"] = record.failed_at.isoformat()
     client = _bigquery_client(settings)
     client.load_table_from_json([row], table_id, job_config=config).result()
