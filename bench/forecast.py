@@ -12,6 +12,8 @@ log-normal noise, a launch step in a third of them and a spike in a fifth of the
 from __future__ import annotations
 
 import argparse
+import os
+import resource
 import time
 from datetime import date
 
@@ -21,6 +23,15 @@ import pandas as pd
 from forecasting.config import ForecastConfig
 from forecasting.pipeline import forecast_frame
 from forecasting.synthetic import synthetic_series
+
+
+def _cpu_seconds() -> float:
+    """User + system CPU of this process and its finished children (the pool's workers)."""
+    me, kids = (
+        resource.getrusage(resource.RUSAGE_SELF),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
+    )
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 def make_series(n: int, days: int, end: date, seed: int = 0) -> pd.DataFrame:
@@ -69,11 +80,13 @@ def main() -> None:
     )
     empty_fermi = pd.DataFrame(columns=["spread"]).rename_axis("feature")
     events = pd.DataFrame(columns=["ds", "event_name", "kind", "provider", "feature"])
+    cpu0 = _cpu_seconds()
     t0 = time.perf_counter()
     run = forecast_frame(
         frame, end, events, empty_fermi, pd.Series(dtype=float), cfg, score_anomalies=False
     )
     elapsed = time.perf_counter() - t0
+    cpu = _cpu_seconds() - cpu0
 
     bt = run.backtest
     pooled = bt[bt["series_level"] == "pooled"].set_index(["method", "phase"])
@@ -83,6 +96,11 @@ def main() -> None:
         f"(horizon {cfg.backtest_horizon_days} d), samples {args.samples}, workers {args.workers}"
     )
     print(f"elapsed: {elapsed:.1f} s  ->  {args.series / elapsed:.2f} series/s")
+    load = os.getloadavg()[0]
+    print(
+        f"cpu: {cpu:.1f} s (parent + workers) -> {args.series / cpu:.2f} series per cpu-second; "
+        f"load average at the end {load:.1f} on {os.cpu_count()} cores"
+    )
     print("specs chosen:", run.daily.drop_duplicates("unique_id")["spec"].value_counts().to_dict())
     for (method, phase), r in pooled.iterrows():
         print(
