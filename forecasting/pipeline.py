@@ -392,6 +392,16 @@ def forecast_frame(
 ) -> ForecastRun:
     """Forecast every series of ``frame`` (long: unique_id, series_level, metric, keys, ds, y)."""
     cfg = cfg or ForecastConfig()
+    missing = [
+        c
+        for c in ("unique_id", "series_level", "metric", *KEY_COLUMNS, "ds", "y")
+        if c not in frame.columns
+    ]
+    if missing:
+        raise ValueError(
+            f"the series frame has missing columns {missing}: build it with "
+            "forecasting.series.load_daily_series or forecasting.synthetic.synthetic_series"
+        )
     as_of = pd.Timestamp(as_of).normalize()
     frame = frame[frame["ds"] <= as_of]
     tasks = _series_tasks(frame, fermi, cfg)

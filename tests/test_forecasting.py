@@ -382,3 +382,60 @@ def test_cli_prints_summary_writes_tables_and_charts(tmp_path):
     assert as_of == [(AS_OF,)]
     bad = CliRunner().invoke(app, ["forecast", "--warehouse", f"duckdb:///{db}", "--as-of", "nope"])
     assert bad.exit_code != 0 and "bad --as-of" in bad.output
+
+
+def test_bigquery_reads_use_the_marts_dataset_and_parse_as_bigquery_sql():
+    import sqlglot
+
+    from forecasting.anomalies import why_sql
+
+    client = mock.MagicMock()
+    seen = []
+
+    def query(sql):
+        seen.append(sql)
+        job = mock.MagicMock()
+        job.to_dataframe.return_value = pd.DataFrame(
+            {
+                "ds": [date(2026, 11, 19), date(2026, 11, 20)],
+                "provider": ["openai", "openai"],
+                "model": ["gpt-4o-mini"] * 2,
+                "feature": ["support_chat"] * 2,
+                "customer_segment": ["smb"] * 2,
+                "spend": [1.5, 2.5],
+                "tokens": [100, 200],
+                "calls": [3, 4],
+            }
+        )
+        return job
+
+    client.query.side_effect = query
+    wh = parse_warehouse("bigquery://acme-finops/tokenbook")
+    frame = load_daily_series(wh, AS_OF, client=client)
+    assert len(seen) == 5 and all("`acme-finops.tokenbook_marts.fct_llm_calls`" in s for s in seen)
+    for sql in seen:
+        sqlglot.parse_one(sql, read="bigquery")
+    assert frame.loc[frame["unique_id"] == "spend|total", "y"].tolist() == [1.5, 2.5]
+    flags = pd.DataFrame(
+        {
+            "ds": [pd.Timestamp("2026-11-20")],
+            "series_level": ["feature"],
+            "provider": [None],
+            "feature": ["support_chat"],
+        }
+    )
+    sql = why_sql(flags, "`acme-finops.tokenbook_marts.fct_llm_calls`", "bigquery")
+    assert "date_sub(" in sql
+    sqlglot.parse_one(sql, read="bigquery")
+
+
+def test_forecast_frame_rejects_a_frame_without_its_columns():
+    with pytest.raises(ValueError, match="missing columns"):
+        forecast_frame(
+            pd.DataFrame({"ds": [], "y": []}),
+            AS_OF,
+            load_events(),
+            load_fermi_estimates(),
+            load_budgets(),
+            CFG,
+        )
