@@ -141,6 +141,20 @@ def test_ingest_evals_command(tmp_path):
     assert "file not found" in result.output
 
 
+def test_staging_is_empty_not_broken_before_the_first_evals_load(tmp_path):
+    from tokenbook.dbt import run_dbt
+    from tokenbook.settings import load_settings
+
+    settings = load_settings(warehouse=f"duckdb:///{tmp_path / 'wh.duckdb'}")
+    run_dbt(["build", "--select", "stg_evals__results"], settings, target_path=tmp_path)
+    con = _connect(tmp_path / "wh.duckdb")
+    assert con.execute("select count(*) from staging.stg_evals__results").fetchone() == (0,)
+    assert not con.execute(
+        "select * from information_schema.tables where table_schema = 'raw' "
+        "and table_name = 'evals'"
+    ).fetchall()
+
+
 # ---------------------------------------------------------------------------------------------
 # the demo through the real pipeline, two seeds
 
