@@ -481,13 +481,15 @@ LEVERS: tuple[Lever, ...] = (
           ("retry_cost_usd", "retry_waste_usd", "waste_usd", "wasted_cost_usd"),
           "Retry spend", labels=("feature", "provider", "model")),
     Lever("mart_commit_readiness", "Commit to a provider discount",
-          "Committed-use discount at the recommended commitment level.",
-          ("monthly_saving_usd", "monthly_savings_usd", "savings_usd", "saving_usd",
-           "commit_savings_usd"), "Saving a month", labels=("provider", "model")),
+          "Per provider and dominant model: the saving a month of the offered commitment "
+          "discount at the recommended level, and whether the usage is ready for it.",
+          ("saving_per_month_usd", "monthly_saving_usd", "savings_usd"), "Saving a month",
+          labels=("provider", "dominant_model", "readiness")),
     Lever("mart_finetune_breakeven", "Fine-tune a smaller model",
-          "Fine-tuning candidates and their monthly saving.",
-          ("monthly_saving_usd", "monthly_savings_usd", "savings_usd", "saving_usd"),
-          "Saving a month", labels=("feature", "candidate", "candidate_model")),
+          "Fine-tuning candidates: the net saving a month at the current volume after the "
+          "fixed costs, and the verdict (never 'go' without a passing eval).",
+          ("net_saving_per_month_current_usd", "monthly_saving_usd", "savings_usd"),
+          "Saving a month", labels=("feature", "ft_model", "verdict")),
     Lever("mart_cache_efficiency", "Turn on prompt caching where it would hit",
           "Calls that could have read a cached prefix but did not (ISO weeks starting in the "
           "month), at the price difference of each call.",
