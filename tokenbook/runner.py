@@ -181,6 +181,28 @@ def _ingest_billing(data_dir: Path, settings: Settings, wh: Warehouse, result: R
     console.print(f"  {len(vendors)} vendors, {loaded:,} billing lines loaded")
 
 
+def _ingest_evals(data_dir: Path, wh: Warehouse, result: RunResult) -> None:
+    """Quality evals (feature x model scores) that the routing and switch marts read."""
+    folder = data_dir / "evals"
+    files = sorted(str(p) for p in folder.glob("*.csv*")) + sorted(
+        str(p) for p in folder.glob("*.jsonl*"))
+    if not files:
+        console.print(f"  no evals in {folder}: skipped")
+        return
+    if wh.kind != "duckdb":
+        raise NotImplementedError("evals on BigQuery: load raw.evals with a BigQuery load job")
+    from ingestion.evals import ingest_evals
+    from tokenbook.warehouse import connect_duckdb
+
+    con = connect_duckdb(wh)
+    try:
+        load = ingest_evals(con, files)
+    finally:
+        con.close()
+    result.facts["evals"] = load.rows_loaded
+    console.print(f"  {len(files)} eval files, {load.rows_loaded:,} eval results loaded")
+
+
 def _build(settings: Settings, result: RunResult) -> None:
     from tokenbook.dbt import run_dbt
 
@@ -258,8 +280,9 @@ def run_plan(plan: RunPlan, settings: Settings, wh: Warehouse) -> RunResult:
     files = gateway_files(plan.data_dir, plan.date_from, plan.date_to)
     with _step(result, "ingest", f"2/6 ingest {len(files)} gateway files (one batch)"):
         _ingest_gateway(files, settings, result)
-    with _step(result, "billing", "3/6 ingest vendor billing exports"):
+    with _step(result, "billing", "3/6 ingest vendor billing exports and quality evals"):
         _ingest_billing(plan.data_dir, settings, wh, result)
+        _ingest_evals(plan.data_dir, wh, result)
     with _step(result, "dbt", "4/6 build the models (dbt, once for the whole batch)"):
         _build(settings, result)
     as_of = plan.date_to or _latest_call_date(settings, wh)
