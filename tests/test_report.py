@@ -257,14 +257,20 @@ def test_report_opens_offline_with_charts_inline(report: Path) -> None:
     assert html.count('class="spark"') >= 5  # a weekly sparkline per feature
 
 
-def test_month_defaults_to_the_last_complete_month_and_can_be_chosen(warehouse: str) -> None:
+def test_month_defaults_to_the_last_complete_month_and_can_be_chosen(
+    warehouse: str, tmp_path: Path
+) -> None:
     assert last_complete_month(date(2026, 11, 27)) == date(2026, 10, 1)
     assert last_complete_month(date(2026, 11, 30)) == date(2026, 11, 1)
     settings = load_settings(warehouse=warehouse)
     html, data = build_report(settings, month=date(2026, 11, 1))
     assert data.period.month == date(2026, 11, 1)
-    assert "AI spend report — November 2026" in html
+    assert "AI spend report — November 2026 (month to date)" in html
+    assert "AI spend, November 2026 (to Nov 27)" in html
     assert_every_figure_matches(html, warehouse)
+    # the nightly DAG passes a folder (a path without a suffix) and the run's month
+    path = write_report(settings, tmp_path / "reports" / "", month=date(2026, 11, 1))
+    assert path == tmp_path / "reports" / "tokenbook-report-2026-11.html" and path.is_file()
     with pytest.raises(ReportError, match="pass --month between 2026-09 and 2026-11"):
         build_report(settings, month=date(2025, 1, 1))
 

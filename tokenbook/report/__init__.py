@@ -33,11 +33,12 @@ def build_report(settings: Settings, month: date | None = None, con=None,
 
 
 def write_report(settings: Settings, out_path: str | Path, month: date | None = None) -> Path:
-    """Write the report to ``out_path`` (a file, or a folder that gets
-    ``tokenbook-report-YYYY-MM.html``) and return the file's path."""
+    """Write the report to ``out_path`` and return the file's path. ``out_path`` is the file
+    (``.html``), or a folder (an existing one, or any path without a suffix) that gets
+    ``tokenbook-report-YYYY-MM.html``."""
     html, data = build_report(settings, month)
     out = Path(out_path)
-    if out.is_dir() or str(out_path).endswith("/"):
+    if out.is_dir() or str(out_path).endswith("/") or not out.suffix:
         out = out / f"tokenbook-report-{data.period.month:%Y-%m}.html"
     try:
         out.parent.mkdir(parents=True, exist_ok=True)

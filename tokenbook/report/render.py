@@ -207,8 +207,11 @@ class Page:
         h = "headline"
         cards = []
         change = self.value(h, 0, "spend_change_pct")
+        to_date = ""
+        if p.month_end > p.data_end:
+            to_date = f" (to {p.data_end:%b} {p.data_end.day})"
         cards.append(
-            f'<div class="card"><div class="label">AI spend, {p.month:%B %Y}</div>'
+            f'<div class="card"><div class="label">AI spend, {p.month:%B %Y}{to_date}</div>'
             f'{self.cell(h, 0, "spend_usd", "usd", tag="div", cls="big")}'
             f'<div class="sub">effective cost, all providers</div></div>'
         )
@@ -637,7 +640,8 @@ class Page:
 <title>AI spend report — {p.month:%B %Y}</title>
 <style>{CSS}</style></head>
 <body><main>
-<header><h1>AI spend report — {p.month:%B %Y}</h1>
+<header><h1>AI spend report — {p.month:%B %Y}{
+    " (month to date)" if p.month_end > p.data_end else ""}</h1>
 <p>Ledger {self.data.data_start:%b %d, %Y} to {p.data_end:%b %d, %Y} · forecast as of
 {esc(p.forecast_as_of or "—")} · money in USD, effective cost (after negotiated discounts)
 · warehouse {esc(source_url)}</p></header>
