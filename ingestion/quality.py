@@ -208,24 +208,12 @@ def _as_date(value) -> date:
     return pd.Timestamp(value).date()
 
 
-def run_gateway_checkpoint(
-    con,
-    load_dates: Iterable[date],
-    calls_table: str = "_tb_calls",
+def fetch_frames(
+    con, load_dates: Iterable[date], calls_table: str = "_tb_calls",
     files_table: str = "_tb_files",
-    max_quarantine_share: float = MAX_QUARANTINE_SHARE,
-) -> CheckpointResult:
-    """Run both checkpoints for each load date over the staged tables read through ``con``;
-    store the outcomes in TEMP table ``_tb_validation`` (columns of raw.validation_results)."""
-    from ingestion.gateway.duckdb_sink import VALIDATION_RESULTS_COLUMNS
-
-    cps = _Checkpoints(max_quarantine_share)
-    result = CheckpointResult()
-    dates = ", ".join(f"DATE '{d.isoformat()}'" for d in sorted(set(load_dates)))
-    if not dates:
-        return result
-    # One run per checkpoint for all load dates (GX's per-run overhead is ~0.25 s of Python),
-    # with per-date counts from the unexpected row indices.
+):
+    """(calls, files) pandas frames of the load dates, only the columns the checkpoints read."""
+    dates = ", ".join(f"DATE '{d.isoformat()}'" for d in sorted(set(load_dates))) or "NULL"
     calls = con.execute(
         f"select load_date, {_CALL_COLUMNS} from {calls_table} where load_date in ({dates})"
     ).df()
@@ -236,8 +224,25 @@ def run_gateway_checkpoint(
                         else rows_quarantined / rows_read end as quarantine_share
             from {files_table} where load_date in ({dates})"""
     ).df()
+    return calls, files
+
+
+def check_frames(calls, files, max_quarantine_share: float = MAX_QUARANTINE_SHARE):
+    """Run both checkpoints ONCE over all load dates (GX's per-run overhead is ~0.25 s of
+    Python); outcomes per date come from the unexpected row indices."""
+    result = CheckpointResult()
+    if not len(files):
+        return result
+    cps = _Checkpoints(max_quarantine_share)
     result.outcomes += cps.run("gateway_calls", calls) if len(calls) else []
     result.outcomes += cps.run("gateway_files", files)
+    return result
+
+
+def store_results(con, result: CheckpointResult) -> None:
+    """TEMP table ``_tb_validation`` (columns of raw.validation_results) from ``result``."""
+    from ingestion.gateway.duckdb_sink import VALIDATION_RESULTS_COLUMNS
+
     cols = ", ".join(f"{n} {t}" for n, t, _ in VALIDATION_RESULTS_COLUMNS)
     con.execute(f"create or replace temp table {RESULTS_TABLE} ({cols})")
     con.executemany(
@@ -250,4 +255,18 @@ def run_gateway_checkpoint(
             for o in result.outcomes
         ],
     )
+
+
+def run_gateway_checkpoint(
+    con,
+    load_dates: Iterable[date],
+    calls_table: str = "_tb_calls",
+    files_table: str = "_tb_files",
+    max_quarantine_share: float = MAX_QUARANTINE_SHARE,
+) -> CheckpointResult:
+    """fetch_frames + check_frames + store_results over the staged tables read through
+    ``con``."""
+    calls, files = fetch_frames(con, load_dates, calls_table, files_table)
+    result = check_frames(calls, files, max_quarantine_share)
+    store_results(con, result)
     return result

@@ -488,9 +488,18 @@ def _ingest(paths, settings, date, window_days, fmt, progress, con, run_checkpoi
             t4 = time.perf_counter()
             from ingestion import quality
 
-            result = quality.run_gateway_checkpoint(
-                con, load_dates, max_quarantine_share=max_quarantine_share
-            )
+            calls_frame, files_frame = quality.fetch_frames(con, load_dates)
+            # Free DuckDB's buffers before GX builds its frames' masks: dropping the staged
+            # tables is not enough, lowering the limit hands the memory back to the system.
+            _drop(con, "_tb_p_calls", "_tb_p_quarantine", "_tb_p_pii", "_tb_calls",
+                  "_tb_quarantine", "_tb_pii", "_tb_status")
+            if own_con and memory_limit:
+                con.execute("set memory_limit = '256MB'")
+            result = quality.check_frames(calls_frame, files_frame, max_quarantine_share)
+            del calls_frame, files_frame
+            if own_con and memory_limit:
+                con.execute(f"set memory_limit = {_q(memory_limit)}")
+            quality.store_results(con, result)
             for d in load_dates:
                 con.execute(
                     f"create or replace temp table _tb_vr as select * from {result.table} "
