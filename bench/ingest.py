@@ -198,6 +198,8 @@ def main() -> None:
                   f"in {gen_s:.1f} s: {path}")
 
         bare = _child(_BARE, str(path), str(tmpdir / "bare.duckdb"))
+        print(f"bare read_json: {bare['seconds']:.2f} s wall, {bare['cpu_seconds']:.2f} s CPU, "
+              f"peak {bare['rss_mb']:,.0f} MB", flush=True)
         ingest = _child(
             _INGEST,
             str(path),
