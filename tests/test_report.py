@@ -343,6 +343,13 @@ def test_missing_sections_say_so_and_appear_once_their_marts_exist(
         ("support_chat", Decimal("20")), ("code_review", Decimal("4"))]  # October weeks only
     assert any(f["data-q"] == "lever__mart_retry_waste" for f in page.figures)
     assert "Cut retry waste" in html
+    # a warehouse that has never been forecast still gets its report, saying what is missing
+    for table in ("forecast_daily", "forecast_monthly", "forecast_backtest", "anomaly_flags"):
+        query(url, f"drop table marts.{table}")
+    html, data = build_report(load_settings(warehouse=url))
+    assert_every_figure_matches(html, url)
+    assert 'data-missing="forecast_monthly"' in html and 'data-missing="anomalies"' in html
+    assert "forecast_monthly not in this warehouse" in html
 
 
 def test_cli_writes_the_report_and_refuses_a_bad_month(warehouse: str, tmp_path: Path) -> None:
