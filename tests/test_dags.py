@@ -56,6 +56,8 @@ def nightly(tmp_path_factory):
         # Builds fct_llm_calls and the models and seeds it needs, each with its own tests:
         # the slice the assertions read (tests across several models need the whole project).
         orch.ENV_DBT_SELECT: "+fct_llm_calls +mart_chargeback",
+        # The report and FOCUS read marts outside that slice (their own tests build them).
+        orch.ENV_PUBLISH: "chargeback",
         "TOKENBOOK_DAG_RETRIES": "1",
         "TOKENBOOK_DAG_RETRY_DELAY_SECONDS": "0",
         "TOKENBOOK_DAG_START": "2026-11-01",
@@ -221,6 +223,21 @@ def test_missing_manifest_falls_back_to_one_dbt_build_task(nightly, monkeypatch)
     assert "dbt_build" in ids
     assert not any(t.startswith("dbt_models.") for t in ids)
     assert bag.dags[DAG_ID].get_task("score_anomalies").upstream_task_ids == {"dbt_build"}
+
+
+def test_on_bigquery_every_task_uses_the_bigquery_pool(monkeypatch):
+    """Parsed for a BigQuery warehouse: the pool bounds concurrent jobs, dbt targets BigQuery."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    monkeypatch.setenv("TOKENBOOK_WAREHOUSE", "bigquery://acme-finops/tokenbook")
+    bag = DagBag(dag_folder=str(DAGS / "tokenbook_nightly.py"))
+    assert bag.import_errors == {}
+    dag = bag.dags[DAG_ID]
+    assert {t.pool for t in dag.tasks} == {orch.BIGQUERY_POOL}
+    assert dag.max_active_runs > 1
+    fct = dag.get_task("dbt_models.fct_llm_calls_model_build")
+    assert fct.profile_config.target_name == "bigquery"
+    assert fct.env["TOKENBOOK_BQ_PROJECT"] == "acme-finops"
 
 
 # --------------------------------------------------------------------------- runs
@@ -389,6 +406,11 @@ def test_gateway_layouts_and_refit_day(tmp_path):
     assert orch.gateway_files_for(day, "gs://bucket/logs/") == ["gs://bucket/logs/gateway-2026-11-23.*"]
     assert orch.is_refit_day(day) and not orch.is_refit_day(day + timedelta(days=1))
     assert orch.as_run_date(datetime(2026, 11, 23, 23, 30, tzinfo=UTC)) == day
+    # Exports: the date's month, plus the previous month while late data may still restate it.
+    assert orch.export_months(date(2026, 12, 2)) == ["2026-11", "2026-12"]
+    assert orch.export_months(date(2026, 12, 4)) == ["2026-12"]
+    with pytest.raises(orch.OrchestrationError, match="unknown outputs"):
+        orch.publish_outputs(day, load_settings(), orch.RunInputs(), outputs=("pdf",))
 
 
 def test_run_inputs_env_then_overrides():

@@ -43,6 +43,7 @@ ENV_BILLING_PATH = "TOKENBOOK_BILLING_PATH"  # folder of vendor billing exports 
 ENV_OUT_DIR = "TOKENBOOK_OUT_DIR"  # where the report and the finance exports are written
 ENV_DBT_MANIFEST = "TOKENBOOK_DBT_MANIFEST"  # manifest.json the DAG renders dbt tasks from
 ENV_DBT_SELECT = "TOKENBOOK_DBT_SELECT"  # optional dbt selectors (space separated) for the DAG
+ENV_PUBLISH = "TOKENBOOK_PUBLISH"  # outputs publish_outputs writes: chargeback,focus,report
 
 INPUT_VARIABLES: dict[str, str] = {
     "gateway_path": ENV_GATEWAY_PATH,
@@ -529,8 +530,12 @@ def refit_forecast(run_date: date, settings: Settings) -> dict[str, Any]:
 # --------------------------------------------------------------------------- report, exports
 
 REPORT_TARGET = "tokenbook.report:write_report"
-EXPORT_TARGET = "tokenbook.exports:export_chargeback"
+CHARGEBACK_TARGET = "tokenbook.exports:export_chargeback"
+FOCUS_TARGET = "tokenbook.focus_export:export_focus"
+FOCUS_MONTHS_TARGET = "tokenbook.focus_export:focus_months"
+CHARGEBACK_MONTHS_TARGET = "tokenbook.exports:chargeback_months"
 EXPORT_FORMATS = ("csv", "parquet")
+OUTPUTS = ("chargeback", "focus", "report")
 # Late data settles within dbt's lookback: the first nights of a month re-export the last one.
 RESTATE_DAYS = 3
 
@@ -545,29 +550,54 @@ def export_months(run_date: date) -> list[str]:
     return months
 
 
-def publish_outputs(run_date: date, settings: Settings, inputs: RunInputs) -> dict[str, Any]:
-    """Finance exports (chargeback as CSV and Parquet) and the HTML report, under ``out_dir``.
+def publish_outputs(
+    run_date: date, settings: Settings, inputs: RunInputs, outputs: tuple[str, ...] | None = None
+) -> dict[str, Any]:
+    """Write what finance and the CFO read, under ``out_dir``, for the date's month(s).
 
-    Files are named by month (``exports/chargeback-YYYY-MM.csv``, ``reports/tokenbook-YYYY-MM.html``),
-    so a rerun of any date of the month overwrites the same files.
+    - ``chargeback``: ``exports/chargeback-YYYY-MM.{csv,parquet}`` (fails when the date's own
+      month has no rows: its ledger was just built, so that is an error);
+    - ``focus``: ``exports/focus-YYYY-MM.{parquet,csv}`` (FOCUS 1.2); a month with no billing
+      yet is logged and skipped, since invoices arrive days after usage;
+    - ``report``: ``reports/tokenbook-report-YYYY-MM.html`` for the date's month.
+
+    ``outputs`` defaults to ``TOKENBOOK_PUBLISH`` (comma separated) or all three. Files are
+    named by month, so a rerun of any date of the month overwrites the same files.
     """
     run_date = as_run_date(run_date)
+    if outputs is None:
+        env = os.environ.get(ENV_PUBLISH, "")
+        outputs = tuple(o.strip() for o in env.split(",") if o.strip()) or OUTPUTS
+    unknown = set(outputs) - set(OUTPUTS)
+    if unknown:
+        raise OrchestrationError(
+            f"unknown outputs {sorted(unknown)} in {ENV_PUBLISH}; choose from {', '.join(OUTPUTS)}"
+        )
     out = Path(inputs.out_dir)
-    export = _resolve(EXPORT_TARGET)
-    written: list[str] = []
+    exports = out / "exports"
+    summary: dict[str, Any] = {"date": run_date.isoformat(), "written": []}
+    own_month = run_date.strftime("%Y-%m")
     for month in export_months(run_date):
-        for fmt in EXPORT_FORMATS:
-            result = export(settings, month, fmt, out / "exports" / f"chargeback-{month}.{fmt}")
-            written.append(str(result.path))
-    summary: dict[str, Any] = {"date": run_date.isoformat(), "exports": written}
-    try:
+        if "chargeback" in outputs:
+            export, months = _resolve(CHARGEBACK_TARGET), _resolve(CHARGEBACK_MONTHS_TARGET)
+            if month != own_month and month not in {m.strftime("%Y-%m") for m in months(settings)}:
+                log.info("no ledger rows for %s (before the first load): not restated", month)
+                continue
+            for fmt in EXPORT_FORMATS:
+                result = export(settings, month, fmt, exports / f"chargeback-{month}.{fmt}")
+                summary["written"].append(str(result.path))
+        if "focus" in outputs:
+            export, months = _resolve(FOCUS_TARGET), _resolve(FOCUS_MONTHS_TARGET)
+            if month not in {m.strftime("%Y-%m") for m in months(settings)}:
+                log.info("no FOCUS rows for %s yet (no invoice lines loaded): not exported", month)
+                continue
+            for fmt in EXPORT_FORMATS:
+                result = export(settings, month, exports / f"focus-{month}.{fmt}", fmt=fmt)
+                summary["written"].append(str(result.path))
+    if "report" in outputs:
         write_report = _resolve(REPORT_TARGET)
-    except StepUnavailable as exc:
-        log.warning("report skipped: %s", exc)
-        summary["report"] = None
-        return summary
-    month = run_date.strftime("%Y-%m")
-    summary["report"] = str(write_report(settings, out / "reports" / f"tokenbook-{month}.html"))
+        path = write_report(settings, out / "reports" / "", month=run_date.replace(day=1))
+        summary["written"].append(str(path))
     return summary
 
 
