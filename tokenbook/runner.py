@@ -391,16 +391,9 @@ def _summary_tables(con, result: RunResult) -> None:
                       f"from cache, saved {_money(saved)}, still to save {_money(missed)}")
     fc = _rows(con, """
         select month, p10, p50, p90, interval_level from marts.forecast_monthly
-        where series_level = 'total' and metric = 'spend' and month_kind = 'next'
+        where series_level = 'total' and metric = 'spend' and month_kind = 'future'
           and as_of = (select max(as_of) from marts.forecast_monthly)
         order by month limit 1""")
-    if not fc:
-        fc = _rows(con, """
-            select month, p10, p50, p90, interval_level from marts.forecast_monthly
-            where series_level = 'total' and metric = 'spend'
-              and as_of = (select max(as_of) from marts.forecast_monthly)
-              and month > date_trunc('month', as_of)
-            order by month limit 1""")
     if fc:
         m, p10, p50, p90, level = fc[0]
         console.print(f"Forecast {m:%B %Y}: {_money(p50)} (p10 {_money(p10)} - p90 {_money(p90)}, "
