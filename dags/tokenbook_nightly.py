@@ -11,7 +11,7 @@ The nightly tokenbook DAG: one run per day, for the day `data_interval_start` na
 | `dbt_models.*` | one astronomer-cosmos task per dbt model (`dbt build` of the model and its tests) |
 | `score_anomalies` | flags the date's anomalies against forecast intervals |
 | `is_refit_day` / `refit_forecast` | refits the Prophet forecasts on Mondays only |
-| `publish_outputs` | HTML report and finance exports (CSV, Parquet) for the date's month |
+| `publish_outputs` | finance exports (chargeback, FOCUS; CSV and Parquet) and the HTML report of the month |
 
 Every task is idempotent for its date; reruns and backfills overwrite the same partitions.
 A failed try is written to `raw.pipeline_failures` (redacted, truncated) and to the task log.
