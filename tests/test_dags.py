@@ -479,3 +479,35 @@ def test_failure_record_on_bigquery_is_one_append_load(monkeypatch):
     assert rows[0]["run_date"] == "2026-11-25" and rows[0]["try_number"] == 2
     assert config.write_disposition == bigquery.WriteDisposition.WRITE_APPEND
     assert [f.name for f in config.schema] == [c for c, _, _ in orch.FAILURE_COLUMNS]
+
+
+def test_quality_gate_on_bigquery_reads_the_audit_with_a_date_parameter(monkeypatch):
+    """BigQuery cannot be reached here: patch the client, check the query and the verdict."""
+    from google.cloud import bigquery
+
+    seen = {}
+    audit = {"files": 1, "rows_read": 10, "rows_loaded": 8, "rows_quarantined": 1,
+             "rows_duplicate": 1, "failed": 0}
+
+    class FakeQuery:
+        def result(self):
+            return [seen["row"]]
+
+    class FakeClient:
+        def __init__(self, project=None, location=None, **kwargs):
+            seen["client"] = (project, location)
+
+        def query(self, sql, job_config=None):
+            seen["sql"], seen["config"] = sql, job_config
+            return FakeQuery()
+
+    monkeypatch.setattr(bigquery, "Client", FakeClient)
+    settings = load_settings(warehouse="bigquery://acme-finops/tokenbook")
+    seen["row"] = audit
+    assert orch.check_quality(RUN_DAY, settings)["rows_loaded"] == 8
+    assert "`acme-finops.tokenbook_raw.load_audit`" in seen["sql"]
+    (param,) = seen["config"].query_parameters
+    assert (param.name, param.type_, param.value) == ("d", "DATE", RUN_DAY)
+    seen["row"] = {**audit, "rows_read": 11}  # one row unaccounted for
+    with pytest.raises(orch.QualityGateFailed, match="does not balance"):
+        orch.check_quality(RUN_DAY, settings)
