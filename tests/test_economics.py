@@ -287,3 +287,27 @@ def test_finops_kpis(demo7):
     assert oct_["routing_savings_available_usd"] is None
     assert sum(r["pii_redactions"] for r in rows.values()) == demo7["manifest"]["pii"]["total"]
     assert 0 < nov["unattributed_share"] < 0.1
+
+
+# ---- BigQuery: the same models compile offline ----------------------------------------
+
+def test_marts_compile_for_bigquery(tmp_path):
+    import sqlglot
+
+    from tests.test_bigquery_compile import _dummy_key
+
+    key = tmp_path / "key.json"
+    _dummy_key(key)
+    settings = load_settings(warehouse="bigquery://acme-finops/tokenbook", bq_keyfile=str(key))
+    run_dbt(["compile", "--no-populate-cache", "--select", "int_economics_forecasts", *MARTS],
+            settings, target_path=tmp_path)
+    nodes = json.loads((tmp_path / "target" / "manifest.json").read_text())["nodes"]
+    for name in ("int_economics_forecasts", *MARTS):
+        sql = nodes[f"model.tokenbook.{name}"]["compiled_code"]
+        assert "`acme-finops`.`tokenbook_marts`" in sql or name == "mart_pii_incidents", name
+        sqlglot.parse_one(sql, read="bigquery")
+    policy = nodes["model.tokenbook.mart_policy_violations"]["compiled_code"]
+    assert "json_value(extra, '$.region')" in policy
+    assert "`tokenbook_raw`.`gateway_calls`" in policy
+    assert "`tokenbook_marts`.`forecast_monthly`" in (
+        nodes["model.tokenbook.int_economics_forecasts"]["compiled_code"])

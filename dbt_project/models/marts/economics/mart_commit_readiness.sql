@@ -133,11 +133,11 @@ stability as (
         avg(cast(effective_cost_usd as {{ tokenbook.type_double() }})) as mean_monthly_cost,
         stddev_pop(cast(effective_cost_usd as {{ tokenbook.type_double() }})) as stddev_monthly_cost,
         min(effective_cost_usd) as min_monthly_cost_usd,
-        max(case when call_month = (select max(call_month) from history) then effective_cost_usd end)
+        max(case when call_month = last_history_month then effective_cost_usd end)
             as last_month_cost_usd,
-        max(case when call_month = (select max(call_month) from history) then tokens end)
-            as last_month_tokens
+        max(case when call_month = last_history_month then tokens end) as last_month_tokens
     from dominant_months
+    cross join (select max(call_month) as last_history_month from history) as last_history
     group by provider, model
 
 ),
@@ -246,11 +246,11 @@ judged as (
 
     select
         assembled.*,
-        {{ tokenbook.marts_count('(select count(*) from complete_months)') }} as complete_months_available,
+        {{ tokenbook.marts_count('available.months') }} as complete_months_available,
         case
-            when (select count(*) from complete_months) < history_months
+            when available.months < history_months
                 then 'too little history: '
-                    || cast((select count(*) from complete_months) as {{ tokenbook.type_text() }})
+                    || cast(available.months as {{ tokenbook.type_text() }})
                     || ' of ' || cast(history_months as {{ tokenbook.type_text() }})
                     || ' complete months'
             when coefficient_of_variation is null or coefficient_of_variation > max_cv
@@ -258,6 +258,7 @@ judged as (
             when offer_id is null then 'no offer'
         end as not_ready_reason
     from assembled
+    cross join (select count(*) as months from complete_months) as available
 
 ),
 

@@ -173,9 +173,9 @@ verdicts as (
         end as verdict,
         case
             when saving_per_mtok is null then 'no priced traffic on the feature in the window'
-            when saving_per_mtok <= 0 then 'a fine-tuned token costs as much as or more than today''s'
+            when saving_per_mtok <= 0 then 'a fine-tuned token costs as much as or more than a token today'
             when not passed_eval and (pays_back_current or pays_back_forecast)
-                then 'pays back, but has not passed the feature''s eval'
+                then 'pays back, but has not passed the eval of the feature'
             when not passed_eval then 'has not passed the eval and does not pay back in time'
             when pays_back_current then 'passed the eval and pays back at the current volume'
             when pays_back_forecast then 'pays back only at the forecast volume'
