@@ -232,7 +232,7 @@ final as (
             "'/'", "token_type", "case when is_batch then '/batch' else '' end"]) }} as {{ text }})
             as sku_price_id,
         cast(token_type as {{ text }}) as sku_meter,
-        cast(allocated_tokens * 0.000001 as {{ money }}) as pricing_quantity,
+        {{ tokenbook.per_million('allocated_tokens') }} as pricing_quantity,
         cast('1000000 Tokens' as {{ text }}) as pricing_unit,
         cast(list_price_per_mtok as {{ money }}) as list_unit_price,
         cast(allocated_tokens as {{ money }}) as consumed_quantity,
