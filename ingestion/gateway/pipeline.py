@@ -488,13 +488,15 @@ def _ingest(paths, settings, date, window_days, fmt, progress, con, run_checkpoi
             t4 = time.perf_counter()
             from ingestion import quality
 
-            calls_frame, files_frame = quality.fetch_frames(con, load_dates)
-            # Free DuckDB's buffers before GX builds its frames' masks: dropping the staged
-            # tables is not enough, lowering the limit hands the memory back to the system.
-            _drop(con, "_tb_p_calls", "_tb_p_quarantine", "_tb_p_pii", "_tb_calls",
-                  "_tb_quarantine", "_tb_pii", "_tb_status")
+            # Free DuckDB's buffers before pandas and GX take memory: dropping the staged tables
+            # is not enough, lowering the limit hands the memory back to the system (what is
+            # still staged spills to DuckDB's temp directory and streams into the frame).
+            _drop(con, "_tb_p_calls", "_tb_p_quarantine", "_tb_p_pii", "_tb_quarantine",
+                  "_tb_pii", "_tb_status")
             if own_con and memory_limit:
-                con.execute("set memory_limit = '256MB'")
+                con.execute("set memory_limit = '384MB'")
+            calls_frame, files_frame = quality.fetch_frames(con, load_dates)
+            _drop(con, "_tb_calls")
             result = quality.check_frames(calls_frame, files_frame, max_quarantine_share)
             del calls_frame, files_frame
             if own_con and memory_limit:
