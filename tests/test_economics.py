@@ -18,10 +18,12 @@ from pathlib import Path
 
 import pytest
 
+from ingestion.billing.loader import ingest_billing
 from ingestion.evals import ingest_evals
 from ingestion.gateway.pipeline import ingest_gateway
 from tokenbook.dbt import run_dbt
 from tokenbook.demo import generate
+from tokenbook.demo.billing import write_vendor_exports
 from tokenbook.settings import load_settings
 from tokenbook.warehouse import connect_duckdb, parse_warehouse
 
@@ -37,8 +39,11 @@ MARTS = (
 )
 
 
-def _build_demo(root: Path, seed: int, days: int, marts: tuple[str, ...]) -> dict:
+def _build_demo(root: Path, seed: int, days: int, marts: tuple[str, ...],
+                billing: bool = False) -> dict:
     manifest = generate(root / "demo", days=days, end=END, seed=seed, scale=0.03)
+    if billing:  # the vendors' exports of the same traffic (for the reconciliation KPI)
+        write_vendor_exports(root / "demo", manifest, seed)
     url = f"duckdb:///{root}/wh.duckdb"
     settings = load_settings(warehouse=url)
     files = sorted((root / "demo" / "gateway").glob("*.jsonl.gz"))
@@ -46,6 +51,9 @@ def _build_demo(root: Path, seed: int, days: int, marts: tuple[str, ...]) -> dic
     con = connect_duckdb(parse_warehouse(url))
     try:
         ingest_evals(con, [root / "demo" / "evals" / "evals.csv"], load_date=END)
+        for vendor in (sorted(p.name for p in (root / "demo" / "billing").iterdir())
+                       if billing else ()):
+            ingest_billing(con, vendor, [root / "demo" / "billing" / vendor])
     finally:
         con.close()
     # the parents' own tests belong to their owners' suites: build the parents without
@@ -80,7 +88,7 @@ def demo7(tmp_path_factory) -> dict:
     from forecasting.job import forecast_warehouse
 
     root = tmp_path_factory.mktemp("econ7")
-    built = _build_demo(root, 7, 130, MARTS)
+    built = _build_demo(root, 7, 130, MARTS, billing=True)
     # before the forecast step the forecast-reading marts built with null forecast columns
     built["before"] = _rows(built["url"], "select * from marts.mart_finetune_breakeven")
     # small runs: October's total-spend forecast made on 2026-09-30 (for the KPI forecast
@@ -285,6 +293,12 @@ def test_finops_kpis(demo7):
     assert nov["gateway_payback_usd"] == nov["cache_savings_usd"] + (
         nov["routing_savings_available_usd"] or 0)
     assert oct_["routing_savings_available_usd"] is None
+    # reconciliation: invoice billed - gateway list cost of the month rows
+    billed, listed = _query(demo7["url"], (
+        "select sum(coalesce(invoice_billed_cost_usd, 0)), sum(gateway_list_cost_usd) "
+        "from marts.mart_reconciliation where grain = 'month' and period_start = '2026-10-01'"))[0]
+    assert oct_["invoice_billed_cost_usd"] == billed > 0
+    assert oct_["reconciliation_variance_usd"] == billed - listed
     assert sum(r["pii_redactions"] for r in rows.values()) == demo7["manifest"]["pii"]["total"]
     assert 0 < nov["unattributed_share"] < 0.1
 

@@ -1,8 +1,7 @@
 {#- One row per calendar month of calls: the FinOps scorecard (grain, inputs, assumptions:
-    _economics__models.yml). Reads the calls fact, the cost-per-outcome, cache, routing and PII
-    marts, and the monthly forecasts (so it runs again after the forecast step). The
-    reconciliation variance stays null until marts/finance/mart_reconciliation is in the
-    project. -#}
+    _economics__models.yml). Reads the calls fact, the cost-per-outcome, cache, routing,
+    reconciliation and PII marts, and the monthly forecasts (so it runs again after the
+    forecast step). -#}
 {{ config(tags=['after_forecast']) }}
 with
 
@@ -95,6 +94,19 @@ routing as (
 
 ),
 
+reconciliation as (
+
+    -- invoice billed cost vs the gateway ledger's list cost (what the invoice bills), per month
+    select
+        period_start as call_month,
+        sum(coalesce(invoice_billed_cost_usd, 0)) as invoice_billed_cost_usd,
+        sum(coalesce(gateway_list_cost_usd, 0)) as gateway_list_cost_usd
+    from {{ ref('mart_reconciliation') }}
+    where grain = 'month'
+    group by period_start
+
+),
+
 monthly_pii as (
 
     select incident_month as call_month, sum(redactions) as pii_redactions
@@ -146,6 +158,8 @@ scorecard as (
         coalesce(monthly_cache.cache_savings_usd, 0) as cache_savings_usd,
         routing.routing_savings_usd,
         coalesce(monthly_pii.pii_redactions, 0) as pii_redactions,
+        reconciliation.invoice_billed_cost_usd,
+        reconciliation.gateway_list_cost_usd,
         forecast_before_month.forecast_as_of,
         forecast_before_month.forecast_p50_usd
     from monthly_calls
@@ -160,6 +174,8 @@ scorecard as (
         on monthly_calls.call_month = routing.call_month
     left join monthly_pii
         on monthly_calls.call_month = monthly_pii.call_month
+    left join reconciliation
+        on monthly_calls.call_month = reconciliation.call_month
     left join forecast_before_month
         on monthly_calls.call_month = forecast_before_month.call_month
 
@@ -192,7 +208,11 @@ final as (
         {{ tokenbook.marts_ratio('input_tokens', 'calls') }}
             / nullif({{ tokenbook.marts_ratio('previous_input_tokens', 'previous_calls') }}, 0)
             as prompt_growth,
-        {{ tokenbook.to_money('null') }} as reconciliation_variance_usd,
+        {{ tokenbook.to_money('invoice_billed_cost_usd') }} as invoice_billed_cost_usd,
+        {{ tokenbook.to_money('invoice_billed_cost_usd - gateway_list_cost_usd') }}
+            as reconciliation_variance_usd,
+        {{ tokenbook.marts_ratio('invoice_billed_cost_usd - gateway_list_cost_usd', 'gateway_list_cost_usd') }}
+            as reconciliation_variance_pct,
         {{ tokenbook.marts_count('pii_redactions') }} as pii_redactions,
         {{ tokenbook.to_money('cache_savings_usd + coalesce(routing_savings_usd, 0)') }}
             as gateway_payback_usd,
