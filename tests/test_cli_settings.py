@@ -51,3 +51,22 @@ def test_every_subcommand_has_help():
 
     walk(group, [])
     assert seen >= 5
+
+
+def test_variance_threshold_setting_reaches_dbt_vars():
+    import json
+
+    from tokenbook.dbt import _with_setting_vars
+    from tokenbook.settings import Settings
+
+    assert _with_setting_vars(["build"], Settings()) == ["build"]  # the seed decides
+    args = _with_setting_vars(["build"], Settings(variance_threshold=0.05))
+    assert json.loads(args[args.index("--vars") + 1]) == {"variance_threshold": 0.05}
+    merged = _with_setting_vars(
+        ["build", "--vars", '{"run_date": "2026-11-27"}', "-q"], Settings(variance_threshold=0.1)
+    )
+    assert merged[-1] == "-q"
+    assert json.loads(merged[merged.index("--vars") + 1]) == {
+        "variance_threshold": 0.1,
+        "run_date": "2026-11-27",
+    }

@@ -62,7 +62,7 @@ def run_dbt(args: Sequence[str], settings: Settings, target_path: str | Path | N
     from dbt.cli.main import dbtRunner
 
     target = target_path or settings.dbt_target_path
-    cli_args = list(args) + [
+    cli_args = _with_setting_vars(list(args), settings) + [
         "--project-dir",
         str(DBT_PROJECT_DIR),
         "--profiles-dir",
@@ -80,6 +80,26 @@ def run_dbt(args: Sequence[str], settings: Settings, target_path: str | Path | N
     if not result.success:
         raise DbtError(_failure_message(args, result))
     return result
+
+
+def _with_setting_vars(args: list[str], settings: Settings) -> list[str]:
+    """Settings the models read as dbt vars (TOKENBOOK_VARIANCE_THRESHOLD -> variance_threshold),
+    when set away from the default, merged into any ``--vars`` the caller gave (the caller's values win)."""
+    import json
+
+    import yaml
+
+    # Only a threshold set by flag/env overrides the seed reconciliation_settings.csv.
+    setting_vars = {}
+    if settings.variance_threshold != Settings().variance_threshold:
+        setting_vars["variance_threshold"] = settings.variance_threshold
+    if not setting_vars:
+        return args
+    if "--vars" in args:
+        i = args.index("--vars")
+        given = yaml.safe_load(args[i + 1]) or {}
+        return args[:i] + ["--vars", json.dumps({**setting_vars, **given})] + args[i + 2 :]
+    return args + ["--vars", json.dumps(setting_vars)]
 
 
 _FAILED = {"error", "fail", "runtime error", "runtimeerr"}

@@ -235,8 +235,13 @@ def _latest_call_date(settings: Settings, wh: Warehouse) -> date:
     return value
 
 
-def _forecast(settings: Settings, wh: Warehouse, as_of: date, result: RunResult) -> None:
+def _forecast(settings: Settings, wh: Warehouse, as_of: date, result: RunResult,
+              known_events: Path | None = None) -> None:
+    """Forecasts and anomaly flags. ``known_events``: a CSV (or the demo's manifest) of deliberate
+    changes — launches, model switches — that a real team lists in the forecast_events seed;
+    runaway and degraded days are never events: the flags must find them."""
     from forecasting.config import ForecastConfig
+    from forecasting.inputs import load_events_with
     from forecasting.job import forecast_warehouse
 
     with _progress() as bar:
@@ -248,7 +253,7 @@ def _forecast(settings: Settings, wh: Warehouse, as_of: date, result: RunResult)
             bar.update(tasks[phase], completed=done, total=total)
 
         run = forecast_warehouse(wh, as_of, ForecastConfig(anomaly_level=settings.anomaly_level),
-                                 progress=progress)
+                                 progress=progress, events=load_events_with(known_events))
     flagged = 0 if run.anomalies.empty else int(run.anomalies["is_anomaly"].sum())
     result.facts["forecast"] = {"series": int(run.daily["unique_id"].nunique()),
                                 "anomalies": flagged}
@@ -289,7 +294,9 @@ def run_plan(plan: RunPlan, settings: Settings, wh: Warehouse) -> RunResult:
     result.as_of = as_of
     if plan.forecast:
         with _step(result, "forecast", f"5/6 forecasts and anomaly flags as of {as_of}"):
-            _forecast(settings, wh, as_of, result)
+            manifest = plan.data_dir / "manifest.json"
+            _forecast(settings, wh, as_of, result,
+                      known_events=manifest if plan.demo and manifest.exists() else None)
     with _step(result, "report", "6/6 report"):
         _report(plan, settings, wh, as_of, result)
     result.steps["total"] = time.perf_counter() - t0

@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from tokenbook.commands import export_focus
 from tokenbook.commands.common import WarehouseOpt, fail, resolve
 
 app = typer.Typer(
@@ -41,3 +42,6 @@ def chargeback(
         f"wrote {result.rows} chargeback rows for {result.month:%Y-%m} to {result.path} "
         f"(effective {result.effective_cost_usd:.2f} USD, list {result.list_cost_usd:.2f} USD)"
     )
+
+
+app.command("focus")(export_focus.focus)
