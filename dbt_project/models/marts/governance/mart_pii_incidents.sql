@@ -4,7 +4,7 @@
     mart is then empty instead of failing the build. -#}
 {%- set src = source('gateway', 'pii_redactions') -%}
 {%- set offline_compile = flags.WHICH == 'compile' and not flags.POPULATE_CACHE -%}
-{%- set exists = offline_compile or not execute or var('assume_raw_tables', false)
+{%- set exists = offline_compile or not execute
     or adapter.get_relation(database=src.database, schema=src.schema, identifier=src.identifier) is not none -%}
 with
 
