@@ -246,7 +246,7 @@ def test_budget_projection_for_current_month(run):
     row = m[
         (m["unique_id"] == "spend|feature|feature=support_chat") & (m["month_kind"] == "current")
     ].iloc[0]
-    assert row["monthly_budget_usd"] == 6000.0
+    assert row["monthly_budget_usd"] == 900.0
     assert 0 <= row["prob_over_budget"] <= 1
     assert row["budget_status"] in ("within", "at_risk", "over")
     assert m.loc[m["series_level"] == "total", "monthly_budget_usd"].isna().all()

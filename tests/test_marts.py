@@ -315,7 +315,7 @@ def test_budget_vs_actual_projects_the_open_month(con) -> None:
     assert total["actual_effective_cost_usd"] == actual
     assert total["projected_month_end_usd"] == pytest.approx(actual * 28 / 17, abs=Decimal("1e-9"))
     # The total budget is the sum of the seven features' monthly budgets (features seed).
-    assert total["monthly_budget_usd"] == Decimal("23000")
+    assert total["monthly_budget_usd"] == Decimal("3880")
     assert total["variance_usd"] == total["projected_month_end_usd"] - total["monthly_budget_usd"]
     assert total["budget_status"] == "under"
     (january,) = rows(

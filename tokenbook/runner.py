@@ -203,17 +203,22 @@ def _ingest_evals(data_dir: Path, wh: Warehouse, result: RunResult) -> None:
     console.print(f"  {len(files)} eval files, {load.rows_loaded:,} eval results loaded")
 
 
-def _build(settings: Settings, result: RunResult) -> None:
+# Models that read the forecast tables carry this tag; they build after the forecast step.
+AFTER_FORECAST = "tag:after_forecast"
+
+
+def _build(settings: Settings, result: RunResult, select: list[str] | None = None,
+           label: str = "dbt") -> None:
     from tokenbook.dbt import run_dbt
 
     with console.status("  dbt build (seeds, models, tests, unit tests)"):
-        res = run_dbt(["build", "--quiet"], settings)
+        res = run_dbt(["build", "--quiet", *(select or [])], settings)
     nodes = getattr(res.result, "results", None) or []
     counts: dict[str, int] = {}
     for r in nodes:
         counts[str(r.status)] = counts.get(str(r.status), 0) + 1
-    result.facts["dbt"] = counts
-    console.print("  dbt: " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())))
+    result.facts[label] = counts
+    console.print(f"  {label}: " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())))
 
 
 def _latest_call_date(settings: Settings, wh: Warehouse) -> date:
@@ -289,7 +294,7 @@ def run_plan(plan: RunPlan, settings: Settings, wh: Warehouse) -> RunResult:
         _ingest_billing(plan.data_dir, settings, wh, result)
         _ingest_evals(plan.data_dir, wh, result)
     with _step(result, "dbt", "4/6 build the models (dbt, once for the whole batch)"):
-        _build(settings, result)
+        _build(settings, result, ["--exclude", AFTER_FORECAST] if plan.forecast else None)
     as_of = plan.date_to or _latest_call_date(settings, wh)
     result.as_of = as_of
     if plan.forecast:
@@ -297,6 +302,7 @@ def run_plan(plan: RunPlan, settings: Settings, wh: Warehouse) -> RunResult:
             manifest = plan.data_dir / "manifest.json"
             _forecast(settings, wh, as_of, result,
                       known_events=manifest if plan.demo and manifest.exists() else None)
+            _build(settings, result, ["--select", AFTER_FORECAST], label="dbt after forecast")
     with _step(result, "report", "6/6 report"):
         _report(plan, settings, wh, as_of, result)
     result.steps["total"] = time.perf_counter() - t0
