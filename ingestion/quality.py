@@ -208,22 +208,35 @@ def _as_date(value) -> date:
     return pd.Timestamp(value).date()
 
 
+def _frame(con, sql: str):
+    table = con.sql(sql).to_arrow_table()  # a relation: no extra copy of the rows
+    frame = table.to_pandas()
+    del table
+    return frame
+
+
 def fetch_frames(
     con, load_dates: Iterable[date], calls_table: str = "_tb_calls",
     files_table: str = "_tb_files",
 ):
     """(calls, files) pandas frames of the load dates, only the columns the checkpoints read."""
     dates = ", ".join(f"DATE '{d.isoformat()}'" for d in sorted(set(load_dates))) or "NULL"
-    calls = con.execute(
-        f"select load_date, {_CALL_COLUMNS} from {calls_table} where load_date in ({dates})"
-    ).df()
-    files = con.execute(
-        f"""select load_date, file_idx, rows_read, rows_read - rows_loaded - rows_quarantined
-                   - rows_duplicate as rows_unaccounted,
+    # Through Arrow: DuckDB's .df() peaks at ~4x the frame's size (3.2 GB for 5M calls),
+    # Arrow at ~2x; load_date as TIMESTAMP, not millions of Python date objects.
+    calls = _frame(
+        con,
+        f"select load_date::TIMESTAMP as load_date, {_CALL_COLUMNS} from {calls_table} "
+        f"where load_date in ({dates})",
+    )
+    files = _frame(
+        con,
+        f"""select load_date::TIMESTAMP as load_date, file_idx, rows_read,
+                   rows_read - rows_loaded - rows_quarantined - rows_duplicate
+                       as rows_unaccounted,
                    case when rows_read = 0 then 0.0
                         else rows_quarantined / rows_read end as quarantine_share
-            from {files_table} where load_date in ({dates})"""
-    ).df()
+            from {files_table} where load_date in ({dates})""",
+    )
     return calls, files
 
 
