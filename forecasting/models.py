@@ -28,7 +28,7 @@ _Z90 = 1.2815515655446004  # standard normal quantile at 0.9
 def quiet_prophet() -> None:
     """Silence cmdstanpy's per-fit INFO lines and prophet's plotly notice."""
     for name in ("cmdstanpy", "prophet", "prophet.plot", "prophet.models"):
-        logging.getLogger(name).setLevel(logging.ERROR)
+        logging.getLogger(name).setLevel(logging.CRITICAL)
     stan = logging.getLogger("cmdstanpy")
     stan.propagate = False
     if not stan.handlers:  # cmdstanpy installs its INFO handler only when it finds none
@@ -71,9 +71,8 @@ def fit_prophet(
 ) -> Forecaster:
     """Fit Prophet on ``history`` (``ds``, ``y``; NaN y = excluded day). A step event is used
     only with a week of data before it and ``min_days_after_step`` days from it."""
+    quiet_prophet()  # before the import: prophet.plot logs its plotly notice on import
     from prophet import Prophet
-
-    quiet_prophet()
 
     if spec not in ("additive", "log"):
         raise ValueError(f"unknown spec {spec!r}: use 'additive' or 'log'")
