@@ -138,7 +138,9 @@ def _dbt_models(settings) -> Any:
 
         @task(task_id="dbt_build")
         def dbt_build() -> dict[str, Any]:
-            return orch.build_models(_run_date(), load_settings())
+            return orch.build_models(
+                _run_date(), load_settings(), exclude=[orch.AFTER_FORECAST_SELECTOR]
+            )
 
         return dbt_build()
 
@@ -176,6 +178,8 @@ def _dbt_models(settings) -> Any:
             test_behavior=TestBehavior.BUILD,
             should_detach_multiple_parents_tests=not select,
             select=select,
+            # Models that read forecasts build after the forecast step (after_forecast_models).
+            exclude=[orch.AFTER_FORECAST_SELECTOR],
         ),
         operator_args={
             "install_deps": False,
@@ -226,6 +230,15 @@ with DAG(
         return _run_step(orch.refit_forecast, _run_date(), load_settings())
 
     @task(trigger_rule="none_failed")
+    def after_forecast_models() -> dict[str, Any]:
+        """Marts that read the forecast tables (KPIs, commitments, fine-tune), after a refit."""
+        # Within a partial selection (TOKENBOOK_DBT_SELECT), only its forecast readers.
+        selection = os.environ.get(orch.ENV_DBT_SELECT, "").split()
+        after = orch.AFTER_FORECAST_SELECTOR
+        select = [f"{after},{s}" for s in selection] if selection else [after]
+        return _run_step(orch.build_models, _run_date(), load_settings(), select)
+
+    @task(trigger_rule="none_failed")
     def publish_outputs() -> dict[str, Any]:
         return _run_step(orch.publish_outputs, _run_date(), load_settings(), _inputs())
 
@@ -233,5 +246,6 @@ with DAG(
     anomalies = score_anomalies()
     publish = publish_outputs()
     ingest_gateway() >> ingest_billing() >> quality_gate() >> models >> anomalies
-    anomalies >> is_refit_day() >> refit_forecast() >> publish
-    anomalies >> publish
+    forecast_models = after_forecast_models()
+    anomalies >> is_refit_day() >> refit_forecast() >> forecast_models
+    anomalies >> forecast_models >> publish

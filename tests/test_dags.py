@@ -174,7 +174,12 @@ def test_task_order_and_one_task_per_dbt_model(dag, nightly):
     assert any(u.startswith("dbt_models.") for u in ids["score_anomalies"].upstream_task_ids)
     assert ids["is_refit_day"].upstream_task_ids == {"score_anomalies"}
     assert ids["refit_forecast"].upstream_task_ids == {"is_refit_day"}
-    assert ids["publish_outputs"].upstream_task_ids == {"score_anomalies", "refit_forecast"}
+    assert ids["after_forecast_models"].upstream_task_ids == {"score_anomalies", "refit_forecast"}
+    assert ids["publish_outputs"].upstream_task_ids == {"after_forecast_models"}
+    # Models that read the forecasts are not cosmos tasks: they build after the refit.
+    after = {n["name"] for n in manifest["nodes"].values()
+             if n["resource_type"] == "model" and "after_forecast" in n["tags"]}
+    assert after and not (after & rendered), after & rendered
     # The fct task builds the model with its tests, with the run's date as a dbt var.
     fct = next(ids[t] for t in dbt_tasks if "fct_llm_calls" in t)
     assert "run_date" in fct.vars

@@ -291,15 +291,20 @@ def ingest_billing_day(run_date: date, settings: Settings, inputs: RunInputs) ->
         log.info(reason)
         return {"date": day, "skipped": True, "reason": reason}
     wh = parse_warehouse(settings.warehouse)
-    if wh.kind != "duckdb":
-        raise StepUnavailable(
-            "billing ingestion loads into DuckDB only for now; load the exports with "
-            "`tokenbook ingest billing` and publish them to BigQuery separately"
-        )
-    from tokenbook.warehouse import connect_duckdb
+    sink = None
+    if wh.kind == "bigquery":
+        # Parse and validate in a local DuckDB; publish with BigQuery load jobs.
+        import duckdb
 
+        from ingestion.billing.bigquery import BigQueryBillingSink
+
+        con = duckdb.connect()
+        sink = BigQueryBillingSink.from_settings(settings)
+    else:
+        from tokenbook.warehouse import connect_duckdb
+
+        con = connect_duckdb(wh)
     loaded: dict[str, int] = {}
-    con = connect_duckdb(wh)
     try:
         for vendor, (rule, files) in plan.items():
             log.info("ingesting %d %s billing file(s) for %s: %s", len(files), vendor, day, files)
@@ -312,6 +317,7 @@ def ingest_billing_day(run_date: date, settings: Settings, inputs: RunInputs) ->
                 files,
                 window_days_before=settings.window_days_before,
                 window_days_after=settings.window_days_after,
+                sink=sink,
                 **kwargs,
             )
             loaded[vendor] = sum(r.rows_loaded for r in results)
@@ -477,16 +483,27 @@ def dbt_run_vars(run_date: date) -> dict[str, str]:
     return {"run_date": as_run_date(run_date).isoformat()}
 
 
-def build_models(run_date: date, settings: Settings, select: list[str] | None = None) -> dict[str, Any]:
-    """``dbt build`` of the whole project (or ``select``) for the date, in one invocation.
+# Models that read the forecast tables: built after the forecast step (after_forecast_models).
+AFTER_FORECAST_SELECTOR = "tag:after_forecast"
 
-    The DAG uses it only when no manifest exists to render one task per model.
+
+def build_models(
+    run_date: date,
+    settings: Settings,
+    select: list[str] | None = None,
+    exclude: list[str] | None = None,
+) -> dict[str, Any]:
+    """``dbt build`` of the whole project (or ``select``, minus ``exclude``) for the date, in
+    one invocation. The DAG uses it for the models that read forecasts, and for everything
+    when no manifest exists to render one task per model.
     """
     from tokenbook.dbt import run_dbt
 
     args = ["build", "--vars", json.dumps(dbt_run_vars(run_date))]
     if select:
         args += ["--select", *select]
+    if exclude:
+        args += ["--exclude", *exclude]
     result = run_dbt(args, settings)
     results = getattr(getattr(result, "result", None), "results", None) or []
     return {"date": as_run_date(run_date).isoformat(), "nodes": len(results)}
