@@ -54,7 +54,7 @@ def test_passing_checkpoint_is_stored_and_overwritten_on_rerun(tmp_path):
                      "element_count from raw.validation_results")
     assert len(rows) == n and all(r[0] == DAY and r[4] for r in rows)
     assert ("gateway_calls_checkpoint", "expect_compound_columns_to_be_unique",
-            "load_date,request_id", True, 40) in [r[1:] for r in rows]
+            "load_date,request_id_hash", True, 40) in [r[1:] for r in rows]
     ingest_gateway([str(path)], s, date=DAY)
     assert _query(s, "select count(*) from raw.validation_results") == [(n,)]
     assert _query(s, "select count(*) from raw.load_audit") == [(2,)]
