@@ -23,6 +23,7 @@ from forecasting.config import model_version
 from forecasting.inputs import STEP_KINDS
 
 _Z90 = 1.2815515655446004  # standard normal quantile at 0.9
+SPECS = ("additive", "log", "flat")
 
 
 def quiet_prophet() -> None:
@@ -68,14 +69,21 @@ def fit_prophet(
     events: pd.DataFrame | None = None,
     n_samples: int = 1000,
     min_days_after_step: int = 7,
+    detect_shifts: bool = False,
 ) -> Forecaster:
     """Fit Prophet on ``history`` (``ds``, ``y``; NaN y = excluded day). A step event is used
-    only with a week of data before it and ``min_days_after_step`` days from it."""
+    only with a week of data before it and ``min_days_after_step`` days from it.
+
+    ``spec``: ``additive`` (y, linear trend), ``log`` (log(y + c), linear trend: multiplicative
+    growth) or ``flat`` (y, no trend: level + steps + weekly; the guard's last resort when a
+    trend extrapolates to an implausible month).
+    ``detect_shifts``: also add a step at each level shift found in the history
+    (``detect_level_shifts``), so an unlisted launch is a step, not a trend."""
     quiet_prophet()  # before the import: prophet.plot logs its plotly notice on import
     from prophet import Prophet
 
-    if spec not in ("additive", "log"):
-        raise ValueError(f"unknown spec {spec!r}: use 'additive' or 'log'")
+    if spec not in SPECS:
+        raise ValueError(f"unknown spec {spec!r}: use one of {SPECS}")
     df = history[["ds", "y"]].copy()
     y = df["y"].to_numpy(dtype=float)
     offset = 0.0
@@ -104,13 +112,21 @@ def fit_prophet(
             step["ds"] <= end - pd.Timedelta(days=6)
         )
         steps = sorted(set(step.loc[ok, "ds"]))
+    if detect_shifts:
+        for when in detect_level_shifts(history["ds"], y):
+            if all(abs((when - s_).days) > 7 for s_ in steps):
+                steps.append(when)
+        steps = sorted(steps)
     m = Prophet(
-        growth="linear",
+        growth="flat" if spec == "flat" else "linear",
         weekly_seasonality=True,
         yearly_seasonality=False,
         daily_seasonality=False,
         holidays=holidays,
-        changepoint_range=0.9,
+        # No changepoints in the last 20% of the history: a trend change seen only over the
+        # last days is mostly noise or an unlisted step, and extrapolated over 3 months (and
+        # compounded by the log spec) it becomes runaway growth.
+        changepoint_range=0.8,
         # About one changepoint per fortnight: 25 on a month of data overfits and makes the
         # noise (and so the interval) look smaller than it is.
         n_changepoints=int(min(25, max(1, len(df) // 14))),
@@ -122,6 +138,67 @@ def fit_prophet(
         df[name] = (df["ds"] >= when).astype(float)
     m.fit(df.dropna(subset=["y"]))
     return Forecaster("prophet", spec, m, offset, tuple(steps), n_train=int(df["y"].notna().sum()))
+
+
+def detect_level_shifts(
+    ds: pd.Series,
+    y: np.ndarray,
+    window: int = 14,
+    min_after: int = 7,
+    min_ratio: float = 1.4,
+    z: float = 5.0,
+    max_shifts: int = 2,
+) -> list[pd.Timestamp]:
+    """First days of sustained level shifts (launches, model switches) in a daily series.
+
+    On log(y + c), the median of the ``window`` days before each candidate day is compared with
+    the median of up to ``window`` days from it (7 or 14: whole weeks, so the weekly pattern
+    cancels). A shift needs a ratio of at least ``min_ratio`` and ``z`` standard errors (noise
+    from the weekday-differenced series, robust MAD). Medians keep a one-day spike (a runaway
+    day) from looking like a shift; a gradual ramp never reaches the ratio within a window.
+    The strongest shift is taken, then the next one at least ``window`` days away."""
+    y = np.asarray(y, float)
+    n = len(y)
+    ok = np.isfinite(y)
+    if n < window + min_after or ok.sum() < window + min_after:
+        return []
+    pos = y[ok & (y > 0)]
+    if len(pos) == 0:
+        return []
+    zlog = np.log(np.clip(np.where(ok, y, np.nan), 0, None) + 0.05 * float(np.median(pos)))
+    d7 = zlog[7:] - zlog[:-7]
+    d7 = d7[np.isfinite(d7)]
+    if len(d7) < 7:
+        return []
+    noise = 1.4826 * float(np.median(np.abs(d7 - np.median(d7)))) / np.sqrt(2)
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    cand = np.arange(window, n - min_after + 1)  # index of the first day after the shift
+    pre = np.nanmedian(sliding_window_view(zlog, window)[cand - window], axis=1)
+    post_len = np.where(cand + window <= n, window, min_after)
+    padded = np.concatenate([zlog, np.full(window, np.nan)])
+    post_win = sliding_window_view(padded, window)[cand].copy()
+    post_win[post_len[:, None] <= np.arange(window)[None, :]] = np.nan
+    post = np.nanmedian(post_win, axis=1)
+    diff = post - pre
+    # The median's standard error is about 1.25 x the mean's.
+    se = 1.25 * max(noise, 1e-6) * np.sqrt(1 / window + 1 / post_len)
+    stat = np.abs(diff) / se
+    valid = np.isfinite(stat) & (np.abs(diff) >= np.log(min_ratio)) & (stat >= z)
+    dates = pd.DatetimeIndex(ds)
+    # Placement: a week's mean on each side of a day (whole weeks, so the weekly pattern
+    # cancels) differs most at the shift itself; refine the detected day within +-6 days.
+    means = np.convolve(np.nan_to_num(zlog, nan=np.nanmedian(zlog)), np.ones(7) / 7, "valid")
+    found: list[pd.Timestamp] = []
+    while valid.any() and len(found) < max_shifts:
+        best = int(cand[int(np.argmax(np.where(valid, stat, -np.inf)))])
+        near = np.arange(max(7, best - 6), min(n - 7, best + 6) + 1)
+        if len(near):
+            jump = means[near] - means[near - 7]  # week from the day vs the week before it
+            best = int(near[np.argmax(np.sign(diff[best - window]) * jump)])
+        found.append(dates[best])
+        valid &= np.abs(cand - best) >= window
+    return sorted(found)
 
 
 def _prophet_samples(f: Forecaster, dates, n_samples: int, seed: int) -> np.ndarray:

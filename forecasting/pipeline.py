@@ -123,7 +123,42 @@ def _fit_prophet(train: pd.DataFrame, spec, events, n_samples):
     # A backtest window can be flat even when the whole series is not.
     if is_flat(train["y"].to_numpy(float)[-28:]):
         return fit_fallback(train)
-    return fit_prophet(train, spec, events, n_samples)
+    return fit_prophet(train, spec, events, n_samples, detect_shifts=True)
+
+
+def _mae(pts: pd.DataFrame) -> float:
+    return float(np.abs(pts["y"] - pts["p50"]).mean()) if len(pts) else np.inf
+
+
+# Guard: the last 28 days of the horizon may not average more than MAX_GROWTH x the last
+# 14 days' run rate (p50), nor have a p90 above MAX_SPREAD x its p50.
+MAX_GROWTH = 2.0
+MAX_SPREAD = 3.0
+
+
+def implausible(paths: np.ndarray, history: pd.DataFrame) -> bool:
+    """A projection no recent history supports: runaway growth or an exploding band (what a
+    log-spec trend does with a level step it took for growth)."""
+    recent = history["y"].to_numpy(float)[-14:]
+    rate = float(np.nanmean(recent)) if len(recent) else 0.0
+    tail = paths[-28:].mean(axis=0)
+    p50, p90 = np.quantile(tail, [0.5, 0.9])
+    if rate <= 0:
+        return False
+    return bool(p50 > MAX_GROWTH * rate or p90 > MAX_SPREAD * max(p50, 1e-9))
+
+
+def _plausible(model, paths, history, dates, spec, method, ev, cfg, seed):
+    """Keep the chosen spec unless its projection is implausible; then the other trend spec,
+    then no trend at all (``flat``: level, steps and weekly pattern)."""
+    if not implausible(paths, history):
+        return model, paths
+    for alt in [s for s in cfg.specs if s != spec] + ["flat"]:
+        m = _fitter(method, alt, ev, cfg.n_samples)(history)
+        p = m.sample(dates, cfg.n_samples, seed=seed)
+        if alt == "flat" or not implausible(p, history):
+            return m, p
+    return model, paths  # unreachable: flat is always accepted
 
 
 def forecast_series(
@@ -173,12 +208,18 @@ def forecast_series(
             if early:
                 # The spec is chosen on the last early cutoff (lowest MAE); the other early
                 # cutoffs are then run with the chosen spec only (saves a fit per cutoff).
+                # Judged on the error of the horizon SUM (what months are made of), the daily
+                # MAE breaking ties: a spec that is good day by day but drifts loses.
                 best = None
                 for s in cfg.specs:
                     pts, sums = bt(_fitter(method, s, ev, cfg.n_samples), early[-1:])
-                    mae = float(np.abs(pts["y"] - pts["p50"]).mean()) if len(pts) else np.inf
-                    if best is None or mae < best[0]:
-                        best = (mae, s, pts, sums)
+                    score = (
+                        (float(np.abs(sums["y"] - sums["p50"]).mean()), _mae(pts))
+                        if len(sums)
+                        else (np.inf, np.inf)
+                    )
+                    if best is None or score < best[0]:
+                        best = (score, s, pts, sums)
                 _, spec, pts_e, sums_e = best
                 if len(early) > 1:
                     more_p, more_s = bt(_fitter(method, spec, ev, cfg.n_samples), early[:-1])
@@ -198,9 +239,11 @@ def forecast_series(
             )
         out["spec"] = spec
         model = _fitter(method, spec, ev, cfg.n_samples)(history)
+        paths = model.sample(dates, cfg.n_samples, seed=seed)
+        if model.method == "prophet":
+            model, paths = _plausible(model, paths, history, dates, spec, method, ev, cfg, seed)
         out["method"] = model.method
         out["spec"] = model.spec
-        paths = model.sample(dates, cfg.n_samples, seed=seed)
     else:
         paths = fermi_samples(
             fermi.loc[meta["feature"]], meta["metric"], dates, cfg.n_samples, seed

@@ -439,3 +439,48 @@ def test_forecast_frame_rejects_a_frame_without_its_columns():
             load_budgets(),
             CFG,
         )
+
+
+def test_unlisted_launch_step_is_a_step_not_growth():
+    """A launch 11 days before as_of lifts the level 2.9x and is NOT in the events: the next
+    month must stay near the post-launch run rate (not compound it as growth) and cover it."""
+    from forecasting.models import detect_level_shifts
+
+    as_of = pd.Timestamp("2026-09-30")
+    start = pd.Timestamp("2026-07-31")  # 62 days of history, like the demo as of 2026-09-30
+    launch = pd.Timestamp("2026-09-19")
+    full = synthetic_series(
+        "spend|total",
+        pd.Timestamp("2026-10-31"),
+        days=(pd.Timestamp("2026-10-31") - start).days + 1,
+        level=70,
+        trend_per_day=0.0,
+        launch_day=(launch - start).days,
+        launch_lift=1.9,
+        seed=11,
+    )
+    hist = full[full["ds"] <= as_of]
+    found = detect_level_shifts(hist["ds"], hist["y"].to_numpy())
+    assert len(found) == 1 and abs((found[0] - launch).days) <= 2, found
+
+    none = pd.DataFrame(columns=["ds", "event_name", "kind", "provider", "feature"])
+    cfg = ForecastConfig(n_samples=300, workers=1, metrics=("spend",), levels=("total",))
+    fermi = pd.DataFrame(columns=["spread"]).rename_axis("feature")
+    run = forecast_frame(hist, as_of, none, fermi, pd.Series(dtype=float), cfg)
+    oct_ = run.monthly[run.monthly["month"] == pd.Timestamp("2026-10-01")].iloc[0]
+    truth = full.loc[full["ds"].dt.month == 10, "y"].sum()
+    run_rate = hist["y"].iloc[-7:].mean() * 31  # the post-launch week, scaled to October
+    assert 0.8 * run_rate <= oct_["p50"] <= 1.25 * run_rate, (oct_["p50"], run_rate)
+    assert oct_["p10"] <= truth <= oct_["p90"], (oct_["p10"], truth, oct_["p90"])
+    dec = run.monthly[run.monthly["month"] == pd.Timestamp("2026-12-01")].iloc[0]
+    assert dec["p50"] <= 1.5 * run_rate, (dec["p50"], run_rate)
+
+
+def test_implausible_projection_guard():
+    from forecasting.pipeline import implausible
+
+    hist = pd.DataFrame({"y": np.full(28, 100.0)})
+    steady = np.random.default_rng(0).normal(100, 10, (60, 200))
+    runaway = steady * np.exp(np.linspace(0, 2, 60))[:, None]
+    assert not implausible(steady, hist)
+    assert implausible(runaway, hist)
