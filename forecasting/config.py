@@ -38,6 +38,12 @@ class ForecastConfig:
     anomaly_level: float = 0.99
     n_samples: int = 1000  # predictive sample paths per series
     backtest_cutoffs: int = 4  # early half calibrates, later half is held out
+    # Backtests only need daily quantiles and 14-day sums, not month sums over 3 months:
+    # fewer sample paths there (the final forecast keeps n_samples).
+    backtest_samples: int = 300
+    # tokens / calls ride along with spend: one calibration + one held-out cutoff each.
+    cheap_metrics: tuple[str, ...] = ("tokens", "calls")
+    cheap_cutoffs: int = 2
     backtest_horizon_days: int = 14
     backtest_period_days: int = 7
     min_prophet_days: int = 28  # shorter series get the fallback
@@ -59,7 +65,7 @@ class ForecastConfig:
             v = getattr(self, name)
             if not 0.5 <= v < 1:
                 raise ValueError(f"{name}={v} must lie in [0.5, 1): it is a central interval level")
-        if self.backtest_cutoffs < 2:
+        if self.backtest_cutoffs < 2 or self.cheap_cutoffs < 2:
             raise ValueError(
                 "backtest_cutoffs must be >= 2: early cutoffs calibrate, later ones are held out"
             )

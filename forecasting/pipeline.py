@@ -18,6 +18,7 @@ from __future__ import annotations
 import zlib
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 
@@ -168,9 +169,11 @@ def forecast_series(
     cfg: ForecastConfig,
     events: pd.DataFrame,
     fermi: pd.DataFrame,
+    spec_hint: str | None = None,
 ) -> dict:
     """Pass 1 for one series: backtest, choose the spec, final fit, raw (uncalibrated) bands
-    and month-sum paths. Never raises for short or flat data (falls back)."""
+    and month-sum paths. Never raises for short or flat data (falls back).
+    ``spec_hint``: use this spec (chosen on the matching spend series) instead of comparing."""
     levels = (cfg.interval_level, cfg.anomaly_level)
     method = choose_method(meta, history, cfg, fermi)
     ev = events_for_series(events, meta.get("provider"), meta.get("feature"))
@@ -185,10 +188,15 @@ def forecast_series(
     }
 
     if method != "fermi" and len(history) > 0:
+        n_cutoffs = (
+            min(cfg.cheap_cutoffs, cfg.backtest_cutoffs)
+            if meta["metric"] in cfg.cheap_metrics
+            else cfg.backtest_cutoffs
+        )
         cutoffs = rolling_cutoffs(
             history["ds"].iloc[0],
             history["ds"].iloc[-1],
-            cfg.backtest_cutoffs,
+            n_cutoffs,
             cfg.backtest_horizon_days,
             cfg.backtest_period_days,
             cfg.min_prophet_days if method == "prophet" else 14,
@@ -198,15 +206,17 @@ def forecast_series(
             backtest_points,
             history,
             horizon=cfg.backtest_horizon_days,
-            n_samples=cfg.n_samples,
+            n_samples=min(cfg.backtest_samples, cfg.n_samples),
             levels=levels,
             seed=seed,
         )
         spec = None
         if method == "prophet":
-            spec = cfg.specs[0]
-            if early:
-                # The spec is chosen on the last early cutoff (lowest MAE); the other early
+            spec = spec_hint if spec_hint in cfg.specs else cfg.specs[0]
+            if early and spec_hint in cfg.specs:
+                pts_e, sums_e = bt(_fitter(method, spec, ev, cfg.n_samples), early)
+            elif early:
+                # The spec is chosen on the last early cutoff; the other early
                 # cutoffs are then run with the chosen spec only (saves a fit per cutoff).
                 # Judged on the error of the horizon SUM (what months are made of), the daily
                 # MAE breaking ties: a spec that is good day by day but drifts loses.
@@ -313,8 +323,11 @@ def _call(fn, args):
     return fn(*args)
 
 
-def parallel_map(fn, tasks: list[tuple], workers: int, progress: Progress | None, phase: str):
-    """Run ``fn(*task)`` for every task, in a process pool when workers > 1; results in order."""
+def parallel_map(
+    fn, tasks: list[tuple], workers: int, progress: Progress | None, phase: str, pool=None
+):
+    """Run ``fn(*task)`` for every task, in a process pool when workers > 1; results in order.
+    ``pool``: an open executor to reuse (its owner shuts it down); else one is made here."""
     results: list = [None] * len(tasks)
     if progress:
         progress(phase, 0, len(tasks))
@@ -324,13 +337,37 @@ def parallel_map(fn, tasks: list[tuple], workers: int, progress: Progress | None
             if progress:
                 progress(phase, i + 1, len(tasks))
         return results
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        futures = {pool.submit(_call, fn, t): i for i, t in enumerate(tasks)}
+    if pool is None:
+        with worker_pool(workers) as own:
+            return parallel_map(fn, tasks, workers, progress, phase, own)
+    futures = {pool.submit(_call, fn, t): i for i, t in enumerate(tasks)}
+    try:
         for done, fut in enumerate(as_completed(futures), start=1):
             results[futures[fut]] = fut.result()
             if progress:
                 progress(phase, done, len(tasks))
+    except BaseException:
+        for fut in futures:
+            fut.cancel()
+        raise
     return results
+
+
+@contextmanager
+def worker_pool(workers: int):
+    """A process pool that is always shut down and joined (queued work cancelled on error),
+    so no worker or feeder thread outlives the run (no 'Bad file descriptor' at exit)."""
+    if workers <= 1:
+        yield None
+        return
+    pool = ProcessPoolExecutor(max_workers=workers)
+    try:
+        yield pool
+    except BaseException:
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    else:
+        pool.shutdown(wait=True)
 
 
 def _series_tasks(
@@ -453,13 +490,60 @@ def forecast_frame(
             f"no daily series to forecast up to {as_of.date()}: is fct_llm_calls empty or are "
             "all calls after --as-of?"
         )
-    results = parallel_map(
+    with worker_pool(cfg.workers) as pool:
+        return _forecast_frame(
+            frame, as_of, events, fermi, budgets, cfg, progress, score_anomalies, tasks, pool
+        )
+
+
+def _forecast_frame(
+    frame, as_of, events, fermi, budgets, cfg, progress, score_anomalies, tasks, pool
+) -> ForecastRun:
+    # Spend first: tokens / calls series then reuse the spec their spend series chose (their
+    # shape is spend's without the price), which saves the spec comparison fits.
+    first = [i for i, (m, _) in enumerate(tasks) if m["metric"] not in cfg.cheap_metrics]
+    rest = [i for i, (m, _) in enumerate(tasks) if m["metric"] in cfg.cheap_metrics]
+    n = len(tasks)
+
+    def counted(offset: int):
+        if progress is None:
+            return None
+        return lambda phase, done, _total: progress(phase, offset + done, n)
+
+    results: list = [None] * n
+    done = parallel_map(
         forecast_series,
-        [(m, h, as_of, cfg, events, fermi) for m, h in tasks],
+        [(*tasks[i], as_of, cfg, events, fermi) for i in first],
         cfg.workers,
-        progress,
+        counted(0),
         "forecast",
+        pool,
     )
+    specs = {}
+    for i, r in zip(first, done, strict=True):
+        results[i] = r
+        if r["meta"]["metric"] == "spend" and r["method"] == "prophet":
+            specs[r["meta"]["unique_id"].split("|", 1)[1]] = r["spec"]
+    done = parallel_map(
+        forecast_series,
+        [
+            (
+                *tasks[i],
+                as_of,
+                cfg,
+                events,
+                fermi,
+                specs.get(tasks[i][0]["unique_id"].split("|", 1)[1]),
+            )
+            for i in rest
+        ],
+        cfg.workers,
+        counted(len(first)),
+        "forecast",
+        pool,
+    )
+    for i, r in zip(rest, done, strict=True):
+        results[i] = r
     factors = calibration_factors(results, cfg)
     daily, monthly, backtest = _assemble(results, factors, budgets, as_of, cfg)
 
@@ -481,7 +565,7 @@ def forecast_frame(
             for m, h in tasks
             if m["metric"] == "spend" and m["series_level"] in ANOMALY_LEVELS and len(h)
         ]
-        parts = parallel_map(anomaly_series, a_tasks, cfg.workers, progress, "anomalies")
+        parts = parallel_map(anomaly_series, a_tasks, cfg.workers, progress, "anomalies", pool)
         parts = [p for p in parts if len(p)]
         anomalies = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
         if not anomalies.empty:
