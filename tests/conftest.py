@@ -12,6 +12,9 @@ import pytest
 _SESSION_TMP = Path(tempfile.mkdtemp(prefix="tokenbook-tests-"))
 os.environ.setdefault("AIRFLOW_HOME", str(_SESSION_TMP / "airflow"))
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+# Airflow reads its configuration once, at first import, whichever test imports it first
+# (the billing key lookup does): the DAGs folder must be right from the start.
+os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(Path(__file__).resolve().parent.parent / "dags"))
 os.environ.setdefault("AIRFLOW__CORE__PARALLELISM", "4")
 os.environ.setdefault("AIRFLOW__API__HOST", "127.0.0.1")
 os.environ.setdefault("AIRFLOW__COSMOS__ENABLE_TELEMETRY", "False")

@@ -25,8 +25,8 @@ from tokenbook.warehouse import parse_warehouse
 MY_NODES = [
     "path:models/staging/gateway",
     "path:models/staging/pricing",
-    "path:models/intermediate",
-    "fct_llm_calls",
+    "+fct_llm_calls",
+    "int_gateway_duplicates",
     "mart_unpriced_calls",
     "path:seeds/price_book_default.csv",
     "path:seeds/provider_aliases.csv",

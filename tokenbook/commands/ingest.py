@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from tokenbook.commands import ingest_billing
+from tokenbook.commands import ingest_billing, ingest_evals
 from tokenbook.commands.common import WarehouseOpt, fail, resolve
 
 app = typer.Typer(help="Load gateway logs and vendor bills into the raw tables.", no_args_is_help=True)
@@ -156,3 +156,4 @@ def _print_summary(report) -> None:
 
 
 app.command("billing")(ingest_billing.billing)
+app.command("evals")(ingest_evals.evals)
