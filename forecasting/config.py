@@ -44,6 +44,9 @@ class ForecastConfig:
     # tokens / calls ride along with spend: one calibration + one held-out cutoff each.
     cheap_metrics: tuple[str, ...] = ("tokens", "calls")
     cheap_cutoffs: int = 2
+    # The second spec is not fitted when the first one's 14-day sum error on the comparison
+    # cutoff is within this share of its own band half-width (0 always compares both).
+    spec_skip_tolerance: float = 0.25
     backtest_horizon_days: int = 14
     backtest_period_days: int = 7
     min_prophet_days: int = 28  # shorter series get the fallback

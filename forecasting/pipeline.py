@@ -127,6 +127,12 @@ def _fit_prophet(train: pd.DataFrame, spec, events, n_samples):
     return fit_prophet(train, spec, events, n_samples, detect_shifts=True)
 
 
+def _close_enough(sums: pd.DataFrame, tolerance: float) -> bool:
+    """The horizon sum's error is within ``tolerance`` x its own band half-width."""
+    half = float(((sums["hi"] - sums["lo"]) / 2).mean())
+    return float(np.abs(sums["y"] - sums["p50"]).mean()) <= tolerance * half
+
+
 def _mae(pts: pd.DataFrame) -> float:
     return float(np.abs(pts["y"] - pts["p50"]).mean()) if len(pts) else np.inf
 
@@ -230,6 +236,8 @@ def forecast_series(
                     )
                     if best is None or score < best[0]:
                         best = (score, s, pts, sums)
+                    if len(sums) and _close_enough(sums, cfg.spec_skip_tolerance):
+                        break  # the other spec cannot be clearly better: skip its fit
                 _, spec, pts_e, sums_e = best
                 if len(early) > 1:
                     more_p, more_s = bt(_fitter(method, spec, ev, cfg.n_samples), early[:-1])
