@@ -125,8 +125,11 @@ def _failure_message(args: Sequence[str], result) -> str:
 
 
 def ensure_raw_tables(settings: Settings) -> None:
-    """Create the raw gateway tables (empty) on a DuckDB warehouse that has none yet, so
-    ``dbt build`` runs before the first ingestion. BigQuery datasets are created by loads."""
+    """Create every raw table the dbt sources read (empty) on a DuckDB warehouse that lacks
+    them, so ``dbt build`` runs before the first load of each source (a company with no
+    billing exports yet, no evals, ...). BigQuery datasets are created by the loads."""
+    from ingestion.billing.schema import BILLING_LINES_COLUMNS
+    from ingestion.evals import EVALS_COLUMNS
     from ingestion.gateway import schema
 
     wh = parse_warehouse(settings.warehouse)
@@ -141,6 +144,8 @@ def ensure_raw_tables(settings: Settings) -> None:
             ("quarantine", schema.QUARANTINE_COLUMNS),
             ("pii_redactions", schema.PII_REDACTIONS_COLUMNS),
             ("load_audit", schema.LOAD_AUDIT_COLUMNS),
+            ("billing_lines", BILLING_LINES_COLUMNS),
+            ("evals", EVALS_COLUMNS),
         ):
             con.execute(schema.duckdb_ddl(wh.table("raw", name), columns))
     finally:
