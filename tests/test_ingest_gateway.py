@@ -461,3 +461,43 @@ def test_gs_uris_are_fetched_and_recorded_by_uri(tmp_path, monkeypatch):
     assert report.rows_loaded == 5
     assert _query(s, "select distinct source_file from raw.quarantine") == [
         ("gs://acme-logs/gateway/gateway-2026-11-01.jsonl.gz",)]
+
+
+def test_rerun_keeps_other_sources_rows_of_the_shared_tables(tmp_path):
+    # billing and evals loads write their own `source` into raw.quarantine and
+    # raw.pii_redactions for the same load dates: a gateway rerun replaces only its own rows.
+    s = _settings(tmp_path)
+    _ingest([FIX / "calls.jsonl"], s, date=LOAD)
+    con = duckdb.connect(s.warehouse.removeprefix("duckdb:///"))
+    try:
+        con.execute("insert into raw.quarantine (load_date, source, source_file, line_number, "
+                    "reason, raw_line) values (?, 'billing_openai', 'b.csv', 3, 'x', '{}')", [LOAD])
+        con.execute("insert into raw.pii_redactions (load_date, source, source_file, field, "
+                    "kind, redactions) values (?, 'evals', 'e.jsonl', 'note', 'email', 2)", [LOAD])
+    finally:
+        con.close()
+    _ingest([FIX / "calls.jsonl"], s, date=LOAD)
+    assert _query(s, "select source, count(*) from raw.quarantine where source <> 'gateway' "
+                     "group by 1") == [("billing_openai", 1)]
+    assert _query(s, "select source, redactions from raw.pii_redactions "
+                     "where source <> 'gateway'") == [("evals", 2)]
+    assert _query(s, "select count(*) from raw.quarantine where source = 'gateway'") == [
+        (len(JSONL_QUARANTINE),)]
+
+
+def test_a_first_line_that_is_a_json_array_does_not_make_the_file_an_array(tmp_path):
+    rec = {"timestamp": "2026-11-01T10:00:00Z", "provider": "openai", "model": "gpt-4o",
+           "input_tokens": 10, "output_tokens": 5}
+    lines = ["[1, 2]", json.dumps({"request_id": "a1", **rec}), json.dumps({"request_id": "a2", **rec})]
+    f = tmp_path / "day.jsonl"
+    f.write_text("\n".join(lines) + "\n")
+    s = _settings(tmp_path)
+    (r,) = _ingest([f], s, date=LOAD).files
+    assert (r.rows_read, r.rows_loaded, r.rows_quarantined) == (3, 2, 1)
+    assert _query(s, "select line_number, reason, raw_line from raw.quarantine") == [
+        (1, "not a JSON object", "[1, 2]")]
+    # a file that is one JSON array is still read element by element
+    arr = tmp_path / "arr.json"
+    arr.write_text("[\n" + ",\n".join(lines[1:]) + "\n]\n")
+    (r,) = _ingest([arr], _settings(tmp_path / "b"), date=LOAD).files
+    assert (r.rows_read, r.rows_loaded, r.rows_quarantined) == (2, 2, 0)

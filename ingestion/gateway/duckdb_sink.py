@@ -1,7 +1,9 @@
 """Publish staged gateway partitions into a DuckDB warehouse, atomically.
 
-One load date is one transaction: delete that load_date from raw.gateway_calls, raw.quarantine
-and raw.pii_redactions, insert the staged rows, commit. A failure or a killed process at any
+One load date is one transaction: delete that load_date from raw.gateway_calls, and that
+load_date's rows of this sink's ``source`` (``'gateway'``) from raw.quarantine and
+raw.pii_redactions (billing and evals loads write their own ``source`` values into those shared
+tables for the same dates: a gateway rerun must not wipe them), insert the staged rows, commit. A failure or a killed process at any
 point leaves the previous partition as it was (DuckDB's write-ahead log rolls back an
 uncommitted transaction on the next open).
 """
@@ -60,8 +62,11 @@ class DuckDBSink:
     """``schema.Sink`` for a DuckDB warehouse. ``con`` passed to each call must be a connection
     to the warehouse file itself (the pipeline stages in TEMP tables of that connection)."""
 
-    def __init__(self, schema: str = "raw") -> None:
+    def __init__(self, schema: str = "raw", source: str = "gateway") -> None:
         self.schema = schema
+        # raw.quarantine and raw.pii_redactions are shared by sources: only this one's rows
+        # of the load date are replaced.
+        self.source = source
 
     def prepare(self, con) -> None:
         ensure_raw_tables(con, self.schema)
@@ -74,8 +79,14 @@ class DuckDBSink:
         )
         con.execute("begin transaction")
         try:
-            for table, _, _ in pairs:
-                con.execute(f"delete from {self.schema}.{table} where load_date = ?", [load_date])
+            con.execute(
+                f"delete from {self.schema}.gateway_calls where load_date = ?", [load_date]
+            )
+            for table in ("quarantine", "pii_redactions"):
+                con.execute(
+                    f"delete from {self.schema}.{table} where load_date = ? and source = ?",
+                    [load_date, self.source],
+                )
             if _after_delete is not None:
                 _after_delete(load_date)
             for table, columns, source in pairs:

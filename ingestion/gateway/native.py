@@ -50,14 +50,17 @@ _PATHS = "[" + ", ".join(_sql_str(f'$."{f}"') for f in NATIVE_FIELDS) + "]"
 _KNOWN = "[" + ", ".join(_sql_str(f) for f in NATIVE_FIELDS) + "]"
 
 
-def _from_json_text(con, source_sql: str, into: str) -> None:
-    """``source_sql`` yields (n BIGINT, line VARCHAR) with blank lines as NULL or blank."""
+def _from_json_text(con, source_sql: str, into: str, kind: str = "table") -> None:
+    """``source_sql`` yields (n BIGINT, line VARCHAR) with blank lines as NULL or blank.
+
+    ``kind`` ``view``: nothing is materialised here; the pipeline's typing statement streams
+    the file through the parse (one pass, no copy of the text columns)."""
     fields = ", ".join(f"v[{i}] as {_ident(f)}" for i, f in enumerate(NATIVE_FIELDS, 1))
     # Each step guarded by CASE so invalid text is never handed to a JSON function.
     # json_keys is empty for arrays and scalars: that is the "not a JSON object" test.
     con.execute(
         f"""
-        create or replace temp table {_ident(into)} as
+        create or replace temp {kind} {_ident(into)} as
         with lines as (
             select n, line from ({source_sql}) where trim(coalesce(line, '')) <> ''
         ),
@@ -95,24 +98,38 @@ def _extra_macro(con) -> None:
     )
 
 
+def _lines_source(path: Path) -> str:
+    p = _sql_str(str(path))
+    return (
+        f"select ordinality as n, line from read_csv({p}, columns={{'line': 'VARCHAR'}}, "
+        "delim=chr(31), quote='', escape='', header=false, auto_detect=false, "
+        "strict_mode=false, max_line_size=4194304, buffer_size=33554432, new_line='\\n', "
+        f"compression={'gzip' if is_gzip(path) else 'none'!r}) with ordinality"
+    )
+
+
 def _read_json(con, path: Path, into: str) -> None:
     _extra_macro(con)
     p = _sql_str(str(path))
     if _first_char(path) == "[":
-        # One JSON array of records: element i is record i.
+        # A JSON array of records (element i is record i) only when the whole file is that one
+        # array; a JSON-lines file whose first line is a bad line like `[1,2]` stays JSON
+        # lines (that line is quarantined as "not a JSON object"). DuckDB's array reader
+        # rejects anything after the closing bracket, so trying it is the test.
         source = (
             f"select ordinality as n, json::VARCHAR as line "
             f"from read_json_objects({p}, format='array') with ordinality"
         )
-    else:
-        source = (
-            f"select ordinality as n, line from read_csv({p}, columns={{'line': 'VARCHAR'}}, "
-            "delim=chr(31), quote='', escape='', header=false, auto_detect=false, "
-            "strict_mode=false, max_line_size=4194304, buffer_size=33554432, new_line='\\n', "
-            f"compression={'gzip' if is_gzip(path) else 'none'!r}) with ordinality"
-        )
+        try:
+            _from_json_text(con, source, into)
+            return
+        except Exception:  # not one array: read it as lines below
+            pass
     try:
-        _from_json_text(con, source, into)
+        # a view: the file is scanned once, by the pipeline's typing statement; an unreadable
+        # file is found by describing it here
+        _from_json_text(con, _lines_source(path), into, kind="view")
+        con.execute(f"select count(*) from (select * from {_ident(into)} limit 1)").fetchall()
     except Exception as exc:  # duckdb raises IOException, InvalidInputException, ...
         raise ReaderError(f"cannot read {path} as JSON lines: {exc}") from exc
 
