@@ -167,8 +167,9 @@ def _typed_select(reader_table: str, file_idx: int, source_file: str, fmt: str) 
             )
         elif t == "json":
             rules.append(
-                f"case when {_i(f)} is not null and not coalesce(case when json_valid({_i(f)}) "
-                f"then json_type({_i(f)}) = 'OBJECT' end, false) then 'wrong type: {f}' end"
+                # valid JSON text that starts with '{' is an object: one parse, not two
+                f"case when {_i(f)} is not null and not (starts_with(ltrim({_i(f)}), '{{') "
+                f"and json_valid({_i(f)})) then 'wrong type: {f}' end"
             )
     for f in TOKEN_FIELDS:
         rules.append(f"case when {_i('t_' + f)} < 0 then 'negative tokens: {f}' end")
