@@ -558,11 +558,14 @@ def _stage(con, settings) -> None:
         )
         """
     )
+    # Only rows the redactor actually changed (the gate flags a superset) get a map of their
+    # redacted fields; every other loaded row lands as it is.
     con.execute(
         """
         create or replace temp table _tb_red as
         select file_idx, source_line, map_from_entries(list({'k': field, 'v': red})) as m
         from _tb_red_long group by file_idx, source_line
+        having bool_or(red is distinct from value)
         """
     )
     def as_json(col: str) -> str:
@@ -571,7 +574,8 @@ def _stage(con, settings) -> None:
             f"else to_json({col}) end"
         )
 
-    def calls_select(redacted: bool) -> str:
+    def calls_select() -> str:
+        # One pass over the loaded rows; a row in _tb_red takes its redacted fields from there.
         exprs = {
             "load_date": "r.load_date",
             "call_ts": "t_timestamp",
@@ -582,26 +586,25 @@ def _stage(con, settings) -> None:
             "source_file": "r.source_file",
             "source_line": "r.source_line",
         }
+
+        def red(f: str) -> str:
+            return f"case when x.m is not null then x.m[{_q(f)}] else r.{_i(f)} end"
+
         for f, t in NATIVE_FIELDS.items():
             if t in {"int", "float"}:
                 exprs[f] = f"t_{f}"
             elif f in FREE_TEXT_FIELDS:
-                exprs[f] = f"x.m[{_q(f)}]" if redacted else f"r.{_i(f)}"
+                exprs[f] = red(f)
         for f in ("metadata", "extra"):
-            exprs[f] = as_json(f"x.m[{_q(f)}]" if redacted else f"r.{_i(f)}")
+            exprs[f] = as_json(red(f))
         cols = ",\n            ".join(
             f"cast({exprs[name]} as {ddb}) as {name}" for name, ddb, _ in GATEWAY_CALLS_COLUMNS
         )
-        customers = "left join _tb_customers c on c.customer_id = r.customer_id"
-        if redacted:
-            return (
-                f"select {cols} from _tb_rows r join _tb_red x "
-                f"using (file_idx, source_line) {customers} "
-                "where r.needs_pii and r.row_status = 'loaded'"
-            )
         return (
-            f"select {cols} from _tb_rows r {customers} "
-            "where r.row_status = 'loaded' and not r.needs_pii"
+            f"select {cols} from _tb_rows r "
+            "left join _tb_red x using (file_idx, source_line) "
+            "left join _tb_customers c on c.customer_id = r.customer_id "
+            "where r.row_status = 'loaded'"
         )
 
     # Pseudonyms of the distinct customer ids (few), joined back: one HMAC per customer.
@@ -614,8 +617,7 @@ def _stage(con, settings) -> None:
         """
     )
 
-    con.execute(f"create or replace temp table _tb_calls as {calls_select(False)}")
-    con.execute(f"insert into _tb_calls {calls_select(True)}")
+    con.execute(f"create or replace temp table _tb_calls as {calls_select()}")
 
     raw = f"coalesce(raw_line, {_rebuilt_raw_line()})"
     con.execute(
