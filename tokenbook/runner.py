@@ -413,14 +413,16 @@ def _summary_tables(con, result: RunResult) -> None:
         console.print(f"Forecast {m:%B %Y}: {_money(p50)} (p10 {_money(p10)} - p90 {_money(p90)}, "
                       f"{float(level or 0.8):.0%} interval)")
     anomalies = _rows(con, """
-        select ds, series_level, coalesce(feature, provider, 'total'), actual, upper, why
+        select ds, series_level, coalesce(feature, provider, 'total'), actual, lower, upper,
+               interval_level, why
         from marts.anomaly_flags
         where is_anomaly and as_of = (select max(as_of) from marts.anomaly_flags)
         order by severity desc limit 5""")
     if anomalies:
         console.print(f"Anomalies ({len(anomalies)} shown, worst first):")
-        for ds, level, who, actual, upper, why in anomalies:
-            console.print(f"  {ds} {level} {who}: {_money(actual)} vs upper {_money(upper)}"
+        for ds, level, who, actual, lower, upper, pct, why in anomalies:
+            console.print(f"  {ds} {level} {who}: {_money(actual)} outside its "
+                          f"{float(pct):.0%} interval [{_money(lower)}, {_money(upper)}]"
                           + (f" - {why}" if why else ""))
     report = result.facts.get("report")
     if report:
