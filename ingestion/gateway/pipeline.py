@@ -548,24 +548,26 @@ def _stage(con, settings) -> None:
     con.execute(
         f"""
         create or replace temp table _tb_red_long as
-        select file_idx, source_line, load_date, source_file, field, value,
-               {redact.redact_sql('value')} as red
-        from (
-            unpivot (
-                select file_idx, source_line, load_date, source_file, {fields}
-                from _tb_rows where needs_pii and row_status = 'loaded'
-            ) on {fields} into name field value value
-        )
+        select * from (
+            select file_idx, source_line, load_date, source_file, field, value,
+                   {redact.redact_sql('value')} as red
+            from (
+                unpivot (
+                    select file_idx, source_line, load_date, source_file, {fields}
+                    from _tb_rows where needs_pii and row_status = 'loaded'
+                ) on {fields} into name field value value
+            )
+            where {redact.may_contain_pii_sql('value')}
+        ) where red <> value
         """
     )
-    # Only rows the redactor actually changed (the gate flags a superset) get a map of their
-    # redacted fields; every other loaded row lands as it is.
+    # _tb_red_long holds only the values the redactor changed (the gate flags a superset of
+    # rows, then of their values); a row's map has its changed fields, the others land as is.
     con.execute(
         """
         create or replace temp table _tb_red as
         select file_idx, source_line, map_from_entries(list({'k': field, 'v': red})) as m
         from _tb_red_long group by file_idx, source_line
-        having bool_or(red is distinct from value)
         """
     )
     def as_json(col: str) -> str:
@@ -588,7 +590,8 @@ def _stage(con, settings) -> None:
         }
 
         def red(f: str) -> str:
-            return f"case when x.m is not null then x.m[{_q(f)}] else r.{_i(f)} end"
+            # a changed value is never NULL: a missing key means the field was not changed
+            return f"coalesce(x.m[{_q(f)}], r.{_i(f)})"
 
         for f, t in NATIVE_FIELDS.items():
             if t in {"int", "float"}:
