@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+from ingestion.audit import FileTotals
 from ingestion.billing import redaction
 from ingestion.gateway.schema import LOAD_AUDIT_COLUMNS, QUARANTINE_COLUMNS, duckdb_ddl
 
@@ -72,26 +73,10 @@ class FileAudit:
 
 
 @dataclass
-class EvalsLoad:
+class EvalsLoad(FileTotals):
     load_id: str
     load_date: date
     files: list[FileAudit] = field(default_factory=list)
-
-    @property
-    def rows_read(self) -> int:
-        return sum(f.rows_read for f in self.files)
-
-    @property
-    def rows_loaded(self) -> int:
-        return sum(f.rows_loaded for f in self.files)
-
-    @property
-    def rows_quarantined(self) -> int:
-        return sum(f.rows_quarantined for f in self.files)
-
-    @property
-    def rows_duplicate(self) -> int:
-        return sum(f.rows_duplicate for f in self.files)
 
 
 def _q(text: str) -> str:

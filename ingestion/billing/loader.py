@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+from ingestion.audit import FileTotals
 from ingestion.billing import redaction
 from ingestion.billing.schema import (
     BILLING_LINES_COLUMNS,
@@ -88,27 +89,11 @@ class FileAudit:
 
 
 @dataclass
-class LoadResult:
+class LoadResult(FileTotals):
     vendor: str
     load_date: date
     load_id: str
     files: list[FileAudit] = field(default_factory=list)
-
-    @property
-    def rows_read(self) -> int:
-        return sum(f.rows_read for f in self.files)
-
-    @property
-    def rows_loaded(self) -> int:
-        return sum(f.rows_loaded for f in self.files)
-
-    @property
-    def rows_quarantined(self) -> int:
-        return sum(f.rows_quarantined for f in self.files)
-
-    @property
-    def rows_duplicate(self) -> int:
-        return sum(f.rows_duplicate for f in self.files)
 
 
 def get_parser(vendor: str) -> Callable[..., None]:
