@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Annotated
 
 import typer
@@ -33,3 +34,13 @@ def fail(message: str, code: int = 1) -> typer.Exit:
     """Print an error for a person (what went wrong, what to do) and return Exit to raise."""
     typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
     return typer.Exit(code)
+
+
+def parse_date(value: str | None, flag: str = "--date") -> date | None:
+    """A YYYY-MM-DD option value, or a usage error naming the flag."""
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError as exc:
+        raise typer.BadParameter(f"{flag} expects YYYY-MM-DD, got {value!r}") from exc

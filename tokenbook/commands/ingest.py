@@ -5,24 +5,15 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
 from typing import Annotated
 
 import typer
 
 from tokenbook.commands import ingest_billing, ingest_evals
-from tokenbook.commands.common import WarehouseOpt, fail, resolve
+from tokenbook.commands.common import WarehouseOpt, fail, parse_date, resolve
 
 app = typer.Typer(help="Load gateway logs and vendor bills into the raw tables.", no_args_is_help=True)
 
-
-def _parse_date(text: str | None) -> date | None:
-    if text is None:
-        return None
-    try:
-        return datetime.strptime(text, "%Y-%m-%d").date()
-    except ValueError as exc:
-        raise typer.BadParameter(f"bad --date {text!r}: write YYYY-MM-DD") from exc
 
 
 @app.command("gateway")
@@ -75,7 +66,7 @@ def gateway(
     if fmt not in ("auto", *FORMATS):
         raise typer.BadParameter(f"--format must be auto, {', '.join(FORMATS)}; got {fmt!r}")
     settings, wh = resolve(warehouse)
-    run_date = _parse_date(date_)
+    run_date = parse_date(date_)
     console = Console(stderr=True)
     if settings.is_dev_key and wh.kind != "duckdb":
         console.print(

@@ -5,21 +5,11 @@ Register with ``ingest.app.command("billing")(ingest_billing.billing)``.
 
 from __future__ import annotations
 
-from datetime import date, datetime
 from typing import Annotated
 
 import typer
 
-from tokenbook.commands.common import WarehouseOpt, fail, resolve
-
-
-def _parse_date(text: str | None) -> date | None:
-    if text is None:
-        return None
-    try:
-        return datetime.strptime(text, "%Y-%m-%d").date()
-    except ValueError as exc:
-        raise typer.BadParameter(f"bad --date {text!r}: write YYYY-MM-DD") from exc
+from tokenbook.commands.common import WarehouseOpt, fail, parse_date, resolve
 
 
 def billing(
@@ -68,7 +58,7 @@ def billing(
     if vendor not in VENDORS:
         raise typer.BadParameter(f"unknown vendor {vendor!r}; expected one of {', '.join(VENDORS)}")
     settings, wh = resolve(warehouse, window_days_before=window_days)
-    load_date = _parse_date(date_)
+    load_date = parse_date(date_)
     try:
         month_start = parse_month(month) if month else None
         if wh.kind == "duckdb":

@@ -5,21 +5,11 @@ Register with ``ingest.app.command("evals")(ingest_evals.evals)``.
 
 from __future__ import annotations
 
-from datetime import date, datetime
 from typing import Annotated
 
 import typer
 
-from tokenbook.commands.common import WarehouseOpt, fail, resolve
-
-
-def _parse_date(text: str | None) -> date | None:
-    if text is None:
-        return None
-    try:
-        return datetime.strptime(text, "%Y-%m-%d").date()
-    except ValueError as exc:
-        raise typer.BadParameter(f"bad --date {text!r}: write YYYY-MM-DD") from exc
+from tokenbook.commands.common import WarehouseOpt, fail, parse_date, resolve
 
 
 def evals(
@@ -55,7 +45,7 @@ def evals(
 
     con = connect_duckdb(wh)
     try:
-        result = ingest_evals(con, paths, load_date=_parse_date(date_))
+        result = ingest_evals(con, paths, load_date=parse_date(date_))
     except EvalsError as exc:
         raise fail(str(exc)) from exc
     finally:

@@ -8,24 +8,16 @@
 
 from __future__ import annotations
 
-from datetime import date
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from tokenbook.commands.common import WarehouseOpt, fail, resolve
+from tokenbook.commands.common import WarehouseOpt, fail, parse_date, resolve
 
 DEFAULT_DEMO_DIR = Path("demo_data")
 
 
-def _date(value: str | None, flag: str) -> date | None:
-    if value is None:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError as exc:
-        raise typer.BadParameter(f"{flag} expects YYYY-MM-DD, got {value!r}") from exc
 
 
 def run(
@@ -62,7 +54,8 @@ def run(
     from tokenbook.runner import RunPlan, run_plan
 
     settings, wh = resolve(warehouse)
-    d_one, d_from, d_to = _date(run_date, "--date"), _date(date_from, "--from"), _date(date_to, "--to")
+    d_one = parse_date(run_date, "--date")
+    d_from, d_to = parse_date(date_from, "--from"), parse_date(date_to, "--to")
     if d_one and (d_from or d_to):
         raise fail("give either --date or --from/--to, not both")
     if (d_from is None) != (d_to is None):
@@ -73,7 +66,7 @@ def run(
         data_dir=data_dir,
         demo=demo,
         demo_days=days,
-        demo_end=_date(end, "--end"),
+        demo_end=parse_date(end, "--end"),
         demo_seed=seed,
         demo_scale=scale,
         date=d_one,
