@@ -501,3 +501,30 @@ def test_a_first_line_that_is_a_json_array_does_not_make_the_file_an_array(tmp_p
     arr.write_text("[\n" + ",\n".join(lines[1:]) + "\n]\n")
     (r,) = _ingest([arr], _settings(tmp_path / "b"), date=LOAD).files
     assert (r.rows_read, r.rows_loaded, r.rows_quarantined) == (2, 2, 0)
+
+
+def test_rows_the_gate_flags_but_the_redactor_leaves_alone_land_unchanged(tmp_path):
+    # the PII pre-scan is a cheap superset (this md5 and this text trip it); only the values
+    # the real redactor changes are replaced and counted, field by field
+    rec = {"timestamp": "2026-11-01T10:00:00Z", "provider": "openai", "model": "gpt-4o",
+           "input_tokens": 10, "output_tokens": 5}
+    lines = [
+        {"request_id": "g1", **rec, "prompt_prefix_hash": "f899139df5e1059396431415e770c6dd",
+         "feature": "tpl 555-123-4567x"},
+        {"request_id": "g2", **rec, "feature": "build 1.2.3.4 ok", "team": "t",
+         "prompt_prefix_hash": "f899139df5e1059396431415e770c6dd"},
+        {"request_id": "g3", **rec, "feature": "plain"},
+    ]
+    f = tmp_path / "day.jsonl"
+    f.write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+    s = _settings(tmp_path)
+    _ingest([f], s, date=LOAD)
+    got = _query(s, "select request_id, feature, team, prompt_prefix_hash from raw.gateway_calls "
+                    "order by request_id")
+    assert got == [
+        ("g1", "tpl 555-123-4567x", None, "f899139df5e1059396431415e770c6dd"),
+        ("g2", "build [REDACTED:ip] ok", "t", "f899139df5e1059396431415e770c6dd"),
+        ("g3", "plain", None, None),
+    ]
+    assert _query(s, "select field, kind, redactions from raw.pii_redactions") == [
+        ("feature", "ip", 1)]

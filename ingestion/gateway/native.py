@@ -3,13 +3,23 @@
 Implements the reader interface of ``ingestion.gateway.readers`` (see its docstring).
 
 JSON lines are read as text by DuckDB's CSV scanner (one VARCHAR column, no quoting, line
-numbers by ``WITH ORDINALITY``), then parsed once per line with a multi-path ``json_extract_string`` into one
-VARCHAR per native field; ``json_keys`` finds the unknown fields. Measured on 1M lines
-(832 MB, bench/ingest.py), CPU seconds: reading the lines 1.0, ``try(json_keys)`` 1.5 (also the
-validity test), the 31 fields by one multi-path ``json_extract_string`` 1.7 (``json_transform``
-to a struct: 3.1), against 2.8-3.1 for ``read_json`` with explicit VARCHAR columns. That strict
-reader is cheaper on clean files, but it gives no line numbers, silently drops unknown fields
-(``extra``) and fails the whole file on one bad line, so the line path is the only path.
+numbers by ``WITH ORDINALITY``), then parsed once per line with a multi-path
+``json_extract_string`` into one VARCHAR per native field; ``json_keys`` finds the unknown
+fields. For JSON lines the reader creates a TEMP VIEW, so the file is scanned and parsed once,
+inside the pipeline's typing statement, and the text columns are never materialised on their
+own. Measured on 200k lines (bench file, CPU s): reading the lines 0.24, ``try(json_keys)``
+0.20-0.33, the 31 fields 0.40-0.61, against 0.55 for ``read_json`` with explicit VARCHAR columns.
+
+A strict ``read_json`` fast path was evaluated and NOT taken: it gives the fields in line order
+(with ``ignore_errors`` a bad line becomes an all-NULL row, blank lines are skipped), but it
+silently drops unknown fields, and the only sound way to learn a file's key set,
+``read_json(..., sample_size=-1)``, costs 0.86 s per 200k lines, more than the parse it would
+save (a sampled key set misses rare fields: the demo's ``debug_context`` is in 29 of 14k
+records). With the unknown-key test the fast path costs what the line path costs.
+
+A file whose first non-blank character is ``[`` is read as one JSON array (element i is record
+i) only when the whole file IS that array (DuckDB's array reader rejects anything after the
+closing bracket); otherwise it is JSON lines whose first line is a bad record.
 
 Blank lines are not records (they are skipped but still counted in line numbers). A line with
 a raw control character is cut there by the scanner; it is not valid JSON anyway.

@@ -7,8 +7,11 @@ A reader is a module-level function::
 
     def read(con: duckdb.DuckDBPyConnection, path: pathlib.Path, into: str) -> None
 
-It reads ONE file and creates a TEMP table named ``into`` (``create temp table {into} as ...``)
-holding one row per source record, with exactly these columns, in this order:
+It reads ONE file and creates a TEMP table named ``into`` (``create temp table {into} as ...``),
+or a TEMP view when the scan is cheap to run once later (the native JSON-lines reader: the
+pipeline then parses the file inside its typing statement; the reader must still raise
+ReaderError for an unreadable file, e.g. by fetching one row), holding one row per source
+record, with exactly these columns, in this order:
 
 ``source_line BIGINT``
     1-based line number (JSONL) or record number (Parquet row, JSON-array element, OTLP span
