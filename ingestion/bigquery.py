@@ -1,17 +1,26 @@
-"""BigQuery load path: publish staged DuckDB tables as partition overwrites (owner: ingestion).
+"""BigQuery load path: publish staged DuckDB tables to BigQuery (owner: ingestion).
 
 ``BigQuerySink`` implements ``ingestion.gateway.schema.Sink``. For each raw table it copies the
 staged DuckDB table to a temporary Parquet file with DuckDB's ``COPY`` (the rows never pass
-through Python) and runs ONE load job into ``PROJECT.<prefix>_raw.<table>$YYYYMMDD``:
+through Python) and runs ONE load job. ``gateway_calls`` (gateway-only) is loaded straight into
+``PROJECT.<prefix>_raw.gateway_calls$YYYYMMDD``:
 
 - ``source_format=PARQUET``, ``write_disposition=WRITE_TRUNCATE`` (replaces that partition only,
   atomically: a failed job leaves the previous partition as it was),
   ``create_disposition=CREATE_IF_NEEDED``;
 - ``time_partitioning=TimePartitioning(type_=DAY)`` with no field: ingestion-time partitioning,
   the partition chosen by the ``$YYYYMMDD`` decorator (the load date);
-- ``clustering_fields=["feature"]`` for ``gateway_calls``;
+- ``clustering_fields=["feature"]``;
 - the schema from ``schema.py``'s BigQuery types (so an empty partition still creates the
   table with the right columns).
+
+``quarantine`` and ``pii_redactions`` are shared with the billing and evals loads (column
+``source``), so a partition WRITE_TRUNCATE would wipe their rows of the day: instead they are
+loaded (WRITE_TRUNCATE, expiring after a day) into staging tables
+``<prefix>_raw._tb_stage_<table>_<YYYYMMDD>_<run>`` and published by ONE multi-statement
+transaction that deletes only this sink's ``source`` rows of the load date (query parameters
+``@load_date``, ``@source``) and inserts the staged rows into the load date's partition, after
+which the staging tables are dropped (as ``ingestion/billing/bigquery.py`` does).
 
 Audit rows are appended (``WRITE_APPEND``) to ``load_audit``. Datasets are created if missing,
 in the configured location. Column types in the Parquet file: DATE, TIMESTAMP (UTC-adjusted),
@@ -30,8 +39,9 @@ from __future__ import annotations
 
 import fnmatch
 import tempfile
+import uuid
 from collections.abc import Callable
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from ingestion.gateway import schema
@@ -43,6 +53,9 @@ RAW_TABLES: dict[str, tuple[tuple[tuple[str, str, str], ...], list[str] | None]]
     "pii_redactions": (schema.PII_REDACTIONS_COLUMNS, None),
     "load_audit": (schema.LOAD_AUDIT_COLUMNS, None),
 }
+
+# Raw tables shared by several sources (column ``source``): published by delete + insert.
+SHARED_TABLES: tuple[str, ...] = ("quarantine", "pii_redactions")
 
 
 class BigQueryLoadError(RuntimeError):
@@ -69,6 +82,49 @@ def load_job_config(table: str, write_disposition: str):
         clustering_fields=clustering,
         schema=bq_schema(columns),
     )
+
+
+def staging_job_config(table: str):
+    """The LoadJobConfig for a shared table's staging table: WRITE_TRUNCATE, no partitioning."""
+    from google.cloud import bigquery
+
+    columns, _ = RAW_TABLES[table]
+    return bigquery.LoadJobConfig(
+        source_format=bigquery.SourceFormat.PARQUET,
+        write_disposition=bigquery.WriteDisposition.WRITE_TRUNCATE,
+        create_disposition=bigquery.CreateDisposition.CREATE_IF_NEEDED,
+        schema=bq_schema(columns),
+        destination_table_description="tokenbook gateway staging (dropped after publish)",
+    )
+
+
+def _col_list(columns: tuple[tuple[str, str, str], ...]) -> str:
+    return ", ".join(c for c, _, _ in columns)
+
+
+def shared_publish_script(dataset: str, stage: dict[str, str]) -> str:
+    """The transaction publishing the staged shared tables for one load date (parameters
+    ``@load_date`` DATE and ``@source`` STRING). ``stage`` maps raw table -> staging table
+    (both in ``dataset``). The target tables are created (ingestion-time partitioned, like the
+    partition loads) if missing; only ``source = @source`` rows of the date are deleted."""
+    lines = []
+    for table in SHARED_TABLES:
+        columns, _ = RAW_TABLES[table]
+        body = ", ".join(f"{c} {t}" for c, _, t in columns)
+        lines.append(
+            f"CREATE TABLE IF NOT EXISTS `{dataset}.{table}` ({body}) PARTITION BY _PARTITIONDATE;"
+        )
+    lines.append("BEGIN TRANSACTION;")
+    for table in SHARED_TABLES:
+        columns, _ = RAW_TABLES[table]
+        cols = _col_list(columns)
+        lines += [
+            f"DELETE FROM `{dataset}.{table}` WHERE load_date = @load_date AND source = @source;",
+            f"INSERT INTO `{dataset}.{table}` (_PARTITIONTIME, {cols}) "
+            f"SELECT TIMESTAMP(@load_date), {cols} FROM `{dataset}.{stage[table]}`;",
+        ]
+    lines.append("COMMIT TRANSACTION;")
+    return "\n".join(lines)
 
 
 def partition_id(load_date: date) -> str:
@@ -127,8 +183,11 @@ class BigQuerySink:
         client=None,
         keyfile: str | None = None,
         client_factory: Callable[..., object] = make_client,
+        source: str = "gateway",
     ):
         self.project = project
+        # raw.quarantine / raw.pii_redactions are shared: only this source's rows are replaced
+        self.source = source
         self.prefix = prefix
         self.location = location
         self._client = client
@@ -137,7 +196,7 @@ class BigQuerySink:
         self._datasets_ready: set[str] = set()
 
     @classmethod
-    def from_settings(cls, settings, client=None) -> BigQuerySink:
+    def from_settings(cls, settings, client=None, source: str = "gateway") -> BigQuerySink:
         """From ``tokenbook.settings.Settings`` whose warehouse is ``bigquery://PROJECT/PREFIX``."""
         from tokenbook.warehouse import parse_warehouse
 
@@ -152,6 +211,7 @@ class BigQuerySink:
             location=settings.bq_location,
             client=client,
             keyfile=settings.bq_keyfile,
+            source=source,
         )
 
     @property
@@ -185,18 +245,26 @@ class BigQuerySink:
         return f"{base}${partition_id(load_date)}" if load_date else base
 
     def load_table(
-        self, con, table: str, staged: str, load_date: date | None, write_disposition: str
+        self,
+        con,
+        table: str,
+        staged: str,
+        load_date: date | None,
+        write_disposition: str,
+        dest: str | None = None,
+        config=None,
     ) -> int:
         """Export ``staged`` to Parquet and run one load job into ``table`` (its ``load_date``
-        partition when given). Returns the rows loaded."""
+        partition when given), or into ``dest`` with ``config`` when given (staging). Returns
+        the rows loaded."""
         columns, _ = RAW_TABLES[table]
         self.ensure_dataset()
-        dest = self.destination(table, load_date)
+        dest = dest or self.destination(table, load_date)
         when = load_date.isoformat() if load_date else "the audit"
         with tempfile.TemporaryDirectory(prefix="tokenbook-bq-") as tmp:
             path = Path(tmp) / f"{table}.parquet"
             rows = export_parquet(con, staged, columns, path)
-            config = load_job_config(table, write_disposition)
+            config = config or load_job_config(table, write_disposition)
             job = None
             try:
                 with path.open("rb") as fh:
@@ -211,14 +279,76 @@ class BigQuerySink:
                 ) from exc
         return rows
 
+    def _check_staged_source(self, con, table: str, staged: str, load_date: date) -> None:
+        """The delete only covers ``source``'s rows of ``load_date``: refuse staged rows outside
+        it (they could never be replaced by a rerun)."""
+        bad = con.execute(
+            f"select count(*) from {staged} "
+            "where source is distinct from ? or load_date is distinct from ?",
+            [self.source, load_date],
+        ).fetchone()[0]
+        if bad:
+            raise BigQueryLoadError(
+                f"{bad} staged {table} row(s) for {load_date.isoformat()} are not "
+                f"source={self.source!r} of that load date; stage only this sink's rows "
+                "(or create the sink with the matching source)"
+            )
+
     def replace_partition(self, con, load_date: date, staged: schema.PartitionTables) -> None:
-        """One WRITE_TRUNCATE load job per raw table into ``table$YYYYMMDD``."""
-        for table, staged_name in (
-            ("gateway_calls", staged.gateway_calls),
-            ("quarantine", staged.quarantine),
-            ("pii_redactions", staged.pii_redactions),
-        ):
-            self.load_table(con, table, staged_name, load_date, "WRITE_TRUNCATE")
+        """Replace the load date's gateway rows: the staged shared tables are first loaded into
+        staging tables, then ``gateway_calls$YYYYMMDD`` is loaded with WRITE_TRUNCATE, then ONE
+        transaction replaces this source's rows of the date in ``quarantine`` and
+        ``pii_redactions``; the staging tables are dropped whatever happens."""
+        from google.cloud import bigquery
+
+        shared = {"quarantine": staged.quarantine, "pii_redactions": staged.pii_redactions}
+        for table, staged_name in shared.items():
+            self._check_staged_source(con, table, staged_name, load_date)
+        run = uuid.uuid4().hex[:12]
+        day = partition_id(load_date)
+        stage = {table: f"_tb_stage_{table}_{day}_{run}" for table in SHARED_TABLES}
+        try:
+            for table in SHARED_TABLES:
+                dest = f"{self.dataset}.{stage[table]}"
+                self.load_table(
+                    con, table, shared[table], load_date, "WRITE_TRUNCATE",
+                    dest=dest, config=staging_job_config(table),
+                )  # fmt: skip
+                self._expire_tomorrow(dest)
+            self.load_table(con, "gateway_calls", staged.gateway_calls, load_date, "WRITE_TRUNCATE")
+            params = [
+                bigquery.ScalarQueryParameter("load_date", "DATE", load_date),
+                bigquery.ScalarQueryParameter("source", "STRING", self.source),
+            ]
+            try:
+                job = self.client.query(
+                    shared_publish_script(self.dataset, stage),
+                    job_config=bigquery.QueryJobConfig(query_parameters=params),
+                    location=self.location,
+                )
+                job.result()
+            except Exception as exc:
+                raise BigQueryLoadError(
+                    f"BigQuery publish of quarantine and pii_redactions for "
+                    f"{load_date.isoformat()} (source {self.source!r}) failed, the transaction "
+                    f"was rolled back (gateway_calls${day} was already replaced; rerun the "
+                    f"date): {exc}"
+                ) from exc
+        finally:
+            for name in stage.values():
+                self.client.delete_table(f"{self.dataset}.{name}", not_found_ok=True)
+
+    def _expire_tomorrow(self, table_id: str) -> None:
+        """Set a one-day expiry on a staging table, so a crashed run leaves nothing behind."""
+        try:
+            table = self.client.get_table(table_id)
+            # wall clock for a staging table's expiry only, never for data
+            table.expires = datetime.now(UTC) + timedelta(days=1)
+            self.client.update_table(table, ["expires"])
+        except Exception as exc:
+            raise BigQueryLoadError(
+                f"cannot set the expiry of staging table {table_id}: {exc}"
+            ) from exc
 
     def append_audit(self, con, staged_audit: str) -> None:
         """Append the staged audit rows to ``load_audit`` (WRITE_APPEND)."""

@@ -4,6 +4,7 @@ DuckDB really writes the Parquet files, and we check what the client would be se
 from __future__ import annotations
 
 import json
+import re
 from datetime import date
 from pathlib import Path
 from unittest import mock
@@ -12,8 +13,10 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import sqlglot
 from google.api_core import exceptions as gexc
 from google.cloud import bigquery
+from sqlglot import exp
 
 from ingestion import bigquery as bq
 from ingestion.gateway import schema
@@ -32,12 +35,18 @@ class FakeJob:
 
 
 class FakeClient:
-    """Records datasets and load jobs; keeps a copy of every Parquet file it is sent."""
+    """Records datasets, load jobs, staging-table updates, queries and drops (in ``events``);
+    keeps a copy of every Parquet file it is sent."""
 
-    def __init__(self, fail_on: str | None = None):
+    def __init__(self, fail_on: str | None = None, fail_query: bool = False):
         self.datasets: list[tuple[str, str | None, bool]] = []
         self.loads: list[dict] = []
+        self.queries: list[dict] = []
+        self.expiries: dict[str, object] = {}
+        self.deleted: list[tuple[str, bool]] = []
+        self.events: list[tuple[str, str]] = []
         self.fail_on = fail_on
+        self.fail_query = fail_query
 
     def create_dataset(self, ds, exists_ok=False):
         self.datasets.append((f"{ds.project}.{ds.dataset_id}", ds.location, exists_ok))
@@ -48,9 +57,30 @@ class FakeClient:
         self.loads.append(
             {"destination": destination, "config": job_config, "location": location, "table": table}
         )
+        self.events.append(("load", destination))
         if self.fail_on and destination.startswith(self.fail_on):
             return FakeJob(gexc.BadRequest("Provided Schema does not match Table"))
         return FakeJob()
+
+    def get_table(self, table_id):
+        return bigquery.Table(table_id)
+
+    def update_table(self, table, fields):
+        assert fields == ["expires"]
+        self.expiries[f"{table.project}.{table.dataset_id}.{table.table_id}"] = table.expires
+        self.events.append(("expire", f"{table.project}.{table.dataset_id}.{table.table_id}"))
+        return table
+
+    def query(self, sql, job_config=None, location=None, **kw):
+        self.queries.append({"sql": sql, "config": job_config, "location": location})
+        self.events.append(("query", ""))
+        if self.fail_query:
+            return FakeJob(gexc.BadRequest("Transaction is aborted due to concurrent update"))
+        return FakeJob()
+
+    def delete_table(self, table_id, not_found_ok=False):
+        self.deleted.append((table_id, not_found_ok))
+        self.events.append(("drop", table_id))
 
 
 def _stage(con, name: str, columns, rows: list[tuple]) -> str:
@@ -126,22 +156,118 @@ def _publish(con, out, client) -> bq.BigQuerySink:
     return sink
 
 
-def test_one_truncating_load_job_per_table_per_date(staged):
+RAW = "acme-finops.tokenbook_raw"
+STAGE = re.compile(
+    r"acme-finops\.tokenbook_raw\._tb_stage_(quarantine|pii_redactions)_(\d{8})_\w+$"
+)
+
+
+def _kinds(client) -> list[tuple[str, str]]:
+    """The client's events with staging-table names reduced to ``stage:<table>_<YYYYMMDD>``."""
+    out = []
+    for kind, target in client.events:
+        m = STAGE.match(target)
+        out.append((kind, f"stage:{m[1]}_{m[2]}" if m else target))
+    return out
+
+
+def test_gateway_calls_partition_load_and_staged_shared_tables(staged):
     con, out = staged
     client = FakeClient()
     _publish(con, out, client)
-    assert [(ld["destination"], ld["config"].write_disposition) for ld in client.loads] == [
-        ("acme-finops.tokenbook_raw.gateway_calls$20261102", "WRITE_TRUNCATE"),
-        ("acme-finops.tokenbook_raw.quarantine$20261102", "WRITE_TRUNCATE"),
-        ("acme-finops.tokenbook_raw.pii_redactions$20261102", "WRITE_TRUNCATE"),
-        ("acme-finops.tokenbook_raw.gateway_calls$20261103", "WRITE_TRUNCATE"),
-        ("acme-finops.tokenbook_raw.quarantine$20261103", "WRITE_TRUNCATE"),
-        ("acme-finops.tokenbook_raw.pii_redactions$20261103", "WRITE_TRUNCATE"),
-        ("acme-finops.tokenbook_raw.load_audit", "WRITE_APPEND"),
+    day = []
+    for d in ("20261102", "20261103"):
+        day += [
+            ("load", f"stage:quarantine_{d}"),
+            ("expire", f"stage:quarantine_{d}"),
+            ("load", f"stage:pii_redactions_{d}"),
+            ("expire", f"stage:pii_redactions_{d}"),
+            ("load", f"{RAW}.gateway_calls${d}"),
+            ("query", ""),
+            ("drop", f"stage:quarantine_{d}"),
+            ("drop", f"stage:pii_redactions_{d}"),
+        ]
+    assert _kinds(client) == [*day, ("load", f"{RAW}.load_audit")]
+    # only gateway_calls is written as a partition; the shared tables never are
+    assert [ld["destination"] for ld in client.loads if "$" in ld["destination"]] == [
+        f"{RAW}.gateway_calls$20261102",
+        f"{RAW}.gateway_calls$20261103",
     ]
-    assert {ld["location"] for ld in client.loads} == {"EU"}
+    assert {ld["config"].write_disposition for ld in client.loads[:-1]} == {"WRITE_TRUNCATE"}
+    assert (
+        {ld["location"] for ld in client.loads} == {"EU"} == {q["location"] for q in client.queries}
+    )
+    # every staging table got an expiry and was dropped (tolerating an already-gone one)
+    staging = [ld["destination"] for ld in client.loads if STAGE.match(ld["destination"])]
+    assert len(staging) == len(set(staging)) == 4
+    assert sorted(client.expiries) == sorted(staging)
+    assert sorted(client.deleted) == sorted((t, True) for t in staging)
     # the dataset is created once, in the configured location, tolerating an existing one
     assert client.datasets == [("acme-finops.tokenbook_raw", "EU", True)]
+
+
+def test_staging_load_job_config(staged):
+    con, out = staged
+    client = FakeClient()
+    _publish(con, out, client)
+    for ld, columns in ((client.loads[0], schema.QUARANTINE_COLUMNS),
+                        (client.loads[1], schema.PII_REDACTIONS_COLUMNS)):  # fmt: skip
+        assert STAGE.match(ld["destination"])
+        api = ld["config"].to_api_repr()["load"]
+        assert api["writeDisposition"] == "WRITE_TRUNCATE"
+        assert api["createDisposition"] == "CREATE_IF_NEEDED"
+        assert api["sourceFormat"] == "PARQUET"
+        assert "timePartitioning" not in api and "clustering" not in api
+        assert api["schema"]["fields"] == [
+            {"name": n, "type": t, "mode": "NULLABLE"} for n, _, t in columns
+        ]
+
+
+def _statements(sql: str) -> list[exp.Expression]:
+    return [e for e in sqlglot.parse(sql, read="bigquery") if e is not None]
+
+
+def test_transaction_replaces_only_this_sources_rows_of_the_date(staged):
+    con, out = staged
+    client = FakeClient()
+    _publish(con, out, client)
+    assert len(client.queries) == 2  # one transaction per load date
+    query = client.queries[0]
+    stmts = _statements(query["sql"])
+    kinds = [type(e).__name__ for e in stmts]
+    assert kinds == [
+        "Create", "Create", "Transaction", "Delete", "Insert", "Delete", "Insert", "Commit",
+    ]  # fmt: skip
+    staging = {
+        m[1]: ld["destination"].rsplit(".", 1)[1]
+        for ld in client.loads[:2]
+        if (m := STAGE.match(ld["destination"]))
+    }
+    for (delete, insert), table, columns in (
+        (stmts[3:5], "quarantine", schema.QUARANTINE_COLUMNS),
+        (stmts[5:7], "pii_redactions", schema.PII_REDACTIONS_COLUMNS),
+    ):
+        assert delete.this.name == table and delete.this.db == "tokenbook_raw"
+        where = delete.args["where"].this
+        assert isinstance(where, exp.And)
+        conds = {c.sql("bigquery") for c in where.flatten()}
+        assert conds == {"load_date = @load_date", "source = @source"}
+        assert insert.this.this.name == table
+        names = [c.name for c in insert.this.expressions]
+        assert names == ["_PARTITIONTIME", *(c for c, _, _ in columns)]
+        select = insert.expression
+        assert select.args["from_"].this.name == staging[table]
+        assert select.expressions[0].sql("bigquery") == "TIMESTAMP(@load_date)"
+    # the target tables get ingestion-time partitions, like the partition loads create them
+    create = stmts[0]
+    assert create.args.get("exists") and create.this.this.name == "quarantine"
+    assert "PARTITION BY _PARTITIONDATE" in create.sql("bigquery")
+    # never a statement touching gateway_calls or a whole partition
+    assert "gateway_calls" not in query["sql"] and "$" not in query["sql"]
+    params = {p.name: (p.type_, p.value) for p in query["config"].query_parameters}
+    assert params == {"load_date": ("DATE", date(2026, 11, 2)), "source": ("STRING", "gateway")}
+    second = {p.name: p.value for p in client.queries[1]["config"].query_parameters}
+    assert second["load_date"] == date(2026, 11, 3)
 
 
 def test_parquet_files_hold_the_staged_rows_with_warehouse_types(staged):
@@ -149,8 +275,9 @@ def test_parquet_files_hold_the_staged_rows_with_warehouse_types(staged):
     client = FakeClient()
     _publish(con, out, client)
     counts = [ld["table"].num_rows for ld in client.loads]
-    assert counts == [3, 1, 1, 2, 0, 1, 1]
-    calls = client.loads[0]["table"]
+    # per date: quarantine stage, pii stage, gateway_calls; then the audit
+    assert counts == [1, 1, 3, 0, 1, 2, 1]
+    calls = client.loads[2]["table"]
     assert calls.column_names == [c for c, _, _ in schema.GATEWAY_CALLS_COLUMNS]
     types = dict(zip(calls.column_names, calls.schema.types, strict=True))
     assert types["call_ts"] == pa.timestamp("us", tz="UTC")
@@ -161,15 +288,17 @@ def test_parquet_files_hold_the_staged_rows_with_warehouse_types(staged):
     assert str(row["gateway_cost_usd"]) == "0.004872500"
     assert row["call_ts"].isoformat() == "2026-11-02T09:00:01.120000+00:00"
     assert json.loads(row["metadata"]) == {"ticket": "T-1"}
-    # an empty partition is still loaded: WRITE_TRUNCATE empties it on a rerun
-    assert client.loads[4]["table"].column_names == [c for c, _, _ in schema.QUARANTINE_COLUMNS]
+    # an empty quarantine is still staged and published: the delete empties it on a rerun
+    assert client.loads[3]["table"].column_names == [c for c, _, _ in schema.QUARANTINE_COLUMNS]
+    assert client.loads[0]["table"].to_pylist()[0]["source"] == "gateway"
 
 
 def test_load_job_config_fields_and_api_payload(staged):
     con, out = staged
     client = FakeClient()
     _publish(con, out, client)
-    cfg = client.loads[0]["config"]
+    cfg = client.loads[2]["config"]
+    assert client.loads[2]["destination"] == f"{RAW}.gateway_calls$20261102"
     assert cfg.source_format == bigquery.SourceFormat.PARQUET
     assert cfg.write_disposition == bigquery.WriteDisposition.WRITE_TRUNCATE
     assert cfg.create_disposition == bigquery.CreateDisposition.CREATE_IF_NEEDED
@@ -196,23 +325,55 @@ def test_load_job_config_fields_and_api_payload(staged):
         "JSON",
         "TIMESTAMP",
     )
-    quarantine = client.loads[1]["config"].to_api_repr()["load"]
-    assert "clustering" not in quarantine and quarantine["timePartitioning"] == {"type": "DAY"}
     audit = client.loads[-1]["config"].to_api_repr()["load"]
+    assert client.loads[-1]["destination"] == f"{RAW}.load_audit"
     assert audit["writeDisposition"] == "WRITE_APPEND"
     assert [f["name"] for f in audit["schema"]["fields"]] == [
         c for c, _, _ in schema.LOAD_AUDIT_COLUMNS
     ]
 
 
-def test_bigquery_error_names_table_and_date(staged):
+def test_bigquery_error_names_table_and_date_and_drops_staging(staged):
     con, out = staged
-    client = FakeClient(fail_on="acme-finops.tokenbook_raw.quarantine$20261102")
+    client = FakeClient(fail_on=f"{RAW}._tb_stage_pii_redactions_20261102")
     sink = bq.BigQuerySink("acme-finops", "tokenbook", client=client)
-    with pytest.raises(bq.BigQueryLoadError, match=r"quarantine for 2026-11-02") as err:
+    with pytest.raises(bq.BigQueryLoadError, match=r"pii_redactions for 2026-11-02") as err:
         sink.replace_partition(con, date(2026, 11, 2), out[date(2026, 11, 2)])
     assert "Provided Schema does not match" in str(err.value)
     assert isinstance(err.value.__cause__, gexc.BadRequest)
+    # nothing was published: no gateway_calls load, no transaction; both staging tables dropped
+    assert not client.queries
+    assert not [ld for ld in client.loads if "gateway_calls" in ld["destination"]]
+    assert [k for k in _kinds(client) if k[0] == "drop"] == [
+        ("drop", "stage:quarantine_20261102"),
+        ("drop", "stage:pii_redactions_20261102"),
+    ]
+
+
+def test_failed_transaction_is_reported_and_staging_dropped(staged):
+    con, out = staged
+    client = FakeClient(fail_query=True)
+    sink = bq.BigQuerySink("acme-finops", "tokenbook", client=client, source="gateway")
+    with pytest.raises(bq.BigQueryLoadError, match=r"2026-11-03.*rolled back") as err:
+        sink.replace_partition(con, date(2026, 11, 3), out[date(2026, 11, 3)])
+    assert "concurrent update" in str(err.value)
+    assert len(client.deleted) == 2 and _kinds(client)[-2:] == [
+        ("drop", "stage:quarantine_20261103"),
+        ("drop", "stage:pii_redactions_20261103"),
+    ]
+
+
+def test_staged_rows_of_another_source_or_date_are_refused(staged):
+    con, out = staged
+    client = FakeClient()
+    # the staged 2026-11-02 rows are source 'gateway': an evals sink must not publish them
+    sink = bq.BigQuerySink("acme-finops", "tokenbook", client=client, source="evals")
+    with pytest.raises(bq.BigQueryLoadError, match=r"not source='evals'"):
+        sink.replace_partition(con, date(2026, 11, 2), out[date(2026, 11, 2)])
+    gateway = bq.BigQuerySink("acme-finops", "tokenbook", client=client)
+    with pytest.raises(bq.BigQueryLoadError, match=r"for 2026-11-04 are not"):
+        gateway.replace_partition(con, date(2026, 11, 4), out[date(2026, 11, 2)])
+    assert client.loads == [] and client.queries == []
 
 
 def test_patched_client_is_created_from_settings(staged, monkeypatch):
@@ -225,11 +386,15 @@ def test_patched_client_is_created_from_settings(staged, monkeypatch):
         sink = bq.BigQuerySink.from_settings(settings)
         sink.replace_partition(con, date(2026, 11, 3), out[date(2026, 11, 3)])
     client_cls.assert_called_once_with(project="acme-finops", location="europe-west4")
-    assert [ld["destination"].rsplit(".", 1)[1] for ld in fake.loads] == [
-        "gateway_calls$20261103",
-        "quarantine$20261103",
-        "pii_redactions$20261103",
+    assert sink.source == "gateway"
+    assert bq.BigQuerySink.from_settings(settings, client=fake, source="evals").source == "evals"
+    assert [k for k in _kinds(fake) if k[0] in ("load", "query")] == [
+        ("load", "stage:quarantine_20261103"),
+        ("load", "stage:pii_redactions_20261103"),
+        ("load", f"{RAW}.gateway_calls$20261103"),
+        ("query", ""),
     ]
+    assert fake.queries[0]["location"] == "europe-west4"
     assert fake.datasets == [("acme-finops.tokenbook_raw", "europe-west4", True)]
 
 

@@ -150,7 +150,9 @@ class PartitionTables:
 
 class Sink(Protocol):
     """Where a load date's rows are published. Implementations: DuckDB (one transaction),
-    BigQuery (one load job per table into ``table$YYYYMMDD`` with WRITE_TRUNCATE)."""
+    BigQuery (``gateway_calls$YYYYMMDD`` by a WRITE_TRUNCATE load job; the tables shared with
+    other sources, quarantine and PII counts, through staging tables and one transaction that
+    replaces only this source's rows of the date)."""
 
     def replace_partition(self, con, load_date: date, staged: PartitionTables) -> None:
         """Replace the load_date partition of raw.gateway_calls, raw.quarantine and
