@@ -62,14 +62,7 @@ def export_chargeback(settings: Settings, month: str, fmt: str, out: str | Path)
             ", ".join(m.strftime("%Y-%m") for m in available) or "none (run `tokenbook transform`)"
         )
         raise ExportError(f"no chargeback rows for {month_start:%Y-%m}; months available: {listed}")
-    path = _output_path(out, f"chargeback-{month_start:%Y-%m}.{fmt}")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_table(table, fmt, path)
-    except OSError as exc:
-        raise ExportError(
-            f"cannot write {path}: {exc.strerror or exc}; choose another --out"
-        ) from exc
+    path = write_export(table, fmt, out, f"chargeback-{month_start:%Y-%m}.{fmt}", write_table)
     return ExportResult(
         path=path,
         month=month_start,
@@ -113,6 +106,21 @@ def chargeback_months(settings: Settings) -> list[date]:
         _duckdb_query(wh, sql, []) if wh.kind == "duckdb" else _bigquery_query(settings, sql, None)
     )
     return list(table.column("month_start").to_pylist())
+
+
+def write_export(table: pa.Table, fmt: str, out: str | Path, default_name: str,
+                 writer=None) -> Path:
+    """Write ``table`` to ``out`` (a file, or a folder that gets ``default_name``) with
+    ``writer(table, fmt, path)``; an unwritable path is an ExportError saying what to do."""
+    path = _output_path(out, default_name)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        (writer or write_table)(table, fmt, path)
+    except OSError as exc:
+        raise ExportError(
+            f"cannot write {path}: {exc.strerror or exc}; choose another --out"
+        ) from exc
+    return path
 
 
 def write_table(table: pa.Table, fmt: str, path: Path) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from tokenbook.exports import ExportError, _bigquery_query, _output_path, parse_month
+from tokenbook.exports import ExportError, _bigquery_query, parse_month, write_export
 from tokenbook.settings import Settings
 from tokenbook.warehouse import parse_warehouse
 
@@ -113,14 +113,7 @@ def export_focus(settings: Settings, month: str, out: str | Path, fmt: str = "pa
             f"no FOCUS rows for billing month {month_start:%Y-%m}; months available: "
             f"{months or 'none (ingest billing exports, then run `tokenbook transform`)'}"
         )
-    path = _output_path(out, f"focus-{month_start:%Y-%m}.{fmt}")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_focus(table, fmt, path)
-    except OSError as exc:
-        raise ExportError(
-            f"cannot write {path}: {exc.strerror or exc}; choose another --out"
-        ) from exc
+    path = write_export(table, fmt, out, f"focus-{month_start:%Y-%m}.{fmt}", write_focus)
     return FocusExportResult(
         path=path,
         month=month_start,

@@ -36,6 +36,7 @@ from datetime import UTC, datetime
 from datetime import date as Date
 from pathlib import Path
 
+from ingestion.audit import FileTotals
 from ingestion.gateway import redact
 from ingestion.gateway.readers import ReaderError, detect_format, expand_paths, get_reader
 from ingestion.gateway.schema import (
@@ -86,7 +87,7 @@ class FileReport:
 
 
 @dataclass
-class IngestReport:
+class IngestReport(FileTotals):
     load_id: str
     warehouse: str
     files: list[FileReport] = field(default_factory=list)
@@ -98,22 +99,6 @@ class IngestReport:
     @property
     def load_dates(self) -> list[Date]:
         return sorted({f.load_date for f in self.files})
-
-    @property
-    def rows_read(self) -> int:
-        return sum(f.rows_read for f in self.files)
-
-    @property
-    def rows_loaded(self) -> int:
-        return sum(f.rows_loaded for f in self.files)
-
-    @property
-    def rows_quarantined(self) -> int:
-        return sum(f.rows_quarantined for f in self.files)
-
-    @property
-    def rows_duplicate(self) -> int:
-        return sum(f.rows_duplicate for f in self.files)
 
     @property
     def success(self) -> bool:
