@@ -138,10 +138,18 @@ def _decimal_sum(table: pa.Table, column: str) -> Decimal:
     import pyarrow.compute as pc
 
     total = pc.sum(table.column(column)).as_py()
-    return total if total is not None else Decimal(0)
+    return Decimal(total) if total is not None else Decimal(0)
 
 
-def _duckdb_query(wh: Warehouse, sql: str, params: list) -> pa.Table:
+def _duckdb_query(
+    wh: Warehouse,
+    sql: str,
+    params: list,
+    table: str = "",
+    todo: str = "run `tokenbook transform` first",
+) -> pa.Table:
+    """Run ``sql`` on the DuckDB warehouse; a missing file or mart (``table``, default the
+    chargeback mart) is an ExportError that says what to do (``todo``)."""
     import duckdb
 
     from tokenbook.warehouse import connect_duckdb
@@ -156,8 +164,7 @@ def _duckdb_query(wh: Warehouse, sql: str, params: list) -> pa.Table:
         return con.sql(sql, params=params).to_arrow_table()
     except duckdb.CatalogException as exc:
         raise ExportError(
-            f"{wh.table('marts', CHARGEBACK_TABLE)} does not exist in {wh.path}: "
-            "run `tokenbook transform` first"
+            f"{wh.table('marts', table or CHARGEBACK_TABLE)} does not exist in {wh.path}: {todo}"
         ) from exc
     finally:
         con.close()

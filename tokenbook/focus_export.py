@@ -16,7 +16,15 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from tokenbook.exports import ExportError, _bigquery_query, parse_month, write_export
+from tokenbook.exports import (
+    ExportError,
+    _bigquery_query,
+    _decimal_sum,
+    _duckdb_query,
+    parse_month,
+    write_export,
+    write_table,
+)
 from tokenbook.settings import Settings
 from tokenbook.warehouse import parse_warehouse
 
@@ -118,9 +126,9 @@ def export_focus(settings: Settings, month: str, out: str | Path, fmt: str = "pa
         path=path,
         month=month_start,
         rows=table.num_rows,
-        billed_cost_usd=_sum(table, "BilledCost"),
-        effective_cost_usd=_sum(table, "EffectiveCost"),
-        list_cost_usd=_sum(table, "ListCost"),
+        billed_cost_usd=_decimal_sum(table, "BilledCost"),
+        effective_cost_usd=_decimal_sum(table, "EffectiveCost"),
+        list_cost_usd=_decimal_sum(table, "ListCost"),
     )
 
 
@@ -169,38 +177,9 @@ def write_focus(table: pa.Table, fmt: str, path: Path) -> None:
         else:
             col = col.cast(pa.timestamp("us", tz="UTC"))
         table = table.set_column(i, name, col)
-    if fmt == "parquet":
-        import pyarrow.parquet as pq
-
-        pq.write_table(table, path)
-    else:
-        import pyarrow.csv as pcsv
-
-        pcsv.write_csv(table, path)
-
-
-def _sum(table: pa.Table, column: str) -> Decimal:
-    import pyarrow.compute as pc
-
-    total = pc.sum(table.column(column)).as_py()
-    return Decimal(total) if total is not None else Decimal(0)
+    write_table(table, fmt, path)
 
 
 def _duckdb(wh, sql: str, params: list) -> pa.Table:
-    import duckdb
-
-    from tokenbook.warehouse import connect_duckdb
-
-    assert wh.path is not None
-    if not wh.path.exists():
-        raise ExportError(f"no warehouse at {wh.path}: run `tokenbook transform` first")
-    con = connect_duckdb(wh)
-    try:
-        return con.sql(sql, params=params).to_arrow_table()
-    except duckdb.CatalogException as exc:
-        raise ExportError(
-            f"{wh.table('marts', FOCUS_TABLE)} does not exist in {wh.path}: ingest billing "
-            "exports and run `tokenbook transform` first"
-        ) from exc
-    finally:
-        con.close()
+    return _duckdb_query(wh, sql, params, table=FOCUS_TABLE,
+                         todo="ingest billing exports and run `tokenbook transform` first")
