@@ -8,13 +8,11 @@ with
 
 settings as (
 
-    select
-        cast(max(case when setting = 'commit_history_months' then value end) as {{ dbt.type_int() }})
-            as history_months,
-        max(case when setting = 'commit_max_cv' then value end) as max_cv,
-        max(case when setting = 'self_hosting_threshold_tokens' then value end)
-            as self_hosting_threshold_tokens
-    from {{ ref('economics_settings') }}
+    {{ tokenbook.settings_row(
+        'economics_settings',
+        {'history_months': 'commit_history_months', 'max_cv': 'commit_max_cv', 'self_hosting_threshold_tokens': 'self_hosting_threshold_tokens'},
+        integers=['history_months']
+    ) }}
 
 ),
 

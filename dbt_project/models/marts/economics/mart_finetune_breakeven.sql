@@ -7,11 +7,10 @@ with
 
 settings as (
 
-    select
-        max(case when setting = 'volume_window_days' then value end) as window_days,
-        max(case when setting = 'days_per_month' then value end) as days_per_month,
-        max(case when setting = 'max_payback_months' then value end) as max_payback_months
-    from {{ ref('economics_settings') }}
+    {{ tokenbook.settings_row(
+        'economics_settings',
+        {'window_days': 'volume_window_days', 'days_per_month': 'days_per_month', 'max_payback_months': 'max_payback_months'}
+    ) }}
 
 ),
 

@@ -6,10 +6,10 @@ with
 
 settings as (
 
-    select
-        max(case when setting = 'volume_window_days' then value end) as window_days,
-        max(case when setting = 'deprecation_horizon_days' then value end) as horizon_days
-    from {{ ref('economics_settings') }}
+    {{ tokenbook.settings_row(
+        'economics_settings',
+        {'window_days': 'volume_window_days', 'horizon_days': 'deprecation_horizon_days'}
+    ) }}
 
 ),
 

@@ -5,12 +5,11 @@ with
 
 settings as (
 
-    select
-        max(case when setting = 'drift_baseline_weeks' then cast(value as {{ dbt.type_int() }}) end) as baseline_weeks,
-        max(case when setting = 'drift_threshold' then value end) as drift_threshold,
-        max(case when setting = 'drift_min_calls' then value end) as min_calls,
-        max(case when setting = 'days_per_month' then value end) as days_per_month
-    from {{ ref('levers_settings') }}
+    {{ tokenbook.settings_row(
+        'levers_settings',
+        {'baseline_weeks': 'drift_baseline_weeks', 'drift_threshold': 'drift_threshold', 'min_calls': 'drift_min_calls', 'days_per_month': 'days_per_month'},
+        integers=['baseline_weeks']
+    ) }}
 
 ),
 

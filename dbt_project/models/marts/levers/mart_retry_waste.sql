@@ -6,11 +6,10 @@ with
 
 settings as (
 
-    select
-        max(case when setting = 'default_retry_cap' then value end) as default_retry_cap,
-        max(case when setting = 'degraded_multiple' then value end) as degraded_multiple,
-        max(case when setting = 'degraded_min_requests' then value end) as degraded_min_requests
-    from {{ ref('levers_settings') }}
+    {{ tokenbook.settings_row(
+        'levers_settings',
+        {'default_retry_cap': 'default_retry_cap', 'degraded_multiple': 'degraded_multiple', 'degraded_min_requests': 'degraded_min_requests'}
+    ) }}
 
 ),
 

@@ -7,12 +7,11 @@ with
 
 settings as (
 
-    select
-        max(case when setting = 'routing_window_days' then cast(value as {{ dbt.type_int() }}) end) as window_days,
-        max(case when setting = 'min_quality_calls' then value end) as min_quality_calls,
-        max(case when setting = 'max_quality_drop' then value end) as max_quality_drop,
-        max(case when setting = 'days_per_month' then value end) as days_per_month
-    from {{ ref('levers_settings') }}
+    {{ tokenbook.settings_row(
+        'levers_settings',
+        {'window_days': 'routing_window_days', 'min_quality_calls': 'min_quality_calls', 'max_quality_drop': 'max_quality_drop', 'days_per_month': 'days_per_month'},
+        integers=['window_days']
+    ) }}
 
 ),
 
