@@ -3,6 +3,7 @@
     feature, however many attempts or fallbacks it took) falls in the period of its first
     attempt, and is one outcome when its final attempt (highest attempt, then latest call) has
     outcome 'success': retries never multiply outcomes. -#}
+{%- set periods = ['week', 'month'] -%}
 
 with calls as (
 
@@ -48,27 +49,20 @@ daily_spend as (
 
 spend_by_period as (
 
+    {%- for period in periods %}
+    {%- set period_start = week_start('call_date') if period == 'week' else month_start('call_date') %}
     select
         feature,
-        'week' as period,
-        {{ week_start('call_date') }} as period_start,
+        '{{ period }}' as period,
+        {{ period_start }} as period_start,
         sum(calls) as calls,
         sum(priced_calls) as priced_calls,
         coalesce(sum(list_cost_usd), 0) as list_cost_usd,
         coalesce(sum(effective_cost_usd), 0) as effective_cost_usd
     from daily_spend
-    group by feature, {{ week_start('call_date') }}
-    union all
-    select
-        feature,
-        'month' as period,
-        {{ month_start('call_date') }} as period_start,
-        sum(calls) as calls,
-        sum(priced_calls) as priced_calls,
-        coalesce(sum(list_cost_usd), 0) as list_cost_usd,
-        coalesce(sum(effective_cost_usd), 0) as effective_cost_usd
-    from daily_spend
-    group by feature, {{ month_start('call_date') }}
+    group by feature, {{ period_start }}
+    {% if not loop.last %}union all{% endif %}
+    {%- endfor %}
 
 ),
 
@@ -113,23 +107,18 @@ daily_requests as (
 
 requests_by_period as (
 
+    {%- for period in periods %}
+    {%- set period_start = week_start('request_started_on') if period == 'week' else month_start('request_started_on') %}
     select
         feature,
-        'week' as period,
-        {{ week_start('request_started_on') }} as period_start,
+        '{{ period }}' as period,
+        {{ period_start }} as period_start,
         sum(logical_requests) as logical_requests,
         sum(outcomes) as outcomes
     from daily_requests
-    group by feature, {{ week_start('request_started_on') }}
-    union all
-    select
-        feature,
-        'month' as period,
-        {{ month_start('request_started_on') }} as period_start,
-        sum(logical_requests) as logical_requests,
-        sum(outcomes) as outcomes
-    from daily_requests
-    group by feature, {{ month_start('request_started_on') }}
+    group by feature, {{ period_start }}
+    {% if not loop.last %}union all{% endif %}
+    {%- endfor %}
 
 ),
 
