@@ -68,6 +68,12 @@ class DuckDBSink:
         # of the load date are replaced.
         self.source = source
 
+    @property
+    def calls_table(self) -> str:
+        """Where the published calls can be read back through the same connection: the
+        pipeline publishes straight from its views and checks what landed."""
+        return f"{self.schema}.gateway_calls"
+
     def prepare(self, con) -> None:
         ensure_raw_tables(con, self.schema)
 

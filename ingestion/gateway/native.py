@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ingestion.gateway.readers import ReaderError, is_gzip, is_parquet
+from ingestion.gateway.readers import SKIP, ReaderError, is_gzip, is_parquet
 from ingestion.gateway.schema import NATIVE_FIELDS, REQUIRED_FIELDS
 
 
@@ -60,40 +60,68 @@ _PATHS = "[" + ", ".join(_sql_str(f'$."{f}"') for f in NATIVE_FIELDS) + "]"
 _KNOWN = "[" + ", ".join(_sql_str(f) for f in NATIVE_FIELDS) + "]"
 
 
-def _from_json_text(con, source_sql: str, into: str, kind: str = "table") -> None:
-    """``source_sql`` yields (n BIGINT, line VARCHAR) with blank lines as NULL or blank.
+def _good_key_hashes(con, source_sql: str, sample: int = 20000) -> list[int]:
+    """Hashes of the key lists, among the first ``sample`` records, that hold only native
+    fields. A record whose key list hashes to one of them has no unknown field; any other
+    record (a rare field, another key order) gets the exact per-key test."""
+    rows = con.execute(
+        f"""
+        select distinct hash(ks) from (
+            select try(json_keys(line)) as ks, line from ({source_sql}) limit {int(sample)}
+        )
+        where len(ks) > 0
+          and len(list_filter(ks, lambda k: not list_contains({_KNOWN}, k))) = 0
+        """
+    ).fetchall()
+    return [int(h) for (h,) in rows]
+
+
+def _from_json_text(con, source_sql: str, into: str, kind: str = "table",
+                    good: list[int] | None = None) -> None:
+    """``source_sql`` yields (n BIGINT, line VARCHAR); n may be NULL (positional: the record's
+    line number is then its row position, 1-based, in the table the pipeline materialises from
+    this view, see readers.SKIP). A blank line is a row with parse_error readers.SKIP, so
+    positions stay line numbers; the pipeline drops those rows.
 
     ``kind`` ``view``: nothing is materialised here; the pipeline's typing statement streams
-    the file through the parse (one pass, no copy of the text columns)."""
+    the file through the parse (one pass, in parallel, no copy of the text columns).
+    ``good``: key-list hashes known to hold only native fields (``_good_key_hashes``): only
+    the other records pay for the per-key unknown-field test."""
     fields = ", ".join(f"v[{i}] as {_ident(f)}" for i, f in enumerate(NATIVE_FIELDS, 1))
+    goods = "[" + ", ".join(f"{int(h)}::UBIGINT" for h in (good or [])) + "]"
     # Each step guarded by CASE so invalid text is never handed to a JSON function.
     # json_keys is empty for arrays and scalars: that is the "not a JSON object" test.
     con.execute(
         f"""
         create or replace temp {kind} {_ident(into)} as
-        with lines as (
-            select n, line from ({source_sql}) where trim(coalesce(line, '')) <> ''
-        ),
-        keyed as (
+        with keyed as (
             -- json_keys parses the line once: NULL when it is not JSON, [] for non-objects
-            select n, line, try(json_keys(line)) as ks from lines
+            select n, line, try(json_keys(line)) as ks from ({source_sql})
         ),
         parsed as (
-            select n, line, ks is not null as ok,
-                   ks is not null and starts_with(ltrim(line), '{{') as is_obj,
-                   case when ks is not null and starts_with(ltrim(line), '{{')
-                        then json_extract_string(line, {_PATHS}) end as v,
-                   list_filter(ks, lambda k: not list_contains({_KNOWN}, k)) as unknown
+            select n, line, ks is null as not_json,
+                   ks is not null and (starts_with(line, '{{') or starts_with(ltrim(line), '{{'))
+                       as is_obj,
+                   ks is null and trim(coalesce(line, '')) = '' as blank,
+                   -- the per-key test only where the key list is not a known-good one
+                   case when ks is not null and not list_contains({goods}, hash(ks))
+                        then list_filter(ks, lambda k: not list_contains({_KNOWN}, k)) end
+                       as unknown
             from keyed
         )
         select
             n::BIGINT as source_line,
-            case when not is_obj then line end as raw_line,
-            case when not ok then 'not JSON'
+            line as raw_line,
+            case when blank then {_sql_str(SKIP)}
+                 when not_json then 'not JSON'
                  when not is_obj then 'not a JSON object' end as parse_error,
             {fields},
-            case when len(unknown) > 0 then json_object_from_keys(line, unknown) end as extra
-        from parsed
+            case when is_obj and len(unknown) > 0 then json_object_from_keys(line, unknown) end
+                as extra
+        from (
+            select *, case when is_obj then json_extract_string(line, {_PATHS}) end as v
+            from parsed
+        )
         """
     )
 
@@ -109,16 +137,103 @@ def _extra_macro(con) -> None:
 
 
 def _lines_source(path: Path) -> str:
+    """(n NULL, line): the file's lines in file order, scanned in parallel. The line number is
+    the row's position (DuckDB keeps insertion order), filled in by the pipeline."""
     p = _sql_str(str(path))
     return (
-        f"select ordinality as n, line from read_csv({p}, columns={{'line': 'VARCHAR'}}, "
+        f"select NULL::BIGINT as n, line from read_csv({p}, columns={{'line': 'VARCHAR'}}, "
         "delim=chr(31), quote='', escape='', header=false, auto_detect=false, "
         "strict_mode=false, max_line_size=4194304, buffer_size=33554432, new_line='\\n', "
-        f"compression={'gzip' if is_gzip(path) else 'none'!r}) with ordinality"
+        f"compression={'gzip' if is_gzip(path) else 'none'!r})"
     )
 
 
-def _read_json(con, path: Path, into: str) -> None:
+# The two-pass read of JSON lines (``_read_json_lines``); False: always the exact single pass
+# (tests compare the two).
+FAST_JSON_LINES = True
+
+
+def _json_columns() -> str:
+    return "{" + ", ".join(f"{_sql_str(f)}: 'VARCHAR'" for f in NATIVE_FIELDS) + "}"
+
+
+def _records_view(con, path: Path, into: str) -> None:
+    """Positional view of the records: DuckDB's own JSON-lines reader, every native field as
+    text (a string's own text, a number's or boolean's JSON text, an object as JSON text;
+    NULL when absent or null), one row per non-blank line in file order, all-NULL for a line
+    that is not a JSON object. Unknown fields are not read here (see _read_json_lines)."""
+    p = _sql_str(str(path))
+    fields = ", ".join(_ident(f) for f in NATIVE_FIELDS)
+    con.execute(
+        f"""
+        create or replace temp view {_ident(into)} as
+        select NULL::BIGINT as source_line, NULL::VARCHAR as raw_line,
+               NULL::VARCHAR as parse_error, {fields}, NULL::VARCHAR as extra
+        from read_json({p}, columns={_json_columns()}, format='newline_delimited',
+                       ignore_errors=true, maximum_object_size=4194304,
+                       compression={'gzip' if is_gzip(path) else 'none'!r})
+        """
+    )
+
+
+def _read_json_lines(con, path: Path, into: str, source: str, good: list[int]):
+    """The two-pass read of a JSON-lines file (returns a ``readers.PositionalRead``).
+
+    Pass 1 (lines, parallel): each line's key list, hashed, against the known-good ones: an
+    ordinary line keeps one byte; a blank line is marked; an odd line (not JSON, not an
+    object, a key list with an unknown field or not seen in the sample) keeps its text.
+    Pass 2 is DuckDB's JSON reader (``_records_view``), run by the pipeline's typing
+    statement. The odd lines are read the exact way into ``{into}_fix``, whose rows replace
+    the view's rows at their positions. Falls back to the exact single pass when a blank line
+    lies between records (positions would no longer be line numbers) or odd lines are many."""
+    from ingestion.gateway.readers import PositionalRead
+
+    goods = "[" + ", ".join(f"{int(h)}::UBIGINT" for h in good) + "]"
+    lines = f"{into}_lines"
+    con.execute(
+        f"""
+        create or replace temp table {_ident(lines)} as
+        select kind, case when kind = 2 then line end as line from (
+            select line,
+                   (case when ks is null then
+                             case when trim(coalesce(line, '')) = '' then 1 else 2 end
+                         when len(ks) = 0 or not list_contains({goods}, hash(ks)) then 2
+                         else 0 end)::UTINYINT as kind
+            from (select line, try(json_keys(line)) as ks from ({source}))
+        )
+        """
+    )
+    records, odd, last_record, first_blank = con.execute(
+        f"""
+        select count(*) filter (where kind <> 1), count(*) filter (where kind = 2),
+               max(rowid) filter (where kind <> 1), min(rowid) filter (where kind = 1)
+        from {_ident(lines)}
+        """
+    ).fetchone()
+
+    def exact() -> None:
+        _from_json_text(con, source, into, kind="view", good=good)
+
+    if (first_blank is not None and last_record is not None and first_blank < last_record) or (
+        odd > max(1000, records // 5)
+    ):
+        con.execute(f"drop table {_ident(lines)}")
+        exact()
+        return None
+    fix = None
+    if odd:
+        fix = f"{into}_fix"
+        # no blank line before a record: a record's position is its line number
+        _from_json_text(
+            con, f"select rowid + 1 as n, line from {_ident(lines)} where kind = 2", fix,
+            good=good,
+        )
+    con.execute(f"drop table {_ident(lines)}")
+    _records_view(con, path, into)
+    return PositionalRead(records=records, fix_table=fix, exact=exact)
+
+
+def _read_json(con, path: Path, into: str):
     _extra_macro(con)
     p = _sql_str(str(path))
     if _first_char(path) == "[":
@@ -132,14 +247,17 @@ def _read_json(con, path: Path, into: str) -> None:
         )
         try:
             _from_json_text(con, source, into)
-            return
+            return None
         except Exception:  # not one array: read it as lines below
             pass
     try:
-        # a view: the file is scanned once, by the pipeline's typing statement; an unreadable
-        # file is found by describing it here
-        _from_json_text(con, _lines_source(path), into, kind="view")
-        con.execute(f"select count(*) from (select * from {_ident(into)} limit 1)").fetchall()
+        # an unreadable file is found by sampling its first records here
+        source = _lines_source(path)
+        good = _good_key_hashes(con, source)
+        if not FAST_JSON_LINES:
+            _from_json_text(con, source, into, kind="view", good=good)
+            return None
+        return _read_json_lines(con, path, into, source, good)
     except Exception as exc:  # duckdb raises IOException, InvalidInputException, ...
         raise ReaderError(f"cannot read {path} as JSON lines: {exc}") from exc
 
@@ -189,12 +307,13 @@ def _read_parquet(con, path: Path, into: str) -> None:
         raise ReaderError(f"cannot read {path} as Parquet: {exc}") from exc
 
 
-def read(con, path: Path, into: str) -> None:
-    """Read one native gateway-log file into TEMP table ``into`` (reader interface)."""
+def read(con, path: Path, into: str):
+    """Read one native gateway-log file into TEMP table or view ``into`` (reader interface);
+    a JSON-lines file gives a positional view and returns a ``readers.PositionalRead``."""
     path = Path(path)
     if not path.exists():
         raise ReaderError(f"file not found: {path}")
     if is_parquet(path):
         _read_parquet(con, path, into)
-    else:
-        _read_json(con, path, into)
+        return None
+    return _read_json(con, path, into)

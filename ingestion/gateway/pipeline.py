@@ -38,7 +38,14 @@ from pathlib import Path
 
 from ingestion.audit import FileTotals
 from ingestion.gateway import redact
-from ingestion.gateway.readers import ReaderError, detect_format, expand_paths, get_reader
+from ingestion.gateway.readers import (
+    SKIP,
+    PositionalRead,
+    ReaderError,
+    detect_format,
+    expand_paths,
+    get_reader,
+)
 from ingestion.gateway.schema import (
     GATEWAY_CALLS_COLUMNS,
     NATIVE_FIELDS,
@@ -118,8 +125,18 @@ def _i(name: str) -> str:
 # ---------------------------------------------------------------------------------------------
 
 
+TYPED_KINDS = {"int", "float", "bool", "decimal", "timestamp"}
+# Text columns the typed tables keep (free text, scanned for PII, or published as is); the
+# text of typed fields is not kept: a rejected record keeps its raw line instead.
+TEXT_FIELDS: tuple[str, ...] = tuple(f for f, t in NATIVE_FIELDS.items() if t not in TYPED_KINDS)
+
+
 def _typed_select(reader_table: str, file_idx: int, source_file: str, fmt: str) -> str:
-    """Typed columns and the list of failed rules (without the window) for one reader table."""
+    """One reader table typed and validated: text fields, ``t_<field>`` typed fields,
+    ``reason`` (NULL when every rule passes, else the failed rules joined by '; '),
+    ``raw_line`` (only for rejected records) and ``needs_pii`` (only for accepted ones).
+
+    Row order is the reader's: a positional reader's line numbers are row positions."""
     typed: list[str] = []
     for f, t in NATIVE_FIELDS.items():
         c = _i(f)
@@ -133,59 +150,104 @@ def _typed_select(reader_table: str, file_idx: int, source_file: str, fmt: str) 
             typed.append(f"try_cast({c} as DECIMAL(38,9)) as {_i('t_' + f)}")
         elif t == "timestamp":
             typed.append(f"try_cast({c} as TIMESTAMPTZ)::TIMESTAMP as {_i('t_' + f)}")
-    rules: list[str] = []
+    # (failed-rule condition, reason); the reason text is built only for rows failing one
+    rules: list[tuple[str, str]] = []
     for f in REQUIRED_FIELDS:
-        rules.append(
-            f"case when {_i(f)} is null or trim({_i(f)}) = '' "
-            f"then 'missing required field: {f}' end"
-        )
+        rules.append((f"({_i(f)} is null or trim({_i(f)}) = '')", f"missing required field: {f}"))
     for f, t in NATIVE_FIELDS.items():
         if t in {"int", "float", "bool", "decimal"}:
-            rules.append(
-                f"case when {_i(f)} is not null and {_i('t_' + f)} is null "
-                f"then 'wrong type: {f}' end"
-            )
+            rules.append((f"({_i(f)} is not null and {_i('t_' + f)} is null)", f"wrong type: {f}"))
         elif t == "timestamp":
             rules.append(
-                f"case when trim(coalesce({_i(f)}, '')) <> '' and {_i('t_' + f)} is null "
-                f"then 'unparseable timestamp' end"
+                (f"({_i('t_' + f)} is null and trim(coalesce({_i(f)}, '')) <> '')",
+                 "unparseable timestamp")
             )
         elif t == "json":
             rules.append(
                 # valid JSON text that starts with '{' is an object: one parse, not two
-                f"case when {_i(f)} is not null and not (starts_with(ltrim({_i(f)}), '{{') "
-                f"and json_valid({_i(f)})) then 'wrong type: {f}' end"
+                (f"({_i(f)} is not null and not (starts_with(ltrim({_i(f)}), '{{') "
+                 f"and json_valid({_i(f)})))", f"wrong type: {f}")
             )
     for f in TOKEN_FIELDS:
-        rules.append(f"case when {_i('t_' + f)} < 0 then 'negative tokens: {f}' end")
+        rules.append((f"coalesce({_i('t_' + f)} < 0, false)", f"negative tokens: {f}"))
     rules.append(
-        "case when coalesce(t_cache_read_input_tokens, 0) + coalesce(t_cache_write_input_tokens, 0)"
-        " > t_input_tokens then 'cache tokens above input tokens' end"
+        ("coalesce(coalesce(t_cache_read_input_tokens, 0) + coalesce(t_cache_write_input_tokens, 0)"
+         " > t_input_tokens, false)", "cache tokens above input tokens")
     )
-    rule_list = ",\n                ".join(rules)
+    failed = "\n                or ".join(cond for cond, _ in rules)
+    listed = ",\n                ".join(f"case when {cond} then {_q(msg)} end" for cond, msg in rules)
+    rule_text = f"case when {failed} then concat_ws('; ', {listed}) end"
+    keep = ", ".join(_i(f) for f in TEXT_FIELDS)
+    typed_cols = ", ".join(_i("t_" + f) for f, t in NATIVE_FIELDS.items() if t in TYPED_KINDS)
     return f"""
-      select *, case when len(reasons) = 0 then {_needs_redaction_expr()} end as needs_pii
+      select {file_idx} as file_idx, {_q(source_file)} as source_file, {_q(fmt)} as source_format,
+             source_line, {keep}, extra, {typed_cols}, reason,
+             case when reason is not null then coalesce(raw_line, {_rebuilt_raw_line()}) end
+                 as raw_line,
+             case when reason is null then {_needs_redaction_expr()} end as needs_pii
       from (
-        select
-            {file_idx} as file_idx, {_q(source_file)} as source_file, {_q(fmt)} as source_format,
-            t.*,
-            case when parse_error is not null then [parse_error]
-                 else list_filter([
-                {rule_list}
-                 ], lambda r: r is not null) end as reasons
-        from (
-            select *, {", ".join(typed)} from {reader_table}
-        ) t
+        select *, coalesce(parse_error, {rule_text}) as reason
+        from (select *, {", ".join(typed)} from {reader_table}) t
       )
     """
 
 
-# The typed table keeps every reader column (text, for quarantine) and adds t_<field> typed ones.
+def _read_typed(con, reader, path: Path, idx: int, source_name: str, fmt: str) -> str:
+    """Read one file into ``_tb_typed_{idx}`` (typed, validated, in file order); returns the
+    SELECT of its records (line numbers filled in) for the ``_tb_typed`` view."""
+    reader_table, typed_table = f"_tb_read_{idx}", f"_tb_typed_{idx}"
+    _drop(con, typed_table, typed_table + "_fix")
+    positional = reader(con, path, reader_table)
+    def create() -> None:
+        select = _typed_select(reader_table, idx, source_name, fmt)
+        con.execute(f"create temp table {typed_table} as {select}")
+
+    create()
+    records = (
+        f"select * replace (coalesce(source_line, rowid + 1) as source_line) "
+        f"from {typed_table} where reason is distinct from {_q(SKIP)}"
+    )
+    if isinstance(positional, PositionalRead):
+        fix = positional.fix_table
+        rows, stray = con.execute(
+            "select count(*), count(*) filter (where raw_line = '{}'"
+            + (f" and rowid + 1 not in (select source_line from {fix})" if fix else "")
+            + f") from {typed_table}"
+        ).fetchone()
+        if rows != positional.records or stray:
+            # the fast view does not line up with the file's lines: read it the exact way
+            _drop(con, typed_table, reader_table, *([fix] if fix else []))
+            positional.exact()
+            create()
+        elif fix:
+            con.execute(
+                f"create temp table {typed_table}_fix as "
+                f"{_typed_select(fix, idx, source_name, fmt)}"
+            )
+            _drop(con, fix)
+            records = (
+                f"select * replace (coalesce(source_line, rowid + 1) as source_line) "
+                f"from {typed_table} "
+                f"where rowid + 1 not in (select source_line from {typed_table}_fix)\n"
+                f"union all select * from {typed_table}_fix"
+            )
+    _drop(con, reader_table)
+    return records
 
 
-def _rebuilt_raw_line() -> str:
-    """JSON text of a record from its columns (for readers that leave raw_line null)."""
-    pairs = ", ".join(f"{_i(f)}: {_i(f)}" for f in NATIVE_FIELDS)
+def _rebuilt_raw_line(typed: bool = False) -> str:
+    """JSON text of a record from its columns (for readers that leave raw_line null, and for
+    records rejected after typing, e.g. out of window). ``typed``: from the typed table."""
+    def value(f: str) -> str:
+        if typed and NATIVE_FIELDS[f] == "timestamp":
+            return f"strftime({_i('t_' + f)}, '%Y-%m-%dT%H:%M:%S.%fZ')"
+        if typed and NATIVE_FIELDS[f] in TYPED_KINDS:
+            return _i("t_" + f)
+        if typed and NATIVE_FIELDS[f] == "json":
+            return f"try_cast({_i(f)} as JSON)"
+        return _i(f)
+
+    pairs = ", ".join(f"{_i(f)}: {value(f)}" for f in NATIVE_FIELDS)
     return (
         f"json_merge_patch(json_merge_patch('{{}}', to_json({{{pairs}}})), coalesce(extra, '{{}}'))"
         "::VARCHAR"
@@ -354,20 +416,16 @@ def _ingest(paths, settings, date, window_days, fmt, progress, con, run_checkpoi
         _setup(con)
         _drop(con, "_tb_typed")
         n = len(files)
-        # 1-2. read each file and type/validate it into one table
+        # 1-2. read each file and type/validate it into its own table (one order-preserving
+        # statement, so a positional reader's row position is its line number)
+        union: list[str] = []
         for idx, (path, name) in enumerate(zip(files, formats, strict=True)):
             if progress:
                 progress("read", idx, n, str(path))
-            reader_table = f"_tb_read_{idx}"
-            readers[name](con, path, reader_table)
-            select = _typed_select(reader_table, idx, source_names[idx], name)
-            if idx == 0:
-                con.execute(f"create temp table _tb_typed as {select}")
-            else:
-                con.execute(f"insert into _tb_typed {select}")
-            _drop(con, reader_table)
+            union.append(_read_typed(con, readers[name], path, idx, source_names[idx], name))
             if progress:
                 progress("read", idx + 1, n, str(path))
+        con.execute("create or replace temp view _tb_typed as " + "\nunion all\n".join(union))
         lap("read_validate")
 
         # 3. load date per file
@@ -377,7 +435,7 @@ def _ingest(paths, settings, date, window_days, fmt, progress, con, run_checkpoi
             rows = con.execute(
                 """
                 select file_idx,
-                       max(case when len(reasons) = 0 then t_timestamp end)::DATE,
+                       max(case when reason is null then t_timestamp end)::DATE,
                        max(t_timestamp)::DATE
                 from _tb_typed group by file_idx
                 """
@@ -394,59 +452,79 @@ def _ingest(paths, settings, date, window_days, fmt, progress, con, run_checkpoi
         con.execute("create or replace temp table _tb_dates (file_idx INTEGER, load_date DATE)")
         con.executemany("insert into _tb_dates values (?, ?)", list(file_dates.items()))
 
-        # 4-5. window, dedupe, final status; the PII pre-check on loaded rows
-        reason = (
-            "array_to_string(list_concat(t.reasons, case when len(t.reasons) = 0 and "
-            f"(t.t_timestamp < d.load_date - interval {int(before)} day or "
-            f"t.t_timestamp >= d.load_date + interval {int(after)} day) "
-            "then ['out of window'] else [] end), '; ')"
+        # 4-5. window, dedupe, final status. Only the repeated ids are materialised (few):
+        # no sort or copy of the wide typed rows.
+        out_of_window = (
+            f"(t.reason is null and (t.t_timestamp < d.load_date - interval {int(before)} day "
+            f"or t.t_timestamp >= d.load_date + interval {int(after)} day))"
         )
-        # Narrow status table (the window sorts only ids), joined back to the wide typed rows
-        # through the _tb_rows view: no copy of the wide table.
+        accepted = f"t.reason is null and not {out_of_window}"
         con.execute(
             f"""
-            create or replace temp table _tb_status as
-            with w as (
-                select t.file_idx, t.source_line, t.request_id, d.load_date,
-                       nullif({reason}, '') as reason
-                from _tb_typed t join _tb_dates d using (file_idx)
-            )
-            select file_idx, source_line, load_date, reason,
-                case when reason is not null then 'quarantined'
-                     when row_number() over (
-                        partition by load_date, case when reason is null then request_id end
-                        order by file_idx, source_line) > 1
-                     then 'duplicate' else 'loaded' end as row_status
-            from w
+            create or replace temp table _tb_dups as
+            select d.load_date, t.request_id,
+                   min({{'f': t.file_idx, 'l': t.source_line}}) as first_row
+            from _tb_typed t join _tb_dates d using (file_idx)
+            where {accepted}
+            group by all having count(*) > 1
+            """
+        )
+        # the repeated ids' later rows: duplicates (first kept, by file order given, then line)
+        con.execute(
+            f"""
+            create or replace temp table _tb_losers as
+            select t.file_idx, t.source_line
+            from _tb_typed t join _tb_dates d using (file_idx)
+            join _tb_dups x on x.load_date = d.load_date and x.request_id = t.request_id
+            where {accepted} and {{'f': t.file_idx, 'l': t.source_line}} <> x.first_row
             """
         )
         con.execute(
-            """
+            f"""
             create or replace temp view _tb_rows as
-            select t.*, s.load_date, s.reason, s.row_status
-            from _tb_typed t join _tb_status s using (file_idx, source_line)
+            select t.* replace (
+                       coalesce(t.reason, case when {out_of_window} then 'out of window' end)
+                           as reason),
+                   d.load_date,
+                   case when t.reason is not null or {out_of_window} then 'quarantined'
+                        when l.file_idx is not null then 'duplicate'
+                        else 'loaded' end as row_status
+            from _tb_typed t join _tb_dates d using (file_idx)
+            left join _tb_losers l using (file_idx, source_line)
             """
         )
         lap("window_dedupe")
 
-        # 6. stage the three data tables
-        _stage(con, settings)
+        # 6. stage the three data tables. A sink whose published rows can be read back through
+        # this connection (DuckDB) takes the calls straight from a view: no staged copy, and
+        # the checkpoint then reads what landed.
+        direct = hasattr(sink, "calls_table")
+        _stage(con, settings, materialise_calls=not direct)
         lap("redact_stage")
-        _drop(con, "_tb_rows", "_tb_typed")
 
         # per-file counts (audit and report)
         con.execute(
             """
             create or replace temp table _tb_files as
             select d.file_idx, d.load_date,
-                   count(r.file_idx) as rows_read,
-                   count(*) filter (where r.row_status = 'loaded') as rows_loaded,
-                   count(*) filter (where r.row_status = 'quarantined') as rows_quarantined,
-                   count(*) filter (where r.row_status = 'duplicate') as rows_duplicate
-            from _tb_dates d left join _tb_status r using (file_idx)
-            group by all order by d.file_idx
+                   coalesce(r.rows_read, 0) as rows_read,
+                   coalesce(r.rows_loaded, 0) as rows_loaded,
+                   coalesce(r.rows_quarantined, 0) as rows_quarantined,
+                   coalesce(r.rows_duplicate, 0) as rows_duplicate
+            from _tb_dates d left join (
+                select file_idx, count(*) as rows_read,
+                       count(*) filter (where row_status = 'loaded') as rows_loaded,
+                       count(*) filter (where row_status = 'quarantined') as rows_quarantined,
+                       count(*) filter (where row_status = 'duplicate') as rows_duplicate
+                from _tb_rows group by file_idx
+            ) r using (file_idx)
+            order by d.file_idx
             """
         )
+        staging = ("_tb_rows", "_tb_typed", "_tb_dups", "_tb_losers", "_tb_red", "_tb_customers",
+                   *(f"_tb_typed_{i}{x}" for i in range(n) for x in ("", "_fix")))
+        if not direct:
+            _drop(con, *staging)
         counts = con.execute(
             "select file_idx, load_date, rows_read, rows_loaded, rows_quarantined, rows_duplicate "
             "from _tb_files order by file_idx"
@@ -470,6 +548,8 @@ def _ingest(paths, settings, date, window_days, fmt, progress, con, run_checkpoi
             _append_audit(con, sink, report, started, "failed")
             raise
         _append_audit(con, sink, report, started, "loaded")
+        if direct:
+            _drop(con, "_tb_p_calls", "_tb_calls", *staging)
         lap("publish")
 
         # 8. checkpoint
@@ -481,10 +561,12 @@ def _ingest(paths, settings, date, window_days, fmt, progress, con, run_checkpoi
             # is not enough, lowering the limit hands the memory back to the system (what is
             # still staged spills to DuckDB's temp directory and streams into the frame).
             _drop(con, "_tb_p_calls", "_tb_p_quarantine", "_tb_p_pii", "_tb_quarantine",
-                  "_tb_pii", "_tb_status")
+                  "_tb_pii")
             if own_con and memory_limit:
                 con.execute("set memory_limit = '384MB'")
-            calls_frame, files_frame = quality.fetch_frames(con, load_dates)
+            calls_frame, files_frame = quality.fetch_frames(
+                con, load_dates, calls_table=sink.calls_table if direct else "_tb_calls"
+            )
             _drop(con, "_tb_calls")
             result = quality.check_frames(calls_frame, files_frame, max_quarantine_share)
             del calls_frame, files_frame
@@ -522,8 +604,10 @@ def _ingest(paths, settings, date, window_days, fmt, progress, con, run_checkpoi
             con.close()
 
 
-def _stage(con, settings) -> None:
-    """_tb_calls, _tb_quarantine, _tb_pii from _tb_rows (all load dates).
+def _stage(con, settings, materialise_calls: bool = True) -> None:
+    """_tb_calls (a table, or with ``materialise_calls`` false a view over _tb_rows, _tb_red and
+    _tb_customers, which then stay until published), _tb_quarantine, _tb_pii from _tb_rows
+    (all load dates).
 
     Only the rows flagged ``needs_pii`` (the redactor changes their concatenated text) are
     redacted, each field once, into _tb_red; every other row passes through untouched.
@@ -601,13 +685,15 @@ def _stage(con, settings) -> None:
         create or replace temp table _tb_customers as
         select customer_id, {redact.pseudonymise_sql('customer_id', settings.pii_key)} as pseudonym
         from (select distinct customer_id from _tb_typed
-              where len(reasons) = 0 and customer_id is not null)
+              where reason is null and customer_id is not null)
         """
     )
 
-    con.execute(f"create or replace temp table _tb_calls as {calls_select()}")
+    kind = "table" if materialise_calls else "view"
+    _drop(con, "_tb_calls")
+    con.execute(f"create temp {kind} _tb_calls as {calls_select()}")
 
-    raw = f"coalesce(raw_line, {_rebuilt_raw_line()})"
+    raw = f"coalesce(raw_line, {_rebuilt_raw_line(typed=True)})"
     con.execute(
         f"""
         create or replace temp table _tb_quarantine as
@@ -647,7 +733,7 @@ def _stage(con, settings) -> None:
         """
     )
     con.execute("alter table _tb_quarantine drop column _unredacted")
-    _drop(con, "_tb_red", "_tb_red_long", "_tb_customers")
+    _drop(con, "_tb_red_long", *(("_tb_red", "_tb_customers") if materialise_calls else ()))
 
 
 def _partition_views(con, d: Date) -> PartitionTables:

@@ -16,6 +16,11 @@ record, with exactly these columns, in this order:
 ``source_line BIGINT``
     1-based line number (JSONL) or record number (Parquet row, JSON-array element, OTLP span
     in document order). Unique within the file; the pipeline keeps file order by it.
+    A VIEW may leave it NULL on every row ("positional"): the record's number is then its
+    row position, 1-based, in the table the pipeline materialises from the view in one
+    order-preserving statement (the native JSON-lines reader: a parallel scan has no row
+    numbers). Such a view keeps one row per line; a line that is not a record (blank) is a
+    row whose ``parse_error`` is :data:`SKIP`, which the pipeline drops after numbering.
 ``raw_line VARCHAR``
     The record as text, used only for quarantine (it is redacted before it lands). May be NULL
     on a fast path; the pipeline then rebuilds it from the row's columns.
@@ -71,6 +76,7 @@ import gzip
 import importlib
 import json
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 from ingestion.gateway.schema import NATIVE_FIELDS
@@ -95,6 +101,24 @@ PARQUET_SUFFIXES = (".parquet",)
 SUFFIXES = JSON_SUFFIXES + PARQUET_SUFFIXES
 
 Reader = Callable[..., None]
+
+# parse_error of a row that only holds a line number (a blank line): not a record, dropped.
+SKIP = "(not a record)"
+
+
+@dataclass
+class PositionalRead:
+    """What a reader returns when its view is positional and checkable (else it returns None).
+
+    ``records``: the rows the view must yield. ``fix_table``: a TEMP table with the reader
+    columns (``source_line`` set) whose rows replace the view's rows at positions
+    ``source_line`` (records the fast view cannot read exactly), or None. ``exact()``
+    re-creates the view the exact (slower) way, used when the pipeline finds that the
+    materialised view does not line up (row count, or an all-NULL row where no fix is)."""
+
+    records: int
+    fix_table: str | None
+    exact: Callable[[], None]
 
 
 class ReaderError(Exception):

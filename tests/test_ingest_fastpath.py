@@ -1,0 +1,201 @@
+"""The two-pass read of native JSON lines (native._read_json_lines) against the exact single
+pass: same rows, same line numbers, same quarantine reasons, same unknown fields and PII
+counts; line numbers by row position on a file big enough to be scanned by several threads;
+and the fall-back to the exact pass when the two scans do not line up."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from ingestion.gateway import native
+from ingestion.gateway.pipeline import ingest_gateway
+from ingestion.gateway.readers import PositionalRead
+from tokenbook.settings import load_settings
+
+FIX = Path(__file__).resolve().parent / "fixtures" / "gateway"
+LOAD = date(2026, 11, 2)
+
+# Lines beyond the fixture's: an unknown field holding PII, another key order, an empty
+# object, numbers written in other forms, a duplicate, a JSON null line.
+EXTRA_LINES = [
+    {"request_id": "r20", "timestamp": "2026-11-01T15:00:00Z", "provider": "openai",
+     "model": "gpt-4o", "input_tokens": 10, "output_tokens": 2,
+     "debug_context": {"user": "jane.doe@example.com", "ip": "203.0.113.9"}},
+    {"model": "gpt-4o", "provider": "openai", "request_id": "r21",
+     "timestamp": "2026-11-01T15:01:00Z", "output_tokens": 2, "input_tokens": 10},
+    {},
+    {"request_id": "r22", "timestamp": "2026-11-01T15:02:00Z", "provider": "openai",
+     "model": "gpt-4o", "input_tokens": 1e3, "output_tokens": 2, "cost_usd": 1.50,
+     "latency_ms": 1e-3, "quality_score": 0.25},
+    {"request_id": "r21", "timestamp": "2026-11-01T15:03:00Z", "provider": "openai",
+     "model": "gpt-4o", "input_tokens": 10, "output_tokens": 2},
+    None,
+]
+
+
+def _file(tmp_path: Path) -> Path:
+    lines = [ln for ln in (FIX / "calls.jsonl").read_text().splitlines() if ln.strip()]
+    lines += [json.dumps(r) for r in EXTRA_LINES]
+    path = tmp_path / "calls_no_blank.jsonl"
+    path.write_text("\n".join(lines) + "\n\n")  # blank lines after the last record are fine
+    return path
+
+
+def _tables(db: Path) -> dict[str, list]:
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        return {
+            "calls": con.execute(
+                "select * exclude (source_file) from raw.gateway_calls order by source_line"
+            ).fetchall(),
+            "quarantine": con.execute(
+                "select line_number, reason from raw.quarantine order by line_number"
+            ).fetchall(),
+            "raw_lines": con.execute(
+                "select line_number, raw_line from raw.quarantine order by line_number"
+            ).fetchall(),
+            "pii": con.execute(
+                "select field, kind, redactions from raw.pii_redactions order by all"
+            ).fetchall(),
+        }
+    finally:
+        con.close()
+
+
+def _ingest(path: Path, db: Path, **kw):
+    settings = load_settings(warehouse=f"duckdb:///{db}", pii_key="test-pii-key")
+    return ingest_gateway([str(path)], settings, date=LOAD, run_checkpoint=False, **kw)
+
+
+@pytest.fixture
+def spy(monkeypatch):
+    """Records what the two-pass reader returned for each file."""
+    seen: list = []
+    real = native._read_json_lines
+
+    def wrapped(*args, **kwargs):
+        out = real(*args, **kwargs)
+        seen.append(out)
+        return out
+
+    monkeypatch.setattr(native, "_read_json_lines", wrapped)
+    return seen
+
+
+def test_two_pass_read_matches_the_exact_pass(tmp_path, monkeypatch, spy):
+    path = _file(tmp_path)
+    fast = _ingest(path, tmp_path / "fast.duckdb")
+    assert len(spy) == 1 and isinstance(spy[0], PositionalRead)
+    assert spy[0].fix_table  # the odd lines went through the exact reading
+    monkeypatch.setattr(native, "FAST_JSON_LINES", False)
+    exact = _ingest(path, tmp_path / "exact.duckdb")
+    assert len(spy) == 1  # the exact run did not take the two-pass read
+
+    a, b = _tables(tmp_path / "fast.duckdb"), _tables(tmp_path / "exact.duckdb")
+    assert a["calls"] == b["calls"]
+    assert a["quarantine"] == b["quarantine"]
+    assert a["pii"] == b["pii"]
+    assert (fast.rows_read, fast.rows_loaded, fast.rows_quarantined, fast.rows_duplicate) == (
+        exact.rows_read, exact.rows_loaded, exact.rows_quarantined, exact.rows_duplicate)
+    # a record read by DuckDB's JSON reader and rejected by a rule keeps its fields (rebuilt
+    # from them); odd lines keep their own text
+    raw_a, raw_b = dict(a["raw_lines"]), dict(b["raw_lines"])
+    assert raw_a.keys() == raw_b.keys()
+    for n, text in raw_b.items():
+        if text.lstrip().startswith("{"):
+            assert json.loads(raw_a[n]).get("request_id") == json.loads(text).get("request_id")
+        else:
+            assert raw_a[n] == text
+
+    reasons = dict(a["quarantine"])
+    first = len([ln for ln in (FIX / "calls.jsonl").read_text().splitlines() if ln.strip()])
+    assert reasons[first + 3].startswith("missing required field")  # {}
+    assert reasons[first + 6] == "not a JSON object"  # null
+    calls = {r[0]: r for r in duckdb.connect(str(tmp_path / "fast.duckdb"), read_only=True)
+             .execute("select request_id, extra, input_tokens, gateway_cost_usd, source_line "
+                      "from raw.gateway_calls").fetchall()}
+    extra = json.loads(calls["r20"][1])
+    assert extra == {"debug_context": {"user": "[REDACTED:email]", "ip": "[REDACTED:ip]"}}
+    assert calls["r22"][2] == 1000 and float(calls["r22"][3]) == 1.5
+    assert calls["r21"][4] == first + 2  # the first r21 kept, the later one a duplicate
+
+
+def test_line_numbers_by_position_on_a_file_read_by_several_threads(tmp_path, spy):
+    """~70 MB: DuckDB scans it in several buffers in parallel; every record's line number
+    must still be its own (the request id carries it)."""
+    path = tmp_path / "big.jsonl"
+    n = 240_000
+    con = duckdb.connect()
+    con.execute(
+        f"""
+        copy (
+          select case
+            when i = 123457 then 'this is not json'
+            when i = 200001 then to_json({{request_id: 'req_' || i,
+                 timestamp: '2026-11-01T10:00:00Z', provider: 'openai', model: 'gpt-4o',
+                 input_tokens: 10, output_tokens: 2, gateway_region: 'eu-west-1'}})::VARCHAR
+            when i = 239999 then to_json({{request_id: 'req_' || i,
+                 timestamp: '2026-11-01T10:00:00Z', provider: 'openai', model: 'gpt-4o',
+                 input_tokens: 10, output_tokens: -2}})::VARCHAR
+            else to_json({{request_id: 'req_' || i, timestamp: '2026-11-01T10:00:00Z',
+                 provider: 'openai', model: 'gpt-4o', input_tokens: 10 + i % 7,
+                 output_tokens: 2, feature: 'support_chat', customer_segment: 'smb',
+                 prompt_template_id: 'tpl_' || (i % 50), metadata: {{pad: repeat('x', 150)}}
+                 }})::VARCHAR end
+          from range(1, {n + 1}) t(i)
+        ) to '{path}' (format csv, header false, quote '', escape '', delimiter '\\x1f')
+        """
+    )
+    con.close()
+    assert path.stat().st_size > 60e6
+    report = _ingest(path, tmp_path / "wh.duckdb")
+    assert isinstance(spy[0], PositionalRead) and spy[0].fix_table
+    assert (report.rows_read, report.rows_loaded, report.rows_quarantined) == (n, n - 2, 2)
+    con = duckdb.connect(str(tmp_path / "wh.duckdb"), read_only=True)
+    try:
+        wrong = con.execute(
+            "select count(*) from raw.gateway_calls "
+            "where request_id <> 'req_' || source_line::VARCHAR"
+        ).fetchone()[0]
+        assert wrong == 0
+        assert con.execute(
+            "select line_number, reason from raw.quarantine order by 1").fetchall() == [
+            (123457, "not JSON"), (239999, "negative tokens: output_tokens")]
+        assert con.execute(
+            "select extra from raw.gateway_calls where source_line = 200001"
+        ).fetchone()[0] == '{"gateway_region":"eu-west-1"}'
+    finally:
+        con.close()
+
+
+def test_scans_that_do_not_line_up_fall_back_to_the_exact_pass(tmp_path, monkeypatch, spy):
+    """A bare carriage return between two members is JSON whitespace to DuckDB's JSON reader
+    (one record) but a line break to the line scanner (two lines): the counts differ, so
+    the file is read the exact way, line by line."""
+    good = json.dumps({"request_id": "a1", "timestamp": "2026-11-01T10:00:00Z",
+                       "provider": "openai", "model": "gpt-4o", "input_tokens": 3,
+                       "output_tokens": 1})
+    split = good.replace(', "provider"', ',\r"provider"').replace("a1", "a2")
+    path = tmp_path / "cr.jsonl"
+    path.write_bytes((good + "\n" + split + "\n" + good.replace("a1", "a3") + "\n").encode())
+    calls = []
+    real_exact = native._from_json_text
+
+    def counting(*args, **kwargs):
+        if kwargs.get("kind") == "view":
+            calls.append(args[1])
+        return real_exact(*args, **kwargs)
+
+    monkeypatch.setattr(native, "_from_json_text", counting)
+    fast = _ingest(path, tmp_path / "fast.duckdb")
+    assert isinstance(spy[0], PositionalRead) and calls  # tried, then fell back
+    monkeypatch.setattr(native, "FAST_JSON_LINES", False)
+    exact = _ingest(path, tmp_path / "exact.duckdb")
+    a, b = _tables(tmp_path / "fast.duckdb"), _tables(tmp_path / "exact.duckdb")
+    assert a == b
+    assert fast.rows_loaded == exact.rows_loaded == 2
