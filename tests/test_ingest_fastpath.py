@@ -199,3 +199,15 @@ def test_scans_that_do_not_line_up_fall_back_to_the_exact_pass(tmp_path, monkeyp
     a, b = _tables(tmp_path / "fast.duckdb"), _tables(tmp_path / "exact.duckdb")
     assert a == b
     assert fast.rows_loaded == exact.rows_loaded == 2
+
+
+def test_windows_line_endings_keep_line_numbers(tmp_path, spy):
+    """CRLF files: one line per CRLF (the carriage return is not a line of its own)."""
+    lf = _file(tmp_path)
+    crlf = tmp_path / "calls_crlf.jsonl"
+    crlf.write_bytes(lf.read_bytes().replace(b"\n", b"\r\n"))
+    _ingest(lf, tmp_path / "lf.duckdb")
+    _ingest(crlf, tmp_path / "crlf.duckdb")
+    assert all(isinstance(r, PositionalRead) for r in spy)
+    a, b = _tables(tmp_path / "lf.duckdb"), _tables(tmp_path / "crlf.duckdb")
+    assert a["calls"] == b["calls"] and a["quarantine"] == b["quarantine"]

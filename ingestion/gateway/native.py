@@ -143,7 +143,7 @@ def _lines_source(path: Path) -> str:
     return (
         f"select NULL::BIGINT as n, line from read_csv({p}, columns={{'line': 'VARCHAR'}}, "
         "delim=chr(31), quote='', escape='', header=false, auto_detect=false, "
-        "strict_mode=false, max_line_size=4194304, buffer_size=33554432, new_line='\\n', "
+        "strict_mode=false, max_line_size=4194304, buffer_size=33554432, "
         f"compression={'gzip' if is_gzip(path) else 'none'!r})"
     )
 

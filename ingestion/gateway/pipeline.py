@@ -276,6 +276,8 @@ def _import_gx() -> None:
 
 def _setup(con) -> None:
     con.execute("set timezone = 'UTC'")
+    # line numbers of positional readers are row positions: order must be kept
+    con.execute("set preserve_insertion_order = true")
     con.execute("set enable_progress_bar = false")
     con.execute(
         """
@@ -536,6 +538,10 @@ def _ingest(paths, settings, date, window_days, fmt, progress, con, run_checkpoi
 
         # 7. publish each load date, then the audit
         load_dates = sorted(set(file_dates.values()))
+        # Row order inside a partition means nothing (every reader of raw.* orders or groups):
+        # without it DuckDB inserts from all threads. (Line numbers were fixed by position
+        # above, where order is kept.)
+        con.execute("set preserve_insertion_order = false")
         try:
             for k, d in enumerate(load_dates):
                 if progress:
@@ -547,6 +553,8 @@ def _ingest(paths, settings, date, window_days, fmt, progress, con, run_checkpoi
         except BaseException:
             _append_audit(con, sink, report, started, "failed")
             raise
+        finally:
+            con.execute("set preserve_insertion_order = true")
         _append_audit(con, sink, report, started, "loaded")
         if direct:
             _drop(con, "_tb_p_calls", "_tb_calls", *staging)

@@ -50,6 +50,15 @@ def gateway(
         str,
         typer.Option("--format", help="auto | native | litellm | otel"),
     ] = "auto",
+    report_json: Annotated[
+        str | None,
+        typer.Option(
+            "--report-json",
+            help="Also write the load report (per-file counts, stage timings, checkpoint "
+            "outcomes) as JSON to this file, for schedulers and benchmarks.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Load gateway logs into raw.gateway_calls (bad records into raw.quarantine), redacting PII,
     then run the Great Expectations checkpoint on each loaded partition.
@@ -108,8 +117,52 @@ def gateway(
         except (ReaderError, IngestError, BigQueryLoadError, FileNotFoundError) as exc:
             raise fail(str(exc)) from exc
     _print_summary(report)
+    if report_json:
+        _write_report_json(report, report_json)
     if failed is not None:
         raise fail(str(failed), code=2)
+
+
+def report_as_dict(report) -> dict:
+    """The load report as plain JSON-able data (no row values, so no PII)."""
+    ck = report.checkpoint
+    return {
+        "load_id": report.load_id,
+        "warehouse": report.warehouse,
+        "rows_read": report.rows_read,
+        "rows_loaded": report.rows_loaded,
+        "rows_quarantined": report.rows_quarantined,
+        "rows_duplicate": report.rows_duplicate,
+        "files": [
+            {
+                "source_file": f.source_file,
+                "source_format": f.source_format,
+                "load_date": f.load_date.isoformat(),
+                "rows_read": f.rows_read,
+                "rows_loaded": f.rows_loaded,
+                "rows_quarantined": f.rows_quarantined,
+                "rows_duplicate": f.rows_duplicate,
+            }
+            for f in report.files
+        ],
+        "timings": {k: round(v, 4) for k, v in report.timings.items()},
+        "checkpoint": None if ck is None else {
+            "success": ck.success,
+            "seconds": round(report.checkpoint_seconds, 4),
+            "expectations": len(ck.outcomes),
+            "failures": ck.failure_lines(),
+        },
+        "notes": list(report.notes),
+    }
+
+
+def _write_report_json(report, path: str) -> None:
+    import json
+    from pathlib import Path
+
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report_as_dict(report), indent=2) + "\n")
 
 
 def _print_summary(report) -> None:
@@ -142,6 +195,16 @@ def _print_summary(report) -> None:
         )
         for line in report.checkpoint.failure_lines():
             console.print(f"  [red]{line}[/red]")
+    t = report.timings
+    if t.get("total"):
+        stages = ", ".join(
+            f"{label} {t[key]:.1f}"
+            for key, label in (("read_validate", "read+validate"), ("window_dedupe", "dedupe"),
+                               ("redact_stage", "redact+stage"), ("publish", "publish"),
+                               ("checkpoint", "checkpoint"))
+            if key in t
+        )
+        console.print(f"took {t['total']:.1f} s ({stages})")
     for note in report.notes:
         console.print(f"note: {note}")
 
