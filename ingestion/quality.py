@@ -167,7 +167,9 @@ class _Checkpoints:
                 "partition"
             )
             # all expectations at once: add_expectation re-serialises the whole suite each time
-            suite = ctx.suites.add(gx.ExpectationSuite(name=f"{asset_name}_suite", expectations=exps))
+            suite = ctx.suites.add(
+                gx.ExpectationSuite(name=f"{asset_name}_suite", expectations=exps)
+            )
             self.validations[asset_name] = ctx.validation_definitions.add(
                 gx.ValidationDefinition(name=f"{asset_name}_validation", data=batch, suite=suite)
             )
@@ -339,10 +341,11 @@ def store_results(con, result: CheckpointResult) -> None:
     # 2,160 rows); columns in the table's order, DuckDB casting each to its type.
     arrow_types = {"DATE": pa.date32(), "VARCHAR": pa.string(), "BOOLEAN": pa.bool_(),
                    "BIGINT": pa.int64()}
+    columns = zip(*rows, strict=True)  # rows -> columns
     table = pa.table(
         {
             name: pa.array(values, type=arrow_types.get(ddb))
-            for (name, ddb, _), values in zip(VALIDATION_RESULTS_COLUMNS, zip(*rows), strict=True)
+            for (name, ddb, _), values in zip(VALIDATION_RESULTS_COLUMNS, columns, strict=True)
         }
     )
     con.from_arrow(table).insert_into(RESULTS_TABLE)
