@@ -2,27 +2,39 @@
 
 Implements the reader interface of ``ingestion.gateway.readers`` (see its docstring).
 
-JSON lines are read as text by DuckDB's CSV scanner (one VARCHAR column, no quoting, line
-numbers by ``WITH ORDINALITY``), then parsed once per line with a multi-path
-``json_extract_string`` into one VARCHAR per native field; ``json_keys`` finds the unknown
-fields. For JSON lines the reader creates a TEMP VIEW, so the file is scanned and parsed once,
-inside the pipeline's typing statement, and the text columns are never materialised on their
-own. Measured on 200k lines (bench file, CPU s): reading the lines 0.24, ``try(json_keys)``
-0.20-0.33, the 31 fields 0.40-0.61, against 0.55 for ``read_json`` with explicit VARCHAR columns.
+JSON lines are read in two parallel passes, with no Python per line:
 
-A strict ``read_json`` fast path was evaluated and NOT taken: it gives the fields in line order
-(with ``ignore_errors`` a bad line becomes an all-NULL row, blank lines are skipped), but it
-silently drops unknown fields, and the only sound way to learn a file's key set,
-``read_json(..., sample_size=-1)``, costs 0.86 s per 200k lines, more than the parse it would
-save (a sampled key set misses rare fields: the demo's ``debug_context`` is in 29 of 14k
-records). With the unknown-key test the fast path costs what the line path costs.
+1. the line pass: DuckDB's CSV scanner gives each line as text (one VARCHAR column, no
+   quoting); ``json_keys`` parses it once and its key list is hashed. A line whose key list is
+   one of the known-good lists (seen, with native fields only, among the file's first 20,000
+   lines) keeps one byte; a blank line is marked; any other line (not JSON, not an object,
+   an unknown field, a key list not in the sample) is "odd" and keeps its text.
+2. the record pass: DuckDB's JSON-lines reader (``read_json`` with every native field as
+   VARCHAR, ``ignore_errors``) inside the pipeline's typing statement. It yields one row per
+   non-blank line, in file order, so a record's line number is its row position (the
+   pipeline's order-preserving CREATE TABLE keeps it).
+
+The odd lines are then read the exact way (``_from_json_text``: a multi-path
+``json_extract_string`` per line, ``json_keys`` for the unknown fields, kept in ``extra``) into a
+fix table whose rows replace the record pass's rows at their positions. A false "known-good"
+match would need a 64-bit hash collision between an odd key list and one of the few good ones.
+The pipeline checks that the two passes line up (as many rows as non-blank lines, no all-NULL
+row where no odd line is); if not, or when a blank line lies between records (positions would
+no longer be line numbers) or odd lines are over a fifth of the file, the file is read by the
+exact single pass instead: the same per-line reading on every line, in one parallel scan.
+``FAST_JSON_LINES = False`` forces the exact pass (tests compare both).
+
+Numbers come out of the record pass as DuckDB renders them (``1.50`` as ``1.5``, ``1e-3`` as
+``0.001``): the same values once typed. A record rejected by a validation rule is quarantined
+with its fields rebuilt as JSON; an odd line keeps its own text.
 
 A file whose first non-blank character is ``[`` is read as one JSON array (element i is record
 i) only when the whole file IS that array (DuckDB's array reader rejects anything after the
 closing bracket); otherwise it is JSON lines whose first line is a bad record.
 
-Blank lines are not records (they are skipped but still counted in line numbers). A line with
-a raw control character is cut there by the scanner; it is not valid JSON anyway.
+Blank lines are not records (they are skipped but still counted in line numbers); CRLF and LF
+line ends both count one line. A bare carriage return inside a line is a line break to the
+scanner (the two halves are bad lines; the two passes then disagree and the exact pass runs).
 Parquet files are read with ``read_parquet``; every required field must be a column, otherwise
 :class:`ReaderError` names the file and the column.
 """

@@ -2,21 +2,27 @@
 
 ``ingest_gateway(paths, settings, date=None, window_days=None, fmt=None, progress=None)``
 
-1. read: each file through its format's reader (``readers.py``) into a TEMP table of text;
-2. type and validate: ``try_cast`` every field, one reason per failed rule (SQL predicates);
+1. read: each file through its format's reader (``readers.py``) into a TEMP table or view of
+   text (the native JSON-lines reader: a positional view, parsed in parallel, see native.py);
+2. type and validate: ``try_cast`` every field, the failed rules joined as the reason (SQL
+   predicates; the text is built only for failing rows), into one typed table per file made
+   by one order-preserving statement (so row positions are line numbers); the text of typed
+   fields is not kept, a rejected record keeps its raw line;
 3. date: ``date`` is the run's logical date; without it each file is dated by its latest valid
    call timestamp, and files with the same date form one load;
 4. window: a call outside [load_date - before, load_date + after) is quarantined
    ("out of window"); ``window_days`` widens the back window;
 5. dedupe: a repeated ``request_id`` within one load date is a duplicate (first kept, by file
-   order given, then line);
+   order given, then line); only the repeated ids are materialised;
 6. redact: free text is passed through ``redact.redact_sql`` (only rows where the redactor
    changes something are redacted field by field and counted), ``customer_id`` is
    pseudonymised with ``settings.pii_key``, ``prompt_preview`` is counted then dropped;
-7. publish: per load date, the sink replaces the partition of the three data tables at once;
-   one audit row per file is appended;
+7. publish: per load date, the sink replaces the partition of the three data tables at once
+   (the DuckDB sink straight from the staged views, no staged copy of the calls); one audit
+   row per file is appended;
 8. check: a Great Expectations checkpoint (``ingestion/quality.py``) runs on each published
-   partition; results are stored in raw.validation_results. A failed expectation raises
+   partition (on DuckDB it reads the rows that landed in raw.gateway_calls); results are
+   stored in raw.validation_results. A failed expectation raises
    :class:`ValidationFailed` (carrying the report) AFTER the data and the results are stored,
    so the data stays inspectable and the Airflow task fails.
 
