@@ -163,7 +163,11 @@ def main() -> None:
     ap.add_argument("--file", type=Path, help="use this native JSONL file instead of generating")
     ap.add_argument("--repeat", type=int, default=3,
                     help="rounds of (bare, ingest); medians are reported (default 3)")
+    ap.add_argument("--generate-only", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.generate_only:
+        generate(args.keep, args.rows)
+        return
 
     with tempfile.TemporaryDirectory(prefix="tokenbook-bench-") as tmp:
         tmpdir = Path(tmp)
@@ -173,7 +177,10 @@ def main() -> None:
         else:
             path = args.keep or tmpdir / "gateway.jsonl"
             t0 = time.perf_counter()
-            generate(path, args.rows)
+            # in a child: this process stays small, so a child's peak RSS (which starts from
+            # its parent's at fork) is its own
+            subprocess.run([sys.executable, __file__, "--generate-only", "--rows", str(args.rows),
+                            "--keep", str(path)], check=True)
             gen_s = time.perf_counter() - t0
             size_mb = path.stat().st_size / 1e6
             print(f"generated {args.rows:,} records (+6 bad/duplicate lines), {size_mb:,.0f} MB "

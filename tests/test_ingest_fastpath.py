@@ -74,7 +74,8 @@ def _ingest(path: Path, db: Path, **kw):
 
 @pytest.fixture
 def spy(monkeypatch):
-    """Records what the two-pass reader returned for each file."""
+    """Records what the two-pass reader returned for each file (small files included)."""
+    monkeypatch.setattr(native, "FAST_MIN_BYTES", 0)
     seen: list = []
     real = native._read_json_lines
 

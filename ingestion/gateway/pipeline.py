@@ -295,15 +295,17 @@ def _setup(con) -> None:
 
 
 def _drop(con, *names: str) -> None:
-    """Drop temp tables or views by name (whichever each one is)."""
-    for name in names:
-        kinds = con.execute(
-            "select table_type from information_schema.tables "
-            "where table_schema = 'main' and table_catalog = 'temp' and table_name = ?",
-            [name],
-        ).fetchall()
-        for (kind,) in kinds:
-            con.execute(f"drop {'view' if kind == 'VIEW' else 'table'} if exists {name}")
+    """Drop temp tables or views by name (whichever each one is): one catalog lookup for all
+    the names, not one per name."""
+    if not names:
+        return
+    kinds = con.execute(
+        "select table_name, table_type from information_schema.tables "
+        "where table_schema = 'main' and table_catalog = 'temp' and list_contains(?, table_name)",
+        [list(names)],
+    ).fetchall()
+    for name, kind in kinds:
+        con.execute(f"drop {'view' if kind == 'VIEW' else 'table'} if exists {name}")
 
 
 def _open(settings):
@@ -506,7 +508,9 @@ def _ingest(paths, settings, date, window_days, fmt, progress, con, run_checkpoi
         # 6. stage the three data tables. A sink whose published rows can be read back through
         # this connection (DuckDB) takes the calls straight from a view: no staged copy, and
         # the checkpoint then reads what landed.
-        direct = hasattr(sink, "calls_table")
+        # (Several load dates: the calls are materialised once, else each date's publish would
+        # run the whole view again.)
+        direct = hasattr(sink, "calls_table") and len(set(file_dates.values())) == 1
         _stage(con, settings, materialise_calls=not direct)
         lap("redact_stage")
 
