@@ -78,27 +78,39 @@ class DuckDBSink:
         ensure_raw_tables(con, self.schema)
 
     def replace_partition(self, con, load_date: date, staged: PartitionTables) -> None:
+        self.replace_partitions(con, [load_date], staged)
+
+    def replace_partitions(self, con, load_dates: list[date], staged: PartitionTables) -> None:
+        """Replace the partitions of all ``load_dates`` in ONE transaction (a 120-day backfill
+        commits once, not 120 times); ``staged`` holds those dates' rows (it may hold more:
+        only rows of ``load_dates`` are inserted)."""
         pairs = (
             ("gateway_calls", GATEWAY_CALLS_COLUMNS, staged.gateway_calls),
             ("quarantine", QUARANTINE_COLUMNS, staged.quarantine),
             ("pii_redactions", PII_REDACTIONS_COLUMNS, staged.pii_redactions),
         )
+        dates = sorted(set(load_dates))
         con.execute("begin transaction")
         try:
             con.execute(
-                f"delete from {self.schema}.gateway_calls where load_date = ?", [load_date]
+                f"delete from {self.schema}.gateway_calls where list_contains(?, load_date)",
+                [dates],
             )
             for table in ("quarantine", "pii_redactions"):
                 con.execute(
-                    f"delete from {self.schema}.{table} where load_date = ? and source = ?",
-                    [load_date, self.source],
+                    f"delete from {self.schema}.{table} "
+                    "where list_contains(?, load_date) and source = ?",
+                    [dates, self.source],
                 )
             if _after_delete is not None:
-                _after_delete(load_date)
+                for d in dates:
+                    _after_delete(d)
             for table, columns, source in pairs:
                 cols = _cols(columns)
                 con.execute(
-                    f"insert into {self.schema}.{table} ({cols}) select {cols} from {source}"
+                    f"insert into {self.schema}.{table} ({cols}) select {cols} from {source} "
+                    "where list_contains(?, load_date)",
+                    [dates],
                 )
             con.execute("commit")
         except BaseException:
@@ -109,15 +121,21 @@ class DuckDBSink:
         cols = _cols(LOAD_AUDIT_COLUMNS)
         con.execute(f"insert into {self.schema}.load_audit ({cols}) select {cols} from {staged_audit}")
 
-    def replace_validation_results(self, con, load_date: date, staged: str) -> None:
+    def replace_validation_results(self, con, load_date: date | list[date], staged: str) -> None:
+        """Replace the results of ``load_date`` (one date or a list, one transaction) with
+        ``staged``'s rows of those dates."""
+        dates = sorted(set(load_date)) if isinstance(load_date, list) else [load_date]
         cols = _cols(VALIDATION_RESULTS_COLUMNS)
         con.execute("begin transaction")
         try:
             con.execute(
-                f"delete from {self.schema}.validation_results where load_date = ?", [load_date]
+                f"delete from {self.schema}.validation_results where list_contains(?, load_date)",
+                [dates],
             )
             con.execute(
-                f"insert into {self.schema}.validation_results ({cols}) select {cols} from {staged}"
+                f"insert into {self.schema}.validation_results ({cols}) select {cols} "
+                f"from {staged} where list_contains(?, load_date)",
+                [dates],
             )
             con.execute("commit")
         except BaseException:

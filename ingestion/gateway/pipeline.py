@@ -273,6 +273,26 @@ def _needs_redaction_expr() -> str:
 # ---------------------------------------------------------------------------------------------
 
 
+class _Background(threading.Thread):
+    """``fn(*args)`` in a thread; ``join()`` re-raises what it raised."""
+
+    def __init__(self, fn, *args) -> None:
+        super().__init__(name=f"tokenbook-{getattr(fn, '__name__', 'task')}", daemon=True)
+        self._call, self._error = (fn, args), None
+        self.start()
+
+    def run(self) -> None:
+        try:
+            self._call[0](*self._call[1])
+        except BaseException as exc:  # handed to the joining thread
+            self._error = exc
+
+    def join(self, timeout: float | None = None) -> None:
+        super().join(timeout)
+        if self._error is not None:
+            raise self._error
+
+
 def _import_gx() -> None:
     try:
         import great_expectations  # noqa: F401
@@ -508,9 +528,7 @@ def _ingest(paths, settings, date, window_days, fmt, progress, con, run_checkpoi
         # 6. stage the three data tables. A sink whose published rows can be read back through
         # this connection (DuckDB) takes the calls straight from a view: no staged copy, and
         # the checkpoint then reads what landed.
-        # (Several load dates: the calls are materialised once, else each date's publish would
-        # run the whole view again.)
-        direct = hasattr(sink, "calls_table") and len(set(file_dates.values())) == 1
+        direct = hasattr(sink, "calls_table")
         _stage(con, settings, materialise_calls=not direct)
         lap("redact_stage")
 
@@ -553,11 +571,19 @@ def _ingest(paths, settings, date, window_days, fmt, progress, con, run_checkpoi
         # above, where order is kept.)
         con.execute("set preserve_insertion_order = false")
         try:
-            for k, d in enumerate(load_dates):
+            if hasattr(sink, "replace_partitions"):
+                # every date in one transaction (DuckDB): one delete and one insert per table
                 if progress:
-                    progress("publish", k, len(load_dates), d.isoformat())
-                staged = _partition_views(con, d)
-                sink.replace_partition(con, d, staged)
+                    progress("publish", 0, len(load_dates), f"{len(load_dates)} dates")
+                sink.replace_partitions(
+                    con, load_dates, PartitionTables("_tb_calls", "_tb_quarantine", "_tb_pii")
+                )
+            else:
+                for k, d in enumerate(load_dates):
+                    if progress:
+                        progress("publish", k, len(load_dates), d.isoformat())
+                    staged = _partition_views(con, d)
+                    sink.replace_partition(con, d, staged)
             if progress:
                 progress("publish", len(load_dates), len(load_dates), "")
         except BaseException:
@@ -586,18 +612,29 @@ def _ingest(paths, settings, date, window_days, fmt, progress, con, run_checkpoi
                 con, load_dates, calls_table=sink.calls_table if direct else "_tb_calls"
             )
             _drop(con, "_tb_calls")
-            result = quality.check_frames(calls_frame, files_frame, max_quarantine_share)
+            # GX runs in Python on the frames while DuckDB, in another thread, writes the
+            # published rows into its file (the work closing the connection would do later)
+            flush = (_Background(con.execute, "checkpoint")
+                     if own_con and hasattr(sink, "calls_table") else None)
+            try:
+                result = quality.check_frames(calls_frame, files_frame, max_quarantine_share)
+            finally:
+                if flush is not None:
+                    flush.join()
             del calls_frame, files_frame
             if own_con and memory_limit:
                 con.execute(f"set memory_limit = {_q(memory_limit)}")
             quality.store_results(con, result)
-            for d in load_dates:
-                con.execute(
-                    f"create or replace temp table _tb_vr as select * from {result.table} "
-                    f"where load_date = DATE '{d.isoformat()}'"
-                )
-                if hasattr(sink, "replace_validation_results"):
-                    sink.replace_validation_results(con, d, "_tb_vr")
+            if hasattr(sink, "replace_partitions"):  # DuckDB: all dates, one transaction
+                sink.replace_validation_results(con, load_dates, result.table)
+            else:
+                for d in load_dates:
+                    con.execute(
+                        f"create or replace temp table _tb_vr as select * from {result.table} "
+                        f"where load_date = DATE '{d.isoformat()}'"
+                    )
+                    if hasattr(sink, "replace_validation_results"):
+                        sink.replace_validation_results(con, d, "_tb_vr")
             if not hasattr(sink, "replace_validation_results"):
                 report.notes.append(
                     "the sink cannot store validation results; they are in the report only"
