@@ -212,3 +212,44 @@ def test_windows_line_endings_keep_line_numbers(tmp_path, spy):
     assert all(isinstance(r, PositionalRead) for r in spy)
     a, b = _tables(tmp_path / "lf.duckdb"), _tables(tmp_path / "crlf.duckdb")
     assert a["calls"] == b["calls"] and a["quarantine"] == b["quarantine"]
+
+
+def test_small_files_read_together_match_files_read_one_by_one(tmp_path, monkeypatch):
+    """Several small or gzip files go through one parallel scan; line numbers, reasons,
+    duplicates across files and counts must be what reading them one by one gives."""
+    import shutil
+
+    from ingestion.gateway import pipeline
+
+    files = [tmp_path / "a.jsonl", tmp_path / "b.jsonl.gz", tmp_path / "c.jsonl",
+             tmp_path / "empty.jsonl"]
+    shutil.copy(FIX / "calls.jsonl", files[0])  # a blank line at line 4
+    shutil.copy(FIX / "calls.jsonl.gz", files[1])
+    files[2].write_text("\n".join(json.dumps(r) for r in EXTRA_LINES) + "\n")
+    files[3].write_text("")
+
+    def run(db: Path):
+        settings = load_settings(warehouse=f"duckdb:///{db}", pii_key="test-pii-key")
+        report = ingest_gateway([str(f) for f in files], settings, date=LOAD,
+                                run_checkpoint=False)
+        con = duckdb.connect(str(db), read_only=True)
+        try:
+            tables = {t: con.execute(f"select * from raw.{t} order by all").fetchall()
+                      for t in ("gateway_calls", "quarantine", "pii_redactions")}
+        finally:
+            con.close()
+        return report, tables
+
+    seen = []
+    real = pipeline._read_batch
+    monkeypatch.setattr(pipeline, "_read_batch", lambda *a: seen.append(a[3]) or real(*a))
+    together, a = run(tmp_path / "together.duckdb")
+    assert seen == [[0, 1, 2, 3]]
+    monkeypatch.setattr(pipeline, "native_batchable", lambda path: False)
+    alone, b = run(tmp_path / "alone.duckdb")
+    assert len(seen) == 1
+    assert a == b
+    assert [(f.rows_read, f.rows_loaded, f.rows_quarantined, f.rows_duplicate)
+            for f in together.files] == [
+        (f.rows_read, f.rows_loaded, f.rows_quarantined, f.rows_duplicate) for f in alone.files]
+    assert together.files[3].rows_read == 0

@@ -90,7 +90,7 @@ def _good_key_hashes(con, source_sql: str, sample: int = 20000) -> list[int]:
 
 
 def _from_json_text(con, source_sql: str, into: str, kind: str = "table",
-                    good: list[int] | None = None) -> None:
+                    good: list[int] | None = None, keep: tuple[str, ...] = ()) -> None:
     """``source_sql`` yields (n BIGINT, line VARCHAR); n may be NULL (positional: the record's
     line number is then its row position, 1-based, in the table the pipeline materialises from
     this view, see readers.SKIP). A blank line is a row with parse_error readers.SKIP, so
@@ -109,10 +109,10 @@ def _from_json_text(con, source_sql: str, into: str, kind: str = "table",
         create or replace temp {kind} {_ident(into)} as
         with keyed as (
             -- json_keys parses the line once: NULL when it is not JSON, [] for non-objects
-            select n, line, try(json_keys(line)) as ks from ({source_sql})
+            select *, try(json_keys(line)) as ks from ({source_sql})
         ),
         parsed as (
-            select n, line, ks is null as not_json,
+            select n, line, {"".join(_ident(k) + ", " for k in keep)}ks is null as not_json,
                    ks is not null and (starts_with(line, '{{') or starts_with(ltrim(line), '{{'))
                        as is_obj,
                    ks is null and trim(coalesce(line, '')) = '' as blank,
@@ -130,7 +130,7 @@ def _from_json_text(con, source_sql: str, into: str, kind: str = "table",
                  when not is_obj then 'not a JSON object' end as parse_error,
             {fields},
             case when is_obj and len(unknown) > 0 then json_object_from_keys(line, unknown) end
-                as extra
+                as extra{"".join(", " + _ident(k) for k in keep)}
         from (
             select *, case when is_obj then json_extract_string(line, {_PATHS}) end as v
             from parsed
@@ -323,6 +323,36 @@ def _read_parquet(con, path: Path, into: str) -> None:
         con.execute(sql)
     except Exception as exc:
         raise ReaderError(f"cannot read {path} as Parquet: {exc}") from exc
+
+
+def batchable(path: Path) -> bool:
+    """True for a JSON-lines file the exact single pass reads (gzip, or under FAST_MIN_BYTES,
+    or the two-pass read switched off): such files can be read together (``read_many``)."""
+    path = Path(path)
+    if is_parquet(path) or not path.exists():
+        return False
+    try:
+        if _first_char(path) == "[":
+            return False
+    except ReaderError:
+        return False
+    return not FAST_JSON_LINES or is_gzip(path) or path.stat().st_size < FAST_MIN_BYTES
+
+
+def read_many(con, paths: list[Path], into: str) -> None:
+    """Positional TEMP view ``into`` over several JSON-lines files, read by one parallel
+    scan in the order given (the exact single pass, see ``_from_json_text``), with a
+    ``filename`` column: rows are in file order then line order."""
+    _extra_macro(con)
+    files = "[" + ", ".join(_sql_str(str(p)) for p in paths) + "]"
+    source = (
+        f"select NULL::BIGINT as n, line, filename from read_csv({files}, "
+        "columns={'line': 'VARCHAR'}, delim=chr(31), quote='', escape='', header=false, "
+        "auto_detect=false, strict_mode=false, max_line_size=4194304, buffer_size=33554432, "
+        "filename=true)"
+    )
+    good = _good_key_hashes(con, source)
+    _from_json_text(con, source, into, kind="view", good=good, keep=("filename",))
 
 
 def read(con, path: Path, into: str):

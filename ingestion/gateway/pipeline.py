@@ -44,6 +44,7 @@ from pathlib import Path
 
 from ingestion.audit import FileTotals
 from ingestion.gateway import redact
+from ingestion.gateway.native import batchable as native_batchable
 from ingestion.gateway.readers import (
     SKIP,
     PositionalRead,
@@ -137,12 +138,17 @@ TYPED_KINDS = {"int", "float", "bool", "decimal", "timestamp"}
 TEXT_FIELDS: tuple[str, ...] = tuple(f for f, t in NATIVE_FIELDS.items() if t not in TYPED_KINDS)
 
 
-def _typed_select(reader_table: str, file_idx: int, source_file: str, fmt: str) -> str:
+def _typed_select(reader_table: str, file_idx: int | str, source_file: str, fmt: str,
+                  sql_exprs: bool = False) -> str:
     """One reader table typed and validated: text fields, ``t_<field>`` typed fields,
     ``reason`` (NULL when every rule passes, else the failed rules joined by '; '),
     ``raw_line`` (only for rejected records) and ``needs_pii`` (only for accepted ones).
 
-    Row order is the reader's: a positional reader's line numbers are row positions."""
+    Row order is the reader's: a positional reader's line numbers are row positions.
+    ``sql_exprs``: ``file_idx`` and ``source_file`` are SQL expressions over the reader's
+    columns (a view over several files), not values."""
+    idx_sql = str(file_idx) if sql_exprs else str(int(file_idx))
+    file_sql = source_file if sql_exprs else _q(source_file)
     typed: list[str] = []
     for f, t in NATIVE_FIELDS.items():
         c = _i(f)
@@ -186,7 +192,7 @@ def _typed_select(reader_table: str, file_idx: int, source_file: str, fmt: str) 
     keep = ", ".join(_i(f) for f in TEXT_FIELDS)
     typed_cols = ", ".join(_i("t_" + f) for f, t in NATIVE_FIELDS.items() if t in TYPED_KINDS)
     return f"""
-      select {file_idx} as file_idx, {_q(source_file)} as source_file, {_q(fmt)} as source_format,
+      select {idx_sql} as file_idx, {file_sql} as source_file, {_q(fmt)} as source_format,
              source_line, {keep}, extra, {typed_cols}, reason,
              case when reason is not null then coalesce(raw_line, {_rebuilt_raw_line()}) end
                  as raw_line,
@@ -196,6 +202,47 @@ def _typed_select(reader_table: str, file_idx: int, source_file: str, fmt: str) 
         from (select *, {", ".join(typed)} from {reader_table}) t
       )
     """
+
+
+def _read_batch(con, files: list[Path], names: list[str], batch: list[int], progress,
+                n: int) -> str:
+    """Read the native JSON-lines files ``batch`` (indexes into ``files``) with one parallel
+    scan into ``_tb_typed_batch``; returns the SELECT of their records for ``_tb_typed``.
+    A file DuckDB cannot read in the batch is read alone, which names it."""
+    from ingestion.gateway import native
+
+    paths = [str(files[i]) for i in batch]
+    if len(set(paths)) < len(paths):  # the same file twice: positions would be ambiguous
+        raise IngestError("the same file is named twice; name each file once")
+    idx_list = "[" + ", ".join(str(i) for i in batch) + "]"
+    name_list = "[" + ", ".join(_q(names[i]) for i in batch) + "]"
+    path_list = "[" + ", ".join(_q(p) for p in paths) + "]"
+    pos = f"list_position({path_list}, filename)"
+    _drop(con, "_tb_read_batch", "_tb_typed_batch", "_tb_first_batch")
+    try:
+        native.read_many(con, [files[i] for i in batch], "_tb_read_batch")
+        select = _typed_select("_tb_read_batch", f"{idx_list}[{pos}]", f"{name_list}[{pos}]",
+                               "native", sql_exprs=True)
+        con.execute(f"create temp table _tb_typed_batch as {select}")
+    except Exception as exc:
+        _drop(con, "_tb_read_batch", "_tb_typed_batch")
+        for i in batch:  # the culprit raises ReaderError with its name
+            native.read(con, files[i], "_tb_read_probe")
+            _drop(con, "_tb_read_probe")
+        raise IngestError(f"reading {len(batch)} files together failed: {exc}") from exc
+    _drop(con, "_tb_read_batch")
+    # rows are in file order, then line order: a line number is the row's position in its file
+    con.execute(
+        "create temp table _tb_first_batch as "
+        "select file_idx, min(rowid) as first_row from _tb_typed_batch group by file_idx"
+    )
+    if progress:
+        progress("read", len(batch), n, f"{len(batch)} files together")
+    return (
+        "select t.* replace (t.rowid - f.first_row + 1 as source_line) "
+        "from _tb_typed_batch t join _tb_first_batch f using (file_idx) "
+        f"where t.reason is distinct from {_q(SKIP)}"
+    )
 
 
 def _read_typed(con, reader, path: Path, idx: int, source_name: str, fmt: str) -> str:
@@ -449,12 +496,25 @@ def _ingest(paths, settings, date, window_days, fmt, progress, con, run_checkpoi
         # 1-2. read each file and type/validate it into its own table (one order-preserving
         # statement, so a positional reader's row position is its line number)
         union: list[str] = []
+        # Small and gzip native JSON-lines files are read together, one parallel scan of many
+        # files (a backfill of daily .jsonl.gz files); the others one by one.
+        batch = [i for i in range(n) if formats[i] == "native" and native_batchable(files[i])]
+        if len(batch) > 1:
+            if progress:
+                progress("read", 0, n, f"{len(batch)} files together")
+            union.append(_read_batch(con, files, source_names, batch, progress, n))
+        else:
+            batch = []
+        done = len(batch)
         for idx, (path, name) in enumerate(zip(files, formats, strict=True)):
+            if idx in batch:
+                continue
             if progress:
-                progress("read", idx, n, str(path))
+                progress("read", done, n, str(path))
             union.append(_read_typed(con, readers[name], path, idx, source_names[idx], name))
+            done += 1
             if progress:
-                progress("read", idx + 1, n, str(path))
+                progress("read", done, n, str(path))
         con.execute("create or replace temp view _tb_typed as " + "\nunion all\n".join(union))
         lap("read_validate")
 
@@ -552,6 +612,7 @@ def _ingest(paths, settings, date, window_days, fmt, progress, con, run_checkpoi
             """
         )
         staging = ("_tb_rows", "_tb_typed", "_tb_dups", "_tb_losers", "_tb_red", "_tb_customers",
+                   "_tb_typed_batch", "_tb_first_batch",
                    *(f"_tb_typed_{i}{x}" for i in range(n) for x in ("", "_fix")))
         if not direct:
             _drop(con, *staging)
