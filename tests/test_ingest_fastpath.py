@@ -253,3 +253,33 @@ def test_small_files_read_together_match_files_read_one_by_one(tmp_path, monkeyp
             for f in together.files] == [
         (f.rows_read, f.rows_loaded, f.rows_quarantined, f.rows_duplicate) for f in alone.files]
     assert together.files[3].rows_read == 0
+
+
+def test_rows_not_matched_to_their_file_fall_back_to_one_by_one(tmp_path, monkeypatch):
+    """If DuckDB ever reported a file name otherwise than given, rows could not be matched
+    to their file: nothing may be lost, the files are then read one by one."""
+    import shutil
+
+    from ingestion.gateway import pipeline
+
+    files = [tmp_path / "a.jsonl", tmp_path / "b.jsonl.gz"]
+    shutil.copy(FIX / "calls.jsonl", files[0])
+    shutil.copy(FIX / "calls.jsonl.gz", files[1])
+    real = native.read_many
+
+    def renamed(con, paths, into):
+        real(con, paths, into + "_orig")
+        con.execute(f"create or replace temp view {into} as "
+                    f"select * replace ('./' || filename as filename) from {into}_orig")
+
+    monkeypatch.setattr(native, "read_many", renamed)
+    returned = []
+    real_batch = pipeline._read_batch
+    monkeypatch.setattr(pipeline, "_read_batch",
+                        lambda *a: returned.append(real_batch(*a)) or returned[-1])
+    settings = load_settings(warehouse=f"duckdb:///{tmp_path / 'wh.duckdb'}", pii_key="k")
+    report = ingest_gateway([str(f) for f in files], settings, date=LOAD, run_checkpoint=False)
+    assert returned == [None]
+    assert [(f.rows_read, f.rows_loaded) for f in report.files] == [(15, 5), (15, 0)]
+    # the second file repeats the first: its 6 accepted records are duplicates, plus r1 twice
+    assert [f.rows_duplicate for f in report.files] == [1, 6] and report.balanced

@@ -205,10 +205,11 @@ def _typed_select(reader_table: str, file_idx: int | str, source_file: str, fmt:
 
 
 def _read_batch(con, files: list[Path], names: list[str], batch: list[int], progress,
-                n: int) -> str:
+                n: int) -> str | None:
     """Read the native JSON-lines files ``batch`` (indexes into ``files``) with one parallel
-    scan into ``_tb_typed_batch``; returns the SELECT of their records for ``_tb_typed``.
-    A file DuckDB cannot read in the batch is read alone, which names it."""
+    scan into ``_tb_typed_batch``; returns the SELECT of their records for ``_tb_typed``, or
+    None when a row cannot be matched to its file (then read them one by one). A file DuckDB
+    cannot read in the batch is read alone, which names it."""
     from ingestion.gateway import native
 
     paths = [str(files[i]) for i in batch]
@@ -231,6 +232,10 @@ def _read_batch(con, files: list[Path], names: list[str], batch: list[int], prog
             _drop(con, "_tb_read_probe")
         raise IngestError(f"reading {len(batch)} files together failed: {exc}") from exc
     _drop(con, "_tb_read_batch")
+    if con.execute("select count(*) from _tb_typed_batch where file_idx is null").fetchone()[0]:
+        # DuckDB named a file otherwise than it was given: read the files one by one
+        _drop(con, "_tb_typed_batch")
+        return None
     # rows are in file order, then line order: a line number is the row's position in its file
     con.execute(
         "create temp table _tb_first_batch as "
@@ -502,7 +507,11 @@ def _ingest(paths, settings, date, window_days, fmt, progress, con, run_checkpoi
         if len(batch) > 1:
             if progress:
                 progress("read", 0, n, f"{len(batch)} files together")
-            union.append(_read_batch(con, files, source_names, batch, progress, n))
+            together = _read_batch(con, files, source_names, batch, progress, n)
+            if together is None:
+                batch = []
+            else:
+                union.append(together)
         else:
             batch = []
         done = len(batch)
