@@ -23,7 +23,9 @@ row where no odd line is); if not, or when a blank line lies between records (po
 no longer be line numbers) or odd lines are over a fifth of the file, the file is read by the
 exact single pass instead: the same per-line reading on every line, in one parallel scan.
 ``FAST_JSON_LINES = False`` forces the exact pass (tests compare both). Gzip files and files
-under ``FAST_MIN_BYTES`` (32 MB) take the exact pass too: one scan is cheaper there.
+under ``FAST_MIN_BYTES`` (32 MB) take the exact pass too: one scan is cheaper there. The
+pipeline reads several of those together (``batchable``, ``read_many``): one multi-file scan
+with a ``filename`` column, rows in file order then line order.
 
 Numbers come out of the record pass as DuckDB renders them (``1.50`` as ``1.5``, ``1e-3`` as
 ``0.001``): the same values once typed. A record rejected by a validation rule is quarantined
