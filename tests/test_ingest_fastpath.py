@@ -283,3 +283,28 @@ def test_rows_not_matched_to_their_file_fall_back_to_one_by_one(tmp_path, monkey
     assert [(f.rows_read, f.rows_loaded) for f in report.files] == [(15, 5), (15, 0)]
     # the second file repeats the first: its 6 accepted records are duplicates, plus r1 twice
     assert [f.rows_duplicate for f in report.files] == [1, 6] and report.balanced
+
+
+def test_progress_reports_files_and_the_running_statement(tmp_path, monkeypatch):
+    """The callback hears each stage start and finish; while a statement runs, DuckDB's own
+    progress on it arrives in the label (polled from a thread)."""
+    from ingestion.gateway import pipeline
+
+    monkeypatch.setattr(native, "FAST_MIN_BYTES", 0)
+    seen: list[tuple] = []
+    real_poll = pipeline._Watch._poll
+
+    def slow_poll(self):  # the fixture is read in milliseconds: report at least once
+        stage, done, total, label = self.args
+        self.progress(stage, done, total, f"{label} 0%")
+        real_poll(self)
+
+    monkeypatch.setattr(pipeline._Watch, "_poll", slow_poll)
+    path = _file(tmp_path)
+    _ingest(path, tmp_path / "wh.duckdb",
+            progress=lambda *a: seen.append(a))
+    stages = [(s, d, t) for s, d, t, _ in seen]
+    assert stages[0] == ("read", 0, 1) and ("read", 1, 1) in stages
+    assert stages[-1] == ("publish", 1, 1)
+    assert any(label.endswith("%") for *_, label in seen)
+    assert stages.index(("read", 1, 1)) < stages.index(("publish", 1, 1))

@@ -345,6 +345,42 @@ class _Background(threading.Thread):
             raise self._error
 
 
+class _Watch:
+    """While a long statement runs, report DuckDB's progress on it: a thread polls
+    ``con.query_progress()`` (made for that) and calls ``progress(stage, done, total,
+    f"{label} NN%")`` when the percentage moves. No-op without a progress callback."""
+
+    def __init__(self, con, progress, stage: str, done: int, total: int, label: str) -> None:
+        self.con, self.progress = con, progress
+        self.args = (stage, done, total, label)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self) -> _Watch:
+        if self.progress is not None:
+            self._thread = threading.Thread(target=self._poll, name="tokenbook-progress",
+                                            daemon=True)
+            self._thread.start()
+        return self
+
+    def _poll(self) -> None:
+        stage, done, total, label = self.args
+        last = -1
+        while not self._stop.wait(0.5):
+            try:
+                pct = int(self.con.query_progress())
+            except Exception:  # the connection is between statements or closing
+                continue
+            if pct >= 0 and pct != last:
+                last = pct
+                self.progress(stage, done, total, f"{label} {pct}%")
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+
+
 def _import_gx() -> None:
     try:
         import great_expectations  # noqa: F401
@@ -356,7 +392,9 @@ def _setup(con) -> None:
     con.execute("set timezone = 'UTC'")
     # line numbers of positional readers are row positions: order must be kept
     con.execute("set preserve_insertion_order = true")
-    con.execute("set enable_progress_bar = false")
+    # progress is tracked (for _Watch) but never printed by DuckDB itself
+    con.execute("set enable_progress_bar = true")
+    con.execute("set enable_progress_bar_print = false")
     con.execute(
         """
         create or replace temp macro tb_int(x) as (
@@ -507,7 +545,8 @@ def _ingest(paths, settings, date, window_days, fmt, progress, con, run_checkpoi
         if len(batch) > 1:
             if progress:
                 progress("read", 0, n, f"{len(batch)} files together")
-            together = _read_batch(con, files, source_names, batch, progress, n)
+            with _Watch(con, progress, "read", 0, n, f"{len(batch)} files together"):
+                together = _read_batch(con, files, source_names, batch, progress, n)
             if together is None:
                 batch = []
             else:
@@ -520,7 +559,8 @@ def _ingest(paths, settings, date, window_days, fmt, progress, con, run_checkpoi
                 continue
             if progress:
                 progress("read", done, n, str(path))
-            union.append(_read_typed(con, readers[name], path, idx, source_names[idx], name))
+            with _Watch(con, progress, "read", done, n, str(path)):
+                union.append(_read_typed(con, readers[name], path, idx, source_names[idx], name))
             done += 1
             if progress:
                 progress("read", done, n, str(path))
@@ -645,9 +685,11 @@ def _ingest(paths, settings, date, window_days, fmt, progress, con, run_checkpoi
                 # every date in one transaction (DuckDB): one delete and one insert per table
                 if progress:
                     progress("publish", 0, len(load_dates), f"{len(load_dates)} dates")
-                sink.replace_partitions(
-                    con, load_dates, PartitionTables("_tb_calls", "_tb_quarantine", "_tb_pii")
-                )
+                with _Watch(con, progress, "publish", 0, len(load_dates),
+                            f"{len(load_dates)} dates"):
+                    sink.replace_partitions(
+                        con, load_dates, PartitionTables("_tb_calls", "_tb_quarantine", "_tb_pii")
+                    )
             else:
                 for k, d in enumerate(load_dates):
                     if progress:
