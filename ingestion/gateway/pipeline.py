@@ -37,6 +37,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from datetime import date as Date
@@ -138,17 +139,14 @@ TYPED_KINDS = {"int", "float", "bool", "decimal", "timestamp"}
 TEXT_FIELDS: tuple[str, ...] = tuple(f for f, t in NATIVE_FIELDS.items() if t not in TYPED_KINDS)
 
 
-def _typed_select(reader_table: str, file_idx: int | str, source_file: str, fmt: str,
-                  sql_exprs: bool = False) -> str:
+def _typed_select(reader_table: str, file_idx_sql: str, source_file_sql: str, fmt: str) -> str:
     """One reader table typed and validated: text fields, ``t_<field>`` typed fields,
     ``reason`` (NULL when every rule passes, else the failed rules joined by '; '),
     ``raw_line`` (only for rejected records) and ``needs_pii`` (only for accepted ones).
 
     Row order is the reader's: a positional reader's line numbers are row positions.
-    ``sql_exprs``: ``file_idx`` and ``source_file`` are SQL expressions over the reader's
-    columns (a view over several files), not values."""
-    idx_sql = str(file_idx) if sql_exprs else str(int(file_idx))
-    file_sql = source_file if sql_exprs else _q(source_file)
+    ``file_idx_sql`` and ``source_file_sql`` are SQL: literals for one file, expressions over
+    the reader's columns for a view over several files."""
     typed: list[str] = []
     for f, t in NATIVE_FIELDS.items():
         c = _i(f)
@@ -192,7 +190,8 @@ def _typed_select(reader_table: str, file_idx: int | str, source_file: str, fmt:
     keep = ", ".join(_i(f) for f in TEXT_FIELDS)
     typed_cols = ", ".join(_i("t_" + f) for f, t in NATIVE_FIELDS.items() if t in TYPED_KINDS)
     return f"""
-      select {idx_sql} as file_idx, {file_sql} as source_file, {_q(fmt)} as source_format,
+      select {file_idx_sql} as file_idx, {source_file_sql} as source_file,
+             {_q(fmt)} as source_format,
              source_line, {keep}, extra, {typed_cols}, reason,
              case when reason is not null then coalesce(raw_line, {_rebuilt_raw_line()}) end
                  as raw_line,
@@ -212,9 +211,7 @@ def _read_batch(con, files: list[Path], names: list[str], batch: list[int], prog
     cannot read in the batch is read alone, which names it."""
     from ingestion.gateway import native
 
-    paths = [str(files[i]) for i in batch]
-    if len(set(paths)) < len(paths):  # the same file twice: positions would be ambiguous
-        raise IngestError("the same file is named twice; name each file once")
+    paths = [str(files[i]) for i in batch]  # distinct: expand_paths names each file once
     idx_list = "[" + ", ".join(str(i) for i in batch) + "]"
     name_list = "[" + ", ".join(_q(names[i]) for i in batch) + "]"
     path_list = "[" + ", ".join(_q(p) for p in paths) + "]"
@@ -223,7 +220,7 @@ def _read_batch(con, files: list[Path], names: list[str], batch: list[int], prog
     try:
         native.read_many(con, [files[i] for i in batch], "_tb_read_batch")
         select = _typed_select("_tb_read_batch", f"{idx_list}[{pos}]", f"{name_list}[{pos}]",
-                               "native", sql_exprs=True)
+                               "native")
         con.execute(f"create temp table _tb_typed_batch as {select}")
     except Exception as exc:
         _drop(con, "_tb_read_batch", "_tb_typed_batch")
@@ -254,17 +251,16 @@ def _read_typed(con, reader, path: Path, idx: int, source_name: str, fmt: str) -
     """Read one file into ``_tb_typed_{idx}`` (typed, validated, in file order); returns the
     SELECT of its records (line numbers filled in) for the ``_tb_typed`` view."""
     reader_table, typed_table = f"_tb_read_{idx}", f"_tb_typed_{idx}"
-    _drop(con, typed_table, typed_table + "_fix")
+    fixed = f"{typed_table}_fix"
+    _drop(con, typed_table, fixed)
     positional = reader(con, path, reader_table)
-    def create() -> None:
-        select = _typed_select(reader_table, idx, source_name, fmt)
-        con.execute(f"create temp table {typed_table} as {select}")
 
-    create()
-    records = (
-        f"select * replace (coalesce(source_line, rowid + 1) as source_line) "
-        f"from {typed_table} where reason is distinct from {_q(SKIP)}"
-    )
+    def create(source: str, into: str) -> None:
+        select = _typed_select(source, str(idx), _q(source_name), fmt)
+        con.execute(f"create temp table {into} as {select}")
+
+    create(reader_table, typed_table)
+    replaced = False
     if isinstance(positional, PositionalRead):
         fix = positional.fix_table
         rows, stray = con.execute(
@@ -276,20 +272,20 @@ def _read_typed(con, reader, path: Path, idx: int, source_name: str, fmt: str) -
             # the fast view does not line up with the file's lines: read it the exact way
             _drop(con, typed_table, reader_table, *([fix] if fix else []))
             positional.exact()
-            create()
+            create(reader_table, typed_table)
         elif fix:
-            con.execute(
-                f"create temp table {typed_table}_fix as "
-                f"{_typed_select(fix, idx, source_name, fmt)}"
-            )
+            create(fix, fixed)
             _drop(con, fix)
-            records = (
-                f"select * replace (coalesce(source_line, rowid + 1) as source_line) "
-                f"from {typed_table} "
-                f"where rowid + 1 not in (select source_line from {typed_table}_fix)\n"
-                f"union all select * from {typed_table}_fix"
-            )
+            replaced = True
     _drop(con, reader_table)
+    # a positional reader leaves source_line NULL: the row's position is its line number
+    records = (
+        f"select * replace (coalesce(source_line, rowid + 1) as source_line) "
+        f"from {typed_table} where reason is distinct from {_q(SKIP)}"
+    )
+    if replaced:
+        records += (f" and rowid + 1 not in (select source_line from {fixed})\n"
+                    f"union all select * from {fixed}")
     return records
 
 
@@ -323,26 +319,6 @@ def _needs_redaction_expr() -> str:
 # ---------------------------------------------------------------------------------------------
 # the pipeline
 # ---------------------------------------------------------------------------------------------
-
-
-class _Background(threading.Thread):
-    """``fn(*args)`` in a thread; ``join()`` re-raises what it raised."""
-
-    def __init__(self, fn, *args) -> None:
-        super().__init__(name=f"tokenbook-{getattr(fn, '__name__', 'task')}", daemon=True)
-        self._call, self._error = (fn, args), None
-        self.start()
-
-    def run(self) -> None:
-        try:
-            self._call[0](*self._call[1])
-        except BaseException as exc:  # handed to the joining thread
-            self._error = exc
-
-    def join(self, timeout: float | None = None) -> None:
-        super().join(timeout)
-        if self._error is not None:
-            raise self._error
 
 
 class _Watch:
@@ -635,8 +611,8 @@ def _ingest(paths, settings, date, window_days, fmt, progress, con, run_checkpoi
         lap("window_dedupe")
 
         # 6. stage the three data tables. A sink whose published rows can be read back through
-        # this connection (DuckDB) takes the calls straight from a view: no staged copy, and
-        # the checkpoint then reads what landed.
+        # this connection (DuckDB) takes the calls straight from a view: no staged copy, all
+        # dates in one transaction, and the checkpoint then reads what landed.
         direct = hasattr(sink, "calls_table")
         _stage(con, settings, materialise_calls=not direct)
         lap("redact_stage")
@@ -681,8 +657,8 @@ def _ingest(paths, settings, date, window_days, fmt, progress, con, run_checkpoi
         # above, where order is kept.)
         con.execute("set preserve_insertion_order = false")
         try:
-            if hasattr(sink, "replace_partitions"):
-                # every date in one transaction (DuckDB): one delete and one insert per table
+            if direct:
+                # every date in one transaction: one delete and one insert per table
                 if progress:
                     progress("publish", 0, len(load_dates), f"{len(load_dates)} dates")
                 with _Watch(con, progress, "publish", 0, len(load_dates),
@@ -705,7 +681,7 @@ def _ingest(paths, settings, date, window_days, fmt, progress, con, run_checkpoi
             con.execute("set preserve_insertion_order = true")
         _append_audit(con, sink, report, started, "loaded")
         if direct:
-            _drop(con, "_tb_p_calls", "_tb_calls", *staging)
+            _drop(con, "_tb_calls", *staging)
         lap("publish")
 
         # 8. checkpoint
@@ -726,18 +702,16 @@ def _ingest(paths, settings, date, window_days, fmt, progress, con, run_checkpoi
             _drop(con, "_tb_calls")
             # GX runs in Python on the frames while DuckDB, in another thread, writes the
             # published rows into its file (the work closing the connection would do later)
-            flush = (_Background(con.execute, "checkpoint")
-                     if own_con and hasattr(sink, "calls_table") else None)
-            try:
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                flush = pool.submit(con.execute, "checkpoint") if own_con and direct else None
                 result = quality.check_frames(calls_frame, files_frame, max_quarantine_share)
-            finally:
                 if flush is not None:
-                    flush.join()
+                    flush.result()  # re-raises what DuckDB raised
             del calls_frame, files_frame
             if own_con and memory_limit:
                 con.execute(f"set memory_limit = {_q(memory_limit)}")
             quality.store_results(con, result)
-            if hasattr(sink, "replace_partitions"):  # DuckDB: all dates, one transaction
+            if direct:  # all dates, one transaction
                 sink.replace_validation_results(con, load_dates, result.table)
             else:
                 for d in load_dates:
