@@ -103,7 +103,7 @@ def _from_json_text(con, source_sql: str, into: str, kind: str = "table",
     ``good``: key-list hashes known to hold only native fields (``_good_key_hashes``): only
     the other records pay for the per-key unknown-field test."""
     fields = ", ".join(f"v[{i}] as {_ident(f)}" for i, f in enumerate(NATIVE_FIELDS, 1))
-    goods = "[" + ", ".join(f"{int(h)}::UBIGINT" for h in (good or [])) + "]"
+    goods = _hash_list(good)
     # Each step guarded by CASE so invalid text is never handed to a JSON function.
     # json_keys is empty for arrays and scalars: that is the "not a JSON object" test.
     con.execute(
@@ -151,16 +151,33 @@ def _extra_macro(con) -> None:
     )
 
 
-def _lines_source(path: Path) -> str:
-    """(n NULL, line): the file's lines in file order, scanned in parallel. The line number is
-    the row's position (DuckDB keeps insertion order), filled in by the pipeline."""
-    p = _sql_str(str(path))
+def _lines_source(*paths: Path, filename: bool = False) -> str:
+    """(n NULL, line[, filename]): the files' lines in file order then line order, scanned in
+    parallel. The line number is the row's position (DuckDB keeps insertion order), filled
+    in by the pipeline. One file: its compression from its name; several: DuckDB's own
+    detection, by each file's name."""
+    files = "[" + ", ".join(_sql_str(str(p)) for p in paths) + "]"
+    if len(paths) == 1:
+        files = _sql_str(str(paths[0]))
+    options = ", filename=true" if filename else ""
+    if len(paths) == 1:
+        options += f", compression={'gzip' if is_gzip(paths[0]) else 'none'!r}"
     return (
-        f"select NULL::BIGINT as n, line from read_csv({p}, columns={{'line': 'VARCHAR'}}, "
-        "delim=chr(31), quote='', escape='', header=false, auto_detect=false, "
-        "strict_mode=false, max_line_size=4194304, buffer_size=33554432, "
-        f"compression={'gzip' if is_gzip(path) else 'none'!r})"
+        f"select NULL::BIGINT as n, line{', filename' if filename else ''} from read_csv("
+        f"{files}, columns={{'line': 'VARCHAR'}}, delim=chr(31), quote='', escape='', "
+        "header=false, auto_detect=false, strict_mode=false, max_line_size=4194304, "
+        f"buffer_size=33554432{options})"
     )
+
+
+def _hash_list(good: list[int] | None) -> str:
+    """SQL list of key-list hashes (``_good_key_hashes``)."""
+    return "[" + ", ".join(f"{int(h)}::UBIGINT" for h in (good or [])) + "]"
+
+
+def _exact_pass_only(path: Path) -> bool:
+    """True when a JSON-lines file is read by the exact single pass (see FAST_MIN_BYTES)."""
+    return not FAST_JSON_LINES or is_gzip(path) or path.stat().st_size < FAST_MIN_BYTES
 
 
 # The two-pass read of JSON lines (``_read_json_lines``); False: always the exact single pass
@@ -207,7 +224,7 @@ def _read_json_lines(con, path: Path, into: str, source: str, good: list[int]):
     lies between records (positions would no longer be line numbers) or odd lines are many."""
     from ingestion.gateway.readers import PositionalRead
 
-    goods = "[" + ", ".join(f"{int(h)}::UBIGINT" for h in good) + "]"
+    goods = _hash_list(good)
     lines = f"{into}_lines"
     con.execute(
         f"""
@@ -273,7 +290,7 @@ def _read_json(con, path: Path, into: str):
         # an unreadable file is found by sampling its first records here
         source = _lines_source(path)
         good = _good_key_hashes(con, source)
-        if not FAST_JSON_LINES or is_gzip(path) or path.stat().st_size < FAST_MIN_BYTES:
+        if _exact_pass_only(path):
             # one scan (the sample above aside)
             _from_json_text(con, source, into, kind="view", good=good)
             return None
@@ -338,7 +355,7 @@ def batchable(path: Path) -> bool:
             return False
     except ReaderError:
         return False
-    return not FAST_JSON_LINES or is_gzip(path) or path.stat().st_size < FAST_MIN_BYTES
+    return _exact_pass_only(path)
 
 
 def read_many(con, paths: list[Path], into: str) -> None:
@@ -346,13 +363,7 @@ def read_many(con, paths: list[Path], into: str) -> None:
     scan in the order given (the exact single pass, see ``_from_json_text``), with a
     ``filename`` column: rows are in file order then line order."""
     _extra_macro(con)
-    files = "[" + ", ".join(_sql_str(str(p)) for p in paths) + "]"
-    source = (
-        f"select NULL::BIGINT as n, line, filename from read_csv({files}, "
-        "columns={'line': 'VARCHAR'}, delim=chr(31), quote='', escape='', header=false, "
-        "auto_detect=false, strict_mode=false, max_line_size=4194304, buffer_size=33554432, "
-        "filename=true)"
-    )
+    source = _lines_source(*paths, filename=True)
     good = _good_key_hashes(con, source)
     _from_json_text(con, source, into, kind="view", good=good, keep=("filename",))
 
