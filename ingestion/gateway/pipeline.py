@@ -326,6 +326,8 @@ class _Watch:
     ``con.query_progress()`` (made for that) and calls ``progress(stage, done, total,
     f"{label} NN%")`` when the percentage moves. No-op without a progress callback."""
 
+    every = 0.5  # seconds between polls
+
     def __init__(self, con, progress, stage: str, done: int, total: int, label: str) -> None:
         self.con, self.progress = con, progress
         self.args = (stage, done, total, label)
@@ -342,7 +344,7 @@ class _Watch:
     def _poll(self) -> None:
         stage, done, total, label = self.args
         last = -1
-        while not self._stop.wait(0.5):
+        while not self._stop.wait(self.every):
             try:
                 pct = int(self.con.query_progress())
             except Exception:  # the connection is between statements or closing
