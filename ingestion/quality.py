@@ -30,6 +30,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
 
+from ingestion.gx_import import import_gx
+
 MAX_QUARANTINE_SHARE = 0.05
 RESULTS_TABLE = "_tb_validation"
 
@@ -149,7 +151,7 @@ class _Checkpoints:
     def __init__(self, max_share: float) -> None:
         for name in ("great_expectations", "great_expectations.core", "py.warnings"):
             logging.getLogger(name).setLevel(logging.ERROR)
-        import great_expectations as gx
+        gx = import_gx()
         import great_expectations.expectations as gxe
         from great_expectations.data_context.types.base import ProgressBarsConfig
 
