@@ -73,7 +73,7 @@ def _inputs() -> orch.RunInputs:
 
 def _run_step(step, *args: Any) -> dict[str, Any]:
     """Call one orchestration step; an absent step (module not installed) skips the task."""
-    from airflow.exceptions import AirflowSkipException
+    from airflow.sdk.exceptions import AirflowSkipException
 
     try:
         result = step(*args)
