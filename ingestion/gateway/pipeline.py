@@ -360,7 +360,22 @@ class _Watch:
             self._thread.join()
 
 
-def _import_gx() -> None:
+def _import_gx(con, wait: float = 3.0, every: float = 0.02) -> None:
+    """Import GX in the background, once DuckDB is busy with a statement.
+
+    The import holds the GIL for long stretches (pydantic-core builds its schemas without
+    releasing it), and every short statement the main thread issues meanwhile waits for the
+    GIL to come back: the first catalog lookup took 0.44 s instead of 4 ms. DuckDB runs a
+    statement without the GIL, so the import starts once two polls in a row find a statement
+    running (or after ``wait`` seconds)."""
+    deadline = time.monotonic() + wait
+    busy = 0
+    while busy < 2 and time.monotonic() < deadline:
+        try:
+            busy = busy + 1 if con.query_progress() >= 0 else 0
+        except Exception:  # closed or between statements
+            busy = 0
+        time.sleep(every)
     try:
         import_gx()
     except Exception:  # reported by the checkpoint itself when it imports
@@ -446,11 +461,6 @@ def ingest_gateway(
     IngestError (a file with no datable record and no ``date``), ValidationFailed.
     """
     started = datetime.now(UTC).replace(tzinfo=None)
-    if run_checkpoint:
-        # great_expectations takes seconds to import even trimmed (ingestion/gx_import.py):
-        # do it while DuckDB parses (DuckDB releases the GIL); quality.py's own import then
-        # finds the module loaded.
-        threading.Thread(target=_import_gx, name="import-gx", daemon=True).start()
     timings: dict[str, float] = {}
     t0, c0 = time.perf_counter(), time.process_time()
     marks = [t0, c0]
@@ -514,6 +524,11 @@ def _ingest(paths, settings, date, window_days, fmt, progress, con, run_checkpoi
     report = IngestReport(load_id=uuid.uuid4().hex, warehouse=warehouse_url)
     try:
         _setup(con)
+        if run_checkpoint:
+            # great_expectations takes seconds to import even trimmed (ingestion/gx_import.py):
+            # do it while DuckDB parses; quality.py's own import then finds the module loaded.
+            threading.Thread(target=_import_gx, args=(con,), name="import-gx",
+                             daemon=True).start()
         _drop(con, "_tb_typed")
         n = len(files)
         # 1-2. read each file and type/validate it into its own table (one order-preserving
