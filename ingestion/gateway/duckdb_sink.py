@@ -121,10 +121,10 @@ class DuckDBSink:
         cols = _cols(LOAD_AUDIT_COLUMNS)
         con.execute(f"insert into {self.schema}.load_audit ({cols}) select {cols} from {staged_audit}")
 
-    def replace_validation_results(self, con, load_date: date | list[date], staged: str) -> None:
-        """Replace the results of ``load_date`` (one date or a list, one transaction) with
-        ``staged``'s rows of those dates."""
-        dates = sorted(set(load_date)) if isinstance(load_date, list) else [load_date]
+    def replace_validation_results(self, con, load_dates: list[date], staged: str) -> None:
+        """Replace the results of ``load_dates`` (one transaction) with ``staged``'s rows of
+        those dates."""
+        dates = sorted(set(load_dates))
         cols = _cols(VALIDATION_RESULTS_COLUMNS)
         con.execute("begin transaction")
         try:

@@ -739,17 +739,9 @@ def _ingest(paths, settings, date, window_days, fmt, progress, con, run_checkpoi
             if own_con and memory_limit:
                 con.execute(f"set memory_limit = {_q(memory_limit)}")
             quality.store_results(con, result)
-            if direct:  # all dates, one transaction
+            if hasattr(sink, "replace_validation_results"):
                 sink.replace_validation_results(con, load_dates, result.table)
             else:
-                for d in load_dates:
-                    con.execute(
-                        f"create or replace temp table _tb_vr as select * from {result.table} "
-                        f"where load_date = DATE '{d.isoformat()}'"
-                    )
-                    if hasattr(sink, "replace_validation_results"):
-                        sink.replace_validation_results(con, d, "_tb_vr")
-            if not hasattr(sink, "replace_validation_results"):
                 report.notes.append(
                     "the sink cannot store validation results; they are in the report only"
                 )
