@@ -322,6 +322,15 @@ def _needs_redaction_expr() -> str:
 # ---------------------------------------------------------------------------------------------
 
 
+def _progress_of(con) -> float:
+    """DuckDB's progress (0-100) on the statement running on ``con``; -1 when none is (or
+    the connection is between statements or closing)."""
+    try:
+        return con.query_progress()
+    except Exception:
+        return -1
+
+
 class _Watch:
     """While a long statement runs, report DuckDB's progress on it: a thread polls
     ``con.query_progress()`` (made for that) and calls ``progress(stage, done, total,
@@ -346,10 +355,7 @@ class _Watch:
         stage, done, total, label = self.args
         last = -1
         while not self._stop.wait(self.every):
-            try:
-                pct = int(self.con.query_progress())
-            except Exception:  # the connection is between statements or closing
-                continue
+            pct = int(_progress_of(self.con))
             if pct >= 0 and pct != last:
                 last = pct
                 self.progress(stage, done, total, f"{label} {pct}%")
@@ -371,10 +377,7 @@ def _import_gx(con, wait: float = 3.0, every: float = 0.02) -> None:
     deadline = time.monotonic() + wait
     busy = 0
     while busy < 2 and time.monotonic() < deadline:
-        try:
-            busy = busy + 1 if con.query_progress() >= 0 else 0
-        except Exception:  # closed or between statements
-            busy = 0
+        busy = busy + 1 if _progress_of(con) >= 0 else 0
         time.sleep(every)
     try:
         import_gx()
