@@ -138,8 +138,6 @@ def _child(argv: list[str], env: dict | None = None) -> dict:
     """Run ``argv`` as a child process; its wall seconds (as the parent sees them, start-up
     included), CPU seconds (user + sys, all its threads) and peak RSS (MB), from wait4 on
     exactly that child, and its stdout."""
-    import os
-
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         t0 = time.perf_counter()
         proc = subprocess.Popen(argv, cwd=REPO, stdout=out, stderr=err, env=env, text=True)

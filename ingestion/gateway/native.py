@@ -46,7 +46,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ingestion.gateway.readers import SKIP, ReaderError, is_gzip, is_parquet
+from ingestion.gateway.readers import SKIP, PositionalRead, ReaderError, is_gzip, is_parquet
 from ingestion.gateway.schema import NATIVE_FIELDS, REQUIRED_FIELDS
 
 
@@ -156,12 +156,12 @@ def _lines_source(*paths: Path, filename: bool = False) -> str:
     parallel. The line number is the row's position (DuckDB keeps insertion order), filled
     in by the pipeline. One file: its compression from its name; several: DuckDB's own
     detection, by each file's name."""
-    files = "[" + ", ".join(_sql_str(str(p)) for p in paths) + "]"
-    if len(paths) == 1:
-        files = _sql_str(str(paths[0]))
     options = ", filename=true" if filename else ""
     if len(paths) == 1:
+        files = _sql_str(str(paths[0]))
         options += f", compression={'gzip' if is_gzip(paths[0]) else 'none'!r}"
+    else:
+        files = "[" + ", ".join(_sql_str(str(p)) for p in paths) + "]"
     return (
         f"select NULL::BIGINT as n, line{', filename' if filename else ''} from read_csv("
         f"{files}, columns={{'line': 'VARCHAR'}}, delim=chr(31), quote='', escape='', "
@@ -222,8 +222,6 @@ def _read_json_lines(con, path: Path, into: str, source: str, good: list[int]):
     statement. The odd lines are read the exact way into ``{into}_fix``, whose rows replace
     the view's rows at their positions. Falls back to the exact single pass when a blank line
     lies between records (positions would no longer be line numbers) or odd lines are many."""
-    from ingestion.gateway.readers import PositionalRead
-
     goods = _hash_list(good)
     lines = f"{into}_lines"
     con.execute(
