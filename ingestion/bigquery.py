@@ -22,7 +22,9 @@ transaction that deletes only this sink's ``source`` rows of the load date (quer
 ``@load_date``, ``@source``) and inserts the staged rows into the load date's partition, after
 which the staging tables are dropped (as ``ingestion/billing/bigquery.py`` does).
 
-Audit rows are appended (``WRITE_APPEND``) to ``load_audit``. Datasets are created if missing,
+The Great Expectations results of each load date replace ``validation_results$YYYYMMDD`` (one
+WRITE_TRUNCATE load job per date, like ``gateway_calls``; only the gateway checkpoint writes
+that table). Audit rows are appended (``WRITE_APPEND``) to ``load_audit``. Datasets are created if missing,
 in the configured location. Column types in the Parquet file: DATE, TIMESTAMP (UTC-adjusted),
 DECIMAL(38,9) -> NUMERIC, BIGINT -> INT64, DOUBLE -> FLOAT64, BOOLEAN, VARCHAR -> STRING and
 JSON (Parquet JSON logical type) -> JSON.
@@ -52,6 +54,7 @@ RAW_TABLES: dict[str, tuple[tuple[tuple[str, str, str], ...], list[str] | None]]
     "quarantine": (schema.QUARANTINE_COLUMNS, None),
     "pii_redactions": (schema.PII_REDACTIONS_COLUMNS, None),
     "load_audit": (schema.LOAD_AUDIT_COLUMNS, None),
+    "validation_results": (schema.VALIDATION_RESULTS_COLUMNS, None),
 }
 
 # Raw tables shared by several sources (column ``source``): published by delete + insert.
@@ -294,6 +297,24 @@ class BigQuerySink:
                 "(or create the sink with the matching source)"
             )
 
+    # published rows cannot be read back through the staging connection
+    calls_table = None
+
+    def replace_partitions(self, con, load_dates: list[date], staged: schema.PartitionTables,
+                           progress: Callable[[int, int, str], None] | None = None) -> None:
+        """``replace_partition`` for each load date, in date order, from ``staged``'s rows of
+        that date (the staged tables may hold several dates)."""
+        dates = sorted(set(load_dates))
+        for k, d in enumerate(dates):
+            if progress:
+                progress(k, len(dates), d.isoformat())
+            lit = f"DATE '{d.isoformat()}'"
+            of_date = schema.PartitionTables(
+                *(f"(select * from {t} where load_date = {lit})"
+                  for t in (staged.gateway_calls, staged.quarantine, staged.pii_redactions))
+            )
+            self.replace_partition(con, d, of_date)
+
     def replace_partition(self, con, load_date: date, staged: schema.PartitionTables) -> None:
         """Replace the load date's gateway rows: the staged shared tables are first loaded into
         staging tables, then ``gateway_calls$YYYYMMDD`` is loaded with WRITE_TRUNCATE, then ONE
@@ -349,6 +370,14 @@ class BigQuerySink:
             raise BigQueryLoadError(
                 f"cannot set the expiry of staging table {table_id}: {exc}"
             ) from exc
+
+    def replace_validation_results(self, con, load_dates: list[date], staged: str) -> None:
+        """Replace ``validation_results$YYYYMMDD`` of each load date with ``staged``'s rows of
+        that date: one WRITE_TRUNCATE load job per date (a date with no result rows empties
+        its partition, as a rerun on DuckDB does)."""
+        for d in sorted(set(load_dates)):
+            rows = f"(select * from {staged} where load_date = DATE '{d.isoformat()}')"
+            self.load_table(con, "validation_results", rows, d, "WRITE_TRUNCATE")
 
     def append_audit(self, con, staged_audit: str) -> None:
         """Append the staged audit rows to ``load_audit`` (WRITE_APPEND)."""

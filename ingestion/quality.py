@@ -326,7 +326,7 @@ def store_results(con, result: CheckpointResult) -> None:
     """TEMP table ``_tb_validation`` (columns of raw.validation_results) from ``result``."""
     import pyarrow as pa
 
-    from ingestion.gateway.duckdb_sink import VALIDATION_RESULTS_COLUMNS
+    from ingestion.gateway.schema import VALIDATION_RESULTS_COLUMNS
 
     cols = ", ".join(f"{n} {t}" for n, t, _ in VALIDATION_RESULTS_COLUMNS)
     con.execute(f"create or replace temp table {RESULTS_TABLE} ({cols})")

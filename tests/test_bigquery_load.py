@@ -11,7 +11,6 @@ from unittest import mock
 
 import duckdb
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 import sqlglot
 from google.api_core import exceptions as gexc
@@ -20,67 +19,8 @@ from sqlglot import exp
 
 from ingestion import bigquery as bq
 from ingestion.gateway import schema
+from tests.bigquery_fakes import FakeClient
 from tokenbook.settings import load_settings
-
-
-class FakeJob:
-    def __init__(self, error: Exception | None = None):
-        self._error = error
-        self.errors = [{"reason": "invalid", "message": "bad row"}] if error else None
-
-    def result(self):
-        if self._error:
-            raise self._error
-        return self
-
-
-class FakeClient:
-    """Records datasets, load jobs, staging-table updates, queries and drops (in ``events``);
-    keeps a copy of every Parquet file it is sent."""
-
-    def __init__(self, fail_on: str | None = None, fail_query: bool = False):
-        self.datasets: list[tuple[str, str | None, bool]] = []
-        self.loads: list[dict] = []
-        self.queries: list[dict] = []
-        self.expiries: dict[str, object] = {}
-        self.deleted: list[tuple[str, bool]] = []
-        self.events: list[tuple[str, str]] = []
-        self.fail_on = fail_on
-        self.fail_query = fail_query
-
-    def create_dataset(self, ds, exists_ok=False):
-        self.datasets.append((f"{ds.project}.{ds.dataset_id}", ds.location, exists_ok))
-        return ds
-
-    def load_table_from_file(self, fh, destination, job_config=None, location=None, **kw):
-        table = pq.read_table(pa.BufferReader(fh.read()))
-        self.loads.append(
-            {"destination": destination, "config": job_config, "location": location, "table": table}
-        )
-        self.events.append(("load", destination))
-        if self.fail_on and destination.startswith(self.fail_on):
-            return FakeJob(gexc.BadRequest("Provided Schema does not match Table"))
-        return FakeJob()
-
-    def get_table(self, table_id):
-        return bigquery.Table(table_id)
-
-    def update_table(self, table, fields):
-        assert fields == ["expires"]
-        self.expiries[f"{table.project}.{table.dataset_id}.{table.table_id}"] = table.expires
-        self.events.append(("expire", f"{table.project}.{table.dataset_id}.{table.table_id}"))
-        return table
-
-    def query(self, sql, job_config=None, location=None, **kw):
-        self.queries.append({"sql": sql, "config": job_config, "location": location})
-        self.events.append(("query", ""))
-        if self.fail_query:
-            return FakeJob(gexc.BadRequest("Transaction is aborted due to concurrent update"))
-        return FakeJob()
-
-    def delete_table(self, table_id, not_found_ok=False):
-        self.deleted.append((table_id, not_found_ok))
-        self.events.append(("drop", table_id))
 
 
 def _stage(con, name: str, columns, rows: list[tuple]) -> str:
@@ -204,6 +144,64 @@ def test_gateway_calls_partition_load_and_staged_shared_tables(staged):
     assert sorted(client.deleted) == sorted((t, True) for t in staging)
     # the dataset is created once, in the configured location, tolerating an existing one
     assert client.datasets == [("acme-finops.tokenbook_raw", "EU", True)]
+
+
+def test_replace_partitions_publishes_each_date_of_staged_tables_holding_several(staged):
+    """What the pipeline calls: one staged table per raw table holding every load date; each
+    date's rows go to that date's partition and transaction, as replace_partition does."""
+    con, out = staged
+    days = (date(2026, 11, 2), date(2026, 11, 3))
+    merged = {}
+    for field in ("gateway_calls", "quarantine", "pii_redactions"):
+        union = " union all ".join(f"select * from {getattr(out[d], field)}" for d in days)
+        con.execute(f"create temp table all_{field} as {union}")
+        merged[field] = f"all_{field}"
+    seen = []
+    client = FakeClient()
+    sink = bq.BigQuerySink("acme-finops", "tokenbook", location="EU", client=client)
+    sink.replace_partitions(con, [days[1], days[0], days[1]], schema.PartitionTables(**merged),
+                            progress=lambda k, n, label: seen.append((k, n, label)))
+    assert seen == [(0, 2, "2026-11-02"), (1, 2, "2026-11-03")]
+    one_by_one = FakeClient()
+    _publish(con, out, one_by_one)
+    assert _kinds(client) == _kinds(one_by_one)[:-1]  # the same jobs, the audit aside
+    for a, b in zip(client.loads, one_by_one.loads, strict=False):
+        # (Parquet's nullability flags may differ: the job's schema, NULLABLE, decides)
+        assert [(f.name, f.type) for f in a["table"].schema] == [
+            (f.name, f.type) for f in b["table"].schema], a["destination"]
+        assert sorted(map(repr, a["table"].to_pylist())) == sorted(
+            map(repr, b["table"].to_pylist())), a["destination"]
+    assert [ld["table"].num_rows for ld in client.loads] == [1, 1, 3, 0, 1, 2]
+    assert sink.calls_table is None  # published rows are not readable through DuckDB
+
+
+def test_validation_results_replace_one_partition_per_load_date(staged):
+    con, _ = staged
+    rows = [
+        (date(2026, 11, 2), "gateway_calls", "calls", "expect_column_values_to_not_be_null",
+         "request_id", '{"column": "request_id"}', True, 3, 0, None),
+        (date(2026, 11, 2), "gateway_files", "files", "expect_column_values_to_be_between",
+         "quarantine_share", '{"max_value": 0.05}', False, 1, 1, "0.25"),
+        (date(2026, 11, 3), "gateway_calls", "calls", "expect_column_values_to_not_be_null",
+         "request_id", '{"column": "request_id"}', True, 2, 0, None),
+    ]
+    staged_results = _stage(con, "stg_validation", schema.VALIDATION_RESULTS_COLUMNS, rows)
+    client = FakeClient()
+    sink = bq.BigQuerySink("acme-finops", "tokenbook", location="EU", client=client)
+    sink.replace_validation_results(con, [date(2026, 11, 3), date(2026, 11, 2)], staged_results)
+    assert [ld["destination"] for ld in client.loads] == [
+        f"{RAW}.validation_results$20261102", f"{RAW}.validation_results$20261103"]
+    for ld, n in zip(client.loads, (2, 1), strict=True):
+        api = ld["config"].to_api_repr()["load"]
+        assert api["writeDisposition"] == "WRITE_TRUNCATE"
+        assert api["timePartitioning"] == {"type": "DAY"} and "clustering" not in api
+        assert api["schema"]["fields"] == [
+            {"name": c, "type": t, "mode": "NULLABLE"}
+            for c, _, t in schema.VALIDATION_RESULTS_COLUMNS
+        ]
+        assert ld["table"].num_rows == n
+        assert ld["table"].column_names == [c for c, _, _ in schema.VALIDATION_RESULTS_COLUMNS]
+    assert client.loads[0]["table"].column("success").to_pylist() == [True, False]
 
 
 def test_staging_load_job_config(staged):

@@ -245,6 +245,51 @@ def test_on_bigquery_every_task_uses_the_bigquery_pool(monkeypatch):
     assert fct.env["TOKENBOOK_BQ_PROJECT"] == "acme-finops"
 
 
+def test_quality_gate_on_bigquery_reads_the_stored_checkpoint_results(monkeypatch):
+    """On BigQuery the gate reads load_audit and validation_results by query (client
+    patched: BigQuery cannot be reached here); a failed expectation fails the gate, a
+    dataset without the results table yet is judged on the audit alone."""
+    import sqlglot
+    from google.api_core.exceptions import NotFound
+
+    audit = {"files": 1, "rows_read": 10, "rows_loaded": 9, "rows_quarantined": 1,
+             "rows_duplicate": 0, "failed": 0}
+
+    class Client:
+        def __init__(self, results):
+            self.results, self.sql = results, []
+
+        def query(self, sql, job_config=None):
+            self.sql.append(sql)
+            params = {p.name: p.value for p in job_config.query_parameters}
+            assert params == {"d": RUN_DAY}
+            if "validation_results" in sql:
+                if self.results is None:
+                    raise NotFound("Table acme-finops:tb_raw.validation_results was not found")
+                rows = self.results
+            else:
+                rows = [audit]
+            return type("Job", (), {"result": lambda _self: rows})()
+
+    settings = load_settings(warehouse="bigquery://acme-finops/tb")
+    ok = Client([{"expectation": "gateway_calls: expect_column_values_to_not_be_null "
+                                 "(request_id)", "success": True}])
+    monkeypatch.setattr(orch, "_bigquery_client", lambda _settings: ok)
+    assert orch.check_quality(RUN_DAY, settings)["expectations"] == 1
+    assert "`acme-finops.tb_raw.validation_results`" in ok.sql[1]
+    for sql in ok.sql:
+        sqlglot.parse_one(sql, read="bigquery")  # BigQuery SQL, at least as sqlglot reads it
+
+    failing = Client([{"expectation": "gateway_files: expect_column_values_to_be_between "
+                                      "(quarantine_share)", "success": False}])
+    monkeypatch.setattr(orch, "_bigquery_client", lambda _settings: failing)
+    with pytest.raises(orch.QualityGateFailed, match="quarantine_share"):
+        orch.check_quality(RUN_DAY, settings)
+
+    monkeypatch.setattr(orch, "_bigquery_client", lambda _settings: Client(None))
+    assert orch.check_quality(RUN_DAY, settings)["expectations"] == 0
+
+
 # --------------------------------------------------------------------------- runs
 
 
@@ -503,6 +548,8 @@ def test_quality_gate_on_bigquery_reads_the_audit_with_a_date_parameter(monkeypa
             seen["client"] = (project, location)
 
         def query(self, sql, job_config=None):
+            if "validation_results" in sql:  # no stored results: judged on the audit
+                return type("Job", (), {"result": lambda _self: []})()
             seen["sql"], seen["config"] = sql, job_config
             return FakeQuery()
 

@@ -453,7 +453,25 @@ def _check_quality_bigquery(run_date: date, settings: Settings) -> dict[str, Any
     audit = None
     if rows and rows[0]["files"]:
         audit = {k: int(rows[0][k] or 0) for k in rows[0].keys()}
-    return _judge_quality(run_date, audit, [])
+    return _judge_quality(run_date, audit, _latest_checkpoint_bigquery(client, wh, config))
+
+
+def _latest_checkpoint_bigquery(client, wh, config) -> list[dict[str, Any]]:
+    """The date's stored Great Expectations results on BigQuery (``validation_results``, one
+    partition per load date, replaced by each gateway load): as ``_latest_checkpoint``."""
+    from google.api_core.exceptions import NotFound
+
+    sql = f"""
+        select concat(checkpoint, ': ', expectation,
+                      coalesce(concat(' (', column_name, ')'), '')) as expectation, success
+        from {wh.table("raw", "validation_results")}
+        where load_date = @d
+    """
+    try:
+        rows = list(client.query(sql, job_config=config).result())
+    except NotFound:  # no gateway load has stored results in this dataset yet
+        return []
+    return [{"expectation": r["expectation"], "success": bool(r["success"])} for r in rows]
 
 
 # --------------------------------------------------------------------------- dbt

@@ -18,22 +18,9 @@ from ingestion.gateway.schema import (
     LOAD_AUDIT_COLUMNS,
     PII_REDACTIONS_COLUMNS,
     QUARANTINE_COLUMNS,
+    VALIDATION_RESULTS_COLUMNS,
     PartitionTables,
     duckdb_ddl,
-)
-
-# raw.validation_results: one row per expectation per load date (overwritten on rerun).
-VALIDATION_RESULTS_COLUMNS: tuple[tuple[str, str, str], ...] = (
-    ("load_date", "DATE", "DATE"),
-    ("checkpoint", "VARCHAR", "STRING"),
-    ("data_asset", "VARCHAR", "STRING"),
-    ("expectation", "VARCHAR", "STRING"),
-    ("column_name", "VARCHAR", "STRING"),
-    ("parameters", "VARCHAR", "STRING"),  # the expectation's arguments as JSON text
-    ("success", "BOOLEAN", "BOOL"),
-    ("element_count", "BIGINT", "INT64"),
-    ("unexpected_count", "BIGINT", "INT64"),
-    ("observed_value", "VARCHAR", "STRING"),
 )
 
 RAW_TABLES: dict[str, tuple[tuple[str, str, str], ...]] = {
@@ -80,10 +67,12 @@ class DuckDBSink:
     def replace_partition(self, con, load_date: date, staged: PartitionTables) -> None:
         self.replace_partitions(con, [load_date], staged)
 
-    def replace_partitions(self, con, load_dates: list[date], staged: PartitionTables) -> None:
+    def replace_partitions(self, con, load_dates: list[date], staged: PartitionTables,
+                           progress: Callable[[int, int, str], None] | None = None) -> None:
         """Replace the partitions of all ``load_dates`` in ONE transaction (a 120-day backfill
         commits once, not 120 times); ``staged`` holds those dates' rows (it may hold more:
-        only rows of ``load_dates`` are inserted)."""
+        only rows of ``load_dates`` are inserted). ``progress`` is not called: there is one
+        step, the caller reports it."""
         pairs = (
             ("gateway_calls", GATEWAY_CALLS_COLUMNS, staged.gateway_calls),
             ("quarantine", QUARANTINE_COLUMNS, staged.quarantine),

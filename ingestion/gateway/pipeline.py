@@ -17,12 +17,13 @@
 6. redact: free text is passed through ``redact.redact_sql`` (only rows where the redactor
    changes something are redacted field by field and counted), ``customer_id`` is
    pseudonymised with ``settings.pii_key``, ``prompt_preview`` is counted then dropped;
-7. publish: per load date, the sink replaces the partition of the three data tables at once
-   (the DuckDB sink straight from the staged views, no staged copy of the calls); one audit
-   row per file is appended;
+7. publish: the sink replaces the load dates' partitions of the three data tables
+   (``schema.Sink.replace_partitions``: DuckDB every date in one transaction, straight from
+   the staged views, no staged copy of the calls; BigQuery date by date, by load jobs); one
+   audit row per file is appended;
 8. check: a Great Expectations checkpoint (``ingestion/quality.py``) runs on each published
    partition (on DuckDB it reads the rows that landed in raw.gateway_calls); results are
-   stored in raw.validation_results. A failed expectation raises
+   stored in raw.validation_results (on BigQuery its partitions by load date). A failed expectation raises
    :class:`ValidationFailed` (carrying the report) AFTER the data and the results are stored,
    so the data stays inspectable and the Airflow task fails.
 
@@ -32,6 +33,7 @@ No wall-clock value reaches a data table: ``started_at``/``finished_at`` live in
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 import threading
 import time
@@ -642,9 +644,10 @@ def _ingest(paths, settings, date, window_days, fmt, progress, con, run_checkpoi
         lap("window_dedupe")
 
         # 6. stage the three data tables. A sink whose published rows can be read back through
-        # this connection (DuckDB) takes the calls straight from a view: no staged copy, all
-        # dates in one transaction, and the checkpoint then reads what landed.
-        direct = hasattr(sink, "calls_table")
+        # this connection (DuckDB) takes the calls straight from a view: no staged copy, and
+        # the checkpoint then reads what landed. Otherwise (BigQuery) the calls are
+        # materialised, the reading tables dropped, and the checkpoint reads the staged calls.
+        direct = sink.calls_table is not None
         _stage(con, settings, materialise_calls=not direct)
         lap("redact_stage")
 
@@ -688,21 +691,23 @@ def _ingest(paths, settings, date, window_days, fmt, progress, con, run_checkpoi
         # above, where order is kept.)
         con.execute("set preserve_insertion_order = false")
         try:
-            if direct:
-                # every date in one transaction: one delete and one insert per table
+            label = f"{len(load_dates)} dates"
+            if progress:
+                progress("publish", 0, len(load_dates), label)
+
+            def published(k: int, total: int, day: str) -> None:
                 if progress:
-                    progress("publish", 0, len(load_dates), f"{len(load_dates)} dates")
-                with _Watch(con, progress, "publish", 0, len(load_dates),
-                            f"{len(load_dates)} dates"):
-                    sink.replace_partitions(
-                        con, load_dates, PartitionTables("_tb_calls", "_tb_quarantine", "_tb_pii")
-                    )
-            else:
-                for k, d in enumerate(load_dates):
-                    if progress:
-                        progress("publish", k, len(load_dates), d.isoformat())
-                    staged = _partition_views(con, d)
-                    sink.replace_partition(con, d, staged)
+                    progress("publish", k, total, day)
+
+            # one long insert (DuckDB) shows its percentage; a sink working date by date
+            # (BigQuery) reports each date instead
+            watch = (_Watch(con, progress, "publish", 0, len(load_dates), label) if direct
+                     else contextlib.nullcontext())
+            with watch:
+                sink.replace_partitions(
+                    con, load_dates, PartitionTables("_tb_calls", "_tb_quarantine", "_tb_pii"),
+                    progress=published,
+                )
             if progress:
                 progress("publish", len(load_dates), len(load_dates), "")
         except BaseException:
@@ -723,12 +728,11 @@ def _ingest(paths, settings, date, window_days, fmt, progress, con, run_checkpoi
             # Free DuckDB's buffers before pandas and GX take memory: dropping the staged tables
             # is not enough, lowering the limit hands the memory back to the system (what is
             # still staged spills to DuckDB's temp directory and streams into the frame).
-            _drop(con, "_tb_p_calls", "_tb_p_quarantine", "_tb_p_pii", "_tb_quarantine",
-                  "_tb_pii")
+            _drop(con, "_tb_quarantine", "_tb_pii")
             if own_con and memory_limit:
                 con.execute("set memory_limit = '384MB'")
             calls_frame, files_frame = quality.fetch_frames(
-                con, load_dates, calls_table=sink.calls_table if direct else "_tb_calls"
+                con, load_dates, calls_table=sink.calls_table or "_tb_calls"
             )
             _drop(con, "_tb_calls")
             # GX runs in Python on the frames while DuckDB, in another thread, writes the
@@ -742,12 +746,7 @@ def _ingest(paths, settings, date, window_days, fmt, progress, con, run_checkpoi
             if own_con and memory_limit:
                 con.execute(f"set memory_limit = {_q(memory_limit)}")
             quality.store_results(con, result)
-            if hasattr(sink, "replace_validation_results"):
-                sink.replace_validation_results(con, load_dates, result.table)
-            else:
-                report.notes.append(
-                    "the sink cannot store validation results; they are in the report only"
-                )
+            sink.replace_validation_results(con, load_dates, result.table)
             report.checkpoint = result
             report.checkpoint_seconds = time.perf_counter() - t4
             lap("checkpoint")
@@ -916,16 +915,6 @@ def _stage(con, settings, materialise_calls: bool = True) -> None:
     )
     con.execute("alter table _tb_quarantine drop column _unredacted")
     _drop(con, "_tb_red_long", *(("_tb_red", "_tb_customers") if materialise_calls else ()))
-
-
-def _partition_views(con, d: Date) -> PartitionTables:
-    lit = f"DATE '{d.isoformat()}'"
-    for name in ("calls", "quarantine", "pii"):
-        con.execute(
-            f"create or replace temp view _tb_p_{name} as "
-            f"select * from _tb_{name} where load_date = {lit}"
-        )
-    return PartitionTables("_tb_p_calls", "_tb_p_quarantine", "_tb_p_pii")
 
 
 def _append_audit(con, sink, report: IngestReport, started: datetime, status: str) -> None:

@@ -7,6 +7,7 @@ column here and in dbt_project/models/staging/gateway/_gateway__sources.yml toge
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from typing import Protocol
@@ -131,6 +132,21 @@ LOAD_AUDIT_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("status", "VARCHAR", "STRING"),  # loaded | failed
 )
 
+# raw.validation_results: one row per expectation per load date (overwritten on rerun),
+# partitioned by load_date.
+VALIDATION_RESULTS_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("load_date", "DATE", "DATE"),
+    ("checkpoint", "VARCHAR", "STRING"),
+    ("data_asset", "VARCHAR", "STRING"),
+    ("expectation", "VARCHAR", "STRING"),
+    ("column_name", "VARCHAR", "STRING"),
+    ("parameters", "VARCHAR", "STRING"),  # the expectation's arguments as JSON text
+    ("success", "BOOLEAN", "BOOL"),
+    ("element_count", "BIGINT", "INT64"),
+    ("unexpected_count", "BIGINT", "INT64"),
+    ("observed_value", "VARCHAR", "STRING"),
+)
+
 PII_KINDS = ("email", "phone", "card", "iban", "ssn", "ip", "secret")
 
 
@@ -149,14 +165,26 @@ class PartitionTables:
 
 
 class Sink(Protocol):
-    """Where a load date's rows are published. Implementations: DuckDB (one transaction),
-    BigQuery (``gateway_calls$YYYYMMDD`` by a WRITE_TRUNCATE load job; the tables shared with
-    other sources, quarantine and PII counts, through staging tables and one transaction that
-    replaces only this source's rows of the date)."""
+    """Where the staged load dates are published. Implementations: DuckDB (every date in one
+    transaction), BigQuery (per date, ``gateway_calls$YYYYMMDD`` by a WRITE_TRUNCATE load job;
+    the tables shared with other sources, quarantine and PII counts, through staging tables
+    and one transaction that replaces only this source's rows of the date).
 
-    def replace_partition(self, con, load_date: date, staged: PartitionTables) -> None:
-        """Replace the load_date partition of raw.gateway_calls, raw.quarantine and
-        raw.pii_redactions with the staged tables' rows (read through ``con``)."""
+    ``calls_table``: where the published calls can be read back through the staging
+    connection (DuckDB: the warehouse table itself), or None (BigQuery). When it is set, the
+    pipeline publishes straight from views over its staged rows and checks what landed;
+    otherwise it materialises the calls first and checks those."""
+
+    calls_table: str | None
+
+    def replace_partitions(self, con, load_dates: list[date], staged: PartitionTables,
+                           progress: Callable[[int, int, str], None] | None = None) -> None:
+        """Replace the ``load_dates`` partitions of raw.gateway_calls, raw.quarantine and
+        raw.pii_redactions with the staged tables' rows of those dates (read through ``con``).
+        ``progress(done, total, label)`` is called as dates are published."""
+
+    def replace_validation_results(self, con, load_dates: list[date], staged: str) -> None:
+        """Replace raw.validation_results of ``load_dates`` with ``staged``'s rows of them."""
 
     def append_audit(self, con, staged_audit: str) -> None:
         """Append the staged audit rows to raw.load_audit."""
