@@ -9,6 +9,7 @@ import gzip
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -25,6 +26,7 @@ from ingestion.gateway import duckdb_sink
 from ingestion.gateway.pipeline import (
     FREE_TEXT_FIELDS,
     IngestError,
+    ValidationFailed,
     ingest_gateway,
 )
 from ingestion.gateway.readers import ReaderError, detect_format, expand_paths
@@ -403,32 +405,96 @@ def test_cli_loads_and_reports_errors(tmp_path):
     assert result.exit_code != 0
 
 
-def test_bigquery_warehouse_stages_in_memory_and_loads_one_job_per_partition(monkeypatch):
-    from unittest.mock import MagicMock
-
+def test_bigquery_warehouse_loads_what_the_duckdb_warehouse_loads(tmp_path, monkeypatch):
+    """The same backfill (three files, two load dates, bad lines, a duplicate, PII, the
+    checkpoint) into a DuckDB warehouse and into BigQuery through a patched client: every
+    load job's Parquet rows equal the DuckDB warehouse's rows of that table and date."""
+    import pyarrow as pa
     from google.cloud import bigquery
 
-    client = MagicMock(name="bigquery.Client()")
-    monkeypatch.setattr(bigquery, "Client", lambda **kw: client)
-    s = load_settings(warehouse="bigquery://acme-finops/tb", pii_key="test-pii-key")
-    report = ingest_gateway([str(FIX / "calls.jsonl"), str(FIX / "calls.parquet")], s,
-                            run_checkpoint=True, max_quarantine_share=1.0)
-    assert report.load_dates == [date(2026, 11, 1)] and report.rows_loaded == 5
-    import re
+    from tests.bigquery_fakes import FakeClient
 
-    jobs = [(re.sub(r"_[0-9a-f]{12}$", "", c.args[1]), c.kwargs["job_config"].write_disposition)
-            for c in client.load_table_from_file.call_args_list]
-    # the gateway-only table by partition; the shared tables (quarantine, PII counts) through
-    # staging tables published by source in one transaction, so billing's rows stay
+    logs = tmp_path / "logs"
+    shutil.copy(FIX / "calls.jsonl", logs.mkdir() or logs / "calls.jsonl")  # dated 2026-11-01
+    (logs / "pii.jsonl").write_text("\n".join(_pii_records()) + "\n")  # 2026-11-01
+    _day_file(logs, "2026-11-02", ["b1", "b2", "b1"])  # one duplicate
+    paths = sorted(logs.iterdir())
+
+    def ingest(settings):
+        # PII in service_tier and cache_write_ttl fails two set expectations: the results of
+        # a failing checkpoint are stored too, before the run reports the failure
+        with pytest.raises(ValidationFailed, match="service_tier") as failed:
+            _ingest(paths, settings, run_checkpoint=True, max_quarantine_share=1.0)
+        return failed.value.report
+
+    s_duck = _settings(tmp_path)
+    duck = ingest(s_duck)
+
+    client = FakeClient()
+    monkeypatch.setattr(bigquery, "Client", lambda **_: client)
+    s_bq = load_settings(warehouse="bigquery://acme-finops/tb", pii_key="test-pii-key")
+    big = ingest(s_bq)
+
+    days = [date(2026, 11, 1), date(2026, 11, 2)]
+    assert big.load_dates == duck.load_dates == days
+    assert [(f.rows_read, f.rows_loaded, f.rows_quarantined, f.rows_duplicate)
+            for f in big.files] == [
+        (f.rows_read, f.rows_loaded, f.rows_quarantined, f.rows_duplicate) for f in duck.files]
+    dups = {Path(f.source_file).name: f.rows_duplicate for f in big.files}
+    assert dups["gateway-2026-11-02.jsonl.gz"] == 1 and big.rows_quarantined > 0
+    assert big.checkpoint.failure_lines() == duck.checkpoint.failure_lines() != []
+
+    raw = "acme-finops.tb_raw"
+    stage = re.compile(rf"{re.escape(raw)}\._tb_stage_(quarantine|pii_redactions)_\d{{8}}_\w+$")
+    jobs = []
+    for ld in client.loads:
+        m = stage.match(ld["destination"])
+        jobs.append(f"stage:{m[1]}" if m else ld["destination"].removeprefix(raw + "."))
+    per_day = ["stage:quarantine", "stage:pii_redactions", "gateway_calls$"]
     assert jobs == [
-        ("acme-finops.tb_raw._tb_stage_quarantine_20261101", "WRITE_TRUNCATE"),
-        ("acme-finops.tb_raw._tb_stage_pii_redactions_20261101", "WRITE_TRUNCATE"),
-        ("acme-finops.tb_raw.gateway_calls$20261101", "WRITE_TRUNCATE"),
-        ("acme-finops.tb_raw.load_audit", "WRITE_APPEND"),
+        *(j + "20261101" if j.endswith("$") else j for j in per_day),
+        *(j + "20261102" if j.endswith("$") else j for j in per_day),
+        "load_audit",
+        "validation_results$20261101", "validation_results$20261102",
     ]
-    published = " ".join(str(c.args[0]) for c in client.query.call_args_list)
+    assert [ld["config"].write_disposition for ld in client.loads] == [
+        *["WRITE_TRUNCATE"] * 6, "WRITE_APPEND", "WRITE_TRUNCATE", "WRITE_TRUNCATE"]
+
+    # every table BigQuery was sent, row for row, against the DuckDB warehouse
+    con = duckdb.connect()
+    con.execute("set TimeZone = 'UTC'")
+    con.execute(f"attach '{s_duck.warehouse.removeprefix('duckdb:///')}' as wh (read_only)")
+    table_of = {"stage:quarantine": "quarantine", "stage:pii_redactions": "pii_redactions"}
+    checked = set()
+    for k, (job, ld) in enumerate(zip(jobs, client.loads, strict=True)):
+        if job == "load_audit":
+            continue
+        table, _, day = job.partition("$")
+        table = table_of.get(table, table)
+        if not day:  # a shared table's staging load: the date of the partition load after it
+            day = next(j for j in jobs[k:] if "$" in j).split("$")[1]
+        d = date(int(day[:4]), int(day[4:6]), int(day[6:]))
+        sent = ld["table"]
+        # Parquet carries UTC instants; the warehouse columns are UTC TIMESTAMPs
+        cols = ", ".join(f"{f.name}::TIMESTAMP as {f.name}" if pa.types.is_timestamp(f.type)
+                         else f.name for f in sent.schema)
+        con.register("sent", sent)
+        mine = (f"select {', '.join(sent.column_names)} from wh.raw.{table} where load_date = ?"
+                + (" and source = 'gateway'" if table in table_of.values() else ""))
+        theirs = f"select {cols} from sent"
+        for a, b in ((mine, theirs), (theirs, mine)):
+            params = [d] if a is mine else []
+            params += [d] if b is mine else []
+            diff = con.execute(f"select count(*) from ({a} except all {b})", params).fetchall()
+            diff = diff[0][0]
+            assert diff == 0, f"{job}: {diff} row(s) differ from raw.{table} of {d}"
+        assert con.execute(f"select count(*) from ({mine})", [d]).fetchall() == [
+            (sent.num_rows,)], job
+        checked.add(table)
+        con.unregister("sent")
+    assert checked == {"gateway_calls", "quarantine", "pii_redactions", "validation_results"}
+    published = " ".join(q["sql"] for q in client.queries)
     assert "source = @source" in published and "BEGIN TRANSACTION" in published
-    assert report.checkpoint.success
 
 
 def test_other_formats_run_through_the_same_pipeline(tmp_path):
