@@ -387,3 +387,28 @@ def test_attribution_falls_back_to_unattributed(warehouse):
     assert (row["feature"], row["customer_segment"]) == ("support_chat", "(unattributed)")
     assert (row["team"], row["cost_centre"]) == ("support-eng", "CC-100")
     assert row["currency"] == "USD"
+
+
+def test_every_raw_source_the_loads_write_exists_before_the_first_load(tmp_path):
+    """dbt's sources on the raw tables that Python loads write (gateway, billing, evals) are
+    all created, empty, by ensure_raw_tables: a first `dbt build` never meets a missing one."""
+    import yaml
+
+    from tokenbook.dbt import DBT_PROJECT_DIR, ensure_raw_tables
+
+    declared = set()
+    for path in (DBT_PROJECT_DIR / "models" / "staging").glob("*/_*__sources.yml"):
+        for src in yaml.safe_load(path.read_text())["sources"]:
+            if src["name"] in {"gateway", "billing", "evals"}:
+                declared |= {t["name"] for t in src["tables"]}
+    assert {"gateway_calls", "validation_results", "billing_lines", "evals"} <= declared
+    settings = load_settings(warehouse=f"duckdb:///{tmp_path / 'wh.duckdb'}")
+    ensure_raw_tables(settings)
+    con = duckdb.connect(str(tmp_path / "wh.duckdb"), read_only=True)
+    try:
+        have = {t for (t,) in con.execute(
+            "select table_name from information_schema.tables where table_schema = 'raw'"
+        ).fetchall()}
+    finally:
+        con.close()
+    assert declared - have == set()

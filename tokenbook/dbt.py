@@ -144,6 +144,7 @@ def ensure_raw_tables(settings: Settings) -> None:
             ("quarantine", schema.QUARANTINE_COLUMNS),
             ("pii_redactions", schema.PII_REDACTIONS_COLUMNS),
             ("load_audit", schema.LOAD_AUDIT_COLUMNS),
+            ("validation_results", schema.VALIDATION_RESULTS_COLUMNS),
             ("billing_lines", BILLING_LINES_COLUMNS),
             ("evals", EVALS_COLUMNS),
         ):
