@@ -134,6 +134,12 @@ def partition_id(load_date: date) -> str:
     return load_date.strftime("%Y%m%d")
 
 
+def _rows_of(staged: str, load_date: date) -> str:
+    """The rows of ``load_date`` in a staged DuckDB table that holds several dates, as a
+    subquery that ``export_parquet`` and the staged-source check read like a table."""
+    return f"(select * from {staged} where load_date = DATE '{load_date.isoformat()}')"
+
+
 def export_parquet(con, staged: str, columns: tuple[tuple[str, str, str], ...], dest: Path) -> int:
     """COPY the staged DuckDB table to ``dest`` with the raw table's columns, in its order and
     types (timestamps UTC-adjusted), and return the row count written."""
@@ -308,9 +314,8 @@ class BigQuerySink:
         for k, d in enumerate(dates):
             if progress:
                 progress(k, len(dates), d.isoformat())
-            lit = f"DATE '{d.isoformat()}'"
             of_date = schema.PartitionTables(
-                *(f"(select * from {t} where load_date = {lit})"
+                *(_rows_of(t, d)
                   for t in (staged.gateway_calls, staged.quarantine, staged.pii_redactions))
             )
             self.replace_partition(con, d, of_date)
@@ -376,8 +381,7 @@ class BigQuerySink:
         that date: one WRITE_TRUNCATE load job per date (a date with no result rows empties
         its partition, as a rerun on DuckDB does)."""
         for d in sorted(set(load_dates)):
-            rows = f"(select * from {staged} where load_date = DATE '{d.isoformat()}')"
-            self.load_table(con, "validation_results", rows, d, "WRITE_TRUNCATE")
+            self.load_table(con, "validation_results", _rows_of(staged, d), d, "WRITE_TRUNCATE")
 
     def append_audit(self, con, staged_audit: str) -> None:
         """Append the staged audit rows to ``load_audit`` (WRITE_APPEND)."""

@@ -64,9 +64,6 @@ class DuckDBSink:
     def prepare(self, con) -> None:
         ensure_raw_tables(con, self.schema)
 
-    def replace_partition(self, con, load_date: date, staged: PartitionTables) -> None:
-        self.replace_partitions(con, [load_date], staged)
-
     def replace_partitions(self, con, load_dates: list[date], staged: PartitionTables,
                            progress: Callable[[int, int, str], None] | None = None) -> None:
         """Replace the partitions of all ``load_dates`` in ONE transaction (a 120-day backfill

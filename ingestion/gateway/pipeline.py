@@ -23,9 +23,9 @@
    audit row per file is appended;
 8. check: a Great Expectations checkpoint (``ingestion/quality.py``) runs on each published
    partition (on DuckDB it reads the rows that landed in raw.gateway_calls); results are
-   stored in raw.validation_results (on BigQuery its partitions by load date). A failed expectation raises
-   :class:`ValidationFailed` (carrying the report) AFTER the data and the results are stored,
-   so the data stays inspectable and the Airflow task fails.
+   stored in raw.validation_results (on BigQuery, its partition of each load date). A failed
+   expectation raises :class:`ValidationFailed` (carrying the report) AFTER the data and the
+   results are stored, so the data stays inspectable and the Airflow task fails.
 
 Everything per row runs in DuckDB; Python only loops over files and load dates.
 No wall-clock value reaches a data table: ``started_at``/``finished_at`` live in the audit only.
@@ -34,6 +34,7 @@ No wall-clock value reaches a data table: ``started_at``/``finished_at`` live in
 from __future__ import annotations
 
 import contextlib
+import functools
 import tempfile
 import threading
 import time
@@ -694,11 +695,6 @@ def _ingest(paths, settings, date, window_days, fmt, progress, con, run_checkpoi
             label = f"{len(load_dates)} dates"
             if progress:
                 progress("publish", 0, len(load_dates), label)
-
-            def published(k: int, total: int, day: str) -> None:
-                if progress:
-                    progress("publish", k, total, day)
-
             # one long insert (DuckDB) shows its percentage; a sink working date by date
             # (BigQuery) reports each date instead
             watch = (_Watch(con, progress, "publish", 0, len(load_dates), label) if direct
@@ -706,7 +702,7 @@ def _ingest(paths, settings, date, window_days, fmt, progress, con, run_checkpoi
             with watch:
                 sink.replace_partitions(
                     con, load_dates, PartitionTables("_tb_calls", "_tb_quarantine", "_tb_pii"),
-                    progress=published,
+                    progress=functools.partial(progress, "publish") if progress else None,
                 )
             if progress:
                 progress("publish", len(load_dates), len(load_dates), "")
