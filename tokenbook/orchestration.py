@@ -389,15 +389,18 @@ def _latest_checkpoint(con, run_date: date) -> list[dict[str, Any]]:
     gateway pipeline after each load)."""
     if not _table_exists(con, "raw", "validation_results"):
         return []
-    rows = con.execute(
-        """
-        select checkpoint || ': ' || expectation
-               || coalesce(' (' || column_name || ')', ''), success
-        from raw.validation_results where load_date = ?
-        """,
-        [run_date],
-    ).fetchall()
+    rows = con.execute(_checkpoint_sql("raw.validation_results", "?"), [run_date]).fetchall()
     return [{"expectation": r[0], "success": bool(r[1])} for r in rows]
+
+
+def _checkpoint_sql(table: str, date_param: str) -> str:
+    """The date's results as (expectation label, success): the same SQL on DuckDB and
+    BigQuery, only the table name and the date parameter's placeholder differ."""
+    return f"""
+        select checkpoint || ': ' || expectation
+               || coalesce(' (' || column_name || ')', '') as expectation, success
+        from {table} where load_date = {date_param}
+    """
 
 
 def _judge_quality(
@@ -461,12 +464,7 @@ def _latest_checkpoint_bigquery(client, wh, config) -> list[dict[str, Any]]:
     partition per load date, replaced by each gateway load): as ``_latest_checkpoint``."""
     from google.api_core.exceptions import NotFound
 
-    sql = f"""
-        select concat(checkpoint, ': ', expectation,
-                      coalesce(concat(' (', column_name, ')'), '')) as expectation, success
-        from {wh.table("raw", "validation_results")}
-        where load_date = @d
-    """
+    sql = _checkpoint_sql(wh.table("raw", "validation_results"), "@d")
     try:
         rows = list(client.query(sql, job_config=config).result())
     except NotFound:  # no gateway load has stored results in this dataset yet
