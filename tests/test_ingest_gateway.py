@@ -415,7 +415,8 @@ def test_bigquery_warehouse_loads_what_the_duckdb_warehouse_loads(tmp_path, monk
     from tests.bigquery_fakes import FakeClient
 
     logs = tmp_path / "logs"
-    shutil.copy(FIX / "calls.jsonl", logs.mkdir() or logs / "calls.jsonl")  # dated 2026-11-01
+    logs.mkdir()
+    shutil.copy(FIX / "calls.jsonl", logs / "calls.jsonl")  # dated 2026-11-01
     (logs / "pii.jsonl").write_text("\n".join(_pii_records()) + "\n")  # 2026-11-01
     _day_file(logs, "2026-11-02", ["b1", "b2", "b1"])  # one duplicate
     paths = sorted(logs.iterdir())
@@ -479,16 +480,14 @@ def test_bigquery_warehouse_loads_what_the_duckdb_warehouse_loads(tmp_path, monk
         cols = ", ".join(f"{f.name}::TIMESTAMP as {f.name}" if pa.types.is_timestamp(f.type)
                          else f.name for f in sent.schema)
         con.register("sent", sent)
-        mine = (f"select {', '.join(sent.column_names)} from wh.raw.{table} where load_date = ?"
+        mine = (f"select {', '.join(sent.column_names)} from wh.raw.{table} "
+                f"where load_date = DATE '{d.isoformat()}'"
                 + (" and source = 'gateway'" if table in table_of.values() else ""))
         theirs = f"select {cols} from sent"
         for a, b in ((mine, theirs), (theirs, mine)):
-            params = [d] if a is mine else []
-            params += [d] if b is mine else []
-            diff = con.execute(f"select count(*) from ({a} except all {b})", params).fetchall()
-            diff = diff[0][0]
+            diff = con.execute(f"select count(*) from ({a} except all {b})").fetchall()[0][0]
             assert diff == 0, f"{job}: {diff} row(s) differ from raw.{table} of {d}"
-        assert con.execute(f"select count(*) from ({mine})", [d]).fetchall() == [
+        assert con.execute(f"select count(*) from ({mine})").fetchall() == [
             (sent.num_rows,)], job
         checked.add(table)
         con.unregister("sent")
