@@ -1,11 +1,12 @@
 """Publish staged gateway partitions into a DuckDB warehouse, atomically.
 
-One load date is one transaction: delete that load_date from raw.gateway_calls, and that
-load_date's rows of this sink's ``source`` (``'gateway'``) from raw.quarantine and
-raw.pii_redactions (billing and evals loads write their own ``source`` values into those shared
-tables for the same dates: a gateway rerun must not wipe them), insert the staged rows, commit. A failure or a killed process at any
-point leaves the previous partition as it was (DuckDB's write-ahead log rolls back an
-uncommitted transaction on the next open).
+One load (all its load dates, a 120-day backfill included) is one transaction: delete those
+load dates from raw.gateway_calls, and their rows of this sink's ``source`` (``'gateway'``)
+from raw.quarantine and raw.pii_redactions (billing and evals loads write their own ``source``
+values into those shared tables for the same dates: a gateway rerun must not wipe them),
+insert the staged rows, commit. A failure or a killed process at any point leaves the
+previous partitions as they were (DuckDB's write-ahead log rolls back an uncommitted
+transaction on the next open).
 """
 
 from __future__ import annotations
