@@ -355,3 +355,33 @@ def test_gx_import_waits_for_duckdb_to_be_busy(monkeypatch):
     started, statement_over = calls[0]
     assert not statement_over and started - t0 >= 0.2
     con.close()
+
+
+def test_line_pass_keeps_only_odd_lines_text(tmp_path: Path) -> None:
+    """native.line_pass (pass 1; bench/ingest.py's floor times it alone): one row per line in
+    file order; a record whose key list is a known-good one keeps no text, a blank line is
+    marked, anything else (not JSON, not an object, an unknown field, a key list not in the
+    sample) keeps its text for the exact read."""
+    good = {"request_id": "r1", "timestamp": "2026-11-01T10:00:00Z", "provider": "openai",
+            "model": "gpt-4o", "input_tokens": 1, "output_tokens": 1}
+    lines = [
+        json.dumps(good),
+        "",
+        "not json",
+        "[1, 2]",
+        json.dumps({**good, "debug": "x"}),  # unknown field
+        json.dumps(dict(reversed(list(good.items())))),  # known keys, unsampled order
+        json.dumps({**good, "request_id": "r2"}),
+    ]
+    path = tmp_path / "lines.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    con = duckdb.connect()
+    source = native._lines_source(path)
+    key_hashes = con.execute(
+        f"select distinct hash(json_keys(line)) from ({source}) where line = ?", [lines[0]]
+    ).fetchall()
+    native.line_pass(con, source, [h for (h,) in key_hashes], "lp")
+    assert con.execute("select kind, line from lp order by rowid").fetchall() == [
+        (0, None), (1, None), (2, lines[2]), (2, lines[3]), (2, lines[4]), (2, lines[5]),
+        (0, None),
+    ]

@@ -212,6 +212,27 @@ def _records_view(con, path: Path, into: str) -> None:
     )
 
 
+def line_pass(con, source: str, good: list[int], into: str) -> None:
+    """Pass 1 of the two-pass read into TEMP table ``into`` (kind, line), one row per line in
+    file order: kind 0 an ordinary record (its key list is a known-good one; its text is not
+    kept), 1 a blank line, 2 an odd line (kept with its text). ``bench/ingest.py`` times this
+    same statement on its own (the floor)."""
+    con.execute(
+        f"""
+        create or replace temp table {_ident(into)} as
+        select kind, case when kind = 2 then line end as line from (
+            select line,
+                   (case when ks is null then
+                             case when trim(coalesce(line, '')) = '' then 1 else 2 end
+                         when len(ks) = 0 or not list_contains({_hash_list(good)}, hash(ks))
+                             then 2
+                         else 0 end)::UTINYINT as kind
+            from (select line, try(json_keys(line)) as ks from ({source}))
+        )
+        """
+    )
+
+
 def _read_json_lines(con, path: Path, into: str, source: str, good: list[int]):
     """The two-pass read of a JSON-lines file (returns a ``readers.PositionalRead``).
 
@@ -222,21 +243,8 @@ def _read_json_lines(con, path: Path, into: str, source: str, good: list[int]):
     statement. The odd lines are read the exact way into ``{into}_fix``, whose rows replace
     the view's rows at their positions. Falls back to the exact single pass when a blank line
     lies between records (positions would no longer be line numbers) or odd lines are many."""
-    goods = _hash_list(good)
     lines = f"{into}_lines"
-    con.execute(
-        f"""
-        create or replace temp table {_ident(lines)} as
-        select kind, case when kind = 2 then line end as line from (
-            select line,
-                   (case when ks is null then
-                             case when trim(coalesce(line, '')) = '' then 1 else 2 end
-                         when len(ks) = 0 or not list_contains({goods}, hash(ks)) then 2
-                         else 0 end)::UTINYINT as kind
-            from (select line, try(json_keys(line)) as ks from ({source}))
-        )
-        """
-    )
+    line_pass(con, source, good, lines)
     records, odd, last_record, first_blank = con.execute(
         f"""
         select count(*) filter (where kind <> 1), count(*) filter (where kind = 2),

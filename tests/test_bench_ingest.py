@@ -1,0 +1,31 @@
+"""bench/ingest.py runs end to end on a small generated file (a smoke run, not a timing: the
+figures are printed by ``make bench``): its three children succeed, the real command loads
+what the generator wrote, and every figure the closing notes quote is printed."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+
+from tests.conftest import REPO_ROOT
+
+
+def test_ingest_bench_smoke_run_prints_every_figure() -> None:
+    out = subprocess.run(
+        [sys.executable, "bench/ingest.py", "--rows", "3000", "--repeat", "1", "--memory"],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=600,
+        env={**os.environ, "GX_ANALYTICS_ENABLED": "False"},
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    text = out.stdout
+    # 3,000 records + 6 bad or duplicate lines: 5 quarantined, 1 duplicate, none lost
+    assert "(3,000 loaded, 5 quarantined, 1 duplicates;" in text, text
+    assert "(3,006 rows, ignore_errors=true" in text, text
+    for label in ("bare read_json into a table", "tokenbook ingest gateway", "ratio",
+                  "floor", "checkpoint (GX)", "ingest stages (s)", "peak RSS tokenbook ingest"):
+        assert re.search(rf"^{re.escape(label)}\s*:", text, re.M), (label, text)
+    ratio = re.search(r"^ratio\s*:\s*([\d.]+)x wall", text, re.M)
+    floor = re.search(r"^floor\s*:.*= ([\d.]+)x wall", text, re.M)
+    assert ratio and floor and float(ratio.group(1)) > 0 and float(floor.group(1)) > 0, text
