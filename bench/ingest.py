@@ -12,7 +12,7 @@ exactly that child from ``wait4``):
 - ``ingest``: the real command, ``tokenbook ingest gateway FILE --date D --warehouse duckdb:///...``
   (parse, validate, dedupe, redact, pseudonymise, publish into a DuckDB file, Great
   Expectations checkpoint), with ``--report-json`` for its stage timings;
-- ``floor``: the bare read plus only the work no implementation of the issue can skip:
+- ``floor``: the bare read plus only the work no implementation on DuckDB's reader can skip:
   tokenbook's line pass (``native.line_pass``: every line's key list, for the unknown fields
   the format keeps and DuckDB's ``read_json`` cannot return) and the import of Great
   Expectations in a thread (the checkpoint needs it). Nothing is validated, deduplicated or
@@ -261,7 +261,7 @@ def main() -> None:
     fl_s, fl_cpu = med(floors, "seconds"), med(floors, "cpu_seconds")
     print(f"floor                       : {fl_s:6.2f} s wall, {fl_cpu:6.2f} s CPU = "
           f"{fl_s / bare_s:.2f}x wall, {fl_cpu / bare_cpu:.2f}x CPU: the bare read plus only "
-          "what no implementation of the issue can skip (the line pass for unknown fields, "
+          "what no implementation on DuckDB's reader can skip (the line pass for unknown fields, "
           "GX's import in a thread); the checkpoint run, typing, rules, dedupe, redaction and "
           "staging all come on top")
     print(f"checkpoint (GX)             : {ck:6.2f} s  = {ck / ing_s:.0%} of ingest wall; "
