@@ -30,7 +30,7 @@ def resolve(warehouse: str | None = None, **overrides: object) -> tuple[Settings
         raise typer.BadParameter(str(exc)) from exc
 
 
-def fail(message: str, code: int = 1) -> typer.Exit:
+def fail(message: str, code: int = 1) -> typer.Exit:  # code: see tokenbook/exitcodes.py
     """Print an error for a person (what went wrong, what to do) and return Exit to raise."""
     typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
     return typer.Exit(code)
