@@ -130,6 +130,17 @@ def shared_publish_script(dataset: str, stage: dict[str, str]) -> str:
     return "\n".join(lines)
 
 
+def partition_rows_sql(table: str, column: str = "_PARTITIONDATE", where: str = "") -> str:
+    """Rows per partition of ``table`` for ``@load_dates`` (ARRAY<DATE>), filtered on the
+    partitioning ``column`` (so only those partitions are read); ``where`` adds a condition
+    (e.g. ``vendor = @vendor``)."""
+    extra = f" AND {where}" if where else ""
+    return (
+        f"SELECT {column} AS load_date, COUNT(*) AS row_count FROM `{table}` "
+        f"WHERE {column} IN UNNEST(@load_dates){extra} GROUP BY load_date"
+    )
+
+
 def partition_id(load_date: date) -> str:
     return load_date.strftime("%Y%m%d")
 
@@ -305,6 +316,30 @@ class BigQuerySink:
 
     # published rows cannot be read back through the staging connection
     calls_table = None
+
+    def partition_rows(self, con, load_dates: list[date]) -> dict[date, int]:
+        """Rows ``gateway_calls`` holds now for each of ``load_dates``: ONE query job before
+        any WRITE_TRUNCATE load job (the shrink guard, ``ingestion/guard.py``). It reads only
+        those partitions (``_PARTITIONDATE``, pruned); a table not created yet holds none."""
+        from google.api_core import exceptions as gexc
+        from google.cloud import bigquery
+
+        dates = sorted(set(load_dates))
+        params = [bigquery.ArrayQueryParameter("load_dates", "DATE", dates)]
+        try:
+            job = self.client.query(
+                partition_rows_sql(f"{self.dataset}.gateway_calls"),
+                job_config=bigquery.QueryJobConfig(query_parameters=params),
+                location=self.location,
+            )
+            return {row[0]: int(row[1]) for row in job.result()}
+        except gexc.NotFound:
+            return {}
+        except Exception as exc:
+            raise BigQueryLoadError(
+                f"cannot count the rows gateway_calls holds for "
+                f"{', '.join(d.isoformat() for d in dates)} before replacing them: {exc}"
+            ) from exc
 
     def replace_partitions(self, con, load_dates: list[date], staged: schema.PartitionTables,
                            progress: Callable[[int, int, str], None] | None = None) -> None:

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+from ingestion import guard
 from ingestion.audit import FileTotals
 from ingestion.billing import redaction
 from ingestion.gateway.schema import LOAD_AUDIT_COLUMNS, QUARANTINE_COLUMNS, duckdb_ddl
@@ -61,6 +62,12 @@ class EvalsError(Exception):
 
 class EvalsFileError(EvalsError):
     """A file that cannot be read as a whole; the message names the file (and column)."""
+
+
+class EvalsLoadRefused(guard.LoadRefused, EvalsError):
+    """A delivery with no valid eval line: nothing was published, the files are in
+    raw.load_audit with status ``refused``. (A load replaces only the evals it brings, so a
+    valid delivery never shrinks what is loaded.)"""
 
 
 @dataclass(frozen=True)
@@ -238,12 +245,14 @@ def ensure_tables(con) -> None:
     con.execute(duckdb_ddl("raw.load_audit", LOAD_AUDIT_COLUMNS))
 
 
-def ingest_evals(con, paths: Iterable[str | Path], *, load_date: date | None = None) -> EvalsLoad:
+def ingest_evals(con, paths: Iterable[str | Path], *, load_date: date | None = None,
+                 replace: bool = False) -> EvalsLoad:
     """Validate and publish eval files into ``raw.evals`` on the DuckDB connection ``con``.
 
     ``load_date`` is the run's date (Airflow ``ds``); by default the latest valid eval_date the
     files hold (never the clock). Raises EvalsFileError for an unreadable file or a missing
-    required column, EvalsError when nothing can be dated.
+    required column, EvalsError when nothing can be dated, EvalsLoadRefused when no line is
+    valid (``replace`` confirms such a load: its lines are then quarantined).
     """
     files = expand_paths(paths)
     started = datetime.now(UTC).replace(tzinfo=None)  # audit metadata only, never logic
@@ -260,9 +269,15 @@ def ingest_evals(con, paths: Iterable[str | Path], *, load_date: date | None = N
                 "select max(eval_date) from _evals_typed where reason is null"
             ).fetchone()[0]
             if load_date is None:
+                top = con.execute(
+                    "select reason, count(*) from _evals_typed group by reason "
+                    "order by count(*) desc, reason limit 2"
+                ).fetchall()
+                what = ("; ".join(f"{n:,} line(s): {r}" for r, n in top) if top
+                        else "the files hold no eval line")
                 raise EvalsError(
-                    f"no valid eval line to date the load by in {', '.join(map(str, files))}; "
-                    "pass --date YYYY-MM-DD"
+                    f"no valid eval line in {', '.join(map(str, files))} ({what}); nothing was "
+                    "loaded: check the file (an empty or broken export?)"
                 )
         key = ", ".join(KEY)
         con.execute("drop table if exists _evals_checked")
@@ -277,13 +292,14 @@ def ingest_evals(con, paths: Iterable[str | Path], *, load_date: date | None = N
             from _evals_typed
             """
         )
-        return _publish(con, files, load_date, started)
+        return _publish(con, files, load_date, started, replace)
     finally:
         for t in (*tmp, "_evals_typed", "_evals_checked"):
             con.execute(f"drop table if exists {t}")
 
 
-def _publish(con, files: list[Path], load_date: date, started: datetime) -> EvalsLoad:
+def _publish(con, files: list[Path], load_date: date, started: datetime,
+             replace: bool = False) -> EvalsLoad:
     red = redaction.for_duckdb()
     ld = f"DATE '{load_date}'"
     counts = {
@@ -301,6 +317,33 @@ def _publish(con, files: list[Path], load_date: date, started: datetime) -> Eval
         read, loaded, quarantined, dup = counts.get(i, (0, 0, 0, 0))
         result.files.append(FileAudit(str(path), read, loaded, quarantined, dup))
     finished = datetime.now(UTC).replace(tzinfo=None)
+    audit_sql = (
+        f"insert into raw.load_audit ({', '.join(c for c, _, _ in LOAD_AUDIT_COLUMNS)}) "
+        f"values ({', '.join('?' * len(LOAD_AUDIT_COLUMNS))})"
+    )
+
+    def audit_rows(status: str) -> list[tuple]:
+        return [
+            (result.load_id, SOURCE, f.source_file, load_date, f.rows_read, f.rows_loaded,
+             f.rows_quarantined, f.rows_duplicate, started, finished, status)
+            for f in result.files
+        ]  # fmt: skip
+
+    if result.rows_loaded == 0 and not replace:
+        ensure_tables(con)
+        held = con.execute(
+            "select count(*) from raw.evals where load_date = ?", [load_date]
+        ).fetchone()[0]
+        con.executemany(audit_sql, audit_rows(guard.REFUSED))
+        top = con.execute(
+            "select reason, count(*) from _evals_checked where reason is not null "
+            "group by reason order by count(*) desc, reason limit 2"
+        ).fetchall()
+        hint = "; ".join(f"{n:,} line(s): {r}" for r, n in top)
+        raise EvalsLoadRefused(
+            [guard.Shrink(f"evals {load_date.isoformat()}", int(held), 0)],
+            f"Lines rejected: {hint}." if hint else "The files hold no eval line.",
+        )
     cols = ", ".join(c for c, _, _ in EVALS_COLUMNS)
     file_list = ", ".join(_q(str(p)) for p in files)
     con.execute("begin transaction")
@@ -330,15 +373,7 @@ def _publish(con, files: list[Path], load_date: date, started: datetime) -> Eval
                        {red.redact_sql("raw_line")}
                 from _evals_checked where reason is not null order by file_idx, source_line"""
         )
-        con.executemany(
-            f"insert into raw.load_audit ({', '.join(c for c, _, _ in LOAD_AUDIT_COLUMNS)}) "
-            f"values ({', '.join('?' * len(LOAD_AUDIT_COLUMNS))})",
-            [
-                (result.load_id, SOURCE, f.source_file, load_date, f.rows_read, f.rows_loaded,
-                 f.rows_quarantined, f.rows_duplicate, started, finished, "loaded")
-                for f in result.files
-            ],
-        )  # fmt: skip
+        con.executemany(audit_sql, audit_rows("loaded"))
         con.execute("commit")
     except BaseException:
         con.execute("rollback")

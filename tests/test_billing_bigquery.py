@@ -21,9 +21,13 @@ FIX = Path(__file__).parent / "fixtures" / "billing"
 
 
 class RecordingClient:
-    def __init__(self, fail_query: bool = False):
+    """``held``: what the count query before the load answers, (load_date, rows) rows."""
+
+    def __init__(self, fail_query: bool = False, held: list[tuple] | None = None):
         self.loads: list[tuple[str, bigquery.LoadJobConfig, object]] = []
         self.queries: list[tuple[str, bigquery.QueryJobConfig]] = []
+        self.counts: list[tuple[str, bigquery.QueryJobConfig]] = []
+        self.held = held or []
         self.deleted: list[str] = []
         self.fail_query = fail_query
         self.create_dataset = mock.Mock()
@@ -35,8 +39,12 @@ class RecordingClient:
         return mock.Mock()
 
     def query(self, sql, job_config, location):
-        self.queries.append((sql, job_config))
         job = mock.Mock()
+        if sql.startswith("SELECT"):  # the shrink guard's count, before anything is loaded
+            self.counts.append((sql, job_config))
+            job.result.return_value = list(self.held)
+            return job
+        self.queries.append((sql, job_config))
         if self.fail_query:
             job.result.side_effect = RuntimeError("Transaction aborted")
         return job

@@ -301,10 +301,18 @@ def test_errors_name_the_file_and_the_column(tmp_path):
         _ingest([tmp_path / "empty"], s, date=LOAD)
     with pytest.raises(ReaderError, match="no file matches"):
         _ingest([str(tmp_path / "*.parquet")], s, date=LOAD)
+    # a file that is not JSON is named as such (issue 21: it used to get "pass --date", which
+    # led to an empty load); a JSON-lines file with no valid record says so, without --date
     undatable = tmp_path / "undatable.jsonl"
     undatable.write_text("not json\n")
-    with pytest.raises(IngestError, match="undatable.jsonl.*pass --date"):
+    with pytest.raises(ReaderError, match="undatable.jsonl is a text file .*JSON lines") as e:
         _ingest([undatable], s)
+    assert "--date" not in str(e.value)
+    invalid = tmp_path / "invalid.jsonl"
+    invalid.write_text('{"request_id": "x"}\n{"request_id": "y", "timestamp": "soon"}\n')
+    with pytest.raises(IngestError, match="invalid.jsonl has no valid record .2 records") as e:
+        _ingest([invalid], s)
+    assert "--date" not in str(e.value)
     # nothing was published by any of these
     assert _query(s, "select count(*) from raw.load_audit") == [(0,)]
 

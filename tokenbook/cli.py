@@ -2,21 +2,188 @@
 
 Heavy libraries (dbt, prophet, airflow, great_expectations) are imported inside the
 commands, so ``tokenbook --help`` stays fast.
+
+Every failure ends in a sentence, in ONE place (:class:`TokenbookGroup`): an error a user can
+cause (a refused file, a locked warehouse, missing BigQuery credentials) prints what to do and
+exits with its code from ``tokenbook/exitcodes.py``; anything unexpected prints one line and
+the path of a log file holding the traceback, and exits ``INTERNAL`` (70). ``--debug`` (or
+``TOKENBOOK_DEBUG=1``) prints the traceback instead.
 """
 
 from __future__ import annotations
 
-import typer
+import os
+import sys
+import traceback
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
 
+import typer
+from typer.core import TyperGroup
+
+from tokenbook import exitcodes
 from tokenbook.commands import demo, export, forecast, ingest, pipeline, prices, report, transform
+
+BIGQUERY_CREDENTIALS = (
+    "no BigQuery credentials: set TOKENBOOK_BQ_KEYFILE to a service-account key file, or run "
+    "`gcloud auth application-default login` (or set GOOGLE_APPLICATION_CREDENTIALS); "
+    "nothing was read or written"
+)
+
+
+def _chain(exc: BaseException):
+    """The exception and its causes, outermost first."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        yield exc
+        exc = exc.__cause__ or exc.__context__
+
+
+def explain(exc: BaseException) -> tuple[int, str] | None:
+    """(exit code, sentence) for an error a user can cause, or None for a bug."""
+    from tokenbook.warehouse import WarehouseError, is_lock_error, lock_message
+
+    chain = list(_chain(exc))
+    names = {type(e).__name__ for e in chain}
+    if names & {"DefaultCredentialsError", "RefreshError"} or any(
+        "cannot create a BigQuery client" in str(e) for e in chain
+    ):
+        return exitcodes.CONFIG_INVALID, BIGQUERY_CREDENTIALS
+    for e in chain:
+        if is_lock_error(e):
+            return exitcodes.INPUT_REFUSED, lock_message(_locked_path(e), e)
+    refused = {
+        "ReaderError", "IngestError", "LoadRefused", "BillingError", "BillingFileError",
+        "BillingLoadRefused", "EvalsError", "EvalsFileError", "EvalsLoadRefused", "SniffError",
+        "BigQueryLoadError",
+    }  # fmt: skip
+    for e in chain:
+        if isinstance(e, WarehouseError) or type(e).__name__ in refused:
+            return exitcodes.INPUT_REFUSED, str(e)
+    for e in chain:
+        if type(e).__name__ in ("BadGzipFile", "error") and "compress" in str(e).lower():
+            return exitcodes.INPUT_REFUSED, f"a compressed input file is damaged: {e}"
+    return None
+
+
+def _locked_path(exc: BaseException) -> str:
+    text = str(exc)
+    start = text.find('file "')
+    return text[start + 6 : text.find('"', start + 6)] if start >= 0 else "(the warehouse)"
+
+
+def log_dir() -> Path:
+    """Where error logs go: ``$TOKENBOOK_LOG_DIR``, else ``logs/`` under the output folder
+    (``$TOKENBOOK_OUT_DIR``, default ``out``)."""
+    explicit = os.environ.get("TOKENBOOK_LOG_DIR")
+    if explicit:
+        return Path(explicit)
+    return Path(os.environ.get("TOKENBOOK_OUT_DIR") or "out") / "logs"
+
+
+def write_error_log(exc: BaseException, argv: list[str]) -> Path:
+    folder = log_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    path = folder / f"error-{stamp}-{os.getpid()}.log"
+    body = "".join(traceback.format_exception(exc))
+    path.write_text(f"tokenbook {_version()}\ncommand: tokenbook {' '.join(argv)}\n\n{body}")
+    return path.resolve()
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("tokenbook")
+    except PackageNotFoundError:  # pragma: no cover - running from a source tree
+        return "unknown"
+
+
+def plain_output() -> None:
+    """Output that reads well in a pipe or a log file: no hard wrap at 80 columns (rich
+    takes the width from COLUMNS when the output is not a terminal), no colour when NO_COLOR
+    is set or the output is not a terminal (rich and click honour both), dbt without colour."""
+    if not sys.stdout.isatty() and "COLUMNS" not in os.environ:
+        os.environ["COLUMNS"] = "1000"
+        # typer's own help and usage-error panels stay at a readable width
+        import typer.rich_utils
+
+        if typer.rich_utils.MAX_WIDTH is None:
+            typer.rich_utils.MAX_WIDTH = 100
+    if os.environ.get("NO_COLOR") or not sys.stdout.isatty():
+        os.environ.setdefault("DBT_USE_COLORS", "false")
+
+
+class TokenbookGroup(TyperGroup):
+    """The root group: runs every command inside the one error handler (see the module
+    docstring). It is what ``typer.testing.CliRunner`` invokes too."""
+
+    def invoke(self, ctx: typer.Context):
+        plain_output()
+        try:
+            return super().invoke(ctx)
+        except (typer.Exit, typer.Abort, typer.exceptions.TyperException):
+            raise
+        except KeyboardInterrupt:
+            typer.echo("interrupted: nothing more was written", err=True)
+            raise typer.Exit(130) from None
+        except Exception as exc:
+            debug = bool(ctx.params.get("debug")) or os.environ.get("TOKENBOOK_DEBUG") == "1"
+            if debug:
+                traceback.print_exception(exc, file=sys.stderr)
+            known = explain(exc)
+            if known is not None:
+                code, message = known
+                typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+                raise typer.Exit(code) from None
+            if debug:
+                raise typer.Exit(exitcodes.INTERNAL) from None
+            log = write_error_log(exc, sys.argv[1:])
+            first = (str(exc).strip().splitlines() or [""])[0][:200]
+            typer.secho(
+                f"error: unexpected {type(exc).__name__}: {first} (a bug in tokenbook or an "
+                f"unforeseen input; details in {log}, rerun with --debug to see them here)",
+                fg=typer.colors.RED,
+                err=True,
+            )
+            raise typer.Exit(exitcodes.INTERNAL) from None
+
 
 app = typer.Typer(
     name="tokenbook",
-    help="AI FinOps pipeline: attribute, price, reconcile and forecast LLM spend.",
+    cls=TokenbookGroup,
+    help="AI FinOps pipeline: attribute, price, reconcile and forecast LLM spend.\n\n"
+    "Examples: tokenbook run --demo  |  tokenbook ingest gateway logs/ && tokenbook transform",
     no_args_is_help=True,
     add_completion=False,
-    pretty_exceptions_show_locals=False,
+    pretty_exceptions_enable=False,
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"tokenbook {_version()}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", help="Print the version and exit.", callback=_print_version,
+                     is_eager=True),
+    ] = False,
+    debug: Annotated[
+        bool,
+        typer.Option("--debug", help="On an unexpected error, print the traceback (else it "
+                     "goes to a log file under out/logs). Env: TOKENBOOK_DEBUG=1."),
+    ] = False,
+) -> None:
+    """AI FinOps pipeline: attribute, price, reconcile and forecast LLM spend."""
+
 
 app.command("demo-data")(demo.demo_data)
 app.add_typer(ingest.app, name="ingest")

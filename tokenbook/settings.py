@@ -32,6 +32,8 @@ class Settings:
     variance_threshold: float = 0.02
     # Anomaly interval level.
     anomaly_level: float = 0.99
+    # How long an ingest waits for another process's lock on the DuckDB warehouse file.
+    lock_wait_seconds: float = 30.0
 
     @property
     def is_dev_key(self) -> bool:

@@ -1,7 +1,8 @@
 """Warehouse URLs and connections.
 
-``duckdb:///relative/path.duckdb`` (relative to the working directory),
-``duckdb:////absolute/path.duckdb``, or ``bigquery://PROJECT/DATASET_PREFIX``.
+``duckdb:///relative/path.duckdb`` (relative to the working directory: three slashes),
+``duckdb:////absolute/path.duckdb`` (four slashes), or ``bigquery://PROJECT/DATASET_PREFIX``.
+``Warehouse.location`` is what was actually opened (the absolute file), for messages.
 
 Layers map to DuckDB schemas ``raw``, ``staging``, ``marts`` in one file, and to
 BigQuery datasets ``<prefix>_raw``, ``<prefix>_staging``, ``<prefix>_marts``.
@@ -9,6 +10,8 @@ BigQuery datasets ``<prefix>_raw``, ``<prefix>_staging``, ``<prefix>_marts``.
 
 from __future__ import annotations
 
+import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -20,12 +23,44 @@ class WarehouseError(ValueError):
     """A warehouse URL that cannot be used; the message says what to write instead."""
 
 
+class WarehouseLocked(WarehouseError):
+    """Another process holds the DuckDB file (DuckDB allows one writer process)."""
+
+
+_PID = re.compile(r"\(PID (\d+)\)")
+
+
+def lock_message(path, exc: BaseException, waited: float = 0.0) -> str:
+    """One sentence for a DuckDB "Could not set lock" error: who holds the file (the PID when
+    DuckDB's message gives it) and what to do."""
+    m = _PID.search(str(exc))
+    who = f"another process (PID {m[1]})" if m else "another process"
+    wait = f" (waited {waited:.0f} s)" if waited else ""
+    return (
+        f"the warehouse {Path(path).resolve()} is in use by {who}, probably another tokenbook "
+        f"command writing it{wait}. Wait for it to finish and run again; ingest waits up to "
+        "TOKENBOOK_LOCK_WAIT_SECONDS (setting lock_wait_seconds) for the lock."
+    )
+
+
+def is_lock_error(exc: BaseException) -> bool:
+    return "Could not set lock on file" in str(exc)
+
+
 @dataclass(frozen=True)
 class Warehouse:
     kind: Literal["duckdb", "bigquery"]
     path: Path | None = None  # duckdb file
     project: str | None = None  # bigquery project
     prefix: str | None = None  # bigquery dataset prefix
+
+    @property
+    def location(self) -> str:
+        """What is opened, for messages: the DuckDB file's absolute path, or the BigQuery
+        project and dataset prefix."""
+        if self.kind == "duckdb":
+            return str(Path(self.path).resolve())
+        return f"BigQuery project {self.project}, datasets {self.prefix}_*"
 
     @property
     def url(self) -> str:
@@ -70,8 +105,11 @@ def parse_warehouse(url: str) -> Warehouse:
     )
 
 
-def connect_duckdb(wh: Warehouse, read_only: bool = False):
-    """Open the DuckDB file (creating its folder) with the layer schemas present."""
+def connect_duckdb(wh: Warehouse, read_only: bool = False, wait_seconds: float = 0.0):
+    """Open the DuckDB file (creating its folder) with the layer schemas present.
+
+    When another process holds the file, retry for up to ``wait_seconds`` (ingest passes the
+    ``lock_wait_seconds`` setting), then raise :class:`WarehouseLocked` saying who holds it."""
     import duckdb
 
     if wh.kind != "duckdb":
@@ -79,7 +117,18 @@ def connect_duckdb(wh: Warehouse, read_only: bool = False):
     assert wh.path is not None
     if not read_only:
         wh.path.parent.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect(str(wh.path), read_only=read_only)
+    start = time.monotonic()
+    while True:
+        try:
+            con = duckdb.connect(str(wh.path), read_only=read_only)
+            break
+        except duckdb.IOException as exc:
+            waited = time.monotonic() - start
+            if not is_lock_error(exc):
+                raise
+            if waited >= wait_seconds:
+                raise WarehouseLocked(lock_message(wh.path, exc, waited)) from exc
+            time.sleep(min(0.5, max(0.05, wait_seconds - waited)))
     if not read_only:
         for layer in LAYERS:
             con.execute(f"create schema if not exists {layer}")

@@ -24,7 +24,14 @@ import uuid
 from datetime import timedelta
 from pathlib import Path
 
-from ingestion.bigquery import BigQueryLoadError, bq_schema, export_parquet, make_client
+from ingestion.bigquery import (
+    BigQueryLoadError,
+    BigQuerySink,
+    bq_schema,
+    export_parquet,
+    make_client,
+    partition_rows_sql,
+)
 from ingestion.billing.loader import StagedBilling
 from ingestion.billing.schema import BILLING_LINES_COLUMNS
 from ingestion.gateway.schema import (
@@ -115,6 +122,42 @@ class BigQueryBillingSink:
     @property
     def dataset(self) -> str:
         return f"{self.project}.{self.prefix}_raw"
+
+    def partition_rows(self, con, vendor: str, load_dates: list) -> dict:
+        """Lines ``billing_lines`` holds now for ``vendor`` on each of ``load_dates``: ONE
+        query job before anything is loaded (the shrink guard, ``ingestion/guard.py``); the
+        table is partitioned by ``load_date``, so only those partitions are read. A table
+        not created yet holds none."""
+        from google.api_core import exceptions as gexc
+        from google.cloud import bigquery
+
+        dates = sorted(set(load_dates))
+        params = [
+            bigquery.ScalarQueryParameter("vendor", "STRING", vendor),
+            bigquery.ArrayQueryParameter("load_dates", "DATE", dates),
+        ]
+        try:
+            job = self.client.query(
+                partition_rows_sql(f"{self.dataset}.billing_lines", "load_date",
+                                   "vendor = @vendor"),
+                job_config=bigquery.QueryJobConfig(query_parameters=params),
+                location=self.location,
+            )
+            return {row[0]: int(row[1]) for row in job.result()}
+        except gexc.NotFound:
+            return {}
+        except Exception as exc:
+            raise BigQueryLoadError(
+                f"cannot count the {vendor} billing lines held for "
+                f"{', '.join(map(str, dates))} before replacing them: {exc}"
+            ) from exc
+
+    def append_audit(self, con, staged_audit: str) -> None:
+        """Append audit rows alone (a refused load): one WRITE_APPEND load job into
+        ``load_audit``, as the gateway sink does."""
+        BigQuerySink(self.project, self.prefix, self.location, client=self.client).append_audit(
+            con, staged_audit
+        )
 
     def publish(self, con, staged: StagedBilling) -> None:
         from google.cloud import bigquery

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+from ingestion import guard
 from ingestion.audit import FileTotals
 from ingestion.billing import redaction
 from ingestion.billing.schema import (
@@ -76,6 +77,11 @@ class BillingError(Exception):
 
 class BillingFileError(BillingError):
     """A file that cannot be read as a whole; the message names the file (and column)."""
+
+
+class BillingLoadRefused(guard.LoadRefused, BillingError):
+    """The load would shrink a loaded (vendor, date) partition or holds no valid line:
+    nothing was published, the files are in raw.load_audit with status ``refused``."""
 
 
 @dataclass(frozen=True)
@@ -137,6 +143,33 @@ def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
                 seen.add(f.resolve())
                 out.append(f)
     return out
+
+
+def _check_vendor(path: Path, vendor: str) -> None:
+    """Refuse, by name, a file that is another vendor's export or gateway logs (its lines
+    would all be quarantined and the load refused as empty, without saying why)."""
+    from ingestion.sniff import SniffError, sniff
+
+    try:
+        what = sniff(path)
+    except SniffError as exc:
+        raise BillingFileError(str(exc)) from exc
+    if what.vendor and what.vendor != vendor:
+        raise BillingFileError(
+            f"{path} is {what.vendor_label}, not an export of {vendor}: pass "
+            f"--vendor {what.vendor}"
+        )
+    cols = set(what.columns)
+    if "resourceSpans" in cols or {"request_id", "timestamp"} <= cols:
+        raise BillingFileError(
+            f"{path} is gateway logs, not a billing export: load it with "
+            "`tokenbook ingest gateway`"
+        )
+    if what.kind in ("text", "binary"):
+        raise BillingFileError(
+            f"{path} is {what.describe()}; ingest billing reads the vendors' exports as JSON "
+            "(admin-API report pages), JSON lines, CSV or Parquet, optionally .gz"
+        )
 
 
 def parse_month(text: str) -> date:
@@ -259,8 +292,11 @@ def ingest_billing(
     window_days_before: int = 7,
     window_days_after: int = 1,
     sink=None,
+    replace: bool = False,
 ) -> list[LoadResult]:
     """Parse, validate and publish ``paths`` of one vendor; one LoadResult per partition.
+    ``replace`` confirms a load the shrink guard (``ingestion/guard.py``) would refuse: one
+    with no valid line, or offering under 10% of the lines a partition holds.
     ``sink`` publishes the staged run (default: DuckDBBillingSink on ``con``'s warehouse;
     ``ingestion.billing.bigquery.BigQueryBillingSink`` for BigQuery)."""
     if vendor not in VENDORS:
@@ -270,6 +306,8 @@ def ingest_billing(
     if month is not None:
         month = month.replace(day=1)
     files = expand_paths(paths)
+    for path in files:
+        _check_vendor(path, vendor)
     parser = get_parser(vendor)
     con.execute("set TimeZone='UTC'")
     started = datetime.now(UTC).replace(tzinfo=None)  # audit metadata only, never logic
@@ -314,7 +352,8 @@ def ingest_billing(
     plan = _partition_plan(con, vendor, files, load_date, month)
     try:
         return _publish(
-            con, vendor, files, plan, started, window_days_before, window_days_after, sink
+            con, vendor, files, plan, started, window_days_before, window_days_after, sink,
+            replace,
         )
     finally:
         con.execute("drop table if exists _billing_typed")
@@ -337,17 +376,37 @@ def _partition_plan(con, vendor, files, load_date, month) -> dict[tuple[date, st
     plan: dict[tuple[date, str], list[int]] = {}
     for i, path in enumerate(files):
         if i not in dated:
-            raise BillingFileError(
-                f"{path} has no line with a usage date to date the load by; "
-                "pass --date YYYY-MM-DD or --month YYYY-MM"
-            )
+            raise BillingFileError(_undatable(con, i, path))
         last_day, period = dated[i]
         key = (period, "month") if vendor in MONTHLY_VENDORS else (last_day, "window")
         plan.setdefault(key, []).append(i)
     return plan
 
 
-def _publish(con, vendor, files, plan, started, before, after, sink=None) -> list[LoadResult]:
+def _undatable(con, idx: int, path: Path) -> str:
+    """Why file ``idx`` cannot be dated, as advice that helps: --date only for a file whose
+    lines are valid but carry no usage date; an empty file or one with no valid line is
+    refused for what it is (a --date would only make the load be refused as empty)."""
+    lines, valid = con.execute(
+        "select count(*), count(*) filter (where reason is null) from _billing_typed "
+        "where file_idx = ?", [idx]
+    ).fetchone()
+    if lines == 0:
+        return f"{path} holds no billing line (an empty export?): nothing to load"
+    if valid == 0:
+        top = con.execute(
+            "select reason, count(*) from _billing_typed where file_idx = ? group by reason "
+            "order by count(*) desc, reason limit 2", [idx]
+        ).fetchall()
+        reasons = "; ".join(f"{n:,} line(s): {r}" for r, n in top)
+        return (f"{path} has no valid line ({lines:,} lines; {reasons}): nothing was loaded. "
+                "Is it the right file and --vendor?")
+    return (f"{path} has no line with a usage date to date the load by; "
+            "pass --date YYYY-MM-DD or --month YYYY-MM")
+
+
+def _publish(con, vendor, files, plan, started, before, after, sink=None,
+             replace=False) -> list[LoadResult]:
     source = f"billing_{vendor}"
     rows = ", ".join(
         f"({i}, DATE '{part_date}', {_q(rule)})"
@@ -449,6 +508,11 @@ def _publish(con, vendor, files, plan, started, before, after, sink=None) -> lis
            from _billing_checked group by file_idx order by file_idx"""
     ).fetchall()
     counted = {r[0]: r[1:] for r in per_file}
+    sink = sink or DuckDBBillingSink()
+    offered = {d: sum(counted.get(i, (0, 0))[1] for i in idxs) for (d, _), idxs in plan.items()}
+    shrinking = guard.shrinks(offered, sink.partition_rows(con, vendor, list(offered)),
+                              f"billing {vendor}")
+    status = guard.REFUSED if shrinking and not replace else "loaded"
     finished = datetime.now(UTC).replace(tzinfo=None)
     results: list[LoadResult] = []
     audit_rows = []
@@ -460,7 +524,7 @@ def _publish(con, vendor, files, plan, started, before, after, sink=None) -> lis
             result.files.append(FileAudit(str(files[i]), part_date, read, loaded, quarantined, dup))
             audit_rows.append(
                 (result.load_id, source, str(files[i]), part_date, read, loaded,
-                 quarantined, dup, started, finished, "loaded")
+                 quarantined, dup, started, finished, status)
             )  # fmt: skip
         results.append(result)
     con.execute("drop table if exists _billing_out_audit")
@@ -480,11 +544,28 @@ def _publish(con, vendor, files, plan, started, before, after, sink=None) -> lis
         audit="_billing_out_audit",
     )
     try:
-        (sink or DuckDBBillingSink()).publish(con, staged)
+        if status == guard.REFUSED:
+            sink.append_audit(con, staged.audit)
+            raise BillingLoadRefused(shrinking, _refusal_hint(con, vendor))
+        sink.publish(con, staged)
     finally:
         for t in ("lines", "quarantine", "pii", "audit"):
             con.execute(f"drop table if exists _billing_out_{t}")
     return results
+
+
+def _refusal_hint(con, vendor: str) -> str:
+    """Why the lines were rejected (the commonest reasons), since a refused load stores none:
+    every line rejected for missing columns usually means a file of another vendor."""
+    rows = con.execute(
+        "select reason, count(*) from _billing_checked where reason is not null "
+        "group by reason order by count(*) desc, reason limit 2"
+    ).fetchall()
+    if not rows:
+        return ""
+    reasons = "; ".join(f"{n:,} line(s): {r}" for r, n in rows)
+    return (f"Lines rejected: {reasons} (is this an export of {vendor}? check --vendor and "
+            "the file).")
 
 
 @dataclass(frozen=True)
@@ -508,6 +589,22 @@ _after_delete: Callable[[], None] | None = None
 
 class DuckDBBillingSink:
     """Publishes a run to the DuckDB warehouse in ONE transaction."""
+
+    def partition_rows(self, con, vendor: str, load_dates: list[date]) -> dict[date, int]:
+        """Lines raw.billing_lines holds now for ``vendor`` on each of ``load_dates``."""
+        ensure_tables(con)
+        rows = con.execute(
+            "select load_date, count(*) from raw.billing_lines "
+            "where vendor = ? and list_contains(?, load_date) group by load_date",
+            [vendor, sorted(set(load_dates))],
+        ).fetchall()
+        return {d: int(n) for d, n in rows}
+
+    def append_audit(self, con, staged_audit: str) -> None:
+        """Append audit rows alone (a refused load: nothing else is published)."""
+        ensure_tables(con)
+        cols = ", ".join(c for c, _, _ in LOAD_AUDIT_COLUMNS)
+        con.execute(f"insert into raw.load_audit ({cols}) select {cols} from {staged_audit}")
 
     def publish(self, con, staged: StagedBilling) -> None:
         dates = ", ".join(f"DATE '{d}'" for d in staged.load_dates)

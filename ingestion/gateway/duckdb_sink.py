@@ -65,6 +65,15 @@ class DuckDBSink:
     def prepare(self, con) -> None:
         ensure_raw_tables(con, self.schema)
 
+    def partition_rows(self, con, load_dates: list[date]) -> dict[date, int]:
+        """Rows raw.gateway_calls holds now for each of ``load_dates`` (absent: none)."""
+        rows = con.execute(
+            f"select load_date, count(*) from {self.schema}.gateway_calls "
+            "where list_contains(?, load_date) group by load_date",
+            [sorted(set(load_dates))],
+        ).fetchall()
+        return {d: int(n) for d, n in rows}
+
     def replace_partitions(self, con, load_dates: list[date], staged: PartitionTables,
                            progress: Callable[[int, int, str], None] | None = None) -> None:
         """Replace the partitions of all ``load_dates`` in ONE transaction (a 120-day backfill

@@ -46,6 +46,7 @@ from datetime import UTC, datetime
 from datetime import date as Date
 from pathlib import Path
 
+from ingestion import guard
 from ingestion.audit import FileTotals
 from ingestion.gateway import redact
 from ingestion.gateway.native import batchable as native_batchable
@@ -53,7 +54,7 @@ from ingestion.gateway.readers import (
     SKIP,
     PositionalRead,
     ReaderError,
-    detect_format,
+    check_file,
     expand_paths,
     get_reader,
 )
@@ -84,6 +85,11 @@ Progress = Callable[[str, int, int, str], None]
 
 class IngestError(Exception):
     """A load that cannot proceed; the message says which file and what to do."""
+
+
+class LoadRefused(guard.LoadRefused, IngestError):
+    """The load would shrink a loaded partition (or holds no valid record): nothing was
+    published, the files are in raw.load_audit with status ``refused``."""
 
 
 class ValidationFailed(IngestError):
@@ -426,7 +432,7 @@ def _open(settings):
     if wh.kind == "duckdb":
         from ingestion.gateway.duckdb_sink import DuckDBSink
 
-        con = connect_duckdb(wh)
+        con = connect_duckdb(wh, wait_seconds=settings.lock_wait_seconds)
         sink = DuckDBSink()
     else:
         import tempfile
@@ -455,6 +461,7 @@ def ingest_gateway(
     run_checkpoint: bool = True,
     max_quarantine_share: float = 0.05,
     memory_limit: str | None = "2GB",
+    replace: bool = False,
 ) -> IngestReport:
     """Load gateway-log files into the raw tables; see the module docstring.
 
@@ -463,7 +470,8 @@ def ingest_gateway(
     normally the connection and the sink come from ``settings.warehouse``.
     ``memory_limit``: DuckDB's limit on the connection this function opens (staged rows beyond
     it spill to disk); ``max_quarantine_share``: the checkpoint's per-file threshold.
-    Raises ReaderError (a missing or unreadable file, a missing Parquet column),
+    ``replace``: confirm a load that the shrink guard (``ingestion/guard.py``) would refuse.
+    Raises LoadRefused (nothing published), ReaderError (a missing or unreadable file, a missing Parquet column),
     IngestError (a file with no datable record and no ``date``), ValidationFailed.
     """
     started = datetime.now(UTC).replace(tzinfo=None)
@@ -480,7 +488,8 @@ def ingest_gateway(
     remote = tempfile.TemporaryDirectory(prefix="tokenbook-gcs-")
     try:
         return _ingest(paths, settings, date, window_days, fmt, progress, con, run_checkpoint,
-                       max_quarantine_share, memory_limit, started, timings, lap, t0, c0, remote)
+                       max_quarantine_share, memory_limit, started, timings, lap, t0, c0, remote,
+                       replace)
     finally:
         remote.cleanup()
 
@@ -503,11 +512,13 @@ def _fetch_remote(paths: Iterable[str | Path], into: Path) -> tuple[list[str | P
 
 
 def _ingest(paths, settings, date, window_days, fmt, progress, con, run_checkpoint,
-            max_quarantine_share, memory_limit, started, timings, lap, t0, c0, remote):
+            max_quarantine_share, memory_limit, started, timings, lap, t0, c0, remote,
+            replace=False):
     local, names = _fetch_remote(paths, Path(remote.name))
     files = expand_paths(local)
     source_names = [names.get(str(f), str(f)) for f in files]
-    formats = [detect_format(f) if fmt in (None, "auto") else fmt for f in files]
+    # say what each file is: a CSV, a JSON document, a billing export ... is refused by name
+    formats = [check_file(f, None if fmt in (None, "auto") else fmt) for f in files]
     readers = {name: get_reader(name) for name in set(formats)}
     before = window_days if window_days is not None else settings.window_days_before
     after = settings.window_days_after
@@ -537,34 +548,45 @@ def _ingest(paths, settings, date, window_days, fmt, progress, con, run_checkpoi
                              daemon=True).start()
         _drop(con, "_tb_typed")
         n = len(files)
-        # 1-2. read each file and type/validate it into its own table (one order-preserving
-        # statement, so a positional reader's row position is its line number)
-        union: list[str] = []
-        # Small and gzip native JSON-lines files are read together, one parallel scan of many
-        # files (a backfill of daily .jsonl.gz files); the others one by one.
-        batch = [i for i in range(n) if formats[i] == "native" and native_batchable(files[i])]
-        if len(batch) > 1:
-            if progress:
-                progress("read", 0, n, f"{len(batch)} files together")
-            with _Watch(con, progress, "read", 0, n, f"{len(batch)} files together"):
-                together = _read_batch(con, files, source_names, batch, progress, n)
-            if together is None:
-                batch = []
+        try:
+            # 1-2. read each file and type/validate it into its own table (one order-preserving
+            # statement, so a positional reader's row position is its line number)
+            union: list[str] = []
+            # Small and gzip native JSON-lines files are read together, one parallel scan of many
+            # files (a backfill of daily .jsonl.gz files); the others one by one.
+            batch = [i for i in range(n) if formats[i] == "native" and native_batchable(files[i])]
+            if len(batch) > 1:
+                if progress:
+                    progress("read", 0, n, f"{len(batch)} files together")
+                with _Watch(con, progress, "read", 0, n, f"{len(batch)} files together"):
+                    together = _read_batch(con, files, source_names, batch, progress, n)
+                if together is None:
+                    batch = []
+                else:
+                    union.append(together)
             else:
-                union.append(together)
-        else:
-            batch = []
-        done = len(batch)
-        for idx, (path, name) in enumerate(zip(files, formats, strict=True)):
-            if idx in batch:
-                continue
-            if progress:
-                progress("read", done, n, str(path))
-            with _Watch(con, progress, "read", done, n, str(path)):
-                union.append(_read_typed(con, readers[name], path, idx, source_names[idx], name))
-            done += 1
-            if progress:
-                progress("read", done, n, str(path))
+                batch = []
+            done = len(batch)
+            for idx, (path, name) in enumerate(zip(files, formats, strict=True)):
+                if idx in batch:
+                    continue
+                if progress:
+                    progress("read", done, n, str(path))
+                with _Watch(con, progress, "read", done, n, str(path)):
+                    union.append(_read_typed(con, readers[name], path, idx, source_names[idx], name))
+                done += 1
+                if progress:
+                    progress("read", done, n, str(path))
+        except Exception as exc:
+            # a damaged .gz surfaces as whatever DuckDB or gzip raised: name the file and byte
+            from ingestion.sniff import gzip_error
+
+            for f in files:
+                if f.name.lower().endswith(".gz"):
+                    broken = gzip_error(f)
+                    if broken:
+                        raise ReaderError(broken) from exc
+            raise
         con.execute("create or replace temp view _tb_typed as " + "\nunion all\n".join(union))
         lap("read_validate")
 
@@ -584,10 +606,7 @@ def _ingest(paths, settings, date, window_days, fmt, progress, con, run_checkpoi
             file_dates = {}
             for i, name in enumerate(source_names):
                 if found.get(i) is None:
-                    raise IngestError(
-                        f"{name}: no record with a parseable timestamp, so the file cannot be "
-                        "dated; pass --date YYYY-MM-DD"
-                    )
+                    raise IngestError(_undatable(con, i, name))
                 file_dates[i] = found[i]
         con.execute("create or replace temp table _tb_dates (file_idx INTEGER, load_date DATE)")
         con.executemany("insert into _tb_dates values (?, ?)", list(file_dates.items()))
@@ -685,8 +704,21 @@ def _ingest(paths, settings, date, window_days, fmt, progress, con, run_checkpoi
             for i, d, read_, loaded, quar, dup in counts
         ]
 
-        # 7. publish each load date, then the audit
+        # 7. publish each load date, then the audit; first the shrink guard: a load date
+        # offering no valid record, or under 10% of what its partition holds, is refused
         load_dates = sorted(set(file_dates.values()))
+        offered = {d: 0 for d in load_dates}
+        for f in report.files:
+            offered[f.load_date] += f.rows_loaded
+        shrinking = guard.shrinks(offered, sink.partition_rows(con, load_dates), SOURCE)
+        if shrinking and not replace:
+            _append_audit(con, sink, report, started, guard.REFUSED)
+            _drop(con, "_tb_calls", "_tb_quarantine", "_tb_pii", *staging)
+            raise LoadRefused(
+                shrinking,
+                "Rejected records, if any, are not stored either: look at the file (a broken "
+                "export, the wrong file or the wrong --date?).",
+            )
         # Row order inside a partition means nothing (every reader of raw.* orders or groups):
         # without it DuckDB inserts from all threads. (Line numbers were fixed by position
         # above, where order is kept.)
@@ -761,6 +793,28 @@ def _ingest(paths, settings, date, window_days, fmt, progress, con, run_checkpoi
     finally:
         if own_con:
             con.close()
+
+
+def _undatable(con, idx: int, name: str) -> str:
+    """Why file ``idx`` cannot be dated, as advice that helps: an empty file or one with no
+    valid record is not fixed by a --date (the load would then be refused as empty);
+    only a file whose records are valid but carry no timestamp is."""
+    records, valid = con.execute(
+        "select count(*), count(*) filter (where reason is null) from _tb_typed "
+        "where file_idx = ?", [idx]
+    ).fetchone()
+    if records == 0:
+        return f"{name} holds no record (an empty file or only blank lines): nothing to load"
+    if valid == 0:
+        top = con.execute(
+            "select reason, count(*) from _tb_typed where file_idx = ? group by reason "
+            "order by count(*) desc, reason limit 2", [idx]
+        ).fetchall()
+        reasons = "; ".join(f"{n:,} record(s): {r}" for r, n in top)
+        return (f"{name} has no valid record ({records:,} records; {reasons}): nothing was "
+                "loaded. Is it the right file, in a format ingest gateway reads?")
+    return (f"{name}: no record with a parseable timestamp, so the file cannot be dated; pass "
+            "--date YYYY-MM-DD")
 
 
 def _stage(con, settings, materialise_calls: bool = True) -> None:

@@ -75,6 +75,7 @@ import glob
 import gzip
 import importlib
 import json
+import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -189,7 +190,7 @@ def _first_record(path: Path) -> object | None:
     try:
         with opener(path, "rt", encoding="utf-8", errors="replace") as fh:
             head = fh.read(1 << 16)
-    except (OSError, EOFError) as exc:
+    except (OSError, EOFError, zlib.error) as exc:
         raise ReaderError(f"cannot read {path}: {exc}") from exc
     stripped = head.lstrip()
     if stripped.startswith("["):
@@ -224,6 +225,53 @@ def _classify_keys(keys: Iterable[str]) -> str:
     if "startTime" in keys and keys & {"spend", "response_cost", "prompt_tokens"}:
         return "litellm"
     return "native"
+
+
+#: What ``ingest gateway`` reads, for the messages that refuse a file.
+READS = (
+    "ingest gateway reads gateway logs as JSON lines (.jsonl or .ndjson, one record per line, "
+    "optionally .gz), a JSON array (.json) or Parquet, in the native, LiteLLM (also its CSV "
+    "spend logs) or OpenTelemetry (OTLP/JSON) format"
+)
+
+
+def check_file(path: Path, fmt: str | None = None) -> str:
+    """Say what ``path`` is and refuse what ``ingest gateway`` cannot read, with a sentence
+    naming the file, what it is and what the command reads (a billing export of a known
+    vendor: which command loads it). Returns the detected format (``fmt`` when given).
+
+    An empty file is not refused here: the load then holds no valid record, which the
+    pipeline refuses (and records in raw.load_audit)."""
+    from ingestion.sniff import SniffError, sniff
+
+    path = Path(path)
+    try:
+        what = sniff(path)
+    except SniffError as exc:
+        raise ReaderError(str(exc)) from exc
+    if what.vendor:
+        raise ReaderError(
+            f"{path} is {what.vendor_label}, not gateway logs: load it with "
+            f"`tokenbook ingest billing --vendor {what.vendor}`"
+        )
+    if what.kind == "empty":
+        return fmt or "native"
+    if what.kind == "csv":
+        if fmt == "litellm" or _classify_keys(what.columns) == "litellm":
+            return "litellm"
+        raise ReaderError(f"{path} is {what.describe()}; {READS}")
+    if what.kind == "json_document" and fmt != "otel" and "resourceSpans" not in what.columns:
+        raise ReaderError(
+            f"{path} is {what.describe()}; {READS}. Write one record per line "
+            "(for example `jq -c '.[]'` for an array, `jq -c .` for one object)"
+        )
+    if what.kind in ("text", "binary"):
+        raise ReaderError(f"{path} is {what.describe()}; {READS}")
+    if fmt:
+        return fmt
+    if what.kind == "parquet":
+        return _classify_keys(what.columns)
+    return detect_format(path)
 
 
 def detect_format(path: Path) -> str:

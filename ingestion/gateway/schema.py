@@ -177,6 +177,10 @@ class Sink(Protocol):
 
     calls_table: str | None
 
+    def partition_rows(self, con, load_dates: list[date]) -> dict[date, int]:
+        """Rows raw.gateway_calls holds now for each of ``load_dates`` (a date absent holds
+        none): the shrink guard (``ingestion/guard.py``) compares them with the load's."""
+
     def replace_partitions(self, con, load_dates: list[date], staged: PartitionTables,
                            progress: Callable[[int, int, str], None] | None = None) -> None:
         """Replace the ``load_dates`` partitions of raw.gateway_calls, raw.quarantine and

@@ -21,6 +21,17 @@ WarehouseOpt = Annotated[
 ]
 
 
+ReplaceOpt = Annotated[
+    bool,
+    typer.Option(
+        "--replace",
+        help="Confirm a deliberate replacement: load even when the delivery has no valid record "
+        "or would remove more than 90% of a loaded partition's rows (refused otherwise, "
+        "exit 1, nothing changed).",
+    ),
+]
+
+
 def resolve(warehouse: str | None = None, **overrides: object) -> tuple[Settings, Warehouse]:
     """Settings and parsed warehouse, or a clean CLI error saying what to fix."""
     try:

@@ -10,7 +10,8 @@ from typing import Annotated
 import typer
 
 from tokenbook.commands import ingest_billing, ingest_evals
-from tokenbook.commands.common import WarehouseOpt, fail, parse_date, resolve
+from tokenbook.commands.common import ReplaceOpt, WarehouseOpt, fail, parse_date, resolve
+from tokenbook.exitcodes import INPUT_REFUSED, QUALITY_FAILED
 
 app = typer.Typer(help="Load gateway logs and vendor bills into the raw tables.", no_args_is_help=True)
 
@@ -59,12 +60,15 @@ def gateway(
             show_default=False,
         ),
     ] = None,
+    replace: ReplaceOpt = False,
 ) -> None:
     """Load gateway logs into raw.gateway_calls (bad records into raw.quarantine), redacting PII,
     then run the Great Expectations checkpoint on each loaded partition.
 
-    Exits 1 on a missing or unreadable file or a missing required column, and 2 when the data
-    was loaded but the checkpoint failed (results in raw.validation_results)."""
+    Exits 1 when the input is refused and nothing changed (a missing, unreadable or
+    wrong-format file, a missing required column, a delivery with no valid record or one that
+    would shrink a loaded day without --replace), and 3 when the data was loaded but the
+    checkpoint failed (results in raw.validation_results)."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
@@ -102,6 +106,7 @@ def gateway(
                 )
             bar.update(tasks[stage], completed=done, label=label[-60:])
 
+        refused = None
         try:
             report = ingest_gateway(
                 paths,
@@ -110,17 +115,20 @@ def gateway(
                 window_days=window_days,
                 fmt=None if fmt == "auto" else fmt,
                 progress=progress,
+                replace=replace,
             )
             failed = None
         except ValidationFailed as exc:
             report, failed = exc.report, exc
         except (ReaderError, IngestError, BigQueryLoadError, FileNotFoundError) as exc:
-            raise fail(str(exc)) from exc
+            refused = exc  # reported once the progress display is gone
+    if refused is not None:
+        raise fail(str(refused), INPUT_REFUSED) from refused
     _print_summary(report)
     if report_json:
         _write_report_json(report, report_json)
     if failed is not None:
-        raise fail(str(failed), code=2)
+        raise fail(str(failed), code=QUALITY_FAILED)
 
 
 def report_as_dict(report) -> dict:

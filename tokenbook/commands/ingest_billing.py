@@ -9,7 +9,8 @@ from typing import Annotated
 
 import typer
 
-from tokenbook.commands.common import WarehouseOpt, fail, parse_date, resolve
+from tokenbook.commands.common import ReplaceOpt, WarehouseOpt, fail, parse_date, resolve
+from tokenbook.exitcodes import INPUT_REFUSED
 
 
 def billing(
@@ -48,10 +49,13 @@ def billing(
         ),
     ] = None,
     warehouse: WarehouseOpt = None,
+    replace: ReplaceOpt = False,
 ) -> None:
     """Load vendor billing exports (usage/cost reports, CUR, billing and cost exports) into
     raw.billing_lines: bad lines are quarantined with a reason, each partition is replaced
-    atomically, and every file gets a row in raw.load_audit."""
+    atomically, and every file gets a row in raw.load_audit. A file of another vendor, or a
+    load that would shrink a loaded partition by more than 90% without --replace, is refused
+    (exit 1, nothing changed)."""
     from ingestion.billing.loader import BillingError, ingest_billing, parse_month
     from ingestion.billing.schema import VENDORS
 
@@ -64,7 +68,7 @@ def billing(
         if wh.kind == "duckdb":
             from tokenbook.warehouse import connect_duckdb
 
-            con, sink = connect_duckdb(wh), None
+            con, sink = connect_duckdb(wh, wait_seconds=settings.lock_wait_seconds), None
         else:  # stage in an in-memory DuckDB, publish with load jobs + one transaction
             import duckdb
 
@@ -81,17 +85,12 @@ def billing(
                 window_days_before=settings.window_days_before,
                 window_days_after=settings.window_days_after,
                 sink=sink,
+                replace=replace,
             )
         finally:
             con.close()
     except BillingError as exc:
-        raise fail(str(exc)) from exc
-    except Exception as exc:
-        from ingestion.bigquery import BigQueryLoadError
-
-        if isinstance(exc, BigQueryLoadError):
-            raise fail(str(exc)) from exc
-        raise
+        raise fail(str(exc), INPUT_REFUSED) from exc
     for r in results:
         typer.echo(
             f"{vendor} load {r.load_date}: {len(r.files)} file(s), {r.rows_read} lines read, "

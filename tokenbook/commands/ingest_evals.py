@@ -9,7 +9,8 @@ from typing import Annotated
 
 import typer
 
-from tokenbook.commands.common import WarehouseOpt, fail, parse_date, resolve
+from tokenbook.commands.common import ReplaceOpt, WarehouseOpt, fail, parse_date, resolve
+from tokenbook.exitcodes import INPUT_REFUSED
 
 
 def evals(
@@ -28,10 +29,12 @@ def evals(
         ),
     ] = None,
     warehouse: WarehouseOpt = None,
+    replace: ReplaceOpt = False,
 ) -> None:
     """Load quality evals (eval_date, feature, provider, model, eval_name, score, passed,
     quality_bar, cases) into raw.evals: bad lines are quarantined with a reason, a re-load
-    replaces the evals it brings, and every file gets a row in raw.load_audit."""
+    replaces the evals it brings, and every file gets a row in raw.load_audit. A delivery with
+    no valid line is refused (exit 1) unless --replace."""
     from ingestion.evals import EvalsError, ingest_evals
 
     settings, wh = resolve(warehouse)
@@ -43,11 +46,11 @@ def evals(
         )
     from tokenbook.warehouse import connect_duckdb
 
-    con = connect_duckdb(wh)
+    con = connect_duckdb(wh, wait_seconds=settings.lock_wait_seconds)
     try:
-        result = ingest_evals(con, paths, load_date=parse_date(date_))
+        result = ingest_evals(con, paths, load_date=parse_date(date_), replace=replace)
     except EvalsError as exc:
-        raise fail(str(exc)) from exc
+        raise fail(str(exc), INPUT_REFUSED) from exc
     finally:
         con.close()
     typer.echo(

@@ -1,0 +1,223 @@
+"""Say what a file is before a loader reads it: empty, CSV, JSON lines, one JSON document,
+Parquet, or a billing export of a known vendor.
+
+A loader given the wrong file must say so in a sentence ("this is a CSV file; ingest gateway
+reads ...", "this looks like an OpenAI usage/costs export: use --vendor openai") instead of
+quarantining every line or suggesting a ``--date`` that would not help. The sniffer reads only
+the head of the file (64 KiB, decompressed for ``.gz``) and the Parquet schema, so it costs
+nothing on the hot path; :func:`gzip_error` streams a whole ``.gz`` file to find where it
+breaks, and is called only after a read failed.
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+HEAD_BYTES = 1 << 16
+
+# Billing-export signatures: (vendor, what the file is, keys or CSV columns that give it away).
+# A record (first JSON object, first result of a paged report, or a CSV header) matching every
+# key of a signature is that vendor's export.
+VENDOR_SIGNATURES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("openai", "an OpenAI usage/costs API export", ("object:page",)),
+    ("openai", "an OpenAI usage export (CSV)", ("num_model_requests", "input_cached_tokens")),
+    ("anthropic", "an Anthropic usage report", ("uncached_input_tokens",)),
+    ("anthropic", "an Anthropic cost report", ("starting_at", "cost_type")),
+    ("aws", "an AWS Cost and Usage Report (CUR 2.0)", ("line_item_usage_start_date",)),
+    ("aws", "an AWS Cost and Usage Report (legacy CUR)", ("lineItem/UsageStartDate",)),
+    ("gcp", "a Google Cloud billing export", ("usage_start_time", "invoice.month")),
+    ("gcp", "a Google Cloud billing export", ("usage_start_time", "invoice")),
+    ("azure", "an Azure cost export", ("MeterCategory", "CostInBillingCurrency")),
+    ("azure", "an Azure cost export", ("meterCategory", "costInBillingCurrency")),
+)
+
+
+class SniffError(Exception):
+    """The file cannot be read at all (missing, unreadable, a broken compressed stream);
+    the message names the file and, for a broken ``.gz``, the byte where reading failed."""
+
+
+@dataclass
+class Sniff:
+    path: Path
+    kind: str  # empty | csv | jsonl | json_document | json_array | parquet | text | binary
+    columns: list[str] = field(default_factory=list)  # CSV header / Parquet / first record keys
+    vendor: str | None = None  # billing vendor whose export this is
+    vendor_label: str = ""
+    size: int = 0
+
+    def describe(self) -> str:
+        """What the file is, as a phrase: 'a CSV file (columns a, b, c, ...)'."""
+        cols = ", ".join(self.columns[:4]) + (", ..." if len(self.columns) > 4 else "")
+        if self.vendor:
+            return self.vendor_label
+        return {
+            "empty": f"empty ({self.size} bytes)",
+            "csv": f"a CSV file (columns {cols})",
+            "json_document": "one JSON document spread over several lines, not JSON lines"
+            + (f" (keys {cols})" if cols else ""),
+            "json_array": "a JSON array",
+            "jsonl": "JSON lines" + (f" (first record's keys {cols})" if cols else ""),
+            "parquet": f"a Parquet file (columns {cols})",
+            "text": "a text file that is neither JSON nor CSV",
+            "binary": "a binary file that is not Parquet or gzip",
+        }[self.kind]
+
+
+def _is_gz(path: Path) -> bool:
+    return path.name.lower().endswith(".gz")
+
+
+def _gunzip_head(path: Path, limit: int = HEAD_BYTES) -> bytes:
+    """The first ``limit`` decompressed bytes of a gzip file (several members allowed)."""
+    out = bytearray()
+    fed = 0
+    d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    with path.open("rb") as fh:
+        while len(out) < limit:
+            chunk = fh.read(4096)
+            if not chunk:
+                break
+            try:
+                out += d.decompress(chunk, limit - len(out) + 1)
+                while d.unconsumed_tail and len(out) <= limit:
+                    out += d.decompress(d.unconsumed_tail, limit - len(out) + 1)
+                if d.eof and d.unused_data:  # the next gzip member
+                    rest = d.unused_data
+                    d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+                    out += d.decompress(rest, limit - len(out) + 1)
+            except zlib.error as exc:
+                raise SniffError(_gz_message(path, fed, len(chunk), exc)) from exc
+            fed += len(chunk)
+    return bytes(out[:limit])
+
+
+def _gz_message(path: Path, fed: int, chunk: int, exc: Exception) -> str:
+    return (
+        f"{path} is a damaged gzip file: decompression failed between byte {fed:,} and "
+        f"{fed + chunk:,} of {path.stat().st_size:,} ({exc}). Fetch the file again from its "
+        "source; nothing was loaded."
+    )
+
+
+def gzip_error(path: Path) -> str | None:
+    """Stream a whole ``.gz`` file; a message naming the file and the byte where it breaks
+    (corrupt data, a bad checksum, or a file cut short), or None when it is sound."""
+    import gzip
+
+    path = Path(path)
+    with path.open("rb") as raw, gzip.GzipFile(fileobj=raw) as gz:
+        try:
+            while gz.read(1 << 20):
+                pass
+        except EOFError as exc:
+            return (
+                f"{path} is a gzip file cut short: the compressed stream ends at byte "
+                f"{raw.tell():,} before the end of the data ({exc}). Fetch the file again from "
+                "its source; nothing was loaded."
+            )
+        except (OSError, zlib.error) as exc:  # BadGzipFile (CRC) is an OSError
+            at = raw.tell()
+            return (
+                f"{path} is a damaged gzip file: reading failed at or before byte {at:,} of "
+                f"{path.stat().st_size:,} ({exc}). Fetch the file again from its source; "
+                "nothing was loaded."
+            )
+    return None
+
+
+def head_bytes(path: Path) -> bytes:
+    """The file's first bytes, decompressed for ``.gz``; raises SniffError naming the file."""
+    path = Path(path)
+    try:
+        if _is_gz(path):
+            return _gunzip_head(path)
+        with path.open("rb") as fh:
+            return fh.read(HEAD_BYTES)
+    except FileNotFoundError as exc:
+        raise SniffError(f"file not found: {path}") from exc
+    except OSError as exc:
+        raise SniffError(f"cannot read {path}: {exc}") from exc
+
+
+def _vendor(keys: set[str]) -> tuple[str, str] | None:
+    for vendor, label, needed in VENDOR_SIGNATURES:
+        if all(k in keys for k in needed):
+            return vendor, label
+    return None
+
+
+def _keys_of(obj: object) -> set[str]:
+    """Keys of a record, with ``object:<value>`` for an OpenAI-style ``object`` field and the
+    keys of a paged report's first result (``data[0].results[0]``)."""
+    if not isinstance(obj, dict):
+        return set()
+    keys = set(obj)
+    if isinstance(obj.get("object"), str):
+        keys.add(f"object:{obj['object']}")
+    data = obj.get("data")
+    if isinstance(data, list) and data and isinstance(data[0], dict):
+        keys |= set(data[0])
+        results = data[0].get("results")
+        if isinstance(results, list) and results and isinstance(results[0], dict):
+            keys |= set(results[0])
+    return keys
+
+
+def sniff(path: Path) -> Sniff:
+    """What ``path`` is (see the module docstring). Raises SniffError for a file that cannot
+    be read (missing, a damaged ``.gz``)."""
+    path = Path(path)
+    if not path.exists():
+        raise SniffError(f"file not found: {path}")
+    size = path.stat().st_size
+    with path.open("rb") as fh:
+        magic = fh.read(4)
+    if magic == b"PAR1":
+        import pyarrow.parquet as pq
+
+        try:
+            names = list(pq.read_schema(path).names)
+        except Exception as exc:  # pyarrow raises several types for a bad file
+            raise SniffError(f"cannot read {path} as Parquet: {exc}") from exc
+        found = _vendor(set(names))
+        return Sniff(path, "parquet", names, *(found or (None, "")), size=size)
+    head = head_bytes(path)
+    if not head.strip():
+        return Sniff(path, "empty", size=size)
+    if b"\x00" in head[:4096]:
+        return Sniff(path, "binary", size=size)
+    text = head.decode("utf-8", errors="replace").lstrip("\ufeff")
+    stripped = text.lstrip()
+    first_line = next((ln for ln in text.splitlines() if ln.strip()), "")
+    if stripped.startswith(("{", "[")):
+        try:
+            first = json.loads(first_line)
+            kind = "jsonl"
+            if isinstance(first, list):
+                # a one-line array: a JSON-lines record that is not an object, or a whole array
+                kind = "json_array" if first_line.strip() == stripped.strip() else "jsonl"
+                first = first[0] if first else None
+        except ValueError:
+            try:
+                first, _ = json.JSONDecoder().raw_decode(stripped)
+            except ValueError:
+                # a document longer than the head: tell an object from an array by its start
+                first = None
+            kind = "json_array" if stripped.startswith("[") else "json_document"
+            if isinstance(first, list):
+                first = first[0] if first else None
+        keys = _keys_of(first)
+        found = _vendor(keys)
+        columns = list(first) if isinstance(first, dict) else []
+        return Sniff(path, kind, columns, *(found or (None, "")), size=size)
+    # CSV: a header line of several comma- (or semicolon-, tab-) separated names
+    for sep in (",", ";", "\t"):
+        if first_line.count(sep) >= 1:
+            names = [c.strip().strip('"') for c in first_line.split(sep)]
+            found = _vendor(set(names))
+            return Sniff(path, "csv", names, *(found or (None, "")), size=size)
+    return Sniff(path, "text", size=size)
