@@ -14,6 +14,9 @@ The nightly tokenbook DAG: one run per day, for the day `data_interval_start` na
 | `publish_outputs` | finance exports (chargeback, FOCUS; CSV and Parquet) and the HTML report of the month |
 
 Every task is idempotent for its date; reruns and backfills overwrite the same partitions.
+A delivery with no valid record, or one that would remove more than 90% of a loaded day, is
+refused (the task fails without retrying, nothing is changed); after checking the file, trigger
+the date with the `replace` param set to true to confirm the replacement (never the default).
 A failed try is written to `raw.pipeline_failures` (redacted, truncated) and to the task log.
 Configuration (environment, Airflow Variables in lower case override the paths): see
 `dags/README.md`. This file is wiring only: no I/O and no heavy imports at parse time.
@@ -26,7 +29,7 @@ import os
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from airflow.sdk import DAG, CronDataIntervalTimetable, get_current_context, task
+from airflow.sdk import DAG, CronDataIntervalTimetable, Param, get_current_context, task
 
 from tokenbook import orchestration as orch
 from tokenbook.settings import load_settings, project_root
@@ -71,14 +74,24 @@ def _inputs() -> orch.RunInputs:
     return orch.RunInputs.from_env(**overrides)
 
 
-def _run_step(step, *args: Any) -> dict[str, Any]:
-    """Call one orchestration step; an absent step (module not installed) skips the task."""
-    from airflow.sdk.exceptions import AirflowSkipException
+def _replace() -> bool:
+    """The run's ``replace`` param: True only when someone triggered the date with it."""
+    return bool(get_current_context().get("params", {}).get("replace", False))
+
+
+def _run_step(step, *args: Any, **kwargs: Any) -> dict[str, Any]:
+    """Call one orchestration step; an absent step (module not installed) skips the task; a
+    refused load fails it without retries (the same file would be refused again)."""
+    from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+
+    from ingestion.guard import LoadRefused
 
     try:
-        result = step(*args)
+        result = step(*args, **kwargs)
     except orch.StepUnavailable as exc:
         raise AirflowSkipException(str(exc)) from exc
+    except LoadRefused as exc:
+        raise AirflowFailException(str(exc)) from exc
     log.info("%s: %s", step.__name__, result)
     if isinstance(result, dict) and result.get("skipped"):
         raise AirflowSkipException(str(result.get("reason", "nothing to do for this date")))
@@ -203,15 +216,21 @@ with DAG(
     default_args=default_args,
     doc_md=__doc__,
     tags=["tokenbook", "finops", "nightly"],
+    # never true by default: a refused load is replaced only when someone triggers the date
+    # with replace=true after looking at the file
+    params={"replace": Param(False, type="boolean",
+                             description="Confirm a load the shrink guard refused")},
 ) as dag:
 
     @task
     def ingest_gateway() -> dict[str, Any]:
-        return _run_step(orch.ingest_gateway_day, _run_date(), load_settings(), _inputs())
+        return _run_step(orch.ingest_gateway_day, _run_date(), load_settings(), _inputs(),
+                         replace=_replace())
 
     @task
     def ingest_billing() -> dict[str, Any]:
-        return _run_step(orch.ingest_billing_day, _run_date(), load_settings(), _inputs())
+        return _run_step(orch.ingest_billing_day, _run_date(), load_settings(), _inputs(),
+                         replace=_replace())
 
     @task(trigger_rule="none_failed")
     def quality_gate() -> dict[str, Any]:

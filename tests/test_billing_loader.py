@@ -210,7 +210,9 @@ def test_ingest_billing_command(tmp_path):
         ]
     res = runner.invoke(app, ["billing", "--vendor", "aws", "--warehouse", wh, str(drop)])
     assert res.exit_code == 1
-    assert "missing required column" in res.output and "azure_ea_sample_excerpt.csv" in res.output
+    # the file is named for what it is (issue 21), not only for the column it lacks
+    assert "azure_ea_sample_excerpt.csv is an Azure cost export" in res.output
+    assert "pass --vendor azure" in res.output
     res = runner.invoke(app, ["billing", "--vendor", "x", "--warehouse", wh, str(drop)])
     assert res.exit_code == 2
 

@@ -195,6 +195,39 @@ app.command("forecast")(forecast.forecast)
 app.command("report")(report.report)
 
 
+# One or two examples at the end of each command's --help (the epilog).
+EXAMPLES: dict[str, str] = {
+    "demo-data": "tokenbook demo-data --days 60 --out demo_data",
+    "transform": "tokenbook transform  |  tokenbook transform --select marts",
+    "run": "tokenbook run --demo  |  tokenbook run --date 2026-11-10 --data-dir exports/ "
+    "--report out/nightly.html",
+    "forecast": "tokenbook forecast  |  tokenbook forecast --warehouse "
+    "bigquery://acme-finops/tokenbook",
+    "report": "tokenbook report --month 2026-11 --out out/report.html",
+    "ingest gateway": "tokenbook ingest gateway logs/gateway-2026-11-10.jsonl.gz --date "
+    "2026-11-10  |  tokenbook ingest gateway logs/  (a folder: one load per file date)",
+    "ingest billing": "tokenbook ingest billing --vendor openai exports/openai/ --date "
+    "2026-11-10  |  tokenbook ingest billing --vendor aws cur-2026-11.csv.gz --month 2026-11",
+    "ingest evals": "tokenbook ingest evals evals/2026-11-10.csv --date 2026-11-10",
+    "prices load": "tokenbook prices load  |  tokenbook prices load --file my_prices.json",
+    "prices show": "tokenbook prices show gpt-4o",
+    "export chargeback": "tokenbook export chargeback --month 2026-11 --out out/chargeback.csv",
+    "export focus": "tokenbook export focus --month 2026-11 --out out/focus.parquet",
+}
+
+
+def _add_examples(typer_app: typer.Typer, prefix: str = "") -> None:
+    for info in typer_app.registered_commands:
+        example = EXAMPLES.get(f"{prefix}{info.name}")
+        if example and not info.epilog:
+            info.epilog = f"Example: {example}"
+    for group in typer_app.registered_groups:
+        _add_examples(group.typer_instance, f"{prefix}{group.name} ")
+
+
+_add_examples(app)
+
+
 def main() -> None:  # pragma: no cover - console entry
     app()
 

@@ -75,6 +75,11 @@ def run_dbt(args: Sequence[str], settings: Settings, target_path: str | Path | N
             "--log-path",
             str(Path(target) / "logs"),
         ]
+    elif "--log-path" not in args:
+        cli_args += ["--log-path", str(log_folder())]
+    if not {"--quiet", "-q", "--log-level"} & set(args):
+        # dbt's own log goes to its file (logs/dbt.log); the terminal gets stage_lines()
+        cli_args += ["--log-level", "none"]
     with _patched_environ(dbt_env(settings)):
         result = dbtRunner().invoke(cli_args)
     if not result.success:
@@ -102,6 +107,59 @@ def _with_setting_vars(args: list[str], settings: Settings) -> list[str]:
     return args + ["--vars", json.dumps(setting_vars)]
 
 
+def log_folder() -> Path:
+    """Where dbt writes dbt.log when no target path is set: ``logs/`` under the run's output
+    folder (``$TOKENBOOK_OUT_DIR``, default ``out``), beside the report and exports."""
+    return Path(os.environ.get("TOKENBOOK_OUT_DIR") or "out") / "logs"
+
+
+def log_file(target_path: str | Path | None = None) -> Path:
+    base = Path(target_path) / "logs" if target_path else log_folder()
+    return (base / "dbt.log").resolve()
+
+
+# resource type -> (label, verb for success); statuses are counted under readable words
+_STAGES = (
+    ("seed", "seeds", "loaded"),
+    ("model", "models", "built"),
+    ("snapshot", "snapshots", "taken"),
+    ("unit_test", "unit tests", "passed"),
+    ("test", "data tests", "passed"),
+)
+_WORDS = {"success": None, "pass": None, "fail": "failed", "error": "errored", "warn": "warned",
+          "skipped": "skipped", "runtime error": "errored", "runtimeerr": "errored"}
+
+
+def stage_lines(result) -> list[str]:
+    """One line per dbt stage for a person: 'models: 51 built', 'data tests: 325 passed,
+    2 failed (assert_x, not_null_y_id)' — names of what failed or warned, not dbt's log."""
+    by_type: dict[str, list] = {}
+    for r in getattr(getattr(result, "result", None), "results", None) or []:
+        kind = str(getattr(r.node, "resource_type", "")).lower().split(".")[-1]
+        by_type.setdefault(kind, []).append(r)
+    lines = []
+    known = {k for k, _, _ in _STAGES}
+    stages = list(_STAGES) + [(k, k + "s", "done") for k in sorted(by_type) if k not in known]
+    for kind, label, verb in stages:
+        nodes = by_type.get(kind)
+        if not nodes:
+            continue
+        ok, other = 0, {}
+        for r in nodes:
+            status = str(getattr(r, "status", "")).lower().split(".")[-1]
+            word = _WORDS.get(status, status)
+            if word is None:
+                ok += 1
+            else:
+                other.setdefault(word, []).append(getattr(r.node, "name", "?"))
+        parts = [f"{ok} {verb}"]
+        for word, names in sorted(other.items()):
+            shown = ", ".join(sorted(names)[:8]) + (", ..." if len(names) > 8 else "")
+            parts.append(f"{len(names)} {word}" + ("" if word == "skipped" else f" ({shown})"))
+        lines.append(f"{label}: " + ", ".join(parts))
+    return lines
+
+
 _FAILED = {"error", "fail", "runtime error", "runtimeerr"}
 
 
@@ -121,7 +179,7 @@ def _failure_message(args: Sequence[str], result) -> str:
     head = f"dbt {' '.join(args)} failed"
     if failures:
         return f"{head} ({len(failures)} node(s)):\n  " + "\n  ".join(failures)
-    return f"{head}: {result.exception or 'see the dbt log (logs/dbt.log)'}"
+    return f"{head}: {result.exception or 'see the dbt log'} (dbt log: {log_file()})"
 
 
 def ensure_raw_tables(settings: Settings) -> None:
@@ -171,9 +229,6 @@ def build(
         args.append("--full-refresh")
     args += list(extra_args)
     result = run_dbt(args, settings, target_path=target_path)
-    counts: dict[str, int] = {}
-    for r in getattr(result.result, "results", None) or []:
-        status = str(getattr(r, "status", "")).lower().split(".")[-1]
-        counts[status] = counts.get(status, 0) + 1
-    detail = ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
-    return f"dbt build finished: {detail or 'nothing selected'}"
+    lines = stage_lines(result) or ["nothing selected"]
+    return "\n".join(["dbt build finished:", *(f"  {line}" for line in lines),
+                      f"dbt log: {log_file(target_path or settings.dbt_target_path)}"])

@@ -192,11 +192,15 @@ def gateway_files_for(run_date: date, gateway_path: str) -> list[str]:
     return [str(p) for p in files]
 
 
-def ingest_gateway_day(run_date: date, settings: Settings, inputs: RunInputs) -> dict[str, Any]:
+def ingest_gateway_day(run_date: date, settings: Settings, inputs: RunInputs,
+                       replace: bool = False) -> dict[str, Any]:
     """Load the day's gateway logs into raw.gateway_calls (partition ``run_date``).
 
     The ingestion pipeline overwrites the partition atomically and runs the GX checkpoint;
-    a failed checkpoint raises and fails the task.
+    a failed checkpoint raises and fails the task. A delivery with no valid record, or one
+    that would remove more than 90% of the loaded day, is refused (``LoadRefused``, nothing
+    changed) unless ``replace`` (the CLI's ``--replace``; the DAG's ``replace`` param, False
+    by default).
     """
     run_date = as_run_date(run_date)
     if not inputs.gateway_path:
@@ -207,7 +211,7 @@ def ingest_gateway_day(run_date: date, settings: Settings, inputs: RunInputs) ->
     files = gateway_files_for(run_date, inputs.gateway_path)
     ingest = _resolve("ingestion.gateway.pipeline:ingest_gateway")
     log.info("ingesting %d gateway file(s) for %s: %s", len(files), run_date, files)
-    report = ingest(files, settings, date=run_date)
+    report = ingest(files, settings, date=run_date, replace=replace)
     return _summary(report, {"date": run_date.isoformat(), "files": files})
 
 
@@ -269,8 +273,10 @@ def billing_files_for(run_date: date, billing_path: str) -> dict[str, tuple[str,
     return found
 
 
-def ingest_billing_day(run_date: date, settings: Settings, inputs: RunInputs) -> dict[str, Any]:
+def ingest_billing_day(run_date: date, settings: Settings, inputs: RunInputs,
+                       replace: bool = False) -> dict[str, Any]:
     """Load the date's vendor billing exports into raw.billing_lines, one vendor at a time.
+    ``replace`` confirms loads the shrink guard would refuse (see ``ingest_gateway_day``).
 
     No files for the date is a normal night (most vendors bill monthly): the result says
     ``skipped`` with the reason, and the DAG marks the task skipped.
@@ -303,7 +309,7 @@ def ingest_billing_day(run_date: date, settings: Settings, inputs: RunInputs) ->
     else:
         from tokenbook.warehouse import connect_duckdb
 
-        con = connect_duckdb(wh)
+        con = connect_duckdb(wh, wait_seconds=settings.lock_wait_seconds)
     loaded: dict[str, int] = {}
     try:
         for vendor, (rule, files) in plan.items():
@@ -318,6 +324,7 @@ def ingest_billing_day(run_date: date, settings: Settings, inputs: RunInputs) ->
                 window_days_before=settings.window_days_before,
                 window_days_after=settings.window_days_after,
                 sink=sink,
+                replace=replace,
                 **kwargs,
             )
             loaded[vendor] = sum(r.rows_loaded for r in results)
@@ -368,7 +375,7 @@ def _latest_gateway_audit(con, run_date: date) -> dict[str, Any] | None:
         """
         with latest as (
             select load_id from raw.load_audit
-            where load_date = ? and source = 'gateway'
+            where load_date = ? and source = 'gateway' and status <> 'refused'
             order by finished_at desc nulls last limit 1
         )
         select count(*), sum(rows_read), sum(rows_loaded), sum(rows_quarantined),
@@ -440,7 +447,7 @@ def _check_quality_bigquery(run_date: date, settings: Settings) -> dict[str, Any
     sql = f"""
         with latest as (
             select load_id from {wh.table("raw", "load_audit")}
-            where load_date = @d and source = 'gateway'
+            where load_date = @d and source = 'gateway' and status != 'refused'
             order by finished_at desc limit 1
         )
         select count(*) as files, sum(rows_read) as rows_read, sum(rows_loaded) as rows_loaded,

@@ -219,7 +219,10 @@ def _build(settings: Settings, result: RunResult, select: list[str] | None = Non
     for r in nodes:
         counts[str(r.status)] = counts.get(str(r.status), 0) + 1
     result.facts[label] = counts
-    console.print(f"  {label}: " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())))
+    from tokenbook.dbt import stage_lines
+
+    for line in stage_lines(res):
+        console.print(f"  {label} {line}", soft_wrap=True)
 
 
 def _latest_call_date(settings: Settings, wh: Warehouse) -> date:
@@ -275,14 +278,14 @@ def _report(plan: RunPlan, settings: Settings, wh: Warehouse, as_of: date,
         return None
     out = plan.report_path or Path("reports") / f"tokenbook-{as_of.isoformat()}.html"
     path = write_report(settings, out)
-    result.facts["report"] = str(path)
+    result.facts["report"] = str(Path(path).resolve())
     return path
 
 
 def run_plan(plan: RunPlan, settings: Settings, wh: Warehouse) -> RunResult:
     result = RunResult()
     t0 = time.perf_counter()
-    console.print(f"[bold]tokenbook[/] on {wh.url}")
+    console.print(f"[bold]tokenbook[/] on {wh.location}", soft_wrap=True)
     if plan.date is not None:
         return _one_night(plan, settings, wh, result)
     if plan.demo:
@@ -331,6 +334,19 @@ def _one_night(plan: RunPlan, settings: Settings, wh: Warehouse, result: RunResu
     for i, (name, fn) in enumerate(steps, 1):
         with _step(result, name, f"{i}/{len(steps)} {name} for {plan.date}"):
             result.facts[name] = fn()
+    written = list((result.facts.get("publish_outputs") or {}).get("written", []))
+    report = next((w for w in written if w.endswith(".html")), None)
+    if plan.report_path and report:
+        # --report names where the HTML report goes (the month's copy stays under the out dir)
+        import shutil
+
+        plan.report_path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(report, plan.report_path)
+        report = str(plan.report_path)
+    if report:
+        result.facts["report"] = str(Path(report).resolve())
+    result.facts["outputs"] = [str(Path(w).resolve()) for w in written if w.endswith((".csv",
+                                                                                 ".parquet"))]
     result.as_of = plan.date
     print_summary(settings, wh, result)
     return result
@@ -384,12 +400,14 @@ def _summary_tables(con, result: RunResult) -> None:
             where period = 'month' and period_start = date '{month}'
             order by effective_cost_usd desc nulls last""")
         t = Table(title=f"Spend in {month:%B %Y} by feature")
-        for col in ("feature", "spend", "outcomes", "cost / outcome", "budget"):
-            t.add_column(col, justify="right" if col not in ("feature", "budget") else "left")
+        budget = "per-outcome budget"  # not the monthly budget (mart_budget_vs_actual)
+        for col in ("feature", "spend", "outcomes", "cost / outcome", budget):
+            t.add_column(col, justify="right" if col not in ("feature", budget) else "left")
         total = 0.0
         for feature, spend, outcomes, cpo, status in rows:
             total += float(spend or 0)
-            t.add_row(feature, _money(spend), f"{int(outcomes or 0):,}", _money(cpo), status or "")
+            t.add_row(feature, _money(spend), f"{int(outcomes or 0):,}", _unit_money(cpo),
+                      status or "")
         t.add_row("[bold]total", f"[bold]{_money(total)}", "", "", "")
         console.print(t)
     cache = _rows(con, """
@@ -426,4 +444,20 @@ def _summary_tables(con, result: RunResult) -> None:
                           + (f" - {why}" if why else ""))
     report = result.facts.get("report")
     if report:
-        console.print(f"Report: {report}")
+        console.print(f"Report: {report}", soft_wrap=True)
+    for path in result.facts.get("outputs", []):
+        console.print(f"Export: {path}", soft_wrap=True)
+
+
+def _unit_money(v: Any) -> str:
+    """A unit cost (per outcome) with the precision it needs: cents above a dollar, three
+    significant digits below ($0.00420), so a cheap outcome never shows as $0.00."""
+    if v is None:
+        return "-"
+    x = float(v)
+    if x == 0 or abs(x) >= 1:
+        return f"${x:,.2f}"
+    import math
+
+    digits = max(2, 2 - math.floor(math.log10(abs(x))))
+    return f"${x:.{digits}f}"

@@ -68,12 +68,18 @@ def feature_trend(weekly: pd.DataFrame, value: str, title: str, top: list[str]) 
     with plt.rc_context(_RC):
         df = weekly.assign(v=_floats(weekly[value]), week=pd.to_datetime(weekly["week_start"]))
         fig, ax = plt.subplots(figsize=(9.5, 2.6))
-        for i, feature in enumerate(top):
-            s = df[df["feature"] == feature].sort_values("week")
+        lines = [(f, df[df["feature"] == f]) for f in top]
+        rest = df[~df["feature"].isin(top)]
+        if not rest.empty:  # every feature beyond the top ones, summed per week
+            other = rest.groupby("week", as_index=False)["v"].sum()
+            lines.append(("other", other))
+        for i, (feature, s) in enumerate(lines):
+            s = s.sort_values("week")
             if s.empty:
                 continue
             ax.plot(s["week"], s["v"], marker="o", markersize=2.5, linewidth=1.6,
-                    color=PALETTE[i % len(PALETTE)], label=feature)
+                    color="#9aa0a6" if feature == "other" and not rest.empty
+                    else PALETTE[i % len(PALETTE)], label=feature)
         ax.set_title(title, loc="left", color=INK, fontsize=10)
         _money_axis(ax)
         weeks = sorted(df["week"].unique())

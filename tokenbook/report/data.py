@@ -192,6 +192,19 @@ OPTIONAL_SECTIONS = {
 }
 
 
+def how_to_fill(tables) -> str:
+    """The command that fills a section whose tables are absent or empty, as advice."""
+    names = " ".join(str(t) for t in tables)
+    if "forecast" in names or "anomal" in names:
+        return "run `tokenbook forecast`, then `tokenbook transform` for the marts that read it"
+    if any(k in names for k in ("reconcil", "focus", "invoice", "billing")):
+        return ("load the vendors' invoices with `tokenbook ingest billing`, then run "
+                "`tokenbook transform`")
+    if "eval" in names:
+        return "load eval results with `tokenbook ingest evals`, then run `tokenbook transform`"
+    return "run `tokenbook transform` (after `tokenbook ingest gateway`)"
+
+
 def collect(source, month: date | None = None) -> ReportData:
     """Run every query the report needs; optional sections only where their table exists."""
     catalogue = source.catalogue()
@@ -205,13 +218,15 @@ def collect(source, month: date | None = None) -> ReportData:
     for query in CORE:
         absent = [t for t in query.tables if not catalogue.has(t)]
         if absent:
-            data.missing[query.name] = f"{', '.join(absent)} not in this warehouse"
+            data.missing[query.name] = (f"{', '.join(absent)} not in this warehouse: "
+                                        f"{how_to_fill(absent)}")
             continue
         data.results[query.name] = run(query)
 
     recon_table = OPTIONAL_SECTIONS["reconciliation"]
     if not catalogue.has(recon_table):
-        data.missing["reconciliation"] = f"{recon_table} is not available in this warehouse"
+        data.missing["reconciliation"] = (f"{recon_table} is not available in this warehouse: "
+                                          f"{how_to_fill([recon_table])}")
     else:
         queries = reconciliation_queries(catalogue.tables[recon_table])
         if queries is None:
@@ -226,11 +241,13 @@ def collect(source, month: date | None = None) -> ReportData:
     if CHARGEBACK_RECONCILED_COLUMNS <= catalogue.tables.get(table, set()):
         data.results[CHARGEBACK_RECONCILED.name] = run(CHARGEBACK_RECONCILED)
     else:
-        data.missing[CHARGEBACK_RECONCILED.name] = f"{table} is not available in this warehouse"
+        data.missing[CHARGEBACK_RECONCILED.name] = (
+            f"{table} is not available in this warehouse: {how_to_fill([table])}")
 
     for lever in LEVERS:
         if not catalogue.has(lever.table):
-            data.missing[f"lever__{lever.table}"] = f"{lever.table} is not available"
+            data.missing[f"lever__{lever.table}"] = (f"{lever.table} is not available: "
+                                                     f"{how_to_fill([lever.table])}")
             continue
         query = lever_query(lever, catalogue.tables[lever.table])
         if query is None:

@@ -16,7 +16,7 @@ from decimal import Decimal
 import pandas as pd
 
 from tokenbook.report import charts
-from tokenbook.report.data import ReportData
+from tokenbook.report.data import ReportData, how_to_fill
 
 UNATTRIBUTED = "(unattributed)"
 
@@ -66,6 +66,8 @@ def fmt(v, kind: str) -> str:
     if kind == "usd":
         a = abs(x)
         digits = 0 if a >= 1000 or a == 0 else 2 if a >= 1 else 4
+        if 0 < a < 0.001:  # three significant digits: a cheap outcome never shows as $0.0000
+            digits = 2 - math.floor(math.log10(a))
         return f"{'-' if x < 0 else ''}${a:,.{digits}f}"
     if kind == "dusd":  # a signed change in dollars
         a = abs(x)
@@ -168,7 +170,9 @@ class Page:
         """``columns``: (column, header, kind). ``extra``: header -> fn(row index) -> '<td>'."""
         frame = self.data.frame(query)
         if frame.empty:
-            return '<p class="note">No rows for this period.</p>'
+            res = self.data.results.get(query)
+            hint = f" To fill it: {how_to_fill(res.query.tables)}." if res is not None else ""
+            return f'<p class="note">No rows for this period.{esc(hint)}</p>'
         extra = extra or {}
         head = "".join(
             f'<th class="{"" if kind in ("text", "date", "month") else "num"}">{esc(h)}</th>'
@@ -185,6 +189,31 @@ class Page:
     def missing(self, what: str, key: str) -> str:
         why = self.data.missing.get(key, "not available in this warehouse")
         return f'<p class="note" data-missing="{esc(key)}">{esc(what)}: {esc(why)}.</p>'
+
+    def _coverage_cell(self, query: str):
+        frame = self.data.frame(query)
+
+        def td(r: int) -> str:
+            kind = frame.iloc[r]["month_kind"] if "month_kind" in frame else ""
+            note = "" if kind == "future" else self.partial(frame.iloc[r]["month"])
+            return f'<td class="warn" data-partial="1">{esc(note)}</td>' if note else "<td></td>"
+        return td
+
+    def partial(self, month) -> str:
+        """'' for a month the ledger covers whole; else 'partial: ...' from the ledger's first
+        and last call dates (a month before the first load, or still running)."""
+        if is_missing(month):
+            return ""
+        start = pd.Timestamp(month).date().replace(day=1)
+        end = (pd.Timestamp(start) + pd.offsets.MonthEnd(0)).date()
+        first, last = self.data.data_start, self.data.period.data_end
+        if end < first or start > last:
+            return ""  # outside the ledger (a future month): not a partial actual
+        if first > start:
+            return f"partial: the ledger starts {first:%b} {first.day}"
+        if last < end:
+            return f"partial: the ledger ends {last:%b} {last.day}"
+        return ""
 
     @staticmethod
     def status(text) -> str:
@@ -319,7 +348,7 @@ class Page:
                     '<div class="sub">no budget lines for the month</div></div>')
         r = rows[0]
         return (
-            f'<div class="card"><div class="label">Budget used, {p.month:%B}</div>'
+            f'<div class="card"><div class="label">Monthly budget used, {p.month:%B}</div>'
             f'{self.cell("budget", r, "budget_burned_share", "share", tag="div", cls="big")}'
             f'<div class="sub">{self.cell("budget", r, "actual_effective_cost_usd", "usd", tag="span")}'
             f' of {self.cell("budget", r, "monthly_budget_usd", "usd", tag="span")} · '
@@ -363,7 +392,7 @@ class Page:
              ("effective_cost_change_pct", "Δ month", "pct"),
              ("outcomes", "Outcomes", "int"), ("cost_per_outcome_usd", "Cost / outcome", "usd"),
              ("cost_per_outcome_change_pct", "Δ month", "pct")],
-            extra={"Budget": budget,
+            extra={"Per-outcome budget": budget,
                    "Spend WoW": wow("effective_cost_change_pct"),
                    "Cost/outc. WoW": wow("cost_per_outcome_change_pct"),
                    "Cost/outcome by week": spark},
@@ -372,16 +401,22 @@ class Page:
         chart = self.figure(
             charts.feature_trend(wk, "effective_cost_usd", "Weekly spend by feature", top),
             "feature_trend", "features_weekly", "Weekly spend by feature")
+        notes = [f"{m:%B} is {self.partial(m)}" for m in (p.month, p.prev_month)
+                 if self.partial(m)]
         lead = (f"What each feature cost in {p.month:%B %Y} and per successful outcome "
                 "(a logical request that succeeded, retries included); Δ month is the change "
                 f"against {p.prev_month:%B}, WoW the change in the week of "
-                f"{p.last_week:%b} {p.last_week.day} against the week before.")
+                f"{p.last_week:%b} {p.last_week.day} against the week before. Per-outcome "
+                "budget compares cost per outcome with the feature's budget per outcome "
+                "(the monthly budgets are in Monthly budget status)."
+                + "".join(f" Note: {n}." for n in notes))
         return self._section("features", "Spend and cost per outcome by feature",
                              f'<p class="lead">{esc(lead)}</p>{table}{chart}')
 
     def budget(self) -> str:
         if "budget" not in self.data.results:
-            return self._section("budget", "Budget status", self.missing("Budget", "budget"))
+            return self._section("budget", "Monthly budget status",
+                                 self.missing("Monthly budget", "budget"))
         b = self.data.frame("budget")
         p = self.data.period
         rows = [i for i in range(len(b)) if pd.Timestamp(b.iloc[i]["month_start"]).date() == p.month]
@@ -428,7 +463,8 @@ class Page:
                 f'{self.status(b.iloc[r]["budget_status"])}</p>')
         lead = (f"AI spend against each feature's monthly budget for {p.month:%B %Y}; "
                 "month end is the projection for an open month, the actual once it is complete.")
-        return self._section("budget", "Budget status", f'<p class="lead">{esc(lead)}</p>{html_}')
+        return self._section("budget", "Monthly budget status",
+                             f'<p class="lead">{esc(lead)}</p>{html_}')
 
     def cache(self) -> str:
         if "cache" not in self.data.results:
@@ -526,8 +562,9 @@ class Page:
             ("month", "Month", "month"), ("month_kind", "", "text"),
             ("actual_to_date", "Actual to date", "usd"), ("p10", "p10", "usd"),
             ("p50", "p50", "usd"), ("p90", "p90", "usd"),
-            ("monthly_budget_usd", "Budget", "usd"),
-            ("prob_over_budget", "P(over budget)", "share")])
+            ("monthly_budget_usd", "Monthly budget", "usd"),
+            ("prob_over_budget", "P(over budget)", "share")],
+            extra={"Ledger": self._coverage_cell("forecast_monthly")})
         bt = self.data.frame("backtest")
         honesty = ""
         if not bt.empty:

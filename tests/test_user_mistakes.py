@@ -1,0 +1,340 @@
+"""The mistakes people make in their first week (issue 21), through the real `tokenbook` CLI on
+a real DuckDB warehouse: nothing a user gets wrong erases data, every failure is a sentence
+(exit code from tokenbook/exitcodes.py, no traceback), and piped output reads well.
+
+Names here are not the demo's: features ledger_search, invoice_reader, route_planner."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import re
+import subprocess
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from typer.testing import CliRunner
+
+from ingestion import guard
+from ingestion.gateway.pipeline import LoadRefused, ingest_gateway
+from tokenbook import exitcodes
+from tokenbook.cli import app
+from tokenbook.settings import load_settings
+
+BILLING = Path(__file__).resolve().parent / "fixtures" / "billing"
+DAY = date(2026, 11, 10)
+FEATURES = ("ledger_search", "invoice_reader", "route_planner")
+
+
+def _records(n: int, day: date = DAY, prefix: str = "q") -> list[str]:
+    return [
+        json.dumps({
+            "request_id": f"{prefix}{i}", "timestamp": f"{day.isoformat()}T{i % 24:02d}:15:00Z",
+            "provider": "openai", "model": "gpt-4o-mini", "input_tokens": 100 + i,
+            "output_tokens": 20, "feature": FEATURES[i % 3], "customer_segment": "smb",
+        })
+        for i in range(n)
+    ]
+
+
+def _write(path: Path, lines: list[str]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = "\n".join(lines) + ("\n" if lines else "")
+    if path.name.endswith(".gz"):
+        path.write_bytes(gzip.compress(text.encode()))
+    else:
+        path.write_text(text)
+    return path
+
+
+def _wh(tmp_path: Path) -> str:
+    return f"duckdb:///{tmp_path / 'wh.duckdb'}"
+
+
+def _settings(tmp_path: Path):
+    return load_settings(warehouse=_wh(tmp_path), pii_key="test-pii-key")
+
+
+def _state(tmp_path: Path, table: str = "raw.gateway_calls") -> tuple[int, str]:
+    """Row count and a content hash of a warehouse table (order-independent)."""
+    con = duckdb.connect(str(tmp_path / "wh.duckdb"), read_only=True)
+    try:
+        rows = sorted(map(repr, con.execute(f"select * from {table}").fetchall()))
+    finally:
+        con.close()
+    return len(rows), hashlib.sha256("\n".join(rows).encode()).hexdigest()
+
+
+def _audit(tmp_path: Path) -> list[tuple]:
+    con = duckdb.connect(str(tmp_path / "wh.duckdb"), read_only=True)
+    try:
+        return con.execute(
+            "select source, load_date, rows_read, rows_loaded, status from raw.load_audit "
+            "order by started_at, source_file"
+        ).fetchall()
+    finally:
+        con.close()
+
+
+def _cli(*args: str, env: dict | None = None):
+    result = CliRunner().invoke(app, list(args), env=env)
+    # a user never sees a traceback, whatever happened
+    assert "Traceback" not in result.output
+    return result
+
+
+@pytest.fixture
+def loaded(tmp_path):
+    """A warehouse holding 30 calls for DAY (loaded without the GX checkpoint)."""
+    _write(tmp_path / "full.jsonl", _records(30))
+    ingest_gateway([str(tmp_path / "full.jsonl")], _settings(tmp_path), date=DAY,
+                   run_checkpoint=False)
+    return tmp_path
+
+
+# ------------------------------------------------------------------ a load never shrinks a day
+
+
+def test_an_empty_delivery_is_refused_and_the_day_is_unchanged(loaded):
+    before = _state(loaded)
+    empty = _write(loaded / "empty.jsonl", [])
+    res = _cli("ingest", "gateway", str(empty), "--date", DAY.isoformat(),
+               "--warehouse", _wh(loaded))
+    assert res.exit_code == exitcodes.INPUT_REFUSED == 1
+    text = " ".join(res.output.split())
+    for words in ("load refused", "nothing was changed", "gateway 2026-11-10", "holds 30 rows",
+                  "offers 0", "no valid record", "--replace"):
+        assert words in text, words
+    assert _state(loaded) == before == (30, before[1])
+    # the refusal is recorded (counts are what the delivery held)
+    assert _audit(loaded)[-1] == ("gateway", DAY, 0, 0, guard.REFUSED)
+
+
+def test_a_delivery_of_only_bad_records_is_refused(loaded):
+    before = _state(loaded)
+    bad = _write(loaded / "bad.jsonl", ['{"request_id": "z1", "timestamp": "2026-11-10T01:00:00Z"}'])
+    res = _cli("ingest", "gateway", str(bad), "--date", DAY.isoformat(), "--warehouse", _wh(loaded))
+    assert res.exit_code == 1 and "holds 30 rows" in res.output and "offers 0" in res.output
+    assert _state(loaded) == before
+    # quarantined lines of a refused load are not stored either
+    assert _state(loaded, "raw.quarantine")[0] == 0
+
+
+def test_shrinking_a_day_by_more_than_90_percent_is_refused_unless_replace(loaded):
+    before = _state(loaded)
+    two = _write(loaded / "two.jsonl", _records(2, prefix="s"))
+    res = _cli("ingest", "gateway", str(two), "--date", DAY.isoformat(), "--warehouse", _wh(loaded))
+    assert res.exit_code == 1
+    text = " ".join(res.output.split())
+    assert "holds 30 rows and the load offers 2" in text and "remove 93%" in text
+    assert _state(loaded) == before
+    # the same in Python: LoadRefused carries each partition
+    with pytest.raises(LoadRefused) as refused:
+        ingest_gateway([str(two)], _settings(loaded), date=DAY, run_checkpoint=False)
+    assert refused.value.shrinks == [guard.Shrink("gateway 2026-11-10", 30, 2)]
+    # --replace confirms: the day now holds the two calls
+    ingest_gateway([str(two)], _settings(loaded), date=DAY, run_checkpoint=False, replace=True)
+    assert _state(loaded)[0] == 2
+
+
+def test_an_honest_restatement_keeping_more_than_10_percent_loads(loaded):
+    four = _write(loaded / "four.jsonl", _records(4, prefix="h"))
+    report = ingest_gateway([str(four)], _settings(loaded), date=DAY, run_checkpoint=False)
+    assert report.rows_loaded == 4 and _state(loaded)[0] == 4
+    assert _audit(loaded)[-1][-1] == "loaded"
+
+
+def test_billing_of_another_vendor_or_empty_is_refused_and_lines_are_kept(tmp_path):
+    wh = _wh(tmp_path)
+    ok = _cli("ingest", "billing", "--vendor", "anthropic",
+              str(BILLING / "anthropic_usage_messages_page1.json"), "--warehouse", wh)
+    assert ok.exit_code == 0, ok.output
+    before = _state(tmp_path, "raw.billing_lines")
+    assert before[0] == 8
+    # an OpenAI file given as anthropic: named for what it is
+    res = _cli("ingest", "billing", "--vendor", "anthropic",
+               str(BILLING / "openai_usage_completions_page1.json"), "--date", "2026-11-02",
+               "--warehouse", wh)
+    assert res.exit_code == 1
+    assert "is an OpenAI usage/costs API export" in res.output
+    assert "pass --vendor openai" in res.output
+    # an empty export for the loaded date: refused by the shrink guard, recorded in the audit
+    empty = _write(tmp_path / "anthropic-empty.json", [])
+    res = _cli("ingest", "billing", "--vendor", "anthropic", str(empty), "--date", "2026-11-02",
+               "--warehouse", wh)
+    assert res.exit_code == 1
+    text = " ".join(res.output.split())
+    assert "billing anthropic 2026-11-02 holds 8 rows and the load offers 0" in text
+    assert "--replace" in text
+    assert _state(tmp_path, "raw.billing_lines") == before
+    assert _audit(tmp_path)[-1] == ("billing_anthropic", date(2026, 11, 2), 0, 0, "refused")
+    # without --date an empty export is called empty, with no advice to pass a date
+    res = _cli("ingest", "billing", "--vendor", "anthropic", str(empty), "--warehouse", wh)
+    assert res.exit_code == 1 and "holds no billing line" in res.output
+    assert "--date" not in res.output
+
+
+def test_evals_with_no_valid_line_are_refused(tmp_path):
+    wh = _wh(tmp_path)
+    good = tmp_path / "evals.csv"
+    good.write_text("eval_date,feature,provider,model,eval_name,score,passed\n"
+                    "2026-11-10,ledger_search,openai,gpt-4o-mini,faithfulness,0.91,true\n")
+    assert _cli("ingest", "evals", str(good), "--warehouse", wh).exit_code == 0
+    before = _state(tmp_path, "raw.evals")
+    bad = tmp_path / "evals-bad.csv"
+    bad.write_text("eval_date,feature,provider,model,eval_name,score,passed\n"
+                   "2026-11-10,ledger_search,openai,gpt-4o-mini,faithfulness,high,true\n")
+    res = _cli("ingest", "evals", str(bad), "--warehouse", wh)
+    assert res.exit_code == 1
+    assert "no valid eval line" in res.output and "non-numeric score" in res.output
+    assert "--date" not in res.output
+    res = _cli("ingest", "evals", str(bad), "--date", "2026-11-10", "--warehouse", wh)
+    assert res.exit_code == 1 and "evals 2026-11-10" in res.output and "--replace" in res.output
+    assert _state(tmp_path, "raw.evals") == before
+    assert _audit(tmp_path)[-1][-1] == "refused"
+
+
+# ------------------------------------------------------------------ say what the file is
+
+
+def test_each_wrong_file_is_named_for_what_it_is(tmp_path):
+    wh = _wh(tmp_path)
+    csv = tmp_path / "calls.csv"
+    csv.write_text("request_id,timestamp,model\nq1,2026-11-10T01:00:00Z,gpt-4o\n")
+    doc = tmp_path / "calls.json"
+    doc.write_text(json.dumps({"request_id": "q1", "timestamp": "2026-11-10T01:00:00Z"},
+                              indent=2))
+    pq.write_table(pa.table({"request_id": ["q1"], "timestamp": ["2026-11-10T01:00:00Z"]}),
+                   tmp_path / "calls.parquet")
+    empty = _write(tmp_path / "empty.jsonl", [])
+    cases = {
+        csv: "is a CSV file (columns request_id, timestamp, model)",
+        doc: "is one JSON document spread over several lines, not JSON lines",
+        tmp_path / "calls.parquet": "has no column",
+        BILLING / "openai_costs_page1.json": "is an OpenAI usage/costs API export, not gateway "
+                                             "logs: load it with `tokenbook ingest billing "
+                                             "--vendor openai`",
+        empty: "holds no record (an empty file or only blank lines): nothing to load",
+    }
+    for path, words in cases.items():
+        res = _cli("ingest", "gateway", str(path), "--warehouse", wh)
+        text = " ".join(res.output.split())
+        assert res.exit_code == 1, (path, res.output)
+        assert words in text, (path, text)
+        # the advice to pass --date is only for valid but undatable files: none of these
+        assert "pass --date" not in text, path
+        if path in (csv, doc):  # and it says which formats the command reads
+            assert "ingest gateway reads gateway logs as JSON lines" in text
+
+
+def test_a_damaged_gzip_names_the_file_and_the_byte(tmp_path):
+    data = gzip.compress(("\n".join(_records(3000)) + "\n").encode())
+    cut = tmp_path / "cut.jsonl.gz"
+    cut.write_bytes(data[: len(data) // 2])
+    flipped = bytearray(data)
+    flipped[40] ^= 0xFF
+    broken = tmp_path / "broken.jsonl.gz"
+    broken.write_bytes(bytes(flipped))
+    for path, words in ((cut, "is a gzip file cut short"), (broken, "is a damaged gzip file")):
+        res = _cli("ingest", "gateway", str(path), "--warehouse", _wh(tmp_path))
+        assert res.exit_code == 1, res.output
+        text = " ".join(res.output.split())
+        assert f"{path} {words}" in text and re.search(r"byte [\d,]+", text), text
+
+
+# ------------------------------------------------------------------ no traceback reaches a user
+
+
+def test_a_locked_warehouse_names_the_process_and_ingest_waits(loaded):
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('ready', flush=True);"
+         " time.sleep(60)", str(loaded / "wh.duckdb")],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "ready"
+        t0 = time.perf_counter()
+        res = _cli("ingest", "gateway", str(loaded / "full.jsonl"), "--date", DAY.isoformat(),
+                   "--warehouse", _wh(loaded), env={"TOKENBOOK_LOCK_WAIT_SECONDS": "1.5"})
+        waited = time.perf_counter() - t0
+    finally:
+        holder.kill()
+        holder.wait()
+    assert res.exit_code == 1
+    text = " ".join(res.output.split())
+    assert f"in use by another process (PID {holder.pid})" in text
+    assert "another tokenbook command" in text and "TOKENBOOK_LOCK_WAIT_SECONDS" in text
+    assert waited >= 1.5
+
+
+@pytest.mark.parametrize("command", [
+    ["forecast"], ["report", "--month", "2026-11"],
+    ["export", "chargeback", "--month", "2026-11", "--out", "x.csv"],
+])
+def test_missing_bigquery_credentials_say_the_same_thing_everywhere(command, tmp_path):
+    env = {"GOOGLE_APPLICATION_CREDENTIALS": str(tmp_path / "no-such-key.json")}
+    res = _cli(*command, "--warehouse", "bigquery://acme-finops/tb", env=env)
+    assert res.exit_code == exitcodes.CONFIG_INVALID, res.output
+    lines = [ln for ln in res.output.splitlines() if ln.strip()]
+    assert lines[-1].startswith("error: no BigQuery credentials: set TOKENBOOK_BQ_KEYFILE")
+
+
+def test_an_unexpected_error_is_one_line_a_log_file_and_exit_70(tmp_path, monkeypatch):
+    import ingestion.gateway.pipeline as pipeline
+
+    def boom(*args, **kwargs):
+        raise ZeroDivisionError("division by zero in a place nobody expected")
+
+    monkeypatch.setattr(pipeline, "ingest_gateway", boom)
+    path = _write(tmp_path / "day.jsonl", _records(3))
+    env = {"TOKENBOOK_LOG_DIR": str(tmp_path / "logs")}
+    res = _cli("ingest", "gateway", str(path), "--warehouse", _wh(tmp_path), env=env)
+    assert res.exit_code == exitcodes.INTERNAL == 70
+    (line,) = [ln for ln in res.output.splitlines() if ln.strip()]
+    assert line.startswith("error: unexpected ZeroDivisionError: division by zero")
+    (log,) = (tmp_path / "logs").glob("error-*.log")
+    assert str(log) in line and "--debug" in line
+    assert "Traceback" in log.read_text() and "def boom" not in line
+    # --debug shows the traceback itself
+    res = CliRunner().invoke(app, ["--debug", "ingest", "gateway", str(path),
+                                   "--warehouse", _wh(tmp_path)], env=env)
+    assert res.exit_code == 70 and "Traceback" in res.output and "ZeroDivisionError" in res.output
+
+
+# ------------------------------------------------------------------ output
+
+
+def test_piped_ingest_output_has_no_escape_codes_and_no_broken_paths(tmp_path, monkeypatch):
+    monkeypatch.delenv("COLUMNS", raising=False)
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    deep = tmp_path / "a-folder-with-a-long-name-for-exports" / "gateway-2026-11-10-region-eu.jsonl"
+    _write(deep, _records(12))
+    assert len(str(deep)) > 80
+    res = _cli("ingest", "gateway", str(deep), "--date", DAY.isoformat(),
+               "--warehouse", _wh(tmp_path))
+    assert res.exit_code in (0, exitcodes.QUALITY_FAILED), res.output
+    assert "\x1b[" not in res.output
+    assert any(str(deep) in line for line in res.output.splitlines()), res.output
+
+
+def test_version_and_every_help_ends_with_an_example():
+    res = _cli("--version")
+    assert res.exit_code == 0 and re.fullmatch(r"tokenbook \d+\.\d+\S*\n", res.output)
+    commands = [["demo-data"], ["transform"], ["run"], ["forecast"], ["report"],
+                ["ingest", "gateway"], ["ingest", "billing"], ["ingest", "evals"],
+                ["prices", "load"], ["prices", "show"], ["export", "chargeback"],
+                ["export", "focus"]]
+    for command in commands:
+        res = _cli(*command, "--help")
+        assert res.exit_code == 0, command
+        # what follows the last panel of options is the example (maybe wrapped)
+        tail = " ".join(res.output.rsplit("╯", 1)[-1].split())
+        assert tail.startswith(f"Example: tokenbook {' '.join(command)}"), (command, tail)
