@@ -468,3 +468,49 @@ def test_fetch_gcs_without_the_storage_package_says_what_to_install(tmp_path, mo
     monkeypatch.setattr(builtins, "__import__", no_storage)
     with pytest.raises(bq.BigQueryLoadError, match="pip install google-cloud-storage"):
         bq.fetch_gcs("gs://acme-logs/logs/x.jsonl", tmp_path)
+
+
+def test_shrink_guard_counts_the_partition_before_any_load_job(tmp_path, monkeypatch):
+    """Issue 21 on BigQuery: one query job counts the load date's partition (pruned on
+    _PARTITIONDATE) before any WRITE_TRUNCATE; a load offering under 10% of it is refused,
+    nothing but the audit row (status refused) is sent; more than 10% loads as before."""
+    from ingestion import guard
+    from ingestion.gateway.pipeline import LoadRefused, ingest_gateway
+
+    day = date(2026, 11, 10)
+    f = tmp_path / "day.jsonl"
+    f.write_text("".join(
+        json.dumps({"request_id": f"b{i}", "timestamp": "2026-11-10T08:00:00Z",
+                    "provider": "openai", "model": "gpt-4o-mini", "input_tokens": 50,
+                    "output_tokens": 9, "feature": "route_planner"}) + "\n"
+        for i in range(5)))
+    settings = load_settings(warehouse="bigquery://acme-finops/tb", pii_key="k")
+
+    client = FakeClient(held={day: 1000})
+    monkeypatch.setattr(bigquery, "Client", lambda **_: client)
+    with pytest.raises(LoadRefused, match="gateway 2026-11-10 holds 1,000 rows and the load "
+                                          "offers 5") as refused:
+        ingest_gateway([str(f)], settings, date=day, run_checkpoint=False)
+    assert refused.value.shrinks == [guard.Shrink("gateway 2026-11-10", 1000, 5)]
+    (count,) = client.counts
+    assert count["sql"] == (
+        "SELECT _PARTITIONDATE AS load_date, COUNT(*) AS row_count FROM "
+        "`acme-finops.tb_raw.gateway_calls` WHERE _PARTITIONDATE IN UNNEST(@load_dates) "
+        "GROUP BY load_date")
+    assert isinstance(sqlglot.parse_one(count["sql"], read="bigquery"), exp.Select)
+    (param,) = count["config"].query_parameters
+    assert param.to_api_repr() == {
+        "name": "load_dates", "parameterType": {"type": "ARRAY", "arrayType": {"type": "DATE"}},
+        "parameterValue": {"arrayValues": [{"value": "2026-11-10"}]}}
+    # the count came first; the only load job is the audit's, which says refused
+    assert client.events[0] == ("count", "")
+    assert [ld["destination"] for ld in client.loads] == ["acme-finops.tb_raw.load_audit"]
+    audit = client.loads[0]["table"].to_pylist()
+    assert [(a["rows_read"], a["rows_loaded"], a["status"]) for a in audit] == [(5, 5, "refused")]
+    assert client.queries == []  # no publish transaction
+
+    client = FakeClient(held={day: 40})  # 5 of 40 keeps 12.5%: an honest restatement
+    monkeypatch.setattr(bigquery, "Client", lambda **_: client)
+    ingest_gateway([str(f)], settings, date=day, run_checkpoint=False)
+    assert client.events[0] == ("count", "")
+    assert "acme-finops.tb_raw.gateway_calls$20261110" in [ld["destination"] for ld in client.loads]

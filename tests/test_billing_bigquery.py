@@ -130,3 +130,29 @@ def test_cli_publishes_to_bigquery(tmp_path, monkeypatch):
     assert res.exit_code == 0, res.output
     assert "gcp load 2026-11-01: 1 file(s), 7 lines read, 3 loaded, 3 quarantined" in res.output
     assert len(client.queries) == 1
+
+
+def test_shrink_guard_counts_the_vendor_partition_before_loading():
+    """Issue 21: the (vendor, date) partitions are counted by one query before any load job;
+    a run offering under 10% of them is refused and only its audit rows are appended."""
+    from ingestion.billing.loader import BillingLoadRefused
+
+    client = RecordingClient(held=[(date(2026, 11, 1), 500)])
+    sink = BigQueryBillingSink("acme-finops", "tokenbook", client=client)
+    with pytest.raises(BillingLoadRefused, match="billing aws 2026-11-01 holds 500 rows and "
+                                                 "the load offers 8"):
+        ingest_billing(duckdb.connect(), "aws",
+                       [FIX / "aws_cur_legacy_bedrock.csv", FIX / "aws_cur2_bedrock.csv"],
+                       sink=sink)
+    ((sql, cfg),) = client.counts
+    assert sql == ("SELECT load_date AS load_date, COUNT(*) AS row_count FROM "
+                   "`acme-finops.tokenbook_raw.billing_lines` WHERE load_date IN "
+                   "UNNEST(@load_dates) AND vendor = @vendor GROUP BY load_date")
+    sqlglot.parse_one(sql, read="bigquery")
+    params = {p.name: p for p in cfg.query_parameters}
+    assert params["vendor"].value == "aws" and params["load_dates"].values == [date(2026, 11, 1)]
+    (dest, config, table) = client.loads[0]
+    assert len(client.loads) == 1 and dest == "acme-finops.tokenbook_raw.load_audit"
+    assert config.write_disposition == "WRITE_APPEND"
+    assert set(table.column("status").to_pylist()) == {"refused"}
+    assert client.queries == []  # no publish transaction

@@ -338,3 +338,76 @@ def test_version_and_every_help_ends_with_an_example():
         # what follows the last panel of options is the example (maybe wrapped)
         tail = " ".join(res.output.rsplit("╯", 1)[-1].split())
         assert tail.startswith(f"Example: tokenbook {' '.join(command)}"), (command, tail)
+
+
+# ------------------------------------------------------------------ the report
+
+
+def _page(data_start: date, data_end: date, month: date, frames: dict | None = None):
+    import pandas as pd
+
+    from tokenbook.report.data import ReportData, Result
+    from tokenbook.report.queries import Period, Query
+    from tokenbook.report.render import Page
+
+    data = ReportData(period=Period(month, data_end, None, None), data_start=data_start)
+    for name, (tables, rows) in (frames or {}).items():
+        data.results[name] = Result(Query(name, "select 1", tables), "select 1",
+                                    pd.DataFrame(rows))
+    return Page(data)
+
+
+def test_report_labels_partial_months_from_the_ledger_dates():
+    page = _page(date(2026, 8, 12), date(2026, 11, 20), date(2026, 10, 1))
+    assert page.partial(date(2026, 8, 1)) == "partial: the ledger starts Aug 12"
+    assert page.partial(date(2026, 9, 1)) == ""
+    assert page.partial(date(2026, 11, 1)) == "partial: the ledger ends Nov 20"
+    assert page.partial(date(2026, 12, 1)) == ""  # after the ledger: a forecast month
+    # the forecast table marks the partial actual months, never a future one
+    months = [date(2026, 8, 1), date(2026, 9, 1), date(2026, 11, 1), date(2026, 12, 1)]
+    page = _page(date(2026, 8, 12), date(2026, 11, 20), date(2026, 10, 1), {
+        "forecast_monthly": (("forecast_monthly",), {
+            "month": months, "month_kind": ["actual", "actual", "actual", "future"]})})
+    cells = [page._coverage_cell("forecast_monthly")(r) for r in range(4)]
+    assert [("partial" in c) for c in cells] == [True, False, True, False]
+
+
+def test_report_empty_sections_say_which_command_fills_them():
+    from tokenbook.report.data import how_to_fill
+
+    assert "`tokenbook forecast`" in how_to_fill(["forecast_monthly"])
+    assert "`tokenbook ingest billing`" in how_to_fill(["mart_reconciliation"])
+    assert "`tokenbook transform`" in how_to_fill(["mart_cost_per_outcome"])
+    page = _page(date(2026, 8, 1), date(2026, 11, 20), date(2026, 10, 1), {
+        "anomalies": (("anomaly_flags",), {})})
+    html_ = page.table("anomalies", [("ds", "Day", "date")])
+    assert "No rows for this period. To fill it: run `tokenbook forecast`" in html_.replace(
+        "&#x27;", "'").replace("&#96;", "`")
+
+
+def test_report_unit_costs_keep_their_precision():
+    from tokenbook.report.render import fmt
+    from tokenbook.runner import _unit_money
+
+    assert fmt(0.00042, "usd") == "$0.000420" and fmt(0.0042, "usd") == "$0.0042"
+    assert fmt(12.5, "usd") == "$12.50" and fmt(0, "usd") == "$0"
+    assert _unit_money(0.0042) == "$0.00420" and _unit_money(0.00000731) == "$0.00000731"
+    assert _unit_money(3.456) == "$3.46"
+
+
+def test_weekly_chart_sums_features_beyond_the_top_as_other():
+    import base64
+
+    import pandas as pd
+
+    from tokenbook.report import charts
+
+    names = [f"feature_{c}" for c in "abcdefghi"]  # nine features, the chart draws seven
+    weeks = [date(2026, 11, 2), date(2026, 11, 9)]
+    weekly = pd.DataFrame([{"feature": n, "week_start": w, "effective_cost_usd": 10.0 + i}
+                           for i, n in enumerate(names) for w in weeks])
+    uri = charts.feature_trend(weekly, "effective_cost_usd", "Weekly spend", names[:7])
+    svg = base64.b64decode(uri.split(",", 1)[1]).decode()
+    # the legend names the seven and "other" (the eighth and ninth summed), not the two
+    assert "<!-- other -->" in svg and "<!-- feature_h -->" not in svg
+    assert all(f"<!-- {n} -->" in svg for n in names[:7])
