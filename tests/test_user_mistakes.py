@@ -411,3 +411,41 @@ def test_weekly_chart_sums_features_beyond_the_top_as_other():
     # the legend names the seven and "other" (the eighth and ninth summed), not the two
     assert "<!-- other -->" in svg and "<!-- feature_h -->" not in svg
     assert all(f"<!-- {n} -->" in svg for n in names[:7])
+
+
+def test_piped_transform_names_failures_and_where_the_log_went(tmp_path, monkeypatch):
+    monkeypatch.delenv("COLUMNS", raising=False)
+    target = tmp_path / "a-run-folder-whose-name-is-long-enough-to-wrap-at-eighty-columns"
+    # the staging model alone: dbt also selects a test reading a mart not built here, which
+    # errors; the terminal names it in a few plain lines, dbt's log is in its file
+    res = _cli("transform", "--select", "stg_gateway__calls", "--warehouse", _wh(tmp_path),
+               env={"TOKENBOOK_DBT_TARGET_PATH": str(target)})
+    assert res.exit_code == exitcodes.INPUT_REFUSED, res.output
+    assert "\x1b[" not in res.output
+    lines = res.output.splitlines()
+    assert len(lines) <= 6, res.output
+    assert "priced_plus_unpriced_equals_staging_fct_llm_calls" in res.output
+    log = target / "logs" / "dbt.log"
+    assert f"dbt log: {log}" in lines and log.read_text().strip()
+
+
+def test_dbt_stage_lines_count_each_stage_and_name_failures():
+    from types import SimpleNamespace as NS
+
+    from tokenbook.dbt import stage_lines
+
+    def node(kind, name, status):
+        return NS(node=NS(resource_type=kind, name=name), status=status)
+
+    result = NS(result=NS(results=[
+        node("seed", "teams", "success"), node("model", "stg_a", "success"),
+        node("model", "fct_b", "error"), node("model", "mart_c", "skipped"),
+        node("test", "not_null_a", "pass"), node("test", "unique_b", "fail"),
+        node("test", "accepted_c", "warn"), node("unit_test", "u1", "pass"),
+    ]))
+    assert stage_lines(result) == [
+        "seeds: 1 loaded",
+        "models: 1 built, 1 errored (fct_b), 1 skipped",
+        "unit tests: 1 passed",
+        "data tests: 1 passed, 1 failed (unique_b), 1 warned (accepted_c)",
+    ]

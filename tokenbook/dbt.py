@@ -18,7 +18,12 @@ DBT_PROJECT_DIR = project_root() / "dbt_project"
 
 
 class DbtError(RuntimeError):
-    """dbt finished with errors; the message lists the failing nodes."""
+    """dbt finished with errors; the message lists the failing nodes. ``tests_only``: every
+    failure is a data test that found rows (status fail), no build or runtime error."""
+
+    def __init__(self, message: str, tests_only: bool = False) -> None:
+        super().__init__(message)
+        self.tests_only = tests_only
 
 
 def dbt_env(settings: Settings) -> dict[str, str]:
@@ -80,10 +85,16 @@ def run_dbt(args: Sequence[str], settings: Settings, target_path: str | Path | N
     if not {"--quiet", "-q", "--log-level"} & set(args):
         # dbt's own log goes to its file (logs/dbt.log); the terminal gets stage_lines()
         cli_args += ["--log-level", "none"]
+        if "--log-level-file" not in args:  # dbt would follow --log-level and write nothing
+            cli_args += ["--log-level-file", "debug"]
     with _patched_environ(dbt_env(settings)):
         result = dbtRunner().invoke(cli_args)
     if not result.success:
-        raise DbtError(_failure_message(args, result))
+        statuses = [str(getattr(r, "status", "")).lower().split(".")[-1]
+                    for r in getattr(getattr(result, "result", None), "results", None) or []]
+        bad = [s for s in statuses if s in _FAILED]
+        raise DbtError(_failure_message(args, result, target),
+                       tests_only=bool(bad) and set(bad) == {"fail"})
     return result
 
 
@@ -174,12 +185,13 @@ def failed_nodes(result) -> list[str]:
     return failures
 
 
-def _failure_message(args: Sequence[str], result) -> str:
+def _failure_message(args: Sequence[str], result, target: str | Path | None = None) -> str:
     failures = failed_nodes(result)
     head = f"dbt {' '.join(args)} failed"
     if failures:
-        return f"{head} ({len(failures)} node(s)):\n  " + "\n  ".join(failures)
-    return f"{head}: {result.exception or 'see the dbt log'} (dbt log: {log_file()})"
+        return (f"{head} ({len(failures)} node(s)):\n  " + "\n  ".join(failures)
+                + f"\ndbt log: {log_file(target)}")
+    return f"{head}: {result.exception or 'see the dbt log'} (dbt log: {log_file(target)})"
 
 
 def ensure_raw_tables(settings: Settings) -> None:

@@ -528,7 +528,7 @@ def _ingest(paths, settings, date, window_days, fmt, progress, con, run_checkpoi
     own_con = con is None
     if own_con:
         con, sink, wh = _open(settings)
-        warehouse_url = wh.url
+        warehouse_url = wh.location  # what was opened: the DuckDB file's absolute path
         if memory_limit:
             # staged rows spill to DuckDB's temp directory instead of growing the process
             con.execute(f"set memory_limit = {_q(memory_limit)}")

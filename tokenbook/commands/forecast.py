@@ -34,6 +34,9 @@ def _money(x: float) -> str:
     return f"{x:,.0f}" if abs(x) >= 100 else f"{x:,.2f}"
 
 
+FORECAST_TABLES = ("forecast_daily", "forecast_monthly", "forecast_backtest", "anomaly_flags")
+
+
 def forecast(
     as_of: Annotated[
         str | None,
@@ -179,3 +182,7 @@ def forecast(
             frame = load_daily_series(wh, run_date, ("total", "feature"), ("spend",))
         for path in fan_charts(frame, run, charts):
             console.print(f"chart: {path}")
+    console.print(
+        f"written: {', '.join(wh.table('marts', t) for t in FORECAST_TABLES)} in {wh.location}",
+        soft_wrap=True,
+    )

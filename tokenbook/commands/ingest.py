@@ -193,7 +193,7 @@ def _print_summary(report) -> None:
             style="bold",
         )
     console = Console()
-    console.print(table)
+    console.print(table, soft_wrap=True)
     if report.checkpoint is not None:
         ok = report.checkpoint.success
         n = len(report.checkpoint.outcomes)
@@ -215,6 +215,12 @@ def _print_summary(report) -> None:
         console.print(f"took {t['total']:.1f} s ({stages})")
     for note in report.notes:
         console.print(f"note: {note}")
+    console.print(
+        "written: raw.gateway_calls, raw.quarantine, raw.pii_redactions, raw.load_audit"
+        + (", raw.validation_results" if report.checkpoint is not None else "")
+        + f" in {report.warehouse}",
+        soft_wrap=True,
+    )
 
 
 app.command("billing")(ingest_billing.billing)

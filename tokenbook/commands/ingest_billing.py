@@ -102,3 +102,5 @@ def billing(
             typer.echo(f"  {f.source_file}: {f.rows_quarantined} quarantined (see raw.quarantine)")
         if len(flagged) > 5:
             typer.echo(f"  ... and {len(flagged) - 5} more file(s) with quarantined lines")
+    typer.echo(f"written: raw.billing_lines, raw.quarantine, raw.pii_redactions, raw.load_audit "
+               f"in {wh.location}")

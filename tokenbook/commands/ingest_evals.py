@@ -60,3 +60,4 @@ def evals(
     )
     for f in [f for f in result.files if f.rows_quarantined][:5]:
         typer.echo(f"  {f.source_file}: {f.rows_quarantined} quarantined (see raw.quarantine)")
+    typer.echo(f"written: raw.evals, raw.quarantine, raw.load_audit in {wh.location}")

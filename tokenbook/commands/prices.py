@@ -49,7 +49,8 @@ def load(
         f"price book version {result.version_id or '-'} from {result.valid_from}: "
         f"{result.changed_models} changed, {result.new_models} new, "
         f"{result.unchanged_models} unchanged, {result.missing_models} not in this map (kept); "
-        f"{result.appended} rows appended to {wh.table('raw', 'price_book_versions')}"
+        f"{result.appended} rows appended to {wh.table('raw', 'price_book_versions')} in "
+        f"{wh.location}"
     )
 
 

@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from tokenbook.commands.common import WarehouseOpt, fail, resolve
+from tokenbook.exitcodes import INPUT_REFUSED, QUALITY_FAILED
 
 
 def transform(
@@ -19,12 +20,17 @@ def transform(
     ] = False,
     warehouse: WarehouseOpt = None,
 ) -> None:
-    """Seed and build the dbt models (staging -> intermediate -> marts) with their tests."""
+    """Seed and build the dbt models (staging -> intermediate -> marts) with their tests.
+
+    Prints one line per dbt stage; dbt's own log goes to logs/dbt.log under the run's folder
+    (TOKENBOOK_OUT_DIR, default out/). Exits 3 when only data tests failed."""
     from tokenbook.dbt import DbtError, build
 
     settings, _ = resolve(warehouse)
     try:
         summary = build(settings, select=select or None, full_refresh=full_refresh)
     except DbtError as exc:
-        raise fail(str(exc)) from exc
+        # only data tests that found bad rows: the quality gate's code; else a failed build
+        code = QUALITY_FAILED if exc.tests_only else INPUT_REFUSED
+        raise fail(str(exc), code) from exc
     typer.echo(summary)
