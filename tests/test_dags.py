@@ -129,6 +129,27 @@ def test_dagbag_has_no_import_errors_and_the_nightly_dag(dagbag):
     assert DAG_ID in dagbag.dags
 
 
+def test_replace_is_off_by_default_and_a_refused_load_fails_without_retry(dag):
+    """Issue 21: the DAG never confirms a shrinking load by itself; a refusal fails the task
+    at once (the same file would be refused again)."""
+    import importlib.util
+
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from ingestion.guard import LoadRefused, Shrink
+
+    assert dag.params.get_param("replace").value is False
+    spec = importlib.util.spec_from_file_location("nightly_for_test", DAGS / "tokenbook_nightly.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+
+    def refused(*args, **kwargs):
+        raise LoadRefused([Shrink("gateway 2026-11-25", 3000, 0)])
+
+    with pytest.raises(AirflowFailException, match="holds 3,000 rows and the load offers 0"):
+        module._run_step(refused, RUN_DAY)
+
+
 def test_dag_is_documented_tagged_and_retries(dag):
     assert dag.doc_md and "tokenbook_nightly" in dag.doc_md
     assert {"tokenbook", "nightly"} <= set(dag.tags)
