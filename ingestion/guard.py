@@ -44,7 +44,7 @@ class Shrink:
             what = "the delivery has no valid record"
         else:
             removed = 1 - self.offered / self.held
-            what = f"it would remove {removed:.0%} of the rows"
+            what = f"it would remove {removed:.1%} of the rows"
         return (f"{self.partition} holds {self.held:,} rows and the load offers "
                 f"{self.offered:,} ({what})")
 

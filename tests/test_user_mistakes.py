@@ -133,7 +133,7 @@ def test_shrinking_a_day_by_more_than_90_percent_is_refused_unless_replace(loade
     res = _cli("ingest", "gateway", str(two), "--date", DAY.isoformat(), "--warehouse", _wh(loaded))
     assert res.exit_code == 1
     text = " ".join(res.output.split())
-    assert "holds 30 rows and the load offers 2" in text and "remove 93%" in text
+    assert "holds 30 rows and the load offers 2" in text and "remove 93.3% of the rows" in text
     assert _state(loaded) == before
     # the same in Python: LoadRefused carries each partition
     with pytest.raises(LoadRefused) as refused:
@@ -272,6 +272,7 @@ def test_a_locked_warehouse_names_the_process_and_ingest_waits(loaded):
     text = " ".join(res.output.split())
     assert f"in use by another process (PID {holder.pid})" in text
     assert "another tokenbook command" in text and "TOKENBOOK_LOCK_WAIT_SECONDS" in text
+    assert re.search(r"waited [\d.]+ s", text)
     assert waited >= 1.5
 
 

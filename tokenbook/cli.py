@@ -24,6 +24,7 @@ from typer.core import TyperGroup
 
 from tokenbook import exitcodes
 from tokenbook.commands import demo, export, forecast, ingest, pipeline, prices, report, transform
+from tokenbook.commands.common import color
 
 BIGQUERY_CREDENTIALS = (
     "no BigQuery credentials: set TOKENBOOK_BQ_KEYFILE to a service-account key file, or run "
@@ -51,6 +52,9 @@ def explain(exc: BaseException) -> tuple[int, str] | None:
         "cannot create a BigQuery client" in str(e) for e in chain
     ):
         return exitcodes.CONFIG_INVALID, BIGQUERY_CREDENTIALS
+    for e in chain:  # our own sentence first (it says how long ingest waited)
+        if isinstance(e, WarehouseError):
+            return exitcodes.INPUT_REFUSED, str(e)
     for e in chain:
         if is_lock_error(e):
             return exitcodes.INPUT_REFUSED, lock_message(_locked_path(e), e)
@@ -137,7 +141,7 @@ class TokenbookGroup(TyperGroup):
             known = explain(exc)
             if known is not None:
                 code, message = known
-                typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+                typer.secho(f"error: {message}", fg=typer.colors.RED, err=True, color=color())
                 raise typer.Exit(code) from None
             if debug:
                 raise typer.Exit(exitcodes.INTERNAL) from None
@@ -148,6 +152,7 @@ class TokenbookGroup(TyperGroup):
                 f"unforeseen input; details in {log}, rerun with --debug to see them here)",
                 fg=typer.colors.RED,
                 err=True,
+                color=color(),
             )
             raise typer.Exit(exitcodes.INTERNAL) from None
 

@@ -35,7 +35,7 @@ def lock_message(path, exc: BaseException, waited: float = 0.0) -> str:
     DuckDB's message gives it) and what to do."""
     m = _PID.search(str(exc))
     who = f"another process (PID {m[1]})" if m else "another process"
-    wait = f" (waited {waited:.0f} s)" if waited else ""
+    wait = f" (waited {waited:.1f} s)" if waited else ""
     return (
         f"the warehouse {Path(path).resolve()} is in use by {who}, probably another tokenbook "
         f"command writing it{wait}. Wait for it to finish and run again; ingest waits up to "

@@ -43,8 +43,16 @@ def resolve(warehouse: str | None = None, **overrides: object) -> tuple[Settings
 
 def fail(message: str, code: int = 1) -> typer.Exit:  # code: see tokenbook/exitcodes.py
     """Print an error for a person (what went wrong, what to do) and return Exit to raise."""
-    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True, color=color())
     return typer.Exit(code)
+
+
+def color() -> bool | None:
+    """click's colour switch: off when NO_COLOR is set (https://no-color.org), else click
+    decides (colour on a terminal only)."""
+    import os
+
+    return False if os.environ.get("NO_COLOR") else None
 
 
 def parse_date(value: str | None, flag: str = "--date") -> date | None:

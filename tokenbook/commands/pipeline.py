@@ -14,6 +14,7 @@ from typing import Annotated
 import typer
 
 from tokenbook.commands.common import WarehouseOpt, fail, parse_date, resolve
+from tokenbook.exitcodes import INPUT_REFUSED, QUALITY_FAILED
 
 DEFAULT_DEMO_DIR = Path("demo_data")
 
@@ -77,7 +78,16 @@ def run(
     )
     try:
         run_plan(plan, settings, wh)
-    except Exception as exc:  # noqa: BLE001 - the CLI turns every failure into a clear message
+    except Exception as exc:  # noqa: BLE001 - a known failure is one sentence, a bug exits 70
+        from tokenbook.cli import explain
         from tokenbook.runner import describe_failure
 
-        raise fail(describe_failure(exc)) from exc
+        name = type(exc).__name__
+        if name in ("ValidationFailed", "QualityGateFailed") or getattr(exc, "tests_only", 0):
+            raise fail(describe_failure(exc), QUALITY_FAILED) from exc
+        known = explain(exc)
+        if known is not None:
+            raise fail(known[1], known[0]) from exc
+        if name in ("DbtError", "MissingInput", "FileNotFoundError", "OrchestrationError"):
+            raise fail(describe_failure(exc), INPUT_REFUSED) from exc
+        raise  # the wrapper in tokenbook/cli.py: one line, the log file, exit 70
