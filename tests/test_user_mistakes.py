@@ -450,3 +450,50 @@ def test_dbt_stage_lines_count_each_stage_and_name_failures():
         "unit tests: 1 passed",
         "data tests: 1 passed, 1 failed (unique_b), 1 warned (accepted_c)",
     ]
+
+
+# ------------------------------------------------------------------ orchestration
+
+
+def test_the_quality_gate_judges_the_last_published_load_not_a_refusal(loaded):
+    from tokenbook import orchestration as orch
+
+    settings = _settings(loaded)
+    with pytest.raises(LoadRefused):
+        ingest_gateway([str(_write(loaded / "empty.jsonl", []))], settings, date=DAY,
+                       run_checkpoint=False)
+    gate = orch.check_quality(DAY, settings)
+    assert (gate["rows_loaded"], gate["failed"]) == (30, 0)
+
+
+def test_run_date_writes_the_report_where_report_says(tmp_path, monkeypatch):
+    """`tokenbook run --date D --report PATH`: the month's report lands at PATH (it used to stay
+    under out/ only), and the summary ends with where the report and exports went."""
+    from tokenbook import orchestration as orch
+
+    out = tmp_path / "out"
+
+    def publish(run_date, settings, inputs, outputs=None):
+        (out / "reports").mkdir(parents=True)
+        html_ = out / "reports" / "tokenbook-report-2026-11.html"
+        html_.write_text("<html>the month</html>")
+        (out / "exports").mkdir()
+        csv = out / "exports" / "chargeback-2026-11.csv"
+        csv.write_text("team,usd\n")
+        return {"written": [str(csv), str(html_)]}
+
+    for step in ("ingest_gateway_day", "ingest_billing_day", "check_quality", "build_models",
+                 "score_anomalies"):
+        monkeypatch.setattr(orch, step, lambda *a, **k: {})
+    monkeypatch.setattr(orch, "is_refit_day", lambda d: False)
+    monkeypatch.setattr(orch, "publish_outputs", publish)
+    (tmp_path / "data" / "gateway").mkdir(parents=True)
+    target = tmp_path / "mine" / "nightly.html"
+    res = _cli("run", "--date", "2026-11-10", "--data-dir", str(tmp_path / "data"),
+               "--report", str(target), "--warehouse", _wh(tmp_path))
+    assert res.exit_code == 0, res.output
+    assert target.read_text() == "<html>the month</html>"
+    lines = res.output.splitlines()
+    assert f"Report: {target.resolve()}" in lines
+    assert f"Export: {(out / 'exports' / 'chargeback-2026-11.csv').resolve()}" in lines
+    assert f"tokenbook on {(tmp_path / 'wh.duckdb').resolve()}" in lines

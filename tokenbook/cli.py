@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import sys
 import traceback
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
@@ -106,10 +107,29 @@ def _version() -> str:
         return "unknown"
 
 
-def plain_output() -> None:
+@contextmanager
+def plain_output():
     """Output that reads well in a pipe or a log file: no hard wrap at 80 columns (rich
     takes the width from COLUMNS when the output is not a terminal), no colour when NO_COLOR
-    is set or the output is not a terminal (rich and click honour both), dbt without colour."""
+    is set or the output is not a terminal (rich and click honour both), dbt without colour.
+    The environment is restored afterwards (the CLI may run inside a longer process)."""
+    import typer.rich_utils
+
+    saved = {k: os.environ.get(k) for k in ("COLUMNS", "DBT_USE_COLORS")}
+    saved_width = typer.rich_utils.MAX_WIDTH
+    try:
+        _plain_output()
+        yield
+    finally:
+        typer.rich_utils.MAX_WIDTH = saved_width
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _plain_output() -> None:
     if not sys.stdout.isatty() and "COLUMNS" not in os.environ:
         os.environ["COLUMNS"] = "1000"
         # typer's own help and usage-error panels stay at a readable width
@@ -126,7 +146,10 @@ class TokenbookGroup(TyperGroup):
     docstring). It is what ``typer.testing.CliRunner`` invokes too."""
 
     def invoke(self, ctx: typer.Context):
-        plain_output()
+        with plain_output():
+            return self._invoke(ctx)
+
+    def _invoke(self, ctx: typer.Context):
         try:
             return super().invoke(ctx)
         except (typer.Exit, typer.Abort, typer.exceptions.TyperException):
