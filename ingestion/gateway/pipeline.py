@@ -490,8 +490,30 @@ def ingest_gateway(
         return _ingest(paths, settings, date, window_days, fmt, progress, con, run_checkpoint,
                        max_quarantine_share, memory_limit, started, timings, lap, t0, c0, remote,
                        replace)
+    except (LoadRefused, ValidationFailed):
+        raise
+    except Exception as exc:
+        # a damaged .gz surfaces as whatever DuckDB or gzip raised: name the file and the byte
+        _raise_if_damaged_gzip(paths, exc)
+        raise
     finally:
         remote.cleanup()
+
+
+def _raise_if_damaged_gzip(paths, exc: Exception) -> None:
+    """After a failed load: stream each local ``.gz`` input and raise ReaderError naming the
+    first damaged one and the byte where reading failed (only on failure: it reads them all)."""
+    from ingestion.sniff import gzip_error
+
+    try:
+        files = expand_paths([p for p in paths if not str(p).startswith("gs://")])
+    except ReaderError:
+        return
+    for f in files:
+        if f.name.lower().endswith(".gz"):
+            broken = gzip_error(f)
+            if broken:
+                raise ReaderError(broken) from exc
 
 
 def _fetch_remote(paths: Iterable[str | Path], into: Path) -> tuple[list[str | Path], dict]:
@@ -548,45 +570,34 @@ def _ingest(paths, settings, date, window_days, fmt, progress, con, run_checkpoi
                              daemon=True).start()
         _drop(con, "_tb_typed")
         n = len(files)
-        try:
-            # 1-2. read each file and type/validate it into its own table (one order-preserving
-            # statement, so a positional reader's row position is its line number)
-            union: list[str] = []
-            # Small and gzip native JSON-lines files are read together, one parallel scan of many
-            # files (a backfill of daily .jsonl.gz files); the others one by one.
-            batch = [i for i in range(n) if formats[i] == "native" and native_batchable(files[i])]
-            if len(batch) > 1:
-                if progress:
-                    progress("read", 0, n, f"{len(batch)} files together")
-                with _Watch(con, progress, "read", 0, n, f"{len(batch)} files together"):
-                    together = _read_batch(con, files, source_names, batch, progress, n)
-                if together is None:
-                    batch = []
-                else:
-                    union.append(together)
-            else:
+        # 1-2. read each file and type/validate it into its own table (one order-preserving
+        # statement, so a positional reader's row position is its line number)
+        union: list[str] = []
+        # Small and gzip native JSON-lines files are read together, one parallel scan of many
+        # files (a backfill of daily .jsonl.gz files); the others one by one.
+        batch = [i for i in range(n) if formats[i] == "native" and native_batchable(files[i])]
+        if len(batch) > 1:
+            if progress:
+                progress("read", 0, n, f"{len(batch)} files together")
+            with _Watch(con, progress, "read", 0, n, f"{len(batch)} files together"):
+                together = _read_batch(con, files, source_names, batch, progress, n)
+            if together is None:
                 batch = []
-            done = len(batch)
-            for idx, (path, name) in enumerate(zip(files, formats, strict=True)):
-                if idx in batch:
-                    continue
-                if progress:
-                    progress("read", done, n, str(path))
-                with _Watch(con, progress, "read", done, n, str(path)):
-                    union.append(_read_typed(con, readers[name], path, idx, source_names[idx], name))
-                done += 1
-                if progress:
-                    progress("read", done, n, str(path))
-        except Exception as exc:
-            # a damaged .gz surfaces as whatever DuckDB or gzip raised: name the file and byte
-            from ingestion.sniff import gzip_error
-
-            for f in files:
-                if f.name.lower().endswith(".gz"):
-                    broken = gzip_error(f)
-                    if broken:
-                        raise ReaderError(broken) from exc
-            raise
+            else:
+                union.append(together)
+        else:
+            batch = []
+        done = len(batch)
+        for idx, (path, name) in enumerate(zip(files, formats, strict=True)):
+            if idx in batch:
+                continue
+            if progress:
+                progress("read", done, n, str(path))
+            with _Watch(con, progress, "read", done, n, str(path)):
+                union.append(_read_typed(con, readers[name], path, idx, source_names[idx], name))
+            done += 1
+            if progress:
+                progress("read", done, n, str(path))
         con.execute("create or replace temp view _tb_typed as " + "\nunion all\n".join(union))
         lap("read_validate")
 
