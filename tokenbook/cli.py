@@ -67,6 +67,9 @@ def explain(exc: BaseException) -> tuple[int, str] | None:
     for e in chain:
         if isinstance(e, WarehouseError) or type(e).__name__ in refused:
             return exitcodes.INPUT_REFUSED, str(e)
+    for e in chain:  # a path the user gave that cannot be read or written
+        if isinstance(e, OSError) and getattr(e, "filename", None):
+            return exitcodes.INPUT_REFUSED, f"{e.strerror or e}: {e.filename}"
     for e in chain:
         if type(e).__name__ in ("BadGzipFile", "error") and "compress" in str(e).lower():
             return exitcodes.INPUT_REFUSED, f"a compressed input file is damaged: {e}"

@@ -156,7 +156,7 @@ def _duckdb_query(
 
     assert wh.path is not None
     if not wh.path.exists():
-        raise ExportError(f"no warehouse at {wh.path}: run `tokenbook transform` first")
+        raise ExportError(f"no warehouse at {wh.location}: run `tokenbook transform` first")
     # Not read-only: DuckDB refuses a read-only connection to a file that the same process
     # (e.g. dbt run in-process) already holds open read-write.
     con = connect_duckdb(wh)

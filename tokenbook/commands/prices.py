@@ -69,7 +69,7 @@ def show(
     if wh.kind != "duckdb":
         raise fail("prices show reads the DuckDB warehouse; on BigQuery query int_price_book")
     if not wh.path or not wh.path.exists():
-        raise fail(f"no warehouse at {wh.path}: run `tokenbook transform` first")
+        raise fail(f"no warehouse at {wh.location}: run `tokenbook transform` first")
     con = connect_duckdb(wh, read_only=True)
     try:
         sql = (

@@ -40,7 +40,7 @@ class DuckSource:
         if con is None:
             if warehouse.path is None or not warehouse.path.exists():
                 raise ReportError(
-                    f"no warehouse at {warehouse.path}: run `tokenbook run --demo` or "
+                    f"no warehouse at {warehouse.location}: run `tokenbook run --demo` or "
                     "`tokenbook transform` first, or pass --warehouse"
                 )
             # read-write like dbt's own connection: DuckDB refuses a read-only twin in-process
