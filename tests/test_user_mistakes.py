@@ -279,8 +279,13 @@ def test_a_locked_warehouse_names_the_process_and_ingest_waits(loaded):
 @pytest.mark.parametrize("command", [
     ["forecast"], ["report", "--month", "2026-11"],
     ["export", "chargeback", "--month", "2026-11", "--out", "x.csv"],
+    ["ingest", "gateway", "DAYFILE", "--date", "2026-11-10"],
+    ["ingest", "billing", "--vendor", "anthropic",
+     str(BILLING / "anthropic_usage_messages_page1.json")],
 ])
 def test_missing_bigquery_credentials_say_the_same_thing_everywhere(command, tmp_path):
+    day = _write(tmp_path / "day.jsonl", _records(3))
+    command = [str(day) if c == "DAYFILE" else c for c in command]
     env = {"GOOGLE_APPLICATION_CREDENTIALS": str(tmp_path / "no-such-key.json")}
     res = _cli(*command, "--warehouse", "bigquery://acme-finops/tb", env=env)
     assert res.exit_code == exitcodes.CONFIG_INVALID, res.output

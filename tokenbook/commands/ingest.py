@@ -123,7 +123,10 @@ def gateway(
         except (ReaderError, IngestError, BigQueryLoadError, FileNotFoundError) as exc:
             refused = exc  # reported once the progress display is gone
     if refused is not None:
-        raise fail(str(refused), INPUT_REFUSED) from refused
+        from tokenbook.cli import explain  # missing credentials: the same sentence everywhere
+
+        code, message = explain(refused) or (INPUT_REFUSED, str(refused))
+        raise fail(message, code) from refused
     _print_summary(report)
     if report_json:
         _write_report_json(report, report_json)
