@@ -524,7 +524,7 @@ def build_models(
     one invocation. The DAG uses it for the models that read forecasts, and for everything
     when no manifest exists to render one task per model.
     """
-    from tokenbook.dbt import run_dbt
+    from tokenbook.dbt import log_file, run_dbt, stage_lines
 
     args = ["build", "--vars", json.dumps(dbt_run_vars(run_date))]
     if select:
@@ -533,7 +533,11 @@ def build_models(
         args += ["--exclude", *exclude]
     result = run_dbt(args, settings)
     results = getattr(getattr(result, "result", None), "results", None) or []
-    return {"date": as_run_date(run_date).isoformat(), "nodes": len(results)}
+    stages = stage_lines(result)
+    for line in stages:  # the task log: one line per dbt stage, dbt's own log in its file
+        log.info("dbt %s", line)
+    log.info("dbt log: %s", log_file(settings.dbt_target_path))
+    return {"date": as_run_date(run_date).isoformat(), "nodes": len(results), "stages": stages}
 
 
 # --------------------------------------------------------------------------- forecasting
