@@ -14,8 +14,9 @@ WarehouseOpt = Annotated[
     str | None,
     typer.Option(
         "--warehouse",
-        help="duckdb:///path.duckdb (default duckdb:///warehouse/tokenbook.duckdb) or "
-        "bigquery://PROJECT/DATASET_PREFIX. Env: TOKENBOOK_WAREHOUSE.",
+        help="duckdb:///relative/path.duckdb (three slashes: under the working directory; "
+        "default duckdb:///warehouse/tokenbook.duckdb), duckdb:////absolute/path.duckdb (four) "
+        "or bigquery://PROJECT/DATASET_PREFIX. Env: TOKENBOOK_WAREHOUSE.",
         show_default=False,
     ),
 ]
