@@ -7,13 +7,15 @@ from __future__ import annotations
 
 OK = 0
 #: The input was refused and nothing was changed: an empty or unreadable delivery, a file of the
-#: wrong format or vendor, a load that would shrink a loaded partition without ``--replace``.
+#: wrong format or vendor, a load that would shrink a loaded partition without ``--replace``,
+#: a warehouse file locked by another process, a failed dbt build.
 INPUT_REFUSED = 1
 #: The command line was wrong: an unknown flag, a bad date, a missing argument (typer/click's own).
 USAGE = 2
 #: The data-quality gate failed: an expectation failed, or a suite that should have run has no result.
 QUALITY_FAILED = 3
-#: The organisation's configuration folder is invalid (``tokenbook config check`` says where).
+#: The organisation's configuration folder is invalid (``tokenbook config check`` says where),
+#: or the BigQuery warehouse has no credentials.
 CONFIG_INVALID = 4
 #: An unexpected error: one line on the terminal, the traceback in the log file (or with --debug).
 INTERNAL = 70
