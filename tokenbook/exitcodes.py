@@ -13,6 +13,7 @@ INPUT_REFUSED = 1
 #: The command line was wrong: an unknown flag, a bad date, a missing argument (typer/click's own).
 USAGE = 2
 #: The data-quality gate failed: an expectation failed, or a suite that should have run has no result.
+#: (``tokenbook transform``: only dbt data tests failed, the models were built.)
 QUALITY_FAILED = 3
 #: The organisation's configuration folder is invalid (``tokenbook config check`` says where),
 #: or the BigQuery warehouse has no credentials.
