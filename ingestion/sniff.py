@@ -167,6 +167,41 @@ def _keys_of(obj: object) -> set[str]:
     return keys
 
 
+def _json_kind(text: str, stripped: str, first_line: str) -> tuple[str, object]:
+    """(kind, first record) of a head that starts like JSON: JSON lines (one record per line;
+    a broken first line does not change that when a later line is a record), one JSON
+    document spread over several lines, or a JSON array."""
+    try:
+        first = json.loads(first_line)
+        if isinstance(first, list):
+            # a one-line array: a JSON-lines record that is not an object, or a whole array
+            kind = "json_array" if first_line.strip() == stripped.strip() else "jsonl"
+            return kind, (first[0] if first else None)
+        return "jsonl", first
+    except ValueError:
+        pass
+    try:
+        doc, _ = json.JSONDecoder().raw_decode(stripped)
+    except ValueError:
+        doc = None
+    if doc is not None:  # a whole document that spans lines (it did not parse as one line)
+        if isinstance(doc, list):
+            return "json_array", (doc[0] if doc else None)
+        return "json_document", doc
+    # not one document in the head: JSON lines whose first line is broken, or a document
+    # longer than the head (pretty-printed: its first line is a lone bracket)
+    for line in text.splitlines()[1:50]:
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict):
+            return "jsonl", record
+    if first_line.strip() in ("{", "["):
+        return ("json_array" if first_line.strip() == "[" else "json_document"), None
+    return "jsonl", None
+
+
 def sniff(path: Path) -> Sniff:
     """What ``path`` is (see the module docstring). Raises SniffError for a file that cannot
     be read (missing, a damaged ``.gz``)."""
@@ -194,22 +229,7 @@ def sniff(path: Path) -> Sniff:
     stripped = text.lstrip()
     first_line = next((ln for ln in text.splitlines() if ln.strip()), "")
     if stripped.startswith(("{", "[")):
-        try:
-            first = json.loads(first_line)
-            kind = "jsonl"
-            if isinstance(first, list):
-                # a one-line array: a JSON-lines record that is not an object, or a whole array
-                kind = "json_array" if first_line.strip() == stripped.strip() else "jsonl"
-                first = first[0] if first else None
-        except ValueError:
-            try:
-                first, _ = json.JSONDecoder().raw_decode(stripped)
-            except ValueError:
-                # a document longer than the head: tell an object from an array by its start
-                first = None
-            kind = "json_array" if stripped.startswith("[") else "json_document"
-            if isinstance(first, list):
-                first = first[0] if first else None
+        kind, first = _json_kind(text, stripped, first_line)
         keys = _keys_of(first)
         found = _vendor(keys)
         columns = list(first) if isinstance(first, dict) else []

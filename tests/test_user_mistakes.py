@@ -502,3 +502,13 @@ def test_run_date_writes_the_report_where_report_says(tmp_path, monkeypatch):
     assert f"Report: {target.resolve()}" in lines
     assert f"Export: {(out / 'exports' / 'chargeback-2026-11.csv').resolve()}" in lines
     assert f"tokenbook on {(tmp_path / 'wh.duckdb').resolve()}" in lines
+
+
+def test_json_lines_whose_first_line_is_broken_are_still_json_lines(tmp_path):
+    """A truncated first record (a planted broken line in a real export) is quarantined like
+    any bad line; the file is not taken for a multi-line JSON document."""
+    lines = ['{"request_id": "t0", "timestamp": "2026-11-10T01:00:00Z", "provider": "ope',
+             *_records(5)]
+    f = _write(tmp_path / "day.jsonl.gz", lines)
+    report = ingest_gateway([str(f)], _settings(tmp_path), date=DAY, run_checkpoint=False)
+    assert (report.rows_read, report.rows_loaded, report.rows_quarantined) == (6, 5, 1)
