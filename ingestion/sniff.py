@@ -234,6 +234,16 @@ def sniff(path: Path) -> Sniff:
         found = _vendor(keys)
         columns = list(first) if isinstance(first, dict) else []
         return Sniff(path, kind, columns, *(found or (None, "")), size=size)
+    # a broken first line (garbage, a bare value) before JSON records: still JSON lines
+    for line in text.splitlines()[1:50]:
+        if line.lstrip().startswith("{"):
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(record, dict):
+                return Sniff(path, "jsonl", list(record),
+                             *(_vendor(_keys_of(record)) or (None, "")), size=size)
     # CSV: a header line of several comma- (or semicolon-, tab-) separated names
     for sep in (",", ";", "\t"):
         if first_line.count(sep) >= 1:

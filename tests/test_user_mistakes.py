@@ -507,8 +507,9 @@ def test_run_date_writes_the_report_where_report_says(tmp_path, monkeypatch):
 def test_json_lines_whose_first_line_is_broken_are_still_json_lines(tmp_path):
     """A truncated first record (a planted broken line in a real export) is quarantined like
     any bad line; the file is not taken for a multi-line JSON document."""
-    lines = ['{"request_id": "t0", "timestamp": "2026-11-10T01:00:00Z", "provider": "ope',
-             *_records(5)]
-    f = _write(tmp_path / "day.jsonl.gz", lines)
-    report = ingest_gateway([str(f)], _settings(tmp_path), date=DAY, run_checkpoint=False)
-    assert (report.rows_read, report.rows_loaded, report.rows_quarantined) == (6, 5, 1)
+    for n, first in enumerate(('{"request_id": "t0", "timestamp": "2026-11-10T01:00:00Z", "pr',
+                               "garbage before the records", "42")):
+        f = _write(tmp_path / f"day{n}.jsonl.gz", [first, *_records(5)])
+        report = ingest_gateway([str(f)], _settings(tmp_path / str(n)), date=DAY,
+                                run_checkpoint=False)
+        assert (report.rows_read, report.rows_loaded, report.rows_quarantined) == (6, 5, 1)
