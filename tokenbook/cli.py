@@ -8,7 +8,17 @@ from __future__ import annotations
 
 import typer
 
-from tokenbook.commands import demo, export, forecast, ingest, pipeline, prices, report, transform
+from tokenbook.commands import (
+    demo,
+    export,
+    forecast,
+    ingest,
+    metrics,
+    pipeline,
+    prices,
+    report,
+    transform,
+)
 
 app = typer.Typer(
     name="tokenbook",
@@ -26,6 +36,7 @@ app.command("run")(pipeline.run)
 app.add_typer(export.app, name="export")
 app.command("forecast")(forecast.forecast)
 app.command("report")(report.report)
+app.add_typer(metrics.app, name="metrics")
 
 
 def main() -> None:  # pragma: no cover - console entry
