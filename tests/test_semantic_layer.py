@@ -304,6 +304,12 @@ def test_tokenbook_metrics_query_runs_mf_on_the_warehouse(sl, capsys):
                                    "cost_per_outcome", "--group-by", "customer_segment"])  # fmt: skip
     # spend is per segment, outcomes are not: MetricFlow refuses rather than guessing
     assert res.exit_code == 2
+    # the README's questions as saved queries
+    res = CliRunner().invoke(app, ["metrics", "query", "--warehouse", sl["wh"].url,
+                                   "--saved-query", "monthly_chargeback"])  # fmt: skip
+    out = res.output + capsys.readouterr().out
+    assert res.exit_code == 0, out
+    assert "cost_centre" in out and "customer_segment" in out
 
 
 def _bigquery_manifest(tmp: Path) -> Path:
