@@ -360,3 +360,15 @@ def test_bigquery_weeks_render_as_iso_weeks(tmp_path):
     assert "isoweek" in text.lower()
     assert "acme-finops.tokenbook_marts.fct_llm_calls" in text.replace("`", "")
     sqlglot.parse_one(text, read="bigquery")
+
+
+def test_metrics_query_on_a_missing_warehouse_says_what_to_do(tmp_path):
+    from tokenbook.cli import app
+
+    missing = tmp_path / "nowhere" / "finops.duckdb"
+    res = CliRunner().invoke(app, ["metrics", "query", "--warehouse", f"duckdb:///{missing}",
+                                   "--metrics", "effective_spend"])  # fmt: skip
+    assert res.exit_code == 1
+    assert "no warehouse at" in res.output and "tokenbook run --demo" in res.output
+    assert not missing.exists()
+

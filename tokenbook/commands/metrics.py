@@ -22,7 +22,10 @@ def _mf(args: list[str], warehouse: str | None) -> None:
     from tokenbook.dbt import DbtError
     from tokenbook.semantic import run_mf
 
-    settings, _ = resolve(warehouse)
+    settings, wh = resolve(warehouse)
+    if wh.kind == "duckdb" and not wh.path.exists():
+        raise fail(f"no warehouse at {wh.path}: build it first (`tokenbook run --demo` or "
+                   "`tokenbook transform`), or pass --warehouse")  # fmt: skip
     try:
         code = run_mf(args, settings)
     except DbtError as exc:
