@@ -9,7 +9,7 @@ export UV_COMPILE_BYTECODE := 1
 export UV_LINK_MODE := copy
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 
-.PHONY: install run test lint bench clean airflow
+.PHONY: install run test lint bench clean airflow metrics
 
 $(VENV)/.installed: pyproject.toml uv.lock
 	@command -v uv >/dev/null 2>&1 || $(PY) -m uv --version >/dev/null 2>&1 || \
@@ -24,7 +24,14 @@ run: install  ## demo organisation -> ingest -> dbt -> forecast -> report, on Du
 
 test: install  ## every test (dbt, DuckDB, Airflow, GX, Prophet run for real)
 	$(VENV)/bin/ruff check .
+	# dbt parse + the semantic manifest's validation for the BigQuery target, offline
+	$(VENV)/bin/tokenbook metrics validate --warehouse bigquery://tokenbook-offline/tokenbook
 	$(VENV)/bin/pytest
+
+# make metrics                     list the FinOps metrics (dbt semantic layer)
+# make metrics Q="--metrics cost_per_outcome --group-by feature,metric_time__month"
+metrics: install  ## `mf query` on the warehouse (after `make run`)
+	$(VENV)/bin/tokenbook metrics $(if $(Q),query $(Q),list)
 
 lint: install
 	$(VENV)/bin/ruff check .

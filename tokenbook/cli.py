@@ -24,7 +24,17 @@ import typer
 from typer.core import TyperGroup
 
 from tokenbook import exitcodes
-from tokenbook.commands import demo, export, forecast, ingest, pipeline, prices, report, transform
+from tokenbook.commands import (
+    demo,
+    export,
+    forecast,
+    ingest,
+    metrics,
+    pipeline,
+    prices,
+    report,
+    transform,
+)
 from tokenbook.commands.common import color
 
 BIGQUERY_CREDENTIALS = (
@@ -224,6 +234,7 @@ app.command("run")(pipeline.run)
 app.add_typer(export.app, name="export")
 app.command("forecast")(forecast.forecast)
 app.command("report")(report.report)
+app.add_typer(metrics.app, name="metrics")
 
 
 # One or two examples at the end of each command's --help (the epilog).
@@ -244,6 +255,11 @@ EXAMPLES: dict[str, str] = {
     "prices show": "tokenbook prices show gpt-4o",
     "export chargeback": "tokenbook export chargeback --month 2026-11 --out out/chargeback.csv",
     "export focus": "tokenbook export focus --month 2026-11 --out out/focus.parquet",
+    "metrics query": "tokenbook metrics query --metrics cost_per_outcome --group-by "
+    "feature,metric_time__month",
+    "metrics list": "tokenbook metrics list",
+    "metrics validate": "tokenbook metrics validate  |  tokenbook metrics validate --warehouse "
+    "bigquery://acme-finops/tokenbook",
 }
 
 

@@ -1,0 +1,89 @@
+"""The dbt semantic layer (MetricFlow) over the warehouse: parse the semantic manifest, validate
+it offline, and run the ``mf`` command against the configured warehouse.
+
+MetricFlow's CLI reads ``<dbt project>/target/semantic_manifest.json`` (a fixed path) and the
+dbt profile; the profile reads the warehouse from the environment (``tokenbook.dbt.dbt_env``).
+The manifest names the DuckDB database after the warehouse file and the BigQuery project and
+datasets after the warehouse URL, so it is parsed again for the warehouse asked for before
+every ``mf`` call. ``mf`` runs in-process (its click command), so a warehouse that dbt has
+open in this process is reused rather than locked out.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from tokenbook.dbt import DBT_PROJECT_DIR, _patched_environ, dbt_env, run_dbt
+from tokenbook.settings import Settings
+
+SEMANTIC_MANIFEST = DBT_PROJECT_DIR / "target" / "semantic_manifest.json"
+
+
+class SemanticLayerError(RuntimeError):
+    """The semantic manifest is missing or invalid; the message says what to fix."""
+
+
+def parse_semantic_manifest(settings: Settings, target_path: str | Path | None = None) -> Path:
+    """``dbt parse`` for the settings' warehouse; returns the semantic manifest written.
+
+    Without ``target_path`` it is written where ``mf`` reads it (dbt_project/target)."""
+    if target_path is None:
+        run_dbt(["parse", "--quiet"], dataclasses.replace(settings, dbt_target_path=None))
+        return SEMANTIC_MANIFEST
+    run_dbt(["parse", "--quiet"], settings, target_path=target_path)
+    return Path(target_path) / "target" / "semantic_manifest.json"
+
+
+def validate_semantic_manifest(path: str | Path) -> list[str]:
+    """The blocking issues MetricFlow finds in a semantic manifest (what ``mf validate-configs
+    --skip-dw`` checks), as messages; empty when it is valid. Needs no warehouse."""
+    from metricflow_semantic_interfaces.validations.semantic_manifest_validator import (
+        SemanticManifestValidator,
+    )
+    from metricflow_semantics.model.dbt_manifest_parser import (
+        parse_manifest_from_dbt_generated_manifest,
+    )
+
+    path = Path(path)
+    if not path.exists():
+        raise SemanticLayerError(f"{path} does not exist: run `dbt parse` first")
+    manifest = parse_manifest_from_dbt_generated_manifest(path.read_text())
+    result = SemanticManifestValidator().validate_semantic_manifest(manifest)
+    return [issue.as_readable_str() for issue in result.errors]
+
+
+def metric_names(path: str | Path) -> list[str]:
+    """The metrics a semantic manifest defines."""
+    return sorted(m["name"] for m in json.loads(Path(path).read_text())["metrics"])
+
+
+def run_mf(args: Sequence[str], settings: Settings, parse: bool = True) -> int:
+    """Run ``mf ARGS`` (dbt-metricflow's CLI) against the settings' warehouse; returns its exit
+    code. Output goes to this process's stdout/stderr."""
+    import click
+    from dbt_metricflow.cli.main import cli
+
+    if parse:
+        parse_semantic_manifest(settings)
+    env = {
+        **dbt_env(settings),
+        "DBT_PROJECT_DIR": str(DBT_PROJECT_DIR),
+        "DBT_PROFILES_DIR": str(DBT_PROJECT_DIR),
+    }
+    cwd = Path.cwd()
+    with _patched_environ(env):
+        try:
+            os.chdir(DBT_PROJECT_DIR)  # mf writes its log under ./logs
+            cli.main(args=list(args), prog_name="mf", standalone_mode=False)
+        except SystemExit as exc:  # mf exits 1 on a refused query
+            return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        except click.ClickException as exc:  # an unknown mf option or command
+            exc.show()
+            return exc.exit_code
+        finally:
+            os.chdir(cwd)
+    return 0
