@@ -59,7 +59,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+import tomllib
 from collections import Counter
+from pathlib import Path
 
 KINDS: tuple[str, ...] = ("email", "phone", "card", "iban", "ssn", "ip", "secret")
 
@@ -75,16 +77,24 @@ _BL = rf"(^|{_ESC}|[^0-9A-Za-z_\\])"
 _BT = r"($|[^0-9A-Za-z_])"
 
 # --- secret -------------------------------------------------------------------------------
+# Token and context rules come from maintained scanners (gitleaks, detect-secrets), vendored
+# as data with their source, version and licence in secret_rules.toml.
+_RULES_FILE = Path(__file__).with_name("secret_rules.toml")
+
+
+def _load_rules() -> tuple[list[dict], list[dict]]:
+    with _RULES_FILE.open("rb") as fh:
+        data = tomllib.load(fh)
+    return list(data.get("token", [])), list(data.get("context", []))
+
+
+TOKEN_RULES, CONTEXT_RULES = _load_rules()
+# One pass for every token rule (RE2 runs an alternation in one scan; leftmost-first, so the
+# specific rules listed first win at a position); the match runs on to the end of the token.
 _SECRET_TOKEN = (
-    rf"(^|{_ESC}|[^0-9A-Za-z_\-\\])("
-    r"sk-(?:ant-(?:[a-z]+\d\d-)?|proj-|svcacct-|admin-)?[A-Za-z0-9_]{20}[A-Za-z0-9_\-]*"
-    r"|(?:AKIA|ASIA)[0-9A-Z]{16}"
-    r"|gh[pousr]_[A-Za-z0-9]{20,}"
-    r"|github_pat_[A-Za-z0-9_]{20,}"
-    r"|xox[abprs]-[A-Za-z0-9\-]{10,}"
-    r"|AIza[0-9A-Za-z_\-]{30,}"
-    r"|eyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}"
-    r")"
+    rf"(^|{_ESC}|[^0-9A-Za-z_\-\\])((?:"
+    + "|".join(r["token"] for r in TOKEN_RULES)
+    + r")[A-Za-z0-9_\-]*)"
 )
 _SECRET_BEARER = r"(?i)((?:^|[^0-9A-Za-z_])bearer\s+)([A-Za-z0-9._~+/=\-]{12,})"
 _KEY_NAMES = (
@@ -251,14 +261,17 @@ def _secret_stage(expr: str) -> str:
     out = _sub(expr, _SECRET_TOKEN, rf"\1{m}")
     out = _sub(out, _SECRET_BEARER, rf"\1{m}")
     out = _sub(out, _SECRET_KV_JSON, rf"\1{m}")
-    return _sub(out, _SECRET_KV_TEXT, rf"\1{m}")
+    out = _sub(out, _SECRET_KV_TEXT, rf"\1{m}")
+    for rule in CONTEXT_RULES:  # group 1 kept, group 2 the secret, group 3 kept
+        out = _sub(out, rule["pattern"], rf"\1{m}\3")
+    return out
 
 
 # Cheap gate: a row matching none of these cannot contain PII of any kind (most rows).
 _ANY = "|".join(
     (
         "@",
-        r"sk-|AKIA|ASIA|gh[pousr]_|github_pat_|xox[abprs]-|AIza|eyJ",
+        *dict.fromkeys(r["gate"] for r in (*TOKEN_RULES, *CONTEXT_RULES)),
         r"(?i:bearer)\s",
         rf"(?i:{_KEY_NAMES})\\?\"?\s*[:=]",
         _IBAN_PREFILTER,
@@ -400,6 +413,8 @@ def redact_text(s: str | None) -> tuple[str | None, Counter]:
     s = sub(s, _SECRET_BEARER, "secret", False)
     s = sub(s, _SECRET_KV_JSON, "secret", False)
     s = sub(s, _SECRET_KV_TEXT, "secret", False)
+    for rule in CONTEXT_RULES:
+        s = sub(s, rule["pattern"], "secret", True)
     s = sub(s, _EMAIL, "email", False)
     if _py(_IBAN_PREFILTER).search(s):
         found = []
