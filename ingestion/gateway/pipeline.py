@@ -59,7 +59,9 @@ from ingestion.gateway.readers import (
 )
 from ingestion.gateway.schema import (
     GATEWAY_CALLS_COLUMNS,
+    IDENTIFIER_FIELDS,
     NATIVE_FIELDS,
+    PROMPT_TEXT_FIELDS,
     REQUIRED_FIELDS,
     PartitionTables,
 )
@@ -146,7 +148,9 @@ TEXT_FIELDS: tuple[str, ...] = tuple(f for f, t in NATIVE_FIELDS.items() if t no
 def _typed_select(reader_table: str, file_idx_sql: str, source_file_sql: str, fmt: str) -> str:
     """One reader table typed and validated: text fields, ``t_<field>`` typed fields,
     ``reason`` (NULL when every rule passes, else the failed rules joined by '; '),
-    ``raw_line`` (only for rejected records) and ``needs_pii`` (only for accepted ones).
+    ``raw_line`` (only for rejected records: a record that parsed is rebuilt from its fields
+    without its prompt text and identifiers, which _stage pseudonymises and merges back; a line
+    that did not parse keeps its text, ``unparsed``) and ``needs_pii`` (accepted ones only).
 
     Row order is the reader's: a positional reader's line numbers are row positions.
     ``file_idx_sql`` and ``source_file_sql`` are SQL: literals for one file, expressions over
@@ -197,8 +201,9 @@ def _typed_select(reader_table: str, file_idx_sql: str, source_file_sql: str, fm
       select {file_idx_sql} as file_idx, {source_file_sql} as source_file,
              {_q(fmt)} as source_format,
              source_line, {keep}, extra, {typed_cols}, reason,
-             case when reason is not null then coalesce(raw_line, {_rebuilt_raw_line()}) end
-                 as raw_line,
+             case when parse_error is not null then raw_line
+                  when reason is not null then {_rebuilt_raw_line()} end as raw_line,
+             reason is not null and parse_error is not null as unparsed,
              case when reason is null then {_needs_redaction_expr()} end as needs_pii
       from (
         select *, coalesce(parse_error, {rule_text}) as reason
@@ -294,18 +299,23 @@ def _read_typed(con, reader, path: Path, idx: int, source_name: str, fmt: str) -
 
 
 def _rebuilt_raw_line(typed: bool = False) -> str:
-    """JSON text of a record from its columns (for readers that leave raw_line null, and for
-    records rejected after typing, e.g. out of window). ``typed``: from the typed table."""
+    """JSON text of a rejected record from its columns, after the field rules that need no key:
+    prompt-text fields dropped, identifier fields left out (``_stage`` merges their pseudonyms
+    back). ``typed``: from the typed table (records rejected after typing, e.g. out of window);
+    otherwise from the reader's text columns (a value that is valid JSON keeps its JSON type,
+    ``"many"`` tokens stay a string)."""
     def value(f: str) -> str:
         if typed and NATIVE_FIELDS[f] == "timestamp":
             return f"strftime({_i('t_' + f)}, '%Y-%m-%dT%H:%M:%S.%fZ')"
         if typed and NATIVE_FIELDS[f] in TYPED_KINDS:
             return _i("t_" + f)
-        if typed and NATIVE_FIELDS[f] == "json":
-            return f"try_cast({_i(f)} as JSON)"
+        if NATIVE_FIELDS[f] == "json" or (not typed and NATIVE_FIELDS[f] in TYPED_KINDS
+                                          and NATIVE_FIELDS[f] != "timestamp"):
+            return f"coalesce(try_cast({_i(f)} as JSON), to_json({_i(f)}))"
         return _i(f)
 
-    pairs = ", ".join(f"{_i(f)}: {value(f)}" for f in NATIVE_FIELDS)
+    kept = [f for f in NATIVE_FIELDS if f not in PROMPT_TEXT_FIELDS + IDENTIFIER_FIELDS]
+    pairs = ", ".join(f"{_i(f)}: {value(f)}" for f in kept)
     return (
         f"json_merge_patch(json_merge_patch('{{}}', to_json({{{pairs}}})), coalesce(extra, '{{}}'))"
         "::VARCHAR"
@@ -853,55 +863,79 @@ def _stage(con, settings, materialise_calls: bool = True) -> None:
     con.execute(f"create temp {kind} _tb_calls as {calls_select()}")
 
     # Quarantined rows in two steps. Finding them reads a few narrow columns; a record the
-    # rules rejected already carries its raw line. Only records rejected after typing (out of
-    # window) need their line rebuilt from every column, so only those rows are fetched wide:
-    # one scan of all the typed columns cost ~2 s at 5M rows (the typed rows spill to disk).
+    # rules rejected already carries its rebuilt line (or, not parsed, its own text). Then only
+    # the quarantined rows are fetched wide: their identifier and prompt fields (pseudonymised,
+    # counted) and, for records rejected after typing (out of window), every column to rebuild
+    # the record. One scan of all the typed columns cost ~2 s at 5M rows (they spill to disk).
     con.execute(
         """
         create or replace temp table _tb_qrows as
-        select load_date, source_file, source_line, reason, raw_line, file_idx
+        select load_date, source_file, source_line, reason, raw_line, unparsed, file_idx
         from _tb_rows where row_status = 'quarantined'
         """
     )
-    q = "_tb_qrows"
-    if con.execute("select count(*) from _tb_qrows where raw_line is null").fetchone()[0]:
-        q = f"""(
-            select q.* replace (coalesce(q.raw_line, w.rebuilt) as raw_line)
-            from _tb_qrows q left join (
-                select file_idx, source_line, {_rebuilt_raw_line(typed=True)} as rebuilt
-                from _tb_typed semi join (
-                    select file_idx, source_line from _tb_qrows where raw_line is null
-                ) k using (file_idx, source_line)
-            ) w using (file_idx, source_line)
-        )"""
+    sensitive = (*IDENTIFIER_FIELDS, *PROMPT_TEXT_FIELDS)
+    sensitive_cols = ", ".join(_i(f) for f in sensitive)
+    rebuilt = f"case when k.raw_line is null then {_rebuilt_raw_line(typed=True)} end as rebuilt"
+    con.execute(
+        f"""
+        create or replace temp table _tb_qfields as
+        select file_idx, source_line, {sensitive_cols}, {rebuilt}
+        from _tb_typed join _tb_qrows k using (file_idx, source_line)
+        """
+    )
+    # The record after the field rules: identifiers replaced by their keyed pseudonyms (the
+    # same hash as loaded rows), prompt text already dropped, then the whole record redacted.
+    record = "coalesce(q.raw_line, w.rebuilt)"
+    for f in IDENTIFIER_FIELDS:
+        pseudonym = redact.pseudonymise_sql(f"w.{_i(f)}", settings.pii_key)
+        record = (f"case when w.{_i(f)} is null then {record} else json_merge_patch({record}, "
+                  f"json_object({_q(f)}, {pseudonym}))::VARCHAR end")
     con.execute(
         f"""
         create or replace temp table _tb_quarantine as
         select load_date, {_q(SOURCE)} as source, source_file, source_line as line_number,
-               reason, {redact.redact_sql('raw_line')} as raw_line, raw_line as _unredacted,
-               file_idx
-        from {q}
+               reason,
+               case when unparsed then {redact.unparsed_line_sql('_record')}
+                    else {redact.redact_sql('_record')} end as raw_line,
+               _record, unparsed as _unparsed, {sensitive_cols}, file_idx
+        from (
+            select q.*, {record} as _record, {", ".join(f"w.{_i(f)}" for f in sensitive)}
+            from _tb_qrows q left join _tb_qfields w using (file_idx, source_line)
+        )
         """
     )
-    _drop(con, "_tb_qrows")
-    # counts by field and kind: loaded rows that needed redaction, and quarantined lines
+    _drop(con, "_tb_qrows", "_tb_qfields")
+    # Counts by field and kind: loaded rows that needed redaction; quarantined records (the
+    # record as stored, and the identifier and prompt fields it no longer holds); lines that
+    # did not parse (what the redactor finds in the whole line, of which only the shape stays).
+    field_counts = "".join(
+        f"\n        union all\n        select load_date, source_file, {_q(f)}, {_i(f)}, "
+        f"{redact.redact_sql(_i(f))} from _tb_quarantine "
+        f"where not _unparsed and {_i(f)} is not null"
+        for f in sensitive
+    )
+    con.execute(
+        f"""
+        create or replace temp table _tb_qred_long as
+        select load_date, source_file, 'raw_line' as field, _record as value,
+               case when _unparsed then {redact.redact_sql('_record')} else raw_line end as red
+        from _tb_quarantine{field_counts}
+        """
+    )
     kinds = redact.pii_count_redacted_sql("value", "red")
     sums = ", ".join(f"coalesce(sum({e}), 0)::BIGINT as {_i(k)}" for k, e in kinds.items())
-    qkinds = redact.pii_count_redacted_sql("_unredacted", "raw_line")
-    qsums = ", ".join(f"coalesce(sum({e}), 0)::BIGINT as {_i(k)}" for k, e in qkinds.items())
     con.execute(
         f"""
         create or replace temp table _tb_pii as
         with counts as (
             unpivot (
                 select load_date, source_file, field, {sums}
-                from _tb_red_long group by load_date, source_file, field
+                from (select load_date, source_file, field, value, red from _tb_red_long
+                      union all
+                      select load_date, source_file, field, value, red from _tb_qred_long)
+                group by load_date, source_file, field
             ) on {", ".join(_i(k) for k in kinds)} into name kind value redactions
-            union all
-            unpivot (
-                select load_date, source_file, 'raw_line' as field, {qsums}
-                from _tb_quarantine group by load_date, source_file
-            ) on {", ".join(_i(k) for k in qkinds)} into name kind value redactions
         )
         select load_date, {_q(SOURCE)} as source, source_file, field, kind,
                sum(redactions)::BIGINT as redactions
@@ -909,7 +943,9 @@ def _stage(con, settings, materialise_calls: bool = True) -> None:
         group by all
         """
     )
-    con.execute("alter table _tb_quarantine drop column _unredacted")
+    for col in ("_record", "_unparsed", *sensitive):
+        con.execute(f"alter table _tb_quarantine drop column {_i(col)}")
+    _drop(con, "_tb_qred_long")
     _drop(con, "_tb_red_long", *(("_tb_red", "_tb_customers") if materialise_calls else ()))
 
 

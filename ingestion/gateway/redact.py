@@ -343,6 +343,73 @@ def _count_pair(kind: str) -> str:
     return f"coalesce({_marker_count('pii_s.r', kind)} - {_marker_count('pii_s.o', kind)}, 0)"
 
 
+# --- what quarantine keeps of a line that did not parse ---------------------------------------
+# A line that is not a JSON object cannot go through the field rules (nothing says which part
+# is the prompt or the customer id), so only its shape is kept: JSON keys (identifier-like names
+# only), punctuation, true/false/null and numbers of up to 8 characters; every string value
+# becomes "[TEXT]", every other word [TEXT], a longer number [NUMBER]. Cut to UNPARSED_KEEP_CHARS,
+# prefixed with the line's byte length and SHA-256 so an engineer can find it in the source
+# (`sha256sum` of the line without its line break).
+UNPARSED_KEEP_CHARS = 240
+_SHAPE_TOKENS = (
+    r'(?s)"(?:[^"\\]|\\.?)*(?:"|$)(?:\s*:)?|-?\d+(?:\.\d+)?(?:[eE][+\-]?\d+)?|[{}\[\]:,]|\s+'
+    r'|[^\s"{}\[\]:,]+'
+)
+
+
+_SHAPE_KEY = r'"[A-Za-z0-9_.\-]{1,64}"\s*:'
+_SHAPE_NUMBER = r"-?\d+(?:\.\d+)?(?:[eE][+\-]?\d+)?"
+_SHAPE_PUNCT = r"[{}\[\]:,]|\s+"
+
+
+def shape_sql(expr: str) -> str:
+    """DuckDB expression: the shape of the text ``expr`` (see above); NULL stays NULL."""
+    t = "pii_t"
+    quoted_key, quoted = "'\"[TEXT]\":'", "'\"[TEXT]\"'"
+    mapped = (
+        f"CASE WHEN regexp_full_match({t}, {_lit(_SHAPE_KEY)}) THEN {t} "
+        f"WHEN starts_with({t}, '\"') THEN CASE WHEN regexp_matches({t}, ':$') "
+        f"THEN {quoted_key} ELSE {quoted} END "
+        f"WHEN regexp_full_match({t}, {_lit(_SHAPE_NUMBER)}) "
+        f"THEN CASE WHEN length({t}) <= 8 THEN {t} ELSE '[NUMBER]' END "
+        f"WHEN {t} IN ('true', 'false', 'null') OR regexp_full_match({t}, {_lit(_SHAPE_PUNCT)}) "
+        f"THEN {t} ELSE '[TEXT]' END"
+    )
+    toks = f"regexp_extract_all(CAST(({expr}) AS VARCHAR), {_lit(_SHAPE_TOKENS)})"
+    return f"array_to_string(list_transform({toks}, lambda {t}: {mapped}), '')"
+
+
+def unparsed_line_sql(expr: str, keep: int = UNPARSED_KEEP_CHARS) -> str:
+    """DuckDB expression: what quarantine stores of a line that did not parse:
+    ``[unparsed: <bytes> bytes, sha256 <hex>] <shape, redacted, cut to keep chars>``."""
+    e = f"CAST(({expr}) AS VARCHAR)"
+    return (
+        f"CASE WHEN {e} IS NULL THEN NULL ELSE '[unparsed: ' || octet_length(encode({e})) "
+        f"|| ' bytes, sha256 ' || sha256({e}) || '] ' || left({redact_sql(shape_sql(e))}, "
+        f"{int(keep)}) END"
+    )
+
+
+def unparsed_line_text(line: str, keep: int = UNPARSED_KEEP_CHARS) -> str:
+    """Python twin of ``unparsed_line_sql`` (tests; ``raw.pipeline_failures``)."""
+    def one(m: re.Match[str]) -> str:
+        t = m.group(0)
+        if re.fullmatch(_SHAPE_KEY, t):
+            return t
+        if t.startswith('"'):
+            return '"[TEXT]":' if t.endswith(":") else '"[TEXT]"'
+        if re.fullmatch(_SHAPE_NUMBER, t):
+            return t if len(t) <= 8 else "[NUMBER]"
+        if t in ("true", "false", "null") or re.fullmatch(_SHAPE_PUNCT, t):
+            return t
+        return "[TEXT]"
+
+    shape = "".join(one(m) for m in re.finditer(_SHAPE_TOKENS, line))
+    red, _ = redact_text(shape)
+    digest = hashlib.sha256(line.encode()).hexdigest()
+    return f"[unparsed: {len(line.encode())} bytes, sha256 {digest}] {red[:keep]}"
+
+
 def pseudonymise_sql(expr: str, key: str) -> str:
     """HMAC-SHA256(key, value) as ``cust_<first 16 hex>``; null stays null. ``key`` must be
     non-empty (it comes from settings)."""
