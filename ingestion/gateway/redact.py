@@ -410,6 +410,25 @@ def unparsed_line_text(line: str, keep: int = UNPARSED_KEEP_CHARS) -> str:
     return f"[unparsed: {len(line.encode())} bytes, sha256 {digest}] {red[:keep]}"
 
 
+# Free text that may quote a record (an exception message in raw.pipeline_failures): the values
+# of prompt-text and identifier keys are masked whole, whatever they hold, then the text is
+# redacted. Keys: the native format's prompt and identifier fields, and the prompt/response
+# fields of the LiteLLM and OTel formats.
+_QUOTED_SENSITIVE = (
+    r'(?is)("(?:prompt_preview|customer_id|end_user|user|messages|response|prompt|completion'
+    r'|proxy_server_request|gen_ai\.(?:prompt|completion|input\.messages|output\.messages'
+    r'|system_instructions)[^"]*)\\?"\s*:\s*)(?:"(?:[^"\\]|\\.)*(?:"|$)|\[[^\]]*(?:\]|$)'
+    r'|\{[^}]*(?:\}|$))'
+)
+
+
+def mask_quoted_records_sql(expr: str) -> str:
+    """DuckDB expression: ``expr`` with the values of prompt-text and identifier keys replaced
+    by ``"[TEXT]"``, then redacted (``redact_sql``)."""
+    masked = _sub(f"CAST(({expr}) AS VARCHAR)", _QUOTED_SENSITIVE, '\\1"[TEXT]"')
+    return redact_sql(masked)
+
+
 def pseudonymise_sql(expr: str, key: str) -> str:
     """HMAC-SHA256(key, value) as ``cust_<first 16 hex>``; null stays null. ``key`` must be
     non-empty (it comes from settings)."""
