@@ -474,8 +474,11 @@ def ingest_gateway(
     ``memory_limit``: DuckDB's limit on the connection this function opens (staged rows beyond
     it spill to disk); ``max_quarantine_share``: the checkpoint's per-file threshold.
     Raises ReaderError (a missing or unreadable file, a missing Parquet column),
-    IngestError (a file with no datable record and no ``date``), ValidationFailed.
+    IngestError (a file with no datable record and no ``date``), ValidationFailed,
+    ``tokenbook.settings.DevKeyRefused`` (the development PII key outside the demo and tests).
     """
+    # pseudonymising with the public development key is refused before anything is read
+    settings.require_pii_key()
     started = datetime.now(UTC).replace(tzinfo=None)
     timings: dict[str, float] = {}
     t0, c0 = time.perf_counter(), time.process_time()
