@@ -363,20 +363,27 @@ _SHAPE_PUNCT = r"[{}\[\]:,]|\s+"
 
 
 def shape_sql(expr: str) -> str:
-    """DuckDB expression: the shape of the text ``expr`` (see above); NULL stays NULL."""
-    t = "pii_t"
+    """DuckDB expression: the shape of the text ``expr`` (see above); NULL stays NULL.
+    A number is kept only as a JSON value (after ``:``, ``[`` or ``,``): digits in free text
+    (``+49 30 9876 5432``, grouped IBANs) are words."""
+    t, i, lst = "pii_t", "pii_i", "pii_l"
+    prev = f"coalesce({lst}[{i} - 1], '')"
+    prev2 = f"coalesce({lst}[{i} - 2], '')"
+    json_value = (f"(regexp_matches({prev}, '[:\\[,]$') OR (regexp_full_match({prev}, '\\s+') "
+                  f"AND regexp_matches({prev2}, '[:\\[,]$')))")
     quoted_key, quoted = "'\"[TEXT]\":'", "'\"[TEXT]\"'"
     mapped = (
         f"CASE WHEN regexp_full_match({t}, {_lit(_SHAPE_KEY)}) THEN {t} "
         f"WHEN starts_with({t}, '\"') THEN CASE WHEN regexp_matches({t}, ':$') "
         f"THEN {quoted_key} ELSE {quoted} END "
-        f"WHEN regexp_full_match({t}, {_lit(_SHAPE_NUMBER)}) "
+        f"WHEN regexp_full_match({t}, {_lit(_SHAPE_NUMBER)}) AND {json_value} "
         f"THEN CASE WHEN length({t}) <= 8 THEN {t} ELSE '[NUMBER]' END "
         f"WHEN {t} IN ('true', 'false', 'null') OR regexp_full_match({t}, {_lit(_SHAPE_PUNCT)}) "
         f"THEN {t} ELSE '[TEXT]' END"
     )
     toks = f"regexp_extract_all(CAST(({expr}) AS VARCHAR), {_lit(_SHAPE_TOKENS)})"
-    return f"array_to_string(list_transform({toks}, lambda {t}: {mapped}), '')"
+    body = f"array_to_string(list_transform({lst}, lambda {t}, {i}: {mapped}), '')"
+    return _bind(toks, body, lst)
 
 
 def unparsed_line_sql(expr: str, keep: int = UNPARSED_KEEP_CHARS) -> str:
@@ -392,19 +399,23 @@ def unparsed_line_sql(expr: str, keep: int = UNPARSED_KEEP_CHARS) -> str:
 
 def unparsed_line_text(line: str, keep: int = UNPARSED_KEEP_CHARS) -> str:
     """Python twin of ``unparsed_line_sql`` (tests; ``raw.pipeline_failures``)."""
-    def one(m: re.Match[str]) -> str:
-        t = m.group(0)
+    toks = [m.group(0) for m in re.finditer(_SHAPE_TOKENS, line)]
+
+    def one(i: int, t: str) -> str:
+        prev, prev2 = (toks[i - 1] if i >= 1 else ""), (toks[i - 2] if i >= 2 else "")
+        json_value = bool(re.search(r"[:\[,]$", prev)) or (
+            bool(re.fullmatch(r"\s+", prev)) and bool(re.search(r"[:\[,]$", prev2)))
         if re.fullmatch(_SHAPE_KEY, t):
             return t
         if t.startswith('"'):
             return '"[TEXT]":' if t.endswith(":") else '"[TEXT]"'
-        if re.fullmatch(_SHAPE_NUMBER, t):
+        if re.fullmatch(_SHAPE_NUMBER, t) and json_value:
             return t if len(t) <= 8 else "[NUMBER]"
         if t in ("true", "false", "null") or re.fullmatch(_SHAPE_PUNCT, t):
             return t
         return "[TEXT]"
 
-    shape = "".join(one(m) for m in re.finditer(_SHAPE_TOKENS, line))
+    shape = "".join(one(i, t) for i, t in enumerate(toks))
     red, _ = redact_text(shape)
     digest = hashlib.sha256(line.encode()).hexdigest()
     return f"[unparsed: {len(line.encode())} bytes, sha256 {digest}] {red[:keep]}"
