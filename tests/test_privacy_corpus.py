@@ -149,6 +149,24 @@ def _gateway_corpus(path: Path) -> tuple[list[str], Counter, dict[str, int]]:
     return lines, expected, reasons
 
 
+def _litellm_corpus(path: Path) -> Counter:
+    """LiteLLM spend-log rows (its own prompt/response fields, end_user as the customer): one
+    loaded, one rejected (negative tokens). Returns the expected counts (metadata only: the
+    reader drops messages and response before anything is scanned)."""
+    rows = []
+    for n, tokens in enumerate((100, -5)):
+        rows.append({
+            "request_id": f"ll-{n}", "startTime": "2026-11-19T10:00:00Z",
+            "endTime": "2026-11-19T10:00:01Z", "model": "gpt-4o", "custom_llm_provider": "openai",
+            "prompt_tokens": tokens, "completion_tokens": 10, "spend": 0.001,
+            "end_user": CUSTOMER, "request_tags": ["feature:ledger_assist"],
+            "messages": [{"role": "user", "content": PROMPT + " " + _joined()}],
+            "response": {"choices": [{"message": {"content": PROMPT}}]},
+            "metadata": {"note": _joined()}})
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    return _expected() + _expected()
+
+
 def _text_columns(con) -> list[tuple[str, str, str]]:
     return con.execute(
         """
@@ -170,15 +188,18 @@ def _pieces(value: str, width: int = 12) -> set[str]:
 def test_no_planted_value_lands_in_any_table_and_counts_match(tmp_path):
     corpus = tmp_path / "gateway-2026-11-20.jsonl"
     lines, expected_gateway, reasons = _gateway_corpus(corpus)
+    litellm = tmp_path / "litellm-spend-2026-11-20.jsonl"
+    expected_gateway += _litellm_corpus(litellm)
     db = tmp_path / "wh.duckdb"
     settings = load_settings(warehouse=f"duckdb:///{db}", pii_key=KEY)
     try:
-        report = ingest_gateway([corpus], settings, date=LOAD)
+        report = ingest_gateway([corpus, litellm], settings, date=LOAD)
     except ValidationFailed as exc:  # most of the corpus is quarantined, on purpose
         report = exc.report
-    (f,) = report.files
+    f, ll = report.files
     assert (f.rows_read, f.rows_loaded, f.rows_quarantined, f.rows_duplicate) == (
         len(lines), len(FIELDS), len(lines) - len(FIELDS), 0)
+    assert (ll.source_format, ll.rows_loaded, ll.rows_quarantined) == ("litellm", 1, 1)
 
     # evals: a rejected record with free text in a stored field, a truncated line
     evals_file = tmp_path / "evals.jsonl"
@@ -228,10 +249,15 @@ def test_no_planted_value_lands_in_any_table_and_counts_match(tmp_path):
         pseudonym = redact.pseudonymise_text(CUSTOMER, KEY)
         loaded_ids = {r[0] for r in con.execute(
             "select customer_id from raw.gateway_calls where request_id <> 'rq-0-4'").fetchall()}
+        assert len(loaded_ids) == 1  # the native and the LiteLLM customer alike
         assert loaded_ids == {pseudonym}
         quarantined = con.execute(
             "select line_number, reason, raw_line from raw.quarantine where source = 'gateway' "
-            "order by line_number").fetchall()
+            f"and source_file = '{corpus}' order by line_number").fetchall()
+        (ll_raw,) = con.execute(
+            "select raw_line from raw.quarantine where source_file = ?", [str(litellm)]
+        ).fetchone()
+        assert json.loads(ll_raw)["customer_id"] == pseudonym
         assert {n: r for n, r, _ in quarantined} == {
             n: r for n, r in reasons.items() if r != "loaded"}
         for n, _, raw in quarantined:
