@@ -148,9 +148,9 @@ TEXT_FIELDS: tuple[str, ...] = tuple(f for f, t in NATIVE_FIELDS.items() if t no
 def _typed_select(reader_table: str, file_idx_sql: str, source_file_sql: str, fmt: str) -> str:
     """One reader table typed and validated: text fields, ``t_<field>`` typed fields,
     ``reason`` (NULL when every rule passes, else the failed rules joined by '; '),
-    ``raw_line`` (only for rejected records: a record that parsed is rebuilt from its fields
-    without its prompt text and identifiers, which _stage pseudonymises and merges back; a line
-    that did not parse keeps its text, ``unparsed``) and ``needs_pii`` (accepted ones only).
+    ``raw_line`` (only for rejected records: a record that parsed is rebuilt from its fields,
+    to which _stage applies the field rules; a line that did not parse keeps its text,
+    ``unparsed``) and ``needs_pii`` (accepted ones only).
 
     Row order is the reader's: a positional reader's line numbers are row positions.
     ``file_idx_sql`` and ``source_file_sql`` are SQL: literals for one file, expressions over
@@ -299,9 +299,9 @@ def _read_typed(con, reader, path: Path, idx: int, source_name: str, fmt: str) -
 
 
 def _rebuilt_raw_line(typed: bool = False) -> str:
-    """JSON text of a rejected record from its columns, after the field rules that need no key:
-    prompt-text fields dropped, identifier fields left out (``_stage`` merges their pseudonyms
-    back). ``typed``: from the typed table (records rejected after typing, e.g. out of window);
+    """JSON text of a rejected record from its columns (staged only: ``_stage`` then applies
+    the field rules, prompt text dropped and identifiers pseudonymised, before it lands).
+    ``typed``: from the typed table (records rejected after typing, e.g. out of window);
     otherwise from the reader's text columns (a value that is valid JSON keeps its JSON type,
     ``"many"`` tokens stay a string)."""
     def value(f: str) -> str:
@@ -314,8 +314,7 @@ def _rebuilt_raw_line(typed: bool = False) -> str:
             return f"coalesce(try_cast({_i(f)} as JSON), to_json({_i(f)}))"
         return _i(f)
 
-    kept = [f for f in NATIVE_FIELDS if f not in PROMPT_TEXT_FIELDS + IDENTIFIER_FIELDS]
-    pairs = ", ".join(f"{_i(f)}: {value(f)}" for f in kept)
+    pairs = ", ".join(f"{_i(f)}: {value(f)}" for f in NATIVE_FIELDS)
     return (
         f"json_merge_patch(json_merge_patch('{{}}', to_json({{{pairs}}})), coalesce(extra, '{{}}'))"
         "::VARCHAR"
@@ -866,10 +865,10 @@ def _stage(con, settings, materialise_calls: bool = True) -> None:
     con.execute(f"create temp {kind} _tb_calls as {calls_select()}")
 
     # Quarantined rows in two steps. Finding them reads a few narrow columns; a record the
-    # rules rejected already carries its rebuilt line (or, not parsed, its own text). Then only
-    # the quarantined rows are fetched wide: their identifier and prompt fields (pseudonymised,
-    # counted) and, for records rejected after typing (out of window), every column to rebuild
-    # the record. One scan of all the typed columns cost ~2 s at 5M rows (they spill to disk).
+    # rules rejected already carries its line (rebuilt from its fields; or, not parsed, its own
+    # text). Only records rejected after typing (out of window) need their line rebuilt from
+    # every column, so only those rows are fetched wide: one scan of all the typed columns cost
+    # ~2 s at 5M rows (the typed rows spill to disk).
     con.execute(
         """
         create or replace temp table _tb_qrows as
@@ -877,38 +876,41 @@ def _stage(con, settings, materialise_calls: bool = True) -> None:
         from _tb_rows where row_status = 'quarantined'
         """
     )
+    q = "_tb_qrows"
+    if con.execute("select count(*) from _tb_qrows where raw_line is null").fetchone()[0]:
+        q = f"""(
+            select q.* replace (coalesce(q.raw_line, w.rebuilt) as raw_line)
+            from _tb_qrows q left join (
+                select file_idx, source_line, {_rebuilt_raw_line(typed=True)} as rebuilt
+                from _tb_typed semi join (
+                    select file_idx, source_line from _tb_qrows where raw_line is null
+                ) k using (file_idx, source_line)
+            ) w using (file_idx, source_line)
+        )"""
+    # The record after the field rules of a loaded row: prompt text dropped (counted under its
+    # field), identifiers replaced by the SAME keyed pseudonyms as loaded rows (PII in them
+    # counted under their field), then the whole record redacted (counted under raw_line).
     sensitive = (*IDENTIFIER_FIELDS, *PROMPT_TEXT_FIELDS)
-    sensitive_cols = ", ".join(_i(f) for f in sensitive)
-    rebuilt = f"case when k.raw_line is null then {_rebuilt_raw_line(typed=True)} end as rebuilt"
-    con.execute(
-        f"""
-        create or replace temp table _tb_qfields as
-        select file_idx, source_line, {sensitive_cols}, {rebuilt}
-        from _tb_typed join _tb_qrows k using (file_idx, source_line)
-        """
+    taken = ", ".join(
+        f"case when not unparsed then raw_line->>{_q(f)} end as {_i(f)}" for f in sensitive)
+    patch = ", ".join(
+        [f"{_q(f)}, {redact.pseudonymise_sql(_i(f), settings.pii_key)}" for f in IDENTIFIER_FIELDS]
+        + [f"{_q(f)}, NULL" for f in PROMPT_TEXT_FIELDS]
     )
-    # The record after the field rules: identifiers replaced by their keyed pseudonyms (the
-    # same hash as loaded rows), prompt text already dropped, then the whole record redacted.
-    record = "coalesce(q.raw_line, w.rebuilt)"
-    for f in IDENTIFIER_FIELDS:
-        pseudonym = redact.pseudonymise_sql(f"w.{_i(f)}", settings.pii_key)
-        record = (f"case when w.{_i(f)} is null then {record} else json_merge_patch({record}, "
-                  f"json_object({_q(f)}, {pseudonym}))::VARCHAR end")
+    record = (f"case when unparsed then raw_line "
+              f"else json_merge_patch(raw_line, json_object({patch}))::VARCHAR end")
     con.execute(
         f"""
         create or replace temp table _tb_quarantine as
         select load_date, {_q(SOURCE)} as source, source_file, source_line as line_number,
                reason,
-               case when unparsed then {redact.unparsed_line_sql('_record')}
+               case when unparsed then {redact.unparsed_line_sql('raw_line')}
                     else {redact.redact_sql('_record')} end as raw_line,
-               _record, unparsed as _unparsed, {sensitive_cols}, file_idx
-        from (
-            select q.*, {record} as _record, {", ".join(f"w.{_i(f)}" for f in sensitive)}
-            from _tb_qrows q left join _tb_qfields w using (file_idx, source_line)
-        )
+               _record, unparsed as _unparsed, {", ".join(_i(f) for f in sensitive)}, file_idx
+        from (select *, {record} as _record from (select *, {taken} from {q}))
         """
     )
-    _drop(con, "_tb_qrows", "_tb_qfields")
+    _drop(con, "_tb_qrows")
     # Counts by field and kind: loaded rows that needed redaction; quarantined records (the
     # record as stored, and the identifier and prompt fields it no longer holds); lines that
     # did not parse (what the redactor finds in the whole line, of which only the shape stays).
