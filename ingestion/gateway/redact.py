@@ -89,11 +89,29 @@ def _load_rules() -> tuple[list[dict], list[dict]]:
 
 
 TOKEN_RULES, CONTEXT_RULES = _load_rules()
+
+
+def _compact(pattern: str, top: int = 16) -> str:
+    """Repetitions above ``top`` as ``{min(m, top),}``: RE2 unrolls ``x{93}`` into 93 copies,
+    and the rule set's counts (93, 146, 163-166, 27-300, 50-1000) made the one-pass alternation
+    about 4x slower per redacted value (measured: 1.4 s against 0.45 s for 4k values). A match
+    runs on to the end of its token anyway, so only the minimum length (a false-positive guard
+    kept up to ``top``) matters for redaction."""
+    def rep(m: re.Match[str]) -> str:
+        lo, hi = int(m.group(1)), m.group(3)
+        most = lo if m.group(2) is None else (int(hi) if hi else lo)
+        if most <= top and (m.group(2) is None or hi):
+            return m.group(0)
+        return "{" + str(min(lo, top)) + ",}"
+
+    return re.sub(r"\{(\d+)(,(\d*))?\}", rep, pattern)
+
+
 # One pass for every token rule (RE2 runs an alternation in one scan; leftmost-first, so the
 # specific rules listed first win at a position); the match runs on to the end of the token.
 _SECRET_TOKEN = (
     rf"(^|{_ESC}|[^0-9A-Za-z_\-\\])((?:"
-    + "|".join(r["token"] for r in TOKEN_RULES)
+    + "|".join(_compact(r["token"]) for r in TOKEN_RULES)
     + r")[A-Za-z0-9_\-]*)"
 )
 _SECRET_BEARER = r"(?i)((?:^|[^0-9A-Za-z_])bearer\s+)([A-Za-z0-9._~+/=\-]{12,})"
