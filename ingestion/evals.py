@@ -30,7 +30,13 @@ from pathlib import Path
 from ingestion import guard
 from ingestion.audit import FileTotals
 from ingestion.billing import redaction
-from ingestion.gateway.schema import LOAD_AUDIT_COLUMNS, QUARANTINE_COLUMNS, duckdb_ddl
+from ingestion.gateway import redact
+from ingestion.gateway.schema import (
+    LOAD_AUDIT_COLUMNS,
+    PII_REDACTIONS_COLUMNS,
+    QUARANTINE_COLUMNS,
+    duckdb_ddl,
+)
 
 SOURCE = "evals"
 
@@ -226,7 +232,13 @@ def _typed_sql(parsed: str) -> str:
     ]
     return f"""
     select
-        p.file_idx, p.source_file, p.source_line, p.raw_line,
+        p.file_idx, p.source_file, p.source_line,
+        -- quarantine keeps the eval fields only (never other fields of the line), redacted when
+        -- published; a line that did not parse keeps its length, hash and redacted shape
+        case when p.parse_error is null
+             then to_json({{{", ".join(f"'{f}': p.{f}" for f in FIELDS)}}})::VARCHAR
+             else p.raw_line end as raw_line,
+        p.parse_error is not null as unparsed,
         nullif(concat_ws('; ', {", ".join(rules)}), '') as reason,
         try_cast(p.eval_date as DATE) as eval_date,
         p.feature, lower(p.provider) as provider, lower(p.model) as model, p.eval_name,
@@ -242,6 +254,7 @@ def ensure_tables(con) -> None:
     con.execute("create schema if not exists raw")
     con.execute(duckdb_ddl("raw.evals", EVALS_COLUMNS))
     con.execute(duckdb_ddl("raw.quarantine", QUARANTINE_COLUMNS))
+    con.execute(duckdb_ddl("raw.pii_redactions", PII_REDACTIONS_COLUMNS))
     con.execute(duckdb_ddl("raw.load_audit", LOAD_AUDIT_COLUMNS))
 
 
@@ -370,8 +383,25 @@ def _publish(con, files: list[Path], load_date: date, started: datetime,
             f"""insert into raw.quarantine (load_date, source, source_file, line_number, reason,
                     raw_line)
                 select {ld}, {_q(SOURCE)}, source_file, source_line, reason,
-                       {red.redact_sql("raw_line")}
+                       case when unparsed then {redact.unparsed_line_sql("raw_line")}
+                            else {red.redact_sql("raw_line")} end
                 from _evals_checked where reason is not null order by file_idx, source_line"""
+        )
+        # what the redactor found in the quarantined lines, by kind (counts only)
+        con.execute(
+            f"delete from raw.pii_redactions where source = {_q(SOURCE)} "
+            f"and load_date = {ld} and source_file in ({file_list})"
+        )
+        counts = redact.pii_count_sql("raw_line")
+        con.execute(
+            f"""insert into raw.pii_redactions (load_date, source, source_file, field, kind,
+                    redactions)
+                select {ld}, {_q(SOURCE)}, source_file, 'raw_line', kind, sum(n)::BIGINT
+                from (unpivot (select source_file, {", ".join(f"{e} as {k}" for k, e in
+                                                              counts.items())}
+                               from _evals_checked where reason is not null)
+                      on {", ".join(counts)} into name kind value n)
+                group by all having sum(n) > 0"""
         )
         con.executemany(audit_sql, audit_rows("loaded"))
         con.execute("commit")

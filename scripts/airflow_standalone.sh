@@ -39,6 +39,11 @@ export TOKENBOOK_GATEWAY_PATH="${TOKENBOOK_GATEWAY_PATH:-$REPO/demo_data/gateway
 export TOKENBOOK_BILLING_PATH="${TOKENBOOK_BILLING_PATH:-$REPO/demo_data/billing}"
 export TOKENBOOK_OUT_DIR="${TOKENBOOK_OUT_DIR:-$REPO/out}"
 export TOKENBOOK_DBT_MANIFEST="${TOKENBOOK_DBT_MANIFEST:-$REPO/dbt_project/target/manifest.json}"
+# The demo organisation's ids are invented: it may use the public development PII key. Any
+# other gateway folder needs TOKENBOOK_PII_KEY (or TOKENBOOK_PII_KEY_FILE), or the DAG refuses.
+if [ "$TOKENBOOK_GATEWAY_PATH" = "$REPO/demo_data/gateway" ] && [ -z "${TOKENBOOK_PII_KEY:-}${TOKENBOOK_PII_KEY_FILE:-}" ]; then
+  export TOKENBOOK_ALLOW_DEV_KEY="${TOKENBOOK_ALLOW_DEV_KEY:-1}"
+fi
 
 if [ ! -x "$PY" ]; then
   echo "error: $PY not found: run \`make install\` first" >&2

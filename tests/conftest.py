@@ -24,6 +24,10 @@ os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
 for _k in list(os.environ):
     if _k.startswith("TOKENBOOK_"):
         del os.environ[_k]
+# The tests' ids are invented: they opt in to the public development PII key explicitly
+# (outside the demo and the tests, every pseudonymising path refuses it). A test of the
+# refusal removes this from its own environment.
+os.environ["TOKENBOOK_ALLOW_DEV_KEY"] = "1"
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"

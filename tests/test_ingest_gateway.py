@@ -30,6 +30,7 @@ from ingestion.gateway.pipeline import (
     ingest_gateway,
 )
 from ingestion.gateway.readers import ReaderError, detect_format, expand_paths
+from ingestion.gateway.redact import unparsed_line_text
 from tokenbook.settings import load_settings
 
 FIX = Path(__file__).resolve().parent / "fixtures" / "gateway"
@@ -131,10 +132,14 @@ def test_golden_native_files(tmp_path, name, quarantine, read):
 
 
 def test_quarantined_raw_line_is_the_record(tmp_path):
+    """A rejected record that parsed is kept as a record (after the field rules); a line that
+    did not parse keeps only its length, hash and shape, enough to find it in the file."""
     s = _settings(tmp_path)
     _ingest([FIX / "calls.jsonl"], s, date=LOAD)
     raw = dict(_query(s, "select line_number, raw_line from raw.quarantine"))
-    assert raw[5] == "this is not json"
+    digest = hashlib.sha256(b"this is not json").hexdigest()
+    assert raw[5] == f"[unparsed: 16 bytes, sha256 {digest}] [TEXT] [TEXT] [TEXT] [TEXT]"
+    assert raw[6].endswith("] [1, 2]")
     assert json.loads(raw[8])["input_tokens"] == "many"
     assert json.loads(raw[12])["request_id"] == "r10"
 
@@ -574,7 +579,7 @@ def test_a_first_line_that_is_a_json_array_does_not_make_the_file_an_array(tmp_p
     (r,) = _ingest([f], s, date=LOAD).files
     assert (r.rows_read, r.rows_loaded, r.rows_quarantined) == (3, 2, 1)
     assert _query(s, "select line_number, reason, raw_line from raw.quarantine") == [
-        (1, "not a JSON object", "[1, 2]")]
+        (1, "not a JSON object", unparsed_line_text("[1, 2]"))]
     # a file that is one JSON array is still read element by element
     arr = tmp_path / "arr.json"
     arr.write_text("[\n" + ",\n".join(lines[1:]) + "\n]\n")

@@ -113,6 +113,24 @@ SECRETS = [
     "xoxb-123456789012-123456789012-AbCdEfGhIjKlMnOpQrStUvWx",
     "AIzaSyD-1234567890abcdefghijklmnopqrstu",
     "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",
+    # the rule set vendored from gitleaks (secret_rules.toml), at full real length
+    "sk-ant-api03-" + "Qw7_eR9-tY2u" * 7 + "Io3pAs5dF" + "AA",  # 93 + AA
+    "sk-ant-admin01-" + "Zx8cV6bN4m" * 9 + "Lk2" + "AA",
+    "sk-proj-" + "Ab1Cd2Ef3G" * 7 + "h4Ij" + "T3BlbkFJ" + "Kl5Mn6Op7Q" * 7 + "r8St",
+    "sk_live_" + "51NqFh2e" * 3 + "Zt",  # Stripe live secret key
+    "rk_live_" + "Pq7Rs8Tu9V" * 2,  # Stripe restricted key
+    "hf_" + "QwErTyUiOpAsDfGhJkLzXcVbNmQwErTyUi",  # Hugging Face, 34 letters
+    "api_org_" + "MnBvCxZlKjHgFdSaPoIuYtReWqMnBvCxZl",
+    "glpat-" + "xK9-mP2_qR7sT4vW1yZ3",  # GitLab PAT
+    "glpat-" + "Ab3dE5gH7jK9mN1pQ3sT5vW7yZ9bC" + ".01" + "a2b3c4d",  # GitLab routable PAT
+    "glrt-" + "Hj4Kl6Mn8Pq0Rs2Tu4Vw",
+    "github_pat_" + "11ABCDE2Y0" + "aB3cD4eF5gH6iJ7kL8mN9oP0qR1sT2uV3wX4yZ5" * 2 + "Ab",
+    "ghs_" + "Tq5Wr6Ey7Ut8Yi9Uo0Pa1Sd2Fg3Hj4Kl5Zx6C",
+    "AIzaSyB" + "x7Qm2Lk9Pw4Rt6Yu1Io3Ea5Sd8Fg0Hj2K",  # 35 after AIza
+    "ASIA" + "Y3ZQK2LMNOP4QRST",
+    "https://hooks.slack.com/services/" + "T0AB12CD3/B0EF45GH6/" + "Xy7Zw8Vu9Ts0Rq1Po2Nm3Lk4",
+    "xapp-1-A0B1C2D3E4F-1234567890123-" + "a1b2c3d4e5f6a7b8c9d0",
+    "-----BEGIN RSA PRIVATE KEY-----" + "MIIEowIBAAKCAQEA7bq9Xf2Lk" * 4 + "-----END RSA PRIVATE KEY-----",
 ]
 # text around a secret, the secret value itself
 SECRET_ASSIGNMENTS = [
@@ -124,7 +142,48 @@ SECRET_ASSIGNMENTS = [
     ('{{"api_key": "{v}", "n": 1}}', "a" * 32),
     ('{{"client_secret":"{v}"}}', "9f8e7d6c5b4a3210"),
     ("export AWS_SECRET_ACCESS_KEY={v}", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"),
+    # detect-secrets' AWSKeyDetector (secret key by its context) and BasicAuthDetector
+    ("the aws secret key is {v} for prod", "Gh7Jk9Lm2Np4Qr6St8Vw0Xy1Za3Bc5De7Fg9Hi2K"),
+    ('{{"aws_key_rotated": "{v}"}}', "Pq2Rs4Tu6Vw8Xy0Za1Bc3De5Fg7Hi9Jk2Lm4No6P"),
+    ("postgresql://ledger_app:{v}@db.internal:5432/ledger", "S3cr3tPass99"),
+    ('{{"dsn": "redis://default:{v}@cache-1:6379/0"}}', "r3d1sPw-77"),
 ]
+
+
+PEM_BODY = "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7VJTUt9Us8cKj"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # a private-key block as JSON carries it (escaped newlines), as text, and cut short
+        '{"pem": "-----BEGIN PRIVATE KEY-----\\n' + PEM_BODY + "\\n" + PEM_BODY
+        + '\\n-----END PRIVATE KEY-----\\n", "n": 1}',
+        "key:\n-----BEGIN EC PRIVATE KEY-----\n" + PEM_BODY + "\n" + PEM_BODY
+        + "\n-----END EC PRIVATE KEY-----\ndone",
+        '{"pem": "-----BEGIN OPENSSH PRIVATE KEY-----\\n' + PEM_BODY + '\\nb3BlbnNz"}',
+    ],
+)
+def test_private_key_blocks_are_redacted_whole(con, text):
+    out, counts = _one(con, text)
+    assert counts == {"secret": 1}, out
+    assert PEM_BODY[:12] not in out and "BEGIN" not in out, out
+    if text.startswith("{"):
+        json.loads(out)
+    assert redact.redact_text(text) == (out, counts)
+
+
+def test_secret_rules_are_vendored_with_their_source():
+    """Every rule names its source; rules taken from a scanner keep the published pattern,
+    and the file names each scanner's version and licence."""
+    text = redact._RULES_FILE.read_text()
+    for source, licence in (("gitleaks", "MIT"), ("detect-secrets", "Apache License 2.0")):
+        assert source in text and licence in text
+    assert "009e025ad4106ab333aa0b9dc4f2a884390d134c" in text
+    for rule in (*redact.TOKEN_RULES, *redact.CONTEXT_RULES):
+        assert rule["source"] in {"gitleaks", "detect-secrets", "tokenbook"}, rule["id"]
+        if rule["source"] != "tokenbook":
+            assert rule["upstream"], rule["id"]
 
 
 def _cases():

@@ -668,14 +668,15 @@ class FailureRecord:
 
 
 def redact_text(text: str) -> str:
-    """PII-redact free text with the ingestion redactor; when the redactor is unavailable the
-    text is withheld rather than stored unredacted."""
+    """PII-redact free text with the ingestion redactor (values of prompt-text and identifier
+    keys in a quoted record masked whole, then every kind redacted); when the redactor is
+    unavailable the text is withheld rather than stored unredacted."""
     import duckdb
 
     try:
-        from ingestion.gateway.redact import redact_sql
+        from ingestion.gateway.redact import mask_quoted_records_sql
 
-        expr = redact_sql("t.msg")
+        expr = mask_quoted_records_sql("t.msg")
     except (ImportError, NotImplementedError):
         return "[withheld: redactor unavailable]"
     con = duckdb.connect()

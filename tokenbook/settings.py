@@ -11,15 +11,34 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 DEFAULT_WAREHOUSE = "duckdb:///warehouse/tokenbook.duckdb"
-# A fixed development key: fine for the demo, never for production. `tokenbook` warns
-# when a non-duckdb warehouse runs with it.
+# A fixed development key: fine for the demo and the tests, never for real data (anyone can
+# read it here, so its pseudonyms can be reversed by hashing candidate ids). Every path that
+# pseudonymises refuses it unless `allow_dev_key` is set (the demo and the tests set it).
 DEV_PII_KEY = "tokenbook-dev-key-change-me"
+
+DEV_KEY_REFUSED = (
+    "refusing to pseudonymise customer ids with the development PII key: it is public (in the "
+    "tokenbook repository), so its pseudonyms can be reversed by hashing candidate ids. Set "
+    "TOKENBOOK_PII_KEY to a secret of your own (e.g. `export TOKENBOOK_PII_KEY=\"$(openssl rand "
+    "-hex 32)\"`, kept in your secret manager), or TOKENBOOK_PII_KEY_FILE to a file holding it; "
+    "under Airflow set either in the workers' environment. Keep the key: a new key gives every "
+    "customer a new pseudonym (README, 'Changing the PII key'). Only the demo and the tests "
+    "use the development key, and say so with TOKENBOOK_ALLOW_DEV_KEY=1."
+)
+
+
+class DevKeyRefused(ValueError):
+    """A pseudonymising path was asked to run with the development PII key."""
 
 
 @dataclass(frozen=True)
 class Settings:
     warehouse: str = DEFAULT_WAREHOUSE
     pii_key: str = DEV_PII_KEY
+    # A file holding the key (one line), read when TOKENBOOK_PII_KEY is not given.
+    pii_key_file: str | None = None
+    # Opt-in to the development key: the demo and the tests only (TOKENBOOK_ALLOW_DEV_KEY=1).
+    allow_dev_key: bool = False
     # Ingestion window around the run's logical date: [date - before, date + after).
     window_days_before: int = 7
     window_days_after: int = 1
@@ -38,6 +57,13 @@ class Settings:
     @property
     def is_dev_key(self) -> bool:
         return self.pii_key == DEV_PII_KEY
+
+    def require_pii_key(self) -> str:
+        """The pseudonymisation key, or :class:`DevKeyRefused` when it is the development key
+        and the development key was not explicitly allowed."""
+        if self.is_dev_key and not self.allow_dev_key:
+            raise DevKeyRefused(DEV_KEY_REFUSED)
+        return self.pii_key
 
 
 def _coerce(value: str, like: object) -> object:
@@ -62,7 +88,19 @@ def load_settings(**overrides: object) -> Settings:
     if unknown:
         raise TypeError(f"unknown settings: {sorted(unknown)}")
     values.update({k: v for k, v in overrides.items() if v is not None})
+    if "pii_key" not in values and values.get("pii_key_file"):
+        values["pii_key"] = _read_key_file(str(values["pii_key_file"]))
     return replace(base, **values)
+
+
+def _read_key_file(path: str) -> str:
+    try:
+        key = Path(path).expanduser().read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ValueError(f"TOKENBOOK_PII_KEY_FILE {path}: cannot read the key ({exc})") from exc
+    if not key:
+        raise ValueError(f"TOKENBOOK_PII_KEY_FILE {path} is empty")
+    return key
 
 
 def project_root() -> Path:

@@ -47,6 +47,7 @@ from ingestion.billing.schema import (
     TOKEN_TYPES,
     VENDORS,
 )
+from ingestion.gateway import redact as gateway_redact
 from ingestion.gateway.schema import (
     LOAD_AUDIT_COLUMNS,
     PII_REDACTIONS_COLUMNS,
@@ -238,7 +239,12 @@ def _typed_sql(parsed: str) -> str:
       p.file_idx,
       p.source_file,
       p.source_line,
-      coalesce(p.raw_line, to_json({raw_struct})::VARCHAR) as raw_line,
+      -- quarantine keeps a rejected record as the fields a loaded line keeps (redacted when
+      -- staged), never the vendor's whole record; a record the parser could not map keeps
+      -- only its length, hash and redacted shape (redact.unparsed_line_sql)
+      case when p.parse_error is null then to_json({raw_struct})::VARCHAR
+           else p.raw_line end as raw_line,
+      p.parse_error is not null as unparsed,
       nullif(concat_ws('; ', {", ".join(rules)}), '') as reason,
       p.record_type,
       p.line_id,
@@ -482,7 +488,9 @@ def _publish(con, vendor, files, plan, started, before, after, sink=None,
     con.execute(
         f"""create temp table _billing_out_quarantine as
         select part_date as load_date, {_q(source)} as source, source_file,
-            source_line as line_number, reason, {red.redact_sql("raw_line")} as raw_line
+            source_line as line_number, reason,
+            case when unparsed then {gateway_redact.unparsed_line_sql("raw_line")}
+                 else {red.redact_sql("raw_line")} end as raw_line
         from _billing_checked where reason is not null order by file_idx, source_line"""
     )
     con.execute("drop table if exists _billing_out_pii")

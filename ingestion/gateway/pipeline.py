@@ -60,7 +60,9 @@ from ingestion.gateway.readers import (
 )
 from ingestion.gateway.schema import (
     GATEWAY_CALLS_COLUMNS,
+    IDENTIFIER_FIELDS,
     NATIVE_FIELDS,
+    PROMPT_TEXT_FIELDS,
     REQUIRED_FIELDS,
     PartitionTables,
 )
@@ -152,7 +154,9 @@ TEXT_FIELDS: tuple[str, ...] = tuple(f for f, t in NATIVE_FIELDS.items() if t no
 def _typed_select(reader_table: str, file_idx_sql: str, source_file_sql: str, fmt: str) -> str:
     """One reader table typed and validated: text fields, ``t_<field>`` typed fields,
     ``reason`` (NULL when every rule passes, else the failed rules joined by '; '),
-    ``raw_line`` (only for rejected records) and ``needs_pii`` (only for accepted ones).
+    ``raw_line`` (only for rejected records: a record that parsed is rebuilt from its fields,
+    to which _stage applies the field rules; a line that did not parse keeps its text,
+    ``unparsed``) and ``needs_pii`` (accepted ones only).
 
     Row order is the reader's: a positional reader's line numbers are row positions.
     ``file_idx_sql`` and ``source_file_sql`` are SQL: literals for one file, expressions over
@@ -203,8 +207,9 @@ def _typed_select(reader_table: str, file_idx_sql: str, source_file_sql: str, fm
       select {file_idx_sql} as file_idx, {source_file_sql} as source_file,
              {_q(fmt)} as source_format,
              source_line, {keep}, extra, {typed_cols}, reason,
-             case when reason is not null then coalesce(raw_line, {_rebuilt_raw_line()}) end
-                 as raw_line,
+             case when parse_error is not null then raw_line
+                  when reason is not null then {_rebuilt_raw_line()} end as raw_line,
+             reason is not null and parse_error is not null as unparsed,
              case when reason is null then {_needs_redaction_expr()} end as needs_pii
       from (
         select *, coalesce(parse_error, {rule_text}) as reason
@@ -300,15 +305,19 @@ def _read_typed(con, reader, path: Path, idx: int, source_name: str, fmt: str) -
 
 
 def _rebuilt_raw_line(typed: bool = False) -> str:
-    """JSON text of a record from its columns (for readers that leave raw_line null, and for
-    records rejected after typing, e.g. out of window). ``typed``: from the typed table."""
+    """JSON text of a rejected record from its columns (staged only: ``_stage`` then applies
+    the field rules, prompt text dropped and identifiers pseudonymised, before it lands).
+    ``typed``: from the typed table (records rejected after typing, e.g. out of window);
+    otherwise from the reader's text columns (a value that is valid JSON keeps its JSON type,
+    ``"many"`` tokens stay a string)."""
     def value(f: str) -> str:
         if typed and NATIVE_FIELDS[f] == "timestamp":
             return f"strftime({_i('t_' + f)}, '%Y-%m-%dT%H:%M:%S.%fZ')"
         if typed and NATIVE_FIELDS[f] in TYPED_KINDS:
             return _i("t_" + f)
-        if typed and NATIVE_FIELDS[f] == "json":
-            return f"try_cast({_i(f)} as JSON)"
+        if NATIVE_FIELDS[f] == "json" or (not typed and NATIVE_FIELDS[f] in TYPED_KINDS
+                                          and NATIVE_FIELDS[f] != "timestamp"):
+            return f"coalesce(try_cast({_i(f)} as JSON), to_json({_i(f)}))"
         return _i(f)
 
     pairs = ", ".join(f"{_i(f)}: {value(f)}" for f in NATIVE_FIELDS)
@@ -471,9 +480,12 @@ def ingest_gateway(
     ``memory_limit``: DuckDB's limit on the connection this function opens (staged rows beyond
     it spill to disk); ``max_quarantine_share``: the checkpoint's per-file threshold.
     ``replace``: confirm a load that the shrink guard (``ingestion/guard.py``) would refuse.
-    Raises LoadRefused (nothing published), ReaderError (a missing or unreadable file, a missing Parquet column),
-    IngestError (a file with no datable record and no ``date``), ValidationFailed.
+    Raises LoadRefused (nothing published), ReaderError (a missing or unreadable file, a missing
+    Parquet column), IngestError (a file with no datable record and no ``date``), ValidationFailed,
+    ``tokenbook.settings.DevKeyRefused`` (the development PII key outside the demo and tests).
     """
+    # pseudonymising with the public development key is refused before anything is read
+    settings.require_pii_key()
     started = datetime.now(UTC).replace(tzinfo=None)
     timings: dict[str, float] = {}
     t0, c0 = time.perf_counter(), time.process_time()
@@ -918,13 +930,14 @@ def _stage(con, settings, materialise_calls: bool = True) -> None:
     con.execute(f"create temp {kind} _tb_calls as {calls_select()}")
 
     # Quarantined rows in two steps. Finding them reads a few narrow columns; a record the
-    # rules rejected already carries its raw line. Only records rejected after typing (out of
-    # window) need their line rebuilt from every column, so only those rows are fetched wide:
-    # one scan of all the typed columns cost ~2 s at 5M rows (the typed rows spill to disk).
+    # rules rejected already carries its line (rebuilt from its fields; or, not parsed, its own
+    # text). Only records rejected after typing (out of window) need their line rebuilt from
+    # every column, so only those rows are fetched wide: one scan of all the typed columns cost
+    # ~2 s at 5M rows (the typed rows spill to disk).
     con.execute(
         """
         create or replace temp table _tb_qrows as
-        select load_date, source_file, source_line, reason, raw_line, file_idx
+        select load_date, source_file, source_line, reason, raw_line, unparsed, file_idx
         from _tb_rows where row_status = 'quarantined'
         """
     )
@@ -939,34 +952,60 @@ def _stage(con, settings, materialise_calls: bool = True) -> None:
                 ) k using (file_idx, source_line)
             ) w using (file_idx, source_line)
         )"""
+    # The record after the field rules of a loaded row: prompt text dropped (counted under its
+    # field), identifiers replaced by the SAME keyed pseudonyms as loaded rows (PII in them
+    # counted under their field), then the whole record redacted (counted under raw_line).
+    sensitive = (*IDENTIFIER_FIELDS, *PROMPT_TEXT_FIELDS)
+    taken = ", ".join(
+        f"case when not unparsed then raw_line->>{_q(f)} end as {_i(f)}" for f in sensitive)
+    patch = ", ".join(
+        [f"{_q(f)}, {redact.pseudonymise_sql(_i(f), settings.pii_key)}" for f in IDENTIFIER_FIELDS]
+        + [f"{_q(f)}, NULL" for f in PROMPT_TEXT_FIELDS]
+    )
+    record = (f"case when unparsed then raw_line "
+              f"else json_merge_patch(raw_line, json_object({patch}))::VARCHAR end")
     con.execute(
         f"""
         create or replace temp table _tb_quarantine as
         select load_date, {_q(SOURCE)} as source, source_file, source_line as line_number,
-               reason, {redact.redact_sql('raw_line')} as raw_line, raw_line as _unredacted,
-               file_idx
-        from {q}
+               reason,
+               case when unparsed then {redact.unparsed_line_sql('raw_line')}
+                    else {redact.redact_sql('_record')} end as raw_line,
+               _record, unparsed as _unparsed, {", ".join(_i(f) for f in sensitive)}, file_idx
+        from (select *, {record} as _record from (select *, {taken} from {q}))
         """
     )
     _drop(con, "_tb_qrows")
-    # counts by field and kind: loaded rows that needed redaction, and quarantined lines
+    # Counts by field and kind: loaded rows that needed redaction; quarantined records (the
+    # record as stored, and the identifier and prompt fields it no longer holds); lines that
+    # did not parse (what the redactor finds in the whole line, of which only the shape stays).
+    field_counts = "".join(
+        f"\n        union all\n        select load_date, source_file, {_q(f)}, {_i(f)}, "
+        f"{redact.redact_sql(_i(f))} from _tb_quarantine "
+        f"where not _unparsed and {_i(f)} is not null"
+        for f in sensitive
+    )
+    con.execute(
+        f"""
+        create or replace temp table _tb_qred_long as
+        select load_date, source_file, 'raw_line' as field, _record as value,
+               case when _unparsed then {redact.redact_sql('_record')} else raw_line end as red
+        from _tb_quarantine{field_counts}
+        """
+    )
     kinds = redact.pii_count_redacted_sql("value", "red")
     sums = ", ".join(f"coalesce(sum({e}), 0)::BIGINT as {_i(k)}" for k, e in kinds.items())
-    qkinds = redact.pii_count_redacted_sql("_unredacted", "raw_line")
-    qsums = ", ".join(f"coalesce(sum({e}), 0)::BIGINT as {_i(k)}" for k, e in qkinds.items())
     con.execute(
         f"""
         create or replace temp table _tb_pii as
         with counts as (
             unpivot (
                 select load_date, source_file, field, {sums}
-                from _tb_red_long group by load_date, source_file, field
+                from (select load_date, source_file, field, value, red from _tb_red_long
+                      union all
+                      select load_date, source_file, field, value, red from _tb_qred_long)
+                group by load_date, source_file, field
             ) on {", ".join(_i(k) for k in kinds)} into name kind value redactions
-            union all
-            unpivot (
-                select load_date, source_file, 'raw_line' as field, {qsums}
-                from _tb_quarantine group by load_date, source_file
-            ) on {", ".join(_i(k) for k in qkinds)} into name kind value redactions
         )
         select load_date, {_q(SOURCE)} as source, source_file, field, kind,
                sum(redactions)::BIGINT as redactions
@@ -974,7 +1013,9 @@ def _stage(con, settings, materialise_calls: bool = True) -> None:
         group by all
         """
     )
-    con.execute("alter table _tb_quarantine drop column _unredacted")
+    for col in ("_record", "_unparsed", *sensitive):
+        con.execute(f"alter table _tb_quarantine drop column {_i(col)}")
+    _drop(con, "_tb_qred_long")
     _drop(con, "_tb_red_long", *(("_tb_red", "_tb_customers") if materialise_calls else ()))
 
 

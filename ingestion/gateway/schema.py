@@ -57,6 +57,13 @@ NATIVE_FIELDS: dict[str, str] = {
     "cost_usd": "decimal",
 }
 
+# Field rules shared by every stored copy of a record (loaded rows AND quarantined records):
+# prompt or completion text is scanned for PII counts, then dropped; identifiers are
+# pseudonymised with the keyed hash; every other text field, metadata and unknown fields are
+# redacted. Readers of other formats drop their own prompt/response fields (litellm.py, otel.py).
+PROMPT_TEXT_FIELDS: tuple[str, ...] = ("prompt_preview",)
+IDENTIFIER_FIELDS: tuple[str, ...] = ("customer_id",)
+
 # raw.gateway_calls: one row per valid call-attempt record, partitioned by load_date.
 # (column, DuckDB type, BigQuery type)
 GATEWAY_CALLS_COLUMNS: tuple[tuple[str, str, str], ...] = (
@@ -104,7 +111,9 @@ QUARANTINE_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("source_file", "VARCHAR", "STRING"),
     ("line_number", "BIGINT", "INT64"),
     ("reason", "VARCHAR", "STRING"),
-    ("raw_line", "VARCHAR", "STRING"),  # redacted
+    # a rejected record after the field rules (prompt text dropped, identifiers pseudonymised,
+    # the rest redacted), or for a line that did not parse: its length, hash and redacted shape
+    ("raw_line", "VARCHAR", "STRING"),
 )
 
 # raw.pii_redactions: counts only, partitioned by load_date.

@@ -42,6 +42,20 @@ def resolve(warehouse: str | None = None, **overrides: object) -> tuple[Settings
         raise typer.BadParameter(str(exc)) from exc
 
 
+def refuse_dev_key(settings: Settings) -> None:
+    """Exit CONFIG_INVALID (4) with how to set the key when a command that pseudonymises would
+    run with the development PII key (outside the demo and the tests). A configuration error,
+    not a refused input: no file was looked at, and the same command succeeds once the key is
+    set."""
+    from tokenbook.exitcodes import CONFIG_INVALID
+    from tokenbook.settings import DevKeyRefused
+
+    try:
+        settings.require_pii_key()
+    except DevKeyRefused as exc:
+        raise fail(str(exc), CONFIG_INVALID) from exc
+
+
 def fail(message: str, code: int = 1) -> typer.Exit:  # code: see tokenbook/exitcodes.py
     """Print an error for a person (what went wrong, what to do) and return Exit to raise."""
     typer.secho(f"error: {message}", fg=typer.colors.RED, err=True, color=color())

@@ -10,7 +10,14 @@ from typing import Annotated
 import typer
 
 from tokenbook.commands import ingest_billing, ingest_evals
-from tokenbook.commands.common import ReplaceOpt, WarehouseOpt, fail, parse_date, resolve
+from tokenbook.commands.common import (
+    ReplaceOpt,
+    WarehouseOpt,
+    fail,
+    parse_date,
+    refuse_dev_key,
+    resolve,
+)
 from tokenbook.exitcodes import INPUT_REFUSED, QUALITY_FAILED
 
 app = typer.Typer(help="Load gateway logs and vendor bills into the raw tables.", no_args_is_help=True)
@@ -81,11 +88,7 @@ def gateway(
     settings, wh = resolve(warehouse)
     run_date = parse_date(date_)
     console = Console(stderr=True)
-    if settings.is_dev_key and wh.kind != "duckdb":
-        console.print(
-            "[yellow]warning: pseudonymising with the development PII key; set "
-            "TOKENBOOK_PII_KEY for a shared warehouse[/yellow]"
-        )
+    refuse_dev_key(settings)
 
     with Progress(
         TextColumn("{task.description}"),

@@ -8,12 +8,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from tokenbook.commands.common import WarehouseOpt, fail, parse_date, resolve
+from tokenbook.commands.common import WarehouseOpt, fail, parse_date, refuse_dev_key, resolve
 from tokenbook.exitcodes import INPUT_REFUSED, QUALITY_FAILED
 
 DEFAULT_DEMO_DIR = Path("demo_data")
@@ -55,6 +56,11 @@ def run(
     from tokenbook.runner import RunPlan, run_plan
 
     settings, wh = resolve(warehouse)
+    if demo:
+        # the demo organisation's ids are invented: the development key is fine there
+        settings = dataclasses.replace(settings, allow_dev_key=True)
+    else:
+        refuse_dev_key(settings)
     d_one = parse_date(run_date, "--date")
     d_from, d_to = parse_date(date_from, "--from"), parse_date(date_to, "--to")
     if d_one and (d_from or d_to):
