@@ -8,7 +8,17 @@ from __future__ import annotations
 
 import typer
 
-from tokenbook.commands import demo, export, forecast, ingest, pipeline, prices, report, transform
+from tokenbook.commands import (
+    demo,
+    export,
+    forecast,
+    ingest,
+    orgconfig,
+    pipeline,
+    prices,
+    report,
+    transform,
+)
 
 app = typer.Typer(
     name="tokenbook",
@@ -19,6 +29,8 @@ app = typer.Typer(
 )
 
 app.command("demo-data")(demo.demo_data)
+app.command("init")(orgconfig.init)
+app.add_typer(orgconfig.app, name="config")
 app.add_typer(ingest.app, name="ingest")
 app.add_typer(prices.app, name="prices")
 app.command("transform")(transform.transform)

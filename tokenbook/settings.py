@@ -11,6 +11,7 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 DEFAULT_WAREHOUSE = "duckdb:///warehouse/tokenbook.duckdb"
+DEFAULT_CONFIG_DIR = "config"
 # A fixed development key: fine for the demo, never for production. `tokenbook` warns
 # when a non-duckdb warehouse runs with it.
 DEV_PII_KEY = "tokenbook-dev-key-change-me"
@@ -32,10 +33,22 @@ class Settings:
     variance_threshold: float = 0.02
     # Anomaly interval level.
     anomaly_level: float = 0.99
+    # The organisation's configuration folder (tokenbook init / config check); None: ./config
+    # under the working directory when it exists, else nothing configured.
+    config_dir: str | None = None
 
     @property
     def is_dev_key(self) -> bool:
         return self.pii_key == DEV_PII_KEY
+
+    @property
+    def resolved_config_dir(self) -> Path | None:
+        """The configuration folder in use: ``config_dir`` (flag / TOKENBOOK_CONFIG_DIR), else
+        ``./config`` when it exists, else None (nothing configured)."""
+        if self.config_dir:
+            return Path(self.config_dir)
+        default = Path.cwd() / DEFAULT_CONFIG_DIR
+        return default if default.is_dir() else None
 
 
 def _coerce(value: str, like: object) -> object:

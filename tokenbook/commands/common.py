@@ -21,6 +21,24 @@ WarehouseOpt = Annotated[
 ]
 
 
+ConfigDirOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--config-dir",
+        help="Your organisation's configuration folder (tokenbook init). Env: "
+        "TOKENBOOK_CONFIG_DIR; default ./config when it exists, else nothing configured.",
+        show_default=False,
+    ),
+]
+
+
+def config_failure(exc: Exception) -> typer.Exit:
+    """An invalid configuration: every error (file, line, column, what to write), exit 4."""
+    from tokenbook.exitcodes import CONFIG_INVALID
+
+    return fail(str(exc), CONFIG_INVALID)
+
+
 def resolve(warehouse: str | None = None, **overrides: object) -> tuple[Settings, Warehouse]:
     """Settings and parsed warehouse, or a clean CLI error saying what to fix."""
     try:

@@ -13,7 +13,14 @@ from typing import Annotated
 
 import typer
 
-from tokenbook.commands.common import WarehouseOpt, fail, parse_date, resolve
+from tokenbook.commands.common import (
+    ConfigDirOpt,
+    WarehouseOpt,
+    config_failure,
+    fail,
+    parse_date,
+    resolve,
+)
 
 DEFAULT_DEMO_DIR = Path("demo_data")
 
@@ -43,6 +50,7 @@ def run(
         ),
     ] = DEFAULT_DEMO_DIR,
     warehouse: WarehouseOpt = None,
+    config_dir: ConfigDirOpt = None,
     skip_forecast: Annotated[
         bool, typer.Option("--skip-forecast", help="Do not fit forecasts (faster).")
     ] = False,
@@ -53,7 +61,7 @@ def run(
     """Run the pipeline: ingest -> dbt build -> forecast and anomalies -> report -> summary."""
     from tokenbook.runner import RunPlan, run_plan
 
-    settings, wh = resolve(warehouse)
+    settings, wh = resolve(warehouse, config_dir=config_dir)
     d_one = parse_date(run_date, "--date")
     d_from, d_to = parse_date(date_from, "--from"), parse_date(date_to, "--to")
     if d_one and (d_from or d_to):
@@ -75,8 +83,12 @@ def run(
         forecast=not skip_forecast,
         report_path=report_path,
     )
+    from tokenbook.orgconfig import ConfigInvalid
+
     try:
         run_plan(plan, settings, wh)
+    except ConfigInvalid as exc:
+        raise config_failure(exc) from exc
     except Exception as exc:  # noqa: BLE001 - the CLI turns every failure into a clear message
         from tokenbook.runner import describe_failure
 

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from tokenbook.commands.common import WarehouseOpt, fail, resolve
+from tokenbook.commands.common import ConfigDirOpt, WarehouseOpt, config_failure, fail, resolve
 
 
 def transform(
@@ -18,13 +18,17 @@ def transform(
         bool, typer.Option("--full-refresh", help="Rebuild incremental models from scratch.")
     ] = False,
     warehouse: WarehouseOpt = None,
+    config_dir: ConfigDirOpt = None,
 ) -> None:
     """Seed and build the dbt models (staging -> intermediate -> marts) with their tests."""
     from tokenbook.dbt import DbtError, build
+    from tokenbook.orgconfig import ConfigInvalid
 
-    settings, _ = resolve(warehouse)
+    settings, _ = resolve(warehouse, config_dir=config_dir)
     try:
         summary = build(settings, select=select or None, full_refresh=full_refresh)
+    except ConfigInvalid as exc:
+        raise config_failure(exc) from exc
     except DbtError as exc:
         raise fail(str(exc)) from exc
     typer.echo(summary)
