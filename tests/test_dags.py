@@ -49,6 +49,8 @@ def nightly(tmp_path_factory):
         "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "TOKENBOOK_WAREHOUSE": warehouse,
+        # the demo organisation's own configuration folder (written by the generator)
+        "TOKENBOOK_CONFIG_DIR": str(base / "demo" / "config"),
         orch.ENV_GATEWAY_PATH: str(gateway),
         orch.ENV_BILLING_PATH: str(base / "demo" / "billing"),
         orch.ENV_OUT_DIR: str(base / "out"),

@@ -40,6 +40,14 @@ actuals as (
 
 ),
 
+budgets_configured as (
+
+    -- 'not configured' (the organisation has no budgets.csv rows) vs 'no budget' (budgets
+    -- exist, not for this line)
+    select count(monthly_budget_usd) > 0 as has_budgets from {{ ref('features') }}
+
+),
+
 months as (
 
     select distinct month_start from actuals
@@ -169,12 +177,15 @@ final as (
         {{ marts_ratio('projected_month_end_usd - monthly_budget_usd', 'monthly_budget_usd') }}
             as variance_pct,
         cast(case
+            when monthly_budget_usd is null and not budgets_configured.has_budgets
+                then 'not configured'
             when monthly_budget_usd is null then 'no budget'
             when projected_month_end_usd > monthly_budget_usd then 'over'
             else 'under'
         end as {{ type_text() }}) as budget_status,
         cast('USD' as {{ type_text() }}) as currency
     from projected
+    cross join budgets_configured
 
 )
 
