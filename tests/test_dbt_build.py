@@ -31,7 +31,6 @@ MY_NODES = [
     "path:seeds/price_book_default.csv",
     "path:seeds/provider_aliases.csv",
     "path:seeds/model_aliases_public.csv",
-    "path:models/org",
 ]
 CAUTIOUS = ["--indirect-selection", "cautious"]
 
@@ -96,7 +95,8 @@ RESOLUTION_CASES: list[tuple[str, str, str, str | None]] = [
     ),
     ("google", "gemini-2.5-pro", "vertex_ai", "gemini-2.5-pro"),
     ("vertex_ai", "gemini-2.5-flash", "vertex_ai", "gemini-2.5-flash"),
-    ("gemini", "gemini-2.5-flash-lite", "vertex_ai", "gemini-2.5-flash-lite"),
+    # Google AI Studio is its own provider (billing account), never priced as Vertex AI
+    ("gemini", "gemini-2.5-flash-lite", "gemini", "gemini-2.5-flash-lite"),
     ("vertex_ai", "publishers/google/models/gemini-2.5-pro", "vertex_ai", "gemini-2.5-pro"),
     (
         "vertex_ai",
