@@ -70,7 +70,7 @@ FILES: tuple[FileSpec, ...] = (
             _t("business_unit", "business unit of the cost centre"),
         ),
         ("team",),
-        (("claims-eng", "CC-7100", "Claims Engineering", "Operations"),),
+        (("claims-eng", "CC-7100", "Claims Handling", "Insurance Services"),),
         "teams and cost centres not configured: calls without a team tag are charged to "
         "(unattributed)",
     ),
@@ -81,7 +81,7 @@ FILES: tuple[FileSpec, ...] = (
         "outcome, quality bar and value per outcome.",
         (
             _t("feature", "feature name exactly as your gateway tags calls", True),
-            _t("unit_of_work", "what one outcome is (ticket, document, review)"),
+            _t("unit_of_work", "what one outcome is (a case closed, an invoice read, a pull request reviewed)"),
             _t("outcome_rule", "how an outcome is counted, in words"),
             _t("owner_team", "team that owns the feature (a team of teams.csv)"),
             _money("budget_per_outcome_usd", "most USD one outcome may cost (empty: no budget)"),
