@@ -481,6 +481,55 @@ def test_bigquery_config_load_sends_typed_tables(tmp_path):
         sqlglot.parse_one(ddl, read="bigquery")
 
 
+def test_bigquery_config_load_sends_one_job_per_file(tmp_path, monkeypatch):
+    """Offline, through a recording client: the raw dataset, a load job (explicit schema,
+    WRITE_TRUNCATE) per configured file and an empty typed table per absent one."""
+    from google.cloud import bigquery
+
+    import ingestion.bigquery as bq
+    from tokenbook.orgconfig.load import load_config
+    from tokenbook.orgconfig.spec import FILES
+
+    class Recorder:
+        def __init__(self):
+            self.datasets, self.loads, self.queries = [], [], []
+
+        def create_dataset(self, ds, exists_ok=False):
+            self.datasets.append((f"{ds.project}.{ds.dataset_id}", ds.location, exists_ok))
+
+        def load_table_from_json(self, rows, table_id, job_config=None):
+            self.loads.append((table_id, rows, job_config))
+            return self
+
+        def query(self, sql, location=None):
+            self.queries.append(sql)
+            return self
+
+        def result(self):
+            return self
+
+    client = Recorder()
+    monkeypatch.setattr(bq, "make_client", lambda *a, **k: client)
+    folder = tmp_path / "config"
+    folder.mkdir()
+    (folder / "negotiated_prices.csv").write_text(CONFIG["negotiated_prices.csv"])
+    load_config(load_settings(warehouse="bigquery://our-proj/tb", bq_location="EU",
+                              config_dir=str(folder)))
+    assert client.datasets == [("our-proj.tb_raw", "EU", True)]
+    ((table_id, rows, job),) = client.loads
+    assert table_id == "our-proj.tb_raw.config_negotiated_prices"
+    assert rows == [{"provider": "openai", "model": "gpt-4o", "valid_from": "2026-10-15",
+                     "valid_to": None, "discount_pct": "20", "input_per_mtok": None,
+                     "cache_read_per_mtok": None, "cache_write_per_mtok": None,
+                     "output_per_mtok": None, "note": "enterprise agreement 2026"}]
+    assert job.write_disposition == bigquery.WriteDisposition.WRITE_TRUNCATE
+    assert [(f.name, f.field_type, f.mode) for f in job.schema][:3] == [
+        ("provider", "STRING", "REQUIRED"), ("model", "STRING", "REQUIRED"),
+        ("valid_from", "DATE", "REQUIRED")]
+    assert len(client.queries) == len(FILES) - 1  # every absent file: an empty typed table
+    assert all(q.startswith("create or replace table `our-proj.tb_raw.config_") for q in client.queries)
+
+
 def test_settings_expose_the_resolved_config_dir(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert load_settings().resolved_config_dir is None

@@ -98,6 +98,9 @@ def _load_bigquery(cfg: OrgConfig, settings: Settings, wh) -> None:
     from ingestion.bigquery import make_client
 
     client = make_client(str(wh.project), settings.bq_location, settings.bq_keyfile)
+    dataset = bigquery.Dataset(f"{wh.project}.{wh.schema('raw')}")
+    dataset.location = settings.bq_location
+    client.create_dataset(dataset, exists_ok=True)  # a first build before any load
     for (table_id, ddl, rows), spec in zip(bigquery_jobs(cfg, wh), FILES, strict=True):
         if rows:
             job_config = bigquery.LoadJobConfig(
