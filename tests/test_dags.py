@@ -171,10 +171,11 @@ def test_task_order_and_one_task_per_dbt_model(dag, nightly):
     ids = {t.task_id: t for t in dag.tasks}
     assert ids["ingest_billing"].upstream_task_ids == {"ingest_gateway"}
     assert ids["quality_gate"].upstream_task_ids == {"ingest_billing"}
-    # the organisation's configuration is validated and loaded before any model (issue 15)
-    assert ids["load_config"].upstream_task_ids == {"quality_gate"}
-    first_dbt = {t for t in dbt_tasks if "load_config" in ids[t].upstream_task_ids}
-    assert first_dbt, "dbt models must wait for the quality gate and the configuration"
+    # the organisation's configuration is validated and loaded first (issue 15)
+    assert ids["load_config"].upstream_task_ids == set()
+    assert ids["ingest_gateway"].upstream_task_ids == {"load_config"}
+    first_dbt = {t for t in dbt_tasks if "quality_gate" in ids[t].upstream_task_ids}
+    assert first_dbt, "dbt models must wait for the quality gate"
     assert any(u.startswith("dbt_models.") for u in ids["score_anomalies"].upstream_task_ids)
     assert ids["is_refit_day"].upstream_task_ids == {"score_anomalies"}
     assert ids["refit_forecast"].upstream_task_ids == {"is_refit_day"}

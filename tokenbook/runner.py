@@ -339,10 +339,10 @@ def _one_night(plan: RunPlan, settings: Settings, wh: Warehouse, result: RunResu
     inputs = o.RunInputs.from_env(gateway_path=str(plan.data_dir / "gateway"),
                                   billing_path=str(plan.data_dir / "billing"))
     steps: list[tuple[str, Callable[[], Any]]] = [
+        ("load_config", lambda: o.load_org_config(plan.date, settings)),
         ("ingest_gateway", lambda: o.ingest_gateway_day(plan.date, settings, inputs)),
         ("ingest_billing", lambda: o.ingest_billing_day(plan.date, settings, inputs)),
         ("quality_gate", lambda: o.check_quality(plan.date, settings)),
-        ("load_config", lambda: o.load_org_config(plan.date, settings)),
         ("dbt_build", lambda: o.build_models(plan.date, settings)),
         ("score_anomalies", lambda: o.score_anomalies(plan.date, settings)),
     ]
