@@ -373,7 +373,7 @@ EXPECTED = (
     "teams.csv:2: column region: unknown column; remove it; the columns are team, cost_centre, "
     "cost_centre_name, business_unit",
     "teams.csv:4: column team: duplicate key claims-eng (also on line 3); keep one row per key",
-    "features.csv:3: column budget_per_outcome_usd: '$0.04' is not a money; write a plain number "
+    "features.csv:3: column budget_per_outcome_usd: '$0.04' is not an amount; write a plain number "
     "with a dot for decimals, e.g. 1250.50 (no currency sign, no thousands separator)",
     "features.csv:3: column launched_on: '2026-13-01' is not a date; write a date as YYYY-MM-DD",
     "features.csv:3: column owner_team: unknown team 'billing-ops'; add a row for it to teams.csv",

@@ -120,7 +120,9 @@ def _parse(value: str, col: Column) -> tuple[object, str | None]:
             "integer": "write a whole number, e.g. 3",
             "boolean": "write true or false",
         }[col.type]
-        return None, f"'{v}' is not a {col.type}; {what}"
+        noun = {"date": "a date", "money": "an amount", "number": "a number",
+                "integer": "a whole number", "boolean": "true or false"}[col.type]
+        return None, f"'{v}' is not {noun}; {what}"
     if col.allowed and out not in col.allowed:
         close = difflib.get_close_matches(str(out), col.allowed, 1)
         hint = f" (did you mean {close[0]}?)" if close else ""

@@ -1,5 +1,6 @@
 {#- One row per month x budget line. AI spend is its own budget line, at three levels:
-    budget_level 'feature' (feature x cost centre, budget from the features seed),
+    budget_level 'feature' (feature x cost centre, budget from budgets.csv of the organisation's
+    configuration; 'not configured' when it has none),
     'cost_centre' (feature = '(all)': the sum of the cost centre's feature lines) and
     'total' (cost_centre = feature = '(all)').
     Month-to-date burn is measured as of the latest call date in the data (never the clock):
