@@ -162,7 +162,12 @@ def main(argv: list[str] | None = None) -> int:
     db = base / "bench.duckdb"
     if db.exists():
         db.unlink()
-    settings = load_settings(warehouse=f"duckdb:///{db}")
+    # the demo's mix of features and deployments: its configuration folder (features, teams,
+    # aliases, the Azure discount) so the bench prices and attributes as the demo does
+    from tokenbook.demo.orgconfig import write_demo_config
+
+    settings = load_settings(warehouse=f"duckdb:///{db}",
+                             config_dir=str(write_demo_config(base / "config")))
     ensure_raw_tables(settings)
 
     t0 = time.perf_counter()

@@ -8,6 +8,7 @@ The nightly tokenbook DAG: one run per day, for the day `data_interval_start` na
 | `ingest_gateway` | loads `gateway-YYYY-MM-DD.jsonl.gz` from `TOKENBOOK_GATEWAY_PATH` into `raw.gateway_calls` (partition overwrite, GX checkpoint) |
 | `ingest_billing` | loads the date's vendor billing exports from `TOKENBOOK_BILLING_PATH`; skipped when there are none |
 | `quality_gate` | the load balanced (read = loaded + quarantined + duplicates) and its checkpoint passed |
+| `load_config` | first: validates the organisation's configuration folder (`TOKENBOOK_CONFIG_DIR`) and loads it into `raw.config_*`; an invalid folder fails the run here, without retries |
 | `dbt_models.*` | one astronomer-cosmos task per dbt model (`dbt build` of the model and its tests) |
 | `score_anomalies` | flags the date's anomalies against forecast intervals |
 | `is_refit_day` / `refit_forecast` | refits the Prophet forecasts on Mondays only |
@@ -85,12 +86,13 @@ def _run_step(step, *args: Any, **kwargs: Any) -> dict[str, Any]:
     from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
     from ingestion.guard import LoadRefused
+    from tokenbook.orgconfig import ConfigInvalid
 
     try:
         result = step(*args, **kwargs)
     except orch.StepUnavailable as exc:
         raise AirflowSkipException(str(exc)) from exc
-    except LoadRefused as exc:
+    except (LoadRefused, ConfigInvalid) as exc:  # a retry cannot fix either: fail now
         raise AirflowFailException(str(exc)) from exc
     log.info("%s: %s", step.__name__, result)
     if isinstance(result, dict) and result.get("skipped"):
@@ -236,6 +238,11 @@ with DAG(
     def quality_gate() -> dict[str, Any]:
         return _run_step(orch.check_quality, _run_date(), load_settings())
 
+    @task
+    def load_config() -> dict[str, Any]:
+        """The organisation's configuration -> raw.config_*; an invalid folder stops the run."""
+        return _run_step(orch.load_org_config, _run_date(), load_settings())
+
     @task(trigger_rule="none_failed")
     def score_anomalies() -> dict[str, Any]:
         return _run_step(orch.score_anomalies, _run_date(), load_settings())
@@ -264,7 +271,8 @@ with DAG(
     models = _dbt_models(SETTINGS)
     anomalies = score_anomalies()
     publish = publish_outputs()
-    ingest_gateway() >> ingest_billing() >> quality_gate() >> models >> anomalies
+    # An invalid configuration stops the night before anything is loaded or built.
+    load_config() >> ingest_gateway() >> ingest_billing() >> quality_gate() >> models >> anomalies
     forecast_models = after_forecast_models()
     anomalies >> is_refit_day() >> refit_forecast() >> forecast_models
     anomalies >> forecast_models >> publish

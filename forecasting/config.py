@@ -34,6 +34,9 @@ class ForecastConfig:
     """Knobs of one run. Defaults suit 120-365 days of daily history."""
 
     horizon_months: int = 3
+    # The organisation's configuration folder (events, Fermi estimates, budgets); None: the
+    # one the settings resolve (TOKENBOOK_CONFIG_DIR, else ./config when it exists).
+    config_dir: str | None = None
     interval_level: float = 0.8  # p10..p90
     anomaly_level: float = 0.99
     n_samples: int = 1000  # predictive sample paths per series

@@ -1,7 +1,10 @@
-"""Seed inputs: known events, Fermi estimates for new features, and feature budgets.
+"""Forecast inputs: known events, Fermi estimates for new features, and feature budgets.
 
-All three are dbt seeds (dbt_project/seeds/); forecasting reads the CSV files directly so it runs
-before or without dbt.
+Public vendor price changes are a dbt seed (dbt_project/seeds/forecast_events.csv). Everything
+about one organisation comes from its configuration folder (tokenbook/orgconfig): its own
+forecast_events.csv, new_feature_estimates.csv and budgets.csv. An absent file means "not
+configured": no extra event, no Fermi forecast, no budget. Forecasting reads the CSV files
+directly so it runs before or without dbt.
 """
 
 from __future__ import annotations
@@ -24,20 +27,47 @@ FERMI_COLUMNS = (
 )
 
 
+def config_dir(folder: Path | str | None = None) -> Path | None:
+    """The organisation's configuration folder: ``folder`` when given, else the one the
+    settings resolve (TOKENBOOK_CONFIG_DIR, else ./config when it exists), else None."""
+    if folder is not None:
+        return Path(folder)
+    from tokenbook.settings import load_settings
+
+    return load_settings().resolved_config_dir
+
+
+def _config_file(name: str, folder: Path | str | None) -> Path | None:
+    base = config_dir(folder)
+    path = base / name if base is not None else None
+    return path if path is not None and path.is_file() else None
+
+
 def _read(path: Path, required: tuple[str, ...]) -> pd.DataFrame:
     if not path.exists():
         raise FileNotFoundError(f"seed {path} is missing: restore it from the repository")
-    df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    # Configuration files carry a '#' header (whole lines only; a '#' inside a value is kept).
+    import io
+
+    text = "".join(line for line in path.read_text(encoding="utf-8-sig").splitlines(True)
+                   if not line.lstrip().startswith("#"))
+    df = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
     missing = [c for c in required if c not in df.columns]
     if missing:
         raise ValueError(f"seed {path.name} lacks columns {missing}; expected {list(required)}")
     return df
 
 
-def load_events(path: Path | None = None) -> pd.DataFrame:
+def load_events(path: Path | None = None, config: Path | str | None = None) -> pd.DataFrame:
     """Events with ``ds`` (Timestamp), ``event_name``, ``kind``, ``provider``, ``feature``
-    (empty scope = all series)."""
-    path = path or SEEDS / "forecast_events.csv"
+    (empty scope = all series). Without ``path``: the public price changes of the seed plus the
+    organisation's forecast_events.csv (configuration folder ``config``), when it has one."""
+    if path is None:
+        paths = [SEEDS / "forecast_events.csv"]
+        own = _config_file("forecast_events.csv", config)
+        if own is not None:
+            paths.append(own)
+        return pd.concat([load_events(p) for p in paths], ignore_index=True)
     df = _read(path, ("event_date", "event_name", "kind", "provider", "feature"))
     bad = sorted(set(df["kind"]) - set(EVENT_KINDS))
     if bad:
@@ -46,8 +76,12 @@ def load_events(path: Path | None = None) -> pd.DataFrame:
     return df[["ds", "event_name", "kind", "provider", "feature"]]
 
 
-def load_fermi_estimates(path: Path | None = None) -> pd.DataFrame:
-    path = path or SEEDS / "new_feature_estimates.csv"
+def load_fermi_estimates(path: Path | None = None, config: Path | str | None = None) -> pd.DataFrame:
+    """Fermi estimates per feature (index): the organisation's new_feature_estimates.csv, or
+    none (empty) when it has not configured any."""
+    path = path or _config_file("new_feature_estimates.csv", config)
+    if path is None:
+        return pd.DataFrame(columns=list(FERMI_COLUMNS)).set_index("feature")
     df = _read(path, FERMI_COLUMNS)
     for col in FERMI_COLUMNS[2:]:
         df[col] = pd.to_numeric(df[col], errors="raise")
@@ -57,9 +91,12 @@ def load_fermi_estimates(path: Path | None = None) -> pd.DataFrame:
     return df[list(FERMI_COLUMNS)].set_index("feature")
 
 
-def load_budgets(path: Path | None = None) -> pd.Series:
-    """Monthly budget in USD per feature (features.csv ``monthly_budget_usd``)."""
-    path = path or SEEDS / "features.csv"
+def load_budgets(path: Path | None = None, config: Path | str | None = None) -> pd.Series:
+    """Monthly budget in USD per feature (the organisation's budgets.csv); empty when none is
+    configured."""
+    path = path or _config_file("budgets.csv", config)
+    if path is None:
+        return pd.Series(dtype=float, name="monthly_budget_usd", index=pd.Index([], name="feature"))
     df = _read(path, ("feature", "monthly_budget_usd"))
     return pd.to_numeric(df.set_index("feature")["monthly_budget_usd"], errors="raise")
 
@@ -96,9 +133,10 @@ def events_from_manifest(manifest: dict) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["ds", "event_name", "kind", "provider", "feature"])
 
 
-def load_events_with(extra: Path | str | None = None) -> pd.DataFrame:
-    """The events seed plus ``extra``: a CSV with the seed's columns, or a demo manifest.json."""
-    base = load_events()
+def load_events_with(extra: Path | str | None = None, config: Path | str | None = None) -> pd.DataFrame:
+    """The events (seed + configuration) plus ``extra``: a CSV with the seed's columns, or a
+    demo manifest.json."""
+    base = load_events(config=config)
     if extra is None:
         return base
     extra = Path(extra)

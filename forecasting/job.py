@@ -61,9 +61,9 @@ def forecast_warehouse(
         run = forecast_frame(
             frame,
             as_of,
-            load_events() if events is None else events,
-            load_fermi_estimates(),
-            load_budgets(),
+            load_events(config=cfg.config_dir) if events is None else events,
+            load_fermi_estimates(config=cfg.config_dir),
+            load_budgets(config=cfg.config_dir),
             cfg,
             progress,
         )
@@ -127,7 +127,7 @@ def score_day_warehouse(
         source = con if warehouse.kind == "duckdb" else warehouse
         frame = load_daily_series(source, as_of, ANOMALY_LEVELS, ("spend",), client=bq_client)
         factor, specs = _last_anomaly_factor(source, warehouse, as_of, bq_client)
-        events = load_events() if events is None else events
+        events = load_events(config=cfg.config_dir) if events is None else events
         floor = impact_floor(frame, cfg.anomaly_min_impact_share)
         parts = []
         as_of_ts = pd.Timestamp(as_of)

@@ -697,13 +697,14 @@ def run_forecast(
     from forecasting.job import forecast_warehouse
     from tokenbook.warehouse import parse_warehouse
 
-    cfg = cfg or ForecastConfig(anomaly_level=settings.anomaly_level)
+    cfg = cfg or ForecastConfig(anomaly_level=settings.anomaly_level,
+                                config_dir=_config_dir(settings))
     run = forecast_warehouse(
         parse_warehouse(settings.warehouse),
         as_of,
         cfg,
         progress,
-        events=load_events_with(events_path),
+        events=load_events_with(events_path, config=cfg.config_dir),
     )
     return run.summary_scalars()
 
@@ -714,7 +715,14 @@ def score_anomalies(settings, as_of, cfg: ForecastConfig | None = None, events_p
     from forecasting.job import score_day_warehouse
     from tokenbook.warehouse import parse_warehouse
 
-    cfg = cfg or ForecastConfig(anomaly_level=settings.anomaly_level, workers=1)
+    cfg = cfg or ForecastConfig(anomaly_level=settings.anomaly_level, workers=1,
+                                config_dir=_config_dir(settings))
     return score_day_warehouse(
-        parse_warehouse(settings.warehouse), as_of, cfg, events=load_events_with(events_path)
+        parse_warehouse(settings.warehouse), as_of, cfg,
+        events=load_events_with(events_path, config=cfg.config_dir)
     )
+
+
+def _config_dir(settings) -> str | None:
+    folder = getattr(settings, "resolved_config_dir", None)
+    return str(folder) if folder is not None else None

@@ -37,6 +37,8 @@ export GX_ANALYTICS_ENABLED=False
 export TOKENBOOK_WAREHOUSE="${TOKENBOOK_WAREHOUSE:-duckdb:///$REPO/warehouse/tokenbook.duckdb}"
 export TOKENBOOK_GATEWAY_PATH="${TOKENBOOK_GATEWAY_PATH:-$REPO/demo_data/gateway}"
 export TOKENBOOK_BILLING_PATH="${TOKENBOOK_BILLING_PATH:-$REPO/demo_data/billing}"
+# The demo organisation's own configuration folder (written with its data); set yours instead.
+export TOKENBOOK_CONFIG_DIR="${TOKENBOOK_CONFIG_DIR:-$REPO/demo_data/config}"
 export TOKENBOOK_OUT_DIR="${TOKENBOOK_OUT_DIR:-$REPO/out}"
 export TOKENBOOK_DBT_MANIFEST="${TOKENBOOK_DBT_MANIFEST:-$REPO/dbt_project/target/manifest.json}"
 # The demo organisation's ids are invented: it may use the public development PII key. Any

@@ -3,6 +3,7 @@ are, known launches are not flags, and each flag gets a ``why`` from the ledger.
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import replace
 from datetime import date
 
@@ -17,7 +18,12 @@ from forecasting.inputs import events_from_manifest, load_budgets, load_fermi_es
 from forecasting.job import forecast_warehouse, score_day_warehouse
 from forecasting.pipeline import forecast_frame
 from forecasting.synthetic import make_ledger, synthetic_series
+from tokenbook.demo.orgconfig import write_demo_config
 from tokenbook.warehouse import parse_warehouse
+
+# The forecasts below use the demo organisation's events, Fermi estimates and budgets (its own
+# configuration folder, as `tokenbook run --demo` writes it).
+DEMO_CONFIG = write_demo_config(tempfile.mkdtemp(prefix="demo-config-"))
 
 AS_OF = date(2026, 11, 20)
 SPIKE_DAY = 95  # 2026-10-17 for 120 days ending 2026-11-20
@@ -81,7 +87,7 @@ def run():
     ]
     frame = pd.concat(parts, ignore_index=True)
     return forecast_frame(
-        frame, AS_OF, NO_EVENTS, load_fermi_estimates().iloc[:0], load_budgets(), CFG
+        frame, AS_OF, NO_EVENTS, load_fermi_estimates(config=DEMO_CONFIG).iloc[:0], load_budgets(config=DEMO_CONFIG), CFG
     )
 
 

@@ -49,6 +49,8 @@ def nightly(tmp_path_factory):
         "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "TOKENBOOK_WAREHOUSE": warehouse,
+        # the demo organisation's own configuration folder (written by the generator)
+        "TOKENBOOK_CONFIG_DIR": str(base / "demo" / "config"),
         orch.ENV_GATEWAY_PATH: str(gateway),
         orch.ENV_BILLING_PATH: str(base / "demo" / "billing"),
         orch.ENV_OUT_DIR: str(base / "out"),
@@ -190,6 +192,9 @@ def test_task_order_and_one_task_per_dbt_model(dag, nightly):
     ids = {t.task_id: t for t in dag.tasks}
     assert ids["ingest_billing"].upstream_task_ids == {"ingest_gateway"}
     assert ids["quality_gate"].upstream_task_ids == {"ingest_billing"}
+    # the organisation's configuration is validated and loaded first (issue 15)
+    assert ids["load_config"].upstream_task_ids == set()
+    assert ids["ingest_gateway"].upstream_task_ids == {"load_config"}
     first_dbt = {t for t in dbt_tasks if "quality_gate" in ids[t].upstream_task_ids}
     assert first_dbt, "dbt models must wait for the quality gate"
     assert any(u.startswith("dbt_models.") for u in ids["score_anomalies"].upstream_task_ids)
@@ -333,6 +338,7 @@ def test_dag_test_builds_the_day_end_to_end(nightly_run, nightly):
     assert states["ingest_gateway"] == "success"
     assert states["ingest_billing"] == "success"
     assert states["quality_gate"] == "success"
+    assert states["load_config"] == "success"
     assert states["score_anomalies"] == "success"
     assert states["is_refit_day"] == "success" and states["refit_forecast"] == "skipped"
     assert states["publish_outputs"] == "success"

@@ -30,10 +30,7 @@ MY_NODES = [
     "mart_unpriced_calls",
     "path:seeds/price_book_default.csv",
     "path:seeds/provider_aliases.csv",
-    "path:seeds/model_aliases.csv",
-    "path:seeds/price_overrides.csv",
-    "path:seeds/features.csv",
-    "path:seeds/teams.csv",
+    "path:seeds/model_aliases_public.csv",
 ]
 CAUTIOUS = ["--indirect-selection", "cautious"]
 
@@ -98,7 +95,8 @@ RESOLUTION_CASES: list[tuple[str, str, str, str | None]] = [
     ),
     ("google", "gemini-2.5-pro", "vertex_ai", "gemini-2.5-pro"),
     ("vertex_ai", "gemini-2.5-flash", "vertex_ai", "gemini-2.5-flash"),
-    ("gemini", "gemini-2.5-flash-lite", "vertex_ai", "gemini-2.5-flash-lite"),
+    # Google AI Studio is its own provider (billing account), never priced as Vertex AI
+    ("gemini", "gemini-2.5-flash-lite", "gemini", "gemini-2.5-flash-lite"),
     ("vertex_ai", "publishers/google/models/gemini-2.5-pro", "vertex_ai", "gemini-2.5-pro"),
     (
         "vertex_ai",
@@ -150,7 +148,10 @@ def _call(request_id: str, load_date: str, ts: str, provider: str, model: str, *
 def warehouse(tmp_path_factory: pytest.TempPathFactory):
     base = tmp_path_factory.mktemp("dbt_build")
     url = f"duckdb:///{base / 'wh.duckdb'}"
-    settings = load_settings(warehouse=url)
+    # the calls below use the demo organisation's features, teams and deployment names
+    from tokenbook.demo.orgconfig import write_demo_config
+
+    settings = load_settings(warehouse=url, config_dir=str(write_demo_config(base / "config")))
     wh = parse_warehouse(url)
     from tokenbook.dbt import ensure_raw_tables
 

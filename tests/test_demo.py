@@ -153,16 +153,18 @@ def test_plan_matches_generated_volume(demo):
     assert sum(manifest["calls_per_day"].values()) == manifest["calls"]
 
 
-def test_names_match_the_seeds(demo):
-    _, manifest = demo
-    with open(REPO / "dbt_project/seeds/features.csv") as fh:
-        features = {r["feature"]: r for r in csv.DictReader(fh)}
-    with open(REPO / "dbt_project/seeds/teams.csv") as fh:
-        teams = {r["team"]: r["cost_centre"] for r in csv.DictReader(fh)}
+def test_names_match_the_demo_configuration(demo):
+    """The generator's cast matches the configuration folder it writes (demo_data/config/)."""
+    from tokenbook.orgconfig import read_config
+
+    out, manifest = demo
+    cfg = read_config(out / "config")
+    features = {r["feature"]: r for r in cfg["features"].rows}
+    teams = {r["team"]: r["cost_centre"] for r in cfg["teams"].rows}
     assert set(manifest["features"]) == set(features)
     for name, info in manifest["teams"].items():
         assert info["team"] == features[name]["owner_team"]
-        assert info["cost_centre"] == teams[info["team"]] == features[name]["cost_centre"]
+        assert info["cost_centre"] == teams[info["team"]]
         assert manifest["features"][name]["unit_of_work"] == features[name]["unit_of_work"]
     assert manifest["segments"] == ["enterprise", "mid_market", "smb", "free_tier"]
     assert manifest["providers"] == ["openai", "anthropic", "vertex_ai", "bedrock", "azure_openai"]
@@ -465,8 +467,9 @@ def test_generate_rejects_bad_arguments(tmp_path):
 
 def test_evals_plant_a_switch_without_eval_and_routing_candidates(demo):
     out, manifest = demo
-    with open(REPO / "dbt_project/seeds/features.csv") as fh:
-        bars = {r["feature"]: float(r["quality_bar"]) for r in csv.DictReader(fh)}
+    from tokenbook.orgconfig import read_config
+
+    bars = {r["feature"]: float(r["quality_bar"]) for r in read_config(out / "config")["features"].rows}
     with open(out / "evals" / "evals.csv") as fh:
         rows = list(csv.DictReader(fh))
     assert rows and set(rows[0]) == set(manifest["evals"]["columns"])

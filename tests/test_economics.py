@@ -45,7 +45,7 @@ def _build_demo(root: Path, seed: int, days: int, marts: tuple[str, ...],
     if billing:  # the vendors' exports of the same traffic (for the reconciliation KPI)
         write_vendor_exports(root / "demo", manifest, seed)
     url = f"duckdb:///{root}/wh.duckdb"
-    settings = load_settings(warehouse=url)
+    settings = load_settings(warehouse=url, config_dir=str(root / "demo" / "config"))
     files = sorted((root / "demo" / "gateway").glob("*.jsonl.gz"))
     ingest_gateway(files, settings, run_checkpoint=False)
     con = connect_duckdb(parse_warehouse(url))

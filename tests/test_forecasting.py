@@ -4,6 +4,7 @@ the warehouse adapter, and idempotent publishing (DuckDB for real, BigQuery payl
 from __future__ import annotations
 
 import io
+import tempfile
 from datetime import date
 from unittest import mock
 
@@ -27,7 +28,12 @@ from forecasting.pipeline import forecast_frame, horizon_dates
 from forecasting.publish import TABLES, publish_bigquery, publish_duckdb, run_tables
 from forecasting.series import load_daily_series
 from forecasting.synthetic import make_ledger, synthetic_series
+from tokenbook.demo.orgconfig import write_demo_config
 from tokenbook.warehouse import parse_warehouse
+
+# The forecasts below use the demo organisation's events, Fermi estimates and budgets (its own
+# configuration folder, as `tokenbook run --demo` writes it).
+DEMO_CONFIG = write_demo_config(tempfile.mkdtemp(prefix="demo-config-"))
 
 AS_OF = date(2026, 11, 20)
 CFG = ForecastConfig(n_samples=200, workers=1, metrics=("spend",), backtest_cutoffs=4)
@@ -85,9 +91,9 @@ def run(frame):
     return forecast_frame(
         frame,
         AS_OF,
-        load_events(),
-        load_fermi_estimates(),
-        load_budgets(),
+        load_events(config=DEMO_CONFIG),
+        load_fermi_estimates(config=DEMO_CONFIG),
+        load_budgets(config=DEMO_CONFIG),
         CFG,
         score_anomalies=False,
     )
@@ -208,9 +214,9 @@ def test_flat_and_empty_series_do_not_crash():
     out = forecast_frame(
         flat,
         AS_OF,
-        load_events(),
-        load_fermi_estimates().iloc[:0],
-        load_budgets(),
+        load_events(config=DEMO_CONFIG),
+        load_fermi_estimates(config=DEMO_CONFIG).iloc[:0],
+        load_budgets(config=DEMO_CONFIG),
         ForecastConfig(n_samples=100, workers=1, metrics=("spend",)),
         score_anomalies=False,
     )
@@ -219,7 +225,7 @@ def test_flat_and_empty_series_do_not_crash():
 
 
 def test_fermi_path_for_new_features(run):
-    fermi = load_fermi_estimates()
+    fermi = load_fermi_estimates(config=DEMO_CONFIG)
     d = run.daily.drop_duplicates("unique_id").set_index("unique_id")
     assert d.loc["spend|feature|feature=email_drafter", "method"] == "fermi"
     assert d.loc["spend|feature|feature=meeting_notes", "method"] == "fermi"  # no data at all
@@ -434,9 +440,9 @@ def test_forecast_frame_rejects_a_frame_without_its_columns():
         forecast_frame(
             pd.DataFrame({"ds": [], "y": []}),
             AS_OF,
-            load_events(),
-            load_fermi_estimates(),
-            load_budgets(),
+            load_events(config=DEMO_CONFIG),
+            load_fermi_estimates(config=DEMO_CONFIG),
+            load_budgets(config=DEMO_CONFIG),
             CFG,
         )
 

@@ -170,7 +170,8 @@ def demo_marts(request, tmp_path_factory):
     seed = request.param
     base = tmp_path_factory.mktemp(f"levers_seed{seed}")
     manifest = generate(base / "demo", days=DAYS, end=END, seed=seed, scale=SCALE)
-    settings = load_settings(warehouse=f"duckdb:///{base / 'wh.duckdb'}")
+    settings = load_settings(warehouse=f"duckdb:///{base / 'wh.duckdb'}",
+                             config_dir=str(base / "demo" / "config"))
     files = sorted(str(p) for p in (base / "demo" / "gateway").glob("gateway-*.jsonl.gz"))
     ingest_gateway(files, settings, run_checkpoint=False)
     con = connect_duckdb(parse_warehouse(settings.warehouse))

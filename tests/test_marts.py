@@ -106,7 +106,10 @@ def build_marts_warehouse(root: Path) -> str:
     the foundation's suite), then the marts and the seeds they read with all their data
     tests, unit tests and the chargeback invariants."""
     url = f"duckdb:///{root / 'wh' / 'tokenbook.duckdb'}"
-    settings = load_settings(warehouse=url)
+    # the hand-written calls use the demo organisation's features, teams and budgets
+    from tokenbook.demo.orgconfig import write_demo_config
+
+    settings = load_settings(warehouse=url, config_dir=str(write_demo_config(root / "config")))
     con = connect_duckdb(parse_warehouse(url))
     try:
         con.execute(duckdb_ddl("raw.gateway_calls", GATEWAY_CALLS_COLUMNS))

@@ -41,7 +41,7 @@ MAP = {
         "input_cost_per_token_above_200k_tokens": Decimal("2.5e-06"),
         "output_cost_per_token_above_200k_tokens": Decimal("1.5e-05"),
     },
-    "gemini/gemini-2.5-pro": {  # AI Studio duplicate: Vertex's own listing wins
+    "gemini/gemini-2.5-pro": {  # Google AI Studio: its own provider, apart from Vertex AI
         "litellm_provider": "gemini",
         "mode": "chat",
         "input_cost_per_token": Decimal("9e-06"),
@@ -71,14 +71,20 @@ MAP = {
 
 def test_conversion_is_exact_per_million_and_filtered():
     rows = {(r["provider"], r["model"]): r for r in to_price_rows(MAP, "test")}
-    assert set(rows) == {("openai", "gpt-4o"), ("vertex_ai", "gemini-2.5-pro")}
+    # every provider and every mode billed per token (issue 15); regional variants left out
+    assert set(rows) == {("openai", "gpt-4o"), ("vertex_ai", "gemini-2.5-pro"),
+                         ("gemini", "gemini-2.5-pro"), ("openai", "text-embedding-3-small"),
+                         ("mistral", "mistral-large")}
+    assert rows[("gemini", "gemini-2.5-pro")]["input_per_mtok"] == Decimal("9")
+    assert rows[("mistral", "mistral-large")]["output_per_mtok"] == Decimal("6")
+    assert rows[("openai", "text-embedding-3-small")]["input_per_mtok"] == Decimal("0.02")
     gpt = rows[("openai", "gpt-4o")]
     assert gpt["input_per_mtok"] == Decimal("2.5")
     assert gpt["cache_read_per_mtok"] == Decimal("1.25")
     assert gpt["priority_input_per_mtok"] == Decimal("4.25")
     assert gpt["batch_input_per_mtok"] is None  # absent in the map: SQL applies 50%
     gem = rows[("vertex_ai", "gemini-2.5-pro")]
-    assert gem["litellm_key"] == "gemini-2.5-pro"  # Vertex listing preferred over AI Studio
+    assert gem["litellm_key"] == "gemini-2.5-pro"  # Vertex's own listing, not AI Studio's
     assert gem["tier_threshold_tokens"] == 200_000
     assert (gem["tier_input_per_mtok"], gem["tier_output_per_mtok"]) == (
         Decimal("2.5"),
@@ -134,7 +140,11 @@ def test_shipped_seed_is_generated_from_shipped_snapshot():
     expected = [{c: format_value(r.get(c)) for c in COLUMNS} for r in default_rows()]
     assert seed == expected
     providers = {r["provider"] for r in seed}
-    assert providers == {"openai", "anthropic", "vertex_ai", "bedrock", "azure_openai"}
+    # every provider of the map billed per token, Google AI Studio apart from Vertex AI
+    assert {"openai", "anthropic", "vertex_ai", "gemini", "bedrock", "azure_openai", "mistral",
+            "cohere", "deepseek", "xai", "groq", "together_ai", "fireworks_ai",
+            "perplexity"} <= providers
+    assert len(providers) >= 100 and len(seed) > 3000
     by_key = {(r["provider"], r["model"]): r for r in seed}
     # published list prices (USD per 1M tokens)
     assert by_key[("anthropic", "claude-sonnet-4-5")]["cache_write_1h_per_mtok"] == "6"

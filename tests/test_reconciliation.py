@@ -67,7 +67,8 @@ def demo_warehouse(seed: int) -> DemoWarehouse:
     path = root / "wh" / "tokenbook.duckdb"
     path.parent.mkdir(parents=True)
     url = f"duckdb:///{path}"
-    settings = load_settings(warehouse=url, dbt_target_path=str(root / "dbt"))
+    settings = load_settings(warehouse=url, dbt_target_path=str(root / "dbt"),
+                             config_dir=str(demo / "config"))
     ingest_gateway(sorted(str(p) for p in (demo / "gateway").glob("*.jsonl.gz")), settings,
                    run_checkpoint=False)  # fmt: skip
     con = connect_duckdb(parse_warehouse(url))

@@ -40,7 +40,7 @@ def warehouse(tmp_path_factory: pytest.TempPathFactory) -> str:
 
     base = tmp_path_factory.mktemp("report")
     url = f"duckdb:///{base / 'wh.duckdb'}"
-    settings = load_settings(warehouse=url)
+    settings = load_settings(warehouse=url, config_dir=str(base / "demo" / "config"))
     manifest = generate(base / "demo", days=60, end=END, seed=7, scale=0.02)
     files = sorted(str(p) for p in (base / "demo" / "gateway").iterdir())
     assert len(files) == 60, manifest

@@ -30,6 +30,7 @@ from tokenbook.commands import (
     forecast,
     ingest,
     metrics,
+    orgconfig,
     pipeline,
     prices,
     report,
@@ -230,6 +231,8 @@ def root(
 
 
 app.command("demo-data")(demo.demo_data)
+app.command("init")(orgconfig.init)
+app.add_typer(orgconfig.app, name="config")
 app.add_typer(ingest.app, name="ingest")
 app.add_typer(prices.app, name="prices")
 app.command("transform")(transform.transform)
@@ -261,6 +264,8 @@ EXAMPLES: dict[str, str] = {
     "metrics query": "tokenbook metrics query --metrics cost_per_outcome --group-by "
     "feature,metric_time__month",
     "metrics list": "tokenbook metrics list",
+    "init": "tokenbook init config  |  tokenbook init /srv/finops/config",
+    "config check": "tokenbook config check --config-dir config",
     "metrics validate": "tokenbook metrics validate  |  tokenbook metrics validate --warehouse "
     "bigquery://acme-finops/tokenbook",
 }

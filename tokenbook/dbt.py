@@ -17,6 +17,10 @@ from tokenbook.warehouse import Warehouse, parse_warehouse
 DBT_PROJECT_DIR = project_root() / "dbt_project"
 
 
+# dbt commands that read the organisation's configuration tables: loaded before each.
+CONFIG_COMMANDS = {"build", "run", "test", "seed"}
+
+
 class DbtError(RuntimeError):
     """dbt finished with errors; the message lists the failing nodes. ``tests_only``: every
     failure is a data test that found rows (status fail), no build or runtime error."""
@@ -66,6 +70,12 @@ def run_dbt(args: Sequence[str], settings: Settings, target_path: str | Path | N
     """
     from dbt.cli.main import dbtRunner
 
+    if args and args[0] in CONFIG_COMMANDS:
+        # The organisation's configuration -> raw.config_* tables the models read
+        # (raises ConfigInvalid before dbt starts).
+        from tokenbook.orgconfig.load import load_config
+
+        load_config(settings)
     target = target_path or settings.dbt_target_path
     cli_args = _with_setting_vars(list(args), settings) + [
         "--project-dir",

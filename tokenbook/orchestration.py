@@ -479,6 +479,21 @@ def _latest_checkpoint_bigquery(client, wh, config) -> list[dict[str, Any]]:
     return [{"expectation": r["expectation"], "success": bool(r["success"])} for r in rows]
 
 
+# --------------------------------------------------------------------------- configuration
+
+
+def load_org_config(run_date: date, settings: Settings) -> dict[str, Any]:
+    """Validate the organisation's configuration folder and load it into raw.config_* before
+    the models build. Raises ConfigInvalid (file, line, column, what to write) on an invalid
+    folder, so the DAG stops before dbt with the message `tokenbook config check` prints."""
+    from tokenbook.orgconfig.load import load_config
+
+    cfg = load_config(settings)
+    return {"date": as_run_date(run_date).isoformat(),
+            "config_dir": str(cfg.folder) if cfg.folder is not None else None,
+            "files": cfg.status()}
+
+
 # --------------------------------------------------------------------------- dbt
 
 
@@ -549,7 +564,9 @@ ANOMALY_TARGET = "forecasting.job:score_day_warehouse"
 def _forecast_config(settings: Settings):
     from forecasting.config import ForecastConfig
 
-    return ForecastConfig(anomaly_level=settings.anomaly_level)
+    folder = settings.resolved_config_dir
+    return ForecastConfig(anomaly_level=settings.anomaly_level,
+                          config_dir=str(folder) if folder is not None else None)
 
 
 def score_anomalies(run_date: date, settings: Settings) -> dict[str, Any]:

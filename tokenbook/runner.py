@@ -116,6 +116,10 @@ def _demo(plan: RunPlan, result: RunResult) -> dict:
     if manifest_path.exists():
         manifest = json.loads(manifest_path.read_text())
         if all(str(manifest.get(k)) == str(v) for k, v in wanted.items()):
+            if not (plan.data_dir / "config").is_dir():  # demo data written before issue 15
+                from tokenbook.demo.orgconfig import write_demo_config
+
+                write_demo_config(plan.data_dir / "config")
             console.print(f"  demo data already in {plan.data_dir} (same seed, days, end, scale)")
             return manifest
     with console.status(f"  writing {plan.demo_days} days of demo gateway logs and vendor bills"):
@@ -261,8 +265,12 @@ def _forecast(settings: Settings, wh: Warehouse, as_of: date, result: RunResult,
                 tasks[phase] = bar.add_task(f"{phase:10s}", total=total)
             bar.update(tasks[phase], completed=done, total=total)
 
-        run = forecast_warehouse(wh, as_of, ForecastConfig(anomaly_level=settings.anomaly_level),
-                                 progress=progress, events=load_events_with(known_events))
+        folder = settings.resolved_config_dir
+        config_dir = str(folder) if folder is not None else None
+        run = forecast_warehouse(wh, as_of, ForecastConfig(anomaly_level=settings.anomaly_level,
+                                                           config_dir=config_dir),
+                                 progress=progress,
+                                 events=load_events_with(known_events, config=config_dir))
     flagged = 0 if run.anomalies.empty else int(run.anomalies["is_anomaly"].sum())
     result.facts["forecast"] = {"series": int(run.daily["unique_id"].nunique()),
                                 "anomalies": flagged}
@@ -283,14 +291,26 @@ def _report(plan: RunPlan, settings: Settings, wh: Warehouse, as_of: date,
 
 
 def run_plan(plan: RunPlan, settings: Settings, wh: Warehouse) -> RunResult:
+    from dataclasses import replace
+
+    from tokenbook.orgconfig import read_config
+    from tokenbook.orgconfig.load import describe
+
     result = RunResult()
     t0 = time.perf_counter()
     console.print(f"[bold]tokenbook[/] on {wh.location}", soft_wrap=True)
+    if plan.demo and not settings.config_dir:
+        # The demo is one organisation with its own configuration folder.
+        settings = replace(settings, config_dir=str(plan.data_dir / "config"))
+    if not plan.demo:
+        # Refuse to start on an invalid configuration (ConfigInvalid names file, line, column).
+        console.print(describe(read_config(settings.resolved_config_dir)))
     if plan.date is not None:
         return _one_night(plan, settings, wh, result)
     if plan.demo:
         with _step(result, "demo", f"1/6 demo organisation in {plan.data_dir}"):
             _demo(plan, result)
+        console.print(describe(read_config(settings.resolved_config_dir)))
     files = gateway_files(plan.data_dir, plan.date_from, plan.date_to)
     with _step(result, "ingest", f"2/6 ingest {len(files)} gateway files (one batch)"):
         _ingest_gateway(files, settings, result)
@@ -322,6 +342,7 @@ def _one_night(plan: RunPlan, settings: Settings, wh: Warehouse, result: RunResu
     inputs = o.RunInputs.from_env(gateway_path=str(plan.data_dir / "gateway"),
                                   billing_path=str(plan.data_dir / "billing"))
     steps: list[tuple[str, Callable[[], Any]]] = [
+        ("load_config", lambda: o.load_org_config(plan.date, settings)),
         ("ingest_gateway", lambda: o.ingest_gateway_day(plan.date, settings, inputs)),
         ("ingest_billing", lambda: o.ingest_billing_day(plan.date, settings, inputs)),
         ("quality_gate", lambda: o.check_quality(plan.date, settings)),

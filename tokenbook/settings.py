@@ -11,6 +11,7 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 DEFAULT_WAREHOUSE = "duckdb:///warehouse/tokenbook.duckdb"
+DEFAULT_CONFIG_DIR = "config"
 # A fixed development key: fine for the demo and the tests, never for real data (anyone can
 # read it here, so its pseudonyms can be reversed by hashing candidate ids). Every path that
 # pseudonymises refuses it unless `allow_dev_key` is set (the demo and the tests set it).
@@ -53,6 +54,9 @@ class Settings:
     anomaly_level: float = 0.99
     # How long an ingest waits for another process's lock on the DuckDB warehouse file.
     lock_wait_seconds: float = 30.0
+    # The organisation's configuration folder (tokenbook init / config check); None: ./config
+    # under the working directory when it exists, else nothing configured.
+    config_dir: str | None = None
 
     @property
     def is_dev_key(self) -> bool:
@@ -64,6 +68,14 @@ class Settings:
         if self.is_dev_key and not self.allow_dev_key:
             raise DevKeyRefused(DEV_KEY_REFUSED)
         return self.pii_key
+    @property
+    def resolved_config_dir(self) -> Path | None:
+        """The configuration folder in use: ``config_dir`` (flag / TOKENBOOK_CONFIG_DIR), else
+        ``./config`` when it exists, else None (nothing configured)."""
+        if self.config_dir:
+            return Path(self.config_dir)
+        default = Path.cwd() / DEFAULT_CONFIG_DIR
+        return default if default.is_dir() else None
 
 
 def _coerce(value: str, like: object) -> object:

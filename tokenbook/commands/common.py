@@ -29,8 +29,27 @@ ReplaceOpt = Annotated[
         help="Confirm a deliberate replacement: load even when the delivery has no valid record "
         "or would remove more than 90% of a loaded partition's rows (refused otherwise, "
         "exit 1, nothing changed).",
+        show_default=False,
     ),
 ]
+
+
+ConfigDirOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--config-dir",
+        help="Your organisation's configuration folder (tokenbook init). Env: "
+        "TOKENBOOK_CONFIG_DIR; default ./config when it exists, else nothing configured.",
+        show_default=False,
+    ),
+]
+
+
+def config_failure(exc: Exception) -> typer.Exit:
+    """An invalid configuration: every error (file, line, column, what to write), exit 4."""
+    from tokenbook.exitcodes import CONFIG_INVALID
+
+    return fail(str(exc), CONFIG_INVALID)
 
 
 def resolve(warehouse: str | None = None, **overrides: object) -> tuple[Settings, Warehouse]:

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from tokenbook.commands.common import WarehouseOpt, fail, resolve
+from tokenbook.commands.common import ConfigDirOpt, WarehouseOpt, fail, resolve
 
 
 def _latest_call_date(wh) -> date:
@@ -45,6 +45,7 @@ def forecast(
         ),
     ] = None,
     warehouse: WarehouseOpt = None,
+    config_dir: ConfigDirOpt = None,
     horizon_months: Annotated[
         int, typer.Option("--horizon-months", min=1, max=12, help="Months after the current one.")
     ] = 3,
@@ -77,7 +78,8 @@ def forecast(
     from forecasting.inputs import load_events_with
     from forecasting.job import forecast_warehouse
 
-    settings, wh = resolve(warehouse)
+    settings, wh = resolve(warehouse, config_dir=config_dir)
+    folder = settings.resolved_config_dir
     console = Console()
     try:
         run_date = date.fromisoformat(as_of) if as_of else _latest_call_date(wh)
@@ -90,6 +92,7 @@ def forecast(
             workers=workers,
             n_samples=samples,
             metrics=tuple(m.strip() for m in metrics.split(",") if m.strip()),
+            config_dir=str(folder) if folder is not None else None,
         )
     except ValueError as exc:
         raise fail(str(exc)) from exc
@@ -109,7 +112,7 @@ def forecast(
             bar.update(tasks[phase], completed=done, total=total)
 
         try:
-            run = forecast_warehouse(wh, run_date, cfg, progress, events=load_events_with(events))
+            run = forecast_warehouse(wh, run_date, cfg, progress, events=load_events_with(events, config=cfg.config_dir))
         except (ValueError, RuntimeError, FileNotFoundError) as exc:
             raise fail(str(exc)) from exc
 

@@ -14,7 +14,15 @@ from typing import Annotated
 
 import typer
 
-from tokenbook.commands.common import WarehouseOpt, fail, parse_date, refuse_dev_key, resolve
+from tokenbook.commands.common import (
+    ConfigDirOpt,
+    WarehouseOpt,
+    config_failure,
+    fail,
+    parse_date,
+    refuse_dev_key,
+    resolve,
+)
 from tokenbook.exitcodes import INPUT_REFUSED, QUALITY_FAILED
 
 DEFAULT_DEMO_DIR = Path("demo_data")
@@ -45,6 +53,7 @@ def run(
         ),
     ] = DEFAULT_DEMO_DIR,
     warehouse: WarehouseOpt = None,
+    config_dir: ConfigDirOpt = None,
     skip_forecast: Annotated[
         bool, typer.Option("--skip-forecast", help="Do not fit forecasts (faster).")
     ] = False,
@@ -55,7 +64,7 @@ def run(
     """Run the pipeline: ingest -> dbt build -> forecast and anomalies -> report -> summary."""
     from tokenbook.runner import RunPlan, run_plan
 
-    settings, wh = resolve(warehouse)
+    settings, wh = resolve(warehouse, config_dir=config_dir)
     if demo:
         # the demo organisation's ids are invented: the development key is fine there
         settings = dataclasses.replace(settings, allow_dev_key=True)
@@ -82,8 +91,12 @@ def run(
         forecast=not skip_forecast,
         report_path=report_path,
     )
+    from tokenbook.orgconfig import ConfigInvalid
+
     try:
         run_plan(plan, settings, wh)
+    except ConfigInvalid as exc:
+        raise config_failure(exc) from exc
     except Exception as exc:  # noqa: BLE001 - a known failure is one sentence, a bug exits 70
         from tokenbook.cli import explain
         from tokenbook.runner import describe_failure

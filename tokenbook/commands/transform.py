@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from tokenbook.commands.common import WarehouseOpt, fail, resolve
+from tokenbook.commands.common import ConfigDirOpt, WarehouseOpt, config_failure, fail, resolve
 from tokenbook.exitcodes import INPUT_REFUSED, QUALITY_FAILED
 
 
@@ -19,16 +19,20 @@ def transform(
         bool, typer.Option("--full-refresh", help="Rebuild incremental models from scratch.")
     ] = False,
     warehouse: WarehouseOpt = None,
+    config_dir: ConfigDirOpt = None,
 ) -> None:
     """Seed and build the dbt models (staging -> intermediate -> marts) with their tests.
 
     Prints one line per dbt stage; dbt's own log goes to logs/dbt.log under the run's folder
     (TOKENBOOK_OUT_DIR, default out/). Exits 3 when only data tests failed."""
     from tokenbook.dbt import DbtError, build
+    from tokenbook.orgconfig import ConfigInvalid
 
-    settings, _ = resolve(warehouse)
+    settings, _ = resolve(warehouse, config_dir=config_dir)
     try:
         summary = build(settings, select=select or None, full_refresh=full_refresh)
+    except ConfigInvalid as exc:
+        raise config_failure(exc) from exc
     except DbtError as exc:
         # only data tests that found bad rows: the quality gate's code; else a failed build
         code = QUALITY_FAILED if exc.tests_only else INPUT_REFUSED

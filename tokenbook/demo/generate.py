@@ -468,6 +468,11 @@ def generate(
     eval_rows, manifest["evals"] = build_evals(seed, start, days, ev)
     (out / "evals").mkdir(parents=True, exist_ok=True)
     (out / "evals" / "evals.csv").write_text(evals_csv(eval_rows))
+    # The demo organisation's own configuration (features, teams, budgets, agreements, ...):
+    # `tokenbook run --demo` reads it from here, like a company reads its own config folder.
+    from tokenbook.demo.orgconfig import write_demo_config
+
+    manifest["config_dir"] = str(write_demo_config(out / "config").name)
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return manifest
 

@@ -4,11 +4,14 @@ The map gives USD **per token** as JSON numbers (``2.5e-06``). They are parsed s
 ``Decimal`` from the JSON text (never through float) and stored **per million tokens**
 (``2.5``): BigQuery NUMERIC keeps 9 decimals, and per-token prices need up to 10.
 
-Only the chat / completion / responses entries of the providers tokenbook prices are kept:
-openai, anthropic, Google (vertex_ai*, gemini), AWS (bedrock, bedrock_converse) and Azure
-OpenAI (azure). Catalogue keys lose the routing prefix LiteLLM adds (``azure/``,
-``vertex_ai/``, ``gemini/``, ``bedrock/``); keys that still hold a ``/`` (regional or
-commitment variants such as ``bedrock/us-east-1/1-month-commitment/...``) are left out.
+Every entry billed per token is kept, of every provider and every mode (chat, completion,
+responses, embedding, audio, image, rerank... when the map gives per-token prices). Providers
+keep LiteLLM's name except openai (+ text-completion-openai), vertex_ai (every vertex_ai-*),
+bedrock (+ bedrock_converse), azure_openai (azure) and cohere (+ cohere_chat); Google AI Studio
+(``gemini``) stays its own provider, apart from Vertex AI. Catalogue keys lose the routing
+prefix LiteLLM adds (``azure/``, ``mistral/``, ``together_ai/``...); for the original five
+providers, keys that still hold a ``/`` (regional or commitment variants such as
+``bedrock/us-east-1/1-month-commitment/...``) are left out.
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ from decimal import Decimal
 from pathlib import Path
 
 # LiteLLM provider -> (tokenbook provider, preference when two keys give the same model;
-# lower wins).
+# lower wins). Providers not listed keep LiteLLM's name (mistral, deepseek, xai, groq,
+# together_ai, fireworks_ai, perplexity, cohere, ...): see canonical_provider().
 LITELLM_PROVIDERS: dict[str, tuple[str, int]] = {
     "openai": ("openai", 0),
     "text-completion-openai": ("openai", 1),
@@ -28,13 +32,36 @@ LITELLM_PROVIDERS: dict[str, tuple[str, int]] = {
     "vertex_ai-language-models": ("vertex_ai", 0),
     "vertex_ai": ("vertex_ai", 1),
     "vertex_ai-anthropic_models": ("vertex_ai", 2),
-    "gemini": ("vertex_ai", 3),  # Google AI Studio: same list prices; used where Vertex has none
+    # Google AI Studio (Gemini API) is its own billing account: never merged with Vertex AI.
+    "gemini": ("gemini", 0),
     "bedrock_converse": ("bedrock", 0),
     "bedrock": ("bedrock", 1),
     "azure": ("azure_openai", 0),
+    "azure_text": ("azure_openai", 1),
+    "cohere": ("cohere", 0),
+    "cohere_chat": ("cohere", 1),
+    "fireworks_ai": ("fireworks_ai", 0),
+    "fireworks_ai-embedding-models": ("fireworks_ai", 1),
 }
-MODES = {"chat", "completion", "responses"}
+# The five providers of the original book: keys that still hold a "/" after the routing prefix
+# are regional or commitment variants there (`bedrock/us-east-1/1-month-commitment/...`,
+# `azure/eu/gpt-4o`), not per-token list prices, and are left out. Other providers' model ids
+# legitimately hold a "/" (`together_ai/meta-llama/Llama-3.3-70B-Instruct-Turbo`).
+PATH_VARIANT_PROVIDERS = {"openai", "anthropic", "vertex_ai", "bedrock", "azure_openai"}
+# Modes billed per token: any mode whose entry has both a per-token input and output price;
+# embeddings have no output tokens, so an input price alone prices them (output 0).
+INPUT_ONLY_MODES = {"embedding"}
 ROUTE_PREFIXES = ("azure/", "vertex_ai/", "gemini/", "bedrock/", "openai/", "anthropic/")
+
+
+def canonical_provider(litellm_provider: str) -> tuple[str, int]:
+    """(tokenbook provider, preference) of a LiteLLM provider name."""
+    if litellm_provider in LITELLM_PROVIDERS:
+        return LITELLM_PROVIDERS[litellm_provider]
+    if litellm_provider.startswith("vertex_ai-"):  # partner models on Vertex AI
+        return ("vertex_ai", 3)
+    return (litellm_provider.lower(), 0)
+
 
 # price-book column -> LiteLLM key (USD per token). Every price column is USD per 1M tokens.
 PRICE_FIELDS: dict[str, str] = {
@@ -129,16 +156,26 @@ def load_price_map(path: str | Path) -> dict[str, dict]:
     return data
 
 
+def is_priced_per_token(entry: object) -> bool:
+    """An entry billed per token: input and output prices per token (any mode: chat,
+    completion, responses, embedding, audio, image, rerank...), or an embedding's input price."""
+    if not isinstance(entry, dict) or not isinstance(entry.get("litellm_provider"), str):
+        return False
+    if not _is_number(entry.get("input_cost_per_token")):
+        return False
+    return _is_number(entry.get("output_cost_per_token")) or entry.get("mode") in INPUT_ONLY_MODES
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (Decimal, int, float)) and not isinstance(value, bool)
+
+
 def select_entries(price_map: dict[str, dict]) -> dict[str, dict]:
-    """The entries tokenbook prices (chat-like modes of our providers), untouched."""
+    """The entries tokenbook prices (every provider, every mode billed per token), untouched."""
     return {
         key: entry
         for key, entry in price_map.items()
-        if isinstance(entry, dict)
-        and entry.get("litellm_provider") in LITELLM_PROVIDERS
-        and entry.get("mode") in MODES
-        and "input_cost_per_token" in entry
-        and "output_cost_per_token" in entry
+        if key != "sample_spec" and is_priced_per_token(entry)  # sample_spec documents the schema
     }
 
 
@@ -156,15 +193,21 @@ def _per_million(value: object, key: str, field: str) -> Decimal | None:
     return per_m.quantize(SCALE).normalize()
 
 
-def catalogue_model(key: str) -> str | None:
-    """Catalogue key of a LiteLLM key: routing prefix removed, lower case; None if still
-    a path (regional / commitment variants)."""
+def catalogue_model(key: str, litellm_provider: str | None = None) -> str | None:
+    """Catalogue key of a LiteLLM key: routing prefix (``azure/``, ``mistral/``, the entry's own
+    provider name) removed, lower case; None if still a path for the original five providers
+    (regional / commitment variants)."""
     model = key
-    for prefix in ROUTE_PREFIXES:
-        if model.startswith(prefix):
-            model = model[len(prefix) :]
-            break
-    if "/" in model:
+    own = f"{litellm_provider}/" if litellm_provider else None
+    if own and model.startswith(own):
+        model = model[len(own) :]
+    else:
+        for prefix in ROUTE_PREFIXES:
+            if model.startswith(prefix):
+                model = model[len(prefix) :]
+                break
+    provider = canonical_provider(litellm_provider)[0] if litellm_provider else None
+    if "/" in model and (provider is None or provider in PATH_VARIANT_PROVIDERS):
         return None
     return model.lower()
 
@@ -175,25 +218,19 @@ def to_price_rows(
     """One price-book row per (provider, model), sorted; prices are Decimal per 1M tokens."""
     chosen: dict[tuple[str, str], tuple[tuple[int, int, str], dict[str, object]]] = {}
     for key, entry in select_entries(price_map).items():
-        model = catalogue_model(key)
+        model = catalogue_model(key, entry["litellm_provider"])
         if model is None:
             continue
-        provider, rank = LITELLM_PROVIDERS[entry["litellm_provider"]]
-        row: dict[str, object] = {"provider": provider, "model": model, "valid_from": valid_from}
-        for col, field in PRICE_FIELDS.items():
-            row[col] = _per_million(entry.get(field), key, field)
-        threshold = next(
-            (k for k in TIERS_K if f"input_cost_per_token_above_{k}k_tokens" in entry), None
-        )
-        row["tier_threshold_tokens"] = threshold * 1000 if threshold else None
-        for col, field in TIER_FIELDS.items():
-            value = entry.get(f"{field}_above_{threshold}k_tokens") if threshold else None
-            row[col] = _per_million(value, key, field)
-        for col, (field, mode) in TIER_MODE_FIELDS.items():
-            value = entry.get(f"{field}_above_{threshold}k_tokens_{mode}") if threshold else None
-            row[col] = _per_million(value, key, f"{field}_above_{threshold}k_tokens_{mode}")
-        fee = entry.get("input_cost_per_request")
-        row["request_fee_usd"] = Decimal(fee).normalize() if fee is not None else None
+        provider, rank = canonical_provider(entry["litellm_provider"])
+        try:
+            row = _price_row(key, entry, provider, model, valid_from)
+        except PriceMapError:
+            if provider in PATH_VARIANT_PROVIDERS:
+                raise
+            # A float artefact in another provider's entry (0.0000029999900000000002 per token)
+            # cannot be stored exactly: left out (its calls stay unpriced and are listed in
+            # mart_unpriced_calls), never rounded. inexact_entries() lists them.
+            continue
         row["litellm_key"] = key
         row["litellm_provider"] = entry["litellm_provider"]
         row["source_snapshot"] = source_snapshot
@@ -203,6 +240,44 @@ def to_price_rows(
         if current is None or preference < current[0]:
             chosen[(provider, model)] = (preference, row)
     return [chosen[k][1] for k in sorted(chosen)]
+
+
+def inexact_entries(price_map: dict[str, dict]) -> list[str]:
+    """Keys billed per token whose prices do not fit 9 decimals per 1M tokens (left out)."""
+    out = []
+    for key, entry in select_entries(price_map).items():
+        model = catalogue_model(key, entry["litellm_provider"])
+        if model is None:
+            continue
+        try:
+            _price_row(key, entry, *canonical_provider(entry["litellm_provider"])[:1], model, "")
+        except PriceMapError:
+            out.append(key)
+    return sorted(out)
+
+
+def _price_row(
+    key: str, entry: dict, provider: str, model: str, valid_from: str
+) -> dict[str, object]:
+    """The price columns of one entry (USD per 1M tokens); raises PriceMapError when inexact."""
+    row: dict[str, object] = {"provider": provider, "model": model, "valid_from": valid_from}
+    for col, field in PRICE_FIELDS.items():
+        row[col] = _per_million(entry.get(field), key, field)
+    if row["output_per_mtok"] is None:  # an embedding: no output tokens to bill
+        row["output_per_mtok"] = Decimal(0)
+    threshold = next(
+        (k for k in TIERS_K if f"input_cost_per_token_above_{k}k_tokens" in entry), None
+    )
+    row["tier_threshold_tokens"] = threshold * 1000 if threshold else None
+    for col, field in TIER_FIELDS.items():
+        value = entry.get(f"{field}_above_{threshold}k_tokens") if threshold else None
+        row[col] = _per_million(value, key, field)
+    for col, (field, mode) in TIER_MODE_FIELDS.items():
+        value = entry.get(f"{field}_above_{threshold}k_tokens_{mode}") if threshold else None
+        row[col] = _per_million(value, key, f"{field}_above_{threshold}k_tokens_{mode}")
+    fee = entry.get("input_cost_per_request")
+    row["request_fee_usd"] = Decimal(fee).normalize() if _is_number(fee) else None
+    return row
 
 
 def format_value(value: object) -> str:

@@ -139,7 +139,7 @@ HEADLINE = Query(
     budget as (
         select sum(case when budget_level = 'feature' and budget_status = 'over' then 1 else 0
                    end) as features_over_budget,
-               sum(case when budget_level = 'feature' and budget_status = 'no budget'
+               sum(case when budget_level = 'feature' and budget_status in ('no budget', 'not configured')
                         then actual_effective_cost_usd end) as no_budget_usd
         from {mart_budget_vs_actual}
         where month_start = {month}
@@ -198,7 +198,7 @@ BUDGET = Query(
            budget_burned_share, variance_usd, variance_pct, budget_status
     from {mart_budget_vs_actual}
     where month_start in ({month}, {next_month})
-      and (budget_level = 'total' or (budget_level = 'feature' and budget_status <> 'no budget'))
+      and (budget_level = 'total' or (budget_level = 'feature' and budget_status not in ('no budget', 'not configured')))
     order by month_start, case when budget_level = 'total' then 0 else 1 end,
              variance_usd desc, cost_centre, feature
     """,

@@ -2,16 +2,22 @@
     price-book entry it resolves to (null when none: such calls stay unpriced, never 0).
 
     Order of rules (first hit wins), all in SQL so they run in the warehouse:
-      1. model_aliases seed, exact id      2. model_aliases seed, LIKE pattern
-      3. the id itself, after removing routing prefixes (`openai/`, `bedrock/converse/`),
+      1. model_aliases (the organisation's deployment names, then public aliases), exact id
+      2. model_aliases, LIKE pattern
+      3. the id as logged, without its own provider's route prefix (`groq/`, `mistral/`,
+         `openrouter/`): ids that hold a `/` themselves (`together_ai`'s `meta-llama/...`)
+      4. a reseller's `vendor/model` id (OpenRouter bills the vendor's list price): the vendor's
+         catalogue entry, as written or with dots as dashes (`anthropic/claude-3.5-sonnet`)
+      5. the id itself, after removing routing prefixes (`openai/`, `bedrock/converse/`),
          Vertex resource paths (`publishers/google/models/`) and Bedrock ARNs
-      4. without a Bedrock regional prefix (`us.`, `eu.`, `apac.`, `global.`, ...)
-      5. without a Bedrock version suffix (`-v1:0`, `:0`)
-      6. without the vendor prefix of Bedrock ids (`anthropic.`, `amazon.`, `meta.`, ...)
-      7. without a date / version suffix (`-20250929`, `-2024-08-06`, `@20250929`, `-001`)
-      8. without a preview / experimental suffix (`-preview-05-06`, `-exp-0827`)
+      6. without a Bedrock regional prefix (`us.`, `eu.`, `apac.`, `global.`, ...)
+      7. without a Bedrock version suffix (`-v1:0`, `:0`)
+      8. without the vendor prefix of Bedrock ids (`anthropic.`, `amazon.`, `meta.`, ...)
+      9. without a date / version suffix (`-20250929`, `-2024-08-06`, `@20250929`, `-001`)
+     10. without a preview / experimental suffix (`-preview-05-06`, `-exp-0827`)
     A candidate only counts if the provider's own catalogue holds it: a model is never priced
-    with another vendor's price. -#}
+    with another vendor's price, except a reseller's (rule 4), which bills that price. -#}
+{%- set resellers = ['openrouter'] -%}
 with
 
 pairs as (
@@ -53,12 +59,28 @@ with_provider as (
     select
         with_prefix.*,
         coalesce(by_column.provider, by_prefix.provider, nullif(with_prefix.provider_key, ''))
-            as provider
+            as provider,
+        by_prefix.provider as prefix_provider
     from with_prefix
     left join aliases as by_column
         on with_prefix.provider_key = by_column.provider_alias
     left join aliases as by_prefix
         on with_prefix.model_prefix = by_prefix.provider_alias
+
+),
+
+with_own_id as (
+
+    -- the id without its own provider's route prefix (`groq/llama-3.1-8b-instant` logged for
+    -- groq); a prefix naming another vendor is kept (`anthropic/...` logged for openrouter)
+    select
+        *,
+        case
+            when prefix_provider is not null and prefix_provider = provider
+                then {{ tokenbook.regex_replace('model_key', '^[^/]+/') }}
+            else model_key
+        end as model_own
+    from with_provider
 
 ),
 
@@ -69,11 +91,11 @@ stripped as (
         {{ tokenbook.regex_replace(
             tokenbook.regex_replace(
                 tokenbook.regex_replace(
-                    tokenbook.regex_replace('model_key', '^arn:aws:bedrock:[^/]*/'),
+                    tokenbook.regex_replace('model_own', '^arn:aws:bedrock:[^/]*/'),
                     '^(projects/[^/]+/locations/[^/]+/)?publishers/[^/]+/models/'),
                 '^((openai|anthropic|azure|azure_openai|vertex_ai|vertex_ai_beta|vertex|gemini|google|bedrock|aws_bedrock|bedrock_converse|converse|invoke|text-completion-openai)/)+'),
             '^[a-z]{2}(-gov)?-[a-z]+-[0-9]+/') }} as model_id
-    from with_provider
+    from with_own_id
 
 ),
 
@@ -167,15 +189,55 @@ alias_candidates as (
 
 ),
 
+reseller_ids as (
+
+    select
+        n.provider_raw,
+        n.model_raw,
+        n.provider,
+        vendors.provider as vendor_provider,
+        {{ tokenbook.regex_replace('n.model_own', '^[^/]+/') }} as vendor_model
+    from normalised_5 as n
+    inner join aliases as vendors
+        on {{ tokenbook.regex_extract('n.model_own', '^([a-z0-9_.-]+)/') }} = vendors.provider_alias
+    where n.provider in ('{{ resellers | join("', '") }}')
+
+),
+
+reseller_candidates as (
+
+    select
+        provider_raw,
+        model_raw,
+        provider,
+        4 as priority,
+        cast('reseller' as {{ tokenbook.type_text() }}) as resolution_rule,
+        vendor_provider as catalog_provider,
+        vendor_model as catalog_model
+    from reseller_ids
+    union all
+    select
+        provider_raw,
+        model_raw,
+        provider,
+        4 as priority,
+        cast('reseller' as {{ tokenbook.type_text() }}) as resolution_rule,
+        vendor_provider as catalog_provider,
+        replace(vendor_model, '.', '-') as catalog_model
+    from reseller_ids
+
+),
+
 rule_candidates as (
 
     {%- set rules = [
-        (3, 'exact', 'model_id'),
-        (4, 'region_prefix', 'model_no_region'),
-        (5, 'version_suffix', 'model_no_version'),
-        (6, 'vendor_prefix', 'model_no_vendor'),
-        (7, 'dated_version', 'model_undated'),
-        (8, 'preview_suffix', 'model_no_preview'),
+        (3, 'exact', 'model_own'),
+        (5, 'exact', 'model_id'),
+        (6, 'region_prefix', 'model_no_region'),
+        (7, 'version_suffix', 'model_no_version'),
+        (8, 'vendor_prefix', 'model_no_vendor'),
+        (9, 'dated_version', 'model_undated'),
+        (10, 'preview_suffix', 'model_no_preview'),
     ] %}
     {%- for priority, rule, column in rules %}
     select
@@ -196,6 +258,8 @@ candidates as (
 
     select * from alias_candidates
     union all
+    select * from reseller_candidates
+    union all
     select * from rule_candidates
 
 ),
@@ -206,7 +270,7 @@ matched as (
         candidates.*,
         row_number() over (
             partition by candidates.provider_raw, candidates.model_raw
-            order by candidates.priority
+            order by candidates.priority, candidates.catalog_model
         ) as match_rank
     from candidates
     inner join catalogue

@@ -1,5 +1,6 @@
 {#- One row per month x budget line. AI spend is its own budget line, at three levels:
-    budget_level 'feature' (feature x cost centre, budget from the features seed),
+    budget_level 'feature' (feature x cost centre, budget from budgets.csv of the organisation's
+    configuration; 'not configured' when it has none),
     'cost_centre' (feature = '(all)': the sum of the cost centre's feature lines) and
     'total' (cost_centre = feature = '(all)').
     Month-to-date burn is measured as of the latest call date in the data (never the clock):
@@ -37,6 +38,14 @@ actuals as (
         coalesce(sum(effective_cost_usd), 0) as actual_effective_cost_usd
     from calls
     group by month_start, feature, cost_centre
+
+),
+
+budgets_configured as (
+
+    -- 'not configured' (the organisation has no budgets.csv rows) vs 'no budget' (budgets
+    -- exist, not for this line)
+    select count(monthly_budget_usd) > 0 as has_budgets from {{ ref('features') }}
 
 ),
 
@@ -169,12 +178,15 @@ final as (
         {{ marts_ratio('projected_month_end_usd - monthly_budget_usd', 'monthly_budget_usd') }}
             as variance_pct,
         cast(case
+            when monthly_budget_usd is null and not budgets_configured.has_budgets
+                then 'not configured'
             when monthly_budget_usd is null then 'no budget'
             when projected_month_end_usd > monthly_budget_usd then 'over'
             else 'under'
         end as {{ type_text() }}) as budget_status,
         cast('USD' as {{ type_text() }}) as currency
     from projected
+    cross join budgets_configured
 
 )
 

@@ -32,6 +32,14 @@ features as (
 
 ),
 
+budgets_configured as (
+
+    -- 'not configured' (no budget per outcome anywhere in the organisation's features.csv)
+    -- vs 'no budget' (budgets exist, not for this feature)
+    select count(budget_per_outcome_usd) > 0 as has_budgets from features
+
+),
+
 daily_spend as (
 
     -- one row per feature x day first, so weeks and months roll up small tables
@@ -199,6 +207,8 @@ final as (
             'with_previous.previous_cost_per_outcome_usd') }} as cost_per_outcome_change_pct,
         {{ to_money('features.budget_per_outcome_usd') }} as budget_per_outcome_usd,
         cast(case
+            when features.budget_per_outcome_usd is null and not budgets_configured.has_budgets
+                then 'not configured'
             when features.budget_per_outcome_usd is null then 'no budget'
             -- spend with no outcome at all is over any budget per outcome
             when with_previous.outcomes = 0
@@ -211,6 +221,7 @@ final as (
             as net_value_per_outcome_usd,
         cast('USD' as {{ type_text() }}) as currency
     from with_previous
+    cross join budgets_configured
     left join features
         on with_previous.feature = features.feature
 

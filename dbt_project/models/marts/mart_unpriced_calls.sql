@@ -1,5 +1,6 @@
 {#- One row per provider x model (as logged) x call date with calls that could not be priced:
-    the model is not in the price book (add an alias to seeds/model_aliases.csv or load a
+    the model is not in the price book (add an alias to model_aliases.csv of your configuration
+    folder, see README "Your organisation", or load a
     newer price map) or no price was in force on that date. Their cost is null, never 0. -#}
 with
 

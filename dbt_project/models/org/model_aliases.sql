@@ -1,0 +1,33 @@
+{#- One row per model alias: the organisation's own (model_aliases.csv: deployment names,
+    fine-tune aliases) first, then the public aliases shipped in the seed model_aliases_public.
+    An org alias replaces a public one with the same provider and raw model. -#}
+with
+
+org as (
+
+    select provider, raw_model, match_type, catalog_provider, catalog_model, note
+    from {{ source('config', 'config_model_aliases') }}
+
+),
+
+public as (
+
+    select provider, raw_model, match_type, catalog_provider, catalog_model, note
+    from {{ ref('model_aliases_public') }}
+
+),
+
+final as (
+
+    select * from org
+    union all
+    select public.*
+    from public
+    left join org
+        on lower(public.provider) = lower(org.provider)
+        and lower(public.raw_model) = lower(org.raw_model)
+    where org.raw_model is null
+
+)
+
+select * from final
