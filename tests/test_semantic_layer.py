@@ -40,13 +40,15 @@ def sl(tmp_path_factory):
     from tokenbook.warehouse import parse_warehouse
 
     wh = demo_warehouse(7)
-    settings = load_settings(warehouse=wh.url, dbt_target_path=str(wh.root / "dbt"))
+    settings = load_settings(warehouse=wh.url, dbt_target_path=str(wh.root / "dbt"),
+                             config_dir=str(wh.root / "demo" / "config"))
     marts = ["mart_cost_per_outcome", "mart_cache_efficiency", "mart_budget_vs_actual",
              "mart_unattributed_spend", "mart_retry_waste"]  # fmt: skip
-    # the marts (and the seeds they read) over the facts demo_warehouse built; their tests
+    # the marts (and the seeds and the organisation's configuration views they read) over the facts demo_warehouse built; their tests
     # belong to the marts' own suites
     run_dbt(["build", "--quiet", "--select", *marts,
              *[f"+{m},resource_type:seed" for m in marts],
+             *[f"+{m},path:models/org" for m in marts],
              "--exclude-resource-type", "test", "unit_test"], settings)  # fmt: skip
     # 45 days of history: shorter backtest windows than the defaults
     small = ForecastConfig(levels=("total", "feature"), metrics=("spend",), n_samples=100,
