@@ -351,7 +351,7 @@ def _metrics_sql(dates: list[date], t: dict[str, float], priced: bool) -> str:
     )
     present_today = ", ".join(f"{{'f': '{c}', 'n': g.nn__{c}}}" for c in PRESENCE_COLUMNS)
     unpriced = (
-        """(select sum(mo.calls) filter (where not r.priced) / sum(mo.calls)
+        """(select coalesce(sum(mo.calls) filter (where not r.priced), 0) / sum(mo.calls)
             from _q_models mo join _q_resolved r
               on r.provider is not distinct from mo.provider
              and r.model is not distinct from mo.model
@@ -434,9 +434,11 @@ def _metrics_sql(dates: list[date], t: dict[str, float], priced: bool) -> str:
            case when a.rows_read > 0 then a.rows_quarantined / a.rows_read end as quarantine_share,
            case when a.rows_read > 0 then a.rows_duplicate / a.rows_read end as duplicate_share,
            {null_rates},
-           case when g.calls > 0 and hist.n >= {m} then len(new_f.fields) end as new_fields,
+           case when g.calls > 0 and hist.n >= {m} then coalesce(len(new_f.fields), 0) end
+               as new_fields,
            new_f.fields as new_fields_text,
-           case when g.calls > 0 and hist.n >= {m} then len(gone.fields) end as vanished_fields,
+           case when g.calls > 0 and hist.n >= {m} then coalesce(len(gone.fields), 0) end
+               as vanished_fields,
            gone.fields as vanished_fields_text,
            case when g.calls > 0 and hist.n >= {m} then
                 (g.tokens / g.calls) / nullif(hist.tokens_per_call, 0) end
@@ -613,7 +615,8 @@ def evaluate(con, dates: Iterable[date], thresholds: dict[str, float], priced: b
     for d in dates:
         result.suites_expected[d] = GATEWAY_SUITES + (BILLING_SUITES if billing else ())
     metrics = [c.metric for c in CHECKS]
-    gx_frame = frame[metrics].astype("float64").reset_index(drop=True)
+    frame = frame.reset_index(drop=True)
+    gx_frame = frame[metrics].astype("float64")
     verdicts = _Suites(thresholds).run(gx_frame)
     for c in CHECKS:
         if c.suite in BILLING_SUITES and not billing:
@@ -623,23 +626,24 @@ def evaluate(con, dates: Iterable[date], thresholds: dict[str, float], priced: b
         params = json.dumps({"column": c.metric, "min_value": low, "max_value": high},
                             sort_keys=True)
         for i, d in enumerate(dates):
-            value = frame.at[i, c.metric]
-            evaluable = value is not None and value == value  # NaN is not evaluable
+            value = gx_frame.at[i, c.metric]
+            evaluable = bool(value == value)  # NaN (NULL) is not evaluable
             success = (i not in bad_rows) if evaluable else None
             result.outcomes.append(Outcome(
                 load_date=d, suite=c.suite, expectation="expect_column_values_to_be_between",
                 column_name=c.metric, parameters=params, success=success,
                 element_count=int(frame.at[i, "calls"]),
                 unexpected_count=None if success is None else int(not success),
-                observed_value=_observed(frame, i, c, evaluable, thresholds, priced),
+                observed_value=_observed(frame, gx_frame, i, c, evaluable, thresholds,
+                                         priced),
                 min_value=low, max_value=high, look_at=c.look_at))
         if not ok and not bad_rows:
             raise RuntimeError(f"GX failed {c.suite}.{c.metric} without naming a date")
     return result
 
 
-def _observed(frame, i: int, c: Check, evaluable: bool, t: dict[str, float], priced: bool
-              ) -> str:
+def _observed(frame, values, i: int, c: Check, evaluable: bool, t: dict[str, float],
+              priced: bool) -> str:
     if not evaluable:
         if c.metric == "unpriced_share_increase" and not priced:
             return "not evaluable: the price book is not in the warehouse before the first dbt run"
@@ -650,12 +654,12 @@ def _observed(frame, i: int, c: Check, evaluable: bool, t: dict[str, float], pri
                     f"{int(t['min_history_days'])} days of its history")
         return (f"not evaluable: fewer than {int(t['min_history_days'])} comparable days in "
                 f"the {int(t['history_days'])} days before, or no call on this date")
-    value = float(frame.at[i, c.metric])
+    value = float(values.at[i, c.metric])
     text = f"{value:.4g}"
     detail = f"{c.metric}_text"
     if detail in frame.columns:
         names = frame.at[i, detail]
-        if names is not None and len(names):
+        if hasattr(names, "__len__") and not isinstance(names, str) and len(names):
             text += " (" + ", ".join(str(n) for n in names) + ")"
     return text
 
