@@ -87,7 +87,7 @@ class MissingInput(OrchestrationError):
 class StepUnavailable(OrchestrationError):
     """The code a step calls is not part of this installation (a module or function absent).
 
-    The DAG marks such a task skipped with this message; any other error fails it.
+    The DAG fails such a task with this message (a broken installation is never skipped).
     """
 
 
@@ -195,8 +195,8 @@ def gateway_files_for(run_date: date, gateway_path: str) -> list[str]:
 def ingest_gateway_day(run_date: date, settings: Settings, inputs: RunInputs) -> dict[str, Any]:
     """Load the day's gateway logs into raw.gateway_calls (partition ``run_date``).
 
-    The ingestion pipeline overwrites the partition atomically and runs the GX checkpoint;
-    a failed checkpoint raises and fails the task.
+    The ingestion pipeline overwrites the partition atomically; the data-quality suites run
+    in their own step (:func:`check_data_quality`).
     """
     run_date = as_run_date(run_date)
     if not inputs.gateway_path:
@@ -329,9 +329,34 @@ def ingest_billing_day(run_date: date, settings: Settings, inputs: RunInputs) ->
 # --------------------------------------------------------------------------- quality gate
 
 
+def check_data_quality(run_date: date, settings: Settings) -> dict[str, Any]:
+    """Run the data-quality suites (``tokenbook check``) over the date against its history and
+    store their results in raw.validation_results (replacing the date's earlier ones).
+    Raises QualityGateFailed with one line per failed expectation (observed value, expected
+    range, what to look at) or suite without results."""
+    from ingestion.quality import check_dates
+
+    run_date = as_run_date(run_date)
+    result = check_dates(settings, [run_date])
+    for note in result.notes:
+        log.warning("data quality %s: %s", run_date, note)
+    if not result.success:
+        raise QualityGateFailed(
+            f"data-quality check failed for {run_date}:\n" + "\n".join(result.failure_lines())
+            + "\n(results in raw.validation_results; fix the feed and rerun the date, or "
+            "adjust quality_thresholds.csv in the configuration folder)"
+        )
+    return {
+        "date": run_date.isoformat(),
+        "expectations": len(result.outcomes),
+        "not_evaluable": len(result.not_evaluable()),
+    }
+
+
 def check_quality(run_date: date, settings: Settings) -> dict[str, Any]:
-    """Gate before the models: the date's gateway partition was loaded, completely, and its
-    Great Expectations checkpoint passed. Raises QualityGateFailed naming what is wrong."""
+    """Gate before the models: the date's gateway partition was loaded, completely, and the
+    data-quality suites stored results for it that passed (every gateway suite has at least
+    one result). Raises QualityGateFailed naming what is wrong."""
     run_date = as_run_date(run_date)
     wh = parse_warehouse(settings.warehouse)
     if wh.kind != "duckdb":
@@ -385,20 +410,23 @@ def _latest_gateway_audit(con, run_date: date) -> dict[str, Any] | None:
 
 
 def _latest_checkpoint(con, run_date: date) -> list[dict[str, Any]]:
-    """The date's stored Great Expectations results (raw.validation_results, written by the
-    gateway pipeline after each load)."""
+    """The date's stored data-quality results (raw.validation_results, written by
+    ``tokenbook check`` / the data_quality task)."""
     if not _table_exists(con, "raw", "validation_results"):
         return []
+    from ingestion.quality import migrate_results_table
+
+    migrate_results_table(con)  # an older table has no suite column yet
     rows = con.execute(_checkpoint_sql("raw.validation_results", "?"), [run_date]).fetchall()
-    return [{"expectation": r[0], "success": bool(r[1])} for r in rows]
+    return [{"expectation": r[0], "success": r[1], "suite": r[2]} for r in rows]
 
 
 def _checkpoint_sql(table: str, date_param: str) -> str:
-    """The date's results as (expectation label, success): the same SQL on DuckDB and
+    """The date's results as (expectation label, success, suite): the same SQL on DuckDB and
     BigQuery, only the table name and the date parameter's placeholder differ."""
     return f"""
-        select checkpoint || ': ' || expectation
-               || coalesce(' (' || column_name || ')', '') as expectation, success
+        select coalesce(suite, checkpoint) || ': ' || coalesce(column_name, expectation)
+               || coalesce(' = ' || observed_value, '') as expectation, success, suite
         from {table} where load_date = {date_param}
     """
 
@@ -424,10 +452,19 @@ def _judge_quality(
             f"gateway load for {day} loaded no rows ({audit['rows_quarantined']} quarantined): "
             "look at raw.quarantine for the reasons"
         )
-    failed = [c["expectation"] for c in checks if not c["success"]]
+    from ingestion.quality import GATEWAY_SUITES
+
+    failed = [c["expectation"] for c in checks if c["success"] is False]
     if failed:
         raise QualityGateFailed(
-            f"Great Expectations checkpoint failed for {day}: {failed}; see raw.validation_results"
+            f"data-quality check failed for {day}: {failed}; see raw.validation_results"
+        )
+    ran = {c.get("suite") for c in checks}
+    missing = [s for s in GATEWAY_SUITES if s not in ran]
+    if missing:
+        raise QualityGateFailed(
+            f"no data-quality results for {day} from the suites {missing}: run the "
+            f"data_quality task (or `tokenbook check --date {day}`) before the models"
         )
     return {"date": day, **audit, "expectations": len(checks)}
 
@@ -469,7 +506,8 @@ def _latest_checkpoint_bigquery(client, wh, config) -> list[dict[str, Any]]:
         rows = list(client.query(sql, job_config=config).result())
     except NotFound:  # no gateway load has stored results in this dataset yet
         return []
-    return [{"expectation": r["expectation"], "success": bool(r["success"])} for r in rows]
+    return [{"expectation": r["expectation"], "success": r["success"], "suite": r["suite"]}
+            for r in rows]
 
 
 # --------------------------------------------------------------------------- dbt
@@ -657,16 +695,14 @@ class FailureRecord:
 
 
 def redact_text(text: str) -> str:
-    """PII-redact free text with the ingestion redactor; when the redactor is unavailable the
-    text is withheld rather than stored unredacted."""
+    """PII-redact free text with the ingestion redactor. A redactor that cannot be imported
+    raises (the failure callback logs it): text is never stored unredacted, and a broken
+    installation is never hidden behind a placeholder."""
     import duckdb
 
-    try:
-        from ingestion.gateway.redact import redact_sql
+    from ingestion.gateway.redact import redact_sql
 
-        expr = redact_sql("t.msg")
-    except (ImportError, NotImplementedError):
-        return "[withheld: redactor unavailable]"
+    expr = redact_sql("t.msg")
     con = duckdb.connect()
     try:
         row = con.execute(f"select {expr} from (select ?::varchar as msg) t", [text]).fetchone()

@@ -54,8 +54,8 @@ def describe_failure(exc: BaseException) -> str:
     text = str(exc).strip() or name
     hints = {
         "DbtError": "see the dbt log above; `tokenbook transform` reruns just this step",
-        "ValidationFailed": "the loaded partition broke a data-quality rule; "
-        "see raw.validation_results",
+        "QualityGateFailed": "the loaded data does not look like its history; "
+        "see raw.validation_results, or rerun `tokenbook check --date D`",
         "ReaderError": "check the file named above exists and is readable",
     }
     hint = hints.get(name)
@@ -268,11 +268,7 @@ def _forecast(settings: Settings, wh: Warehouse, as_of: date, result: RunResult,
 
 def _report(plan: RunPlan, settings: Settings, wh: Warehouse, as_of: date,
             result: RunResult) -> Path | None:
-    try:
-        from tokenbook.report import write_report
-    except ImportError:
-        console.print("  the HTML report is not part of this build yet: skipped")
-        return None
+    from tokenbook.report import write_report
     out = plan.report_path or Path("reports") / f"tokenbook-{as_of.isoformat()}.html"
     path = write_report(settings, out)
     result.facts["report"] = str(path)
@@ -321,6 +317,7 @@ def _one_night(plan: RunPlan, settings: Settings, wh: Warehouse, result: RunResu
     steps: list[tuple[str, Callable[[], Any]]] = [
         ("ingest_gateway", lambda: o.ingest_gateway_day(plan.date, settings, inputs)),
         ("ingest_billing", lambda: o.ingest_billing_day(plan.date, settings, inputs)),
+        ("data_quality", lambda: o.check_data_quality(plan.date, settings)),
         ("quality_gate", lambda: o.check_quality(plan.date, settings)),
         ("dbt_build", lambda: o.build_models(plan.date, settings)),
         ("score_anomalies", lambda: o.score_anomalies(plan.date, settings)),
@@ -340,9 +337,16 @@ def _one_night(plan: RunPlan, settings: Settings, wh: Warehouse, result: RunResu
 
 
 def _rows(con, sql: str) -> list[tuple]:
+    """The query's rows; a query that fails (a mart not built, a column renamed) is printed
+    with its error and gives no rows, so a summary line never goes missing silently."""
+    import duckdb
+
     try:
         return con.execute(sql).fetchall()
-    except Exception:  # noqa: BLE001 - a mart that is not built yet leaves its line out
+    except duckdb.Error as exc:
+        first = " ".join(sql.split())[:80]
+        console.print(f"  [yellow]summary query failed ({type(exc).__name__}: "
+                      f"{str(exc).splitlines()[0]}): {first}...[/yellow]")
         return []
 
 
