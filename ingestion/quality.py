@@ -538,7 +538,7 @@ def _tables_exist(con, names: list[str]) -> bool:
         schema, _, table = name.rpartition(".")
         row = con.execute(
             "select count(*) from information_schema.tables where table_schema = ? "
-            "and table_name = ?", [schema, table]).fetchone()
+            "and table_name = ?", [schema, table]).fetchall()[0]
         if not row[0]:
             return False
     return True
@@ -568,6 +568,13 @@ def profile_duckdb(con, lo: date, hi: date, schema: str = "raw",
     return True
 
 
+def _load_arrow(con, name: str, arrow) -> None:
+    """TEMP table ``name`` on the local DuckDB ``con`` from an Arrow table."""
+    con.register(f"{name}_arrow", arrow)
+    con.execute(f"create or replace temp table {name} as select * from {name}_arrow").fetchall()
+    con.unregister(f"{name}_arrow")
+
+
 def profile_bigquery(client, wh, con, lo: date, hi: date) -> bool:
     """The same profile tables, computed by BigQuery and loaded into the local DuckDB ``con``
     (aggregates only: a few rows per date). Returns whether the price book is there."""
@@ -580,9 +587,7 @@ def profile_bigquery(client, wh, con, lo: date, hi: date) -> bool:
         except NotFound as exc:
             raise RuntimeError(f"tokenbook check: {exc} (nothing loaded into this warehouse "
                                "yet? run `tokenbook ingest` first)") from exc
-        con.register(f"{name}_arrow", arrow)
-        con.execute(f"create or replace temp table {name} as select * from {name}_arrow")
-        con.unregister(f"{name}_arrow")
+        _load_arrow(con, name, arrow)
     book = {"int_price_book": wh.table("staging", "int_price_book"),
             "model_aliases": wh.table("staging", "model_aliases"),
             "provider_aliases": wh.table("staging", "provider_aliases")}
@@ -591,9 +596,7 @@ def profile_bigquery(client, wh, con, lo: date, hi: date) -> bool:
             arrow = client.query(sql.format(**book)).result().to_arrow()
         except NotFound:
             return False
-        con.register(f"{name}_arrow", arrow)
-        con.execute(f"create or replace temp table {name} as select * from {name}_arrow")
-        con.unregister(f"{name}_arrow")
+        _load_arrow(con, name, arrow)
     return True
 
 
@@ -611,7 +614,7 @@ def evaluate(con, dates: Iterable[date], thresholds: dict[str, float], priced: b
             "the price book (dbt's int_price_book) is not in the warehouse yet: the unpriced "
             "share is not evaluable until `tokenbook transform` has run once")
     frame = con.sql(_metrics_sql(dates, thresholds, priced)).df()
-    billing = bool(con.execute("select count(*) from _q_bill").fetchone()[0])
+    billing = bool(con.execute("select count(*) from _q_bill").fetchall()[0][0])
     for d in dates:
         result.suites_expected[d] = GATEWAY_SUITES + (BILLING_SUITES if billing else ())
     metrics = [c.metric for c in CHECKS]

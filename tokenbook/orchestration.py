@@ -217,8 +217,6 @@ REPORT_FIELDS = (
     "rows_loaded",
     "rows_quarantined",
     "rows_duplicate",
-    "success",
-    "checkpoint_seconds",
 )
 
 

@@ -54,22 +54,21 @@ def gateway(
         str | None,
         typer.Option(
             "--report-json",
-            help="Also write the load report (per-file counts, stage timings, checkpoint "
-            "outcomes) as JSON to this file, for schedulers and benchmarks.",
+            help="Also write the load report (per-file counts, stage timings, notes) as JSON "
+            "to this file, for schedulers and benchmarks.",
             show_default=False,
         ),
     ] = None,
 ) -> None:
-    """Load gateway logs into raw.gateway_calls (bad records into raw.quarantine), redacting PII,
-    then run the Great Expectations checkpoint on each loaded partition.
+    """Load gateway logs into raw.gateway_calls (bad records into raw.quarantine), redacting PII.
+    The data-quality suites are a separate step: `tokenbook check --date D`.
 
-    Exits 1 on a missing or unreadable file or a missing required column, and 2 when the data
-    was loaded but the checkpoint failed (results in raw.validation_results)."""
+    Exits 1 on a missing or unreadable file or a missing required column."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from ingestion.bigquery import BigQueryLoadError  # light: google is imported on use
-    from ingestion.gateway.pipeline import IngestError, ValidationFailed, ingest_gateway
+    from ingestion.gateway.pipeline import IngestError, ingest_gateway
     from ingestion.gateway.readers import FORMATS, ReaderError
 
     if fmt not in ("auto", *FORMATS):
@@ -111,21 +110,15 @@ def gateway(
                 fmt=None if fmt == "auto" else fmt,
                 progress=progress,
             )
-            failed = None
-        except ValidationFailed as exc:
-            report, failed = exc.report, exc
         except (ReaderError, IngestError, BigQueryLoadError, FileNotFoundError) as exc:
             raise fail(str(exc)) from exc
     _print_summary(report)
     if report_json:
         _write_report_json(report, report_json)
-    if failed is not None:
-        raise fail(str(failed), code=2)
 
 
 def report_as_dict(report) -> dict:
     """The load report as plain JSON-able data (no row values, so no PII)."""
-    ck = report.checkpoint
     return {
         "load_id": report.load_id,
         "warehouse": report.warehouse,
@@ -146,12 +139,6 @@ def report_as_dict(report) -> dict:
             for f in report.files
         ],
         "timings": {k: round(v, 4) for k, v in report.timings.items()},
-        "checkpoint": None if ck is None else {
-            "success": ck.success,
-            "seconds": round(report.checkpoint_seconds, 4),
-            "expectations": len(ck.outcomes),
-            "failures": ck.failure_lines(),
-        },
         "notes": list(report.notes),
     }
 
@@ -186,27 +173,22 @@ def _print_summary(report) -> None:
         )
     console = Console()
     console.print(table)
-    if report.checkpoint is not None:
-        ok = report.checkpoint.success
-        n = len(report.checkpoint.outcomes)
-        console.print(
-            f"checkpoint: {'[green]passed[/green]' if ok else '[red]FAILED[/red]'} "
-            f"({n - len(report.checkpoint.failures())}/{n} expectations met)"
-        )
-        for line in report.checkpoint.failure_lines():
-            console.print(f"  [red]{line}[/red]")
     t = report.timings
     if t.get("total"):
         stages = ", ".join(
             f"{label} {t[key]:.1f}"
             for key, label in (("read_validate", "read+validate"), ("window_dedupe", "dedupe"),
-                               ("redact_stage", "redact+stage"), ("publish", "publish"),
-                               ("checkpoint", "checkpoint"))
+                               ("redact_stage", "redact+stage"), ("publish", "publish"))
             if key in t
         )
         console.print(f"took {t['total']:.1f} s ({stages})")
     for note in report.notes:
         console.print(f"note: {note}")
+    dates = report.load_dates
+    if dates:
+        span = (f"--date {dates[0]}" if len(dates) == 1
+                else f"--from {dates[0]} --to {dates[-1]}")
+        console.print(f"next: `tokenbook check {span}` runs the data-quality suites")
 
 
 app.command("billing")(ingest_billing.billing)
