@@ -177,7 +177,12 @@ def _fmt(value: float | None) -> str:
 
 def describe(o: Outcome) -> str:
     """One line for a person: date, suite, metric, observed, expected range, what to look at."""
-    bounds = f"[{_fmt(o.min_value)}, {_fmt(o.max_value)}]"
+    if o.min_value is not None and o.max_value is not None:
+        bounds = f"[{_fmt(o.min_value)}, {_fmt(o.max_value)}]"
+    elif o.min_value is not None:
+        bounds = f">= {_fmt(o.min_value)}"
+    else:
+        bounds = f"<= {_fmt(o.max_value)}"
     return (f"{o.load_date} {o.suite}: {o.column_name} = {o.observed_value}, expected "
             f"{bounds}; look at: {o.look_at}")
 

@@ -70,13 +70,13 @@ def print_result(result) -> None:
     for note in result.notes:
         console.print(f"note: {note}", soft_wrap=True)
     if skipped:
-        by_metric: dict[str, int] = {}
+        by_suite: dict[str, int] = {}
         for o in skipped:
-            by_metric[o.column_name] = by_metric.get(o.column_name, 0) + 1
+            by_suite[o.suite] = by_suite.get(o.suite, 0) + 1
         console.print(
-            f"not evaluable ({len(skipped)}): "
-            + ", ".join(f"{k} x{v}" for k, v in sorted(by_metric.items()))
-            + " (see observed_value in raw.validation_results)", soft_wrap=True)
+            f"not evaluable ({len(skipped)}, e.g. too little history): "
+            + ", ".join(f"{k} x{v}" for k, v in sorted(by_suite.items()))
+            + " (observed_value in raw.validation_results says why)", soft_wrap=True)
     verdict = "[green]passed[/green]" if result.success else "[red]FAILED[/red]"
     console.print(
         f"data quality {span}: {verdict} ({n - len(failed) - len(skipped)} passed, "
