@@ -138,6 +138,7 @@ class Outcome:
     min_value: float | None
     max_value: float | None
     look_at: str
+    load_id: str | None = None  # the date's latest gateway load, as the check read it
 
 
 @dataclass
@@ -240,7 +241,8 @@ def profile_queries(tables: dict[str, str], lo: date, hi: date, bigquery: bool =
             select load_date, provider, model, count(*) as calls
             from {calls} where load_date {between} group by load_date, provider, model""",
         "_q_audit": f"""
-            select a.load_date, count(*) as files, sum(a.rows_read) as rows_read,
+            select a.load_date, max(a.load_id) as load_id, count(*) as files,
+                   sum(a.rows_read) as rows_read,
                    sum(a.rows_loaded) as rows_loaded,
                    sum(a.rows_quarantined) as rows_quarantined,
                    sum(a.rows_duplicate) as rows_duplicate
@@ -430,6 +432,7 @@ def _metrics_sql(dates: list[date], t: dict[str, float], priced: bool) -> str:
     select d.d as load_date,
            coalesce(g.calls, 0) as calls,
            coalesce(a.rows_loaded, 0) as rows_loaded,
+           a.load_id,
            case when w.n >= {m} then coalesce(g.calls, 0) / w.calls end as volume_ratio,
            case when g.calls > 0 and hist.n >= {m} then
                 g.no_feature / g.calls - hist.no_feature_share end as missing_feature_increase,
@@ -644,10 +647,15 @@ def evaluate(con, dates: Iterable[date], thresholds: dict[str, float], priced: b
                 unexpected_count=None if success is None else int(not success),
                 observed_value=_observed(frame, gx_frame, i, c, evaluable, thresholds,
                                          priced),
-                min_value=low, max_value=high, look_at=c.look_at))
+                min_value=low, max_value=high, look_at=c.look_at,
+                load_id=_text(frame.at[i, "load_id"])))
         if not ok and not bad_rows:
             raise RuntimeError(f"GX failed {c.suite}.{c.metric} without naming a date")
     return result
+
+
+def _text(value) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 def _observed(frame, values, i: int, c: Check, evaluable: bool, t: dict[str, float],
@@ -695,6 +703,7 @@ def store_results(con, result: CheckResult) -> None:
         "min_value": [o.min_value for o in result.outcomes],
         "max_value": [o.max_value for o in result.outcomes],
         "look_at": [o.look_at for o in result.outcomes],
+        "load_id": [o.load_id for o in result.outcomes],
     }
     types = {"DATE": pa.date32(), "VARCHAR": pa.string(), "BOOLEAN": pa.bool_(),
              "BIGINT": pa.int64(), "DOUBLE": pa.float64()}

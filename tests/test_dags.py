@@ -246,11 +246,11 @@ def test_on_bigquery_every_task_uses_the_bigquery_pool(monkeypatch):
     assert fct.env["TOKENBOOK_BQ_PROJECT"] == "acme-finops"
 
 
-def _all_suites(success=True):
+def _all_suites(success=True, load_id="load-1"):
     from ingestion.quality import GATEWAY_SUITES
 
-    return [{"expectation": f"{s}: metric = 0.5", "success": success, "suite": s}
-            for s in GATEWAY_SUITES]
+    return [{"expectation": f"{s}: metric = 0.5", "success": success, "suite": s,
+             "load_id": load_id} for s in GATEWAY_SUITES]
 
 
 def test_quality_gate_on_bigquery_reads_the_stored_checkpoint_results(monkeypatch):
@@ -261,7 +261,7 @@ def test_quality_gate_on_bigquery_reads_the_stored_checkpoint_results(monkeypatc
     from google.api_core.exceptions import NotFound
 
     audit = {"files": 1, "rows_read": 10, "rows_loaded": 9, "rows_quarantined": 1,
-             "rows_duplicate": 0, "failed": 0}
+             "rows_duplicate": 0, "failed": 0, "load_id": "load-1"}
 
     class Client:
         def __init__(self, results):
@@ -288,7 +288,8 @@ def test_quality_gate_on_bigquery_reads_the_stored_checkpoint_results(monkeypatc
         sqlglot.parse_one(sql, read="bigquery")  # BigQuery SQL, at least as sqlglot reads it
 
     failing = Client(_all_suites() + [{"expectation": "gateway_load: quarantine_share = 0.3",
-                                       "success": False, "suite": "gateway_load"}])
+                                       "success": False, "suite": "gateway_load",
+                                       "load_id": "load-1"}])
     monkeypatch.setattr(orch, "_bigquery_client", lambda _settings: failing)
     with pytest.raises(orch.QualityGateFailed, match="quarantine_share"):
         orch.check_quality(RUN_DAY, settings)
@@ -300,6 +301,11 @@ def test_quality_gate_on_bigquery_reads_the_stored_checkpoint_results(monkeypatc
     unknown = Client([{**r, "success": None} for r in _all_suites()])
     monkeypatch.setattr(orch, "_bigquery_client", lambda _settings: unknown)
     assert orch.check_quality(RUN_DAY, settings)["expectations"] == len(_all_suites())
+    # results left by a check of an earlier load of the date (the date was reloaded since)
+    stale = Client(_all_suites(load_id="load-0"))
+    monkeypatch.setattr(orch, "_bigquery_client", lambda _settings: stale)
+    with pytest.raises(orch.QualityGateFailed, match="earlier load"):
+        orch.check_quality(RUN_DAY, settings)
 
 
 # --------------------------------------------------------------------------- runs
@@ -556,7 +562,7 @@ def test_quality_gate_on_bigquery_reads_the_audit_with_a_date_parameter(monkeypa
 
     seen = {}
     audit = {"files": 1, "rows_read": 10, "rows_loaded": 8, "rows_quarantined": 1,
-             "rows_duplicate": 1, "failed": 0}
+             "rows_duplicate": 1, "failed": 0, "load_id": "load-1"}
 
     class FakeQuery:
         def result(self):

@@ -280,3 +280,18 @@ def test_gate_fails_on_zero_results(checked):
                                  suites_expected={HEALTHY: quality.GATEWAY_SUITES})
     assert not result.success
     assert any("has no results" in ln for ln in result.failure_lines())
+
+
+def test_gate_refuses_results_of_an_earlier_load_of_the_date(checked):
+    """A date reloaded after its check: the stored results describe data that is gone, so the
+    nightly gate fails until the check runs again."""
+    from tokenbook import orchestration as orch
+
+    settings = checked["settings"]
+    quality.check_dates(settings, [HEALTHY], load_thresholds(folder=checked["base"]))
+    assert orch.check_quality(HEALTHY, settings)["expectations"] > 0
+    ingest_gateway([str(checked["folder"] / f"calls-{HEALTHY}.jsonl")], settings, date=HEALTHY)
+    with pytest.raises(orch.QualityGateFailed, match="earlier load of the date"):
+        orch.check_quality(HEALTHY, settings)
+    quality.check_dates(settings, [HEALTHY], load_thresholds(folder=checked["base"]))
+    assert orch.check_quality(HEALTHY, settings)["expectations"] > 0

@@ -395,7 +395,7 @@ def _latest_gateway_audit(con, run_date: date) -> dict[str, Any] | None:
             order by finished_at desc nulls last limit 1
         )
         select count(*), sum(rows_read), sum(rows_loaded), sum(rows_quarantined),
-               sum(rows_duplicate), count(*) filter (where status <> 'loaded')
+               sum(rows_duplicate), count(*) filter (where status <> 'loaded'), max(load_id)
         from raw.load_audit
         where load_date = ? and source = 'gateway' and load_id in (select load_id from latest)
         """,
@@ -404,7 +404,7 @@ def _latest_gateway_audit(con, run_date: date) -> dict[str, Any] | None:
     if not row or not row[0]:
         return None
     keys = ("files", "rows_read", "rows_loaded", "rows_quarantined", "rows_duplicate", "failed")
-    return {k: int(v or 0) for k, v in zip(keys, row, strict=True)}
+    return {**{k: int(v or 0) for k, v in zip(keys, row[:-1], strict=True)}, "load_id": row[-1]}
 
 
 def _latest_checkpoint(con, run_date: date) -> list[dict[str, Any]]:
@@ -416,7 +416,8 @@ def _latest_checkpoint(con, run_date: date) -> list[dict[str, Any]]:
 
     migrate_results_table(con)  # an older table has no suite column yet
     rows = con.execute(_checkpoint_sql("raw.validation_results", "?"), [run_date]).fetchall()
-    return [{"expectation": r[0], "success": r[1], "suite": r[2]} for r in rows]
+    return [{"expectation": r[0], "success": r[1], "suite": r[2], "load_id": r[3]}
+            for r in rows]
 
 
 def _checkpoint_sql(table: str, date_param: str) -> str:
@@ -424,7 +425,8 @@ def _checkpoint_sql(table: str, date_param: str) -> str:
     BigQuery, only the table name and the date parameter's placeholder differ."""
     return f"""
         select coalesce(suite, checkpoint) || ': ' || coalesce(column_name, expectation)
-               || coalesce(' = ' || observed_value, '') as expectation, success, suite
+               || coalesce(' = ' || observed_value, '') as expectation, success, suite,
+               load_id
         from {table} where load_date = {date_param}
     """
 
@@ -464,6 +466,13 @@ def _judge_quality(
             f"no data-quality results for {day} from the suites {missing}: run the "
             f"data_quality task (or `tokenbook check --date {day}`) before the models"
         )
+    stale = {c.get("load_id") for c in checks} - {audit.get("load_id")}
+    if stale:
+        raise QualityGateFailed(
+            f"the data-quality results of {day} were computed on an earlier load of the date "
+            f"(load {sorted(map(str, stale))}, latest {audit.get('load_id')}): rerun the "
+            f"data_quality task (or `tokenbook check --date {day}`)"
+        )
     return {"date": day, **audit, "expectations": len(checks)}
 
 
@@ -480,7 +489,7 @@ def _check_quality_bigquery(run_date: date, settings: Settings) -> dict[str, Any
         )
         select count(*) as files, sum(rows_read) as rows_read, sum(rows_loaded) as rows_loaded,
                sum(rows_quarantined) as rows_quarantined, sum(rows_duplicate) as rows_duplicate,
-               countif(status != 'loaded') as failed
+               countif(status != 'loaded') as failed, max(load_id) as load_id
         from {wh.table("raw", "load_audit")}
         where load_date = @d and source = 'gateway' and load_id in (select load_id from latest)
     """
@@ -490,7 +499,8 @@ def _check_quality_bigquery(run_date: date, settings: Settings) -> dict[str, Any
     rows = list(client.query(sql, job_config=config).result())
     audit = None
     if rows and rows[0]["files"]:
-        audit = {k: int(rows[0][k] or 0) for k in rows[0].keys()}
+        audit = {k: rows[0][k] if k == "load_id" else int(rows[0][k] or 0)
+                 for k in rows[0].keys()}
     return _judge_quality(run_date, audit, _latest_checkpoint_bigquery(client, wh, config))
 
 
@@ -504,8 +514,8 @@ def _latest_checkpoint_bigquery(client, wh, config) -> list[dict[str, Any]]:
         rows = list(client.query(sql, job_config=config).result())
     except NotFound:  # no gateway load has stored results in this dataset yet
         return []
-    return [{"expectation": r["expectation"], "success": r["success"], "suite": r["suite"]}
-            for r in rows]
+    return [{"expectation": r["expectation"], "success": r["success"], "suite": r["suite"],
+             "load_id": r["load_id"]} for r in rows]
 
 
 # --------------------------------------------------------------------------- dbt

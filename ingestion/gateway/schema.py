@@ -149,6 +149,7 @@ VALIDATION_RESULTS_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("min_value", "DOUBLE", "FLOAT64"),  # the threshold(s) in force
     ("max_value", "DOUBLE", "FLOAT64"),
     ("look_at", "VARCHAR", "STRING"),  # what to look at when it fails
+    ("load_id", "VARCHAR", "STRING"),  # the gateway load of the date the check read
 )
 
 PII_KINDS = ("email", "phone", "card", "iban", "ssn", "ip", "secret")
