@@ -208,7 +208,10 @@ def ingest_gateway_day(run_date: date, settings: Settings, inputs: RunInputs) ->
     ingest = _resolve("ingestion.gateway.pipeline:ingest_gateway")
     log.info("ingesting %d gateway file(s) for %s: %s", len(files), run_date, files)
     report = ingest(files, settings, date=run_date)
-    return _summary(report, {"date": run_date.isoformat(), "files": files})
+    notes = list(getattr(report, "notes", []) or [])
+    for note in notes:  # e.g. calls with a service tier outside the known ones: loaded, reported
+        log.warning("gateway load for %s: %s", run_date, note)
+    return _summary(report, {"date": run_date.isoformat(), "files": files, "notes": notes})
 
 
 REPORT_FIELDS = (
