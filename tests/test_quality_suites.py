@@ -295,3 +295,16 @@ def test_gate_refuses_results_of_an_earlier_load_of_the_date(checked):
         orch.check_quality(HEALTHY, settings)
     quality.check_dates(settings, [HEALTHY], load_thresholds(folder=checked["base"]))
     assert orch.check_quality(HEALTHY, settings)["expectations"] > 0
+
+
+def test_an_invalid_thresholds_file_exits_4_naming_the_line(tmp_path, monkeypatch):
+    from tokenbook.exitcodes import CONFIG_INVALID
+
+    (tmp_path / "quality_thresholds.csv").write_text("name,value\nvolume_ratio_min,low\n")
+    monkeypatch.setenv("TOKENBOOK_CONFIG_DIR", str(tmp_path))
+    out = CliRunner().invoke(app, ["check", "--date", "2026-11-02", "--warehouse",
+                                   f"duckdb:///{tmp_path / 'wh.duckdb'}"])
+    assert out.exit_code == CONFIG_INVALID, out.output
+    assert "quality_thresholds.csv:2: volume_ratio_min must be a number" in out.output
+    usage = CliRunner().invoke(app, ["check", "--warehouse", f"duckdb:///{tmp_path / 'w'}"])
+    assert usage.exit_code == 2 and "--date" in usage.output
