@@ -181,13 +181,13 @@ def test_validation_results_replace_one_partition_per_load_date(staged):
     rows = [
         (date(2026, 11, 2), "tokenbook_check", "daily_metrics", between, "volume_ratio",
          '{"max_value": 2.0, "min_value": 0.5}', True, 3, 0, "0.98", "gateway_volume", 0.5,
-         2.0, "calls against the same weekday's median"),
+         2.0, "calls against the same weekday's median", "load-1"),
         (date(2026, 11, 2), "tokenbook_check", "daily_metrics", between, "quarantine_share",
          '{"max_value": 0.05}', False, 1, 1, "0.25", "gateway_load", None, 0.05,
-         "raw.quarantine"),
+         "raw.quarantine", "load-1"),
         (date(2026, 11, 3), "tokenbook_check", "daily_metrics", between, "volume_ratio",
          '{"max_value": 2.0, "min_value": 0.5}', None, 2, None, "not evaluable: no history",
-         "gateway_volume", 0.5, 2.0, "calls against the same weekday's median"),
+         "gateway_volume", 0.5, 2.0, "calls against the same weekday's median", "load-2"),
     ]
     staged_results = _stage(con, "stg_validation", schema.VALIDATION_RESULTS_COLUMNS, rows)
     client = FakeClient()
