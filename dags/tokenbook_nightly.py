@@ -5,10 +5,11 @@ The nightly tokenbook DAG: one run per day, for the day `data_interval_start` na
 
 | task | what it does for the run's date |
 |---|---|
-| `ingest_gateway` | loads `gateway-YYYY-MM-DD.jsonl.gz` from `TOKENBOOK_GATEWAY_PATH` into `raw.gateway_calls` (partition overwrite, GX checkpoint) |
+| `ingest_gateway` | loads `gateway-YYYY-MM-DD.jsonl.gz` from `TOKENBOOK_GATEWAY_PATH` into `raw.gateway_calls` (partition overwrite) |
 | `ingest_billing` | loads the date's vendor billing exports from `TOKENBOOK_BILLING_PATH`; skipped when there are none |
-| `quality_gate` | the load balanced (read = loaded + quarantined + duplicates) and its checkpoint passed |
 | `load_config` | first: validates the organisation's configuration folder (`TOKENBOOK_CONFIG_DIR`) and loads it into `raw.config_*`; an invalid folder fails the run here, without retries |
+| `data_quality` | `tokenbook check` for the date: Great Expectations suites compare the loaded partition with its history (volume, tags, unpriced share, schema drift, freshness, billing); results in `raw.validation_results`; fails with what broke |
+| `quality_gate` | the load balanced (read = loaded + quarantined + duplicates) and every suite stored results that passed |
 | `dbt_models.*` | one astronomer-cosmos task per dbt model (`dbt build` of the model and its tests) |
 | `score_anomalies` | flags the date's anomalies against forecast intervals |
 | `is_refit_day` / `refit_forecast` | refits the Prophet forecasts on Mondays only |
@@ -81,8 +82,11 @@ def _replace() -> bool:
 
 
 def _run_step(step, *args: Any, **kwargs: Any) -> dict[str, Any]:
-    """Call one orchestration step; an absent step (module not installed) skips the task; a
-    refused load fails it without retries (the same file would be refused again)."""
+    """Call one orchestration step. An absent step (a module not installed) FAILS the task
+    with StepUnavailable naming the module: a broken installation is never a skipped task.
+    A refused load or an invalid configuration fails it without retries (the same input would
+    be refused again). Only a step that says there is nothing to do for the date (``skipped``)
+    skips."""
     from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
     from ingestion.guard import LoadRefused
@@ -90,8 +94,6 @@ def _run_step(step, *args: Any, **kwargs: Any) -> dict[str, Any]:
 
     try:
         result = step(*args, **kwargs)
-    except orch.StepUnavailable as exc:
-        raise AirflowSkipException(str(exc)) from exc
     except (LoadRefused, ConfigInvalid) as exc:  # a retry cannot fix either: fail now
         raise AirflowFailException(str(exc)) from exc
     log.info("%s: %s", step.__name__, result)
@@ -234,6 +236,11 @@ with DAG(
         return _run_step(orch.ingest_billing_day, _run_date(), load_settings(), _inputs(),
                          replace=_replace())
 
+    @task(trigger_rule="none_failed", retries=RETRIES, retry_delay=RETRY_DELAY)
+    def data_quality() -> dict[str, Any]:
+        """Its own task (own retries and log): the suites read the warehouse only."""
+        return _run_step(orch.check_data_quality, _run_date(), load_settings())
+
     @task(trigger_rule="none_failed")
     def quality_gate() -> dict[str, Any]:
         return _run_step(orch.check_quality, _run_date(), load_settings())
@@ -272,7 +279,9 @@ with DAG(
     anomalies = score_anomalies()
     publish = publish_outputs()
     # An invalid configuration stops the night before anything is loaded or built.
-    load_config() >> ingest_gateway() >> ingest_billing() >> quality_gate() >> models >> anomalies
+    gate = quality_gate()
+    load_config() >> ingest_gateway() >> ingest_billing() >> data_quality() >> gate
+    gate >> models >> anomalies
     forecast_models = after_forecast_models()
     anomalies >> is_refit_day() >> refit_forecast() >> forecast_models
     anomalies >> forecast_models >> publish

@@ -5,6 +5,7 @@ This is what ``tokenbook forecast`` and the nightly DAG call.
 
 from __future__ import annotations
 
+import logging
 from datetime import date
 
 import pandas as pd
@@ -83,9 +84,36 @@ def forecast_warehouse(
             con.close()
 
 
+log = logging.getLogger(__name__)
+
+
+def _backtest_exists(source, warehouse, client=None) -> bool:
+    """Whether marts.forecast_backtest exists (a refit has run); errors other than "not
+    there" propagate."""
+    if warehouse.kind == "bigquery":
+        from google.api_core.exceptions import NotFound
+
+        if client is None:
+            from google.cloud import bigquery
+
+            client = bigquery.Client(project=warehouse.project)
+        try:
+            client.get_table(f"{warehouse.project}.{warehouse.schema('marts')}.forecast_backtest")
+        except NotFound:
+            return False
+        return True
+    row = source.execute(
+        "select count(*) from information_schema.tables "
+        "where table_schema = ? and table_name = 'forecast_backtest'",
+        [warehouse.schema("marts")],
+    ).fetchone()
+    return bool(row[0])
+
+
 def _last_anomaly_factor(source, warehouse, as_of: date, client=None) -> tuple[float, dict]:
     """The anomaly calibration factor and chosen specs of the latest refit on or before as_of
-    (1.0 and no specs when no refit has run yet)."""
+    (1.0 and no specs when no refit has run yet: the table does not exist). Any other failure
+    to read them raises: scoring with an uncalibrated factor would move every flag."""
     from forecasting.series import _query
 
     table = warehouse.table("marts", "forecast_backtest")
@@ -93,10 +121,10 @@ def _last_anomaly_factor(source, warehouse, as_of: date, client=None) -> tuple[f
         f"select unique_id, spec, anomaly_calibration_factor from {table} "
         f"where as_of = (select max(as_of) from {table} where as_of <= date '{as_of.isoformat()}')"
     )
-    try:
-        bt = _query(source, sql, client)
-    except Exception:  # no refit yet: the table does not exist
+    if not _backtest_exists(source, warehouse, client):
+        log.info("no forecast refit yet (%s does not exist): anomaly factor 1.0", table)
         return 1.0, {}
+    bt = _query(source, sql, client)
     pooled = bt[bt["unique_id"] == "__pooled__|prophet"]
     factor = float(pooled["anomaly_calibration_factor"].iloc[0]) if len(pooled) else 1.0
     specs = dict(zip(bt["unique_id"], bt["spec"], strict=True))

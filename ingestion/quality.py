@@ -1,25 +1,34 @@
-"""Great Expectations checkpoints on a just-loaded gateway partition.
+"""Data-quality suites over loaded partitions, compared with their own history (``tokenbook check``).
 
-GX runs in an ephemeral context on pandas frames taken from DuckDB query results (GX's SQL
-datasource cannot read DuckDB here, see STACK_NOTES). Two checkpoints, each run ONCE per
-ingestion over all its load dates (a run costs ~0.25 s of GX's Python whatever the size, which
-made a 120-day backfill spend a minute in GX). A run over one load date asks GX for exact
-counts only (result format BASIC); over several, for the unexpected row indices too
-(COMPLETE), which split the counts by load date:
+This is a step of its own, after ingestion and before dbt: ``ingest`` never imports Great
+Expectations. For each checked date D it answers "does D look like the days before it?":
 
-``gateway_calls`` (the partition's rows of raw.gateway_calls, only the columns checked):
-  request_id (as a 63-bit hash), call_ts, provider, model, input_tokens, output_tokens not
-  null; (load_date, request_id hash) unique; token counts >= 0; input_tokens >= cache read + cache write tokens;
-  service_tier in {default, priority, flex, batch}; cache_write_ttl in {5m, 1h};
-  quality_score between 0 and 1 (nulls are ignored by GX's column expectations).
-  ``status`` is open-ended in the native format, so it is not checked against a set.
-``gateway_files`` (one row per file of the load):
-  rows read = loaded + quarantined + duplicates (``rows_unaccounted`` = 0), and the file's
-  quarantine share <= ``max_quarantine_share`` (default 5%).
+1. profile (warehouse SQL, in ``quality_sql.py`` with the metrics and the model resolution; one
+   aggregate per raw table over ``[first - history_days, last]``):
+   per load date the calls, calls without ``feature`` / ``customer_segment``, non-null counts
+   per column, tokens and gateway cost; the keys of ``extra`` (fields the load kept that are
+   not native: see ``gateway/native.py``'s line pass) per date; (provider, model) pairs per
+   date; the latest load's audit per date; billing lines per vendor and usage date; gateway
+   cost per call date. On BigQuery these queries run there and only the small aggregates come
+   back into a local DuckDB; on DuckDB they run in the warehouse.
+2. metrics (DuckDB SQL over the profiles): one row per checked date with each metric as a
+   ratio or a difference against the history, so that every threshold is a constant
+   (``quality_thresholds.py``). A metric without enough history is NULL: *not evaluable*.
+3. Great Expectations: one suite per concern (see :data:`CHECKS`), each expectation a
+   ``ExpectColumnValuesToBeBetween`` on one metric column, all run by one checkpoint over
+   the frame (one row per date); the unexpected row indices say which dates failed.
+4. results: one row per (date, suite, expectation) in ``raw.validation_results`` with the
+   observed value, the bounds and what to look at; a rerun of a date replaces all its rows
+   (DuckDB: one transaction; BigQuery: one WRITE_TRUNCATE load job per date partition).
 
-Results land in TEMP table ``_tb_validation`` of the staging connection, one row per
-expectation per load date, with the expectation's parameters and counts only: never the
-unexpected values themselves, so no PII can reach raw.validation_results.
+A result whose metric is NULL has ``success`` NULL and says why in ``observed_value``
+("not evaluable: ..."): it does not fail the gate, and it is never a silent pass.
+The gate (:func:`gate_failures`) fails on a failed expectation, and on a suite that should
+have run for a date but has no result row.
+
+The pipeline's own invariants (rows read = loaded + quarantined + duplicates, ids unique
+within a load) are not expectations here: the load enforces them and records them in
+raw.load_audit, and dbt tests the keys.
 """
 
 from __future__ import annotations
@@ -28,341 +37,427 @@ import json
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 
-from ingestion.gx_import import import_gx
+from ingestion.gateway.schema import VALIDATION_RESULTS_COLUMNS
+from ingestion.quality_sql import (  # noqa: F401 - re-exported: the check's SQL
+    NULL_RATE_COLUMNS,
+    PRESENCE_COLUMNS,
+    PRICE_BOOK_QUERIES,
+    RESOLUTION_SQL,
+    _metrics_sql,
+    profile_queries,
+)
+from ingestion.quality_thresholds import load_thresholds
 
-MAX_QUARANTINE_SHARE = 0.05
 RESULTS_TABLE = "_tb_validation"
+CHECKPOINT = "tokenbook_check"
 
-# request_id travels as a 63-bit hash: GX's uniqueness check on millions of Python strings
-# took ~1.7 GB at 5M calls; on integers it is a fraction. A false duplicate needs a 63-bit
-# collision within one load date (~1e-6 at 5M ids).
-_CALL_COLUMNS = (
-    "case when request_id is not null then (hash(request_id) >> 1)::BIGINT end "
-    "as request_id_hash, call_ts, provider, model, input_tokens, output_tokens, "
-    "cache_read_input_tokens, cache_write_input_tokens, reasoning_tokens, "
-    "coalesce(cache_read_input_tokens, 0) + coalesce(cache_write_input_tokens, 0) "
-    "as cache_input_tokens, service_tier, cache_write_ttl, quality_score"
+@dataclass(frozen=True)
+class Check:
+    """One expectation: ``metric`` between ``low`` and ``high`` (threshold names, numbers or
+    None for no bound)."""
+
+    suite: str
+    metric: str
+    low: str | float | None
+    high: str | float | None
+    look_at: str
+
+
+CHECKS: tuple[Check, ...] = (
+    Check("gateway_freshness", "rows_loaded", 1, None,
+          "no gateway record was loaded for this date: did the export run and land where "
+          "the nightly looks (TOKENBOOK_GATEWAY_PATH)? raw.load_audit lists what was loaded"),
+    Check("gateway_volume", "volume_ratio", "volume_ratio_min", "volume_ratio_max",
+          "calls against the same weekday's median: an exporter that died or ran twice, a "
+          "partial file; compare raw.load_audit rows_read with the days before"),
+    Check("gateway_attribution", "missing_feature_increase", None,
+          "missing_feature_increase_max",
+          "more calls than usual arrive without `feature`: a release that stopped tagging, "
+          "a renamed tag (see gateway_schema); group raw.gateway_calls by source_file"),
+    Check("gateway_attribution", "missing_segment_increase", None,
+          "missing_segment_increase_max",
+          "more calls than usual arrive without `customer_segment`: a release that stopped "
+          "tagging, a renamed tag (see gateway_schema)"),
+    Check("gateway_pricing", "unpriced_share_increase", None, "unpriced_share_increase_max",
+          "calls whose (provider, model) the price book cannot resolve: add the model with "
+          "`tokenbook prices load` or an alias in the model_aliases seed"),
+    Check("gateway_load", "quarantine_share", None, "quarantine_share_max",
+          "records rejected by the load: raw.quarantine has each with its reason"),
+    Check("gateway_load", "duplicate_share", None, "duplicate_share_max",
+          "repeated request_id within the load: a file delivered twice, or a gateway that "
+          "re-sends; raw.load_audit rows_duplicate per file"),
+    *(
+        Check("gateway_nulls", f"null_rate_increase__{c}", None, "null_rate_increase_max",
+              f"`{c}` is null more often than usual: a field no longer sent or renamed")
+        for c in NULL_RATE_COLUMNS
+    ),
+    Check("gateway_schema", "new_fields", None, "new_fields_max",
+          "fields never seen in the history arrived (kept in raw.gateway_calls.extra): a "
+          "field renamed upstream, or a new one to map; observed lists them"),
+    Check("gateway_schema", "vanished_fields", None, "vanished_fields_max",
+          "fields sent on most days of the history are absent: observed lists them"),
+    Check("gateway_unit_cost", "tokens_per_call_ratio", "tokens_per_call_ratio_min",
+          "tokens_per_call_ratio_max",
+          "tokens per call against their median: a prompt change, a runaway loop, or token "
+          "counts in another unit"),
+    Check("gateway_unit_cost", "cost_per_call_ratio", "cost_per_call_ratio_min",
+          "cost_per_call_ratio_max",
+          "the gateway's cost per call against its median: a model switch or a price change"),
+    Check("billing_coverage", "billing_vendors_missing", None, "billing_vendors_missing_max",
+          "a vendor that bills daily has no line for this usage date: its export or API pull "
+          "failed; observed lists the vendors"),
+    Check("billing_totals", "billing_ratio_change", None, "billing_ratio_change_max",
+          "billed cost against the gateway's cost for the day moved from its usual ratio: "
+          "unlogged traffic, a missing gateway, or a billing restatement"),
+)
+GATEWAY_SUITES: tuple[str, ...] = tuple(
+    dict.fromkeys(c.suite for c in CHECKS if c.suite.startswith("gateway_"))
+)
+BILLING_SUITES: tuple[str, ...] = tuple(
+    dict.fromkeys(c.suite for c in CHECKS if c.suite.startswith("billing_"))
 )
 
 
 @dataclass(frozen=True)
 class Outcome:
     load_date: date
-    checkpoint: str
-    data_asset: str
+    suite: str
     expectation: str
-    column_name: str | None
+    column_name: str
     parameters: str
-    success: bool
+    success: bool | None  # None: not evaluable
     element_count: int | None
     unexpected_count: int | None
     observed_value: str | None
+    min_value: float | None
+    max_value: float | None
+    look_at: str
+    load_id: str | None = None  # the date's latest gateway load, as the check read it
 
 
 @dataclass
-class CheckpointResult:
+class CheckResult:
+    dates: list[date]
     outcomes: list[Outcome] = field(default_factory=list)
-    table: str = RESULTS_TABLE
+    suites_expected: dict[date, tuple[str, ...]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def success(self) -> bool:
-        return all(o.success for o in self.outcomes)
+        return not self.failures() and not self.missing_suites()
 
     def failures(self) -> list[Outcome]:
-        return [o for o in self.outcomes if not o.success]
+        return [o for o in self.outcomes if o.success is False]
+
+    def not_evaluable(self) -> list[Outcome]:
+        return [o for o in self.outcomes if o.success is None]
+
+    def missing_suites(self) -> list[tuple[date, str]]:
+        ran = {(o.load_date, o.suite) for o in self.outcomes}
+        return [(d, s) for d, suites in sorted(self.suites_expected.items())
+                for s in suites if (d, s) not in ran]
 
     def failure_lines(self) -> list[str]:
-        return [
-            f"{o.load_date}: {o.data_asset} {o.expectation}"
-            + (f"({o.column_name})" if o.column_name else "")
-            + (f" unexpected={o.unexpected_count}" if o.unexpected_count else "")
-            + (f" observed={o.observed_value}" if o.observed_value is not None else "")
-            for o in self.failures()
-        ]
+        lines = [describe(o) for o in self.failures()]
+        lines += [f"{d}: suite {s} has no results (it should have run): rerun "
+                  f"`tokenbook check --date {d}`" for d, s in self.missing_suites()]
+        return lines
 
 
-def _call_expectations(gxe) -> list:
-    tokens = (
-        "input_tokens",
-        "output_tokens",
-        "cache_read_input_tokens",
-        "cache_write_input_tokens",
-        "reasoning_tokens",
-    )
-    exps = [
-        gxe.ExpectColumnValuesToNotBeNull(column=c)
-        for c in ("request_id_hash", "call_ts", "provider", "model", "input_tokens",
-                  "output_tokens")
-    ]
-    # unique within a load date (the same id in another load is a late re-send, not an error)
-    exps.append(
-        gxe.ExpectCompoundColumnsToBeUnique(column_list=["load_date", "request_id_hash"])
-    )
-    exps += [gxe.ExpectColumnValuesToBeBetween(column=c, min_value=0) for c in tokens]
-    exps.append(
-        gxe.ExpectColumnPairValuesAToBeGreaterThanB(
-            column_A="input_tokens", column_B="cache_input_tokens", or_equal=True
-        )
-    )
-    exps.append(
-        gxe.ExpectColumnValuesToBeInSet(
-            column="service_tier", value_set=["default", "priority", "flex", "batch"]
-        )
-    )
-    exps.append(gxe.ExpectColumnValuesToBeInSet(column="cache_write_ttl", value_set=["5m", "1h"]))
-    exps.append(
-        gxe.ExpectColumnValuesToBeBetween(column="quality_score", min_value=0, max_value=1)
-    )
-    return exps
+def _fmt(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.4g}"
 
 
-def _file_expectations(gxe, max_share: float) -> list:
-    return [
-        gxe.ExpectColumnValuesToBeBetween(column="rows_unaccounted", min_value=0, max_value=0),
-        gxe.ExpectColumnValuesToBeBetween(
-            column="quarantine_share", min_value=0, max_value=max_share
-        ),
-    ]
+def describe(o: Outcome) -> str:
+    """One line for a person: date, suite, metric, observed, expected range, what to look at."""
+    if o.min_value is not None and o.max_value is not None:
+        bounds = f"[{_fmt(o.min_value)}, {_fmt(o.max_value)}]"
+    elif o.min_value is not None:
+        bounds = f">= {_fmt(o.min_value)}"
+    else:
+        bounds = f"<= {_fmt(o.max_value)}"
+    return (f"{o.load_date} {o.suite}: {o.column_name} = {o.observed_value}, expected "
+            f"{bounds}; look at: {o.look_at}")
 
 
-# Checkpoint result formats. Both leave out the unexpected values (never stored: PII) and the
-# "unexpected index query" (a string of every unexpected index, rebuilt with one more pass
-# over the frame per expectation).
-# - one load date: BASIC, whose unexpected_count and success are exact (counted over the
-#   whole column) and which skips the two passes that collect the unexpected row indices;
-# - several load dates: COMPLETE, the unexpected row indices splitting the counts by date.
-_ONE_DATE_FORMAT = {
-    "result_format": "BASIC",
-    "exclude_unexpected_values": True,
-    "return_unexpected_index_query": False,
-}
-_MANY_DATES_FORMAT = {
-    "result_format": "COMPLETE",
-    "exclude_unexpected_values": True,
-    "return_unexpected_index_query": False,
-}
+# --------------------------------------------------------------------------- GX
 
 
-class _Checkpoints:
-    """The GX context, suites, validation definitions and checkpoints, built once per run."""
+class _Suites:
+    """GX context, one suite per concern, one checkpoint over all of them."""
 
-    def __init__(self, max_share: float) -> None:
+    def __init__(self, thresholds: dict[str, float]) -> None:
         for name in ("great_expectations", "great_expectations.core", "py.warnings"):
             logging.getLogger(name).setLevel(logging.ERROR)
+        from ingestion.gx_import import import_gx
+
         gx = import_gx()
         import great_expectations.expectations as gxe
         from great_expectations.data_context.types.base import ProgressBarsConfig
 
-        self._gx = gx
         self.ctx = ctx = gx.get_context(mode="ephemeral")
         ctx.variables.progress_bars = ProgressBarsConfig(globally=False)
-        source = ctx.data_sources.add_pandas("tokenbook_gateway")
-        self.validations = {}
-        self.checkpoints = {}
-        for asset_name, exps in (
-            ("gateway_calls", _call_expectations(gxe)),
-            ("gateway_files", _file_expectations(gxe, max_share)),
-        ):
-            batch = source.add_dataframe_asset(asset_name).add_batch_definition_whole_dataframe(
-                "partition"
-            )
-            # all expectations at once: add_expectation re-serialises the whole suite each time
-            suite = ctx.suites.add(
-                gx.ExpectationSuite(name=f"{asset_name}_suite", expectations=exps)
-            )
-            self.validations[asset_name] = ctx.validation_definitions.add(
-                gx.ValidationDefinition(name=f"{asset_name}_validation", data=batch, suite=suite)
-            )
+        batch = ctx.data_sources.add_pandas("tokenbook_partitions").add_dataframe_asset(
+            "daily_metrics").add_batch_definition_whole_dataframe("dates")
+        self.by_suite: dict[str, list[Check]] = {}
+        for c in CHECKS:
+            self.by_suite.setdefault(c.suite, []).append(c)
+        validations = []
+        for suite, checks in self.by_suite.items():
+            exps = [
+                gxe.ExpectColumnValuesToBeBetween(
+                    column=c.metric, min_value=_bound(c.low, thresholds),
+                    max_value=_bound(c.high, thresholds))
+                for c in checks
+            ]
+            s = ctx.suites.add(gx.ExpectationSuite(name=suite, expectations=exps))
+            validations.append(ctx.validation_definitions.add(
+                gx.ValidationDefinition(name=suite, data=batch, suite=s)))
+        self.checkpoint = ctx.checkpoints.add(gx.Checkpoint(
+            name=CHECKPOINT, validation_definitions=validations,
+            result_format={"result_format": "COMPLETE", "exclude_unexpected_values": True,
+                           "return_unexpected_index_query": False}))
 
-    def _checkpoint(self, asset: str, many_dates: bool):
-        """The asset's checkpoint, with the result format the number of load dates needs."""
-        key = (asset, many_dates)
-        if key not in self.checkpoints:
-            self.checkpoints[key] = self.ctx.checkpoints.add(
-                self._gx.Checkpoint(
-                    name=f"{asset}_checkpoint" + ("_by_date" if many_dates else ""),
-                    validation_definitions=[self.validations[asset]],
-                    result_format=dict(_MANY_DATES_FORMAT if many_dates else _ONE_DATE_FORMAT),
-                )
-            )
-        return self.checkpoints[key]
-
-    def run(self, asset: str, frame) -> list[Outcome]:
-        """One checkpoint run over ``frame`` (all load dates of the run, column load_date);
-        one Outcome per expectation per load date, counts split by the unexpected indices
-        when the frame holds several dates."""
-        import numpy as np
-        import pandas as pd
-
-        if not isinstance(frame.index, pd.RangeIndex) or frame.index.start != 0 or (
-            frame.index.step != 1
-        ):
-            frame = frame.reset_index(drop=True)  # unexpected indices are row positions
-        # codes: position of each row's date in `days` (a Categorical column: its codes)
-        codes, days = pd.factorize(frame["load_date"], sort=True)
-        codes = np.asarray(codes)
-        per_date = np.bincount(codes, minlength=len(days)).tolist()
-        days = [_as_date(d) for d in days]
-        many = len(days) > 1
-        result = self._checkpoint(asset, many).run(batch_parameters={"dataframe": frame})
-        outcomes = []
+    def run(self, frame) -> dict[tuple[str, str], tuple[bool, set[int]]]:
+        """(suite, metric) -> (GX's verdict, row positions GX found outside the bounds)."""
+        result = self.checkpoint.run(batch_parameters={"dataframe": frame})
+        out = {}
         for vr in result.run_results.values():
+            suite = vr.suite_name
             for r in vr.results:
-                cfg = r.expectation_config
-                kwargs = {
-                    k: v for k, v in dict(cfg.kwargs).items() if k not in {"batch_id", "result_format"}
-                }
-                if "column" in kwargs:
-                    column = kwargs["column"]
-                elif "column_A" in kwargs:
-                    column = f"{kwargs['column_A']},{kwargs['column_B']}"
-                else:
-                    column = ",".join(kwargs.get("column_list", [])) or None
-                res = r.result or {}
-                index = res.get("unexpected_index_list") if many else None
-                if index is not None:
-                    bad = np.bincount(
-                        codes[np.asarray(index, dtype=np.intp)], minlength=len(days)
-                    ).tolist()
-                observed = res.get("observed_value")
-                for k, d in enumerate(days):
-                    if index is not None:
-                        ok, unexpected = bad[k] == 0, bad[k]
-                    else:
-                        # one date (exact unexpected_count of the whole run), or not a
-                        # row-level expectation: the run's verdict for every date
-                        ok, unexpected = bool(r.success), res.get("unexpected_count")
-                    outcomes.append(
-                        Outcome(
-                            load_date=d,
-                            checkpoint=f"{asset}_checkpoint",
-                            data_asset=asset,
-                            expectation=cfg.type,
-                            column_name=column,
-                            parameters=json.dumps(kwargs, sort_keys=True, default=str),
-                            success=ok,
-                            element_count=per_date[k],
-                            unexpected_count=unexpected,
-                            observed_value=None if observed is None else str(observed),
-                        )
-                    )
-        return outcomes
+                column = r.expectation_config.kwargs["column"]
+                rows = set((r.result or {}).get("unexpected_index_list") or [])
+                out[(suite, column)] = (bool(r.success), rows)
+        return out
 
 
-def _as_date(value) -> date:
-    if isinstance(value, date) and not hasattr(value, "hour"):
-        return value
-    import pandas as pd
-
-    return pd.Timestamp(value).date()
+def _bound(value: str | float | None, thresholds: dict[str, float]) -> float | None:
+    if value is None:
+        return None
+    return thresholds[value] if isinstance(value, str) else float(value)
 
 
-def _frame(con, sql: str):
-    """The query's rows as a pandas frame, through Arrow, shaped for GX's pandas engine.
-
-    GX copies the WHOLE frame once per metric of an expectation on a column holding NULLs
-    (``df[df[col].notnull()]``), and hashes it once per run, so the frame's layout is most of
-    the checkpoint's cost:
-    - strings and load_date arrive dictionary-encoded, as pandas Categoricals: a copy moves
-      1-byte codes instead of Arrow strings (whose take concatenates every chunk) or 8-byte
-      timestamps. Exact: same values and NULLs; notnull, isin and duplicated answer the same;
-    - columns consolidated into one 2-D block per dtype: a copy is one take per block, not
-      one per column (~40% cheaper);
-    - numbers keep DuckDB's int64 / float64 (float64 when a column holds NULLs, exact below
-      2**53): GX's between check is vectorised only for those dtypes, int32 or nullable Int64
-      would send every value through a Python function.
-    """
-    import pyarrow.compute as pc
-
-    table = con.sql(sql).to_arrow_table()  # a relation: no extra copy of the rows
-    if "load_date" in table.column_names:
-        i = table.column_names.index("load_date")
-        table = table.set_column(i, "load_date", pc.dictionary_encode(table.column(i)))
-    # self_destruct releases each Arrow column once converted
-    return table.to_pandas(self_destruct=True, strings_to_categorical=True)
+# --------------------------------------------------------------------------- the run
 
 
-def fetch_frames(
-    con, load_dates: Iterable[date], calls_table: str = "_tb_calls",
-    files_table: str = "_tb_files",
-):
-    """(calls, files) pandas frames of the load dates, only the columns the checkpoints read
-    (strings and load_date as Categoricals, see ``_frame``)."""
-    dates = ", ".join(f"DATE '{d.isoformat()}'" for d in sorted(set(load_dates))) or "NULL"
-    # Through Arrow: DuckDB's .df() peaks at ~4x the frame's size (3.2 GB for 5M calls),
-    # Arrow at ~2x; load_date as TIMESTAMP (then a Categorical), not Python date objects.
-    calls = _frame(
-        con,
-        f"select load_date::TIMESTAMP as load_date, {_CALL_COLUMNS} from {calls_table} "
-        f"where load_date in ({dates})",
-    )
-    files = _frame(
-        con,
-        f"""select load_date::TIMESTAMP as load_date, file_idx, rows_read,
-                   rows_read - rows_loaded - rows_quarantined - rows_duplicate
-                       as rows_unaccounted,
-                   case when rows_read = 0 then 0.0
-                        else rows_quarantined / rows_read end as quarantine_share
-            from {files_table} where load_date in ({dates})""",
-    )
-    return calls, files
+def _tables_exist(con, names: list[str]) -> bool:
+    for name in names:
+        schema, _, table = name.rpartition(".")
+        row = con.execute(
+            "select count(*) from information_schema.tables where table_schema = ? "
+            "and table_name = ?", [schema, table]).fetchall()[0]
+        if not row[0]:
+            return False
+    return True
 
 
-def check_frames(calls, files, max_quarantine_share: float = MAX_QUARANTINE_SHARE):
-    """Run both checkpoints ONCE over all load dates (GX's per-run overhead is ~0.2 s of
-    Python); with several dates, outcomes per date come from the unexpected row indices."""
-    result = CheckpointResult()
-    if not len(files):
+def profile_duckdb(con, lo: date, hi: date, schema: str = "raw",
+                   staging: str = "staging") -> bool:
+    """Profile tables in TEMP tables of the warehouse connection ``con``; returns whether the
+    price book (dbt's staging.int_price_book and alias seeds) is there to resolve models."""
+    from ingestion.gateway.duckdb_sink import ensure_raw_tables
+
+    ensure_raw_tables(con, schema)
+    from ingestion.billing.schema import BILLING_LINES_COLUMNS
+    from ingestion.gateway.schema import duckdb_ddl
+
+    con.execute(duckdb_ddl(f"{schema}.billing_lines", BILLING_LINES_COLUMNS))
+    tables = {n: f"{schema}.{n}" for n in ("gateway_calls", "load_audit", "billing_lines")}
+    for name, sql in profile_queries(tables, lo, hi).items():
+        con.execute(f"create or replace temp table {name} as {sql}")
+    book = {"int_price_book": f"{staging}.int_price_book",
+            "model_aliases": f"{staging}.model_aliases",
+            "provider_aliases": f"{staging}.provider_aliases"}
+    if not _tables_exist(con, list(book.values())):
+        return False
+    for name, sql in PRICE_BOOK_QUERIES.items():
+        con.execute(f"create or replace temp table {name} as {sql.format(**book)}")
+    return True
+
+
+def _load_arrow(con, name: str, arrow) -> None:
+    """TEMP table ``name`` on the local DuckDB ``con`` from an Arrow table."""
+    con.register(f"{name}_arrow", arrow)
+    con.execute(f"create or replace temp table {name} as select * from {name}_arrow").fetchall()
+    con.unregister(f"{name}_arrow")
+
+
+def profile_bigquery(client, wh, con, lo: date, hi: date) -> bool:
+    """The same profile tables, computed by BigQuery and loaded into the local DuckDB ``con``
+    (aggregates only: a few rows per date). Returns whether the price book is there."""
+    from google.api_core.exceptions import NotFound
+
+    tables = {n: wh.table("raw", n) for n in ("gateway_calls", "load_audit", "billing_lines")}
+    for name, sql in profile_queries(tables, lo, hi, bigquery=True).items():
+        try:
+            arrow = client.query(sql).result().to_arrow()
+        except NotFound as exc:
+            raise RuntimeError(f"tokenbook check: {exc} (nothing loaded into this warehouse "
+                               "yet? run `tokenbook ingest` first)") from exc
+        _load_arrow(con, name, arrow)
+    book = {"int_price_book": wh.table("staging", "int_price_book"),
+            "model_aliases": wh.table("staging", "model_aliases"),
+            "provider_aliases": wh.table("staging", "provider_aliases")}
+    for name, sql in PRICE_BOOK_QUERIES.items():
+        try:
+            arrow = client.query(sql.format(**book)).result().to_arrow()
+        except NotFound:
+            return False
+        _load_arrow(con, name, arrow)
+    return True
+
+
+def evaluate(con, dates: Iterable[date], thresholds: dict[str, float], priced: bool
+             ) -> CheckResult:
+    """Metrics from the profile tables on ``con``, the GX suites over them, the outcomes."""
+    dates = sorted(set(dates))
+    result = CheckResult(dates=dates)
+    if not dates:
         return result
-    cps = _Checkpoints(max_quarantine_share)
-    result.outcomes += cps.run("gateway_calls", calls) if len(calls) else []
-    result.outcomes += cps.run("gateway_files", files)
+    if priced:
+        con.execute(f"create or replace temp table _q_resolved as {RESOLUTION_SQL}")
+    else:
+        result.notes.append(
+            "the price book (dbt's int_price_book) is not in the warehouse yet: the unpriced "
+            "share is not evaluable until `tokenbook transform` has run once")
+    frame = con.sql(_metrics_sql(dates, thresholds, priced)).df()
+    billing = bool(con.execute("select count(*) from _q_bill").fetchall()[0][0])
+    for d in dates:
+        result.suites_expected[d] = GATEWAY_SUITES + (BILLING_SUITES if billing else ())
+    metrics = [c.metric for c in CHECKS]
+    frame = frame.reset_index(drop=True)
+    gx_frame = frame[metrics].astype("float64")
+    verdicts = _Suites(thresholds).run(gx_frame)
+    for c in CHECKS:
+        if c.suite in BILLING_SUITES and not billing:
+            continue
+        ok, bad_rows = verdicts[(c.suite, c.metric)]
+        low, high = _bound(c.low, thresholds), _bound(c.high, thresholds)
+        params = json.dumps({"column": c.metric, "min_value": low, "max_value": high},
+                            sort_keys=True)
+        for i, d in enumerate(dates):
+            value = gx_frame.at[i, c.metric]
+            evaluable = bool(value == value)  # NaN (NULL) is not evaluable
+            success = (i not in bad_rows) if evaluable else None
+            result.outcomes.append(Outcome(
+                load_date=d, suite=c.suite, expectation="expect_column_values_to_be_between",
+                column_name=c.metric, parameters=params, success=success,
+                element_count=int(frame.at[i, "calls"]),
+                unexpected_count=None if success is None else int(not success),
+                observed_value=_observed(frame, gx_frame, i, c, evaluable, thresholds,
+                                         priced),
+                min_value=low, max_value=high, look_at=c.look_at,
+                load_id=_text(frame.at[i, "load_id"])))
+        if not ok and not bad_rows:
+            raise RuntimeError(f"GX failed {c.suite}.{c.metric} without naming a date")
     return result
 
 
-def store_results(con, result: CheckpointResult) -> None:
+def _text(value) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _observed(frame, values, i: int, c: Check, evaluable: bool, t: dict[str, float],
+              priced: bool) -> str:
+    if not evaluable:
+        if c.metric == "unpriced_share_increase" and not priced:
+            return "not evaluable: the price book is not in the warehouse before the first dbt run"
+        if c.metric in {"quarantine_share", "duplicate_share"}:
+            return "not evaluable: no gateway load recorded for this date"
+        if c.metric == "cost_per_call_ratio":
+            return ("not evaluable: no gateway cost (cost_usd) on this date or in "
+                    f"{int(t['min_history_days'])} days of its history")
+        return (f"not evaluable: fewer than {int(t['min_history_days'])} comparable days in "
+                f"the {int(t['history_days'])} days before, or no call on this date")
+    value = float(values.at[i, c.metric])
+    text = f"{value:.4g}"
+    detail = f"{c.metric}_text"
+    if detail in frame.columns:
+        names = frame.at[i, detail]
+        if hasattr(names, "__len__") and not isinstance(names, str) and len(names):
+            text += " (" + ", ".join(str(n) for n in names) + ")"
+    return text
+
+
+def store_results(con, result: CheckResult) -> None:
     """TEMP table ``_tb_validation`` (columns of raw.validation_results) from ``result``."""
     import pyarrow as pa
-
-    from ingestion.gateway.schema import VALIDATION_RESULTS_COLUMNS
 
     cols = ", ".join(f"{n} {t}" for n, t, _ in VALIDATION_RESULTS_COLUMNS)
     con.execute(f"create or replace temp table {RESULTS_TABLE} ({cols})")
     if not result.outcomes:
         return
-    rows = [
-        (
-            o.load_date, o.checkpoint, o.data_asset, o.expectation, o.column_name,
-            o.parameters, o.success, o.element_count, o.unexpected_count, o.observed_value,
-        )
-        for o in result.outcomes
-    ]
-    # One Arrow insert: executemany costs ~0.7 ms a row (1.6 s for a 120-day backfill's
-    # 2,160 rows); columns in the table's order, DuckDB casting each to its type.
-    arrow_types = {"DATE": pa.date32(), "VARCHAR": pa.string(), "BOOLEAN": pa.bool_(),
-                   "BIGINT": pa.int64()}
-    columns = zip(*rows, strict=True)  # rows -> columns
-    table = pa.table(
-        {
-            name: pa.array(values, type=arrow_types.get(ddb))
-            for (name, ddb, _), values in zip(VALIDATION_RESULTS_COLUMNS, columns, strict=True)
-        }
-    )
+    data = {
+        "load_date": [o.load_date for o in result.outcomes],
+        "checkpoint": [CHECKPOINT] * len(result.outcomes),
+        "data_asset": ["daily_metrics"] * len(result.outcomes),
+        "expectation": [o.expectation for o in result.outcomes],
+        "column_name": [o.column_name for o in result.outcomes],
+        "parameters": [o.parameters for o in result.outcomes],
+        "success": [o.success for o in result.outcomes],
+        "element_count": [o.element_count for o in result.outcomes],
+        "unexpected_count": [o.unexpected_count for o in result.outcomes],
+        "observed_value": [o.observed_value for o in result.outcomes],
+        "suite": [o.suite for o in result.outcomes],
+        "min_value": [o.min_value for o in result.outcomes],
+        "max_value": [o.max_value for o in result.outcomes],
+        "look_at": [o.look_at for o in result.outcomes],
+        "load_id": [o.load_id for o in result.outcomes],
+    }
+    types = {"DATE": pa.date32(), "VARCHAR": pa.string(), "BOOLEAN": pa.bool_(),
+             "BIGINT": pa.int64(), "DOUBLE": pa.float64()}
+    table = pa.table({n: pa.array(data[n], type=types[t]) for n, t, _ in
+                      VALIDATION_RESULTS_COLUMNS})
     con.from_arrow(table).insert_into(RESULTS_TABLE)
 
 
-def run_gateway_checkpoint(
-    con,
-    load_dates: Iterable[date],
-    calls_table: str = "_tb_calls",
-    files_table: str = "_tb_files",
-    max_quarantine_share: float = MAX_QUARANTINE_SHARE,
-) -> CheckpointResult:
-    """fetch_frames + check_frames + store_results over the staged tables read through
-    ``con``."""
-    calls, files = fetch_frames(con, load_dates, calls_table, files_table)
-    result = check_frames(calls, files, max_quarantine_share)
-    store_results(con, result)
+def migrate_results_table(con, schema: str = "raw") -> None:
+    """Add the columns this version stores to an older raw.validation_results (DuckDB)."""
+    for name, ddb, _ in VALIDATION_RESULTS_COLUMNS:
+        con.execute(f"alter table {schema}.validation_results add column if not exists "
+                    f"{name} {ddb}")
+
+
+def check_dates(settings, dates: Iterable[date], thresholds: dict[str, float] | None = None,
+                client=None) -> CheckResult:
+    """Profile, evaluate and store the results of ``dates`` in the configured warehouse
+    (``tokenbook check``). Raises ThresholdsError for an invalid thresholds file."""
+    from tokenbook.warehouse import connect_duckdb, parse_warehouse
+
+    dates = sorted(set(dates))
+    if not dates:
+        raise ValueError("no date to check")
+    t = load_thresholds() if thresholds is None else thresholds
+    lo, hi = dates[0] - timedelta(days=int(t["history_days"])), dates[-1]
+    wh = parse_warehouse(settings.warehouse)
+    if wh.kind == "duckdb":
+        from ingestion.gateway.duckdb_sink import DuckDBSink
+
+        con = connect_duckdb(wh)
+        try:
+            priced = profile_duckdb(con, lo, hi)
+            result = evaluate(con, dates, t, priced)
+            store_results(con, result)
+            migrate_results_table(con)
+            DuckDBSink().replace_validation_results(con, dates, RESULTS_TABLE)
+        finally:
+            con.close()
+        return result
+    import duckdb
+
+    from ingestion.bigquery import BigQuerySink
+
+    sink = BigQuerySink.from_settings(settings, client=client)
+    con = duckdb.connect()
+    try:
+        priced = profile_bigquery(sink.client, wh, con, lo, hi)
+        result = evaluate(con, dates, t, priced)
+        store_results(con, result)
+        sink.replace_validation_results(con, dates, RESULTS_TABLE)
+    finally:
+        con.close()
     return result

@@ -22,9 +22,13 @@ def test_ingest_bench_smoke_run_prints_every_figure() -> None:
     text = out.stdout
     # 3,000 records + 6 bad or duplicate lines: 5 quarantined, 1 duplicate, none lost
     assert "(3,000 loaded, 5 quarantined, 1 duplicates;" in text, text
+    # the load never imports Great Expectations (the suites are `tokenbook check`)
+    assert re.search(r"^GX on the ingest path\s*: great_expectations imported: False ", text,
+                     re.M), text
     assert "(3,006 rows, ignore_errors=true" in text, text
     for label in ("bare read_json into a table", "tokenbook ingest gateway", "ratio",
-                  "floor", "checkpoint (GX)", "ingest stages (s)", "peak RSS tokenbook ingest"):
+                  "floor", "GX on the ingest path", "ingest stages (s)",
+                  "peak RSS tokenbook ingest"):
         assert re.search(rf"^{re.escape(label)}\s*:", text, re.M), (label, text)
 
     def seconds(label: str) -> float:

@@ -177,13 +177,17 @@ def test_replace_partitions_publishes_each_date_of_staged_tables_holding_several
 
 def test_validation_results_replace_one_partition_per_load_date(staged):
     con, _ = staged
+    between = "expect_column_values_to_be_between"
     rows = [
-        (date(2026, 11, 2), "gateway_calls", "calls", "expect_column_values_to_not_be_null",
-         "request_id", '{"column": "request_id"}', True, 3, 0, None),
-        (date(2026, 11, 2), "gateway_files", "files", "expect_column_values_to_be_between",
-         "quarantine_share", '{"max_value": 0.05}', False, 1, 1, "0.25"),
-        (date(2026, 11, 3), "gateway_calls", "calls", "expect_column_values_to_not_be_null",
-         "request_id", '{"column": "request_id"}', True, 2, 0, None),
+        (date(2026, 11, 2), "tokenbook_check", "daily_metrics", between, "volume_ratio",
+         '{"max_value": 2.0, "min_value": 0.5}', True, 3, 0, "0.98", "gateway_volume", 0.5,
+         2.0, "calls against the same weekday's median", "load-1"),
+        (date(2026, 11, 2), "tokenbook_check", "daily_metrics", between, "quarantine_share",
+         '{"max_value": 0.05}', False, 1, 1, "0.25", "gateway_load", None, 0.05,
+         "raw.quarantine", "load-1"),
+        (date(2026, 11, 3), "tokenbook_check", "daily_metrics", between, "volume_ratio",
+         '{"max_value": 2.0, "min_value": 0.5}', None, 2, None, "not evaluable: no history",
+         "gateway_volume", 0.5, 2.0, "calls against the same weekday's median", "load-2"),
     ]
     staged_results = _stage(con, "stg_validation", schema.VALIDATION_RESULTS_COLUMNS, rows)
     client = FakeClient()
@@ -195,6 +199,7 @@ def test_validation_results_replace_one_partition_per_load_date(staged):
         api = ld["config"].to_api_repr()["load"]
         assert api["writeDisposition"] == "WRITE_TRUNCATE"
         assert api["timePartitioning"] == {"type": "DAY"} and "clustering" not in api
+        assert api["schemaUpdateOptions"] == ["ALLOW_FIELD_ADDITION"]  # older tables grow
         assert api["schema"]["fields"] == [
             {"name": c, "type": t, "mode": "NULLABLE"}
             for c, _, t in schema.VALIDATION_RESULTS_COLUMNS
@@ -490,7 +495,7 @@ def test_shrink_guard_counts_the_partition_before_any_load_job(tmp_path, monkeyp
     monkeypatch.setattr(bigquery, "Client", lambda **_: client)
     with pytest.raises(LoadRefused, match="gateway 2026-11-10 holds 1,000 rows and the load "
                                           "offers 5") as refused:
-        ingest_gateway([str(f)], settings, date=day, run_checkpoint=False)
+        ingest_gateway([str(f)], settings, date=day)
     assert refused.value.shrinks == [guard.Shrink("gateway 2026-11-10", 1000, 5)]
     (count,) = client.counts
     assert count["sql"] == (
@@ -511,6 +516,6 @@ def test_shrink_guard_counts_the_partition_before_any_load_job(tmp_path, monkeyp
 
     client = FakeClient(held={day: 40})  # 5 of 40 keeps 12.5%: an honest restatement
     monkeypatch.setattr(bigquery, "Client", lambda **_: client)
-    ingest_gateway([str(f)], settings, date=day, run_checkpoint=False)
+    ingest_gateway([str(f)], settings, date=day)
     assert client.events[0] == ("count", "")
     assert "acme-finops.tb_raw.gateway_calls$20261110" in [ld["destination"] for ld in client.loads]

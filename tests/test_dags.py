@@ -191,7 +191,8 @@ def test_task_order_and_one_task_per_dbt_model(dag, nightly):
     assert models <= rendered, (models, dbt_tasks)
     ids = {t.task_id: t for t in dag.tasks}
     assert ids["ingest_billing"].upstream_task_ids == {"ingest_gateway"}
-    assert ids["quality_gate"].upstream_task_ids == {"ingest_billing"}
+    assert ids["data_quality"].upstream_task_ids == {"ingest_billing"}
+    assert ids["quality_gate"].upstream_task_ids == {"data_quality"}
     # the organisation's configuration is validated and loaded first (issue 15)
     assert ids["load_config"].upstream_task_ids == set()
     assert ids["ingest_gateway"].upstream_task_ids == {"load_config"}
@@ -271,15 +272,22 @@ def test_on_bigquery_every_task_uses_the_bigquery_pool(monkeypatch):
     assert fct.env["TOKENBOOK_BQ_PROJECT"] == "acme-finops"
 
 
+def _all_suites(success=True, load_id="load-1"):
+    from ingestion.quality import GATEWAY_SUITES
+
+    return [{"expectation": f"{s}: metric = 0.5", "success": success, "suite": s,
+             "load_id": load_id} for s in GATEWAY_SUITES]
+
+
 def test_quality_gate_on_bigquery_reads_the_stored_checkpoint_results(monkeypatch):
     """On BigQuery the gate reads load_audit and validation_results by query (client
-    patched: BigQuery cannot be reached here); a failed expectation fails the gate, a
-    dataset without the results table yet is judged on the audit alone."""
+    patched: BigQuery cannot be reached here); a failed expectation fails the gate, and so
+    does a dataset without results (zero results is never a pass)."""
     import sqlglot
     from google.api_core.exceptions import NotFound
 
     audit = {"files": 1, "rows_read": 10, "rows_loaded": 9, "rows_quarantined": 1,
-             "rows_duplicate": 0, "failed": 0}
+             "rows_duplicate": 0, "failed": 0, "load_id": "load-1"}
 
     class Client:
         def __init__(self, results):
@@ -298,22 +306,32 @@ def test_quality_gate_on_bigquery_reads_the_stored_checkpoint_results(monkeypatc
             return type("Job", (), {"result": lambda _self: rows})()
 
     settings = load_settings(warehouse="bigquery://acme-finops/tb")
-    ok = Client([{"expectation": "gateway_calls: expect_column_values_to_not_be_null "
-                                 "(request_id)", "success": True}])
+    ok = Client(_all_suites())
     monkeypatch.setattr(orch, "_bigquery_client", lambda _settings: ok)
-    assert orch.check_quality(RUN_DAY, settings)["expectations"] == 1
+    assert orch.check_quality(RUN_DAY, settings)["expectations"] == len(_all_suites())
     assert "`acme-finops.tb_raw.validation_results`" in ok.sql[1]
     for sql in ok.sql:
         sqlglot.parse_one(sql, read="bigquery")  # BigQuery SQL, at least as sqlglot reads it
 
-    failing = Client([{"expectation": "gateway_files: expect_column_values_to_be_between "
-                                      "(quarantine_share)", "success": False}])
+    failing = Client(_all_suites() + [{"expectation": "gateway_load: quarantine_share = 0.3",
+                                       "success": False, "suite": "gateway_load",
+                                       "load_id": "load-1"}])
     monkeypatch.setattr(orch, "_bigquery_client", lambda _settings: failing)
     with pytest.raises(orch.QualityGateFailed, match="quarantine_share"):
         orch.check_quality(RUN_DAY, settings)
 
     monkeypatch.setattr(orch, "_bigquery_client", lambda _settings: Client(None))
-    assert orch.check_quality(RUN_DAY, settings)["expectations"] == 0
+    with pytest.raises(orch.QualityGateFailed, match="no data-quality results"):
+        orch.check_quality(RUN_DAY, settings)
+    # not evaluable (success NULL) is a result, not a failure
+    unknown = Client([{**r, "success": None} for r in _all_suites()])
+    monkeypatch.setattr(orch, "_bigquery_client", lambda _settings: unknown)
+    assert orch.check_quality(RUN_DAY, settings)["expectations"] == len(_all_suites())
+    # results left by a check of an earlier load of the date (the date was reloaded since)
+    stale = Client(_all_suites(load_id="load-0"))
+    monkeypatch.setattr(orch, "_bigquery_client", lambda _settings: stale)
+    with pytest.raises(orch.QualityGateFailed, match="earlier load"):
+        orch.check_quality(RUN_DAY, settings)
 
 
 # --------------------------------------------------------------------------- runs
@@ -337,8 +355,15 @@ def test_dag_test_builds_the_day_end_to_end(nightly_run, nightly):
     assert str(nightly_run.state) == "success", states
     assert states["ingest_gateway"] == "success"
     assert states["ingest_billing"] == "success"
+    assert states["data_quality"] == "success"
     assert states["quality_gate"] == "success"
     assert states["load_config"] == "success"
+    # the suites ran for the day, each with results (one day of history: most not evaluable)
+    suites = {r[0] for r in _query(nightly, "select distinct suite from raw.validation_results "
+                                            "where load_date = ?", [RUN_DAY])}
+    from ingestion.quality import GATEWAY_SUITES
+
+    assert set(GATEWAY_SUITES) <= suites
     assert states["score_anomalies"] == "success"
     assert states["is_refit_day"] == "success" and states["refit_forecast"] == "skipped"
     assert states["publish_outputs"] == "success"
@@ -564,7 +589,7 @@ def test_quality_gate_on_bigquery_reads_the_audit_with_a_date_parameter(monkeypa
 
     seen = {}
     audit = {"files": 1, "rows_read": 10, "rows_loaded": 8, "rows_quarantined": 1,
-             "rows_duplicate": 1, "failed": 0}
+             "rows_duplicate": 1, "failed": 0, "load_id": "load-1"}
 
     class FakeQuery:
         def result(self):
@@ -575,8 +600,8 @@ def test_quality_gate_on_bigquery_reads_the_audit_with_a_date_parameter(monkeypa
             seen["client"] = (project, location)
 
         def query(self, sql, job_config=None):
-            if "validation_results" in sql:  # no stored results: judged on the audit
-                return type("Job", (), {"result": lambda _self: []})()
+            if "validation_results" in sql:  # every suite stored a passing result
+                return type("Job", (), {"result": lambda _self: _all_suites()})()
             seen["sql"], seen["config"] = sql, job_config
             return FakeQuery()
 
@@ -590,3 +615,16 @@ def test_quality_gate_on_bigquery_reads_the_audit_with_a_date_parameter(monkeypa
     seen["row"] = {**audit, "rows_read": 11}  # one row unaccounted for
     with pytest.raises(orch.QualityGateFailed, match="does not balance"):
         orch.check_quality(RUN_DAY, settings)
+
+
+def test_a_missing_module_fails_the_task_never_skips_it(dag):
+    """A step whose code is not installed fails its task, naming the module (issue 17: a
+    broken installation must not pass as a skipped task)."""
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    run_step = dag.get_task("ingest_gateway").python_callable.__globals__["_run_step"]
+    with pytest.raises(orch.StepUnavailable, match="tokenbook_absent_module is not installed"):
+        run_step(lambda: orch._resolve("tokenbook_absent_module:run")())
+    # a step that has nothing to do for the date still skips
+    with pytest.raises(AirflowSkipException, match="no bills"):
+        run_step(lambda: {"skipped": True, "reason": "no bills"})

@@ -47,7 +47,7 @@ def _build_demo(root: Path, seed: int, days: int, marts: tuple[str, ...],
     url = f"duckdb:///{root}/wh.duckdb"
     settings = load_settings(warehouse=url, config_dir=str(root / "demo" / "config"))
     files = sorted((root / "demo" / "gateway").glob("*.jsonl.gz"))
-    ingest_gateway(files, settings, run_checkpoint=False)
+    ingest_gateway(files, settings)
     con = connect_duckdb(parse_warehouse(url))
     try:
         ingest_evals(con, [root / "demo" / "evals" / "evals.csv"], load_date=END)

@@ -6,7 +6,6 @@ and the fall-back to the exact pass when the two scans do not line up."""
 from __future__ import annotations
 
 import json
-import threading
 import time
 from datetime import date
 from pathlib import Path
@@ -71,7 +70,7 @@ def _tables(db: Path) -> dict[str, list]:
 
 def _ingest(path: Path, db: Path, **kw):
     settings = load_settings(warehouse=f"duckdb:///{db}", pii_key="test-pii-key")
-    return ingest_gateway([str(path)], settings, date=LOAD, run_checkpoint=False, **kw)
+    return ingest_gateway([str(path)], settings, date=LOAD, **kw)
 
 
 @pytest.fixture
@@ -232,8 +231,7 @@ def test_small_files_read_together_match_files_read_one_by_one(tmp_path, monkeyp
 
     def run(db: Path):
         settings = load_settings(warehouse=f"duckdb:///{db}", pii_key="test-pii-key")
-        report = ingest_gateway([str(f) for f in files], settings, date=LOAD,
-                                run_checkpoint=False)
+        report = ingest_gateway([str(f) for f in files], settings, date=LOAD)
         con = duckdb.connect(str(db), read_only=True)
         try:
             tables = {t: con.execute(f"select * from raw.{t} order by all").fetchall()
@@ -280,7 +278,7 @@ def test_rows_not_matched_to_their_file_fall_back_to_one_by_one(tmp_path, monkey
     monkeypatch.setattr(pipeline, "_read_batch",
                         lambda *a: returned.append(real_batch(*a)) or returned[-1])
     settings = load_settings(warehouse=f"duckdb:///{tmp_path / 'wh.duckdb'}", pii_key="k")
-    report = ingest_gateway([str(f) for f in files], settings, date=LOAD, run_checkpoint=False)
+    report = ingest_gateway([str(f) for f in files], settings, date=LOAD)
     assert returned == [None]
     assert [(f.rows_read, f.rows_loaded) for f in report.files] == [(15, 5), (15, 0)]
     # the second file repeats the first: its 6 accepted records are duplicates, plus r1 twice
@@ -317,43 +315,6 @@ def test_watch_reports_duckdbs_progress_on_the_running_statement():
     pcts = [int(label.removeprefix("big.jsonl ").removesuffix("%")) for *_, label in seen]
     assert pcts and all(0 <= p <= 100 for p in pcts)
     assert all(a[:3] == ("read", 0, 1) for a in seen)
-    con.close()
-
-
-def test_gx_import_waits_for_duckdb_to_be_busy(monkeypatch):
-    """The background GX import (which holds the GIL for long stretches) starts once a
-    statement is running in DuckDB, not while the main thread issues short ones; with none
-    running it starts anyway after its wait."""
-    from ingestion.gateway import pipeline
-
-    con = duckdb.connect()
-    pipeline._setup(con)
-    calls: list[tuple[float, bool]] = []
-
-    def fake_import():
-        calls.append((time.monotonic(), done.is_set()))
-
-    monkeypatch.setattr(pipeline, "import_gx", fake_import)
-
-    # idle connection: the import starts after the wait, not before
-    done = threading.Event()
-    t0 = time.monotonic()
-    pipeline._import_gx(con, wait=0.3, every=0.01)
-    assert len(calls) == 1 and calls[0][0] - t0 >= 0.3
-
-    # a long statement running: the import starts while it runs, well before the wait is over
-    calls.clear()
-    importer = threading.Thread(target=pipeline._import_gx, args=(con,),
-                                kwargs={"wait": 30, "every": 0.01})
-    t0 = time.monotonic()
-    importer.start()
-    time.sleep(0.2)  # the importer polls an idle connection meanwhile
-    con.execute("create temp table x as select hash(range) as h from range(120000000)")
-    done.set()
-    importer.join(timeout=30)
-    assert len(calls) == 1
-    started, statement_over = calls[0]
-    assert not statement_over and started - t0 >= 0.2
     con.close()
 
 

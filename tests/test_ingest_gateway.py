@@ -1,7 +1,8 @@
 """Gateway-log ingestion on a real DuckDB warehouse: golden native files, the window, duplicates,
 idempotence, atomic partition overwrite (injected failure and SIGKILL), errors naming files and
-columns, audit arithmetic, and no PII in any table. The GX checkpoint is covered in
-test_ingest_quality.py; here it is off to keep the file fast."""
+columns, audit arithmetic, and no PII in any table. The data-quality suites that run after a
+load (`tokenbook check`) are covered in test_quality_suites.py; the BigQuery test here runs
+them on both warehouses."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import duckdb
@@ -26,7 +27,6 @@ from ingestion.gateway import duckdb_sink
 from ingestion.gateway.pipeline import (
     FREE_TEXT_FIELDS,
     IngestError,
-    ValidationFailed,
     ingest_gateway,
 )
 from ingestion.gateway.readers import ReaderError, detect_format, expand_paths
@@ -68,7 +68,6 @@ def _settings(tmp_path: Path, **kw):
 
 
 def _ingest(paths, settings, **kw):
-    kw.setdefault("run_checkpoint", False)
     return ingest_gateway([str(p) for p in paths], settings, **kw)
 
 
@@ -249,7 +248,7 @@ def test_failure_between_delete_and_insert_keeps_the_previous_partition(tmp_path
 
 _KILL_SCRIPT = """
 import sys, time
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from ingestion.gateway import duckdb_sink
 from ingestion.gateway.pipeline import ingest_gateway
@@ -261,7 +260,7 @@ def pause(load_date):
 
 duckdb_sink._after_delete = pause
 settings = load_settings(warehouse=sys.argv[1], pii_key="test-pii-key")
-ingest_gateway([sys.argv[2]], settings, date=date(2026, 11, 2), run_checkpoint=False)
+ingest_gateway([sys.argv[2]], settings, date=date(2026, 11, 2))
 """
 
 
@@ -407,7 +406,7 @@ def test_cli_loads_and_reports_errors(tmp_path):
                                  "--date", "2026-11-01"])
     assert result.exit_code == 0, result.output
     assert "native" in result.output and "2026-11-01" in result.output
-    assert "checkpoint: passed" in result.output
+    assert "tokenbook check --date 2026-11-01" in result.output  # the next step, named
     assert _query(load_settings(warehouse=wh), "select count(*) from raw.gateway_calls") == [(2,)]
     result = runner.invoke(app, ["ingest", "gateway", str(tmp_path / "missing.jsonl"),
                                  "--warehouse", wh])
@@ -419,10 +418,13 @@ def test_cli_loads_and_reports_errors(tmp_path):
 
 
 def test_bigquery_warehouse_loads_what_the_duckdb_warehouse_loads(tmp_path, monkeypatch):
-    """The same backfill (three files, two load dates, bad lines, a duplicate, PII, the
-    checkpoint) into a DuckDB warehouse and into BigQuery through a patched client: every
-    load job's Parquet rows equal the DuckDB warehouse's rows of that table and date."""
+    """The same backfill (three files, two load dates, bad lines, a duplicate, PII), then the
+    data-quality check of both dates, into a DuckDB warehouse and into BigQuery through a
+    patched client: every load job's Parquet rows equal the DuckDB warehouse's rows of that
+    table and date. The check's BigQuery profile queries parse as BigQuery SQL, and are
+    answered with what the same profile gives on the DuckDB warehouse."""
     import pyarrow as pa
+    import sqlglot
     from google.cloud import bigquery
 
     from tests.bigquery_fakes import FakeClient
@@ -434,29 +436,59 @@ def test_bigquery_warehouse_loads_what_the_duckdb_warehouse_loads(tmp_path, monk
     _day_file(logs, "2026-11-02", ["b1", "b2", "b1"])  # one duplicate
     paths = sorted(logs.iterdir())
 
-    def ingest(settings):
-        # PII in service_tier and cache_write_ttl fails two set expectations: the results of
-        # a failing checkpoint are stored too, before the run reports the failure
-        with pytest.raises(ValidationFailed, match="service_tier") as failed:
-            _ingest(paths, settings, run_checkpoint=True, max_quarantine_share=1.0)
-        return failed.value.report
+    from google.api_core.exceptions import NotFound
 
-    s_duck = _settings(tmp_path)
-    duck = ingest(s_duck)
-
-    client = FakeClient()
-    monkeypatch.setattr(bigquery, "Client", lambda **_: client)
-    s_bq = load_settings(warehouse="bigquery://acme-finops/tb", pii_key="test-pii-key")
-    big = ingest(s_bq)
+    from ingestion import quality
 
     days = [date(2026, 11, 1), date(2026, 11, 2)]
+    s_duck = _settings(tmp_path)
+    duck = _ingest(paths, s_duck)
+    thresholds = quality.load_thresholds(folder=tmp_path / "no-config")
+    duck_check = quality.check_dates(s_duck, days, thresholds)
+    wh_path = s_duck.warehouse.removeprefix("duckdb:///")
+
+    class ProfileClient(FakeClient):
+        """Answers the check's BigQuery profile queries with the DuckDB warehouse's profile;
+        the price book is not there (as on DuckDB, where dbt has not run)."""
+
+        def query(self, sql, job_config=None, location=None, **kw):
+            lo = days[0] - timedelta(days=int(thresholds["history_days"]))
+            bq_sql = quality.profile_queries(
+                {n: f"`acme-finops.tb_raw.{n}`" for n in ("gateway_calls", "load_audit",
+                                                         "billing_lines")}, lo, days[-1],
+                bigquery=True)
+            names = {v: k for k, v in bq_sql.items()}
+            if sql in names:
+                sqlglot.parse_one(sql, read="bigquery")
+                duck_sql = quality.profile_queries(
+                    {n: f"raw.{n}" for n in ("gateway_calls", "load_audit", "billing_lines")},
+                    lo, days[-1])[names[sql]]
+                c = duckdb.connect(wh_path, read_only=True)
+                try:
+                    arrow = c.sql(duck_sql).to_arrow_table()
+                finally:
+                    c.close()
+                self.queries.append({"sql": sql, "config": job_config, "location": location})
+                return type("Job", (), {"result": lambda _s: type(
+                    "Rows", (), {"to_arrow": lambda _r: arrow})()})()
+            if "int_price_book" in sql or "_aliases" in sql:
+                raise NotFound(f"Not found: {sql.split('from ')[-1]}")
+            return super().query(sql, job_config, location, **kw)
+
+    client = ProfileClient()
+    monkeypatch.setattr(bigquery, "Client", lambda **_: client)
+    s_bq = load_settings(warehouse="bigquery://acme-finops/tb", pii_key="test-pii-key")
+    big = _ingest(paths, s_bq)
+    big_check = quality.check_dates(s_bq, days, thresholds, client=client)
+    assert big_check.failure_lines() == duck_check.failure_lines()
+    assert len(big_check.outcomes) == len(duck_check.outcomes) > 0
+
     assert big.load_dates == duck.load_dates == days
     assert [(f.rows_read, f.rows_loaded, f.rows_quarantined, f.rows_duplicate)
             for f in big.files] == [
         (f.rows_read, f.rows_loaded, f.rows_quarantined, f.rows_duplicate) for f in duck.files]
     dups = {Path(f.source_file).name: f.rows_duplicate for f in big.files}
     assert dups["gateway-2026-11-02.jsonl.gz"] == 1 and big.rows_quarantined > 0
-    assert big.checkpoint.failure_lines() == duck.checkpoint.failure_lines() != []
 
     raw = "acme-finops.tb_raw"
     stage = re.compile(rf"{re.escape(raw)}\._tb_stage_(quarantine|pii_redactions)_\d{{8}}_\w+$")
@@ -469,7 +501,7 @@ def test_bigquery_warehouse_loads_what_the_duckdb_warehouse_loads(tmp_path, monk
         *(j + "20261101" if j.endswith("$") else j for j in per_day),
         *(j + "20261102" if j.endswith("$") else j for j in per_day),
         "load_audit",
-        "validation_results$20261101", "validation_results$20261102",
+        "validation_results$20261101", "validation_results$20261102",  # tokenbook check
     ]
     assert [ld["config"].write_disposition for ld in client.loads] == [
         *["WRITE_TRUNCATE"] * 6, "WRITE_APPEND", "WRITE_TRUNCATE", "WRITE_TRUNCATE"]

@@ -173,7 +173,7 @@ def demo_marts(request, tmp_path_factory):
     settings = load_settings(warehouse=f"duckdb:///{base / 'wh.duckdb'}",
                              config_dir=str(base / "demo" / "config"))
     files = sorted(str(p) for p in (base / "demo" / "gateway").glob("gateway-*.jsonl.gz"))
-    ingest_gateway(files, settings, run_checkpoint=False)
+    ingest_gateway(files, settings)
     con = connect_duckdb(parse_warehouse(settings.warehouse))
     try:
         ingest_evals(con, [base / "demo" / "evals" / "evals.csv"])

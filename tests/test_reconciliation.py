@@ -69,8 +69,7 @@ def demo_warehouse(seed: int) -> DemoWarehouse:
     url = f"duckdb:///{path}"
     settings = load_settings(warehouse=url, dbt_target_path=str(root / "dbt"),
                              config_dir=str(demo / "config"))
-    ingest_gateway(sorted(str(p) for p in (demo / "gateway").glob("*.jsonl.gz")), settings,
-                   run_checkpoint=False)  # fmt: skip
+    ingest_gateway(sorted(str(p) for p in (demo / "gateway").glob("*.jsonl.gz")), settings)  # fmt: skip
     con = connect_duckdb(parse_warehouse(url))
     try:
         # A restated load first: the Azure export loaded once under an earlier load date, then

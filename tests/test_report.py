@@ -44,7 +44,7 @@ def warehouse(tmp_path_factory: pytest.TempPathFactory) -> str:
     manifest = generate(base / "demo", days=60, end=END, seed=7, scale=0.02)
     files = sorted(str(p) for p in (base / "demo" / "gateway").iterdir())
     assert len(files) == 60, manifest
-    ingest_gateway(files, settings, run_checkpoint=False)
+    ingest_gateway(files, settings)
     # Only what the report reads (and everything upstream): marts other parts are still adding
     # have their own tests, and the report's optional sections are tested below.
     run_dbt(["build", "--quiet", "--select", *[f"+{m}" for m in REPORT_MARTS]], settings,

@@ -94,8 +94,7 @@ def _cli(*args: str, env: dict | None = None):
 def loaded(tmp_path):
     """A warehouse holding 30 calls for DAY (loaded without the GX checkpoint)."""
     _write(tmp_path / "full.jsonl", _records(30))
-    ingest_gateway([str(tmp_path / "full.jsonl")], _settings(tmp_path), date=DAY,
-                   run_checkpoint=False)
+    ingest_gateway([str(tmp_path / "full.jsonl")], _settings(tmp_path), date=DAY)
     return tmp_path
 
 
@@ -137,16 +136,16 @@ def test_shrinking_a_day_by_more_than_90_percent_is_refused_unless_replace(loade
     assert _state(loaded) == before
     # the same in Python: LoadRefused carries each partition
     with pytest.raises(LoadRefused) as refused:
-        ingest_gateway([str(two)], _settings(loaded), date=DAY, run_checkpoint=False)
+        ingest_gateway([str(two)], _settings(loaded), date=DAY)
     assert refused.value.shrinks == [guard.Shrink("gateway 2026-11-10", 30, 2)]
     # --replace confirms: the day now holds the two calls
-    ingest_gateway([str(two)], _settings(loaded), date=DAY, run_checkpoint=False, replace=True)
+    ingest_gateway([str(two)], _settings(loaded), date=DAY, replace=True)
     assert _state(loaded)[0] == 2
 
 
 def test_an_honest_restatement_keeping_more_than_10_percent_loads(loaded):
     four = _write(loaded / "four.jsonl", _records(4, prefix="h"))
-    report = ingest_gateway([str(four)], _settings(loaded), date=DAY, run_checkpoint=False)
+    report = ingest_gateway([str(four)], _settings(loaded), date=DAY)
     assert report.rows_loaded == 4 and _state(loaded)[0] == 4
     assert _audit(loaded)[-1][-1] == "loaded"
 
@@ -465,8 +464,7 @@ def test_the_quality_gate_judges_the_last_published_load_not_a_refusal(loaded):
 
     settings = _settings(loaded)
     with pytest.raises(LoadRefused):
-        ingest_gateway([str(_write(loaded / "empty.jsonl", []))], settings, date=DAY,
-                       run_checkpoint=False)
+        ingest_gateway([str(_write(loaded / "empty.jsonl", []))], settings, date=DAY)
     gate = orch.check_quality(DAY, settings)
     assert (gate["rows_loaded"], gate["failed"]) == (30, 0)
 
@@ -510,6 +508,5 @@ def test_json_lines_whose_first_line_is_broken_are_still_json_lines(tmp_path):
     for n, first in enumerate(('{"request_id": "t0", "timestamp": "2026-11-10T01:00:00Z", "pr',
                                "garbage before the records", "42")):
         f = _write(tmp_path / f"day{n}.jsonl.gz", [first, *_records(5)])
-        report = ingest_gateway([str(f)], _settings(tmp_path / str(n)), date=DAY,
-                                run_checkpoint=False)
+        report = ingest_gateway([str(f)], _settings(tmp_path / str(n)), date=DAY)
         assert (report.rows_read, report.rows_loaded, report.rows_quarantined) == (6, 5, 1)

@@ -25,6 +25,7 @@ from typer.core import TyperGroup
 
 from tokenbook import exitcodes
 from tokenbook.commands import (
+    check,
     demo,
     export,
     forecast,
@@ -234,6 +235,7 @@ app.command("demo-data")(demo.demo_data)
 app.command("init")(orgconfig.init)
 app.add_typer(orgconfig.app, name="config")
 app.add_typer(ingest.app, name="ingest")
+app.command("check")(check.check)
 app.add_typer(prices.app, name="prices")
 app.command("transform")(transform.transform)
 app.command("run")(pipeline.run)
@@ -266,6 +268,8 @@ EXAMPLES: dict[str, str] = {
     "metrics list": "tokenbook metrics list",
     "init": "tokenbook init config  |  tokenbook init /srv/finops/config",
     "config check": "tokenbook config check --config-dir config",
+    "check": "tokenbook check --date 2026-11-10  |  tokenbook check --from 2026-11-01 --to "
+    "2026-11-30",
     "metrics validate": "tokenbook metrics validate  |  tokenbook metrics validate --warehouse "
     "bigquery://acme-finops/tokenbook",
 }

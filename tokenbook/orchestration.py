@@ -87,7 +87,7 @@ class MissingInput(OrchestrationError):
 class StepUnavailable(OrchestrationError):
     """The code a step calls is not part of this installation (a module or function absent).
 
-    The DAG marks such a task skipped with this message; any other error fails it.
+    The DAG fails such a task with this message (a broken installation is never skipped).
     """
 
 
@@ -196,8 +196,8 @@ def ingest_gateway_day(run_date: date, settings: Settings, inputs: RunInputs,
                        replace: bool = False) -> dict[str, Any]:
     """Load the day's gateway logs into raw.gateway_calls (partition ``run_date``).
 
-    The ingestion pipeline overwrites the partition atomically and runs the GX checkpoint;
-    a failed checkpoint raises and fails the task. A delivery with no valid record, or one
+    The ingestion pipeline overwrites the partition atomically; the data-quality suites run
+    in their own step (:func:`check_data_quality`). A delivery with no valid record, or one
     that would remove more than 90% of the loaded day, is refused (``LoadRefused``, nothing
     changed) unless ``replace`` (the CLI's ``--replace``; the DAG's ``replace`` param, False
     by default).
@@ -212,7 +212,10 @@ def ingest_gateway_day(run_date: date, settings: Settings, inputs: RunInputs,
     ingest = _resolve("ingestion.gateway.pipeline:ingest_gateway")
     log.info("ingesting %d gateway file(s) for %s: %s", len(files), run_date, files)
     report = ingest(files, settings, date=run_date, replace=replace)
-    return _summary(report, {"date": run_date.isoformat(), "files": files})
+    notes = list(getattr(report, "notes", []) or [])
+    for note in notes:  # e.g. calls with a service tier outside the known ones: loaded, reported
+        log.warning("gateway load for %s: %s", run_date, note)
+    return _summary(report, {"date": run_date.isoformat(), "files": files, "notes": notes})
 
 
 REPORT_FIELDS = (
@@ -221,8 +224,6 @@ REPORT_FIELDS = (
     "rows_loaded",
     "rows_quarantined",
     "rows_duplicate",
-    "success",
-    "checkpoint_seconds",
 )
 
 
@@ -336,9 +337,34 @@ def ingest_billing_day(run_date: date, settings: Settings, inputs: RunInputs,
 # --------------------------------------------------------------------------- quality gate
 
 
+def check_data_quality(run_date: date, settings: Settings) -> dict[str, Any]:
+    """Run the data-quality suites (``tokenbook check``) over the date against its history and
+    store their results in raw.validation_results (replacing the date's earlier ones).
+    Raises QualityGateFailed with one line per failed expectation (observed value, expected
+    range, what to look at) or suite without results."""
+    from ingestion.quality import check_dates
+
+    run_date = as_run_date(run_date)
+    result = check_dates(settings, [run_date])
+    for note in result.notes:
+        log.warning("data quality %s: %s", run_date, note)
+    if not result.success:
+        raise QualityGateFailed(
+            f"data-quality check failed for {run_date}:\n" + "\n".join(result.failure_lines())
+            + "\n(results in raw.validation_results; fix the feed and rerun the date, or "
+            "adjust quality_thresholds.csv in the configuration folder)"
+        )
+    return {
+        "date": run_date.isoformat(),
+        "expectations": len(result.outcomes),
+        "not_evaluable": len(result.not_evaluable()),
+    }
+
+
 def check_quality(run_date: date, settings: Settings) -> dict[str, Any]:
-    """Gate before the models: the date's gateway partition was loaded, completely, and its
-    Great Expectations checkpoint passed. Raises QualityGateFailed naming what is wrong."""
+    """Gate before the models: the date's gateway partition was loaded, completely, and the
+    data-quality suites stored results for it that passed (every gateway suite has at least
+    one result). Raises QualityGateFailed naming what is wrong."""
     run_date = as_run_date(run_date)
     wh = parse_warehouse(settings.warehouse)
     if wh.kind != "duckdb":
@@ -379,7 +405,7 @@ def _latest_gateway_audit(con, run_date: date) -> dict[str, Any] | None:
             order by finished_at desc nulls last limit 1
         )
         select count(*), sum(rows_read), sum(rows_loaded), sum(rows_quarantined),
-               sum(rows_duplicate), count(*) filter (where status <> 'loaded')
+               sum(rows_duplicate), count(*) filter (where status <> 'loaded'), max(load_id)
         from raw.load_audit
         where load_date = ? and source = 'gateway' and load_id in (select load_id from latest)
         """,
@@ -388,24 +414,29 @@ def _latest_gateway_audit(con, run_date: date) -> dict[str, Any] | None:
     if not row or not row[0]:
         return None
     keys = ("files", "rows_read", "rows_loaded", "rows_quarantined", "rows_duplicate", "failed")
-    return {k: int(v or 0) for k, v in zip(keys, row, strict=True)}
+    return {**{k: int(v or 0) for k, v in zip(keys, row[:-1], strict=True)}, "load_id": row[-1]}
 
 
 def _latest_checkpoint(con, run_date: date) -> list[dict[str, Any]]:
-    """The date's stored Great Expectations results (raw.validation_results, written by the
-    gateway pipeline after each load)."""
+    """The date's stored data-quality results (raw.validation_results, written by
+    ``tokenbook check`` / the data_quality task)."""
     if not _table_exists(con, "raw", "validation_results"):
         return []
+    from ingestion.quality import migrate_results_table
+
+    migrate_results_table(con)  # an older table has no suite column yet
     rows = con.execute(_checkpoint_sql("raw.validation_results", "?"), [run_date]).fetchall()
-    return [{"expectation": r[0], "success": bool(r[1])} for r in rows]
+    return [{"expectation": r[0], "success": r[1], "suite": r[2], "load_id": r[3]}
+            for r in rows]
 
 
 def _checkpoint_sql(table: str, date_param: str) -> str:
-    """The date's results as (expectation label, success): the same SQL on DuckDB and
+    """The date's results as (expectation label, success, suite): the same SQL on DuckDB and
     BigQuery, only the table name and the date parameter's placeholder differ."""
     return f"""
-        select checkpoint || ': ' || expectation
-               || coalesce(' (' || column_name || ')', '') as expectation, success
+        select coalesce(suite, checkpoint) || ': ' || coalesce(column_name, expectation)
+               || coalesce(' = ' || observed_value, '') as expectation, success, suite,
+               load_id
         from {table} where load_date = {date_param}
     """
 
@@ -431,10 +462,26 @@ def _judge_quality(
             f"gateway load for {day} loaded no rows ({audit['rows_quarantined']} quarantined): "
             "look at raw.quarantine for the reasons"
         )
-    failed = [c["expectation"] for c in checks if not c["success"]]
+    from ingestion.quality import GATEWAY_SUITES
+
+    failed = [c["expectation"] for c in checks if c["success"] is False]
     if failed:
         raise QualityGateFailed(
-            f"Great Expectations checkpoint failed for {day}: {failed}; see raw.validation_results"
+            f"data-quality check failed for {day}: {failed}; see raw.validation_results"
+        )
+    ran = {c.get("suite") for c in checks}
+    missing = [s for s in GATEWAY_SUITES if s not in ran]
+    if missing:
+        raise QualityGateFailed(
+            f"no data-quality results for {day} from the suites {missing}: run the "
+            f"data_quality task (or `tokenbook check --date {day}`) before the models"
+        )
+    stale = {c.get("load_id") for c in checks} - {audit.get("load_id")}
+    if stale:
+        raise QualityGateFailed(
+            f"the data-quality results of {day} were computed on an earlier load of the date "
+            f"(load {sorted(map(str, stale))}, latest {audit.get('load_id')}): rerun the "
+            f"data_quality task (or `tokenbook check --date {day}`)"
         )
     return {"date": day, **audit, "expectations": len(checks)}
 
@@ -452,7 +499,7 @@ def _check_quality_bigquery(run_date: date, settings: Settings) -> dict[str, Any
         )
         select count(*) as files, sum(rows_read) as rows_read, sum(rows_loaded) as rows_loaded,
                sum(rows_quarantined) as rows_quarantined, sum(rows_duplicate) as rows_duplicate,
-               countif(status != 'loaded') as failed
+               countif(status != 'loaded') as failed, max(load_id) as load_id
         from {wh.table("raw", "load_audit")}
         where load_date = @d and source = 'gateway' and load_id in (select load_id from latest)
     """
@@ -462,7 +509,8 @@ def _check_quality_bigquery(run_date: date, settings: Settings) -> dict[str, Any
     rows = list(client.query(sql, job_config=config).result())
     audit = None
     if rows and rows[0]["files"]:
-        audit = {k: int(rows[0][k] or 0) for k in rows[0].keys()}
+        audit = {k: rows[0][k] if k == "load_id" else int(rows[0][k] or 0)
+                 for k in rows[0].keys()}
     return _judge_quality(run_date, audit, _latest_checkpoint_bigquery(client, wh, config))
 
 
@@ -476,7 +524,8 @@ def _latest_checkpoint_bigquery(client, wh, config) -> list[dict[str, Any]]:
         rows = list(client.query(sql, job_config=config).result())
     except NotFound:  # no gateway load has stored results in this dataset yet
         return []
-    return [{"expectation": r["expectation"], "success": bool(r["success"])} for r in rows]
+    return [{"expectation": r["expectation"], "success": r["success"], "suite": r["suite"],
+             "load_id": r["load_id"]} for r in rows]
 
 
 # --------------------------------------------------------------------------- configuration
@@ -686,16 +735,14 @@ class FailureRecord:
 
 def redact_text(text: str) -> str:
     """PII-redact free text with the ingestion redactor (values of prompt-text and identifier
-    keys in a quoted record masked whole, then every kind redacted); when the redactor is
-    unavailable the text is withheld rather than stored unredacted."""
+    keys in a quoted record masked whole, then every kind redacted). A redactor that cannot be
+    imported raises (the failure callback logs it): text is never stored unredacted, and a
+    broken installation is never hidden behind a placeholder."""
     import duckdb
 
-    try:
-        from ingestion.gateway.redact import mask_quoted_records_sql
+    from ingestion.gateway.redact import mask_quoted_records_sql
 
-        expr = mask_quoted_records_sql("t.msg")
-    except (ImportError, NotImplementedError):
-        return "[withheld: redactor unavailable]"
+    expr = mask_quoted_records_sql("t.msg")
     con = duckdb.connect()
     try:
         row = con.execute(f"select {expr} from (select ?::varchar as msg) t", [text]).fetchone()

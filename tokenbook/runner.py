@@ -54,8 +54,8 @@ def describe_failure(exc: BaseException) -> str:
     text = str(exc).strip() or name
     hints = {
         "DbtError": "see the dbt log above; `tokenbook transform` reruns just this step",
-        "ValidationFailed": "the loaded partition broke a data-quality rule; "
-        "see raw.validation_results",
+        "QualityGateFailed": "the loaded data does not look like its history; "
+        "see raw.validation_results, or rerun `tokenbook check --date D`",
         "ReaderError": "check the file named above exists and is readable",
     }
     hint = hints.get(name)
@@ -150,6 +150,7 @@ def _ingest_gateway(files: list[Path], settings: Settings, result: RunResult) ->
         "quarantined": report.rows_quarantined,
         "duplicates": report.rows_duplicate,
         "load_dates": len(report.load_dates),
+        "dates": report.load_dates,
     }
     f = result.facts["ingest"]
     console.print(
@@ -205,6 +206,27 @@ def _ingest_evals(data_dir: Path, wh: Warehouse, result: RunResult) -> None:
         con.close()
     result.facts["evals"] = load.rows_loaded
     console.print(f"  {len(files)} eval files, {load.rows_loaded:,} eval results loaded")
+
+
+def _check(settings: Settings, result: RunResult) -> None:
+    """The data-quality suites over the batch's load dates (``tokenbook check``). A backfill
+    reports what failed and goes on (history holds the incidents it is loaded to explain);
+    the nightly run (``--date``) stops at a failure instead."""
+    from ingestion.quality import check_dates
+    from tokenbook.commands.check import print_result
+
+    days = result.facts.get("ingest", {}).get("dates") or []
+    if not days:
+        return
+    checked = check_dates(settings, days)
+    result.facts["data_quality"] = {
+        "dates": len(days), "failed": len(checked.failures()),
+        "not_evaluable": len(checked.not_evaluable()),
+    }
+    print_result(checked)
+    if not checked.success:
+        console.print("  [yellow]backfill: the failed expectations above are reported, not "
+                      "fatal; `tokenbook check --from A --to B` reruns them[/yellow]")
 
 
 # Models that read the forecast tables carry this tag; they build after the forecast step.
@@ -279,11 +301,7 @@ def _forecast(settings: Settings, wh: Warehouse, as_of: date, result: RunResult,
 
 def _report(plan: RunPlan, settings: Settings, wh: Warehouse, as_of: date,
             result: RunResult) -> Path | None:
-    try:
-        from tokenbook.report import write_report
-    except ImportError:
-        console.print("  the HTML report is not part of this build yet: skipped")
-        return None
+    from tokenbook.report import write_report
     out = plan.report_path or Path("reports") / f"tokenbook-{as_of.isoformat()}.html"
     path = write_report(settings, out)
     result.facts["report"] = str(Path(path).resolve())
@@ -317,6 +335,7 @@ def run_plan(plan: RunPlan, settings: Settings, wh: Warehouse) -> RunResult:
     with _step(result, "billing", "3/6 ingest vendor billing exports and quality evals"):
         _ingest_billing(plan.data_dir, settings, wh, result)
         _ingest_evals(plan.data_dir, wh, result)
+        _check(settings, result)
     with _step(result, "dbt", "4/6 build the models (dbt, once for the whole batch)"):
         _build(settings, result, ["--exclude", AFTER_FORECAST] if plan.forecast else None)
     as_of = plan.date_to or _latest_call_date(settings, wh)
@@ -345,6 +364,7 @@ def _one_night(plan: RunPlan, settings: Settings, wh: Warehouse, result: RunResu
         ("load_config", lambda: o.load_org_config(plan.date, settings)),
         ("ingest_gateway", lambda: o.ingest_gateway_day(plan.date, settings, inputs)),
         ("ingest_billing", lambda: o.ingest_billing_day(plan.date, settings, inputs)),
+        ("data_quality", lambda: o.check_data_quality(plan.date, settings)),
         ("quality_gate", lambda: o.check_quality(plan.date, settings)),
         ("dbt_build", lambda: o.build_models(plan.date, settings)),
         ("score_anomalies", lambda: o.score_anomalies(plan.date, settings)),
@@ -377,9 +397,16 @@ def _one_night(plan: RunPlan, settings: Settings, wh: Warehouse, result: RunResu
 
 
 def _rows(con, sql: str) -> list[tuple]:
+    """The query's rows; a query that fails (a mart not built, a column renamed) is printed
+    with its error and gives no rows, so a summary line never goes missing silently."""
+    import duckdb
+
     try:
         return con.execute(sql).fetchall()
-    except Exception:  # noqa: BLE001 - a mart that is not built yet leaves its line out
+    except duckdb.Error as exc:
+        first = " ".join(sql.split())[:80]
+        console.print(f"  [yellow]summary query failed ({type(exc).__name__}: "
+                      f"{str(exc).splitlines()[0]}): {first}...[/yellow]")
         return []
 
 

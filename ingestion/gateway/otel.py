@@ -13,6 +13,9 @@ not quarantined; they only lend attributes to their descendants.
 
 Mapping (both semantic-convention generations):
 
+Every field below also accepts the earlier spellings listed in :data:`CALL_KEYS` (OpenLLMetry's
+and OpenInference's ``llm.*``, ``openai.*``); the first present wins.
+
 - ``provider``: ``gen_ai.provider.name``, else the older ``gen_ai.system``; lower-cased, with the
   convention's well-known values renamed to ours (``aws.bedrock`` -> ``bedrock``,
   ``azure.ai.openai`` -> ``azure_openai``, ``gcp.vertex_ai`` -> ``vertex_ai``,
@@ -92,29 +95,46 @@ ATTRIBUTION_KEYS: dict[str, tuple[str, ...]] = {
 }
 
 # native field -> span attribute keys (the call span's own attributes), first present wins.
+# Current GenAI semantic conventions first, then the earlier spellings: the experimental
+# gen_ai.* names (gen_ai.system, prompt/completion tokens, Traceloop's cache_creation), the
+# llm.* attributes of OpenLLMetry (llm.usage.*, llm.vendor, llm.request/response.model) and of
+# OpenInference (llm.token_count.*, llm.model_name, llm.provider, llm.system), and openai.*
+# (openai.request/response.service_tier). Token meanings are the same in every spelling:
+# prompt/input counts INCLUDE cached tokens, completion/output include reasoning.
 CALL_KEYS: dict[str, tuple[str, ...]] = {
-    "response_id": ("gen_ai.response.id",),
-    "provider": ("gen_ai.provider.name", "gen_ai.system"),
-    "model": ("gen_ai.response.model", "gen_ai.request.model"),
+    "response_id": ("gen_ai.response.id", "llm.response.id"),
+    "provider": ("gen_ai.provider.name", "gen_ai.system", "llm.provider", "llm.system",
+                 "llm.vendor"),
+    "model": ("gen_ai.response.model", "gen_ai.request.model", "llm.response.model",
+              "llm.model_name", "llm.request.model"),
     "operation": ("gen_ai.operation.name", "llm.request.type"),
-    "input_tokens": ("gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens"),
-    "output_tokens": ("gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens"),
+    "input_tokens": ("gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens",
+                     "llm.token_count.prompt", "llm.usage.prompt_tokens"),
+    "output_tokens": ("gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens",
+                      "llm.token_count.completion", "llm.usage.completion_tokens"),
     "cache_read_input_tokens": (
         "gen_ai.usage.cache_read.input_tokens",
         "gen_ai.usage.cache_read_input_tokens",
+        "llm.token_count.prompt_details.cache_read",
+        "llm.usage.cache_read_input_tokens",
     ),
     "cache_write_input_tokens": (
         "gen_ai.usage.cache_write.input_tokens",
         "gen_ai.usage.cache_creation.input_tokens",
         "gen_ai.usage.cache_creation_input_tokens",
+        "llm.token_count.prompt_details.cache_write",
+        "llm.usage.cache_creation_input_tokens",
     ),
     "reasoning_tokens": (
         "gen_ai.usage.reasoning.output_tokens",
         "gen_ai.usage.reasoning_tokens",
+        "llm.token_count.completion_details.reasoning",
+        "llm.usage.reasoning_tokens",
     ),
     "service_tier": (
         "openai.response.service_tier",
         "gen_ai.openai.response.service_tier",
+        "openai.request.service_tier",
         "gen_ai.openai.request.service_tier",
     ),
     "error_type": ("error.type",),
@@ -126,6 +146,10 @@ PROVIDER_NAMES = {
     "az.ai.openai": "azure_openai",
     "gcp.vertex_ai": "vertex_ai",
     "gcp.gemini": "gemini",
+    # OpenInference's llm.provider / llm.system values
+    "azure": "azure_openai",
+    "aws": "bedrock",
+    "vertexai": "vertex_ai",
 }
 # Attributes that carry prompt or completion text: dropped, never stored.
 PROMPT_TEXT_KEYS = (

@@ -20,12 +20,12 @@
 7. publish: the sink replaces the load dates' partitions of the three data tables
    (``schema.Sink.replace_partitions``: DuckDB every date in one transaction, straight from
    the staged views, no staged copy of the calls; BigQuery date by date, by load jobs); one
-   audit row per file is appended;
-8. check: a Great Expectations checkpoint (``ingestion/quality.py``) runs on each published
-   partition (on DuckDB it reads the rows that landed in raw.gateway_calls); results are
-   stored in raw.validation_results (on BigQuery, its partition of each load date). A failed
-   expectation raises :class:`ValidationFailed` (carrying the report) AFTER the data and the
-   results are stored, so the data stays inspectable and the Airflow task fails.
+   audit row per file is appended.
+
+The load's own invariants (rows read = loaded + quarantined + duplicates, ids unique within a
+load date) hold by construction and are recorded per file in raw.load_audit. The data-quality
+suites that compare a partition with its history are a separate step, ``tokenbook check``
+(``ingestion/quality.py``): this module never imports Great Expectations.
 
 Everything per row runs in DuckDB; Python only loops over files and load dates.
 No wall-clock value reaches a data table: ``started_at``/``finished_at`` live in the audit only.
@@ -40,7 +40,6 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from datetime import date as Date
@@ -48,7 +47,7 @@ from pathlib import Path
 
 from ingestion import guard
 from ingestion.audit import FileTotals
-from ingestion.gateway import redact
+from ingestion.gateway import redact, tiers
 from ingestion.gateway.native import batchable as native_batchable
 from ingestion.gateway.readers import (
     SKIP,
@@ -66,7 +65,6 @@ from ingestion.gateway.schema import (
     REQUIRED_FIELDS,
     PartitionTables,
 )
-from ingestion.gx_import import import_gx
 
 SOURCE = "gateway"
 
@@ -94,14 +92,6 @@ class LoadRefused(guard.LoadRefused, IngestError):
     published, the files are in raw.load_audit with status ``refused``."""
 
 
-class ValidationFailed(IngestError):
-    """The data was published and the checkpoint stored, but an expectation failed."""
-
-    def __init__(self, message: str, report: IngestReport) -> None:
-        super().__init__(message)
-        self.report = report
-
-
 @dataclass
 class FileReport:
     source_file: str
@@ -118,18 +108,12 @@ class IngestReport(FileTotals):
     load_id: str
     warehouse: str
     files: list[FileReport] = field(default_factory=list)
-    checkpoint: object | None = None  # quality.CheckpointResult
-    checkpoint_seconds: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
     @property
     def load_dates(self) -> list[Date]:
         return sorted({f.load_date for f in self.files})
-
-    @property
-    def success(self) -> bool:
-        return self.checkpoint is None or bool(getattr(self.checkpoint, "success", True))
 
 
 def _q(value: str) -> str:
@@ -384,25 +368,6 @@ class _Watch:
             self._thread.join()
 
 
-def _import_gx(con, wait: float = 3.0, every: float = 0.02) -> None:
-    """Import GX in the background, once DuckDB is busy with a statement.
-
-    The import holds the GIL for long stretches (pydantic-core builds its schemas without
-    releasing it), and every short statement the main thread issues meanwhile waits for the
-    GIL to come back: the first catalog lookup took 0.44 s instead of 4 ms. DuckDB runs a
-    statement without the GIL, so the import starts once two polls in a row find a statement
-    running (or after ``wait`` seconds)."""
-    deadline = time.monotonic() + wait
-    busy = 0
-    while busy < 2 and time.monotonic() < deadline:
-        busy = busy + 1 if _progress_of(con) >= 0 else 0
-        time.sleep(every)
-    try:
-        import_gx()
-    except Exception:  # reported by the checkpoint itself when it imports
-        pass
-
-
 def _setup(con) -> None:
     con.execute("set timezone = 'UTC'")
     # line numbers of positional readers are row positions: order must be kept
@@ -467,8 +432,6 @@ def ingest_gateway(
     fmt: str | None = None,
     progress: Progress | None = None,
     con=None,
-    run_checkpoint: bool = True,
-    max_quarantine_share: float = 0.05,
     memory_limit: str | None = "2GB",
     replace: bool = False,
 ) -> IngestReport:
@@ -478,10 +441,10 @@ def ingest_gateway(
     ``con`` (tests, callers that hold the warehouse open) is a DuckDB warehouse connection;
     normally the connection and the sink come from ``settings.warehouse``.
     ``memory_limit``: DuckDB's limit on the connection this function opens (staged rows beyond
-    it spill to disk); ``max_quarantine_share``: the checkpoint's per-file threshold.
-    ``replace``: confirm a load that the shrink guard (``ingestion/guard.py``) would refuse.
+    it spill to disk). ``replace``: confirm a load that the shrink guard (``ingestion/guard.py``)
+    would refuse.
     Raises LoadRefused (nothing published), ReaderError (a missing or unreadable file, a missing
-    Parquet column), IngestError (a file with no datable record and no ``date``), ValidationFailed,
+    Parquet column), IngestError (a file with no datable record and no ``date``),
     ``tokenbook.settings.DevKeyRefused`` (the development PII key outside the demo and tests).
     """
     # pseudonymising with the public development key is refused before anything is read
@@ -499,10 +462,9 @@ def ingest_gateway(
 
     remote = tempfile.TemporaryDirectory(prefix="tokenbook-gcs-")
     try:
-        return _ingest(paths, settings, date, window_days, fmt, progress, con, run_checkpoint,
-                       max_quarantine_share, memory_limit, started, timings, lap, t0, c0, remote,
-                       replace)
-    except (LoadRefused, ValidationFailed):
+        return _ingest(paths, settings, date, window_days, fmt, progress, con, memory_limit,
+                       started, timings, lap, t0, c0, remote, replace)
+    except LoadRefused:
         raise
     except Exception as exc:
         # a damaged .gz surfaces as whatever DuckDB or gzip raised: name the file and the byte
@@ -545,9 +507,8 @@ def _fetch_remote(paths: Iterable[str | Path], into: Path) -> tuple[list[str | P
     return local, names
 
 
-def _ingest(paths, settings, date, window_days, fmt, progress, con, run_checkpoint,
-            max_quarantine_share, memory_limit, started, timings, lap, t0, c0, remote,
-            replace=False):
+def _ingest(paths, settings, date, window_days, fmt, progress, con, memory_limit, started,
+            timings, lap, t0, c0, remote, replace=False):
     local, names = _fetch_remote(paths, Path(remote.name))
     files = expand_paths(local)
     source_names = [names.get(str(f), str(f)) for f in files]
@@ -575,11 +536,6 @@ def _ingest(paths, settings, date, window_days, fmt, progress, con, run_checkpoi
     report = IngestReport(load_id=uuid.uuid4().hex, warehouse=warehouse_url)
     try:
         _setup(con)
-        if run_checkpoint:
-            # great_expectations takes seconds to import even trimmed (ingestion/gx_import.py):
-            # do it while DuckDB parses; quality.py's own import then finds the module loaded.
-            threading.Thread(target=_import_gx, args=(con,), name="import-gx",
-                             daemon=True).start()
         _drop(con, "_tb_typed")
         n = len(files)
         # 1-2. read each file and type/validate it into its own table (one order-preserving
@@ -687,27 +643,30 @@ def _ingest(paths, settings, date, window_days, fmt, progress, con, run_checkpoi
         lap("window_dedupe")
 
         # 6. stage the three data tables. A sink whose published rows can be read back through
-        # this connection (DuckDB) takes the calls straight from a view: no staged copy, and
-        # the checkpoint then reads what landed. Otherwise (BigQuery) the calls are
-        # materialised, the reading tables dropped, and the checkpoint reads the staged calls.
+        # this connection (DuckDB) takes the calls straight from a view: no staged copy.
+        # Otherwise (BigQuery) the calls are materialised and the reading tables dropped.
         direct = sink.calls_table is not None
         _stage(con, settings, materialise_calls=not direct)
         lap("redact_stage")
 
         # per-file counts (audit and report)
         con.execute(
-            """
+            f"""
             create or replace temp table _tb_files as
             select d.file_idx, d.load_date,
                    coalesce(r.rows_read, 0) as rows_read,
                    coalesce(r.rows_loaded, 0) as rows_loaded,
                    coalesce(r.rows_quarantined, 0) as rows_quarantined,
-                   coalesce(r.rows_duplicate, 0) as rows_duplicate
+                   coalesce(r.rows_duplicate, 0) as rows_duplicate,
+                   coalesce(r.rows_unknown_tier, 0) as rows_unknown_tier
             from _tb_dates d left join (
                 select file_idx, count(*) as rows_read,
                        count(*) filter (where row_status = 'loaded') as rows_loaded,
                        count(*) filter (where row_status = 'quarantined') as rows_quarantined,
-                       count(*) filter (where row_status = 'duplicate') as rows_duplicate
+                       count(*) filter (where row_status = 'duplicate') as rows_duplicate,
+                       count(*) filter (where row_status = 'loaded'
+                                        and {tiers.unknown_sql('service_tier')})
+                           as rows_unknown_tier
                 from _tb_rows group by file_idx
             ) r using (file_idx)
             order by d.file_idx
@@ -726,6 +685,15 @@ def _ingest(paths, settings, date, window_days, fmt, progress, con, run_checkpoi
             FileReport(source_names[i], formats[i], d, read_, loaded, quar, dup)
             for i, d, read_, loaded, quar, dup in counts
         ]
+        for i, unknown in con.execute(
+            "select file_idx, rows_unknown_tier from _tb_files where rows_unknown_tier > 0 "
+            "order by file_idx"
+        ).fetchall():
+            report.notes.append(
+                f"{source_names[i]}: {unknown:,} loaded calls carry a service_tier outside "
+                f"{', '.join(sorted(set(tiers.SERVICE_TIERS.values())))} (kept as logged, priced "
+                "at the standard price; see ingestion/gateway/tiers.py)"
+            )
 
         # 7. publish each load date, then the audit; first the shrink guard: a load date
         # offering no valid record, or under 10% of what its partition holds, is refused
@@ -767,51 +735,12 @@ def _ingest(paths, settings, date, window_days, fmt, progress, con, run_checkpoi
         finally:
             con.execute("set preserve_insertion_order = true")
         _append_audit(con, sink, report, started, "loaded")
-        if direct:
-            _drop(con, "_tb_calls", *staging)
+        _drop(con, "_tb_calls", "_tb_quarantine", "_tb_pii", *(staging if direct else ()))
         lap("publish")
 
-        # 8. checkpoint
-        if run_checkpoint:
-            t4 = time.perf_counter()
-            from ingestion import quality
-
-            # Free DuckDB's buffers before pandas and GX take memory: dropping the staged tables
-            # is not enough, lowering the limit hands the memory back to the system (what is
-            # still staged spills to DuckDB's temp directory and streams into the frame).
-            _drop(con, "_tb_quarantine", "_tb_pii")
-            if own_con and memory_limit:
-                con.execute("set memory_limit = '384MB'")
-            calls_frame, files_frame = quality.fetch_frames(
-                con, load_dates, calls_table=sink.calls_table or "_tb_calls"
-            )
-            _drop(con, "_tb_calls")
-            # GX runs in Python on the frames while DuckDB, in another thread, writes the
-            # published rows into its file (the work closing the connection would do later)
-            with ThreadPoolExecutor(max_workers=1) as pool:
-                flush = pool.submit(con.execute, "checkpoint") if own_con and direct else None
-                result = quality.check_frames(calls_frame, files_frame, max_quarantine_share)
-                if flush is not None:
-                    flush.result()  # re-raises what DuckDB raised
-            del calls_frame, files_frame
-            if own_con and memory_limit:
-                con.execute(f"set memory_limit = {_q(memory_limit)}")
-            quality.store_results(con, result)
-            sink.replace_validation_results(con, load_dates, result.table)
-            report.checkpoint = result
-            report.checkpoint_seconds = time.perf_counter() - t4
-            lap("checkpoint")
         timings["total"] = time.perf_counter() - t0
         timings["total_cpu"] = time.process_time() - c0
         report.timings = timings
-        if report.checkpoint is not None and not report.success:
-            raise ValidationFailed(
-                "Great Expectations checkpoint failed for "
-                + "; ".join(report.checkpoint.failure_lines())
-                + " (data and results are stored: inspect raw.validation_results, fix the "
-                "source and rerun the date)",
-                report,
-            )
         return report
     finally:
         if own_con:
@@ -903,6 +832,7 @@ def _stage(con, settings, materialise_calls: bool = True) -> None:
                 exprs[f] = f"t_{f}"
             elif f in FREE_TEXT_FIELDS:
                 exprs[f] = red(f)
+        exprs["service_tier"] = tiers.normalise_sql(red("service_tier"))
         for f in ("metadata", "extra"):
             exprs[f] = as_json(red(f))
         cols = ",\n            ".join(
@@ -1047,6 +977,5 @@ __all__ = [
     "IngestError",
     "IngestReport",
     "ReaderError",
-    "ValidationFailed",
     "ingest_gateway",
 ]

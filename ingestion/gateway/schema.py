@@ -141,19 +141,24 @@ LOAD_AUDIT_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("status", "VARCHAR", "STRING"),  # loaded | failed
 )
 
-# raw.validation_results: one row per expectation per load date (overwritten on rerun),
-# partitioned by load_date.
+# raw.validation_results: one row per (date, suite, expectation) of `tokenbook check`
+# (ingestion/quality.py), replaced when the date is checked again; partitioned by load_date.
 VALIDATION_RESULTS_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("load_date", "DATE", "DATE"),
     ("checkpoint", "VARCHAR", "STRING"),
     ("data_asset", "VARCHAR", "STRING"),
     ("expectation", "VARCHAR", "STRING"),
-    ("column_name", "VARCHAR", "STRING"),
+    ("column_name", "VARCHAR", "STRING"),  # the metric checked
     ("parameters", "VARCHAR", "STRING"),  # the expectation's arguments as JSON text
-    ("success", "BOOLEAN", "BOOL"),
-    ("element_count", "BIGINT", "INT64"),
+    ("success", "BOOLEAN", "BOOL"),  # NULL: not evaluable (observed_value says why)
+    ("element_count", "BIGINT", "INT64"),  # calls of the date
     ("unexpected_count", "BIGINT", "INT64"),
     ("observed_value", "VARCHAR", "STRING"),
+    ("suite", "VARCHAR", "STRING"),
+    ("min_value", "DOUBLE", "FLOAT64"),  # the threshold(s) in force
+    ("max_value", "DOUBLE", "FLOAT64"),
+    ("look_at", "VARCHAR", "STRING"),  # what to look at when it fails
+    ("load_id", "VARCHAR", "STRING"),  # the gateway load of the date the check read
 )
 
 PII_KINDS = ("email", "phone", "card", "iban", "ssn", "ip", "secret")

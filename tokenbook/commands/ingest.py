@@ -18,7 +18,7 @@ from tokenbook.commands.common import (
     refuse_dev_key,
     resolve,
 )
-from tokenbook.exitcodes import INPUT_REFUSED, QUALITY_FAILED
+from tokenbook.exitcodes import INPUT_REFUSED
 
 app = typer.Typer(help="Load gateway logs and vendor bills into the raw tables.", no_args_is_help=True)
 
@@ -62,25 +62,25 @@ def gateway(
         str | None,
         typer.Option(
             "--report-json",
-            help="Also write the load report (per-file counts, stage timings, checkpoint "
-            "outcomes) as JSON to this file, for schedulers and benchmarks.",
+            help="Also write the load report (per-file counts, stage timings, notes) as JSON "
+            "to this file, for schedulers and benchmarks.",
             show_default=False,
         ),
     ] = None,
     replace: ReplaceOpt = False,
 ) -> None:
-    """Load gateway logs into raw.gateway_calls (bad records into raw.quarantine), redacting PII,
-    then run the Great Expectations checkpoint on each loaded partition.
+    """Load gateway logs into raw.gateway_calls (bad records into raw.quarantine), redacting PII.
+    The data-quality suites are a separate step: `tokenbook check --date D`.
 
     Exits 1 when the input is refused and nothing changed (a missing, unreadable or
     wrong-format file, a missing required column, a delivery with no valid record or one that
-    would shrink a loaded day without --replace), and 3 when the data was loaded but the
-    checkpoint failed (results in raw.validation_results)."""
+    would shrink a loaded day without --replace). The data-quality suites run in
+    `tokenbook check` (exit 3 when they fail)."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from ingestion.bigquery import BigQueryLoadError  # light: google is imported on use
-    from ingestion.gateway.pipeline import IngestError, ValidationFailed, ingest_gateway
+    from ingestion.gateway.pipeline import IngestError, ingest_gateway
     from ingestion.gateway.readers import FORMATS, ReaderError
 
     if fmt not in ("auto", *FORMATS):
@@ -120,9 +120,6 @@ def gateway(
                 progress=progress,
                 replace=replace,
             )
-            failed = None
-        except ValidationFailed as exc:
-            report, failed = exc.report, exc
         except (ReaderError, IngestError, BigQueryLoadError, FileNotFoundError) as exc:
             refused = exc  # reported once the progress display is gone
     if refused is not None:
@@ -133,13 +130,10 @@ def gateway(
     _print_summary(report)
     if report_json:
         _write_report_json(report, report_json)
-    if failed is not None:
-        raise fail(str(failed), code=QUALITY_FAILED)
 
 
 def report_as_dict(report) -> dict:
     """The load report as plain JSON-able data (no row values, so no PII)."""
-    ck = report.checkpoint
     return {
         "load_id": report.load_id,
         "warehouse": report.warehouse,
@@ -160,12 +154,6 @@ def report_as_dict(report) -> dict:
             for f in report.files
         ],
         "timings": {k: round(v, 4) for k, v in report.timings.items()},
-        "checkpoint": None if ck is None else {
-            "success": ck.success,
-            "seconds": round(report.checkpoint_seconds, 4),
-            "expectations": len(ck.outcomes),
-            "failures": ck.failure_lines(),
-        },
         "notes": list(report.notes),
     }
 
@@ -200,22 +188,12 @@ def _print_summary(report) -> None:
         )
     console = Console()
     console.print(table, soft_wrap=True)
-    if report.checkpoint is not None:
-        ok = report.checkpoint.success
-        n = len(report.checkpoint.outcomes)
-        console.print(
-            f"checkpoint: {'[green]passed[/green]' if ok else '[red]FAILED[/red]'} "
-            f"({n - len(report.checkpoint.failures())}/{n} expectations met)"
-        )
-        for line in report.checkpoint.failure_lines():
-            console.print(f"  [red]{line}[/red]")
     t = report.timings
     if t.get("total"):
         stages = ", ".join(
             f"{label} {t[key]:.1f}"
             for key, label in (("read_validate", "read+validate"), ("window_dedupe", "dedupe"),
-                               ("redact_stage", "redact+stage"), ("publish", "publish"),
-                               ("checkpoint", "checkpoint"))
+                               ("redact_stage", "redact+stage"), ("publish", "publish"))
             if key in t
         )
         console.print(f"took {t['total']:.1f} s ({stages})")
@@ -223,10 +201,14 @@ def _print_summary(report) -> None:
         console.print(f"note: {note}")
     console.print(
         "written: raw.gateway_calls, raw.quarantine, raw.pii_redactions, raw.load_audit"
-        + (", raw.validation_results" if report.checkpoint is not None else "")
         + f" in {report.warehouse}",
         soft_wrap=True,
     )
+    dates = report.load_dates
+    if dates:
+        span = (f"--date {dates[0]}" if len(dates) == 1
+                else f"--from {dates[0]} --to {dates[-1]}")
+        console.print(f"next: `tokenbook check {span}` runs the data-quality suites")
 
 
 app.command("billing")(ingest_billing.billing)
