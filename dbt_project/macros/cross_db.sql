@@ -121,17 +121,6 @@
 {% macro default__type_double() -%} double {%- endmacro %}
 {% macro bigquery__type_double() -%} float64 {%- endmacro %}
 
-{#- is_incremental() that does not probe the warehouse during an offline `dbt compile
-    --no-populate-cache` (dbt-bigquery would call the API and block for minutes without a
-    network). In every run/build it is dbt's is_incremental(). -#}
-{% macro is_incremental_run() -%}
-    {%- if flags.WHICH == 'compile' and not flags.POPULATE_CACHE -%}
-        {{ return(false) }}
-    {%- else -%}
-        {{ return(is_incremental()) }}
-    {%- endif -%}
-{%- endmacro %}
-
 {#- An intermediate product kept exact before the final rounding to money: DECIMAL(38,18) on
     DuckDB; BigQuery NUMERIC arithmetic already rounds to 9 decimals per step. -#}
 {% macro wide_decimal(expr) -%}
@@ -142,13 +131,4 @@
 {%- endmacro %}
 {% macro bigquery__wide_decimal(expr) -%}
     {{ expr }}
-{%- endmacro %}
-
-{#- The lower bound of an incremental model's lookback window, as a DATE literal: the
-    table's latest `column` minus `days`. Read once per run so the filter is a constant
-    (partition pruning on BigQuery, zone-map pruning on DuckDB). -#}
-{% macro incremental_since(relation, column, days) -%}
-    {%- set result = run_query("select cast(" ~ tokenbook.date_sub_days('max(' ~ column ~ ')', days) ~ " as " ~ tokenbook.type_text() ~ ") from " ~ relation) -%}
-    {%- set value = result.columns[0].values()[0] if result and result.columns[0].values() else none -%}
-    {{ return("cast('" ~ (value or '1900-01-01') ~ "' as date)") }}
 {%- endmacro %}
