@@ -88,124 +88,169 @@
         {%- endif -%}
         {{ return({'incremental': false, 'dates': []}) }}
     {%- endif -%}
-    {%- set claims = tokenbook.incremental_state_relation('incremental_claims') -%}
-    {%- set partitions = tokenbook.incremental_state_relation('incremental_partitions') -%}
-    {%- set audit = tokenbook.layer_relation('raw', 'load_audit') -%}
-    {%- set raw_calls = tokenbook.layer_relation('raw', 'gateway_calls') -%}
-    {%- set prices = tokenbook.layer_relation('raw', 'price_book_versions') -%}
     {%- set text = tokenbook.type_text() | trim -%}
-    {%- set me = "'" ~ this.identifier ~ "'" -%}
-    {%- set inv = "'" ~ invocation_id ~ "'" -%}
     {%- set incremental = is_incremental() -%}
-    {%- set unbuilt -%}
-        not exists (
-            select 1 from {{ claims }} as c
-            where c.model = {{ me }} and c.status = 'built'
-              and c.source = pending.source and c.load_id = pending.load_id
-        )
-    {%- endset -%}
-    {#- Gateway partitions with no audit row (written by hand or by another tool) newer than
-        the model's latest load: new partitions still arrive. -#}
+    {#- Gateway partitions with no audit row (written by hand or by another tool) count when
+        newer than the model's latest load. -#}
     {%- set newest = none -%}
     {%- if incremental -%}
         {%- set result = run_query("select cast(max(load_date) as " ~ text ~ ") from " ~ this) -%}
         {%- set newest = result.columns[0].values()[0] if result and result.columns[0].values() else none -%}
     {%- endif -%}
-    {%- set claim_sql -%}
-        insert into {{ claims }} (model, invocation_id, source, load_id, load_date, status)
-        select {{ me }}, {{ inv }}, source, load_id, load_date, 'claimed'
-        from (
-            select distinct
-                cast('gateway' as {{ text }}) as source,
-                cast(load_id as {{ text }}) as load_id,
-                load_date
-            from {{ audit }}
-            where source = 'gateway' {{ tokenbook.run_date_bound('load_date') }}
-            union distinct
-            select distinct
-                cast('gateway_unaudited' as {{ text }}) as source,
-                cast(load_date as {{ text }}) as load_id,
-                load_date
-            from {{ raw_calls }}
-            where {{ 'load_date > ' ~ tokenbook.date_literal(newest) if newest else '1 = 1' }}
-              {{ tokenbook.run_date_bound('load_date') }}
-              and load_date not in (select load_date from {{ audit }} where source = 'gateway')
-            union distinct
-            select distinct
-                cast('price_book' as {{ text }}) as source,
-                {{ dbt.concat(["provider", "'/'", "model", "'@'", "cast(valid_from as " ~ text ~ ")", "'#'", "coalesce(version_id, '')"]) }} as load_id,
-                valid_from as load_date
-            from {{ prices }}
-        ) as pending
-        where {{ unbuilt }}
-    {%- endset -%}
-    {%- do run_query(claim_sql) -%}
+    {%- do run_query(tokenbook.fct_llm_calls_claim_sql(this, invocation_id, newest)) -%}
     {%- if not incremental -%}
         {{ return({'incremental': false, 'dates': []}) }}
     {%- endif -%}
-    {%- set claimed -%}
-        select source, load_id, load_date from {{ claims }}
-        where model = {{ me }} and invocation_id = {{ inv }}
-    {%- endset -%}
-    {#- Calls whose versions changed: those in a changed gateway partition (as now loaded)
-        and those the model holds from one (as loaded before). Their call dates, in both, are
-        rebuilt; so are the dates of calls a new price version may reprice (same provider and
-        a model id holding the version's model, or not priced yet). -#}
-    {%- set dates_sql -%}
-        insert into {{ partitions }} (model, invocation_id, partition_date)
-        with
-        changed_loads as (
-            select distinct load_date from ({{ claimed }}) as c where source != 'price_book'
-        ),
-        changed_prices as (
-            select distinct provider, model
-            from {{ prices }}
-            where {{ dbt.concat(["provider", "'/'", "model", "'@'", "cast(valid_from as " ~ text ~ ")", "'#'", "coalesce(version_id, '')"]) }}
-                in (select load_id from ({{ claimed }}) as c where source = 'price_book')
-        ),
-        candidate_calls as (
-            select call_id from {{ ref('stg_gateway__calls') }}
-            where load_date in (select load_date from changed_loads)
-            union distinct
-            select call_id from {{ this }}
-            where load_date in (select load_date from changed_loads)
-        ),
-        affected as (
-            select call_date from {{ ref('stg_gateway__calls') }}
-            where call_id in (select call_id from candidate_calls)
-            union distinct
-            select call_date from {{ this }}
-            where call_id in (select call_id from candidate_calls)
-            union distinct
-            select fct.call_date from {{ this }} as fct
-            inner join changed_prices
-                on fct.provider = changed_prices.provider
-                and (fct.catalog_model = changed_prices.model
-                     or not fct.is_priced
-                     or strpos(lower(fct.model), changed_prices.model) > 0)
-        )
-        select distinct {{ me }}, {{ inv }}, call_date from affected where call_date is not null
-    {%- endset -%}
-    {%- do run_query(dates_sql) -%}
-    {%- set result = run_query("select distinct cast(partition_date as " ~ text ~ ") from " ~ partitions
-        ~ " where model = " ~ me ~ " and invocation_id = " ~ inv ~ " order by 1") -%}
+    {%- do run_query(tokenbook.fct_llm_calls_partitions_sql(this, invocation_id)) -%}
+    {%- set result = run_query(tokenbook.rebuilt_partitions_sql(this, invocation_id)) -%}
     {%- set dates = result.columns[0].values() | list if result else [] -%}
     {%- do log(this.identifier ~ ": rebuilding " ~ (dates | length) ~ " partition(s)" ~ (": " ~ (dates | join(', ')) if dates | length <= 20 else ''), info=true) -%}
     {{ return({'incremental': true, 'dates': dates}) }}
+{%- endmacro %}
+
+{% macro price_version_id() -%}
+    {%- set text = tokenbook.type_text() | trim -%}
+    {{ dbt.concat(["provider", "'/'", "model", "'@'", "cast(valid_from as " ~ text ~ ")", "'#'", "coalesce(version_id, '')"]) }}
+{%- endmacro %}
+
+{#- Claim every gateway load (audit), unaudited new gateway partition and price version that
+    `relation` has not built yet, for this invocation. -#}
+{% macro fct_llm_calls_claim_sql(relation, invocation, newest=none) -%}
+    {%- set claims = tokenbook.incremental_state_relation('incremental_claims') -%}
+    {%- set audit = tokenbook.layer_relation('raw', 'load_audit') -%}
+    {%- set text = tokenbook.type_text() | trim -%}
+    insert into {{ claims }} (model, invocation_id, source, load_id, load_date, status)
+    select '{{ relation.identifier }}', '{{ invocation }}', source, load_id, load_date, 'claimed'
+    from (
+        select distinct
+            cast('gateway' as {{ text }}) as source,
+            cast(load_id as {{ text }}) as load_id,
+            load_date
+        from {{ audit }}
+        where source = 'gateway' {{ tokenbook.run_date_bound('load_date') }}
+        union distinct
+        select distinct
+            cast('gateway_unaudited' as {{ text }}) as source,
+            cast(load_date as {{ text }}) as load_id,
+            load_date
+        from {{ tokenbook.layer_relation('raw', 'gateway_calls') }}
+        where {{ 'load_date > ' ~ tokenbook.date_literal(newest) if newest else '1 = 1' }}
+          {{ tokenbook.run_date_bound('load_date') }}
+          and load_date not in (select load_date from {{ audit }} where source = 'gateway')
+        union distinct
+        select distinct
+            cast('price_book' as {{ text }}) as source,
+            {{ tokenbook.price_version_id() }} as load_id,
+            valid_from as load_date
+        from {{ tokenbook.layer_relation('raw', 'price_book_versions') }}
+    ) as pending
+    where not exists (
+        select 1 from {{ claims }} as c
+        where c.model = '{{ relation.identifier }}' and c.status = 'built'
+          and c.source = pending.source and c.load_id = pending.load_id
+    )
+{%- endmacro %}
+
+{#- The call dates to rebuild for this invocation's claims. Calls whose versions changed:
+    those in a changed gateway partition (as now loaded) and those the model holds from one
+    (as loaded before); their call dates in both are rebuilt. So are the dates of calls a new
+    price version may reprice: same provider, and the model id holds the version's model,
+    or the call was not priced. -#}
+{% macro fct_llm_calls_partitions_sql(relation, invocation) -%}
+    {%- set claims = tokenbook.incremental_state_relation('incremental_claims') -%}
+    {%- set prices = tokenbook.layer_relation('raw', 'price_book_versions') -%}
+    {%- set claimed -%}
+        select source, load_id, load_date from {{ claims }}
+        where model = '{{ relation.identifier }}' and invocation_id = '{{ invocation }}'
+    {%- endset -%}
+    insert into {{ tokenbook.incremental_state_relation('incremental_partitions') }} (model, invocation_id, partition_date)
+    with
+    changed_loads as (
+        select distinct load_date from ({{ claimed }}) as c where source != 'price_book'
+    ),
+    changed_prices as (
+        select distinct provider, model
+        from {{ prices }}
+        where {{ tokenbook.price_version_id() }}
+            in (select load_id from ({{ claimed }}) as c where source = 'price_book')
+    ),
+    candidate_calls as (
+        select call_id from {{ ref('stg_gateway__calls') }}
+        where load_date in (select load_date from changed_loads)
+        union distinct
+        select call_id from {{ relation }}
+        where load_date in (select load_date from changed_loads)
+    ),
+    affected as (
+        select call_date from {{ ref('stg_gateway__calls') }}
+        where call_id in (select call_id from candidate_calls)
+        union distinct
+        select call_date from {{ relation }}
+        where call_id in (select call_id from candidate_calls)
+        union distinct
+        select fct.call_date from {{ relation }} as fct
+        inner join changed_prices
+            on fct.provider = changed_prices.provider
+            and (fct.catalog_model = changed_prices.model
+                 or not fct.is_priced
+                 or strpos(lower(fct.model), changed_prices.model) > 0)
+    )
+    select distinct '{{ relation.identifier }}', '{{ invocation }}', call_date
+    from affected
+    where call_date is not null
+{%- endmacro %}
+
+{% macro rebuilt_partitions_sql(relation, invocation) -%}
+    select distinct cast(partition_date as {{ tokenbook.type_text() }})
+    from {{ tokenbook.incremental_state_relation('incremental_partitions') }}
+    where model = '{{ relation.identifier }}' and invocation_id = '{{ invocation }}'
+    order by 1
 {%- endmacro %}
 
 {#- pre-hook: empty the partitions this run rebuilds (a partition whose rows were all
     restated away stays empty). Nothing on a first or full build. -#}
 {% macro delete_rebuilt_partitions(column) -%}
     {%- if tokenbook.incremental_runs_for_real() and is_incremental() -%}
-        delete from {{ this }}
-        where {{ column }} in (
-            select partition_date from {{ tokenbook.incremental_state_relation('incremental_partitions') }}
-            where model = '{{ this.identifier }}' and invocation_id = '{{ invocation_id }}'
-        )
+        {{ tokenbook.delete_rebuilt_partitions_sql(this, column, invocation_id) }}
     {%- else -%}
         select 1
     {%- endif -%}
+{%- endmacro %}
+
+{% macro delete_rebuilt_partitions_sql(relation, column, invocation) -%}
+    delete from {{ relation }}
+    where {{ column }} in (
+        select partition_date from {{ tokenbook.incremental_state_relation('incremental_partitions') }}
+        where model = '{{ relation.identifier }}' and invocation_id = '{{ invocation }}'
+    )
+{%- endmacro %}
+
+{#- Offline proof of the BigQuery path (tests/test_bigquery_compile.py): `dbt run-operation
+    incremental_statements --args '{model: fct_llm_calls, sql: COMPILED}' --target bigquery
+    --no-populate-cache` logs, between markers, the statements an incremental run sends:
+    the claims and rebuilt-partition queries, the pre-hook delete, dbt-bigquery's own insert_overwrite script (the adapter's macro, fed
+    the model's config and contract columns), and the post-hook. Nothing is queried. -#}
+{% macro incremental_statements(model, sql) -%}
+    {%- set node = graph.nodes['model.tokenbook.' ~ model] -%}
+    {%- set target_relation = api.Relation.create(database=node.database, schema=node.schema, identifier=node.alias) -%}
+    {%- set tmp_relation = make_temp_relation(target_relation) -%}
+    {%- set partition_by = adapter.parse_partition_by(node.config.partition_by) -%}
+    {%- set dest_columns = [] -%}
+    {%- for name in node.columns -%}{%- do dest_columns.append({'name': name, 'quoted': adapter.quote(name)}) -%}{%- endfor -%}
+    {%- set build_sql = bq_generate_incremental_build_sql(
+        node.config.incremental_strategy, tmp_relation, target_relation, sql, none, partition_by,
+        node.config.get('partitions'), dest_columns, true, false, none) -%}
+    {%- set statements = [
+        tokenbook.fct_llm_calls_claim_sql(target_relation, 'INVOCATION', '2026-09-30'),
+        tokenbook.fct_llm_calls_partitions_sql(target_relation, 'INVOCATION'),
+        tokenbook.rebuilt_partitions_sql(target_relation, 'INVOCATION'),
+        tokenbook.delete_rebuilt_partitions_sql(target_relation, partition_by.field, 'INVOCATION'),
+        build_sql,
+        "update " ~ tokenbook.incremental_state_relation('incremental_claims') ~ " set status = 'built' where model = '" ~ model ~ "' and invocation_id = 'INVOCATION'",
+    ] -%}
+    {%- for statement in statements -%}
+        {%- do log("-- tokenbook statement begin\n" ~ statement ~ "\n-- tokenbook statement end", info=true) -%}
+    {%- endfor -%}
 {%- endmacro %}
 
 {#- post-hook: the loads this run claimed are built. -#}
