@@ -214,3 +214,47 @@ def test_a_run_with_nothing_new_rebuilds_nothing(scenario):
     assert scenario["third"].returncode == 0, scenario["third"].stdout + scenario["third"].stderr
     assert scenario["after_noop"] == scenario["after"]["ledger"]
     assert scenario["rebuilt_total"] == 1  # still only the restated day's partition
+
+
+def test_two_nights_in_flight_each_build_their_own_loads(tmp_path):
+    """Catchup with two runs in flight: both nights' gateway loads (and a restatement of an
+    older day) land before either night's models build. The first night's dbt (run_date =
+    its own date) takes the restatement and its own day, not the next night's load; the next
+    night's dbt then takes that one. What the DAG runs: orchestration.build_models."""
+    from tokenbook import orchestration as orch
+
+    url = f"duckdb:///{tmp_path / 'wh.duckdb'}"
+    settings = load_settings(warehouse=url)
+    rng = random.Random(7)
+    days = [FIRST + timedelta(days=i) for i in range(12)]
+    delivered = {d: _records(d, rng) for d in days}
+    write = {d: _write(tmp_path / "gw" / f"gateway-{d}.jsonl", delivered[d]) for d in days}
+    ingest_gateway([write[d] for d in days[:10]], settings)
+    select = ["+fct_llm_calls"]
+    orch.build_models(days[9], settings, select=select)
+
+    old_day = days[2]
+    restated = delivered[old_day][:30]
+    refile = _write(tmp_path / "restated" / f"gateway-{old_day}.jsonl", restated)
+    ingest_gateway([refile], settings, date=old_day)
+    ingest_gateway([write[days[10]]], settings, date=days[10])
+    ingest_gateway([write[days[11]]], settings, date=days[11])
+
+    def per_day() -> dict[date, int]:
+        con = duckdb.connect(str(tmp_path / "wh.duckdb"), read_only=True)
+        try:
+            return dict(
+                con.execute("select call_date, count(*) from marts.fct_llm_calls group by 1")
+                .fetchall()
+            )
+        finally:
+            con.close()
+
+    orch.build_models(days[10], settings, select=select)
+    first_night = per_day()
+    assert first_night[old_day] == 30 and first_night[days[10]] == CALLS_PER_DAY
+    assert days[11] not in first_night  # the next night's load waits for its run
+    orch.build_models(days[11], settings, select=select)
+    second_night = per_day()
+    assert second_night[days[11]] == CALLS_PER_DAY
+    assert {d: n for d, n in second_night.items() if d != days[11]} == first_night

@@ -83,6 +83,7 @@ final as (
         model,
         catalog_model,
         price_id,
+        price_basis,
         feature,
         customer_segment,
         team,
