@@ -8,7 +8,17 @@ from __future__ import annotations
 
 import typer
 
-from tokenbook.commands import demo, export, forecast, ingest, pipeline, prices, report, transform
+from tokenbook.commands import (
+    demo,
+    export,
+    forecast,
+    fx,
+    ingest,
+    pipeline,
+    prices,
+    report,
+    transform,
+)
 
 app = typer.Typer(
     name="tokenbook",
@@ -21,6 +31,7 @@ app = typer.Typer(
 app.command("demo-data")(demo.demo_data)
 app.add_typer(ingest.app, name="ingest")
 app.add_typer(prices.app, name="prices")
+app.add_typer(fx.app, name="fx")
 app.command("transform")(transform.transform)
 app.command("run")(pipeline.run)
 app.add_typer(export.app, name="export")

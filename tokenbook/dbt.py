@@ -130,6 +130,7 @@ def ensure_raw_tables(settings: Settings) -> None:
     billing exports yet, no evals, ...). BigQuery datasets are created by the loads."""
     from ingestion.billing.schema import BILLING_LINES_COLUMNS
     from ingestion.evals import EVALS_COLUMNS
+    from ingestion.fx import FX_RATES_COLUMNS
     from ingestion.gateway import schema
 
     wh = parse_warehouse(settings.warehouse)
@@ -147,6 +148,7 @@ def ensure_raw_tables(settings: Settings) -> None:
             ("validation_results", schema.VALIDATION_RESULTS_COLUMNS),
             ("billing_lines", BILLING_LINES_COLUMNS),
             ("evals", EVALS_COLUMNS),
+            ("fx_rates", FX_RATES_COLUMNS),
         ):
             con.execute(schema.duckdb_ddl(wh.table("raw", name), columns))
     finally:

@@ -132,3 +132,15 @@
 {% macro bigquery__wide_decimal(expr) -%}
     {{ expr }}
 {%- endmacro %}
+
+{#- An amount in one currency times a rate (units of another per unit), as money: exact
+    product, rounded once to 1e-9 (half away from zero on both warehouses). -#}
+{% macro fx_convert(amount, rate) -%}
+    {{ return(adapter.dispatch('fx_convert', 'tokenbook')(amount, rate)) }}
+{%- endmacro %}
+{% macro default__fx_convert(amount, rate) -%}
+    cast(cast({{ amount }} as decimal(38, 9)) * cast({{ rate }} as decimal(18, 9)) as decimal(38, 9))
+{%- endmacro %}
+{% macro bigquery__fx_convert(amount, rate) -%}
+    cast({{ amount }} * {{ rate }} as numeric)
+{%- endmacro %}
