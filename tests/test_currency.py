@@ -160,6 +160,15 @@ def converted(tmp_path_factory: pytest.TempPathFactory) -> dict:
         ).fetchall(),
     }
     con.close()
+    # the same lines in a reporting currency other than USD (TOKENBOOK_REPORTING_CURRENCY)
+    build(load_settings(warehouse=url, reporting_currency="EUR"),
+          select=["int_vendor_cost_lines"], target_path=base / "dbt")
+    con = duckdb.connect(str(wh.path))
+    out["reporting"] = con.execute(
+        "select usage_date, currency, reporting_currency, billed_cost_reporting "
+        "from staging.int_vendor_cost_lines order by usage_date, billed_cost"
+    ).fetchall()
+    con.close()
     return out
 
 
@@ -211,3 +220,20 @@ def test_a_missing_rate_is_reported_unconverted(converted):
     assert converted["unconverted"] == [
         ("openai", date(2026, 11, 4), "CHF", 1, Decimal("3.000000000"))
     ]
+
+
+def test_reporting_currency_converts_on_from_usd(converted):
+    rows = converted["reporting"]
+    assert {r[2] for r in rows} == {"EUR"}
+    by_day = {}
+    for day, currency, _, amount in rows:
+        by_day.setdefault((day, currency), []).append(amount)
+    # EUR lines come back to what was billed; GBP 11-03 via USD at that day's EUR rate
+    assert sorted(by_day[(date(2026, 11, 2), "EUR")]) == [Decimal("0.825"), Decimal("6.6")]
+    expected = GBP_USD_3 / Decimal("1.085")
+    assert abs(by_day[(date(2026, 11, 3), "GBP")][0] - expected) <= Decimal("0.000000001")
+    # no EUR rate within 7 days of 11-05? the ECB 11-03 rate still holds (weekend rule)
+    assert by_day[(date(2026, 11, 5), "GBP")][0] == (GBP_USD_5 / Decimal("1.085")).quantize(
+        Decimal("0.000000001")
+    )
+    assert by_day[(date(2026, 11, 4), "CHF")] == [None]

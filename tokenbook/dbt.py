@@ -93,6 +93,8 @@ def _with_setting_vars(args: list[str], settings: Settings) -> list[str]:
     setting_vars = {}
     if settings.variance_threshold != Settings().variance_threshold:
         setting_vars["variance_threshold"] = settings.variance_threshold
+    if settings.reporting_currency.upper() != Settings().reporting_currency:
+        setting_vars["reporting_currency"] = settings.reporting_currency.upper()
     if not setting_vars:
         return args
     if "--vars" in args:

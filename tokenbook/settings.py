@@ -32,6 +32,9 @@ class Settings:
     variance_threshold: float = 0.02
     # Anomaly interval level.
     anomaly_level: float = 0.99
+    # Currency billing lines are also converted to (ISO 4217) with the rates of `tokenbook fx
+    # load`; the ledger and the reconciliation stay in USD.
+    reporting_currency: str = "USD"
 
     @property
     def is_dev_key(self) -> bool:
