@@ -258,3 +258,84 @@ def test_two_nights_in_flight_each_build_their_own_loads(tmp_path):
     second_night = per_day()
     assert second_night[days[11]] == CALLS_PER_DAY
     assert {d: n for d, n in second_night.items() if d != days[11]} == first_night
+
+
+def test_a_restated_billing_day_moves_the_finance_marts_by_the_difference(tmp_path):
+    """A vendor re-issues one day of its cost export (one line gone, one amount corrected)
+    and it is reloaded for its date: the next transform's reconciliation and FOCUS rows of
+    that day equal the new export, every other day stays as it was."""
+    from ingestion.billing.loader import ingest_billing
+    from tokenbook.dbt import build, ensure_raw_tables
+
+    url = f"duckdb:///{tmp_path / 'wh.duckdb'}"
+    settings = load_settings(warehouse=url)
+    ensure_raw_tables(settings)
+    days = [date(2026, 9, d) for d in (7, 8, 9)]
+    items = ("gpt-4o-2024-08-06, input", "gpt-4o-2024-08-06, output")
+
+    def export(day: date, amounts: dict[str, str]) -> Path:
+        start = int(date_to_epoch(day))
+        results = [
+            {
+                "object": "organization.costs.result",
+                "amount": {"value": float(v), "currency": "usd"},
+                "line_item": item,
+                "project_id": "proj_claims",
+                "api_key_id": None,
+                "quantity": None,
+                "quantity_unit": None,
+            }
+            for item, v in amounts.items()
+        ]
+        page = {
+            "object": "page",
+            "data": [{"object": "bucket", "start_time": start, "end_time": start + 86400,
+                      "results": results}],
+            "has_more": False,
+            "next_page": None,
+        }
+        path = tmp_path / f"openai-costs-{day}-{len(list(tmp_path.glob('*.json')))}.json"
+        path.write_text(json.dumps(page), encoding="utf-8")
+        return path
+
+    con = duckdb.connect(str(tmp_path / "wh.duckdb"))
+    for day in days:
+        ingest_billing(con, "openai", [export(day, dict.fromkeys(items, "2.50"))], load_date=day)
+    con.close()
+    select = ["+mart_reconciliation", "+fct_focus_cost"]
+    cautious = ["--indirect-selection", "cautious"]
+    build(settings, select=select, target_path=tmp_path / "dbt", extra_args=cautious)
+
+    def finance() -> tuple[dict, dict]:
+        c = duckdb.connect(str(tmp_path / "wh.duckdb"))
+        try:
+            recon = dict(c.execute(
+                "select period_start, sum(invoice_billed_cost_usd) from marts.mart_reconciliation "
+                "where grain = 'day' group by 1").fetchall())
+            focus = dict(c.execute(
+                "select x_usage_date, sum(billed_cost) from marts.fct_focus_cost group by 1"
+            ).fetchall())
+            return recon, focus
+        finally:
+            c.close()
+
+    before = finance()
+    restated_day = days[1]
+    con = duckdb.connect(str(tmp_path / "wh.duckdb"))
+    ingest_billing(con, "openai", [export(restated_day, {items[0]: "1.75"})],
+                   load_date=restated_day)
+    con.close()
+    build(settings, select=select, target_path=tmp_path / "dbt", extra_args=cautious)
+    after = finance()
+    for mart_before, mart_after in zip(before, after, strict=True):
+        assert mart_before[restated_day] == Decimal("5.000000000")
+        assert mart_after[restated_day] == Decimal("1.750000000")
+        assert {d: v for d, v in mart_after.items() if d != restated_day} == {
+            d: v for d, v in mart_before.items() if d != restated_day
+        }
+
+
+def date_to_epoch(day: date) -> float:
+    from datetime import UTC, datetime
+
+    return datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp()
