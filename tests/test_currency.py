@@ -160,6 +160,9 @@ def converted(tmp_path_factory: pytest.TempPathFactory) -> dict:
         ).fetchall(),
     }
     con.close()
+    from tokenbook.focus_export import export_focus
+
+    out["export"] = export_focus(settings, "2026-11", base / "focus.parquet", fmt="parquet")
     # the same lines in a reporting currency other than USD (TOKENBOOK_REPORTING_CURRENCY)
     build(load_settings(warehouse=url, reporting_currency="EUR"),
           select=["int_vendor_cost_lines"], target_path=base / "dbt")
@@ -237,3 +240,19 @@ def test_reporting_currency_converts_on_from_usd(converted):
         Decimal("0.000000001")
     )
     assert by_day[(date(2026, 11, 4), "CHF")] == [None]
+
+
+def test_focus_export_file_keeps_billing_currency_with_usd_beside(converted):
+    import pyarrow.parquet as pq
+
+    result = converted["export"]
+    table = pq.read_table(result.path).to_pylist()
+    by_currency: dict[str, list] = {}
+    for row in table:
+        by_currency.setdefault(row["BillingCurrency"], []).append(row)
+    assert set(by_currency) == {"EUR", "GBP", "CHF"}
+    assert sum(r["BilledCost"] for r in by_currency["EUR"]) == sum(AZURE_EUR)
+    assert sum(r["x_BilledCostUsd"] for r in by_currency["EUR"]) == AZURE_USD
+    assert [r["x_BilledCostUsd"] for r in by_currency["CHF"]] == [None]
+    # the export's own total is in USD and leaves the unconverted CHF out
+    assert result.billed_cost_usd == AZURE_USD + GBP_USD_3 + GBP_USD_5
