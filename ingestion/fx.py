@@ -132,25 +132,75 @@ def _ecb_rows(path: Path, header: list[str], reader) -> list[tuple[date, str, De
     return rows
 
 
-def load_fx_rates(con, path: str | Path, table: str = "raw.fx_rates") -> FxLoadResult:
-    """Replace the (date, currency) pairs of the file in ``table`` (DuckDB), atomically."""
+def _arrow(path: str | Path):
     import pyarrow as pa
-
-    from ingestion.gateway.schema import duckdb_ddl
 
     source, rows = read_rates(path)
     if not rows:
         raise FxFileError(f"{path} holds no rate")
-    name = str(path)
+    latest: dict[tuple[date, str], Decimal] = {}
+    for day, code, rate in rows:  # a pair given twice: the file's last value
+        latest[(day, code)] = rate.quantize(NINE)
+    keys = sorted(latest)
     arrow = pa.table(
         {
-            "rate_date": pa.array([r[0] for r in rows], pa.date32()),
-            "currency": pa.array([r[1] for r in rows], pa.string()),
-            "rate_to_usd": pa.array([r[2].quantize(NINE) for r in rows], pa.decimal128(38, 9)),
-            "source": pa.array([source] * len(rows), pa.string()),
-            "source_file": pa.array([name] * len(rows), pa.string()),
+            "rate_date": pa.array([k[0] for k in keys], pa.date32()),
+            "currency": pa.array([k[1] for k in keys], pa.string()),
+            "rate_to_usd": pa.array([latest[k] for k in keys], pa.decimal128(38, 9)),
+            "source": pa.array([source] * len(keys), pa.string()),
+            "source_file": pa.array([str(path)] * len(keys), pa.string()),
         }
     )
+    days = [k[0] for k in keys]
+    result = FxLoadResult(
+        str(path), source, len(keys), tuple(sorted({k[1] for k in keys})), min(days), max(days)
+    )
+    return arrow, result
+
+
+def load_fx_rates_bigquery(client, table_id: str, path: str | Path) -> FxLoadResult:
+    """BigQuery: one load job into a staging table (WRITE_TRUNCATE), then one MERGE into
+    ``table_id`` (created when missing) on (rate_date, currency): atomic, rerunnable."""
+    import io
+
+    import pyarrow.parquet as pq
+    from google.cloud import bigquery
+
+    arrow, result = _arrow(path)
+    schema = [bigquery.SchemaField(c, bq) for c, _, bq in FX_RATES_COLUMNS]
+    client.create_table(bigquery.Table(table_id, schema=schema), exists_ok=True)
+    stage_id = f"{table_id}__load"
+    buf = io.BytesIO()
+    pq.write_table(arrow, buf)
+    buf.seek(0)
+    config = bigquery.LoadJobConfig(
+        schema=schema,
+        source_format=bigquery.SourceFormat.PARQUET,
+        write_disposition=bigquery.WriteDisposition.WRITE_TRUNCATE,
+    )
+    client.load_table_from_file(buf, stage_id, job_config=config).result()
+    client.query(merge_sql(table_id, stage_id)).result()
+    client.delete_table(stage_id, not_found_ok=True)
+    return result
+
+
+def merge_sql(table_id: str, stage_id: str) -> str:
+    cols = [c for c, _, _ in FX_RATES_COLUMNS]
+    return (
+        f"merge `{table_id}` as t using `{stage_id}` as s "
+        "on t.rate_date = s.rate_date and t.currency = s.currency "
+        "when matched then update set "
+        + ", ".join(f"{c} = s.{c}" for c in cols if c not in ("rate_date", "currency"))
+        + f" when not matched then insert ({', '.join(cols)}) "
+        f"values ({', '.join('s.' + c for c in cols)})"
+    )
+
+
+def load_fx_rates(con, path: str | Path, table: str = "raw.fx_rates") -> FxLoadResult:
+    """Replace the (date, currency) pairs of the file in ``table`` (DuckDB), atomically."""
+    from ingestion.gateway.schema import duckdb_ddl
+
+    arrow, result = _arrow(path)
     cols = ", ".join(c for c, _, _ in FX_RATES_COLUMNS)
     con.execute(duckdb_ddl(table, FX_RATES_COLUMNS))
     con.register("incoming_fx_rates", arrow)
@@ -160,17 +210,11 @@ def load_fx_rates(con, path: str | Path, table: str = "raw.fx_rates") -> FxLoadR
             f"delete from {table} where (rate_date, currency) in "
             "(select rate_date, currency from incoming_fx_rates)"
         )
-        con.execute(
-            f"insert into {table} ({cols}) select distinct on (rate_date, currency) {cols} "
-            "from incoming_fx_rates"
-        )
+        con.execute(f"insert into {table} ({cols}) select {cols} from incoming_fx_rates")
         con.execute("commit")
     except Exception:
         con.execute("rollback")
         raise
     finally:
         con.unregister("incoming_fx_rates")
-    days = [r[0] for r in rows]
-    return FxLoadResult(
-        name, source, len(rows), tuple(sorted({r[1] for r in rows})), min(days), max(days)
-    )
+    return result

@@ -256,3 +256,33 @@ def test_focus_export_file_keeps_billing_currency_with_usd_beside(converted):
     assert [r["x_BilledCostUsd"] for r in by_currency["CHF"]] == [None]
     # the export's own total is in USD and leaves the unconverted CHF out
     assert result.billed_cost_usd == AZURE_USD + GBP_USD_3 + GBP_USD_5
+
+
+def test_fx_load_on_bigquery_is_one_load_job_and_one_merge(tmp_path):
+    import sqlglot
+
+    from ingestion.fx import load_fx_rates_bigquery
+    from tests.bigquery_fakes import FakeClient
+
+    class Client(FakeClient):
+        def create_table(self, table, exists_ok=False):
+            self.events.append(("create", table.table_id))
+            return table
+
+    rates = tmp_path / "rates.csv"
+    rates.write_text(
+        "date,currency,rate_to_usd\n2026-11-05,GBP,1.30\n2026-11-05,gbp,1.31\n"
+        "2026-11-06,EUR,1.08\n",
+        encoding="utf-8",
+    )
+    client = Client()
+    result = load_fx_rates_bigquery(client, "acme-finops.tokenbook_raw.fx_rates", rates)
+    assert result.rows == 2 and result.currencies == ("EUR", "GBP")
+    (load,) = client.loads
+    assert load["destination"] == "acme-finops.tokenbook_raw.fx_rates__load"
+    assert load["table"].to_pylist()[0]["rate_to_usd"] == Decimal("1.310000000")  # last wins
+    (query,) = client.queries
+    merge = sqlglot.parse_one(query["sql"], read="bigquery")
+    assert isinstance(merge, sqlglot.exp.Merge)
+    assert "t.rate_date = s.rate_date AND t.currency = s.currency" in merge.sql("bigquery")
+    assert [e[0] for e in client.events] == ["create", "load", "query", "drop"]

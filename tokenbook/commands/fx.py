@@ -29,20 +29,25 @@ def load(
     Run `tokenbook transform` afterwards: billing lines in other currencies are converted with
     the rate of their day; a line with no rate is reported unconverted (mart_unconverted_billing).
     """
-    from ingestion.fx import FxFileError, load_fx_rates
+    from ingestion.fx import FxFileError, load_fx_rates, load_fx_rates_bigquery
     from tokenbook.exitcodes import INPUT_REFUSED
     from tokenbook.warehouse import connect_duckdb
 
-    _, wh = resolve(warehouse)
-    if wh.kind != "duckdb":
-        raise fail("fx load writes the DuckDB warehouse; on BigQuery load raw.fx_rates with a load job")
-    con = connect_duckdb(wh)
+    settings, wh = resolve(warehouse)
     try:
-        result = load_fx_rates(con, file, wh.table("raw", "fx_rates"))
+        if wh.kind == "bigquery":
+            from tokenbook.orchestration import _bigquery_client
+
+            table_id = f"{wh.project}.{wh.schema('raw')}.fx_rates"
+            result = load_fx_rates_bigquery(_bigquery_client(settings), table_id, file)
+        else:
+            con = connect_duckdb(wh)
+            try:
+                result = load_fx_rates(con, file, wh.table("raw", "fx_rates"))
+            finally:
+                con.close()
     except FxFileError as exc:
         raise fail(str(exc), INPUT_REFUSED) from exc
-    finally:
-        con.close()
     typer.echo(
         f"{result.rows} rates ({result.source}: {', '.join(result.currencies)}) from "
         f"{result.first_date} to {result.last_date} loaded into {wh.table('raw', 'fx_rates')}"
