@@ -97,7 +97,10 @@
         {%- set result = run_query("select cast(max(load_date) as " ~ text ~ ") from " ~ this) -%}
         {%- set newest = result.columns[0].values()[0] if result and result.columns[0].values() else none -%}
     {%- endif -%}
-    {%- do run_query(tokenbook.fct_llm_calls_claim_sql(this, invocation_id, newest)) -%}
+    {#- A warehouse whose raw tables were written without the loaders has no audit yet. -#}
+    {%- set audit = adapter.get_relation(database=this.database,
+        schema=tokenbook.layer_schema('raw') | trim, identifier='load_audit') -%}
+    {%- do run_query(tokenbook.fct_llm_calls_claim_sql(this, invocation_id, newest, audit is not none)) -%}
     {%- if not incremental -%}
         {{ return({'incremental': false, 'dates': []}) }}
     {%- endif -%}
@@ -115,13 +118,14 @@
 
 {#- Claim every gateway load (audit), unaudited new gateway partition and price version that
     `relation` has not built yet, for this invocation. -#}
-{% macro fct_llm_calls_claim_sql(relation, invocation, newest=none) -%}
+{% macro fct_llm_calls_claim_sql(relation, invocation, newest=none, has_audit=true) -%}
     {%- set claims = tokenbook.incremental_state_relation('incremental_claims') -%}
     {%- set audit = tokenbook.layer_relation('raw', 'load_audit') -%}
     {%- set text = tokenbook.type_text() | trim -%}
     insert into {{ claims }} (model, invocation_id, source, load_id, load_date, status)
     select '{{ relation.identifier }}', '{{ invocation }}', source, load_id, load_date, 'claimed'
     from (
+        {%- if has_audit %}
         select distinct
             cast('gateway' as {{ text }}) as source,
             cast(load_id as {{ text }}) as load_id,
@@ -129,6 +133,7 @@
         from {{ audit }}
         where source = 'gateway' {{ tokenbook.run_date_bound('load_date') }}
         union distinct
+        {%- endif %}
         select distinct
             cast('gateway_unaudited' as {{ text }}) as source,
             cast(load_date as {{ text }}) as load_id,
@@ -136,7 +141,9 @@
         from {{ tokenbook.layer_relation('raw', 'gateway_calls') }}
         where {{ 'load_date > ' ~ tokenbook.date_literal(newest) if newest else '1 = 1' }}
           {{ tokenbook.run_date_bound('load_date') }}
+          {%- if has_audit %}
           and load_date not in (select load_date from {{ audit }} where source = 'gateway')
+          {%- endif %}
         union distinct
         select distinct
             cast('price_book' as {{ text }}) as source,
