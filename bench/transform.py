@@ -1,5 +1,5 @@
 """Benchmark: full dbt build of the calls fact on N calls, then an incremental run after one
-more day arrives.
+more day arrives, then one after a day five weeks back is restated.
 
     .venv/bin/python bench/transform.py --calls 10000000 [--days 90] [--keep DIR]
 
@@ -10,10 +10,13 @@ day-shaped load schedule. Then:
 
 1. `dbt seed` (not timed) and `dbt run --select +fct_llm_calls mart_unpriced_calls` on all days;
 2. one more day of calls (N / days) lands, plus late records for the previous days and a few
-   re-sent request ids; `dbt run` of the same selection (incremental, lookback window).
+   re-sent request ids; `dbt run` of the same selection (incremental: the new partition);
+3. the load date five weeks before the last is restated as `tokenbook ingest gateway --date D`
+   would: 40% of its records gone, a tenth of the rest with other token counts, a new
+   raw.load_audit row; `dbt run` again (incremental: exactly the call dates that load touches).
 
-Prints, for both runs, the models' execution time summed from target/run_results.json and the
-wall time of the dbt invocation, and the ratio incremental / full (target <= 0.10).
+Prints, for each run, the models' execution time summed from target/run_results.json and the
+wall time of the dbt invocation, and the ratios incremental / full (target <= 0.10).
 """
 
 from __future__ import annotations
@@ -206,6 +209,44 @@ def main(argv: list[str] | None = None) -> int:
     inc_wall = time.perf_counter() - t0
     inc_models = model_seconds(target)
 
+    # restate the load date five weeks before the last one, as a reload of that date would
+    restated = f"2026-01-01'::date + {args.days - 35}"
+    con = duckdb.connect(str(db))
+    before_day = con.execute(
+        f"select count(*) from raw.gateway_calls where load_date = date '{restated}"
+    ).fetchone()[0]
+    con.execute(
+        f"delete from raw.gateway_calls where load_date = date '{restated} "
+        "and hash(request_id, 5) % 10 < 4"
+    )
+    con.execute(
+        "update raw.gateway_calls set input_tokens = input_tokens + 100, "
+        "output_tokens = output_tokens + 10 "
+        f"where load_date = date '{restated} and hash(request_id, 7) % 10 = 0"
+    )
+    con.execute(
+        "insert into raw.load_audit (load_id, source, source_file, load_date, rows_read, "
+        "rows_loaded, rows_quarantined, rows_duplicate, started_at, finished_at, status) "
+        f"select 'bench-restatement', 'gateway', 'restated.jsonl', date '{restated}, "
+        f"count(*), count(*), 0, 0, now(), now(), 'loaded' from raw.gateway_calls "
+        f"where load_date = date '{restated}"
+    )
+    after_day = con.execute(
+        f"select count(*) from raw.gateway_calls where load_date = date '{restated}"
+    ).fetchone()[0]
+    con.close()
+    t0 = time.perf_counter()
+    run_dbt(["run", "--select", *SELECT], settings, target_path=target)
+    restate_wall = time.perf_counter() - t0
+    restate_models = model_seconds(target)
+    con = duckdb.connect(str(db))
+    rebuilt = con.execute(
+        "select count(*) from raw.incremental_partitions where invocation_id = ("
+        "select invocation_id from raw.incremental_claims where load_id = 'bench-restatement' "
+        "and status = 'built')"
+    ).fetchone()[0]
+    con.close()
+
     con = duckdb.connect(str(db))
     rows, priced, unpriced_cost = con.execute(
         "select count(*), count(*) filter (where is_priced), "
@@ -219,9 +260,15 @@ def main(argv: list[str] | None = None) -> int:
     assert rows == expected and unpriced_cost == 0
     print(f"full build        : models {full_models:8.2f}s   wall {full_wall:8.2f}s")
     print(f"incremental (+1 d): models {inc_models:8.2f}s   wall {inc_wall:8.2f}s")
+    print(f"restated day      : models {restate_models:8.2f}s   wall {restate_wall:8.2f}s"
+          f"   ({before_day:,} -> {after_day:,} records; {rebuilt} call date(s) rebuilt)")
     print(
         f"ratio incremental/full: models {inc_models / full_models:.3f}   "
         f"wall {inc_wall / full_wall:.3f}   (target models <= 0.10)"
+    )
+    print(
+        f"ratio restated day/full: models {restate_models / full_models:.3f}   "
+        f"wall {restate_wall / full_wall:.3f}"
     )
     print(f"warehouse: {db}")
     return 0

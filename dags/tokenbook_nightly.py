@@ -200,10 +200,15 @@ def _dbt_models(settings) -> Any:
         ),
         operator_args={
             "install_deps": False,
+            # The run's date: an incremental model leaves loads dated after it to later runs
+            # (dbt_project/macros/incremental.sql).
             "vars": {"run_date": "{{ data_interval_start.strftime('%Y-%m-%d') }}"},
             "retries": RETRIES,
             "retry_delay": RETRY_DELAY,
             "pool": POOL,
+            # One try of a model at a time across runs in flight (catchup on BigQuery): a run
+            # that read older raw rows never overwrites partitions a later run just rebuilt.
+            "max_active_tis_per_dag": 1,
         },
     )
 

@@ -74,7 +74,8 @@ def test_bigquery_dialect_and_datasets(compiled):
         "granularity": "day",
     }
     assert fct["config"]["cluster_by"] == ["feature"]
-    assert fct["config"]["incremental_strategy"] == "merge"
+    # restated partitions are overwritten whole (tests/test_restatement.py on DuckDB)
+    assert fct["config"]["incremental_strategy"] == "insert_overwrite"
     assert fct["config"]["contract"]["enforced"] is True
     assert fct["columns"]["list_cost_usd"]["data_type"] == "numeric"
     stg = _model(manifest, "stg_gateway__calls")
@@ -96,3 +97,80 @@ def test_parse_needs_no_credentials(tmp_path: Path):
     settings = load_settings(warehouse="bigquery://acme-finops/tokenbook")
     run_dbt(["parse"], settings, target_path=tmp_path)
     assert (tmp_path / "target" / "manifest.json").exists()
+
+
+REBUILT = ["2026-08-26", "2026-09-30"]
+
+
+@pytest.fixture(scope="module")
+def incremental(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """The incremental branch, as it runs every night: the model compiled with the var that
+    forces it offline, then the statements around it rendered by `incremental_statements`
+    (dbt-bigquery's own insert_overwrite macro with the model's config and columns)."""
+    base = tmp_path_factory.mktemp("bq_incremental")
+    key = base / "key.json"
+    _dummy_key(key)
+    settings = load_settings(warehouse="bigquery://acme-finops/tokenbook", bq_keyfile=str(key))
+    forced = {"compile_incremental": True, "compile_incremental_dates": REBUILT}
+    run_dbt(
+        ["compile", "--no-populate-cache", "--select", "fct_llm_calls", "--vars", json.dumps(forced)],
+        settings,
+        target_path=base,
+    )
+    manifest = json.loads((base / "target" / "manifest.json").read_text())
+    sql = _model(manifest, "fct_llm_calls")["compiled_code"]
+    run_dbt(
+        [
+            "run-operation",
+            "incremental_statements",
+            "--no-populate-cache",
+            "--args",
+            json.dumps({"model": "fct_llm_calls", "sql": sql}),
+        ],
+        settings,
+        target_path=base,
+    )
+    log = (base / "logs" / "dbt.log").read_text()
+    statements = [
+        part.split("-- tokenbook statement end")[0].strip()
+        for part in log.split("-- tokenbook statement begin")[1:]
+    ]
+    return {"sql": sql, "statements": statements}
+
+
+def test_incremental_branch_compiles_for_bigquery(incremental):
+    sql = incremental["sql"]
+    wanted = "call_date in (cast('2026-08-26' as date), cast('2026-09-30' as date))"
+    # the rebuilt dates are constants (partition pruning) on the priced calls and the versions
+    assert sql.count(wanted) == 2
+    sqlglot.parse_one(sql, read="bigquery")
+
+
+def test_incremental_statements_overwrite_the_rebuilt_partitions(incremental):
+    claim, dates, rebuilt, delete, overwrite, built = incremental["statements"]
+    for statement in (claim, dates, rebuilt, delete, built):
+        sqlglot.parse_one(statement, read="bigquery")
+    # the partition overwrite script: every statement parses; the MERGE deletes exactly the
+    # partitions the rebuilt rows hold and inserts them
+    parsed = [p for p in sqlglot.parse(overwrite, read="bigquery") if p is not None]
+    merges = [p for p in parsed if isinstance(p, sqlglot.exp.Merge)]
+    assert len(merges) == 1
+    merge = merges[0]
+    assert merge.this.sql("bigquery") == (
+        "`acme-finops`.`tokenbook_marts`.`fct_llm_calls` AS DBT_INTERNAL_DEST"
+    )
+    delete_when, insert_when = merge.args["whens"].expressions
+    assert not delete_when.args.get("matched") and delete_when.args.get("source")
+    assert isinstance(delete_when.args["condition"].args.get("unnest"), sqlglot.exp.Unnest)
+    assert "UNNEST(dbt_partitions_for_replacement)" in delete_when.sql("bigquery")
+    assert delete_when.args["then"].sql().lower() == "delete"
+    assert not insert_when.args.get("matched") and isinstance(
+        insert_when.args["then"], sqlglot.exp.Insert
+    )
+    # the partitions replaced are those of the temp table the model's SQL filled
+    assert "array_agg(distinct date(call_date) IGNORE NULLS)" in overwrite
+    # before it, the pre-hook empties the claimed partitions (a day restated to nothing)
+    assert delete.startswith("delete from `acme-finops`.`tokenbook_marts`.`fct_llm_calls`")
+    assert "`acme-finops`.`tokenbook_raw`.`incremental_partitions`" in delete
+    assert "`acme-finops`.`tokenbook_raw`.`load_audit`" in claim
+    assert "`acme-finops`.`tokenbook_staging`.`stg_gateway__calls`" in dates

@@ -70,3 +70,15 @@ def test_variance_threshold_setting_reaches_dbt_vars():
         "variance_threshold": 0.1,
         "run_date": "2026-11-27",
     }
+
+
+def test_reporting_currency_setting_reaches_dbt_vars(monkeypatch):
+    import json
+
+    from tokenbook.dbt import _with_setting_vars
+    from tokenbook.settings import load_settings
+
+    monkeypatch.setenv("TOKENBOOK_REPORTING_CURRENCY", "eur")
+    args = _with_setting_vars(["build"], load_settings())
+    assert json.loads(args[args.index("--vars") + 1]) == {"reporting_currency": "EUR"}
+    assert _with_setting_vars(["build"], load_settings(reporting_currency="USD")) == ["build"]

@@ -210,6 +210,8 @@ def test_task_order_and_one_task_per_dbt_model(dag, nightly):
     # The fct task builds the model with its tests, with the run's date as a dbt var.
     fct = next(ids[t] for t in dbt_tasks if "fct_llm_calls" in t)
     assert "run_date" in fct.vars
+    # runs in flight never build the same model at once (restatements stay ordered)
+    assert fct.max_active_tis_per_dag == 1
 
 
 def test_parsing_does_no_io_outside_code_and_manifest(nightly, monkeypatch):

@@ -366,7 +366,8 @@ def test_latest_load_wins_and_incremental_picks_up_late_data(warehouse):
         "select count(*), count(distinct call_id) from marts.fct_llm_calls"
     ).fetchone()
     assert n == distinct == len(RESOLUTION_CASES) + 5
-    # the incremental run re-read only the lookback window: latest load 2026-03-02 minus 3 days
+    # the incremental run rebuilt exactly the call dates the new load 2026-03-03 touched: its
+    # own day, the late record's day and the re-sent old call's day
     run_sql = (
         warehouse["target"]
         / "target"
@@ -376,7 +377,10 @@ def test_latest_load_wins_and_incremental_picks_up_late_data(warehouse):
         / "marts"
         / "fct_llm_calls.sql"
     ).read_text()
-    assert "where load_date >= cast('2026-02-27' as date)" in run_sql
+    assert (
+        "where call_date in (cast('2026-02-02' as date), cast('2026-02-28' as date), "
+        "cast('2026-03-03' as date))"
+    ) in run_sql
     dups = con.execute(
         "select sum(rows_superseded) from staging.int_gateway_duplicates"
     ).fetchone()[0]

@@ -183,8 +183,14 @@ def test_diff_appends_only_changes_and_refuses_to_rewrite_history():
     ]
     assert (result.changed_models, result.new_models, result.unchanged_models) == (1, 1, 1)
     incoming[0]["input_per_mtok"] = Decimal("2")
-    with pytest.raises(PriceBookError, match="must start after"):
+    with pytest.raises(PriceBookError, match="never overwritten"):
         diff_book(current, incoming, date(2025, 6, 1), "v2")
+    # an older snapshot slots in between: compared with the version in force on its date
+    # (gpt-4o at $5 from 2000), not with the latest
+    older = [_book_row("openai", "gpt-4o", "x", "2.5"), _book_row("openai", "gpt-4.1", "x", "2")]
+    rows, result = diff_book(current, older, date(2025, 1, 1), "v0")
+    assert [(r["model"], r["valid_from"]) for r in rows] == [("gpt-4o", date(2025, 1, 1))]
+    assert (result.changed_models, result.unchanged_models) == (1, 1)
 
 
 def test_prices_load_appends_versions_to_duckdb(tmp_path: Path):
@@ -295,11 +301,16 @@ def test_cli_prices_load_reports_and_rejects_rewrites(tmp_path: Path):
     assert ok.exit_code == 0, ok.output
     assert "1 changed, 0 new" in ok.output and "1 rows appended" in ok.output
     newer.write_text(newer.read_text().replace("2e-06", "1.5e-06"))
+    older = runner.invoke(
+        app, ["prices", "load", str(newer), "--effective-from", "2026-04-01", "--warehouse", url]
+    )
+    assert older.exit_code == 0, older.output  # history before the 2026-05-01 version
+    assert "1 changed, 0 new" in older.output
     bad = runner.invoke(
-        app, ["prices", "load", str(newer), "--valid-from", "2026-04-01", "--warehouse", url]
+        app, ["prices", "load", str(newer), "--effective-from", "2026-05-01", "--warehouse", url]
     )
     assert bad.exit_code == 1
-    assert "must start after" in bad.output
+    assert "never overwritten" in bad.output
     missing = runner.invoke(
         app, ["prices", "load", str(tmp_path / "nope.json"), "--warehouse", url]
     )

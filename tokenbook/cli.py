@@ -29,6 +29,7 @@ from tokenbook.commands import (
     demo,
     export,
     forecast,
+    fx,
     ingest,
     metrics,
     orgconfig,
@@ -237,6 +238,7 @@ app.add_typer(orgconfig.app, name="config")
 app.add_typer(ingest.app, name="ingest")
 app.command("check")(check.check)
 app.add_typer(prices.app, name="prices")
+app.add_typer(fx.app, name="fx")
 app.command("transform")(transform.transform)
 app.command("run")(pipeline.run)
 app.add_typer(export.app, name="export")
@@ -268,6 +270,7 @@ EXAMPLES: dict[str, str] = {
     "metrics list": "tokenbook metrics list",
     "init": "tokenbook init config  |  tokenbook init /srv/finops/config",
     "config check": "tokenbook config check --config-dir config",
+    "fx load": "tokenbook fx load eurofxref-hist.csv  |  tokenbook fx load rates.csv",
     "check": "tokenbook check --date 2026-11-10  |  tokenbook check --from 2026-11-01 --to "
     "2026-11-30",
     "metrics validate": "tokenbook metrics validate  |  tokenbook metrics validate --warehouse "

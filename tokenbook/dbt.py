@@ -119,6 +119,8 @@ def _with_setting_vars(args: list[str], settings: Settings) -> list[str]:
     setting_vars = {}
     if settings.variance_threshold != Settings().variance_threshold:
         setting_vars["variance_threshold"] = settings.variance_threshold
+    if settings.reporting_currency.upper() != Settings().reporting_currency:
+        setting_vars["reporting_currency"] = settings.reporting_currency.upper()
     if not setting_vars:
         return args
     if "--vars" in args:
@@ -210,6 +212,7 @@ def ensure_raw_tables(settings: Settings) -> None:
     billing exports yet, no evals, ...). BigQuery datasets are created by the loads."""
     from ingestion.billing.schema import BILLING_LINES_COLUMNS
     from ingestion.evals import EVALS_COLUMNS
+    from ingestion.fx import FX_RATES_COLUMNS
     from ingestion.gateway import schema
 
     wh = parse_warehouse(settings.warehouse)
@@ -227,6 +230,7 @@ def ensure_raw_tables(settings: Settings) -> None:
             ("validation_results", schema.VALIDATION_RESULTS_COLUMNS),
             ("billing_lines", BILLING_LINES_COLUMNS),
             ("evals", EVALS_COLUMNS),
+            ("fx_rates", FX_RATES_COLUMNS),
         ):
             con.execute(schema.duckdb_ddl(wh.table("raw", name), columns))
     finally:

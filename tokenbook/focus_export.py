@@ -87,6 +87,12 @@ FOCUS_COLUMNS: tuple[tuple[str, str], ...] = (
     ("x_CostCentre", "x_cost_centre"),
     ("x_AllocationBasis", "x_allocation_basis"),
     ("x_AllocationShare", "x_allocation_share"),
+    # BilledCost / EffectiveCost / ListCost stay in BillingCurrency as billed; converted to
+    # USD with the day's rate (`tokenbook fx load`), null when no rate was loaded
+    ("x_FxRateToUsd", "x_fx_rate_to_usd"),
+    ("x_BilledCostUsd", "x_billed_cost_usd"),
+    ("x_EffectiveCostUsd", "x_effective_cost_usd"),
+    ("x_ListCostUsd", "x_list_cost_usd"),
 )
 _DATETIME_COLUMNS = ("BillingPeriodStart", "BillingPeriodEnd", "ChargePeriodStart",
                      "ChargePeriodEnd")  # fmt: skip
@@ -126,9 +132,9 @@ def export_focus(settings: Settings, month: str, out: str | Path, fmt: str = "pa
         path=path,
         month=month_start,
         rows=table.num_rows,
-        billed_cost_usd=_decimal_sum(table, "BilledCost"),
-        effective_cost_usd=_decimal_sum(table, "EffectiveCost"),
-        list_cost_usd=_decimal_sum(table, "ListCost"),
+        billed_cost_usd=_decimal_sum(table, "x_BilledCostUsd"),
+        effective_cost_usd=_decimal_sum(table, "x_EffectiveCostUsd"),
+        list_cost_usd=_decimal_sum(table, "x_ListCostUsd"),
     )
 
 

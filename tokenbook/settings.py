@@ -57,6 +57,9 @@ class Settings:
     # The organisation's configuration folder (tokenbook init / config check); None: ./config
     # under the working directory when it exists, else nothing configured.
     config_dir: str | None = None
+    # Currency billing lines are also converted to (ISO 4217) with the rates of `tokenbook fx
+    # load`; the ledger and the reconciliation stay in USD.
+    reporting_currency: str = "USD"
 
     @property
     def is_dev_key(self) -> bool:

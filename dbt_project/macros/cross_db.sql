@@ -121,17 +121,6 @@
 {% macro default__type_double() -%} double {%- endmacro %}
 {% macro bigquery__type_double() -%} float64 {%- endmacro %}
 
-{#- is_incremental() that does not probe the warehouse during an offline `dbt compile
-    --no-populate-cache` (dbt-bigquery would call the API and block for minutes without a
-    network). In every run/build it is dbt's is_incremental(). -#}
-{% macro is_incremental_run() -%}
-    {%- if flags.WHICH == 'compile' and not flags.POPULATE_CACHE -%}
-        {{ return(false) }}
-    {%- else -%}
-        {{ return(is_incremental()) }}
-    {%- endif -%}
-{%- endmacro %}
-
 {#- An intermediate product kept exact before the final rounding to money: DECIMAL(38,18) on
     DuckDB; BigQuery NUMERIC arithmetic already rounds to 9 decimals per step. -#}
 {% macro wide_decimal(expr) -%}
@@ -144,11 +133,14 @@
     {{ expr }}
 {%- endmacro %}
 
-{#- The lower bound of an incremental model's lookback window, as a DATE literal: the
-    table's latest `column` minus `days`. Read once per run so the filter is a constant
-    (partition pruning on BigQuery, zone-map pruning on DuckDB). -#}
-{% macro incremental_since(relation, column, days) -%}
-    {%- set result = run_query("select cast(" ~ tokenbook.date_sub_days('max(' ~ column ~ ')', days) ~ " as " ~ tokenbook.type_text() ~ ") from " ~ relation) -%}
-    {%- set value = result.columns[0].values()[0] if result and result.columns[0].values() else none -%}
-    {{ return("cast('" ~ (value or '1900-01-01') ~ "' as date)") }}
+{#- An amount in one currency times a rate (units of another per unit), as money: exact
+    product, rounded once to 1e-9 (half away from zero on both warehouses). -#}
+{% macro fx_convert(amount, rate) -%}
+    {{ return(adapter.dispatch('fx_convert', 'tokenbook')(amount, rate)) }}
+{%- endmacro %}
+{% macro default__fx_convert(amount, rate) -%}
+    cast(cast({{ amount }} as decimal(38, 9)) * cast({{ rate }} as decimal(18, 9)) as decimal(38, 9))
+{%- endmacro %}
+{% macro bigquery__fx_convert(amount, rate) -%}
+    cast({{ amount }} * {{ rate }} as numeric)
 {%- endmacro %}

@@ -66,3 +66,16 @@
         else list_{{ kind }}_per_mtok * override_remaining_share
     end
 {%- endmacro %}
+
+{#- on-run-start: raw.fx_rates (written by `tokenbook fx load`, ingestion/fx.py) empty when
+    missing, so billing converts (or reports unconverted) before any rate was loaded. -#}
+{% macro create_fx_rates() -%}
+    {%- set text = tokenbook.type_text() | trim -%}
+    create table if not exists {{ tokenbook.layer_relation('raw', 'fx_rates') }} (
+        rate_date date,
+        currency {{ text }},
+        rate_to_usd {{ tokenbook.type_money() | trim }},
+        source {{ text }},
+        source_file {{ text }}
+    )
+{%- endmacro %}

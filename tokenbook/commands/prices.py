@@ -22,16 +22,19 @@ def load(
     valid_from: Annotated[
         str | None,
         typer.Option(
+            "--effective-from",
             "--valid-from",
-            help="Date the new prices take effect (YYYY-MM-DD). Default: today (UTC).",
+            help="Date the map's prices took effect (YYYY-MM-DD); an older snapshot of the "
+            "map with its own date adds history before newer versions. Default: today (UTC).",
             show_default=False,
         ),
     ] = None,
     warehouse: WarehouseOpt = None,
 ) -> None:
-    """Add a newer price map as new price versions (changed prices only; history kept).
+    """Add a price map as the prices in force from a date (changed prices only; versions
+    never overwrite each other).
 
-    Run `tokenbook transform` afterwards to reprice the calls.
+    Run `tokenbook transform` afterwards: it reprices exactly the calls the new versions touch.
     """
     from tokenbook.pricing.litellm import PriceMapError
     from tokenbook.pricing.versions import PriceBookError, load_prices
@@ -40,7 +43,7 @@ def load(
     try:
         start = date.fromisoformat(valid_from) if valid_from else datetime.utcnow().date()
     except ValueError as exc:
-        raise fail(f"--valid-from {valid_from!r} is not a date: write YYYY-MM-DD") from exc
+        raise fail(f"--effective-from {valid_from!r} is not a date: write YYYY-MM-DD") from exc
     try:
         result = load_prices(file, wh, start)
     except (PriceMapError, PriceBookError) as exc:

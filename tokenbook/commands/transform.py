@@ -16,7 +16,12 @@ def transform(
         typer.Option("--select", "-s", help="dbt selection (repeatable), e.g. +fct_llm_calls."),
     ] = None,
     full_refresh: Annotated[
-        bool, typer.Option("--full-refresh", help="Rebuild incremental models from scratch.")
+        bool, typer.Option(
+            "--full-refresh",
+            help="Rebuild incremental models from scratch: needed after a change to the models "
+            "or to the seeds the ledger reads, never for restated days, late records, new "
+            "prices or FX rates (the next ordinary run rebuilds the dates they touch).",
+        )
     ] = False,
     warehouse: WarehouseOpt = None,
     config_dir: ConfigDirOpt = None,

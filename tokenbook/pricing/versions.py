@@ -1,11 +1,13 @@
-"""``tokenbook prices load``: add a newer LiteLLM price map to the book as new versions.
+"""``tokenbook prices load``: add a LiteLLM price map to the book as prices in force from a date.
 
-The book is the default seed (shipped snapshot) plus the rows appended to
-``raw.price_book_versions``. Loading a map compares each (provider, model) with its latest
-version; a model that is new or whose prices changed gets a row with ``valid_from`` = the
-given date. Nothing is updated or deleted: dbt's ``int_price_book`` closes the previous row
-(its ``valid_to`` = the new ``valid_from``), so calls before the change keep the old price.
-Loading the same map twice appends nothing the second time.
+The book is the default seed (shipped snapshot, in force from 2000-01-01) plus the rows
+appended to ``raw.price_book_versions``. Loading a map with ``--effective-from D`` compares each
+(provider, model) with its version in force on D; a model that is new or whose prices differ
+gets a row with ``valid_from`` = D. Maps may be loaded in any order (an older snapshot slots in
+between the versions around its date). Nothing is updated or deleted: dbt's ``int_price_book``
+closes each row at the next version's ``valid_from``, so every call keeps the price of its
+date; a call dated before its model's first version takes the earliest one, marked
+``price_basis = 'earliest_known'``. Loading the same map twice appends nothing the second time.
 """
 
 from __future__ import annotations
@@ -105,32 +107,42 @@ def diff_book(
     valid_from: date,
     version_id: str,
 ) -> tuple[list[dict[str, object]], LoadResult]:
-    """Rows to append for ``incoming`` against the ``current`` book (all versions)."""
-    latest: dict[tuple[str, str], dict[str, object]] = {}
+    """Rows to append for ``incoming`` (prices in force from ``valid_from``) against the
+    ``current`` book (all versions).
+
+    Each model is compared with its version in force on ``valid_from`` (the latest version
+    starting on or before it), so an older snapshot loaded after newer ones slots in between
+    without touching them: it is in force from its date until the next version. A model whose
+    prices equal that version's gets no row. A model that already has a version starting on
+    that very date with other prices is refused: versions never overwrite each other.
+    """
+    versions: dict[tuple[str, str], list[dict[str, object]]] = {}
     for row in current:
-        key = (str(row["provider"]), str(row["model"]))
-        row_from = _as_date(row["valid_from"])
-        if key not in latest or row_from > _as_date(latest[key]["valid_from"]):
-            latest[key] = row
+        versions.setdefault((str(row["provider"]), str(row["model"])), []).append(row)
     to_append: list[dict[str, object]] = []
     new = changed = unchanged = 0
     for row in incoming:
         key = (str(row["provider"]), str(row["model"]))
-        previous = latest.get(key)
+        history = versions.get(key, [])
+        same_day = [v for v in history if _as_date(v["valid_from"]) == valid_from]
+        if same_day:
+            if all(_same_prices(v, row) for v in same_day):
+                unchanged += 1
+                continue
+            raise PriceBookError(
+                f"{key[0]}/{key[1]} already has other prices from {valid_from}; a version is "
+                "never overwritten: load this map with another --effective-from date"
+            )
+        earlier = [v for v in history if _as_date(v["valid_from"]) < valid_from]
+        previous = max(earlier, key=lambda v: _as_date(v["valid_from"])) if earlier else None
         if previous is not None and _same_prices(previous, row):
             unchanged += 1
             continue
-        if previous is not None and _as_date(previous["valid_from"]) >= valid_from:
-            raise PriceBookError(
-                f"{key[0]}/{key[1]} already has a version from {previous['valid_from']}; "
-                f"a new version must start after it (got --valid-from {valid_from}). "
-                "History is never rewritten: load the map with a later date."
-            )
-        new += previous is None
-        changed += previous is not None
+        new += not history
+        changed += bool(history)
         to_append.append({**row, "valid_from": valid_from, "version_id": version_id})
     incoming_keys = {(str(r["provider"]), str(r["model"])) for r in incoming}
-    missing = sum(1 for k in latest if k not in incoming_keys)
+    missing = sum(1 for k in versions if k not in incoming_keys)
     return to_append, LoadResult(version_id, valid_from, new, changed, unchanged, missing)
 
 

@@ -14,7 +14,9 @@
       prices the WHOLE call at the tier prices of its mode (batch / priority / flex tier
       prices where the map has them; else batch = 50% of the tier price, others = tier price)
     - a per-request fee when the map has one
-    - the price in force on the call's date (valid_from <= call_date < valid_to)
+    - the price in force on the call's date (valid_from <= call_date < valid_to); a call dated
+      before the first version of its model's price takes the earliest version, marked
+      price_basis = 'earliest_known' (else 'in_force')
     - calls with billed tokens are costed whatever their status (failed calls included)
     - an unresolved model or a date with no price in force: null cost, is_priced = false
     Effective cost applies price_overrides (model-specific beats '*'): explicit prices replace
@@ -93,6 +95,7 @@ prices as (
         provider,
         model,
         valid_from,
+        coalesce(applies_from, valid_from) as applies_from,
         valid_to,
         tier_threshold_tokens,
         request_fee_usd,
@@ -198,12 +201,17 @@ with_price as (
             else {{ col | replace('{m}', 'std_') }}
         end as list_{{ kind }}_per_mtok,
         {%- endfor %}
-        p.valid_from as price_valid_from
+        p.valid_from as price_valid_from,
+        case
+            when p.price_id is null then null
+            when resolved.call_date < p.valid_from then 'earliest_known'
+            else 'in_force'
+        end as price_basis
     from resolved
     left join prices as p
         on resolved.catalog_provider = p.provider
         and resolved.catalog_model = p.model
-        and resolved.call_date >= p.valid_from
+        and resolved.call_date >= p.applies_from
         and (p.valid_to is null or resolved.call_date < p.valid_to)
 
 ),
@@ -301,6 +309,7 @@ final as (
         attributed.catalog_model,
         attributed.resolution_rule,
         attributed.price_id,
+        cast(attributed.price_basis as {{ tokenbook.type_text() }}) as price_basis,
         coalesce(attributed.feature, '(unattributed)') as feature,
         coalesce(attributed.customer_segment, '(unattributed)') as customer_segment,
         coalesce(attributed.team_resolved, '(unattributed)') as team,

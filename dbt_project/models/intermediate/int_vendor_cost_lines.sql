@@ -10,12 +10,13 @@
     - Model: `billed_model` as billed; `catalog_model` the price-book key it resolves to (the
       billed id itself in the provider's catalogue, else its family), null when unknown;
       `model_family` the key the reconciliation joins on (same normalisation as the gateway).
-    - Money: billed_cost (the invoice line), effective_cost (after credits), list_cost (the
-      price book's list unit price in force that day x billed tokens). Currency: every line is
-      expected in USD; a line billed in another currency keeps its amounts in that currency,
-      `is_usd` false, and the `currency` test on this model fails (warn) so it is converted by
-      an FX rate before it is reconciled: tokenbook carries no FX table, so it is flagged,
-      never silently summed with USD. -#}
+    - Money: billed_cost (the invoice line), effective_cost (after credits), credits, in the
+      billed `currency`, as billed; list_cost (the price book's list unit price in force that
+      day x billed tokens, USD). Other currencies: `*_usd` = the billed amounts x the day's
+      rate from `tokenbook fx load` (stg_fx__rates; the last rate of the 7 days before when
+      the day has none); no rate: `*_usd` null and `is_converted` false (listed in
+      mart_unconverted_billing), never counted as dollars. `reporting_currency`
+      (var `reporting_currency`, default USD) and `*_reporting` convert on to it. -#}
 {%- set group_cols = ['vendor', 'usage_date', 'charge_period_start', 'charge_period_end',
     'billing_period', 'account_id', 'scope_id', 'provider', 'billed_model', 'token_type',
     'is_batch', 'region'] -%}
@@ -216,6 +217,40 @@ priced as (
 
 ),
 
+fx as (
+
+    select * from {{ ref('stg_fx__rates') }}
+
+),
+
+converted as (
+
+    select
+        priced.*,
+        case
+            when priced.tokens is not null and priced.list_price_per_mtok is not null
+                then {{ tokenbook.per_million('priced.tokens * priced.list_price_per_mtok') }}
+        end as list_cost,
+        case
+            when coalesce(priced.currency, 'USD') = 'USD' then cast(1 as {{ tokenbook.type_money() }})
+            else line_rate.rate_to_usd
+        end as fx_rate_to_usd,
+        case
+            when '{{ var("reporting_currency", "USD") }}' = 'USD' then cast(1 as {{ tokenbook.type_money() }})
+            else reporting_rate.rate_to_usd
+        end as reporting_rate_to_usd
+    from priced
+    left join fx as line_rate
+        on coalesce(priced.currency, 'USD') = line_rate.currency
+        and cast(priced.usage_date as date) >= line_rate.rate_date
+        and cast(priced.usage_date as date) < line_rate.valid_to
+    left join fx as reporting_rate
+        on reporting_rate.currency = '{{ var("reporting_currency", "USD") }}'
+        and cast(priced.usage_date as date) >= reporting_rate.rate_date
+        and cast(priced.usage_date as date) < reporting_rate.valid_to
+
+),
+
 final as (
 
     select
@@ -255,15 +290,29 @@ final as (
         {{ tokenbook.to_money('coalesce(effective_cost, billed_cost)') }} as effective_cost,
         {{ tokenbook.to_money('credits') }} as credits,
         {{ tokenbook.to_money('list_price_per_mtok') }} as list_price_per_mtok,
-        case
-            when tokens is not null and list_price_per_mtok is not null
-                then {{ tokenbook.per_million('tokens * list_price_per_mtok') }}
-        end as list_cost,
+        list_cost,
         coalesce(currency, 'USD') as currency,
         coalesce(currency, 'USD') = 'USD' as is_usd,
+        fx_rate_to_usd is not null as is_converted,
+        fx_rate_to_usd,
+        -- the list cost (USD) in the billed currency, for FOCUS ListCost
+        case
+            when coalesce(currency, 'USD') = 'USD' then list_cost
+            when fx_rate_to_usd is not null
+                then cast(list_cost / fx_rate_to_usd as {{ tokenbook.type_money() }})
+        end as list_cost_billed_currency,
+        {{ tokenbook.fx_convert('billed_cost', 'fx_rate_to_usd') }} as billed_cost_usd,
+        {{ tokenbook.fx_convert('coalesce(effective_cost, billed_cost)', 'fx_rate_to_usd') }}
+            as effective_cost_usd,
+        {{ tokenbook.fx_convert('credits', 'fx_rate_to_usd') }} as credits_usd,
+        cast('{{ var("reporting_currency", "USD") }}' as {{ text }}) as reporting_currency,
+        cast({{ tokenbook.fx_convert('billed_cost', 'fx_rate_to_usd') }} / reporting_rate_to_usd
+            as {{ tokenbook.type_money() }}) as billed_cost_reporting,
+        cast({{ tokenbook.fx_convert('coalesce(effective_cost, billed_cost)', 'fx_rate_to_usd') }}
+            / reporting_rate_to_usd as {{ tokenbook.type_money() }}) as effective_cost_reporting,
         cast(source_lines as {{ dbt.type_bigint() }}) as source_lines,
         source_file
-    from priced
+    from converted
 
 )
 

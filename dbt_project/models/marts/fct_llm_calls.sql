@@ -1,39 +1,44 @@
 {#- One row per call attempt (call_id = request_id), priced as the vendor invoices it.
-    Incremental: each run re-reads the last `lookback_days` load dates before the table's
-    latest load date, keeps the latest load of each call_id (then the latest source line)
-    and replaces those call_ids, so late and re-sent records land on the next run. -#}
+    Incremental by call date: each run rebuilds exactly the call dates touched by the gateway
+    loads and price versions it has not built yet (raw.load_audit, raw.price_book_versions;
+    macros/incremental.sql), however old: a restated partition's removed rows disappear, its
+    changed rows change, other dates stay as they are. A rebuilt date keeps, of each call,
+    the latest load (then the latest source line) across every load that holds the call. -#}
 {{
     config(
         materialized='incremental',
-        unique_key='call_id',
-        incremental_strategy=('merge' if target.type == 'bigquery' else 'delete+insert'),
+        incremental_strategy=('insert_overwrite' if target.type == 'bigquery' else 'append'),
         on_schema_change='fail',
         partition_by=({'field': 'call_date', 'data_type': 'date', 'granularity': 'day'}
                       if target.type == 'bigquery' else none),
         cluster_by=(['feature'] if target.type == 'bigquery' else none),
         contract={'enforced': true},
+        pre_hook="{{ tokenbook.delete_rebuilt_partitions('call_date') }}",
+        post_hook="{{ tokenbook.mark_claims_built() }}",
     )
 }}
 
-{%- if tokenbook.is_incremental_run() -%}
-    {%- set since = tokenbook.incremental_since(this, 'load_date', var('lookback_days')) -%}
-{%- endif %}
+{%- set plan = tokenbook.fct_llm_calls_plan() -%}
+{%- set rebuilt = tokenbook.in_dates('call_date', plan.dates) if plan.incremental else none %}
 
 with
 
 priced_calls as (
 
     select * from {{ ref('int_llm_calls_priced') }}
-    {% if since is defined %}where load_date >= {{ since }}{% endif %}
+    {% if rebuilt %}where {{ rebuilt }}{% endif %}
 
 ),
 
 loaded_records as (
 
-    -- narrow: only the keys go through the dedupe window
+    -- narrow: only the keys go through the dedupe window; on an incremental run, every
+    -- version (any load, any date) of the calls that have one on a rebuilt date
     select call_id, load_date, coalesce(source_line, -1) as source_line
     from {{ ref('stg_gateway__calls') }}
-    {% if since is defined %}where load_date >= {{ since }}{% endif %}
+    {%- if rebuilt %}
+    where call_id in (select call_id from {{ ref('stg_gateway__calls') }} where {{ rebuilt }})
+    {%- endif %}
 
 ),
 
@@ -78,6 +83,7 @@ final as (
         model,
         catalog_model,
         price_id,
+        price_basis,
         feature,
         customer_segment,
         team,

@@ -154,7 +154,10 @@ shared as (
         ) as share_rank,
         {{ tokenbook.alloc_base('l.billed_cost', 'b.weight', 'l.vendor_line_id') }} as billed_base,
         {{ tokenbook.alloc_base('l.effective_cost', 'b.weight', 'l.vendor_line_id') }} as effective_base,
-        {{ tokenbook.alloc_base('coalesce(l.list_cost, l.billed_cost)', 'b.weight', 'l.vendor_line_id') }} as list_base,
+        {{ tokenbook.alloc_base('coalesce(l.list_cost_billed_currency, l.billed_cost)', 'b.weight', 'l.vendor_line_id') }} as list_base,
+        {{ tokenbook.alloc_base('l.billed_cost_usd', 'b.weight', 'l.vendor_line_id') }} as billed_usd_base,
+        {{ tokenbook.alloc_base('l.effective_cost_usd', 'b.weight', 'l.vendor_line_id') }} as effective_usd_base,
+        {{ tokenbook.alloc_base('coalesce(l.list_cost, l.billed_cost_usd)', 'b.weight', 'l.vendor_line_id') }} as list_usd_base,
         {{ tokenbook.alloc_base('coalesce(l.tokens, 0)', 'b.weight', 'l.vendor_line_id') }} as tokens_base
     from invoice_lines as l
     inner join buckets as b
@@ -168,7 +171,10 @@ allocated as (
         shared.*,
         {{ tokenbook.alloc_remainder('billed_cost', 'billed_base', 'share_rank', 'vendor_line_id') }} as allocated_billed_cost,
         {{ tokenbook.alloc_remainder('effective_cost', 'effective_base', 'share_rank', 'vendor_line_id') }} as allocated_effective_cost,
-        {{ tokenbook.alloc_remainder('coalesce(list_cost, billed_cost)', 'list_base', 'share_rank', 'vendor_line_id') }} as allocated_list_cost,
+        {{ tokenbook.alloc_remainder('coalesce(list_cost_billed_currency, billed_cost)', 'list_base', 'share_rank', 'vendor_line_id') }} as allocated_list_cost,
+        {{ tokenbook.alloc_remainder('billed_cost_usd', 'billed_usd_base', 'share_rank', 'vendor_line_id') }} as allocated_billed_cost_usd,
+        {{ tokenbook.alloc_remainder('effective_cost_usd', 'effective_usd_base', 'share_rank', 'vendor_line_id') }} as allocated_effective_cost_usd,
+        {{ tokenbook.alloc_remainder('coalesce(list_cost, billed_cost_usd)', 'list_usd_base', 'share_rank', 'vendor_line_id') }} as allocated_list_cost_usd,
         {{ tokenbook.alloc_remainder('coalesce(tokens, 0)', 'tokens_base', 'share_rank', 'vendor_line_id') }} as allocated_tokens
     from shared
 
@@ -267,7 +273,12 @@ final as (
         cast(allocation_basis as {{ text }}) as x_allocation_basis,
         allocation_share as x_allocation_share,
         cast(tokens as {{ dbt.type_bigint() }}) as x_line_tokens,
-        cast(billed_cost as {{ money }}) as x_line_billed_cost
+        cast(billed_cost as {{ money }}) as x_line_billed_cost,
+        -- converted with the day's rate (tokenbook fx load); null when no rate was loaded
+        cast(fx_rate_to_usd as {{ money }}) as x_fx_rate_to_usd,
+        cast(allocated_billed_cost_usd as {{ money }}) as x_billed_cost_usd,
+        cast(allocated_effective_cost_usd as {{ money }}) as x_effective_cost_usd,
+        cast(allocated_list_cost_usd as {{ money }}) as x_list_cost_usd
     from allocated
 
 )

@@ -28,9 +28,10 @@ invoice as (
         x_cost_centre as cost_centre,
         x_team as team,
         x_customer_segment as customer_segment,
-        sum(billed_cost) as invoice_billed_cost_usd,
-        sum(effective_cost) as invoice_effective_cost_usd,
-        sum(list_cost) as invoice_list_cost_usd
+        -- converted to USD (lines with no FX rate are left out: mart_unconverted_billing)
+        coalesce(sum(x_billed_cost_usd), 0) as invoice_billed_cost_usd,
+        coalesce(sum(x_effective_cost_usd), 0) as invoice_effective_cost_usd,
+        coalesce(sum(x_list_cost_usd), 0) as invoice_list_cost_usd
     from {{ ref('fct_focus_cost') }}
     group by {{ tokenbook.month_start('x_usage_date') }}, x_cost_centre, x_team,
         x_customer_segment

@@ -112,17 +112,19 @@ invoice_daily as (
         sum(case when token_type in ('{{ input_types | join("', '") }}') then tokens else 0 end)
             as invoice_input_tokens,
         sum(case when token_type = 'output' then tokens else 0 end) as invoice_output_tokens,
-        coalesce(sum(billed_cost), 0) as invoice_billed_cost_usd,
-        coalesce(sum(effective_cost), 0) as invoice_effective_cost_usd,
+        -- invoice amounts converted to USD with the day's rate; a line with no rate is left
+        -- out (listed in mart_unconverted_billing), never counted as dollars
+        coalesce(sum(billed_cost_usd), 0) as invoice_billed_cost_usd,
+        coalesce(sum(effective_cost_usd), 0) as invoice_effective_cost_usd,
         coalesce(sum(list_cost), 0) as invoice_list_cost_usd,
-        coalesce(sum(case when list_cost is not null then billed_cost end), 0)
+        coalesce(sum(case when list_cost is not null then billed_cost_usd end), 0)
             as priced_billed_cost_usd,
-        coalesce(sum(case when billed_cost is not null then list_cost end), 0)
+        coalesce(sum(case when billed_cost_usd is not null then list_cost end), 0)
             as priced_list_cost_usd,
         sum(case when is_priced then 0 else 1 end) as invoice_unpriced_lines,
         sum(case when is_unlogged_key and token_type <> 'request' then tokens else 0 end)
             as unlogged_tokens,
-        coalesce(sum(case when is_unlogged_key then billed_cost end), 0) as unlogged_cost_usd,
+        coalesce(sum(case when is_unlogged_key then billed_cost_usd end), 0) as unlogged_cost_usd,
         max(case when is_unlogged_key then api_key_id end) as unlogged_api_key_id
     from invoice_lines
     group by usage_date, provider, model_family

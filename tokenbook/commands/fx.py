@@ -1,0 +1,54 @@
+"""`tokenbook fx ...`: daily exchange rates for billing lines in other currencies."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from tokenbook.commands.common import WarehouseOpt, fail, resolve
+
+app = typer.Typer(help="Load daily exchange rates (billing in other currencies).", no_args_is_help=True)
+
+
+@app.command("load")
+def load(
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help="The ECB euro reference-rate CSV (eurofxref-hist.csv: Date,USD,JPY,...) or a "
+            "date,currency,rate_to_usd CSV.",
+            show_default=False,
+        ),
+    ],
+    warehouse: WarehouseOpt = None,
+) -> None:
+    """Load daily rates into raw.fx_rates (the file's date x currency pairs are replaced).
+
+    Run `tokenbook transform` afterwards: billing lines in other currencies are converted with
+    the rate of their day; a line with no rate is reported unconverted (mart_unconverted_billing).
+    """
+    from ingestion.fx import FxFileError, load_fx_rates, load_fx_rates_bigquery
+    from tokenbook.exitcodes import INPUT_REFUSED
+    from tokenbook.warehouse import connect_duckdb
+
+    settings, wh = resolve(warehouse)
+    try:
+        if wh.kind == "bigquery":
+            from tokenbook.orchestration import _bigquery_client
+
+            table_id = f"{wh.project}.{wh.schema('raw')}.fx_rates"
+            result = load_fx_rates_bigquery(_bigquery_client(settings), table_id, file)
+        else:
+            con = connect_duckdb(wh)
+            try:
+                result = load_fx_rates(con, file, wh.table("raw", "fx_rates"))
+            finally:
+                con.close()
+    except FxFileError as exc:
+        raise fail(str(exc), INPUT_REFUSED) from exc
+    typer.echo(
+        f"{result.rows} rates ({result.source}: {', '.join(result.currencies)}) from "
+        f"{result.first_date} to {result.last_date} loaded into {wh.table('raw', 'fx_rates')}"
+    )
