@@ -681,7 +681,9 @@ def _assemble(results, factors, budgets, as_of, cfg):
         bt_rows.append(row)
     daily = pd.concat(daily_parts, ignore_index=True)
     monthly = pd.concat(monthly_parts, ignore_index=True)
-    backtest = pd.DataFrame(bt_rows)
+    # No series long enough for a backtest cutoff (a short history): an empty table with its
+    # columns, not a frame without them.
+    backtest = pd.DataFrame(bt_rows, columns=None if bt_rows else [*META_COLUMNS, "method"])
     for df in (daily, monthly, backtest):
         df.insert(0, "as_of", as_of)
         df["unit"] = df["metric"].map(METRICS).fillna("mixed")
