@@ -11,7 +11,7 @@ import pandas as pd
 
 from forecasting.anomalies import explain_flags
 from forecasting.config import ANOMALY_LEVELS, ForecastConfig
-from forecasting.inputs import load_budgets, load_events, load_fermi_estimates
+from forecasting.inputs import load_budgets, load_events, load_fermi_estimates, load_price_book
 from forecasting.pipeline import (
     ForecastRun,
     Progress,
@@ -66,6 +66,7 @@ def forecast_warehouse(
             load_budgets(),
             cfg,
             progress,
+            price_book=load_price_book(),
         )
         if not run.anomalies.empty:
             flagged = run.anomalies["is_anomaly"].to_numpy()
