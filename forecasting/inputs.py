@@ -107,8 +107,12 @@ def known_changes(events: pd.DataFrame, book: pd.DataFrame | None) -> pd.DataFra
             new = _blended(book, e.to_model, e.ds)
             ratio = new / old if old and new is not None else np.nan
         if pd.notna(ratio):
-            model = e.model if e.kind != "model_switch" else ""
-            rows.append((e.ds, e.event_name, e.provider, e.feature, model, float(ratio)))
+            # A feature's model switch moves that feature (and its share of the total): its
+            # provider and model only price it. Unscoped, it moves the model's series.
+            switch = e.kind == "model_switch"
+            provider = "" if switch and e.feature else e.provider
+            model = "" if switch and e.feature else e.model
+            rows.append((e.ds, e.event_name, provider, e.feature, model, float(ratio)))
     if book is not None and len(book):
         b = book.sort_values(["provider", "model", "valid_from"])
         prev = b.groupby(["provider", "model"]).shift(1)
