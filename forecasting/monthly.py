@@ -250,11 +250,49 @@ def conformal_quantile(s: np.ndarray, level: float) -> float:
 # ---- calibration across series, per-series verdicts, published months -----------------------
 
 
+PRIOR_WEIGHT = 2.0  # origins' worth of the volatility prior in a series' error scale
+MAX_SURGE = 2.0  # at most this much wider for volatility above the series' usual
+MIN_POOL_H = 10  # a horizon with fewer pooled scores is extrapolated from the shorter one
+
+
+def _scales(g: pd.DataFrame) -> pd.DataFrame:
+    """Scores and the current scale of one series x method x horizon (rows = origins).
+
+    Scale at an origin: the RMS of the series' OTHER origins' log errors, shrunk towards the
+    level's typical error for its volatility (``c x vol``, weight ``PRIOR_WEIGHT`` origins),
+    times max(1, vol / the series' median vol) so a period more volatile than usual (a level
+    shift) is wider. Score = |log error| / scale. The current scale uses every origin and
+    today's volatility, the same way."""
+    e = g["err"].to_numpy(float)
+    vol = g["vol"].to_numpy(float)
+    c = g["c"].to_numpy(float)
+    n = len(e)
+    ok = np.isfinite(e)
+    e2 = np.where(ok, e**2, 0.0)
+    total = e2.sum()
+    prior = (c * vol) ** 2
+    med_vol = float(np.nanmedian(vol)) if np.isfinite(vol).any() else np.nan
+    surge = np.clip(vol / med_vol, 1.0, MAX_SURGE)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        s = np.sqrt((total - e2 + PRIOR_WEIGHT * prior) / (ok.sum() - ok + PRIOR_WEIGHT))
+        score = np.where(ok, e / (s * surge), np.nan)
+    vol_now = float(g["vol_now"].iloc[0])
+    c_now = float(np.nanmedian(c)) if n else np.nan
+    now = np.sqrt((total + PRIOR_WEIGHT * (c_now * vol_now) ** 2) / (ok.sum() + PRIOR_WEIGHT))
+    now *= min(max(1.0, vol_now / med_vol), MAX_SURGE) if med_vol > 0 else 1.0
+    return pd.DataFrame({"score": score, "scale_now": now}, index=g.index)
+
+
 def evaluate(results: list[dict], cfg) -> dict:
-    """Pool the monthly backtests of every series: conformal quantiles per (metric, level,
-    method, horizon) -- the level's own scores when it has ``monthly_min_pool`` of them, else
-    every level's -- made non-decreasing in the horizon; each series' verdict (status, chosen
-    method, errors and leave-one-series-out coverage per method and horizon)."""
+    """Pool the monthly backtests of every series.
+
+    Per series, the method is chosen first (``choose``); the chosen method's rows are also
+    pooled as ``published``. Errors are scaled per series (``_scales``) and the scaled scores
+    pooled per (metric, level, method, horizon) -- the level's own when it has
+    ``monthly_min_pool`` of them, else every level's -- into split-conformal quantiles made
+    non-decreasing in the horizon. Each series' verdict carries its status, chosen method,
+    errors and leave-one-series-out coverage per method and horizon, and its current scales.
+    """
     L = cfg.interval_level
     parts = []
     for r in results:
@@ -263,23 +301,39 @@ def evaluate(results: list[dict], cfg) -> dict:
             continue
         m = r["meta"]
         parts.append(
-            bt.assign(unique_id=m["unique_id"], metric=m["metric"], series_level=m["series_level"])
+            bt.assign(unique_id=m["unique_id"], metric=m["metric"], series_level=m["series_level"],
+                      vol_now=r.get("vol_now", np.nan))
         )
     if not parts:
-        return {"q": {}, "series": {}, "scores": pd.DataFrame()}
+        return {"q": {}, "series": {}, "c": {}, "scores": pd.DataFrame()}
     allbt = pd.concat(parts, ignore_index=True)
-    allbt["score"] = log_score(allbt["y"], allbt["p50"], allbt["vol"])
+    allbt["err"] = log_score(allbt["y"], allbt["p50"], 1.0)
     allbt["ape"] = ape(allbt["y"], allbt["p50"])
     horizons = range(1, cfg.horizon_months + 1)
 
-    # Selection first: the published method's own scores form the pool ("published") that sets
-    # the published band, so a series is calibrated on errors of what is actually published.
     chosen_of, errors_of, n_of = {}, {}, {}
     for uid, g in allbt.groupby("unique_id", sort=False):
         n_of[uid] = int(g.loc[g["horizon"] == 1, "origin"].nunique())
         chosen_of[uid], errors_of[uid] = choose(g, cfg.monthly_margin)
     pick = allbt["method"].to_numpy() == allbt["unique_id"].map(chosen_of).to_numpy()
     allbt = pd.concat([allbt, allbt[pick].assign(method="published")], ignore_index=True)
+
+    # The typical error per unit of volatility, per level (or every level when few).
+    ratio = allbt["err"] / allbt["vol"]
+    allbt["c"] = np.nan
+    c_of: dict[tuple, float] = {}
+    for (metric, method, h), g in allbt.assign(ratio=ratio).groupby(["metric", "method",
+                                                                   "horizon"]):
+        wide = float(np.nanmedian(g["ratio"])) if g["ratio"].notna().any() else np.nan
+        for level, gl in g.groupby("series_level"):
+            v = gl["ratio"].dropna()
+            c = float(v.median()) if len(v) >= cfg.monthly_min_pool else wide
+            c_of[(metric, level, method, int(h))] = c
+            allbt.loc[gl.index, "c"] = c
+    scaled = allbt.groupby(["unique_id", "method", "horizon"], group_keys=False)[
+        ["err", "vol", "c", "vol_now"]
+    ].apply(_scales)
+    allbt[["score", "scale_now"]] = scaled[["score", "scale_now"]]
 
     finite = allbt[np.isfinite(allbt["score"])]
     groups = {
@@ -296,7 +350,8 @@ def evaluate(results: list[dict], cfg) -> dict:
     def quantiles(metric, level, method, exclude=None) -> dict[int, float]:
         q, last_h, last_q = {}, None, float("nan")
         for h in horizons:
-            v = conformal_quantile(pool_of(metric, level, method, h, exclude), L)
+            pool = pool_of(metric, level, method, h, exclude)
+            v = conformal_quantile(pool, L) if h == 1 or len(pool) >= MIN_POOL_H else np.nan
             if not np.isfinite(v) and last_h is not None:
                 v = last_q * np.sqrt(h / last_h)  # no target that far: grow like a random walk
             if np.isfinite(last_q):
@@ -315,16 +370,21 @@ def evaluate(results: list[dict], cfg) -> dict:
         metric, level = g["metric"].iloc[0], g["series_level"].iloc[0]
         n_origins, chosen, err = n_of[uid], chosen_of[uid], errors_of[uid]
         status = "backtested" if n_origins >= cfg.monthly_min_origins else "too_short"
-        per_h = {}
+        per_h, scale = {}, {}
         for h, gh in g.groupby("horizon"):
             row = {"n_origins": int(gh["origin"].nunique())}
             for method, gm in gh.groupby("method"):
                 q_out = quantiles(metric, level, method, exclude=uid)[int(h)]
                 s = gm["score"].to_numpy(float)
+                s = s[np.isfinite(s)]
                 row[f"{method}_coverage"] = (
                     float(np.mean(s <= q_out)) if np.isfinite(q_out) and len(s) else np.nan
                 )
-                row[f"{method}_mdape"] = float(np.nanmedian(gm["ape"])) if gm["ape"].notna().any() else np.nan
+                row[f"{method}_mdape"] = (
+                    float(np.nanmedian(gm["ape"])) if gm["ape"].notna().any() else np.nan
+                )
+                if method == "published" and row["n_origins"] >= cfg.monthly_min_origins:
+                    scale[int(h)] = float(gm["scale_now"].iloc[0])
             per_h[int(h)] = row
         verdicts[uid] = {
             "status": status,
@@ -333,8 +393,9 @@ def evaluate(results: list[dict], cfg) -> dict:
             "n_origins": n_origins,
             "errors": err,
             "per_h": per_h,
+            "scale": scale,
         }
-    return {"q": q, "series": verdicts, "scores": allbt}
+    return {"q": q, "series": verdicts, "c": c_of, "scores": allbt}
 
 
 def month_bands(
@@ -342,18 +403,20 @@ def month_bands(
     actual_to_date: np.ndarray,
     dates: pd.DatetimeIndex,
     point: np.ndarray,
-    vol: float,
+    scale: dict[int, float],
     q: dict[int, float] | None,
     as_of: pd.Timestamp,
     default_halfwidth: float,
 ) -> pd.DataFrame:
     """p10/p50/p90 of each month: actual to date + the point forecast's sum over the month's
-    forecast days, times exp(-+ q_h * vol). The current month (h = 0) uses q_1 scaled by the
-    square root of the share of the month still to come (not backtested on its own). Without
-    a calibrated q or a volatility, ``default_halfwidth`` x sqrt(h) (wide on purpose)."""
+    forecast days, times exp(-+ q_h x scale_h) (log scale). The current month (h = 0) uses
+    h = 1 times the square root of the share of the month still to come (not backtested on
+    its own). A horizon beyond the backtested ones keeps the last scale. Without a calibrated
+    q or scale, ``default_halfwidth`` x sqrt(h) (wide on purpose)."""
     dates = pd.DatetimeIndex(dates)
     period = dates.to_period("M")
     this = as_of.to_period("M")
+    known = sorted(h for h, v in (scale or {}).items() if np.isfinite(v))
     rows = []
     for month, atd in zip(pd.to_datetime(months), actual_to_date, strict=True):
         mp = month.to_period("M")
@@ -362,9 +425,12 @@ def month_bands(
         k = int(inside.sum())
         h = (mp - this).n
         share = k / mp.days_in_month
-        qh = (q or {}).get(max(h, 1), float("nan"))
-        if np.isfinite(qh) and np.isfinite(vol):
-            half = qh * vol * (np.sqrt(share) if h == 0 else 1.0)
+        hh = max(h, 1)
+        qh = (q or {}).get(hh, float("nan"))
+        # the band never narrows with the horizon: the widest scale up to this one
+        sh = max(scale[x] for x in known if x <= max(hh, known[0])) if known else np.nan
+        if np.isfinite(qh) and np.isfinite(sh):
+            half = qh * sh * (np.sqrt(share) if h == 0 else 1.0)
             calibrated = True
         else:
             half = default_halfwidth * np.sqrt(max(h, share))

@@ -822,16 +822,34 @@ def _monthly_publish(results, monthly, budgets, as_of, cfg):
             "status": "too_short", "chosen": "fallback", "n_origins": 0, "per_h": {},
             "errors": {}, "best_by_error": None,
         }
-        chosen = v["chosen"]
-        qkey = (meta["metric"], meta["series_level"],
-                "run_rate" if chosen == "fallback" else "published")
-        q = ev["q"].get(qkey)
         idx = monthly.index[monthly["unique_id"] == uid]
         rows = monthly.loc[idx]
-        bands = month_bands(
-            rows["month"], rows["actual_to_date"].to_numpy(float), dates,
-            r["final_points"][chosen], r["vol_now"], q, as_of, cfg.too_short_log_halfwidth,
-        )
+        if v["status"] == "too_short":
+            # Not enough months to choose on: the daily model's months (Prophet with its level
+            # steps where it could fit, else the fallback), never narrower than the rule of
+            # thumb, and saying so.
+            chosen = r["method"]
+            key = (meta["metric"], meta["series_level"], "run_rate")
+            q = ev["q"].get(key)
+            scale = {h: ev["c"].get((*key, h), np.nan) * r["vol_now"]
+                     for h in range(1, cfg.horizon_months + 1)}
+            point = r["final_points"]["prophet" if chosen == "prophet" else "fallback"]
+            bands = month_bands(rows["month"], rows["actual_to_date"].to_numpy(float), dates,
+                                point, scale, q, as_of, cfg.too_short_log_halfwidth)
+            atd = rows["actual_to_date"].to_numpy(float)
+            f = rows["p50"].to_numpy(float) - atd
+            half = bands["log_halfwidth"].to_numpy(float)
+            bands["p50"] = rows["p50"].to_numpy(float)
+            bands["forecast_sum"] = f
+            bands["p10"] = np.minimum(rows["p10"].to_numpy(float), atd + f * np.exp(-half))
+            bands["p90"] = np.maximum(rows["p90"].to_numpy(float), atd + f * np.exp(half))
+        else:
+            chosen = v["chosen"]
+            q = ev["q"].get((meta["metric"], meta["series_level"], "published"))
+            bands = month_bands(
+                rows["month"], rows["actual_to_date"].to_numpy(float), dates,
+                r["final_points"][chosen], v["scale"], q, as_of, cfg.too_short_log_halfwidth,
+            )
         spec = r["spec"] if chosen == "prophet" else None
         monthly.loc[idx, "p10"] = bands["p10"].to_numpy()
         monthly.loc[idx, "p50"] = bands["p50"].to_numpy()

@@ -144,5 +144,5 @@ def test_a_planned_model_switch_moves_next_month_by_the_price_ratio(tmp_path):
 def test_too_short_backtest_says_so_and_is_not_a_confident_band():
     run = _run(_series("fresh_tool", 50 * np.exp(np.random.default_rng(1).normal(0, .1, 40))))
     nxt = run.monthly[run.monthly["month"] == "2026-07-01"].iloc[0]
-    assert nxt["backtest_status"] == "too_short" and nxt["method"] == "fallback"
+    assert nxt["backtest_status"] == "too_short" and nxt["method"] == "prophet"
     assert nxt["p90"] / nxt["p10"] > 1.9  # exp(2 x 0.35)
