@@ -93,6 +93,7 @@ def _last_anomaly_factor(source, warehouse, as_of: date, client=None) -> tuple[f
     sql = (
         f"select unique_id, spec, anomaly_calibration_factor from {table} "
         f"where as_of = (select max(as_of) from {table} where as_of <= date '{as_of.isoformat()}')"
+        " and phase in ('calibration', 'holdout')"  # the daily model's rows, not the monthly
     )
     try:
         bt = _query(source, sql, client)
