@@ -869,6 +869,9 @@ def _monthly_publish(results, monthly, budgets, as_of, cfg):
                    for h in bands["horizon"]]
             rr = [v["per_h"].get(max(int(h), 1), {}).get("run_rate_mdape", np.nan)
                   for h in bands["horizon"]]
+            n_h = [v["per_h"].get(max(int(h), 1), {}).get("n_origins", 0)
+                   for h in bands["horizon"]]
+            monthly.loc[idx, "backtest_origins"] = n_h  # the origins behind that horizon
             monthly.loc[idx, "backtest_coverage"] = cov
             monthly.loc[idx, "backtest_mdape"] = err
             monthly.loc[idx, "run_rate_mdape"] = rr

@@ -249,6 +249,9 @@ def publish_bigquery(client, warehouse, tables: dict[str, pd.DataFrame], as_of) 
             ),
             clustering_fields=["series_level", "metric"],
             create_disposition=bigquery.CreateDisposition.CREATE_IF_NEEDED,
+            # A table written by an older version gains the new columns (allowed for a
+            # WRITE_TRUNCATE load into one partition), as DuckDB's ``add column if not exists``.
+            schema_update_options=[bigquery.SchemaUpdateOption.ALLOW_FIELD_ADDITION],
         )
         destination = f"{dataset}.{name}${as_of:%Y%m%d}"
         job = client.load_table_from_file(buf, destination, job_config=config)

@@ -41,9 +41,11 @@ def _pct(x) -> str:
 def _honesty(r) -> tuple[str, str, str]:
     """Backtested coverage, median abs % error and the run-rate's, or why there are none."""
     status = getattr(r, "backtest_status", None)
-    if status == "backtested":
+    if status == "backtested" and r.backtest_coverage == r.backtest_coverage:
         return (f"{_pct(r.backtest_coverage)} of {int(r.backtest_origins)}",
                 _pct(r.backtest_mdape), _pct(r.run_rate_mdape))
+    if status == "backtested":
+        return ("not this far ahead", "—", "—")
     if status == "too_short":
         return ("too short to backtest", "—", "—")
     return ("not backtested", "—", "—")

@@ -526,10 +526,12 @@ class Page:
 
         def held(r: int) -> str:
             status = fm["backtest_status"].iloc[r] if "backtest_status" in fm else None
-            if status == "backtested":
+            if status == "backtested" and not is_missing(fm["backtest_coverage"].iloc[r]):
                 return self.cell("forecast_monthly", r, "backtest_coverage", "share", text=(
                     f"{fmt(fm['backtest_coverage'].iloc[r], 'share')} of "
                     f"{int(fm['backtest_origins'].iloc[r])} months"))
+            if status == "backtested":
+                return '<td class="note">not backtested this far ahead</td>'
             return (f'<td class="note">{"too short to backtest" if status == "too_short" else "not backtested"}'
                     "</td>")
 
@@ -570,7 +572,8 @@ class Page:
         honesty = ""
         if not bt.empty:
             honesty = (
-                f'<p class="lead" style="margin-top:8px">Backtest of the total: the '
+                f'<p class="lead" style="margin-top:8px">Daily backtest of the total (the '
+                f'chart\'s model, not the monthly figures): the '
                 f'{self.cell("backtest", 0, "interval_level", "share", tag="span")} interval '
                 f'held {self.cell("backtest", 0, "coverage_calibrated", "share", tag="span")} of '
                 f'{self.cell("backtest", 0, "n_points", "int", tag="span")} held-out days after '
