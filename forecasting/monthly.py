@@ -10,12 +10,14 @@ next months' sums from the days up to the origin:
   Hyndman & Billah 2003), written here with numpy (statsforecast needs pandas < 3);
 - ``prophet``: the series' Prophet fit (the spec the daily backtest chose), its ``yhat``.
 
-Scores are log ratios of actual to forecast sums divided by the series' own volatility at the
-origin (RMS of week-over-week log changes of weekly sums over the last 8 weeks: a recent level
-shift or a volatile series gets a larger one). ``calibrate`` pools them per level and horizon
-into split-conformal quantiles; a published month is ``p50 * exp(+-q_h * volatility)``.
 ``choose`` picks the method with the lowest median absolute % error of next month's sum; a
-method other than the run-rate must beat it by ``margin`` or the run-rate is published.
+method other than the run-rate must beat it clearly (``margin`` and a majority of origins) or
+the run-rate is published. ``evaluate`` scales each series' log errors (its own errors at the
+other origins, shrunk towards the level's typical error per unit of volatility -- the RMS of
+week-over-week log changes of weekly sums over the last 8 weeks -- and wider when volatility
+surges, as after a level shift), pools the scaled scores of the published methods per level
+and horizon into split-conformal quantiles ``q_h``; ``month_bands`` publishes
+``p50 x exp(-+ q_h x scale)``.
 """
 
 from __future__ import annotations
