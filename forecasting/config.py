@@ -63,7 +63,7 @@ class ForecastConfig:
     # monthly_origins origins (month ends when >= monthly_min_month_ends exist, else weekly with
     # a 30-day window); fewer than monthly_min_origins -> "too short", the fallback publishes.
     monthly_metrics: tuple[str, ...] = ("spend",)
-    monthly_origins: int = 6
+    monthly_origins: int = 4  # each is a Prophet fit per spend series (the bench's budget)
     monthly_min_origins: int = 3
     monthly_min_month_ends: int = 4
     monthly_min_train_days: int = 28
