@@ -66,7 +66,7 @@ def forecast_warehouse(
             load_budgets(),
             cfg,
             progress,
-            price_book=load_price_book(),
+            price_book=_price_book(source, warehouse, bq_client),
         )
         if not run.anomalies.empty:
             flagged = run.anomalies["is_anomaly"].to_numpy()
@@ -82,6 +82,27 @@ def forecast_warehouse(
     finally:
         if own_con:
             con.close()
+
+
+def _price_book(source, warehouse, client=None) -> pd.DataFrame:
+    """The warehouse's price book (dbt ``int_price_book``: the seed plus every version loaded
+    with ``tokenbook prices load``), so a newer price moves the forecast; the seed when the
+    models are not built yet."""
+    from forecasting.series import _query
+
+    table = warehouse.table("staging", "int_price_book")
+    try:
+        book = _query(
+            source,
+            f"select provider, model, valid_from, input_per_mtok, output_per_mtok from {table}",
+            client,
+        )
+    except Exception:  # not built yet: the shipped book
+        return load_price_book()
+    book["valid_from"] = pd.to_datetime(book["valid_from"])
+    for col in ("input_per_mtok", "output_per_mtok"):
+        book[col] = pd.to_numeric(book[col], errors="coerce").astype("float64")
+    return book.dropna(subset=["input_per_mtok", "output_per_mtok"])
 
 
 def _last_anomaly_factor(source, warehouse, as_of: date, client=None) -> tuple[float, dict]:

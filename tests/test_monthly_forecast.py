@@ -146,3 +146,49 @@ def test_too_short_backtest_says_so_and_is_not_a_confident_band():
     nxt = run.monthly[run.monthly["month"] == "2026-07-01"].iloc[0]
     assert nxt["backtest_status"] == "too_short" and nxt["method"] == "prophet"
     assert nxt["p90"] / nxt["p10"] > 1.9  # exp(2 x 0.35)
+
+
+def test_a_price_book_version_moves_the_model_and_its_share_of_the_total():
+    rng = np.random.default_rng(21)
+    ds = pd.date_range(end=pd.Timestamp(END), periods=150)
+
+    def part(uid, level, y, **keys):
+        df = pd.DataFrame({"unique_id": uid, "ds": ds, "y": y, "series_level": level,
+                           "metric": "spend"})
+        for c in KEY_COLUMNS:
+            df[c] = keys.get(c)
+        return df[list(FRAME_COLUMNS)]
+
+    cheap = 300 * np.exp(rng.normal(0, 0.05, 150))
+    dear = 100 * np.exp(rng.normal(0, 0.05, 150))
+    frame = pd.concat([
+        part("spend|total", "total", cheap + dear),
+        part("spend|provider_model|provider=vendor_y|model=m-large", "provider_model", dear,
+             provider="vendor_y", model="m-large"),
+        part("spend|provider_model|provider=vendor_y|model=m-small", "provider_model", cheap,
+             provider="vendor_y", model="m-small"),
+    ], ignore_index=True)
+    book = pd.DataFrame({
+        "provider": ["vendor_y"] * 3, "model": ["m-large", "m-large", "m-small"],
+        "valid_from": pd.to_datetime(["2020-01-01", "2026-07-01", "2020-01-01"]),
+        "input_per_mtok": [4.0, 2.0, 1.0], "output_per_mtok": [16.0, 8.0, 4.0],
+    })
+    cfg = ForecastConfig(n_samples=100, workers=1, metrics=("spend",),
+                         levels=("total", "provider_model"), backtest_cutoffs=2,
+                         horizon_months=1)
+    before = _run(frame, cfg=cfg, price_book=book[book["valid_from"] < "2026-01-01"])
+    after = _run(frame, cfg=cfg, price_book=book)
+
+    def july(run, uid):
+        m = run.monthly
+        return m[(m["unique_id"] == uid) & (m["month"] == "2026-07-01")].iloc[0]
+
+    large = "spend|provider_model|provider=vendor_y|model=m-large"
+    assert july(after, large)["p50"] / july(before, large)["p50"] == pytest.approx(0.5, rel=1e-6)
+    small = "spend|provider_model|provider=vendor_y|model=m-small"
+    assert july(after, small)["p50"] == pytest.approx(july(before, small)["p50"], rel=1e-9)
+    # the total moves by m-large's share of the last 28 days (about a quarter) x -50%
+    share = dear[-28:].sum() / (cheap[-28:] + dear[-28:]).sum()
+    ratio = july(after, "spend|total")["p50"] / july(before, "spend|total")["p50"]
+    assert ratio == pytest.approx(1 - 0.5 * share, rel=1e-6)
+    assert "price_book vendor_y/m-large" in july(after, "spend|total")["events_applied"]
