@@ -63,12 +63,12 @@ class ForecastConfig:
     # monthly_origins origins (month ends when >= monthly_min_month_ends exist, else weekly with
     # a 30-day window); fewer than monthly_min_origins -> "too short", the fallback publishes.
     monthly_metrics: tuple[str, ...] = ("spend",)
-    monthly_origins: int = 4  # each is a Prophet fit per spend series (the bench's budget)
+    monthly_origins: int = 3  # each is a Prophet fit per spend series (the bench's budget)
     monthly_min_origins: int = 3
     monthly_min_month_ends: int = 4
     monthly_min_train_days: int = 28
     # A method other than the run-rate is published only when its median absolute % error is
-    # at least this share lower than the run-rate's and it is closer at 2/3 of the origins.
+    # at least this share lower than the run-rate's and it is closer at 3/4 of the origins.
     monthly_margin: float = 0.1
     # Conformal scores of one level and horizon are pooled with the other levels below this.
     monthly_min_pool: int = 20

@@ -218,7 +218,7 @@ def ape(y, p50) -> np.ndarray:
         return np.where(y > 0, np.abs(p50 - y) / y, np.nan)
 
 
-def choose(bt: pd.DataFrame, margin: float, win_share: float = 2 / 3) -> tuple[str, dict]:
+def choose(bt: pd.DataFrame, margin: float, win_share: float = 0.75) -> tuple[str, dict]:
     """The method with the lowest median absolute % error on next month (horizon 1). Another
     method than the run-rate must beat it clearly: a median error at least ``margin``
     (relative) lower AND a smaller error at ``win_share`` of the origins; otherwise (a few
@@ -257,32 +257,31 @@ MAX_SURGE = 2.0  # at most this much wider for volatility above the series' usua
 MIN_POOL_H = 10  # a horizon with fewer pooled scores is extrapolated from the shorter one
 
 
-def _scales(g: pd.DataFrame) -> pd.DataFrame:
-    """Scores and the current scale of one series x method x horizon (rows = origins).
+def _scales(frame: pd.DataFrame) -> pd.DataFrame:
+    """Scores and current scales, per series x method x horizon (rows = origins), vectorised.
 
     Scale at an origin: the RMS of the series' OTHER origins' log errors, shrunk towards the
     level's typical error for its volatility (``c x vol``, weight ``PRIOR_WEIGHT`` origins),
-    times max(1, vol / the series' median vol) so a period more volatile than usual (a level
-    shift) is wider. Score = |log error| / scale. The current scale uses every origin and
-    today's volatility, the same way."""
-    e = g["err"].to_numpy(float)
-    vol = g["vol"].to_numpy(float)
-    c = g["c"].to_numpy(float)
-    n = len(e)
+    times vol / the series' median vol (between 1 and ``MAX_SURGE``) so a period more volatile
+    than usual (a level shift) is wider. Score = |log error| / scale. The current scale uses
+    every origin and today's volatility, the same way."""
+    g = frame.groupby(["unique_id", "method", "horizon"], sort=False)
+    e = frame["err"].to_numpy(float)
+    vol = frame["vol"].to_numpy(float)
+    c = frame["c"].to_numpy(float)
     ok = np.isfinite(e)
     e2 = np.where(ok, e**2, 0.0)
-    total = e2.sum()
-    prior = (c * vol) ** 2
-    med_vol = float(np.nanmedian(vol)) if np.isfinite(vol).any() else np.nan
-    surge = np.clip(vol / med_vol, 1.0, MAX_SURGE)
+    total = g["err"].transform(lambda x: np.nansum(x.to_numpy(float) ** 2)).to_numpy(float)
+    n_ok = g["err"].transform("count").to_numpy(float)
+    med_vol = g["vol"].transform("median").to_numpy(float)
+    c_now = g["c"].transform("median").to_numpy(float)
+    vol_now = frame["vol_now"].to_numpy(float)
     with np.errstate(invalid="ignore", divide="ignore"):
-        s = np.sqrt((total - e2 + PRIOR_WEIGHT * prior) / (ok.sum() - ok + PRIOR_WEIGHT))
-        score = np.where(ok, e / (s * surge), np.nan)
-    vol_now = float(g["vol_now"].iloc[0])
-    c_now = float(np.nanmedian(c)) if n else np.nan
-    now = np.sqrt((total + PRIOR_WEIGHT * (c_now * vol_now) ** 2) / (ok.sum() + PRIOR_WEIGHT))
-    now *= min(max(1.0, vol_now / med_vol), MAX_SURGE) if med_vol > 0 else 1.0
-    return pd.DataFrame({"score": score, "scale_now": now}, index=g.index)
+        s = np.sqrt((total - e2 + PRIOR_WEIGHT * (c * vol) ** 2) / (n_ok - ok + PRIOR_WEIGHT))
+        score = np.where(ok, e / (s * np.clip(vol / med_vol, 1.0, MAX_SURGE)), np.nan)
+        now = np.sqrt((total + PRIOR_WEIGHT * (c_now * vol_now) ** 2) / (n_ok + PRIOR_WEIGHT))
+        now = now * np.where(med_vol > 0, np.clip(vol_now / med_vol, 1.0, MAX_SURGE), 1.0)
+    return pd.DataFrame({"score": score, "scale_now": now}, index=frame.index)
 
 
 def evaluate(results: list[dict], cfg) -> dict:
@@ -332,10 +331,7 @@ def evaluate(results: list[dict], cfg) -> dict:
             c = float(v.median()) if len(v) >= cfg.monthly_min_pool else wide
             c_of[(metric, level, method, int(h))] = c
             allbt.loc[gl.index, "c"] = c
-    scaled = allbt.groupby(["unique_id", "method", "horizon"], group_keys=False)[
-        ["err", "vol", "c", "vol_now"]
-    ].apply(_scales)
-    allbt[["score", "scale_now"]] = scaled[["score", "scale_now"]]
+    allbt[["score", "scale_now"]] = _scales(allbt)
 
     finite = allbt[np.isfinite(allbt["score"])]
     groups = {

@@ -72,7 +72,7 @@ def _monthly_rows(run, horizon=1):
 def test_calibrated_monthly_interval_holds_about_80_percent(mixed):
     rows = _monthly_rows(mixed)
     pooled = rows.loc["__pooled__|monthly|spend|feature"]
-    assert pooled["n_origins"] >= 60  # 16 series x 4 month-end origins
+    assert pooled["n_origins"] >= 45  # 16 series x 3 month-end origins
     assert pooled["origin_kind"] == "month_end"
     # leave-one-series-out: no series is judged by a band its own errors set
     assert 0.7 <= pooled["monthly_coverage"] <= 0.9, pooled["monthly_coverage"]
