@@ -1,7 +1,9 @@
-"""Benchmark: fit + backtest (3 rolling cutoffs) + final forecast for 200 daily series.
+"""Benchmark: fit + backtest (3 rolling cutoffs) + monthly competition + final forecast for 200
+daily series.
 
 Prints series per second, pooled interval coverage before/after conformal calibration
-(calibration cutoffs and held-out cutoffs), MASE and the MAE ratio to a 7-day seasonal naive.
+(calibration cutoffs and held-out cutoffs), MASE and the MAE ratio to a 7-day seasonal naive, and
+the monthly competition's backtest of next month's sum (coverage, error vs run-rate, methods).
 
     .venv/bin/python bench/forecast.py [--series 200] [--days 120] [--workers 2] [--samples 1000]
 
@@ -89,7 +91,8 @@ def main() -> None:
     cpu = _cpu_seconds() - cpu0
 
     bt = run.backtest
-    pooled = bt[bt["series_level"] == "pooled"].set_index(["method", "phase"])
+    daily = bt["phase"].isin(["calibration", "holdout"])
+    pooled = bt[daily & (bt["series_level"] == "pooled")].set_index(["method", "phase"])
     per = bt[bt["series_level"] != "pooled"]
     print(
         f"series: {args.series} x {args.days} days, cutoffs {args.cutoffs} "
@@ -112,6 +115,16 @@ def main() -> None:
             f"coverage@{r['anomaly_level']:.0%} raw {r['anomaly_coverage_raw']:.3f} -> "
             f"{r['anomaly_coverage_calibrated']:.3f}"
         )
+    monthly = bt[(bt["phase"] == "monthly") & (bt["series_level"] == "pooled")]
+    for r in monthly.sort_values("horizon_months").itertuples():
+        print(
+            f"monthly h={int(r.horizon_months)} ({r.origin_kind} origins, {int(r.n_origins)} "
+            f"series-origins): 80% band held {r.monthly_coverage:.3f} (leave-one-series-out); "
+            f"median abs % error {r.monthly_mdape:.3f} vs run-rate {r.run_rate_mdape:.3f}, "
+            f"seasonal naive {r.seasonal_naive_mdape:.3f}, theta {r.theta_mdape:.3f}, "
+            f"prophet {r.prophet_mdape:.3f}; chosen: {r.methods_chosen}"
+        )
+    per = per[per["phase"].isin(["calibration", "holdout"])]
     hold = per[per["phase"] == "holdout"]
     print(
         f"held-out per series: MASE median {hold['mase'].median():.3f} mean {hold['mase'].mean():.3f}; "

@@ -62,6 +62,21 @@ class ForecastConfig:
     # Materiality: a flag needs |actual - expected| >= this share of the total's trailing
     # 28-day mean daily spend (0 disables).
     anomaly_min_impact_share: float = 0.01
+    # Monthly competition (forecasting/monthly.py): next month's sum backtested at up to
+    # monthly_origins origins (month ends when >= monthly_min_month_ends exist, else weekly with
+    # a 30-day window); fewer than monthly_min_origins -> "too short", the fallback publishes.
+    monthly_metrics: tuple[str, ...] = ("spend",)
+    monthly_origins: int = 3  # each is a Prophet fit per spend series (the bench's budget)
+    monthly_min_origins: int = 3
+    monthly_min_month_ends: int = 4
+    monthly_min_train_days: int = 28
+    # A method other than the run-rate is published only when its median absolute % error is
+    # at least this share lower than the run-rate's and it is closer at 3/4 of the origins.
+    monthly_margin: float = 0.1
+    # Conformal scores of one level and horizon are pooled with the other levels below this.
+    monthly_min_pool: int = 20
+    # Log half-width of the band when no backtest exists anywhere (x/ 1.42): wide on purpose.
+    too_short_log_halfwidth: float = 0.35
     workers: int = 2
     seed: int = 7
     extra: dict = field(default_factory=dict)

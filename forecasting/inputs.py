@@ -11,11 +11,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 SEEDS = Path(__file__).resolve().parent.parent / "dbt_project" / "seeds"
-EVENT_KINDS = ("launch", "price_change", "holiday")
+EVENT_KINDS = ("launch", "price_change", "holiday", "model_switch")
 STEP_KINDS = ("launch", "price_change")
+# Optional event columns: a planned change's effect on spend from its date on. ``spend_ratio``
+# states it; a ``model_switch`` row (``model`` -> ``to_model``) gets it from the price book.
+CHANGE_COLUMNS = ("model", "to_model", "spend_ratio")
+# Input : output tokens assumed when pricing a model switch (no ledger mix passed).
+DEFAULT_TOKEN_MIX = (3.0, 1.0)
 FERMI_COLUMNS = (
     "feature",
     "launch_date",
@@ -60,8 +66,9 @@ def _read(path: Path, required: tuple[str, ...]) -> pd.DataFrame:
 
 def load_events(path: Path | None = None, config: Path | str | None = None) -> pd.DataFrame:
     """Events with ``ds`` (Timestamp), ``event_name``, ``kind``, ``provider``, ``feature``
-    (empty scope = all series). Without ``path``: the public price changes of the seed plus the
-    organisation's forecast_events.csv (configuration folder ``config``), when it has one."""
+    (empty scope = all series) and the optional ``model``, ``to_model``, ``spend_ratio``.
+    Without ``path``: the public price changes of the seed plus the organisation's
+    forecast_events.csv (configuration folder ``config``), when it has one."""
     if path is None:
         paths = [SEEDS / "forecast_events.csv"]
         own = _config_file("forecast_events.csv", config)
@@ -73,7 +80,77 @@ def load_events(path: Path | None = None, config: Path | str | None = None) -> p
     if bad:
         raise ValueError(f"{path.name}: unknown event kinds {bad}; use one of {EVENT_KINDS}")
     df["ds"] = pd.to_datetime(df["event_date"])
-    return df[["ds", "event_name", "kind", "provider", "feature"]]
+    for col in CHANGE_COLUMNS:
+        if col not in df:
+            df[col] = ""
+    ratio = pd.to_numeric(df["spend_ratio"].replace("", None), errors="coerce")
+    if (ratio <= 0).any() or (df["spend_ratio"].ne("") & ratio.isna()).any():
+        raise ValueError(f"{path.name}: spend_ratio must be a positive number (0.8 = -20%)")
+    df["spend_ratio"] = ratio
+    switch = df["kind"] == "model_switch"
+    if (switch & ((df["model"] == "") | (df["to_model"] == "")) & ratio.isna()).any():
+        raise ValueError(
+            f"{path.name}: a model_switch row needs model and to_model (or a spend_ratio)"
+        )
+    return df[["ds", "event_name", "kind", "provider", "feature", *CHANGE_COLUMNS]]
+
+
+def load_price_book(path: Path | None = None) -> pd.DataFrame:
+    """List prices per provider, model and ``valid_from`` (input and output USD per million)."""
+    path = path or SEEDS / "price_book_default.csv"
+    df = _read(path, ("provider", "model", "valid_from", "input_per_mtok", "output_per_mtok"))
+    out = df[["provider", "model"]].copy()
+    out["valid_from"] = pd.to_datetime(df["valid_from"])
+    for col in ("input_per_mtok", "output_per_mtok"):
+        out[col] = pd.to_numeric(df[col].replace("", None), errors="coerce")
+    return out.dropna(subset=["input_per_mtok", "output_per_mtok"])
+
+
+def _blended(book: pd.DataFrame, model: str, when: pd.Timestamp, provider: str = "",
+             mix: tuple[float, float] = DEFAULT_TOKEN_MIX) -> float | None:
+    rows = book[(book["model"] == model) & (book["valid_from"] <= when)]
+    if provider:
+        rows = rows[rows["provider"] == provider] if (rows["provider"] == provider).any() else rows
+    if rows.empty:
+        return None
+    r = rows.sort_values("valid_from").iloc[-1]
+    return float(mix[0] * r["input_per_mtok"] + mix[1] * r["output_per_mtok"])
+
+
+def known_changes(events: pd.DataFrame, book: pd.DataFrame | None) -> pd.DataFrame:
+    """Planned changes with a spend ratio: events with ``spend_ratio``, model switches priced
+    from the price book (``to_model`` / ``model`` at the switch date, a 3:1 input:output token
+    mix), and price-book versions (``valid_from``) replacing an earlier price of a model.
+    Columns: ds, event_name, provider, feature, model, ratio."""
+    rows = []
+    ev = events if "spend_ratio" in events else events.assign(spend_ratio=np.nan, model="",
+                                                              to_model="")
+    for e in ev.itertuples():
+        ratio = e.spend_ratio
+        if (pd.isna(ratio) and e.kind == "model_switch" and book is not None):
+            old = _blended(book, e.model, e.ds, e.provider)
+            new = _blended(book, e.to_model, e.ds)
+            ratio = new / old if old and new is not None else np.nan
+        if pd.notna(ratio):
+            # A feature's model switch moves that feature (and its share of the total): its
+            # provider and model only price it. Unscoped, it moves the model's series.
+            switch = e.kind == "model_switch"
+            provider = "" if switch and e.feature else e.provider
+            model = "" if switch and e.feature else e.model
+            rows.append((e.ds, e.event_name, provider, e.feature, model, float(ratio)))
+    if book is not None and len(book):
+        b = book.sort_values(["provider", "model", "valid_from"])
+        prev = b.groupby(["provider", "model"]).shift(1)
+        changed = prev["input_per_mtok"].notna()
+        for r, p in zip(b[changed].itertuples(), prev[changed].itertuples(), strict=True):
+            w_in, w_out = DEFAULT_TOKEN_MIX
+            old = w_in * p.input_per_mtok + w_out * p.output_per_mtok
+            new = w_in * r.input_per_mtok + w_out * r.output_per_mtok
+            if old > 0 and abs(new / old - 1) > 1e-9:
+                name = f"price_book {r.provider}/{r.model}"
+                rows.append((r.valid_from, name, r.provider, "", r.model, new / old))
+    return pd.DataFrame(rows, columns=["ds", "event_name", "provider", "feature", "model",
+                                       "ratio"])
 
 
 def load_fermi_estimates(path: Path | None = None, config: Path | str | None = None) -> pd.DataFrame:

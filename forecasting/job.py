@@ -12,7 +12,7 @@ import pandas as pd
 
 from forecasting.anomalies import explain_flags
 from forecasting.config import ANOMALY_LEVELS, ForecastConfig
-from forecasting.inputs import load_budgets, load_events, load_fermi_estimates
+from forecasting.inputs import load_budgets, load_events, load_fermi_estimates, load_price_book
 from forecasting.pipeline import (
     ForecastRun,
     Progress,
@@ -67,6 +67,7 @@ def forecast_warehouse(
             load_budgets(config=cfg.config_dir),
             cfg,
             progress,
+            price_book=_price_book(source, warehouse, bq_client),
         )
         if not run.anomalies.empty:
             flagged = run.anomalies["is_anomaly"].to_numpy()
@@ -108,6 +109,25 @@ def _backtest_exists(source, warehouse, client=None) -> bool:
         [warehouse.schema("marts")],
     ).fetchone()
     return bool(row[0])
+def _price_book(source, warehouse, client=None) -> pd.DataFrame:
+    """The warehouse's price book (dbt ``int_price_book``: the seed plus every version loaded
+    with ``tokenbook prices load``), so a newer price moves the forecast; the seed when the
+    models are not built yet."""
+    from forecasting.series import _query
+
+    table = warehouse.table("staging", "int_price_book")
+    try:
+        book = _query(
+            source,
+            f"select provider, model, valid_from, input_per_mtok, output_per_mtok from {table}",
+            client,
+        )
+    except Exception:  # not built yet: the shipped book
+        return load_price_book()
+    book["valid_from"] = pd.to_datetime(book["valid_from"])
+    for col in ("input_per_mtok", "output_per_mtok"):
+        book[col] = pd.to_numeric(book[col], errors="coerce").astype("float64")
+    return book.dropna(subset=["input_per_mtok", "output_per_mtok"])
 
 
 def _last_anomaly_factor(source, warehouse, as_of: date, client=None) -> tuple[float, dict]:
@@ -120,6 +140,7 @@ def _last_anomaly_factor(source, warehouse, as_of: date, client=None) -> tuple[f
     sql = (
         f"select unique_id, spec, anomaly_calibration_factor from {table} "
         f"where as_of = (select max(as_of) from {table} where as_of <= date '{as_of.isoformat()}')"
+        " and phase in ('calibration', 'holdout')"  # the daily model's rows, not the monthly
     )
     if not _backtest_exists(source, warehouse, client):
         log.info("no forecast refit yet (%s does not exist): anomaly factor 1.0", table)

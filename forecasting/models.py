@@ -56,6 +56,24 @@ class Forecaster:
             return _prophet_samples(self, dates, n_samples, seed)
         return _fallback_samples(self, dates, n_samples, seed)
 
+    def point(self, dates: pd.DatetimeIndex) -> np.ndarray:
+        """The daily point forecast (Prophet's yhat, no sampling; fallback's weekday level)."""
+        dates = pd.DatetimeIndex(dates)
+        if self.method != "prophet":
+            return self.level[dates.day_of_week.to_numpy()].astype(float)
+        future = pd.DataFrame({"ds": dates})
+        for i, when in enumerate(self.step_dates):
+            future[f"step_{i}"] = (future["ds"] >= when).astype(float)
+        keep = self.model.uncertainty_samples
+        self.model.uncertainty_samples = 0
+        try:
+            yhat = self.model.predict(future)["yhat"].to_numpy(float)
+        finally:
+            self.model.uncertainty_samples = keep
+        if self.spec == "log":
+            yhat = np.exp(np.clip(yhat, None, 50)) - self.offset
+        return np.clip(yhat, 0, None)
+
 
 def is_flat(y: np.ndarray) -> bool:
     """Too little signal for Prophet: constant, or mostly zero days."""

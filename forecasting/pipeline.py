@@ -176,10 +176,13 @@ def forecast_series(
     events: pd.DataFrame,
     fermi: pd.DataFrame,
     spec_hint: str | None = None,
+    changes: list | None = None,
 ) -> dict:
     """Pass 1 for one series: backtest, choose the spec, final fit, raw (uncalibrated) bands
-    and month-sum paths. Never raises for short or flat data (falls back).
-    ``spec_hint``: use this spec (chosen on the matching spend series) instead of comparing."""
+    and month-sum paths; for spend, the monthly competition (forecasting/monthly.py). Never
+    raises for short or flat data (falls back).
+    ``spec_hint``: use this spec (chosen on the matching spend series) instead of comparing.
+    ``changes``: known changes ``(date, spend ratio, name)`` that move this series."""
     levels = (cfg.interval_level, cfg.anomaly_level)
     method = choose_method(meta, history, cfg, fermi)
     ev = events_for_series(events, meta.get("provider"), meta.get("feature"))
@@ -262,6 +265,8 @@ def forecast_series(
             model, paths = _plausible(model, paths, history, dates, spec, method, ev, cfg, seed)
         out["method"] = model.method
         out["spec"] = model.spec
+        if meta["metric"] in cfg.monthly_metrics:
+            out.update(_monthly_competition(history, model, dates, ev, cfg, changes or []))
     else:
         paths = fermi_samples(
             fermi.loc[meta["feature"]], meta["metric"], dates, cfg.n_samples, seed
@@ -287,6 +292,51 @@ def forecast_series(
         monthly = pd.concat([pd.DataFrame([done]), monthly], ignore_index=True)
     out["monthly"] = monthly
     return out
+
+
+def change_multiplier(changes: list, dates: pd.DatetimeIndex, after: pd.Timestamp) -> np.ndarray:
+    """Per day of ``dates``: the product of the ratios of known changes dated after ``after``
+    and on or before the day."""
+    out = np.ones(len(dates))
+    for when, ratio, _name in changes:
+        if when > after:
+            out *= np.where(dates >= when, ratio, 1.0)
+    return out
+
+
+def _monthly_competition(history, final_model, dates, ev, cfg, changes) -> dict:
+    """Backtest next month's sum for the baselines (and Prophet when it is the daily model),
+    and each one's point forecast over the horizon (known changes applied)."""
+    from forecasting.monthly import BASELINES, POINT, monthly_backtest, volatility
+
+    methods = {
+        name: (lambda train, d, f=POINT[name]: f(train["y"].to_numpy(float), len(d)))
+        for name in BASELINES
+    }
+    if final_model.method == "prophet":
+        spec = final_model.spec
+
+        def prophet_point(train, d):
+            return _fitter("prophet", spec, ev, 0)(train).point(d)
+
+        methods["prophet"] = prophet_point
+    kind, bt = monthly_backtest(
+        history, methods, cfg, lambda d, origin: change_multiplier(changes, d, origin)
+    )
+    as_of = history["ds"].iloc[-1]
+    mult = change_multiplier(changes, dates, as_of)
+    finals = {name: fn(history, dates) * mult for name, fn in methods.items() if name != "prophet"}
+    if "prophet" in methods:
+        finals["prophet"] = final_model.point(dates) * mult
+    finals["fallback"] = fit_fallback(history).point(dates) * mult
+    used = [f"{name} {when:%Y-%m-%d} x{ratio:.3g}" for when, ratio, name in changes if when > as_of]
+    return {
+        "monthly_kind": kind,
+        "monthly_bt": bt,
+        "final_points": finals,
+        "vol_now": volatility(history["y"].to_numpy(float)),
+        "events_applied": "; ".join(used) or None,
+    }
 
 
 def impact_floor(frame: pd.DataFrame, share: float) -> pd.Series | None:
@@ -376,6 +426,42 @@ def worker_pool(workers: int):
         raise
     else:
         pool.shutdown(wait=True)
+
+
+def series_changes(changes: pd.DataFrame, frame: pd.DataFrame, meta: dict) -> list:
+    """Known changes that move one series: ``(date, ratio, name)`` with the ratio scaled by the
+    share of the series' last 28 days of the same metric that the change's scope holds (a
+    feature's model switch moves the total by that feature's share). A scope the series does
+    not contain and cannot be split by (e.g. a model's price for a feature) is left out."""
+    from forecasting.config import LEVELS
+
+    if changes is None or changes.empty:
+        return []
+    keys = {c: meta.get(c) for c in LEVELS[meta["series_level"]]}
+    out = []
+    for c in changes.itertuples():
+        scope = {k: v for k, v in (("provider", c.provider), ("feature", c.feature),
+                                   ("model", c.model)) if isinstance(v, str) and v}
+        if any(k in keys and keys[k] != v for k, v in scope.items()):
+            continue  # another feature / provider / model
+        share = 1.0
+        if not set(scope) <= set(keys):
+            both = {**keys, **scope}
+            level = next((lv for lv, cols in LEVELS.items() if set(cols) == set(both)), None)
+            if level is None:
+                continue
+            uid = "|".join([meta["metric"], level, *(f"{k}={both[k]}" for k in LEVELS[level])])
+            part = frame.loc[frame["unique_id"] == uid, ["ds", "y"]]
+            whole = frame.loc[frame["unique_id"] == meta["unique_id"], ["ds", "y"]]
+            if part.empty or whole.empty:
+                continue
+            since = whole["ds"].max() - pd.Timedelta(days=27)
+            denom = float(whole.loc[whole["ds"] >= since, "y"].sum())
+            share = float(part.loc[part["ds"] >= since, "y"].sum()) / denom if denom > 0 else 0.0
+        ratio = 1 + min(share, 1.0) * (c.ratio - 1)
+        if abs(ratio - 1) > 1e-9:
+            out.append((pd.Timestamp(c.ds), float(ratio), c.event_name))
+    return out
 
 
 def _series_tasks(
@@ -477,8 +563,11 @@ def forecast_frame(
     cfg: ForecastConfig | None = None,
     progress: Progress | None = None,
     score_anomalies: bool = True,
+    price_book: pd.DataFrame | None = None,
 ) -> ForecastRun:
-    """Forecast every series of ``frame`` (long: unique_id, series_level, metric, keys, ds, y)."""
+    """Forecast every series of ``frame`` (long: unique_id, series_level, metric, keys, ds, y).
+    ``price_book`` (forecasting.inputs.load_price_book): prices model switches and turns price
+    versions into known changes; None: only events with a ``spend_ratio`` move forecasts."""
     cfg = cfg or ForecastConfig()
     missing = [
         c
@@ -498,14 +587,23 @@ def forecast_frame(
             f"no daily series to forecast up to {as_of.date()}: is fct_llm_calls empty or are "
             "all calls after --as-of?"
         )
+    from forecasting.inputs import known_changes
+
+    changes = known_changes(events, price_book)
+    per_series = {
+        m["unique_id"]: series_changes(changes, frame, m)
+        for m, _ in tasks
+        if m["metric"] in cfg.monthly_metrics
+    }
     with worker_pool(cfg.workers) as pool:
         return _forecast_frame(
-            frame, as_of, events, fermi, budgets, cfg, progress, score_anomalies, tasks, pool
+            frame, as_of, events, fermi, budgets, cfg, progress, score_anomalies, tasks, pool,
+            per_series,
         )
 
 
 def _forecast_frame(
-    frame, as_of, events, fermi, budgets, cfg, progress, score_anomalies, tasks, pool
+    frame, as_of, events, fermi, budgets, cfg, progress, score_anomalies, tasks, pool, changes
 ) -> ForecastRun:
     # Spend first: tokens / calls series then reuse the spec their spend series chose (their
     # shape is spend's without the price), which saves the spec comparison fits.
@@ -521,7 +619,10 @@ def _forecast_frame(
     results: list = [None] * n
     done = parallel_map(
         forecast_series,
-        [(*tasks[i], as_of, cfg, events, fermi) for i in first],
+        [
+            (*tasks[i], as_of, cfg, events, fermi, None, changes.get(tasks[i][0]["unique_id"]))
+            for i in first
+        ],
         cfg.workers,
         counted(0),
         "forecast",
@@ -542,6 +643,7 @@ def _forecast_frame(
                 events,
                 fermi,
                 specs.get(tasks[i][0]["unique_id"].split("|", 1)[1]),
+                changes.get(tasks[i][0]["unique_id"]),
             )
             for i in rest
         ],
@@ -554,6 +656,9 @@ def _forecast_frame(
         results[i] = r
     factors = calibration_factors(results, cfg)
     daily, monthly, backtest = _assemble(results, factors, budgets, as_of, cfg)
+    monthly, monthly_bt = _monthly_publish(results, monthly, budgets, as_of, cfg)
+    if len(monthly_bt):
+        backtest = pd.concat([backtest, monthly_bt], ignore_index=True)
 
     anomalies = pd.DataFrame()
     if score_anomalies:
@@ -681,11 +786,164 @@ def _assemble(results, factors, budgets, as_of, cfg):
         bt_rows.append(row)
     daily = pd.concat(daily_parts, ignore_index=True)
     monthly = pd.concat(monthly_parts, ignore_index=True)
-    backtest = pd.DataFrame(bt_rows)
+    # No series long enough for a backtest cutoff (a short history): an empty table with its
+    # columns, not a frame without them.
+    backtest = pd.DataFrame(bt_rows, columns=None if bt_rows else [*META_COLUMNS, "method"])
     for df in (daily, monthly, backtest):
         df.insert(0, "as_of", as_of)
         df["unit"] = df["metric"].map(METRICS).fillna("mixed")
     return daily, monthly, backtest
+
+
+def _monthly_publish(results, monthly, budgets, as_of, cfg):
+    """Replace each competing series' months by its monthly winner with the conformal band, and
+    build the ``phase = 'monthly'`` backtest rows (per series x horizon, pooled per level)."""
+    from statistics import NormalDist
+
+    from forecasting.monthly import METHODS, evaluate, month_bands
+
+    ev = evaluate(results, cfg)
+    dates = horizon_dates(as_of, cfg.horizon_months)
+    z = NormalDist().inv_cdf((1 + cfg.interval_level) / 2)
+    monthly = monthly.copy()
+    for col in ("backtest_status", "events_applied"):
+        monthly[col] = None
+    for col in ("backtest_origins", "backtest_coverage", "backtest_mdape", "run_rate_mdape",
+                "volatility"):
+        monthly[col] = np.nan
+    monthly.loc[monthly["method"] == "fermi", "backtest_status"] = "estimate"
+    bt_rows = []
+    for r in results:
+        if "final_points" not in r:
+            continue
+        meta = r["meta"]
+        uid = meta["unique_id"]
+        v = ev["series"].get(uid) or {
+            "status": "too_short", "chosen": "fallback", "n_origins": 0, "per_h": {},
+            "errors": {}, "best_by_error": None,
+        }
+        idx = monthly.index[monthly["unique_id"] == uid]
+        rows = monthly.loc[idx]
+        if v["status"] == "too_short":
+            # Not enough months to choose on: the daily model's months (Prophet with its level
+            # steps where it could fit, else the fallback), never narrower than the rule of
+            # thumb, and saying so.
+            chosen = r["method"]
+            key = (meta["metric"], meta["series_level"], "run_rate")
+            q = ev["q"].get(key)
+            scale = {h: ev["c"].get((*key, h), np.nan) * r["vol_now"]
+                     for h in range(1, cfg.horizon_months + 1)}
+            point = r["final_points"]["prophet" if chosen == "prophet" else "fallback"]
+            bands = month_bands(rows["month"], rows["actual_to_date"].to_numpy(float), dates,
+                                point, scale, q, as_of, cfg.too_short_log_halfwidth)
+            atd = rows["actual_to_date"].to_numpy(float)
+            f = rows["p50"].to_numpy(float) - atd
+            half = bands["log_halfwidth"].to_numpy(float)
+            bands["p50"] = rows["p50"].to_numpy(float)
+            bands["forecast_sum"] = f
+            bands["p10"] = np.minimum(rows["p10"].to_numpy(float), atd + f * np.exp(-half))
+            bands["p90"] = np.maximum(rows["p90"].to_numpy(float), atd + f * np.exp(half))
+        else:
+            chosen = v["chosen"]
+            q = ev["q"].get((meta["metric"], meta["series_level"], "published"))
+            bands = month_bands(
+                rows["month"], rows["actual_to_date"].to_numpy(float), dates,
+                r["final_points"][chosen], v["scale"], q, as_of, cfg.too_short_log_halfwidth,
+            )
+        spec = r["spec"] if chosen == "prophet" else None
+        monthly.loc[idx, "p10"] = bands["p10"].to_numpy()
+        monthly.loc[idx, "p50"] = bands["p50"].to_numpy()
+        monthly.loc[idx, "p90"] = bands["p90"].to_numpy()
+        monthly.loc[idx, "method"] = chosen
+        monthly.loc[idx, "spec"] = spec
+        monthly.loc[idx, "model_version"] = model_version(chosen, spec)
+        monthly.loc[idx, "calibration_factor"] = bands["q"].to_numpy()
+        monthly.loc[idx, "backtest_status"] = v["status"]
+        monthly.loc[idx, "backtest_origins"] = v["n_origins"]
+        monthly.loc[idx, "volatility"] = r["vol_now"]
+        monthly.loc[idx, "events_applied"] = r.get("events_applied")
+        if v["status"] == "backtested":
+            cov = [v["per_h"].get(max(int(h), 1), {}).get("published_coverage", np.nan)
+                   for h in bands["horizon"]]
+            err = [v["per_h"].get(max(int(h), 1), {}).get(f"{chosen}_mdape", np.nan)
+                   for h in bands["horizon"]]
+            rr = [v["per_h"].get(max(int(h), 1), {}).get("run_rate_mdape", np.nan)
+                  for h in bands["horizon"]]
+            n_h = [v["per_h"].get(max(int(h), 1), {}).get("n_origins", 0)
+                   for h in bands["horizon"]]
+            monthly.loc[idx, "backtest_origins"] = n_h  # the origins behind that horizon
+            monthly.loc[idx, "backtest_coverage"] = cov
+            monthly.loc[idx, "backtest_mdape"] = err
+            monthly.loc[idx, "run_rate_mdape"] = rr
+        budget = monthly.loc[idx, "monthly_budget_usd"]
+        if budget.notna().any():
+            b = budget.to_numpy(float)
+            atd = rows["actual_to_date"].to_numpy(float)
+            f = bands["forecast_sum"].to_numpy(float)
+            sigma = np.maximum(bands["log_halfwidth"].to_numpy(float) / z, 1e-9)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                zz = (np.log(np.maximum(b - atd, 1e-12)) - np.log(np.maximum(f, 1e-12))) / sigma
+            prob = np.where(b <= atd, 1.0, 1 - np.vectorize(NormalDist().cdf)(zz))
+            monthly.loc[idx, "prob_over_budget"] = prob
+            p10, p90 = bands["p10"].to_numpy(), bands["p90"].to_numpy()
+            monthly.loc[idx, "budget_status"] = np.select(
+                [p10 > b, p90 > b], ["over", "at_risk"], "within"
+            )
+        for h, row in sorted(v["per_h"].items()):
+            out = {
+                **meta, "as_of": as_of, "method": chosen, "spec": spec,
+                "model_version": model_version(chosen, spec), "phase": "monthly",
+                "horizon_months": h, "origin_kind": r["monthly_kind"],
+                "n_origins": row["n_origins"], "backtest_status": v["status"],
+                "interval_level": cfg.interval_level,
+                "monthly_coverage": row.get("published_coverage", np.nan),
+                "monthly_mdape": row.get(f"{chosen}_mdape", np.nan),
+                "calibration_factor": (q or {}).get(h, np.nan),
+            }
+            for m in METHODS:
+                out[f"{m}_mdape"] = row.get(f"{m}_mdape", np.nan)
+                out[f"{m}_coverage"] = row.get(f"{m}_coverage", np.nan)
+            bt_rows.append(out)
+        if not v["per_h"]:
+            bt_rows.append({
+                **meta, "as_of": as_of, "method": chosen, "spec": spec,
+                "model_version": model_version(chosen, spec), "phase": "monthly",
+                "horizon_months": 1, "origin_kind": r["monthly_kind"], "n_origins": 0,
+                "backtest_status": "too_short", "interval_level": cfg.interval_level,
+            })
+    bt = pd.DataFrame(bt_rows)
+    if len(bt):
+        bt["unit"] = bt["metric"].map(METRICS).fillna("mixed")
+        bt = pd.concat([bt, _monthly_pooled(bt, as_of, cfg)], ignore_index=True)
+    return monthly, bt
+
+
+def _monthly_pooled(bt: pd.DataFrame, as_of, cfg) -> pd.DataFrame:
+    """One row per metric x level x horizon over the backtested series: their published
+    methods' coverage and median error (means over series), the run-rate's, and the methods."""
+    from forecasting.monthly import METHODS
+
+    ok = bt[bt["backtest_status"] == "backtested"]
+    rows = []
+    for (metric, level, h), g in ok.groupby(["metric", "series_level", "horizon_months"]):
+        chosen = g["method"].value_counts()
+        row = {c: None for c in META_COLUMNS}
+        row.update(
+            as_of=as_of, unique_id=f"__pooled__|monthly|{metric}|{level}", series_level="pooled",
+            metric=metric, unit=METRICS.get(metric, "mixed"), phase="monthly",
+            method="per_series", pooled_level=level, horizon_months=h,
+            n_series=len(g), n_origins=int(g["n_origins"].sum()),
+            backtest_status="backtested", interval_level=cfg.interval_level,
+            origin_kind=",".join(sorted(set(g["origin_kind"]))),
+            monthly_coverage=float(g["monthly_coverage"].mean()),
+            monthly_mdape=float(g["monthly_mdape"].median()),
+            methods_chosen=", ".join(f"{m} {n}" for m, n in chosen.items()),
+        )
+        for m in METHODS:
+            row[f"{m}_mdape"] = float(g[f"{m}_mdape"].median())
+            row[f"{m}_coverage"] = float(g[f"{m}_coverage"].mean())
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def run_forecast(

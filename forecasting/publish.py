@@ -58,6 +58,14 @@ TABLES: dict[str, list[tuple[str, str]]] = {
         ("monthly_budget_usd", MONEY),
         ("prob_over_budget", "float"),
         ("budget_status", "string"),
+        # How good the monthly figure is (forecasting/monthly.py): the series' own backtest.
+        ("backtest_status", "string"),
+        ("backtest_origins", "int"),
+        ("backtest_coverage", "float"),
+        ("backtest_mdape", "float"),
+        ("run_rate_mdape", "float"),
+        ("volatility", "float"),
+        ("events_applied", "string"),
     ],
     "forecast_backtest": [
         ("as_of", "date"),
@@ -86,6 +94,23 @@ TABLES: dict[str, list[tuple[str, str]]] = {
         ("mape", "float"),
         ("mase", "float"),
         ("mae_ratio_vs_snaive", "float"),
+        # phase = 'monthly': next months' sums at rolling origins (forecasting/monthly.py)
+        ("horizon_months", "int"),
+        ("origin_kind", "string"),
+        ("n_origins", "int"),
+        ("backtest_status", "string"),
+        ("pooled_level", "string"),
+        ("methods_chosen", "string"),
+        ("monthly_coverage", "float"),
+        ("monthly_mdape", "float"),
+        ("run_rate_mdape", "float"),
+        ("run_rate_coverage", "float"),
+        ("seasonal_naive_mdape", "float"),
+        ("seasonal_naive_coverage", "float"),
+        ("theta_mdape", "float"),
+        ("theta_coverage", "float"),
+        ("prophet_mdape", "float"),
+        ("prophet_coverage", "float"),
     ],
     "anomaly_flags": [
         ("as_of", "date"),
@@ -224,6 +249,9 @@ def publish_bigquery(client, warehouse, tables: dict[str, pd.DataFrame], as_of) 
             ),
             clustering_fields=["series_level", "metric"],
             create_disposition=bigquery.CreateDisposition.CREATE_IF_NEEDED,
+            # A table written by an older version gains the new columns (allowed for a
+            # WRITE_TRUNCATE load into one partition), as DuckDB's ``add column if not exists``.
+            schema_update_options=[bigquery.SchemaUpdateOption.ALLOW_FIELD_ADDITION],
         )
         destination = f"{dataset}.{name}${as_of:%Y%m%d}"
         job = client.load_table_from_file(buf, destination, job_config=config)

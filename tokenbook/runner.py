@@ -470,14 +470,21 @@ def _summary_tables(con, result: RunResult) -> None:
         console.print(f"Cache, last 4 weeks: hit rate {hit:.1%}, {share:.1%} of input tokens "
                       f"from cache, saved {_money(saved)}, still to save {_money(missed)}")
     fc = _rows(con, """
-        select month, p10, p50, p90, interval_level from marts.forecast_monthly
+        select month, p10, p50, p90, interval_level, method, backtest_status, backtest_origins,
+               backtest_coverage, backtest_mdape, run_rate_mdape from marts.forecast_monthly
         where series_level = 'total' and metric = 'spend' and month_kind = 'future'
           and as_of = (select max(as_of) from marts.forecast_monthly)
         order by month limit 1""")
     if fc:
-        m, p10, p50, p90, level = fc[0]
+        m, p10, p50, p90, level, method, status, n, cov, err, rr = fc[0]
         console.print(f"Forecast {m:%B %Y}: {_money(p50)} (p10 {_money(p10)} - p90 {_money(p90)}, "
                       f"{float(level or 0.8):.0%} interval)")
+        if status == "backtested":
+            console.print(f"  {method}; backtest: {cov:.0%} of {int(n)} months inside the band, "
+                          f"median error {err:.1%} vs run-rate {rr:.1%}")
+        else:
+            console.print(f"  {method}; history too short to backtest a month ahead: the band is "
+                          "a rule-of-thumb width, not measured")
     anomalies = _rows(con, """
         select ds, series_level, coalesce(feature, provider, 'total'), actual, lower, upper,
                interval_level, why

@@ -10,6 +10,10 @@ import typer
 from tokenbook.settings import Settings, load_settings
 from tokenbook.warehouse import Warehouse, WarehouseError, parse_warehouse
 
+# The demo places its planted events in at least three weeks (tokenbook/demo/events.py):
+# `run --demo` and `demo-data` accept the same range of --days.
+DEMO_MIN_DAYS = 21
+
 WarehouseOpt = Annotated[
     str | None,
     typer.Option(

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from tokenbook.commands.common import fail
+from tokenbook.commands.common import DEMO_MIN_DAYS, fail
 
 
 def demo_data(
@@ -19,7 +19,9 @@ def demo_data(
     out: Annotated[
         Path, typer.Option("--out", help="Folder to write gateway/*.jsonl.gz and manifest.json.")
     ],
-    days: Annotated[int, typer.Option("--days", min=21, help="Number of days, ending at --end.")] = 120,
+    days: Annotated[
+        int, typer.Option("--days", min=DEMO_MIN_DAYS, help="Number of days, ending at --end.")
+    ] = 120,
     seed: Annotated[
         int, typer.Option("--seed", help="Random seed: another seed moves every planted event.")
     ] = 7,

@@ -35,6 +35,42 @@ def _money(x: float) -> str:
 
 
 FORECAST_TABLES = ("forecast_daily", "forecast_monthly", "forecast_backtest", "anomaly_flags")
+def _pct(x) -> str:
+    return "—" if x is None or x != x else f"{x:.0%}" if x >= 0.1 else f"{x:.1%}"
+
+
+def _honesty(r) -> tuple[str, str, str]:
+    """Backtested coverage, median abs % error and the run-rate's, or why there are none."""
+    status = getattr(r, "backtest_status", None)
+    if status == "backtested" and r.backtest_coverage == r.backtest_coverage:
+        return (f"{_pct(r.backtest_coverage)} of {int(r.backtest_origins)}",
+                _pct(r.backtest_mdape), _pct(r.run_rate_mdape))
+    if status == "backtested":
+        return ("not this far ahead", "—", "—")
+    if status == "too_short":
+        return ("too short to backtest", "—", "—")
+    return ("not backtested", "—", "—")
+
+
+def monthly_backtest_lines(backtest, level: float) -> list[str]:
+    """One line per spend level: next month's backtest (coverage, error vs the run-rate,
+    methods chosen), from the pooled ``phase = 'monthly'`` rows."""
+    if "phase" not in backtest or "horizon_months" not in backtest:
+        return ["Monthly backtest: no series long enough (needs about 2 months of history)."]
+    rows = backtest[(backtest["phase"] == "monthly") & (backtest["series_level"] == "pooled")
+                    & (backtest["horizon_months"] == 1) & (backtest["metric"] == "spend")]
+    if rows.empty:
+        return ["Monthly backtest: too short (no series has 3 month-ahead origins yet); "
+                "the bands are rule-of-thumb widths, not measured."]
+    out = [f"Monthly backtest, next month's spend ({level:.0%} interval, held = share of "
+           "actual months inside it):"]
+    for r in rows.itertuples():
+        out.append(
+            f"  {r.pooled_level:<16} held {_pct(r.monthly_coverage)} of {int(r.n_origins)} "
+            f"({r.origin_kind} origins); median error {_pct(r.monthly_mdape)} vs run-rate "
+            f"{_pct(r.run_rate_mdape)}; methods: {r.methods_chosen}"
+        )
+    return out
 
 
 def forecast(
@@ -120,7 +156,9 @@ def forecast(
     table = Table(
         title=f"Total spend forecast as of {run_date} (USD, {cfg.interval_level:.0%} interval)"
     )
-    for col in ("month", "kind", "actual to date", "p10", "p50", "p90", "method"):
+    cols = ("month", "kind", "actual to date", "p10", "p50", "p90", "method",
+            "backtest: held", "error", "run-rate error")
+    for col in cols:
         table.add_column(col, justify="right" if col not in ("month", "kind", "method") else "left")
     total = run.monthly[(run.monthly["unique_id"] == "spend|total")].sort_values("month")
     for r in total.itertuples():
@@ -132,8 +170,11 @@ def forecast(
             f"{r.p50:,.0f}",
             f"{r.p90:,.0f}",
             r.method,
+            *_honesty(r),
         )
     console.print(table)
+    for line in monthly_backtest_lines(run.backtest, cfg.interval_level):
+        console.print(line)
     if s["next_month"]:
         n = s["next_month"]
         console.print(

@@ -15,6 +15,7 @@ from typing import Annotated
 import typer
 
 from tokenbook.commands.common import (
+    DEMO_MIN_DAYS,
     ConfigDirOpt,
     WarehouseOpt,
     config_failure,
@@ -28,13 +29,13 @@ from tokenbook.exitcodes import INPUT_REFUSED, QUALITY_FAILED
 DEFAULT_DEMO_DIR = Path("demo_data")
 
 
-
-
 def run(
     demo: Annotated[
         bool, typer.Option("--demo", help="Generate the demo organisation first and run on it.")
     ] = False,
-    days: Annotated[int, typer.Option("--days", min=14, help="Demo: days of history.")] = 120,
+    days: Annotated[
+        int, typer.Option("--days", min=DEMO_MIN_DAYS, help="Demo: days of history.")
+    ] = 120,
     end: Annotated[
         str | None, typer.Option("--end", help="Demo: last day YYYY-MM-DD (default: yesterday).")
     ] = None,

@@ -281,7 +281,8 @@ FORECAST_MONTHLY = Query(
     "forecast_monthly",
     """
     select month, month_kind, actual_to_date, p10, p50, p90, interval_level,
-           monthly_budget_usd, prob_over_budget, budget_status, method
+           monthly_budget_usd, prob_over_budget, budget_status, method,
+           backtest_status, backtest_origins, backtest_coverage, backtest_mdape, run_rate_mdape
     from {forecast_monthly}
     where as_of = {forecast_as_of} and series_level = 'total' and metric = 'spend'
     order by month
@@ -295,9 +296,37 @@ BACKTEST = Query(
     select interval_level, coverage_calibrated, coverage_raw, mase, mape, n_points, method
     from {forecast_backtest}
     where as_of = {forecast_as_of} and series_level = 'total' and metric = 'spend'
+      and phase in ('calibration', 'holdout')
     order by phase desc, method
     """,
     ("forecast_backtest",),
+)
+
+# Next month's backtest per level (pooled rows of the monthly competition, forecasting/monthly.py).
+MONTHLY_BACKTEST = Query(
+    "monthly_backtest",
+    """
+    select pooled_level, n_series, n_origins, origin_kind, interval_level, monthly_coverage,
+           monthly_mdape, run_rate_mdape, methods_chosen
+    from {forecast_backtest}
+    where as_of = {forecast_as_of} and phase = 'monthly' and series_level = 'pooled'
+      and metric = 'spend' and horizon_months = 1
+    order by case pooled_level when 'total' then 0 when 'provider' then 1
+                               when 'feature' then 2 else 3 end, pooled_level
+    """,
+    ("forecast_backtest",),
+)
+
+# Known changes (planned events, price-book versions) that moved a published month.
+FORECAST_EVENTS = Query(
+    "forecast_events",
+    """
+    select distinct events_applied
+    from {forecast_monthly}
+    where as_of = {forecast_as_of} and metric = 'spend' and events_applied is not null
+    order by events_applied
+    """,
+    ("forecast_monthly",),
 )
 
 ANOMALIES = Query(
@@ -328,6 +357,8 @@ CORE: tuple[Query, ...] = (
     FORECAST_DAILY,
     FORECAST_MONTHLY,
     BACKTEST,
+    MONTHLY_BACKTEST,
+    FORECAST_EVENTS,
     ANOMALIES,
 )
 

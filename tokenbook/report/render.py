@@ -558,27 +558,71 @@ class Page:
         chart = self.figure(
             charts.fan_chart(self.data.frame("actual_daily"), fd, level, p.month),
             "fan", "actual_daily,forecast_daily", "Daily spend, actual and forecast interval")
+        fm = self.data.frame("forecast_monthly")
+
+        def held(r: int) -> str:
+            status = fm["backtest_status"].iloc[r] if "backtest_status" in fm else None
+            if status == "backtested" and not is_missing(fm["backtest_coverage"].iloc[r]):
+                return self.cell("forecast_monthly", r, "backtest_coverage", "share", text=(
+                    f"{fmt(fm['backtest_coverage'].iloc[r], 'share')} of "
+                    f"{int(fm['backtest_origins'].iloc[r])} months"))
+            if status == "backtested":
+                return '<td class="note">not backtested this far ahead</td>'
+            return (f'<td class="note">{"too short to backtest" if status == "too_short" else "not backtested"}'
+                    "</td>")
+
         table = self.table("forecast_monthly", [
             ("month", "Month", "month"), ("month_kind", "", "text"),
             ("actual_to_date", "Actual to date", "usd"), ("p10", "p10", "usd"),
-            ("p50", "p50", "usd"), ("p90", "p90", "usd"),
+            ("p50", "p50", "usd"), ("p90", "p90", "usd"), ("method", "Method", "text"),
             ("monthly_budget_usd", "Monthly budget", "usd"),
             ("prob_over_budget", "P(over budget)", "share")],
-            extra={"Ledger": self._coverage_cell("forecast_monthly")})
+            extra={"Ledger": self._coverage_cell("forecast_monthly"),
+                   "Backtest: actual inside the band": held,
+                   "Error (median)": lambda r: self.cell("forecast_monthly", r,
+                                                         "backtest_mdape", "share"),
+                   "Run-rate error": lambda r: self.cell("forecast_monthly", r,
+                                                         "run_rate_mdape", "share")})
+        mb = self.data.frame("monthly_backtest")
+        if mb.empty:
+            monthly_note = ('<p class="note">Monthly backtest: too short — no series has three '
+                            "month-ahead origins yet, so the bands are rule-of-thumb widths, "
+                            "not measured.</p>")
+        else:
+            monthly_note = (
+                '<p class="lead" style="margin-top:8px">Next month\'s spend, backtested at '
+                "rolling origins per level (share of actual months inside the stated interval, "
+                "median absolute error against a run-rate of the last 28 days, methods "
+                "published):</p>" + self.table("monthly_backtest", [
+                    ("pooled_level", "Level", "text"), ("n_series", "Series", "int"),
+                    ("n_origins", "Months tested", "int"), ("origin_kind", "Origins", "text"),
+                    ("monthly_coverage", "Held", "share"), ("monthly_mdape", "Error", "share"),
+                    ("run_rate_mdape", "Run-rate error", "share"),
+                    ("methods_chosen", "Methods", "text")]))
+        ev = self.data.frame("forecast_events")
+        events = ('<p class="note">Known changes used: '
+                  + esc("; ".join(ev["events_applied"].astype(str)))
+                  + ".</p>") if not ev.empty else (
+                      '<p class="note">Known changes used: none (planned events and '
+                      "price-book changes after the forecast date move it).</p>")
         bt = self.data.frame("backtest")
         honesty = ""
         if not bt.empty:
             honesty = (
-                f'<p class="lead" style="margin-top:8px">Backtest of the total: the '
+                f'<p class="lead" style="margin-top:8px">Daily backtest of the total (the '
+                f'chart\'s model, not the monthly figures): the '
                 f'{self.cell("backtest", 0, "interval_level", "share", tag="span")} interval '
                 f'held {self.cell("backtest", 0, "coverage_calibrated", "share", tag="span")} of '
                 f'{self.cell("backtest", 0, "n_points", "int", tag="span")} held-out days after '
                 f'calibration; MASE {self.cell("backtest", 0, "mase", "ratio", tag="span")} '
                 "(below 1 beats last week's same day).</p>")
-        lead = (f"Forecast as of {p.forecast_as_of}: total daily spend with the p10–p90 band "
-                "(monthly figures sum sampled paths, so they are not sums of daily bounds).")
+        lead = (f"Forecast as of {p.forecast_as_of}: total daily spend with the p10–p90 band. "
+                "Each month is published by the method that won its own backtest of monthly "
+                "sums, never one that lost to the run-rate; its band is calibrated on those "
+                "monthly errors.")
         return self._section("forecast", title,
-                             f'<p class="lead">{esc(lead)}</p>{chart}{table}{honesty}')
+                             f'<p class="lead">{esc(lead)}</p>{chart}{table}{monthly_note}'
+                             f"{events}{honesty}")
 
     def anomalies(self) -> str:
         title = "Anomalies"
