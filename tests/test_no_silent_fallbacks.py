@@ -20,9 +20,9 @@ def test_calibration_factor_is_one_only_when_no_refit_has_run():
     con.execute("create schema marts")
     assert _last_anomaly_factor(con, WH, date(2026, 11, 2)) == (1.0, {})
     con.execute("create table marts.forecast_backtest (as_of DATE, unique_id VARCHAR, "
-                "spec VARCHAR, anomaly_calibration_factor DOUBLE)")
+                "spec VARCHAR, phase VARCHAR, anomaly_calibration_factor DOUBLE)")
     con.execute("insert into marts.forecast_backtest values "
-                "('2026-11-02', '__pooled__|prophet', 'base', 1.7)")
+                "('2026-11-02', '__pooled__|prophet', 'base', 'holdout', 1.7)")
     assert _last_anomaly_factor(con, WH, date(2026, 11, 3))[0] == 1.7
 
 
@@ -31,7 +31,7 @@ def test_an_unreadable_calibration_factor_raises_instead_of_defaulting():
     con.execute("create schema marts")
     # a table from another version: the factor's column is missing
     con.execute("create table marts.forecast_backtest (as_of DATE, unique_id VARCHAR, "
-                "spec VARCHAR)")
+                "spec VARCHAR, phase VARCHAR)")
     with pytest.raises(duckdb.BinderException, match="anomaly_calibration_factor"):
         _last_anomaly_factor(con, WH, date(2026, 11, 3))
 

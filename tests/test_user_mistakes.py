@@ -465,6 +465,7 @@ def test_the_quality_gate_judges_the_last_published_load_not_a_refusal(loaded):
     settings = _settings(loaded)
     with pytest.raises(LoadRefused):
         ingest_gateway([str(_write(loaded / "empty.jsonl", []))], settings, date=DAY)
+    orch.check_data_quality(DAY, settings)  # the suites judge the published load too
     gate = orch.check_quality(DAY, settings)
     assert (gate["rows_loaded"], gate["failed"]) == (30, 0)
 
@@ -485,8 +486,8 @@ def test_run_date_writes_the_report_where_report_says(tmp_path, monkeypatch):
         csv.write_text("team,usd\n")
         return {"written": [str(csv), str(html_)]}
 
-    for step in ("ingest_gateway_day", "ingest_billing_day", "check_quality", "build_models",
-                 "score_anomalies"):
+    for step in ("ingest_gateway_day", "ingest_billing_day", "check_data_quality",
+                 "check_quality", "build_models", "score_anomalies"):
         monkeypatch.setattr(orch, step, lambda *a, **k: {})
     monkeypatch.setattr(orch, "is_refit_day", lambda d: False)
     monkeypatch.setattr(orch, "publish_outputs", publish)

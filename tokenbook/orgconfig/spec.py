@@ -249,9 +249,7 @@ FILES: tuple[FileSpec, ...] = (
         ),
         ("event_date", "event_name"),
         (("2026-12-24", "office_closure_2026", "holiday", "", "", "company closed", "HR calendar",
-          "", "", ""),
-         ("2027-02-01", "triage_to_mini", "model_switch", "openai", "ticket_triage",
-          "triage moves to the mini model", "platform roadmap", "gpt-4o", "gpt-4o-mini", "")),
+          "", "", ""),),
         "forecast events not configured: only public price changes are used",
     ),
     FileSpec(
