@@ -64,7 +64,11 @@ def metric_names(path: str | Path) -> list[str]:
 def run_mf(args: Sequence[str], settings: Settings, parse: bool = True) -> int:
     """Run ``mf ARGS`` (dbt-metricflow's CLI) against the settings' warehouse; returns its exit
     code. Output goes to this process's stdout/stderr."""
+    import functools
+    import sys
+
     import click
+    import dbt_metricflow.cli.main as mf_main
     from dbt_metricflow.cli.main import cli
 
     if parse:
@@ -75,6 +79,11 @@ def run_mf(args: Sequence[str], settings: Settings, parse: bool = True) -> int:
         "DBT_PROFILES_DIR": str(DBT_PROJECT_DIR),
     }
     cwd = Path.cwd()
+    # mf's spinner is a thread that keeps writing frames to a pipe or a log file (and after a
+    # refused query it never stops): only a terminal gets it
+    spinner = mf_main.Halo
+    if not sys.stdout.isatty() or os.environ.get("NO_COLOR"):
+        mf_main.Halo = functools.partial(spinner, enabled=False)
     with _patched_environ(env):
         try:
             os.chdir(DBT_PROJECT_DIR)  # mf writes its log under ./logs
@@ -86,4 +95,5 @@ def run_mf(args: Sequence[str], settings: Settings, parse: bool = True) -> int:
             return exc.exit_code
         finally:
             os.chdir(cwd)
+            mf_main.Halo = spinner
     return 0
