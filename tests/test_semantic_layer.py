@@ -44,9 +44,11 @@ def sl(tmp_path_factory):
                              config_dir=str(wh.root / "demo" / "config"))
     marts = ["mart_cost_per_outcome", "mart_cache_efficiency", "mart_budget_vs_actual",
              "mart_unattributed_spend", "mart_retry_waste"]  # fmt: skip
+    # the per-row intermediate views both the marts and the semantic models read
+    per_row = ["int_logical_requests", "int_retry_requests", "int_llm_calls_cache_classified"]
     # the marts (and the seeds and the organisation's configuration views they read) over the facts demo_warehouse built; their tests
     # belong to the marts' own suites
-    run_dbt(["build", "--quiet", "--select", *marts,
+    run_dbt(["build", "--quiet", "--select", *per_row, *marts,
              *[f"+{m},resource_type:seed" for m in marts],
              *[f"+{m},path:models/org" for m in marts],
              "--exclude-resource-type", "test", "unit_test"], settings)  # fmt: skip
@@ -56,7 +58,7 @@ def sl(tmp_path_factory):
                            anomaly_lookback_days=1, min_prophet_days=14,
                            backtest_horizon_days=7, backtest_period_days=3)  # fmt: skip
     forecast_warehouse(parse_warehouse(wh.url), AS_OF, small)
-    res = run_dbt(["build", "--quiet", "--select", "int_economics_forecasts", "semantic",
+    res = run_dbt(["build", "--quiet", "--select", "int_economics_forecasts", *per_row, "semantic",
                    "--exclude-resource-type", "unit_test"], settings)  # fmt: skip
     statuses = {r.node.unique_id: str(r.status) for r in res.result.results}
     # saved queries have nothing to build (no-op)

@@ -2,19 +2,14 @@
     Spend and calls fall in the period of each call. A logical request (one trace_id within a
     feature, however many attempts or fallbacks it took) falls in the period of its first
     attempt, and is one outcome when its final attempt (highest attempt, then latest call) has
-    outcome 'success': retries never multiply outcomes. -#}
+    outcome 'success': retries never multiply outcomes (int_logical_requests). -#}
 {%- set periods = ['week', 'month'] -%}
 
 with calls as (
 
     select
-        call_id,
-        trace_id,
-        coalesce(attempt, 1) as attempt,
-        called_at,
         call_date,
         coalesce(feature, '(unattributed)') as feature,
-        outcome,
         is_priced,
         list_cost_usd,
         effective_cost_usd
@@ -74,30 +69,15 @@ spend_by_period as (
 
 ),
 
-attempts_ranked as (
-
-    select
-        feature,
-        trace_id,
-        outcome,
-        min(call_date) over (partition by feature, trace_id) as request_started_on,
-        row_number() over (
-            partition by feature, trace_id
-            order by attempt desc, called_at desc, call_id desc
-        ) as attempts_from_last
-    from calls
-
-),
-
 logical_requests as (
 
-    -- the final attempt decides the request's outcome
+    -- one row per feature x trace_id, dated by its first attempt; the final attempt decides
+    -- its outcome
     select
         feature,
         request_started_on,
-        case when outcome = 'success' then 1 else 0 end as is_outcome
-    from attempts_ranked
-    where attempts_from_last = 1
+        is_outcome
+    from {{ ref('int_logical_requests') }}
 
 ),
 

@@ -1,7 +1,6 @@
 {#- Retry amplification: per feature x primary model x ISO week, attempts per logical request,
     the spend on retries and failed attempts, requests beyond the retry cap and what degraded
     days cost (grain, inputs and assumptions: _levers__models.yml). -#}
-{%- set family_pattern = '^(.+?)-20[0-9]{2}-?[0-9]{2}-?[0-9]{2}$' -%}
 with
 
 settings as (
@@ -19,45 +18,22 @@ caps as (
 
 ),
 
-attempts as (
-
-    select
-        trace_id,
-        feature,
-        call_date,
-        called_at,
-        attempt,
-        provider,
-        coalesce({{ tokenbook.regex_extract('catalog_model', family_pattern) }}, catalog_model, model)
-            as model_family,
-        is_error,
-        coalesce(effective_cost_usd, {{ tokenbook.to_money('0') }}) as cost_usd,
-        row_number() over (
-            partition by trace_id order by attempt, called_at, call_id
-        ) as attempt_order
-    from {{ ref('fct_llm_calls') }}
-
-),
-
 requests as (
 
     -- one row per logical request (trace), attributed to its first attempt's feature, model
     -- and day
     select
-        a.trace_id,
-        max(case when a.attempt_order = 1 then a.feature end) as feature,
-        max(case when a.attempt_order = 1 then a.provider end) as provider,
-        max(case when a.attempt_order = 1 then a.model_family end) as model_family,
-        min(a.call_date) as request_date,
-        count(*) as attempts,
-        sum(case when a.is_error then 1 else 0 end) as failed_attempts,
-        sum(a.cost_usd) as cost_usd,
-        sum(case when a.attempt_order > 1 then a.cost_usd else {{ tokenbook.to_money('0') }} end)
-            as retry_cost_usd,
-        sum(case when a.is_error then a.cost_usd else {{ tokenbook.to_money('0') }} end)
-            as failed_cost_usd
-    from attempts as a
-    group by a.trace_id
+        trace_id,
+        feature,
+        provider,
+        model_family,
+        request_date,
+        attempts,
+        failed_attempts,
+        cost_usd,
+        retry_cost_usd,
+        failed_cost_usd
+    from {{ ref('int_retry_requests') }}
 
 ),
 

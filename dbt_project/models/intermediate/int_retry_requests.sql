@@ -1,7 +1,8 @@
-{#- One row per logical request as mart_retry_waste counts it: a trace_id, attributed to its
-    first attempt's feature, provider and model family and dated by its first call_date; the
-    spend on its attempts after the first (retries and fallbacks) and on failed attempts. -#}
-{{ config(materialized='view') }}
+{#- One row per logical request (trace_id), attributed to its first attempt's feature,
+    provider and model family (the catalogue model without its date suffix) and dated by its
+    first call_date; its attempts, and the spend on its attempts after the first (retries and
+    fallbacks) and on failed attempts. mart_retry_waste sums it by feature x model x ISO week;
+    the semantic model retry_requests re-aggregates it at any grain. -#}
 {%- set family_pattern = '^(.+?)-20[0-9]{2}-?[0-9]{2}-?[0-9]{2}$' -%}
 
 with

@@ -1,7 +1,21 @@
-{#- One row per call: whether it could hit the prompt cache, whether it did, and the dollars
-    the cache saved or could still save - the per-call classification of mart_cache_efficiency
-    (same definitions, see that model), so cache metrics re-aggregate at any grain. -#}
-{{ config(materialized='view') }}
+{#- One row per call (fct_llm_calls' call_id): whether it could hit the prompt cache, whether it
+    did, and the dollars the cache saved or could still save. mart_cache_efficiency sums it by
+    feature x provider x model x ISO week; the semantic model call_cache re-aggregates it at
+    any grain. model is the price-book model (catalog_model), or the logged model when it is
+    unresolved.
+
+    Definitions (the docs blocks `marts_could_hit`, `marts_cache_hit_rate`):
+    - a call "could hit" the prompt cache when an earlier call (by called_at, then call_id) of
+      the same feature x provider x model carried the same prompt_prefix_hash, at any time
+      before it (not only in the same week);
+    - cache hit rate = could-hit calls that read from the cache / could-hit calls;
+    - dollars saved = cache-read tokens x (input price - cache-read price) of the price row
+      the call was priced with (list prices);
+    - dollars still to save = for could-hit calls that read nothing from the cache, the
+      estimated prefix tokens x (input price - cache-read price). The prefix size of a hash is
+      the most tokens ever read from cache for it, or, when it was never cached, the fewest
+      input tokens of any call carrying it (an upper bound: a prefix is no longer than the
+      shortest prompt that starts with it). Cache-write premiums are not netted off. -#}
 
 with calls as (
 

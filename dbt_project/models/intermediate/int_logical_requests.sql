@@ -1,9 +1,8 @@
 {#- One row per logical request: a trace_id within a feature (however many attempts or
     fallbacks it took), dated by its first attempt, and an outcome when its final attempt
-    (highest attempt, then latest call) has outcome 'success' - the same rule as
-    mart_cost_per_outcome, so cost_per_outcome re-aggregates at any grain. -#}
-{{ config(materialized='view') }}
-
+    (highest attempt, then latest call) has outcome 'success': retries never multiply
+    outcomes. mart_cost_per_outcome counts it by feature x week / month; the semantic model
+    logical_requests re-aggregates it at any grain. -#}
 with
 
 calls as (
