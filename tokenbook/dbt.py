@@ -148,8 +148,10 @@ _STAGES = (
     ("snapshot", "snapshots", "taken"),
     ("unit_test", "unit tests", "passed"),
     ("test", "data tests", "passed"),
+    ("saved_query", "saved queries", "done"),
+    ("operation", "hooks", "done"),
 )
-_WORDS = {"success": None, "pass": None, "fail": "failed", "error": "errored", "warn": "warned",
+_WORDS = {"success": None, "pass": None, "no-op": None, "noop": None, "fail": "failed", "error": "errored", "warn": "warned",
           "skipped": "skipped", "runtime error": "errored", "runtimeerr": "errored"}
 
 
