@@ -147,6 +147,32 @@ def partition_rows_sql(table: str, column: str = "_PARTITIONDATE", where: str = 
     )
 
 
+def count_partition_rows(client, location, table: str, load_dates, what: str,
+                         column: str = "_PARTITIONDATE", where: str = "",
+                         params: tuple = ()) -> dict[date, int]:
+    """Rows ``table`` holds now for each of ``load_dates``: ONE query job, pruned on the
+    partitioning ``column`` (the shrink guard runs it before any WRITE_TRUNCATE load job). A
+    table not created yet holds none; any other failure is a BigQueryLoadError naming ``what``
+    was being counted."""
+    from google.api_core import exceptions as gexc
+    from google.cloud import bigquery
+
+    dates = sorted(set(load_dates))
+    config = bigquery.QueryJobConfig(query_parameters=[
+        *params, bigquery.ArrayQueryParameter("load_dates", "DATE", dates)])
+    try:
+        job = client.query(partition_rows_sql(table, column, where), job_config=config,
+                           location=location)
+        return {row[0]: int(row[1]) for row in job.result()}
+    except gexc.NotFound:
+        return {}
+    except Exception as exc:
+        raise BigQueryLoadError(
+            f"cannot count the {what} held for {', '.join(map(str, dates))} before replacing "
+            f"them: {exc}"
+        ) from exc
+
+
 def partition_id(load_date: date) -> str:
     return load_date.strftime("%Y%m%d")
 
@@ -324,28 +350,11 @@ class BigQuerySink:
     calls_table = None
 
     def partition_rows(self, con, load_dates: list[date]) -> dict[date, int]:
-        """Rows ``gateway_calls`` holds now for each of ``load_dates``: ONE query job before
-        any WRITE_TRUNCATE load job (the shrink guard, ``ingestion/guard.py``). It reads only
-        those partitions (``_PARTITIONDATE``, pruned); a table not created yet holds none."""
-        from google.api_core import exceptions as gexc
-        from google.cloud import bigquery
-
-        dates = sorted(set(load_dates))
-        params = [bigquery.ArrayQueryParameter("load_dates", "DATE", dates)]
-        try:
-            job = self.client.query(
-                partition_rows_sql(f"{self.dataset}.gateway_calls"),
-                job_config=bigquery.QueryJobConfig(query_parameters=params),
-                location=self.location,
-            )
-            return {row[0]: int(row[1]) for row in job.result()}
-        except gexc.NotFound:
-            return {}
-        except Exception as exc:
-            raise BigQueryLoadError(
-                f"cannot count the rows gateway_calls holds for "
-                f"{', '.join(d.isoformat() for d in dates)} before replacing them: {exc}"
-            ) from exc
+        """Rows ``gateway_calls`` holds now for each of ``load_dates`` (the shrink guard,
+        ``ingestion/guard.py``), read from those ``_PARTITIONDATE`` partitions only."""
+        return count_partition_rows(self.client, self.location,
+                                    f"{self.dataset}.gateway_calls", load_dates,
+                                    "rows gateway_calls")
 
     def replace_partitions(self, con, load_dates: list[date], staged: schema.PartitionTables,
                            progress: Callable[[int, int, str], None] | None = None) -> None:

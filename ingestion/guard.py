@@ -75,3 +75,21 @@ def shrinks(partitions: dict[date, int], held: dict[date, int], label: str) -> l
         if offered == 0 or (now > 0 and offered < MIN_KEPT_SHARE * now):
             out.append(Shrink(f"{label} {d.isoformat()}", now, offered))
     return out
+
+
+def no_valid_rows(con, table: str, idx: int, what: str) -> tuple[int, str | None]:
+    """How many rows file ``idx`` of the typed staging ``table`` holds, and when none of them is
+    valid, why (the two commonest rejection reasons, ``what`` naming a row: "record", "line").
+    The reason is None when the file has a valid row or no row at all."""
+    rows, valid = con.execute(
+        f"select count(*), count(*) filter (where reason is null) from {table} "
+        "where file_idx = ?", [idx]
+    ).fetchone()
+    if rows == 0 or valid:
+        return rows, None
+    top = con.execute(
+        f"select reason, count(*) from {table} where file_idx = ? group by reason "
+        "order by count(*) desc, reason limit 2", [idx]
+    ).fetchall()
+    reasons = "; ".join(f"{n:,} {what}(s): {r}" for r, n in top)
+    return rows, f"{rows:,} {what}s; {reasons}"

@@ -28,9 +28,9 @@ from ingestion.bigquery import (
     BigQueryLoadError,
     BigQuerySink,
     bq_schema,
+    count_partition_rows,
     export_parquet,
     make_client,
-    partition_rows_sql,
 )
 from ingestion.billing.loader import StagedBilling
 from ingestion.billing.schema import BILLING_LINES_COLUMNS
@@ -124,33 +124,14 @@ class BigQueryBillingSink:
         return f"{self.project}.{self.prefix}_raw"
 
     def partition_rows(self, con, vendor: str, load_dates: list) -> dict:
-        """Lines ``billing_lines`` holds now for ``vendor`` on each of ``load_dates``: ONE
-        query job before anything is loaded (the shrink guard, ``ingestion/guard.py``); the
-        table is partitioned by ``load_date``, so only those partitions are read. A table
-        not created yet holds none."""
-        from google.api_core import exceptions as gexc
+        """Lines ``billing_lines`` holds now for ``vendor`` on each of ``load_dates`` (the
+        shrink guard, ``ingestion/guard.py``), read from those ``load_date`` partitions only."""
         from google.cloud import bigquery
 
-        dates = sorted(set(load_dates))
-        params = [
-            bigquery.ScalarQueryParameter("vendor", "STRING", vendor),
-            bigquery.ArrayQueryParameter("load_dates", "DATE", dates),
-        ]
-        try:
-            job = self.client.query(
-                partition_rows_sql(f"{self.dataset}.billing_lines", "load_date",
-                                   "vendor = @vendor"),
-                job_config=bigquery.QueryJobConfig(query_parameters=params),
-                location=self.location,
-            )
-            return {row[0]: int(row[1]) for row in job.result()}
-        except gexc.NotFound:
-            return {}
-        except Exception as exc:
-            raise BigQueryLoadError(
-                f"cannot count the {vendor} billing lines held for "
-                f"{', '.join(map(str, dates))} before replacing them: {exc}"
-            ) from exc
+        return count_partition_rows(
+            self.client, self.location, f"{self.dataset}.billing_lines", load_dates,
+            f"{vendor} billing lines", column="load_date", where="vendor = @vendor",
+            params=(bigquery.ScalarQueryParameter("vendor", "STRING", vendor),))
 
     def append_audit(self, con, staged_audit: str) -> None:
         """Append audit rows alone (a refused load): one WRITE_APPEND load job into

@@ -393,19 +393,11 @@ def _undatable(con, idx: int, path: Path) -> str:
     """Why file ``idx`` cannot be dated, as advice that helps: --date only for a file whose
     lines are valid but carry no usage date; an empty file or one with no valid line is
     refused for what it is (a --date would only make the load be refused as empty)."""
-    lines, valid = con.execute(
-        "select count(*), count(*) filter (where reason is null) from _billing_typed "
-        "where file_idx = ?", [idx]
-    ).fetchone()
+    lines, invalid = guard.no_valid_rows(con, "_billing_typed", idx, "line")
     if lines == 0:
         return f"{path} holds no billing line (an empty export?): nothing to load"
-    if valid == 0:
-        top = con.execute(
-            "select reason, count(*) from _billing_typed where file_idx = ? group by reason "
-            "order by count(*) desc, reason limit 2", [idx]
-        ).fetchall()
-        reasons = "; ".join(f"{n:,} line(s): {r}" for r, n in top)
-        return (f"{path} has no valid line ({lines:,} lines; {reasons}): nothing was loaded. "
+    if invalid:
+        return (f"{path} has no valid line ({invalid}): nothing was loaded. "
                 "Is it the right file and --vendor?")
     return (f"{path} has no line with a usage date to date the load by; "
             "pass --date YYYY-MM-DD or --month YYYY-MM")

@@ -751,19 +751,11 @@ def _undatable(con, idx: int, name: str) -> str:
     """Why file ``idx`` cannot be dated, as advice that helps: an empty file or one with no
     valid record is not fixed by a --date (the load would then be refused as empty);
     only a file whose records are valid but carry no timestamp is."""
-    records, valid = con.execute(
-        "select count(*), count(*) filter (where reason is null) from _tb_typed "
-        "where file_idx = ?", [idx]
-    ).fetchone()
+    records, invalid = guard.no_valid_rows(con, "_tb_typed", idx, "record")
     if records == 0:
         return f"{name} holds no record (an empty file or only blank lines): nothing to load"
-    if valid == 0:
-        top = con.execute(
-            "select reason, count(*) from _tb_typed where file_idx = ? group by reason "
-            "order by count(*) desc, reason limit 2", [idx]
-        ).fetchall()
-        reasons = "; ".join(f"{n:,} record(s): {r}" for r, n in top)
-        return (f"{name} has no valid record ({records:,} records; {reasons}): nothing was "
+    if invalid:
+        return (f"{name} has no valid record ({invalid}): nothing was "
                 "loaded. Is it the right file, in a format ingest gateway reads?")
     return (f"{name}: no record with a parseable timestamp, so the file cannot be dated; pass "
             "--date YYYY-MM-DD")
