@@ -88,9 +88,9 @@ def forecast_warehouse(
 log = logging.getLogger(__name__)
 
 
-def _backtest_exists(source, warehouse, client=None) -> bool:
-    """Whether marts.forecast_backtest exists (a refit has run); errors other than "not
-    there" propagate."""
+def _table_exists(source, warehouse, layer: str, name: str, client=None) -> bool:
+    """Whether the ``layer`` table ``name`` exists; errors other than "not there" propagate
+    (a credentials or permission error is never taken for a table not built yet)."""
     if warehouse.kind == "bigquery":
         from google.api_core.exceptions import NotFound
 
@@ -99,31 +99,31 @@ def _backtest_exists(source, warehouse, client=None) -> bool:
 
             client = bigquery.Client(project=warehouse.project)
         try:
-            client.get_table(f"{warehouse.project}.{warehouse.schema('marts')}.forecast_backtest")
+            client.get_table(f"{warehouse.project}.{warehouse.schema(layer)}.{name}")
         except NotFound:
             return False
         return True
     row = source.execute(
-        "select count(*) from information_schema.tables "
-        "where table_schema = ? and table_name = 'forecast_backtest'",
-        [warehouse.schema("marts")],
+        "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
+        [warehouse.schema(layer), name],
     ).fetchone()
     return bool(row[0])
+
+
 def _price_book(source, warehouse, client=None) -> pd.DataFrame:
     """The warehouse's price book (dbt ``int_price_book``: the seed plus every version loaded
     with ``tokenbook prices load``), so a newer price moves the forecast; the seed when the
     models are not built yet."""
     from forecasting.series import _query
 
+    if not _table_exists(source, warehouse, "staging", "int_price_book", client):
+        return load_price_book()  # models not built yet: the shipped book
     table = warehouse.table("staging", "int_price_book")
-    try:
-        book = _query(
-            source,
-            f"select provider, model, valid_from, input_per_mtok, output_per_mtok from {table}",
-            client,
-        )
-    except Exception:  # not built yet: the shipped book
-        return load_price_book()
+    book = _query(
+        source,
+        f"select provider, model, valid_from, input_per_mtok, output_per_mtok from {table}",
+        client,
+    )
     book["valid_from"] = pd.to_datetime(book["valid_from"])
     for col in ("input_per_mtok", "output_per_mtok"):
         book[col] = pd.to_numeric(book[col], errors="coerce").astype("float64")
@@ -142,7 +142,7 @@ def _last_anomaly_factor(source, warehouse, as_of: date, client=None) -> tuple[f
         f"where as_of = (select max(as_of) from {table} where as_of <= date '{as_of.isoformat()}')"
         " and phase in ('calibration', 'holdout')"  # the daily model's rows, not the monthly
     )
-    if not _backtest_exists(source, warehouse, client):
+    if not _table_exists(source, warehouse, "marts", "forecast_backtest", client):
         log.info("no forecast refit yet (%s does not exist): anomaly factor 1.0", table)
         return 1.0, {}
     bt = _query(source, sql, client)
