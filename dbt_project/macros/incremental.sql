@@ -200,7 +200,7 @@
             on fct.provider = changed_prices.provider
             and (fct.catalog_model = changed_prices.model
                  or not fct.is_priced
-                 or strpos(lower(fct.model), changed_prices.model) > 0)
+                 or strpos(lower(fct.model), lower(changed_prices.model)) > 0)
     )
     select distinct '{{ relation.identifier }}', '{{ invocation }}', call_date
     from affected
@@ -253,19 +253,25 @@
         tokenbook.rebuilt_partitions_sql(target_relation, 'INVOCATION'),
         tokenbook.delete_rebuilt_partitions_sql(target_relation, partition_by.field, 'INVOCATION'),
         build_sql,
-        "update " ~ tokenbook.incremental_state_relation('incremental_claims') ~ " set status = 'built' where model = '" ~ model ~ "' and invocation_id = 'INVOCATION'",
+        tokenbook.mark_claims_built_sql(model, 'INVOCATION'),
     ] -%}
     {%- for statement in statements -%}
         {%- do log("-- tokenbook statement begin\n" ~ statement ~ "\n-- tokenbook statement end", info=true) -%}
     {%- endfor -%}
 {%- endmacro %}
 
+{#- The statement that marks the loads a run claimed as built: the post-hook below and the
+    BigQuery proof (incremental_statements) render this one macro. -#}
+{% macro mark_claims_built_sql(model, invocation) -%}
+    update {{ tokenbook.incremental_state_relation('incremental_claims') }}
+    set status = 'built'
+    where model = '{{ model }}' and invocation_id = '{{ invocation }}'
+{%- endmacro %}
+
 {#- post-hook: the loads this run claimed are built. -#}
 {% macro mark_claims_built() -%}
     {%- if tokenbook.incremental_runs_for_real() -%}
-        update {{ tokenbook.incremental_state_relation('incremental_claims') }}
-        set status = 'built'
-        where model = '{{ this.identifier }}' and invocation_id = '{{ invocation_id }}'
+        {{ tokenbook.mark_claims_built_sql(this.identifier, invocation_id) }}
     {%- else -%}
         select 1
     {%- endif -%}
