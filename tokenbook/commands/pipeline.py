@@ -100,14 +100,16 @@ def run(
         raise config_failure(exc) from exc
     except Exception as exc:  # noqa: BLE001 - a known failure is one sentence, a bug exits 70
         from tokenbook.cli import explain
+        from tokenbook.dbt import DbtError
+        from tokenbook.orchestration import OrchestrationError, QualityGateFailed
         from tokenbook.runner import describe_failure
 
-        name = type(exc).__name__
-        if name == "QualityGateFailed" or getattr(exc, "tests_only", 0):
+        if isinstance(exc, QualityGateFailed) or getattr(exc, "tests_only", 0):
             raise fail(describe_failure(exc), QUALITY_FAILED) from exc
         known = explain(exc)
         if known is not None:
             raise fail(known[1], known[0]) from exc
-        if name in ("DbtError", "MissingInput", "FileNotFoundError", "OrchestrationError"):
+        # MissingInput is an OrchestrationError
+        if isinstance(exc, DbtError | OrchestrationError | FileNotFoundError):
             raise fail(describe_failure(exc), INPUT_REFUSED) from exc
         raise  # the wrapper in tokenbook/cli.py: one line, the log file, exit 70
