@@ -28,6 +28,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from core.settings import load_settings
+
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
@@ -158,7 +160,6 @@ def main(argv: list[str] | None = None) -> int:
     import duckdb
 
     from tokenbook.dbt import ensure_raw_tables, run_dbt
-    from tokenbook.settings import load_settings
 
     base = args.keep or Path(tempfile.mkdtemp(prefix="tokenbook-bench-transform-"))
     base.mkdir(parents=True, exist_ok=True)

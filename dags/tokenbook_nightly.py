@@ -33,9 +33,9 @@ from typing import Any
 
 from airflow.sdk import DAG, CronDataIntervalTimetable, Param, get_current_context, task
 
+from core.settings import load_settings, project_root
+from core.warehouse import Warehouse
 from tokenbook import orchestration as orch
-from tokenbook.settings import load_settings, project_root
-from tokenbook.warehouse import parse_warehouse
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ DBT_PROJECT_DIR = project_root() / "dbt_project"
 
 # Parse-time configuration: environment only (no Variable or database reads while parsing).
 SETTINGS = load_settings()
-ON_BIGQUERY = parse_warehouse(SETTINGS.warehouse).kind == "bigquery"
+ON_BIGQUERY = Warehouse.from_settings(SETTINGS).kind == "bigquery"
 RETRIES = int(os.environ.get("TOKENBOOK_DAG_RETRIES", "2"))
 RETRY_DELAY = timedelta(seconds=int(os.environ.get("TOKENBOOK_DAG_RETRY_DELAY_SECONDS", "300")))
 START_DATE = datetime.fromisoformat(os.environ.get("TOKENBOOK_DAG_START", "2026-01-01")).replace(
@@ -89,12 +89,9 @@ def _run_step(step, *args: Any, **kwargs: Any) -> dict[str, Any]:
     skips."""
     from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-    from ingestion.guard import LoadRefused
-    from tokenbook.orgconfig import ConfigInvalid
-
     try:
         result = step(*args, **kwargs)
-    except (LoadRefused, ConfigInvalid) as exc:  # a retry cannot fix either: fail now
+    except orch.NOT_RETRYABLE as exc:  # a retry cannot fix either: fail now
         raise AirflowFailException(str(exc)) from exc
     log.info("%s: %s", step.__name__, result)
     if isinstance(result, dict) and result.get("skipped"):
@@ -148,7 +145,7 @@ def _dbt_models(settings) -> Any:
         log.warning(
             "dbt manifest %s not found: the DAG runs one `dbt build` task instead of one task "
             "per model; generate it with `python -c 'from tokenbook.orchestration import "
-            "write_dbt_manifest; from tokenbook.settings import load_settings; "
+            "write_dbt_manifest; from core.settings import load_settings; "
             "write_dbt_manifest(load_settings())'` (scripts/airflow_standalone.sh does)",
             manifest,
         )

@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from core.query import is_bigquery, run_query
 from forecasting.inputs import STEP_KINDS
 from forecasting.intervals import band, scores, widen
 from forecasting.models import fit_fallback, fit_prophet, is_flat
@@ -301,14 +302,11 @@ def explain_flags(
     con_or_warehouse, flags: pd.DataFrame, table: str | None = None, client=None
 ) -> pd.Series:
     """A ``why`` string per flag row (same order), from one query over fct_llm_calls."""
-    from forecasting.series import _query
-    from tokenbook.warehouse import Warehouse
-
     if flags.empty:
         return pd.Series([], dtype="object")
-    bq = isinstance(con_or_warehouse, Warehouse) and con_or_warehouse.kind == "bigquery"
+    bq = is_bigquery(con_or_warehouse)
     if table is None:
         table = con_or_warehouse.table("marts", "fct_llm_calls") if bq else "marts.fct_llm_calls"
     sql = why_sql(flags.reset_index(drop=True), table, "bigquery" if bq else "duckdb")
-    breakdown = _query(con_or_warehouse, sql, client)
+    breakdown = run_query(con_or_warehouse, sql, client)
     return compose_why(flags.reset_index(drop=True), breakdown)

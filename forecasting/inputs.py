@@ -9,10 +9,14 @@ directly so it runs before or without dbt.
 
 from __future__ import annotations
 
+import io
+import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from core.settings import load_settings
 
 SEEDS = Path(__file__).resolve().parent.parent / "dbt_project" / "seeds"
 EVENT_KINDS = ("launch", "price_change", "holiday", "model_switch")
@@ -38,8 +42,6 @@ def config_dir(folder: Path | str | None = None) -> Path | None:
     settings resolve (TOKENBOOK_CONFIG_DIR, else ./config when it exists), else None."""
     if folder is not None:
         return Path(folder)
-    from tokenbook.settings import load_settings
-
     return load_settings().resolved_config_dir
 
 
@@ -53,8 +55,6 @@ def _read(path: Path, required: tuple[str, ...]) -> pd.DataFrame:
     if not path.exists():
         raise FileNotFoundError(f"seed {path} is missing: restore it from the repository")
     # Configuration files carry a '#' header (whole lines only; a '#' inside a value is kept).
-    import io
-
     text = "".join(line for line in path.read_text(encoding="utf-8-sig").splitlines(True)
                    if not line.lstrip().startswith("#"))
     df = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
@@ -220,8 +220,6 @@ def load_events_with(extra: Path | str | None = None, config: Path | str | None 
     if not extra.exists():
         raise FileNotFoundError(f"events file {extra} does not exist")
     if extra.suffix == ".json":
-        import json
-
         more = events_from_manifest(json.loads(extra.read_text()))
     else:
         more = load_events(extra)

@@ -6,10 +6,13 @@ This is what ``tokenbook forecast`` and the nightly DAG call.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from datetime import date
 
 import pandas as pd
 
+from core.query import run_query, table_exists
+from core.warehouse import connect_duckdb
 from forecasting.anomalies import explain_flags
 from forecasting.config import ANOMALY_LEVELS, ForecastConfig
 from forecasting.inputs import load_budgets, load_events, load_fermi_estimates, load_price_book
@@ -35,17 +38,13 @@ def forecast_warehouse(
 ) -> ForecastRun:
     """Forecast from ``fct_llm_calls`` and rewrite the four forecast tables for ``as_of``.
 
-    ``warehouse``: a ``tokenbook.warehouse.Warehouse``. For DuckDB an open ``con`` may be
+    ``warehouse``: a ``core.warehouse.Warehouse``. For DuckDB an open ``con`` may be
     passed (else the file is opened); for BigQuery ``bq_client`` may be passed (tests).
     ``events`` overrides the events seed (e.g. the seed plus extra launches)."""
-    from tokenbook.warehouse import connect_duckdb
-
     cfg = cfg or ForecastConfig()
     own_con = False
     if warehouse.kind == "bigquery" and bq_client is None:
-        from google.cloud import bigquery
-
-        bq_client = bigquery.Client(project=warehouse.project)
+        bq_client = warehouse.bigquery_client()
     if warehouse.kind == "duckdb" and con is None:
         con = connect_duckdb(warehouse)
         own_con = True
@@ -88,38 +87,14 @@ def forecast_warehouse(
 log = logging.getLogger(__name__)
 
 
-def _table_exists(source, warehouse, layer: str, name: str, client=None) -> bool:
-    """Whether the ``layer`` table ``name`` exists; errors other than "not there" propagate
-    (a credentials or permission error is never taken for a table not built yet)."""
-    if warehouse.kind == "bigquery":
-        from google.api_core.exceptions import NotFound
-
-        if client is None:
-            from google.cloud import bigquery
-
-            client = bigquery.Client(project=warehouse.project)
-        try:
-            client.get_table(f"{warehouse.project}.{warehouse.schema(layer)}.{name}")
-        except NotFound:
-            return False
-        return True
-    row = source.execute(
-        "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
-        [warehouse.schema(layer), name],
-    ).fetchone()
-    return bool(row[0])
-
-
 def _price_book(source, warehouse, client=None) -> pd.DataFrame:
     """The warehouse's price book (dbt ``int_price_book``: the seed plus every version loaded
     with ``tokenbook prices load``), so a newer price moves the forecast; the seed when the
     models are not built yet."""
-    from forecasting.series import _query
-
-    if not _table_exists(source, warehouse, "staging", "int_price_book", client):
+    if not table_exists(source, warehouse, "staging", "int_price_book", client):
         return load_price_book()  # models not built yet: the shipped book
     table = warehouse.table("staging", "int_price_book")
-    book = _query(
+    book = run_query(
         source,
         f"select provider, model, valid_from, input_per_mtok, output_per_mtok from {table}",
         client,
@@ -134,18 +109,16 @@ def _last_anomaly_factor(source, warehouse, as_of: date, client=None) -> tuple[f
     """The anomaly calibration factor and chosen specs of the latest refit on or before as_of
     (1.0 and no specs when no refit has run yet: the table does not exist). Any other failure
     to read them raises: scoring with an uncalibrated factor would move every flag."""
-    from forecasting.series import _query
-
     table = warehouse.table("marts", "forecast_backtest")
     sql = (
         f"select unique_id, spec, anomaly_calibration_factor from {table} "
         f"where as_of = (select max(as_of) from {table} where as_of <= date '{as_of.isoformat()}')"
         " and phase in ('calibration', 'holdout')"  # the daily model's rows, not the monthly
     )
-    if not _table_exists(source, warehouse, "marts", "forecast_backtest", client):
+    if not table_exists(source, warehouse, "marts", "forecast_backtest", client):
         log.info("no forecast refit yet (%s does not exist): anomaly factor 1.0", table)
         return 1.0, {}
-    bt = _query(source, sql, client)
+    bt = run_query(source, sql, client)
     pooled = bt[bt["unique_id"] == "__pooled__|prophet"]
     factor = float(pooled["anomaly_calibration_factor"].iloc[0]) if len(pooled) else 1.0
     specs = dict(zip(bt["unique_id"], bt["spec"], strict=True))
@@ -159,16 +132,10 @@ def score_day_warehouse(
 
     The fit for the day is the weekly one (data before the day's ISO Monday), so a daily run and
     the Monday refit agree on every day."""
-    from dataclasses import replace
-
-    from tokenbook.warehouse import connect_duckdb
-
     cfg = replace(cfg, anomaly_lookback_days=1)
     own_con = False
     if warehouse.kind == "bigquery" and bq_client is None:
-        from google.cloud import bigquery
-
-        bq_client = bigquery.Client(project=warehouse.project)
+        bq_client = warehouse.bigquery_client()
     if warehouse.kind == "duckdb" and con is None:
         con = connect_duckdb(warehouse)
         own_con = True

@@ -1,9 +1,9 @@
 """Run: prepare -> fit -> predict -> backtest -> calibrate -> flag, over one long frame.
 
-``forecast_frame`` is pure (frames in, frames out). ``forecasting.job.forecast_warehouse``
-wraps it with the warehouse reads and writes; ``run_forecast(settings, as_of)`` and
-``score_anomalies(settings, as_of)`` below are the entry points of ``tokenbook forecast`` and
-the nightly DAG (weekly refit; daily scoring of the run date only).
+``forecast_frame`` is pure (frames in, frames out). ``forecasting.job`` wraps it with the
+warehouse reads and writes: ``forecast_warehouse`` (the weekly refit) and
+``score_day_warehouse`` (daily scoring of the run date only), which ``tokenbook forecast`` and
+the nightly DAG call.
 
 Two parallel passes over series (a process pool):
 1. per series: backtest on rolling cutoffs (both specs on the early cutoffs, the better one on
@@ -944,43 +944,3 @@ def _monthly_pooled(bt: pd.DataFrame, as_of, cfg) -> pd.DataFrame:
             row[f"{m}_coverage"] = float(g[f"{m}_coverage"].mean())
         rows.append(row)
     return pd.DataFrame(rows)
-
-
-def run_forecast(
-    settings, as_of, cfg: ForecastConfig | None = None, progress=None, events_path=None
-) -> dict:
-    """Full run on the configured warehouse: forecasts, backtests and anomaly flags for as_of.
-    ``events_path``: extra known events (CSV like the seed, or a demo manifest.json)."""
-    from forecasting.inputs import load_events_with
-    from forecasting.job import forecast_warehouse
-    from tokenbook.warehouse import parse_warehouse
-
-    cfg = cfg or ForecastConfig(anomaly_level=settings.anomaly_level,
-                                config_dir=_config_dir(settings))
-    run = forecast_warehouse(
-        parse_warehouse(settings.warehouse),
-        as_of,
-        cfg,
-        progress,
-        events=load_events_with(events_path, config=cfg.config_dir),
-    )
-    return run.summary_scalars()
-
-
-def score_anomalies(settings, as_of, cfg: ForecastConfig | None = None, events_path=None) -> dict:
-    """Daily scoring: flag the run date only (weekly-refit fit, last calibration factor)."""
-    from forecasting.inputs import load_events_with
-    from forecasting.job import score_day_warehouse
-    from tokenbook.warehouse import parse_warehouse
-
-    cfg = cfg or ForecastConfig(anomaly_level=settings.anomaly_level, workers=1,
-                                config_dir=_config_dir(settings))
-    return score_day_warehouse(
-        parse_warehouse(settings.warehouse), as_of, cfg,
-        events=load_events_with(events_path, config=cfg.config_dir)
-    )
-
-
-def _config_dir(settings) -> str | None:
-    folder = getattr(settings, "resolved_config_dir", None)
-    return str(folder) if folder is not None else None

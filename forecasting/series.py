@@ -11,6 +11,7 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
+from core.query import is_bigquery, run_query
 from forecasting.config import KEY_COLUMNS, LEVELS, METRICS
 
 FRAME_COLUMNS = ("unique_id", "series_level", "metric", *KEY_COLUMNS, "ds", "y")
@@ -47,19 +48,6 @@ def level_sql(level: str, table: str, as_of: date, dialect: str = "duckdb") -> s
     )
 
 
-def _query(con_or_warehouse, sql: str, client=None) -> pd.DataFrame:
-    """Run SQL on a DuckDB connection, or on BigQuery for a BigQuery ``Warehouse``."""
-    from tokenbook.warehouse import Warehouse
-
-    if isinstance(con_or_warehouse, Warehouse) and con_or_warehouse.kind == "bigquery":
-        if client is None:
-            from google.cloud import bigquery
-
-            client = bigquery.Client(project=con_or_warehouse.project)
-        return client.query(sql).to_dataframe()
-    return con_or_warehouse.execute(sql).df()
-
-
 def load_daily_series(
     con_or_warehouse,
     as_of: date,
@@ -73,22 +61,14 @@ def load_daily_series(
     ``con_or_warehouse``: an open DuckDB connection (reads ``marts.fct_llm_calls``) or a
     BigQuery ``Warehouse`` (reads ``<prefix>_marts.fct_llm_calls``). Spend is effective cost.
     """
-    from tokenbook.warehouse import Warehouse
-
+    bq = is_bigquery(con_or_warehouse)
     if table is None:
-        if isinstance(con_or_warehouse, Warehouse) and con_or_warehouse.kind == "bigquery":
-            table = con_or_warehouse.table("marts", "fct_llm_calls")
-        else:
-            table = "marts.fct_llm_calls"
-    dialect = (
-        "bigquery"
-        if isinstance(con_or_warehouse, Warehouse) and con_or_warehouse.kind == "bigquery"
-        else "duckdb"
-    )
+        table = con_or_warehouse.table("marts", "fct_llm_calls") if bq else "marts.fct_llm_calls"
+    dialect = "bigquery" if bq else "duckdb"
     parts = []
     for level in levels:
         try:
-            wide = _query(con_or_warehouse, level_sql(level, table, as_of, dialect), client)
+            wide = run_query(con_or_warehouse, level_sql(level, table, as_of, dialect), client)
         except Exception as exc:  # the warehouse's own error says which column or table
             raise RuntimeError(
                 f"could not read daily {level} series from {table}: {exc}. "

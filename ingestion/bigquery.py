@@ -47,6 +47,7 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+from core.warehouse import BigQueryClientError, Warehouse, make_bigquery_client
 from ingestion.gateway import schema
 
 # table name -> (columns, clustering fields)
@@ -203,25 +204,12 @@ def export_parquet(con, staged: str, columns: tuple[tuple[str, str, str], ...], 
 
 
 def make_client(project: str, location: str, keyfile: str | None = None):
-    """A BigQuery client: the service-account key file if given, else Application Default
-    Credentials. Raises BigQueryLoadError with what to do when neither works."""
-    from google.cloud import bigquery
-
+    """``core.warehouse.make_bigquery_client``, its error raised as a load error (what ingest
+    commands report)."""
     try:
-        if keyfile:
-            from google.oauth2 import service_account
-
-            creds = service_account.Credentials.from_service_account_file(keyfile)
-            return bigquery.Client(project=project, location=location, credentials=creds)
-        return bigquery.Client(project=project, location=location)
-    except FileNotFoundError as exc:
-        raise BigQueryLoadError(f"BigQuery key file not found: {keyfile}") from exc
-    except Exception as exc:  # google.auth.exceptions.DefaultCredentialsError and friends
-        raise BigQueryLoadError(
-            f"cannot create a BigQuery client for project {project!r}: {exc}. Set "
-            "TOKENBOOK_BQ_KEYFILE to a service-account key file, or run "
-            "`gcloud auth application-default login`."
-        ) from exc
+        return make_bigquery_client(project, location, keyfile)
+    except BigQueryClientError as exc:
+        raise BigQueryLoadError(str(exc)) from exc
 
 
 class BigQuerySink:
@@ -249,10 +237,8 @@ class BigQuerySink:
 
     @classmethod
     def from_settings(cls, settings, client=None, source: str = "gateway") -> BigQuerySink:
-        """From ``tokenbook.settings.Settings`` whose warehouse is ``bigquery://PROJECT/PREFIX``."""
-        from tokenbook.warehouse import parse_warehouse
-
-        wh = parse_warehouse(settings.warehouse)
+        """From ``core.settings.Settings`` whose warehouse is ``bigquery://PROJECT/PREFIX``."""
+        wh = Warehouse.from_settings(settings)
         if wh.kind != "bigquery":
             raise BigQueryLoadError(
                 f"warehouse {settings.warehouse} is not BigQuery: use bigquery://PROJECT/PREFIX"

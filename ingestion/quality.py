@@ -39,6 +39,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
+import duckdb
+
+from core.warehouse import Warehouse, connect_duckdb
+from ingestion.bigquery import BigQuerySink
+from ingestion.gateway.duckdb_sink import DuckDBSink
 from ingestion.gateway.schema import VALIDATION_RESULTS_COLUMNS
 from ingestion.quality_sql import (  # noqa: F401 - re-exported: the check's SQL
     NULL_RATE_COLUMNS,
@@ -426,17 +431,13 @@ def check_dates(settings, dates: Iterable[date], thresholds: dict[str, float] | 
                 client=None) -> CheckResult:
     """Profile, evaluate and store the results of ``dates`` in the configured warehouse
     (``tokenbook check``). Raises ThresholdsError for an invalid thresholds file."""
-    from tokenbook.warehouse import connect_duckdb, parse_warehouse
-
     dates = sorted(set(dates))
     if not dates:
         raise ValueError("no date to check")
     t = load_thresholds() if thresholds is None else thresholds
     lo, hi = dates[0] - timedelta(days=int(t["history_days"])), dates[-1]
-    wh = parse_warehouse(settings.warehouse)
+    wh = Warehouse.from_settings(settings)
     if wh.kind == "duckdb":
-        from ingestion.gateway.duckdb_sink import DuckDBSink
-
         con = connect_duckdb(wh)
         try:
             priced = profile_duckdb(con, lo, hi)
@@ -447,10 +448,6 @@ def check_dates(settings, dates: Iterable[date], thresholds: dict[str, float] | 
         finally:
             con.close()
         return result
-    import duckdb
-
-    from ingestion.bigquery import BigQuerySink
-
     sink = BigQuerySink.from_settings(settings, client=client)
     con = duckdb.connect()
     try:

@@ -75,7 +75,7 @@ import os
 from pathlib import Path
 
 from tokenbook.orchestration import write_dbt_manifest
-from tokenbook.settings import load_settings
+from core.settings import load_settings
 
 wanted = Path(os.environ["TOKENBOOK_DBT_MANIFEST"])
 if wanted.name != "manifest.json" or wanted.parent.name != "target":

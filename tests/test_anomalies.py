@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from core.warehouse import parse_warehouse
 from forecasting.anomalies import score_series
 from forecasting.config import ForecastConfig
 from forecasting.inputs import events_from_manifest, load_budgets, load_fermi_estimates
@@ -19,7 +20,6 @@ from forecasting.job import forecast_warehouse, score_day_warehouse
 from forecasting.pipeline import forecast_frame
 from forecasting.synthetic import make_ledger, synthetic_series
 from tokenbook.demo.orgconfig import write_demo_config
-from tokenbook.warehouse import parse_warehouse
 
 # The forecasts below use the demo organisation's events, Fermi estimates and budgets (its own
 # configuration folder, as `tokenbook run --demo` writes it).

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import sqlglot
 
+from core.settings import load_settings
 from tokenbook.dbt import run_dbt
-from tokenbook.settings import load_settings
 
 
 def _dummy_key(path: Path) -> None:

@@ -17,10 +17,10 @@ from google.api_core import exceptions as gexc
 from google.cloud import bigquery
 from sqlglot import exp
 
+from core.settings import load_settings
 from ingestion import bigquery as bq
 from ingestion.gateway import schema
 from tests.bigquery_fakes import FakeClient
-from tokenbook.settings import load_settings
 
 
 def _stage(con, name: str, columns, rows: list[tuple]) -> str:

@@ -3,9 +3,9 @@ from __future__ import annotations
 import pytest
 from typer.testing import CliRunner
 
+from core.settings import DEFAULT_WAREHOUSE, load_settings
+from core.warehouse import WarehouseError, parse_warehouse
 from tokenbook.cli import app
-from tokenbook.settings import DEFAULT_WAREHOUSE, load_settings
-from tokenbook.warehouse import WarehouseError, parse_warehouse
 
 
 def test_settings_precedence_flag_over_env_over_default(monkeypatch):
@@ -56,8 +56,8 @@ def test_every_subcommand_has_help():
 def test_variance_threshold_setting_reaches_dbt_vars():
     import json
 
+    from core.settings import Settings
     from tokenbook.dbt import _with_setting_vars
-    from tokenbook.settings import Settings
 
     assert _with_setting_vars(["build"], Settings()) == ["build"]  # the seed decides
     args = _with_setting_vars(["build"], Settings(variance_threshold=0.05))
@@ -75,8 +75,8 @@ def test_variance_threshold_setting_reaches_dbt_vars():
 def test_reporting_currency_setting_reaches_dbt_vars(monkeypatch):
     import json
 
+    from core.settings import load_settings
     from tokenbook.dbt import _with_setting_vars
-    from tokenbook.settings import load_settings
 
     monkeypatch.setenv("TOKENBOOK_REPORTING_CURRENCY", "eur")
     args = _with_setting_vars(["build"], load_settings())

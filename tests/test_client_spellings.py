@@ -12,10 +12,10 @@ import duckdb
 import pytest
 from typer.testing import CliRunner
 
+from core.settings import load_settings
 from ingestion.gateway import otel
 from ingestion.gateway.pipeline import ingest_gateway
 from tokenbook.cli import app
-from tokenbook.settings import load_settings
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 TRACE = "0123456789abcdef0123456789abcdef"

@@ -23,11 +23,11 @@ import duckdb
 import pytest
 from typer.testing import CliRunner
 
+from core.settings import load_settings
+from core.warehouse import parse_warehouse
 from ingestion.billing.loader import ingest_billing
 from tokenbook.cli import app
 from tokenbook.dbt import build, ensure_raw_tables
-from tokenbook.settings import load_settings
-from tokenbook.warehouse import parse_warehouse
 
 FIXTURES = Path(__file__).parent / "fixtures" / "billing"
 EUR_2 = Decimal("1.0800")

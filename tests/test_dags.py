@@ -19,8 +19,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from core.settings import load_settings
 from tokenbook import orchestration as orch
-from tokenbook.settings import load_settings
 
 REPO = Path(__file__).resolve().parent.parent
 DAGS = REPO / "dags"

@@ -14,12 +14,12 @@ from decimal import Decimal
 import duckdb
 import pytest
 
+from core.settings import load_settings
+from core.warehouse import parse_warehouse
 from ingestion.gateway.schema import GATEWAY_CALLS_COLUMNS
 from tokenbook.dbt import build
 from tokenbook.pricing.default import SNAPSHOT_PATH
 from tokenbook.pricing.versions import load_prices
-from tokenbook.settings import load_settings
-from tokenbook.warehouse import parse_warehouse
 
 # This models; the marts engineer's marts are built and tested by their own suite.
 MY_NODES = [

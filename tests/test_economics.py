@@ -18,14 +18,14 @@ from pathlib import Path
 
 import pytest
 
+from core.settings import load_settings
+from core.warehouse import connect_duckdb, parse_warehouse
 from ingestion.billing.loader import ingest_billing
 from ingestion.evals import ingest_evals
 from ingestion.gateway.pipeline import ingest_gateway
 from tokenbook.dbt import run_dbt
 from tokenbook.demo import generate
 from tokenbook.demo.billing import write_vendor_exports
-from tokenbook.settings import load_settings
-from tokenbook.warehouse import connect_duckdb, parse_warehouse
 
 END = date(2026, 11, 27)
 MARTS = (

@@ -13,10 +13,10 @@ import pytest
 from test_marts import build_marts_warehouse
 from typer.testing import CliRunner
 
+from core.settings import load_settings
+from core.warehouse import connect_duckdb, parse_warehouse
 from tokenbook.cli import app
 from tokenbook.exports import ExportError, export_chargeback, parse_month
-from tokenbook.settings import load_settings
-from tokenbook.warehouse import connect_duckdb, parse_warehouse
 
 MONEY = pa.decimal128(38, 9)
 

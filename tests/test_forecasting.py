@@ -14,6 +14,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
+from core.warehouse import parse_warehouse
 from forecasting.config import ForecastConfig
 from forecasting.inputs import load_budgets, load_events, load_fermi_estimates
 from forecasting.intervals import (
@@ -29,7 +30,6 @@ from forecasting.publish import TABLES, publish_bigquery, publish_duckdb, run_ta
 from forecasting.series import load_daily_series
 from forecasting.synthetic import make_ledger, synthetic_series
 from tokenbook.demo.orgconfig import write_demo_config
-from tokenbook.warehouse import parse_warehouse
 
 # The forecasts below use the demo organisation's events, Fermi estimates and budgets (its own
 # configuration folder, as `tokenbook run --demo` writes it).

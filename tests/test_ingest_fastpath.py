@@ -13,10 +13,10 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from core.settings import load_settings
 from ingestion.gateway import native
 from ingestion.gateway.pipeline import ingest_gateway
 from ingestion.gateway.readers import PositionalRead
-from tokenbook.settings import load_settings
 
 FIX = Path(__file__).resolve().parent / "fixtures" / "gateway"
 LOAD = date(2026, 11, 2)

@@ -23,6 +23,7 @@ import duckdb
 import pytest
 from typer.testing import CliRunner
 
+from core.settings import load_settings
 from ingestion.gateway import duckdb_sink
 from ingestion.gateway.pipeline import (
     FREE_TEXT_FIELDS,
@@ -31,7 +32,6 @@ from ingestion.gateway.pipeline import (
 )
 from ingestion.gateway.readers import ReaderError, detect_format, expand_paths
 from ingestion.gateway.redact import unparsed_line_text
-from tokenbook.settings import load_settings
 
 FIX = Path(__file__).resolve().parent / "fixtures" / "gateway"
 REPO = Path(__file__).resolve().parent.parent
@@ -252,7 +252,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from ingestion.gateway import duckdb_sink
 from ingestion.gateway.pipeline import ingest_gateway
-from tokenbook.settings import load_settings
+from core.settings import load_settings
 
 def pause(load_date):
     Path(sys.argv[3]).write_text("deleted")

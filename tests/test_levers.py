@@ -142,8 +142,8 @@ def test_ingest_evals_command(tmp_path):
 
 
 def test_staging_is_empty_not_broken_before_the_first_evals_load(tmp_path):
+    from core.settings import load_settings
     from tokenbook.dbt import run_dbt
-    from tokenbook.settings import load_settings
 
     settings = load_settings(warehouse=f"duckdb:///{tmp_path / 'wh.duckdb'}")
     run_dbt(["build", "--select", "stg_evals__results"], settings, target_path=tmp_path)
@@ -161,11 +161,11 @@ def test_staging_is_empty_not_broken_before_the_first_evals_load(tmp_path):
 
 @pytest.fixture(scope="module", params=SEEDS, ids=lambda s: f"seed{s}")
 def demo_marts(request, tmp_path_factory):
+    from core.settings import load_settings
+    from core.warehouse import connect_duckdb, parse_warehouse
     from ingestion.gateway.pipeline import ingest_gateway
     from tokenbook.dbt import run_dbt
     from tokenbook.demo import generate
-    from tokenbook.settings import load_settings
-    from tokenbook.warehouse import connect_duckdb, parse_warehouse
 
     seed = request.param
     base = tmp_path_factory.mktemp(f"levers_seed{seed}")
@@ -302,9 +302,9 @@ def test_degraded_day_is_the_top_retry_waste(demo_marts):
 def test_lever_models_compile_for_bigquery(tmp_path):
     import sqlglot
 
+    from core.settings import load_settings
     from tests.test_bigquery_compile import _dummy_key
     from tokenbook.dbt import run_dbt
-    from tokenbook.settings import load_settings
 
     key = tmp_path / "key.json"
     _dummy_key(key)

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from core.settings import load_settings
+from core.warehouse import connect_duckdb, parse_warehouse
 from ingestion.gateway.schema import GATEWAY_CALLS_COLUMNS, duckdb_ddl
 from tokenbook.dbt import run_dbt
-from tokenbook.settings import load_settings
-from tokenbook.warehouse import connect_duckdb, parse_warehouse
 
 MARTS = (
     "mart_cost_per_outcome",

@@ -9,8 +9,8 @@ from datetime import date
 import duckdb
 import pytest
 
+from core.warehouse import parse_warehouse
 from forecasting.job import _last_anomaly_factor
-from tokenbook.warehouse import parse_warehouse
 
 WH = parse_warehouse("duckdb:///unused.duckdb")
 

@@ -23,10 +23,10 @@ import duckdb
 import pytest
 from typer.testing import CliRunner
 
+from core.settings import load_settings
 from tokenbook.cli import app
 from tokenbook.exitcodes import CONFIG_INVALID
 from tokenbook.orgconfig import ConfigInvalid, read_config
-from tokenbook.settings import load_settings
 
 START, END = date(2026, 9, 20), date(2026, 11, 20)
 PROBE_DAY = date(2026, 11, 18)
@@ -203,8 +203,8 @@ CONFIG = {
 @pytest.fixture(scope="module")
 def org(tmp_path_factory):
     """The test organisation through the README's path, with no configuration at all."""
+    from core.warehouse import parse_warehouse
     from tokenbook.runner import RunPlan, run_plan
-    from tokenbook.warehouse import parse_warehouse
 
     base = tmp_path_factory.mktemp("org")
     calls = write_gateway_logs(base / "logs" / "gateway")
@@ -224,7 +224,7 @@ def org(tmp_path_factory):
 
 def _connect(org):
     # same configuration as dbt-duckdb's connection, which stays open in this process
-    from tokenbook.warehouse import connect_duckdb, parse_warehouse
+    from core.warehouse import connect_duckdb, parse_warehouse
 
     return connect_duckdb(parse_warehouse(org["url"]))
 
@@ -457,8 +457,8 @@ def test_init_writes_every_file_documented_and_its_examples_are_valid(tmp_path):
 
 def test_bigquery_config_load_sends_typed_tables(tmp_path):
     """Offline: the BigQuery path's table ids, DDL of empty (not configured) tables and rows."""
+    from core.warehouse import parse_warehouse
     from tokenbook.orgconfig.load import BIGQUERY_TYPES, bigquery_jobs
-    from tokenbook.warehouse import parse_warehouse
 
     folder = tmp_path / "config"
     folder.mkdir()
@@ -486,7 +486,7 @@ def test_bigquery_config_load_sends_one_job_per_file(tmp_path, monkeypatch):
     WRITE_TRUNCATE) per configured file and an empty typed table per absent one."""
     from google.cloud import bigquery
 
-    import ingestion.bigquery as bq
+    import core.warehouse as core_warehouse
     from tokenbook.orgconfig.load import load_config
     from tokenbook.orgconfig.spec import FILES
 
@@ -509,7 +509,7 @@ def test_bigquery_config_load_sends_one_job_per_file(tmp_path, monkeypatch):
             return self
 
     client = Recorder()
-    monkeypatch.setattr(bq, "make_client", lambda *a, **k: client)
+    monkeypatch.setattr(core_warehouse, "make_bigquery_client", lambda *a, **k: client)
     folder = tmp_path / "config"
     folder.mkdir()
     (folder / "negotiated_prices.csv").write_text(CONFIG["negotiated_prices.csv"])

@@ -19,11 +19,11 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from core.settings import load_settings
+from core.warehouse import parse_warehouse
 from ingestion.gateway.schema import GATEWAY_CALLS_COLUMNS
 from tokenbook.dbt import build, ensure_raw_tables
 from tokenbook.pricing.versions import load_prices
-from tokenbook.settings import load_settings
-from tokenbook.warehouse import parse_warehouse
 
 SELECT = ["+fct_llm_calls", "mart_price_basis"]
 CAUTIOUS = ["--indirect-selection", "cautious"]

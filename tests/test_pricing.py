@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from core.warehouse import connect_duckdb, parse_warehouse
 from tokenbook.pricing.default import SEED_PATH, SNAPSHOT_PATH, default_rows
 from tokenbook.pricing.litellm import (
     COLUMNS,
@@ -22,7 +23,6 @@ from tokenbook.pricing.litellm import (
     to_price_rows,
 )
 from tokenbook.pricing.versions import PriceBookError, diff_book, load_prices
-from tokenbook.warehouse import connect_duckdb, parse_warehouse
 
 MAP = {
     "gpt-4o": {

@@ -22,12 +22,12 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from core.settings import load_settings
 from ingestion.evals import ingest_evals
 from ingestion.gateway import redact
 from ingestion.gateway.pipeline import ingest_gateway
 from tokenbook import orchestration as orch
 from tokenbook.exitcodes import CONFIG_INVALID
-from tokenbook.settings import load_settings
 
 LOAD = date(2026, 11, 20)
 KEY = "corpus-test-key-5f1c"

@@ -17,12 +17,12 @@ import duckdb
 import pytest
 from typer.testing import CliRunner
 
+from core.settings import load_settings
 from ingestion import quality
 from ingestion.gateway.pipeline import ingest_gateway
 from ingestion.quality_thresholds import DEFAULTS, ThresholdsError, load_thresholds
 from tokenbook.cli import app
 from tokenbook.exitcodes import QUALITY_FAILED
-from tokenbook.settings import load_settings
 
 FIRST = date(2026, 10, 5)  # a Monday; 28 healthy days up to 11-01
 HEALTHY = date(2026, 11, 2)

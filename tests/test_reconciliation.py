@@ -52,13 +52,13 @@ def demo_warehouse(seed: int) -> DemoWarehouse:
     ingestion -> dbt build of the finance marts, once per seed per session."""
     if seed in _BUILT:
         return _BUILT[seed]
+    from core.settings import load_settings
+    from core.warehouse import connect_duckdb, parse_warehouse
     from ingestion.billing.loader import ingest_billing
     from ingestion.gateway.pipeline import ingest_gateway
     from tokenbook.dbt import run_dbt
     from tokenbook.demo import generate
     from tokenbook.demo.billing import write_vendor_exports
-    from tokenbook.settings import load_settings
-    from tokenbook.warehouse import connect_duckdb, parse_warehouse
 
     root = _ROOT / f"seed-{seed}"
     demo = root / "demo"

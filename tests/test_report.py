@@ -17,11 +17,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from core.settings import load_settings
+from core.warehouse import connect_duckdb, parse_warehouse
 from tokenbook.cli import app
 from tokenbook.report import ReportError, build_report, write_report
 from tokenbook.report.data import last_complete_month
-from tokenbook.settings import load_settings
-from tokenbook.warehouse import connect_duckdb, parse_warehouse
 
 END = date(2026, 11, 27)
 MONTH = date(2026, 10, 1)  # the last complete month of a ledger ending on Nov 27

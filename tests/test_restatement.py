@@ -19,8 +19,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from core.settings import load_settings
 from ingestion.gateway.pipeline import ingest_gateway
-from tokenbook.settings import load_settings
 
 FIRST = date(2026, 8, 2)
 DAYS = 60

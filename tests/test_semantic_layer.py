@@ -22,7 +22,7 @@ import pytest
 from test_reconciliation import demo_warehouse
 from typer.testing import CliRunner
 
-from tokenbook.settings import load_settings
+from core.settings import load_settings
 
 MONEY = 1e-6  # USD
 SHARE = 1e-9
@@ -33,11 +33,11 @@ AS_OF = date(2026, 11, 27)
 def sl(tmp_path_factory):
     """The demo warehouse with the cost marts, a forecast and the semantic views built, and the
     semantic manifest parsed for it where `mf` reads it."""
+    from core.warehouse import parse_warehouse
     from forecasting.config import ForecastConfig
     from forecasting.job import forecast_warehouse
     from tokenbook.dbt import run_dbt
     from tokenbook.semantic import parse_semantic_manifest
-    from tokenbook.warehouse import parse_warehouse
 
     wh = demo_warehouse(7)
     settings = load_settings(warehouse=wh.url, dbt_target_path=str(wh.root / "dbt"),

@@ -22,11 +22,11 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
+from core.settings import load_settings
 from ingestion import guard
 from ingestion.gateway.pipeline import LoadRefused, ingest_gateway
 from tokenbook import exitcodes
 from tokenbook.cli import app
-from tokenbook.settings import load_settings
 
 BILLING = Path(__file__).resolve().parent / "fixtures" / "billing"
 DAY = date(2026, 11, 10)

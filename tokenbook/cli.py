@@ -39,63 +39,7 @@ from tokenbook.commands import (
     transform,
 )
 from tokenbook.commands.common import color
-
-BIGQUERY_CREDENTIALS = (
-    "no BigQuery credentials: set TOKENBOOK_BQ_KEYFILE to a service-account key file, or run "
-    "`gcloud auth application-default login` (or set GOOGLE_APPLICATION_CREDENTIALS); "
-    "nothing was read or written"
-)
-
-
-def _chain(exc: BaseException):
-    """The exception and its causes, outermost first."""
-    seen = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        yield exc
-        exc = exc.__cause__ or exc.__context__
-
-
-def explain(exc: BaseException) -> tuple[int, str] | None:
-    """(exit code, sentence) for an error a user can cause, or None for a bug."""
-    from tokenbook.warehouse import WarehouseError, is_lock_error, lock_message
-
-    chain = list(_chain(exc))
-    names = {type(e).__name__ for e in chain}
-    if names & {"DefaultCredentialsError", "RefreshError"} or any(
-        "cannot create a BigQuery client" in str(e) for e in chain
-    ):
-        return exitcodes.CONFIG_INVALID, BIGQUERY_CREDENTIALS
-    for e in chain:  # a setting to fix (the development PII key outside the demo)
-        if type(e).__name__ == "DevKeyRefused":
-            return exitcodes.CONFIG_INVALID, str(e)
-    for e in chain:  # our own sentence first (it says how long ingest waited)
-        if isinstance(e, WarehouseError):
-            return exitcodes.INPUT_REFUSED, str(e)
-    for e in chain:
-        if is_lock_error(e):
-            return exitcodes.INPUT_REFUSED, lock_message(_locked_path(e), e)
-    refused = {
-        "ReaderError", "IngestError", "LoadRefused", "BillingError", "BillingFileError",
-        "BillingLoadRefused", "EvalsError", "EvalsFileError", "EvalsLoadRefused", "SniffError",
-        "BigQueryLoadError",
-    }  # fmt: skip
-    for e in chain:
-        if isinstance(e, WarehouseError) or type(e).__name__ in refused:
-            return exitcodes.INPUT_REFUSED, str(e)
-    for e in chain:  # a path the user gave that cannot be read or written
-        if isinstance(e, OSError) and getattr(e, "filename", None):
-            return exitcodes.INPUT_REFUSED, f"{e.strerror or e}: {e.filename}"
-    for e in chain:
-        if type(e).__name__ in ("BadGzipFile", "error") and "compress" in str(e).lower():
-            return exitcodes.INPUT_REFUSED, f"a compressed input file is damaged: {e}"
-    return None
-
-
-def _locked_path(exc: BaseException) -> str:
-    text = str(exc)
-    start = text.find('file "')
-    return text[start + 6 : text.find('"', start + 6)] if start >= 0 else "(the warehouse)"
+from tokenbook.errors import explain
 
 
 def log_dir() -> Path:

@@ -11,8 +11,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from tokenbook.settings import Settings, project_root
-from tokenbook.warehouse import Warehouse, parse_warehouse
+from core.settings import Settings, project_root
+from core.warehouse import Warehouse, connect_duckdb
 
 DBT_PROJECT_DIR = project_root() / "dbt_project"
 
@@ -31,7 +31,7 @@ class DbtError(RuntimeError):
 
 
 def dbt_env(settings: Settings) -> dict[str, str]:
-    wh: Warehouse = parse_warehouse(settings.warehouse)
+    wh: Warehouse = Warehouse.from_settings(settings)
     env = {"DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
     if wh.kind == "duckdb":
         assert wh.path is not None
@@ -217,11 +217,9 @@ def ensure_raw_tables(settings: Settings) -> None:
     from ingestion.fx import FX_RATES_COLUMNS
     from ingestion.gateway import schema
 
-    wh = parse_warehouse(settings.warehouse)
+    wh = Warehouse.from_settings(settings)
     if wh.kind != "duckdb":
         return
-    from tokenbook.warehouse import connect_duckdb
-
     con = connect_duckdb(wh)
     try:
         for name, columns in (

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from tokenbook.settings import Settings
-from tokenbook.warehouse import Warehouse, parse_warehouse
+from core.settings import Settings
+from core.warehouse import Warehouse, connect_duckdb
 
 FORMATS = ("csv", "parquet")
 CHARGEBACK_TABLE = "mart_chargeback"
@@ -83,7 +83,7 @@ def _output_path(out: str | Path, default_name: str) -> Path:
 
 def read_chargeback(settings: Settings, month_start: date) -> pa.Table:
     """The chargeback rows of one month as an Arrow table (money as decimal128)."""
-    wh = parse_warehouse(settings.warehouse)
+    wh = Warehouse.from_settings(settings)
     if wh.kind == "duckdb":
         sql = (
             f"select * from {wh.table('marts', CHARGEBACK_TABLE)} "
@@ -100,7 +100,7 @@ def read_chargeback(settings: Settings, month_start: date) -> pa.Table:
 
 def chargeback_months(settings: Settings) -> list[date]:
     """Months present in the chargeback mart, oldest first."""
-    wh = parse_warehouse(settings.warehouse)
+    wh = Warehouse.from_settings(settings)
     sql = f"select distinct month_start from {wh.table('marts', CHARGEBACK_TABLE)} order by month_start"
     table = (
         _duckdb_query(wh, sql, []) if wh.kind == "duckdb" else _bigquery_query(settings, sql, None)
@@ -152,8 +152,6 @@ def _duckdb_query(
     chargeback mart) is an ExportError that says what to do (``todo``)."""
     import duckdb
 
-    from tokenbook.warehouse import connect_duckdb
-
     assert wh.path is not None
     if not wh.path.exists():
         raise ExportError(f"no warehouse at {wh.location}: run `tokenbook transform` first")
@@ -174,15 +172,10 @@ def _bigquery_query(settings: Settings, sql: str, month_start: date | None) -> p
     """Run one query with the BigQuery client; NUMERIC arrives as decimal128(38, 9)."""
     from google.cloud import bigquery
 
-    wh = parse_warehouse(settings.warehouse)
+    wh = Warehouse.from_settings(settings)
     params = []
     if month_start is not None:
         params = [bigquery.ScalarQueryParameter("month_start", "DATE", month_start)]
-    if settings.bq_keyfile:
-        client = bigquery.Client.from_service_account_json(
-            settings.bq_keyfile, project=wh.project, location=settings.bq_location
-        )
-    else:
-        client = bigquery.Client(project=wh.project, location=settings.bq_location)
+    client = wh.bigquery_client()
     job = client.query(sql, job_config=bigquery.QueryJobConfig(query_parameters=params))
     return job.result().to_arrow()

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from core.settings import Settings
+from core.warehouse import Warehouse
 from tokenbook.exports import (
     ExportError,
     _bigquery_query,
@@ -25,8 +27,6 @@ from tokenbook.exports import (
     write_export,
     write_table,
 )
-from tokenbook.settings import Settings
-from tokenbook.warehouse import parse_warehouse
 
 FORMATS = ("parquet", "csv")
 FOCUS_TABLE = "fct_focus_cost"
@@ -149,7 +149,7 @@ def focus_select(relation: str, where: str) -> str:
 
 def read_focus(settings: Settings, month_start: date) -> pa.Table:
     """One billing month of fct_focus_cost with FOCUS column names, as Arrow."""
-    wh = parse_warehouse(settings.warehouse)
+    wh = Warehouse.from_settings(settings)
     relation = wh.table("marts", FOCUS_TABLE)
     if wh.kind == "duckdb":
         return _duckdb(wh, focus_select(relation, "cast(billing_period_start as date) = ?"),
@@ -160,7 +160,7 @@ def read_focus(settings: Settings, month_start: date) -> pa.Table:
 
 
 def focus_months(settings: Settings) -> list[date]:
-    wh = parse_warehouse(settings.warehouse)
+    wh = Warehouse.from_settings(settings)
     sql = (
         f"select distinct cast(billing_period_start as date) as m "
         f"from {wh.table('marts', FOCUS_TABLE)} order by 1"

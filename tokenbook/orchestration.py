@@ -6,7 +6,7 @@ functions run without Airflow (a shell, a test, ``tokenbook run``)::
 
     from datetime import date
     from tokenbook.orchestration import RunInputs, ingest_gateway_day
-    from tokenbook.settings import load_settings
+    from core.settings import load_settings
 
     ingest_gateway_day(date(2026, 11, 27), load_settings(), RunInputs.from_env())
 
@@ -32,8 +32,10 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from tokenbook.settings import Settings, project_root
-from tokenbook.warehouse import parse_warehouse
+from core.settings import Settings, project_root
+from core.warehouse import Warehouse, connect_duckdb
+from ingestion.guard import LoadRefused
+from tokenbook.orgconfig import ConfigInvalid
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +95,10 @@ class StepUnavailable(OrchestrationError):
 
 class QualityGateFailed(OrchestrationError):
     """The loaded partition violated a data-quality expectation; the models must not build."""
+
+
+# Failures a retry cannot fix (the same input is refused again): the DAG fails the task at once.
+NOT_RETRYABLE: tuple[type[Exception], ...] = (LoadRefused, ConfigInvalid)
 
 
 @dataclass(frozen=True)
@@ -297,7 +303,7 @@ def ingest_billing_day(run_date: date, settings: Settings, inputs: RunInputs,
         reason = f"no billing files for {day} under {inputs.billing_path}; billing skipped"
         log.info(reason)
         return {"date": day, "skipped": True, "reason": reason}
-    wh = parse_warehouse(settings.warehouse)
+    wh = Warehouse.from_settings(settings)
     sink = None
     if wh.kind == "bigquery":
         # Parse and validate in a local DuckDB; publish with BigQuery load jobs.
@@ -308,8 +314,6 @@ def ingest_billing_day(run_date: date, settings: Settings, inputs: RunInputs,
         con = duckdb.connect()
         sink = BigQueryBillingSink.from_settings(settings)
     else:
-        from tokenbook.warehouse import connect_duckdb
-
         con = connect_duckdb(wh, wait_seconds=settings.lock_wait_seconds)
     loaded: dict[str, int] = {}
     try:
@@ -366,12 +370,10 @@ def check_quality(run_date: date, settings: Settings) -> dict[str, Any]:
     data-quality suites stored results for it that passed (every gateway suite has at least
     one result). Raises QualityGateFailed naming what is wrong."""
     run_date = as_run_date(run_date)
-    wh = parse_warehouse(settings.warehouse)
+    wh = Warehouse.from_settings(settings)
     if wh.kind != "duckdb":
         return _check_quality_bigquery(run_date, settings)
     from tokenbook.dbt import ensure_raw_tables
-    from tokenbook.warehouse import connect_duckdb
-
     # A night with no bills or evals yet still builds: the raw layer is complete (empty tables).
     ensure_raw_tables(settings)
 
@@ -487,8 +489,8 @@ def _judge_quality(
 
 
 def _check_quality_bigquery(run_date: date, settings: Settings) -> dict[str, Any]:
-    wh = parse_warehouse(settings.warehouse)
-    client = _bigquery_client(settings)
+    wh = Warehouse.from_settings(settings)
+    client = wh.bigquery_client()
     from google.cloud import bigquery
 
     sql = f"""
@@ -623,7 +625,7 @@ def score_anomalies(run_date: date, settings: Settings) -> dict[str, Any]:
     latest weekly fit that did not see it; rewrites the date's rows of marts.anomaly_flags."""
     run_date = as_run_date(run_date)
     score = _resolve(ANOMALY_TARGET)
-    report = score(parse_warehouse(settings.warehouse), run_date, _forecast_config(settings))
+    report = score(Warehouse.from_settings(settings), run_date, _forecast_config(settings))
     return _summary(report, {"date": run_date.isoformat()})
 
 
@@ -632,7 +634,7 @@ def refit_forecast(run_date: date, settings: Settings) -> dict[str, Any]:
     (the DAG calls it on Mondays; ``is_refit_day``)."""
     run_date = as_run_date(run_date)
     forecast = _resolve(FORECAST_TARGET)
-    run = forecast(parse_warehouse(settings.warehouse), run_date, _forecast_config(settings))
+    run = forecast(Warehouse.from_settings(settings), run_date, _forecast_config(settings))
     flagged = 0 if run.anomalies.empty else int(run.anomalies["is_anomaly"].sum())
     return {
         "date": run_date.isoformat(),
@@ -797,12 +799,10 @@ def record_failure(settings: Settings, record: FailureRecord) -> str:
     DuckDB: delete-then-insert on (dag_id, task_id, run_id, try_number), so recording the
     same try twice leaves one row. BigQuery: one append load job (no streaming buffer).
     """
-    wh = parse_warehouse(settings.warehouse)
+    wh = Warehouse.from_settings(settings)
     if wh.kind == "bigquery":
         return _record_failure_bigquery(settings, record)
     from ingestion.gateway.schema import duckdb_ddl
-    from tokenbook.warehouse import connect_duckdb
-
     table = wh.table("raw", FAILURES_TABLE)
     con = connect_duckdb(wh)
     try:
@@ -822,21 +822,10 @@ def record_failure(settings: Settings, record: FailureRecord) -> str:
     return table
 
 
-def _bigquery_client(settings: Settings):
-    from google.cloud import bigquery
-
-    wh = parse_warehouse(settings.warehouse)
-    if settings.bq_keyfile:
-        return bigquery.Client.from_service_account_json(
-            settings.bq_keyfile, project=wh.project, location=settings.bq_location
-        )
-    return bigquery.Client(project=wh.project, location=settings.bq_location)
-
-
 def _record_failure_bigquery(settings: Settings, record: FailureRecord) -> str:
     from google.cloud import bigquery
 
-    wh = parse_warehouse(settings.warehouse)
+    wh = Warehouse.from_settings(settings)
     table_id = f"{wh.project}.{wh.schema('raw')}.{FAILURES_TABLE}"
     schema = [bigquery.SchemaField(name, bq) for name, _, bq in FAILURE_COLUMNS]
     config = bigquery.LoadJobConfig(
@@ -849,6 +838,6 @@ def _record_failure_bigquery(settings: Settings, record: FailureRecord) -> str:
     row["logical_date"] = None if record.logical_date is None else record.logical_date.isoformat()
     row["run_date"] = None if record.run_date is None else record.run_date.isoformat()
     row["failed_at"] = record.failed_at.isoformat()
-    client = _bigquery_client(settings)
+    client = wh.bigquery_client()
     client.load_table_from_json([row], table_id, job_config=config).result()
     return table_id

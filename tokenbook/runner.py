@@ -20,8 +20,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from tokenbook.settings import Settings
-from tokenbook.warehouse import Warehouse
+from core.settings import Settings
+from core.warehouse import Warehouse, connect_duckdb
 
 console = Console(highlight=False)
 
@@ -165,7 +165,6 @@ def _ingest_billing(data_dir: Path, settings: Settings, wh: Warehouse, result: R
         console.print(f"  no billing exports in {folder}: skipped")
         return
     from ingestion.billing.loader import ingest_billing
-    from tokenbook.warehouse import connect_duckdb
 
     vendors = sorted(p.name for p in folder.iterdir() if p.is_dir())
     if wh.kind != "duckdb":
@@ -197,7 +196,6 @@ def _ingest_evals(data_dir: Path, wh: Warehouse, result: RunResult) -> None:
     if wh.kind != "duckdb":
         raise NotImplementedError("evals on BigQuery: load raw.evals with a BigQuery load job")
     from ingestion.evals import ingest_evals
-    from tokenbook.warehouse import connect_duckdb
 
     con = connect_duckdb(wh)
     try:
@@ -253,8 +251,6 @@ def _build(settings: Settings, result: RunResult, select: list[str] | None = Non
 
 def _latest_call_date(settings: Settings, wh: Warehouse) -> date:
     """The data decides the run date of a batch: the last day with calls in the ledger."""
-    from tokenbook.warehouse import connect_duckdb
-
     if wh.kind != "duckdb":
         from tokenbook.commands.forecast import _latest_call_date as latest
 
@@ -422,7 +418,6 @@ def print_summary(settings: Settings, wh: Warehouse, result: RunResult) -> None:
         console.print(f"marts are in BigQuery datasets {wh.schema('marts')}; steps: "
                       + ", ".join(f"{k} {v:.0f}s" for k, v in result.steps.items()))
         return
-    from tokenbook.warehouse import connect_duckdb
 
     con = connect_duckdb(wh)
     try:

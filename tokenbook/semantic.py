@@ -17,8 +17,8 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+from core.settings import Settings
 from tokenbook.dbt import DBT_PROJECT_DIR, _patched_environ, dbt_env, run_dbt
-from tokenbook.settings import Settings
 
 SEMANTIC_MANIFEST = DBT_PROJECT_DIR / "target" / "semantic_manifest.json"
 

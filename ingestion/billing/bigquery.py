@@ -24,6 +24,7 @@ import uuid
 from datetime import timedelta
 from pathlib import Path
 
+from core.warehouse import Warehouse
 from ingestion.bigquery import (
     BigQueryLoadError,
     BigQuerySink,
@@ -103,9 +104,7 @@ class BigQueryBillingSink:
 
     @classmethod
     def from_settings(cls, settings, client=None) -> BigQueryBillingSink:
-        from tokenbook.warehouse import parse_warehouse
-
-        wh = parse_warehouse(settings.warehouse)
+        wh = Warehouse.from_settings(settings)
         if wh.kind != "bigquery":
             raise BigQueryLoadError(
                 f"warehouse {settings.warehouse} is not BigQuery: use bigquery://PROJECT/PREFIX"

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from ingestion.billing.loader import BillingFileError
+from ingestion.billing.errors import BillingFileError
 from ingestion.billing.schema import PARSED_COLUMNS
 
 

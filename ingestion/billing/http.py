@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 
-from ingestion.billing.loader import BillingError
+from ingestion.billing.errors import BillingError
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 

@@ -29,16 +29,26 @@ rows read = rows loaded + rows quarantined + duplicates, per file, always.
 from __future__ import annotations
 
 import glob
-import importlib
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
+from types import ModuleType
 
 from ingestion import guard
 from ingestion.audit import FileTotals
 from ingestion.billing import redaction
+from ingestion.billing.anthropic import parse as anthropic_parse
+from ingestion.billing.aws import parse as aws_parse
+from ingestion.billing.azure import parse as azure_parse
+from ingestion.billing.errors import (  # noqa: F401 - BillingFileError re-exported
+    BillingError,
+    BillingFileError,
+    BillingLoadRefused,
+)
+from ingestion.billing.gcp import parse as gcp_parse
+from ingestion.billing.openai import parse as openai_parse
 from ingestion.billing.schema import (
     BILLING_LINES_COLUMNS,
     CURRENCIES,
@@ -55,12 +65,15 @@ from ingestion.gateway.schema import (
     duckdb_ddl,
 )
 
-PARSERS: dict[str, str] = {
-    "openai": "ingestion.billing.openai.parse:read",
-    "anthropic": "ingestion.billing.anthropic.parse:read",
-    "gcp": "ingestion.billing.gcp.parse:read",
-    "aws": "ingestion.billing.aws.parse:read",
-    "azure": "ingestion.billing.azure.parse:read",
+# vendor -> its module: ``read(con, path, into)``, and ``read_many(con, paths, into)`` (all files
+# in one scan) when it has one. A new vendor: a module under ingestion/billing/<vendor>/ and a
+# line here.
+PARSERS: dict[str, ModuleType] = {
+    "openai": openai_parse,
+    "anthropic": anthropic_parse,
+    "gcp": gcp_parse,
+    "aws": aws_parse,
+    "azure": azure_parse,
 }
 # Vendors whose exports are monthly files restated through the month (partition = month).
 MONTHLY_VENDORS = ("gcp", "aws", "azure")
@@ -70,19 +83,6 @@ SUFFIXES = SUFFIXES + tuple(s + ".gz" for s in SUFFIXES if s != ".parquet")
 MONEY_COLUMNS = ("billed_cost", "effective_cost", "credits", "list_unit_price", "unit_price")
 NUMERIC_TEXT_COLUMNS = ("quantity", "token_scale", "cost_scale", *MONEY_COLUMNS)
 TOKEN_LINE_TYPES = tuple(t for t in TOKEN_TYPES if t not in ("request", "other"))
-
-
-class BillingError(Exception):
-    """A billing load that cannot run (bad arguments, nothing to load)."""
-
-
-class BillingFileError(BillingError):
-    """A file that cannot be read as a whole; the message names the file (and column)."""
-
-
-class BillingLoadRefused(guard.LoadRefused, BillingError):
-    """The load would shrink a loaded (vendor, date) partition or holds no valid line:
-    nothing was published, the files are in raw.load_audit with status ``refused``."""
 
 
 @dataclass(frozen=True)
@@ -106,14 +106,13 @@ class LoadResult(FileTotals):
 def get_parser(vendor: str) -> Callable[..., None]:
     if vendor not in PARSERS:
         raise BillingError(f"unknown billing vendor {vendor!r}; expected one of {list(VENDORS)}")
-    module_name, func = PARSERS[vendor].split(":")
-    return getattr(importlib.import_module(module_name), func)
+    return PARSERS[vendor].read
 
 
 def get_many_parser(vendor: str) -> Callable[..., None] | None:
     """The vendor's ``read_many(con, paths, into)`` (all files in one scan), if it has one."""
     get_parser(vendor)
-    return getattr(importlib.import_module(PARSERS[vendor].split(":")[0]), "read_many", None)
+    return getattr(PARSERS[vendor], "read_many", None)
 
 
 def expand_paths(paths: Iterable[str | Path]) -> list[Path]:

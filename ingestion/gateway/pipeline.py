@@ -400,7 +400,7 @@ def _drop(con, *names: str) -> None:
 
 def _open(settings):
     """(staging connection, sink, warehouse) for the configured warehouse."""
-    from tokenbook.warehouse import connect_duckdb, parse_warehouse
+    from core.warehouse import connect_duckdb, parse_warehouse
 
     wh = parse_warehouse(settings.warehouse)
     if wh.kind == "duckdb":
@@ -445,7 +445,7 @@ def ingest_gateway(
     would refuse.
     Raises LoadRefused (nothing published), ReaderError (a missing or unreadable file, a missing
     Parquet column), IngestError (a file with no datable record and no ``date``),
-    ``tokenbook.settings.DevKeyRefused`` (the development PII key outside the demo and tests).
+    ``core.settings.DevKeyRefused`` (the development PII key outside the demo and tests).
     """
     # pseudonymising with the public development key is refused before anything is read
     settings.require_pii_key()

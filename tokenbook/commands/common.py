@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
-from tokenbook.settings import Settings, load_settings
-from tokenbook.warehouse import Warehouse, WarehouseError, parse_warehouse
+from core.settings import DevKeyRefused, Settings, load_settings
+from core.warehouse import Warehouse, WarehouseError
 
 # The demo places its planted events in at least three weeks (tokenbook/demo/events.py):
 # `run --demo` and `demo-data` accept the same range of --days.
@@ -60,7 +60,7 @@ def resolve(warehouse: str | None = None, **overrides: object) -> tuple[Settings
     """Settings and parsed warehouse, or a clean CLI error saying what to fix."""
     try:
         settings = load_settings(warehouse=warehouse, **overrides)
-        return settings, parse_warehouse(settings.warehouse)
+        return settings, Warehouse.from_settings(settings)
     except (WarehouseError, ValueError) as exc:
         raise typer.BadParameter(str(exc)) from exc
 
@@ -71,7 +71,6 @@ def refuse_dev_key(settings: Settings) -> None:
     not a refused input: no file was looked at, and the same command succeeds once the key is
     set."""
     from tokenbook.exitcodes import CONFIG_INVALID
-    from tokenbook.settings import DevKeyRefused
 
     try:
         settings.require_pii_key()

@@ -8,23 +8,22 @@ from typing import Annotated
 
 import typer
 
+from core.query import run_query
+from core.warehouse import connect_duckdb
 from tokenbook.commands.common import ConfigDirOpt, WarehouseOpt, fail, resolve
 
 
 def _latest_call_date(wh) -> date:
     """Default --as-of: the last day with calls in fct_llm_calls (data decides, not the clock)."""
-    from forecasting.series import _query
-    from tokenbook.warehouse import connect_duckdb
-
     sql = f"select max(call_date) as d from {wh.table('marts', 'fct_llm_calls')}"
     if wh.kind == "duckdb":
         con = connect_duckdb(wh, read_only=True)
         try:
-            value = _query(con, sql)["d"].iloc[0]
+            value = run_query(con, sql)["d"].iloc[0]
         finally:
             con.close()
     else:
-        value = _query(wh, sql)["d"].iloc[0]
+        value = run_query(wh, sql)["d"].iloc[0]
     if value is None or value != value:
         raise ValueError("fct_llm_calls is empty: run `tokenbook run` or `tokenbook transform`")
     return value if isinstance(value, date) and not isinstance(value, datetime) else value.date()
@@ -214,7 +213,6 @@ def forecast(
     if charts:
         from forecasting.charts import fan_charts
         from forecasting.series import load_daily_series
-        from tokenbook.warehouse import connect_duckdb
 
         if wh.kind == "duckdb":
             con = connect_duckdb(wh, read_only=True)

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from core.warehouse import connect_duckdb
 from tokenbook.commands.common import WarehouseOpt, fail, resolve
 
 app = typer.Typer(help="Load daily exchange rates (billing in other currencies).", no_args_is_help=True)
@@ -31,15 +32,12 @@ def load(
     """
     from ingestion.fx import FxFileError, load_fx_rates, load_fx_rates_bigquery
     from tokenbook.exitcodes import INPUT_REFUSED
-    from tokenbook.warehouse import connect_duckdb
 
     settings, wh = resolve(warehouse)
     try:
         if wh.kind == "bigquery":
-            from tokenbook.orchestration import _bigquery_client
-
             table_id = f"{wh.project}.{wh.schema('raw')}.fx_rates"
-            result = load_fx_rates_bigquery(_bigquery_client(settings), table_id, file)
+            result = load_fx_rates_bigquery(wh.bigquery_client(), table_id, file)
         else:
             con = connect_duckdb(wh)
             try:

@@ -18,6 +18,7 @@ from tokenbook.commands.common import (
     refuse_dev_key,
     resolve,
 )
+from tokenbook.errors import explain
 from tokenbook.exitcodes import INPUT_REFUSED
 
 app = typer.Typer(help="Load gateway logs and vendor bills into the raw tables.", no_args_is_help=True)
@@ -123,8 +124,6 @@ def gateway(
         except (ReaderError, IngestError, BigQueryLoadError, FileNotFoundError) as exc:
             refused = exc  # reported once the progress display is gone
     if refused is not None:
-        from tokenbook.cli import explain  # missing credentials: the same sentence everywhere
-
         code, message = explain(refused) or (INPUT_REFUSED, str(refused))
         raise fail(message, code) from refused
     _print_summary(report)

@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from core.warehouse import connect_duckdb
 from tokenbook.commands.common import ReplaceOpt, WarehouseOpt, fail, parse_date, resolve
 from tokenbook.exitcodes import INPUT_REFUSED
 
@@ -66,8 +67,6 @@ def billing(
     try:
         month_start = parse_month(month) if month else None
         if wh.kind == "duckdb":
-            from tokenbook.warehouse import connect_duckdb
-
             con, sink = connect_duckdb(wh, wait_seconds=settings.lock_wait_seconds), None
         else:  # stage in an in-memory DuckDB, publish with load jobs + one transaction
             import duckdb

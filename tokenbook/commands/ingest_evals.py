@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from core.warehouse import connect_duckdb
 from tokenbook.commands.common import ReplaceOpt, WarehouseOpt, fail, parse_date, resolve
 from tokenbook.exitcodes import INPUT_REFUSED
 
@@ -44,7 +45,6 @@ def evals(
             "into <prefix>_raw.evals with a BigQuery load job (columns: ingestion/evals.py "
             "EVALS_COLUMNS)"
         )
-    from tokenbook.warehouse import connect_duckdb
 
     con = connect_duckdb(wh, wait_seconds=settings.lock_wait_seconds)
     try:

@@ -24,6 +24,7 @@ from tokenbook.commands.common import (
     refuse_dev_key,
     resolve,
 )
+from tokenbook.errors import explain
 from tokenbook.exitcodes import INPUT_REFUSED, QUALITY_FAILED
 
 DEFAULT_DEMO_DIR = Path("demo_data")
@@ -99,7 +100,6 @@ def run(
     except ConfigInvalid as exc:
         raise config_failure(exc) from exc
     except Exception as exc:  # noqa: BLE001 - a known failure is one sentence, a bug exits 70
-        from tokenbook.cli import explain
         from tokenbook.dbt import DbtError
         from tokenbook.orchestration import OrchestrationError, QualityGateFailed
         from tokenbook.runner import describe_failure

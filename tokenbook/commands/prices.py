@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from core.warehouse import connect_duckdb
 from tokenbook.commands.common import WarehouseOpt, fail, resolve
 
 app = typer.Typer(help="Manage the effective-dated price book.", no_args_is_help=True)
@@ -66,8 +67,6 @@ def show(
     warehouse: WarehouseOpt = None,
 ) -> None:
     """Print the price history of a model (USD per 1M tokens) from the built price book."""
-    from tokenbook.warehouse import connect_duckdb
-
     _, wh = resolve(warehouse)
     if wh.kind != "duckdb":
         raise fail("prices show reads the DuckDB warehouse; on BigQuery query int_price_book")

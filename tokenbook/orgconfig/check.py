@@ -13,8 +13,8 @@ from datetime import date
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
+from core.settings import project_root
 from tokenbook.orgconfig.spec import BY_NAME, FILES, Column, FileSpec
-from tokenbook.settings import project_root
 
 LEVER_DEFAULTS = project_root() / "dbt_project" / "seeds" / "levers_settings.csv"
 

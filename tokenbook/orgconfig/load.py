@@ -15,10 +15,10 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
+from core.settings import Settings
+from core.warehouse import Warehouse, connect_duckdb
 from tokenbook.orgconfig.check import OrgConfig, read_config
 from tokenbook.orgconfig.spec import FILES, FileSpec
-from tokenbook.settings import Settings
-from tokenbook.warehouse import parse_warehouse
 
 DUCKDB_TYPES = {"text": "varchar", "date": "date", "money": "decimal(38,9)", "number": "double",
                 "integer": "bigint", "boolean": "boolean"}
@@ -49,7 +49,7 @@ def load_config(settings: Settings) -> OrgConfig:
     """Validate the configuration folder and replace every config table. Raises ConfigInvalid
     (nothing is written then)."""
     cfg = read_config(settings.resolved_config_dir)
-    wh = parse_warehouse(settings.warehouse)
+    wh = Warehouse.from_settings(settings)
     if wh.kind == "duckdb":
         _load_duckdb(cfg, wh)
     else:
@@ -58,8 +58,6 @@ def load_config(settings: Settings) -> OrgConfig:
 
 
 def _load_duckdb(cfg: OrgConfig, wh) -> None:
-    from tokenbook.warehouse import connect_duckdb
-
     con = connect_duckdb(wh)
     try:
         con.execute("begin")
@@ -95,9 +93,7 @@ def _load_bigquery(cfg: OrgConfig, settings: Settings, wh) -> None:
     file -> the empty typed table (a DDL statement)."""
     from google.cloud import bigquery
 
-    from ingestion.bigquery import make_client
-
-    client = make_client(str(wh.project), settings.bq_location, settings.bq_keyfile)
+    client = wh.bigquery_client()
     dataset = bigquery.Dataset(f"{wh.project}.{wh.schema('raw')}")
     dataset.location = settings.bq_location
     client.create_dataset(dataset, exists_ok=True)  # a first build before any load

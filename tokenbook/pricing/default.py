@@ -15,8 +15,8 @@ import sys
 from decimal import Decimal
 from pathlib import Path
 
+from core.settings import project_root
 from tokenbook.pricing.litellm import load_price_map, select_entries, to_price_rows, write_csv
-from tokenbook.settings import project_root
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 SNAPSHOT_PATH = DATA_DIR / "litellm_snapshot.json.gz"

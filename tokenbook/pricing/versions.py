@@ -18,6 +18,7 @@ from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
+from core.warehouse import Warehouse, connect_duckdb
 from tokenbook.pricing.default import default_rows
 from tokenbook.pricing.litellm import (
     COLUMNS,
@@ -25,7 +26,6 @@ from tokenbook.pricing.litellm import (
     load_price_map,
     to_price_rows,
 )
-from tokenbook.warehouse import Warehouse, connect_duckdb
 
 TABLE = "price_book_versions"
 VERSION_COLUMNS: tuple[str, ...] = (*COLUMNS, "version_id")
@@ -200,7 +200,7 @@ def _load_bigquery(
 ) -> LoadResult:
     from google.cloud import bigquery
 
-    client = client or bigquery.Client(project=wh.project)
+    client = client or wh.bigquery_client()
     table_id = f"{wh.project}.{wh.schema('raw')}.{TABLE}"
     schema = [bigquery.SchemaField(c, _bigquery_type(c)) for c in VERSION_COLUMNS]
     client.create_table(bigquery.Table(table_id, schema=schema), exists_ok=True)

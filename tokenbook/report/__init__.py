@@ -10,10 +10,10 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
+from core.settings import Settings
+from core.warehouse import Warehouse
 from tokenbook.report.data import ReportData, ReportError, collect, open_source
 from tokenbook.report.render import Page
-from tokenbook.settings import Settings
-from tokenbook.warehouse import parse_warehouse
 
 __all__ = ["ReportData", "ReportError", "build_report", "write_report"]
 
@@ -23,7 +23,7 @@ def build_report(settings: Settings, month: date | None = None, con=None,
     """The report's HTML and the data behind it. ``month`` defaults to the last complete month
     in the ledger (never the clock). ``con``: an open DuckDB connection to reuse;
     ``client``: a BigQuery client (tests)."""
-    warehouse = parse_warehouse(settings.warehouse)
+    warehouse = Warehouse.from_settings(settings)
     source = open_source(warehouse, con=con, client=client)
     try:
         data = collect(source, month)

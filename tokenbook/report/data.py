@@ -12,6 +12,7 @@ from datetime import date, timedelta
 
 import pandas as pd
 
+from core.warehouse import Warehouse, connect_duckdb
 from tokenbook.report.queries import (
     CHARGEBACK_RECONCILED,
     CHARGEBACK_RECONCILED_COLUMNS,
@@ -24,7 +25,6 @@ from tokenbook.report.queries import (
     reconciliation_queries,
     render_sql,
 )
-from tokenbook.warehouse import Warehouse
 
 
 class ReportError(ValueError):
@@ -33,8 +33,6 @@ class ReportError(ValueError):
 
 class DuckSource:
     def __init__(self, warehouse: Warehouse, con=None):
-        from tokenbook.warehouse import connect_duckdb
-
         self.warehouse = warehouse
         self._own = con is None
         if con is None:
@@ -74,9 +72,7 @@ class DuckSource:
 class BigQuerySource:
     def __init__(self, warehouse: Warehouse, client=None):
         if client is None:
-            from google.cloud import bigquery
-
-            client = bigquery.Client(project=warehouse.project)
+            client = warehouse.bigquery_client()
         self.warehouse = warehouse
         self.client = client
 

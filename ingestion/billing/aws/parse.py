@@ -24,7 +24,7 @@ from ingestion.billing.common import (
     read_table,
     token_type_case,
 )
-from ingestion.billing.loader import BillingFileError
+from ingestion.billing.errors import BillingFileError
 
 # logical field -> (legacy CUR header, CUR 2.0 header)
 FIELDS: dict[str, tuple[str, str]] = {

@@ -17,7 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ingestion.billing.common import create_parsed, parsed_select, q, read_table, token_type_case
-from ingestion.billing.loader import BillingFileError
+from ingestion.billing.errors import BillingFileError
 
 # logical field -> header names accepted (EA first), compared case-insensitively
 FIELDS: dict[str, tuple[str, ...]] = {

@@ -13,7 +13,7 @@ import re
 from datetime import date, timedelta
 from pathlib import Path
 
-from ingestion.billing.loader import BillingError
+from ingestion.billing.errors import BillingError
 
 # Services whose rows carry LLM usage (matched against service.description).
 AI_SERVICES_REGEX = r"(?i)vertex ai|gemini|generative language"

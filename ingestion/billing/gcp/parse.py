@@ -25,7 +25,7 @@ from ingestion.billing.common import (
     require_columns,
     token_type_case,
 )
-from ingestion.billing.loader import BillingFileError
+from ingestion.billing.errors import BillingFileError
 
 REQUIRED = ("service.description", "sku.description", "usage_start_time", "cost", "currency")
 GOOGLE_AI_SERVICES = r"(?i)vertex ai|gemini|generative language"

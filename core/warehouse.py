@@ -1,4 +1,8 @@
-"""Warehouse URLs and connections.
+"""The warehouse: its URL parsed once, and every connection to it.
+
+``Warehouse.from_settings(settings)`` is how the rest of the code gets one: it parses the URL
+and keeps the BigQuery location and key file, so a DuckDB connection (``connect()``) and a
+BigQuery client (``bigquery_client()``) are built the same way everywhere.
 
 ``duckdb:///relative/path.duckdb`` (relative to the working directory: three slashes),
 ``duckdb:////absolute/path.duckdb`` (four slashes), or ``bigquery://PROJECT/DATASET_PREFIX``.
@@ -12,7 +16,7 @@ from __future__ import annotations
 
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
@@ -47,12 +51,42 @@ def is_lock_error(exc: BaseException) -> bool:
     return "Could not set lock on file" in str(exc)
 
 
+class BigQueryClientError(WarehouseError):
+    """No BigQuery client could be built (no credentials, a missing key file)."""
+
+
 @dataclass(frozen=True)
 class Warehouse:
     kind: Literal["duckdb", "bigquery"]
     path: Path | None = None  # duckdb file
     project: str | None = None  # bigquery project
     prefix: str | None = None  # bigquery dataset prefix
+    # BigQuery: where datasets live and jobs run, and the service-account key file (None:
+    # Application Default Credentials). From the settings; not part of the URL.
+    bq_location: str = "US"
+    bq_keyfile: str | None = None
+
+    @classmethod
+    def from_settings(cls, settings) -> Warehouse:
+        """The warehouse of ``core.settings.Settings``: its URL parsed, its BigQuery location
+        and key file kept for :meth:`bigquery_client`."""
+        wh = parse_warehouse(settings.warehouse)
+        return replace(wh, bq_location=settings.bq_location, bq_keyfile=settings.bq_keyfile)
+
+    @property
+    def is_bigquery(self) -> bool:
+        return self.kind == "bigquery"
+
+    def connect(self, read_only: bool = False, wait_seconds: float = 0.0):
+        """A DuckDB connection to the file (see :func:`connect_duckdb`)."""
+        return connect_duckdb(self, read_only=read_only, wait_seconds=wait_seconds)
+
+    def bigquery_client(self):
+        """A BigQuery client for the project, in the configured location, with the key file
+        when one is set (else Application Default Credentials)."""
+        if self.kind != "bigquery":
+            raise WarehouseError(f"{self.url} is not a BigQuery warehouse")
+        return make_bigquery_client(str(self.project), self.bq_location, self.bq_keyfile)
 
     @property
     def location(self) -> str:
@@ -133,3 +167,25 @@ def connect_duckdb(wh: Warehouse, read_only: bool = False, wait_seconds: float =
         for layer in LAYERS:
             con.execute(f"create schema if not exists {layer}")
     return con
+
+
+def make_bigquery_client(project: str, location: str, keyfile: str | None = None):
+    """A BigQuery client: the service-account key file if given, else Application Default
+    Credentials. Raises :class:`BigQueryClientError` saying what to do when neither works."""
+    from google.cloud import bigquery
+
+    try:
+        if keyfile:
+            from google.oauth2 import service_account
+
+            creds = service_account.Credentials.from_service_account_file(keyfile)
+            return bigquery.Client(project=project, location=location, credentials=creds)
+        return bigquery.Client(project=project, location=location)
+    except FileNotFoundError as exc:
+        raise BigQueryClientError(f"BigQuery key file not found: {keyfile}") from exc
+    except Exception as exc:  # google.auth.exceptions.DefaultCredentialsError and friends
+        raise BigQueryClientError(
+            f"cannot create a BigQuery client for project {project!r}: {exc}. Set "
+            "TOKENBOOK_BQ_KEYFILE to a service-account key file, or run "
+            "`gcloud auth application-default login`."
+        ) from exc
