@@ -220,7 +220,7 @@ def test_small_files_read_together_match_files_read_one_by_one(tmp_path, monkeyp
     duplicates across files and counts must be what reading them one by one gives."""
     import shutil
 
-    from ingestion.gateway import pipeline
+    from ingestion.gateway import read
 
     files = [tmp_path / "a.jsonl", tmp_path / "b.jsonl.gz", tmp_path / "c.jsonl",
              tmp_path / "empty.jsonl"]
@@ -241,11 +241,11 @@ def test_small_files_read_together_match_files_read_one_by_one(tmp_path, monkeyp
         return report, tables
 
     seen = []
-    real = pipeline._read_batch
-    monkeypatch.setattr(pipeline, "_read_batch", lambda *a: seen.append(a[3]) or real(*a))
+    real = read._read_batch
+    monkeypatch.setattr(read, "_read_batch", lambda *a: seen.append(a[3]) or real(*a))
     together, a = run(tmp_path / "together.duckdb")
     assert seen == [[0, 1, 2, 3]]
-    monkeypatch.setattr(pipeline, "native_batchable", lambda path: False)
+    monkeypatch.setattr(read, "native_batchable", lambda path: False)
     alone, b = run(tmp_path / "alone.duckdb")
     assert len(seen) == 1
     assert a == b
@@ -260,7 +260,7 @@ def test_rows_not_matched_to_their_file_fall_back_to_one_by_one(tmp_path, monkey
     to their file: nothing may be lost, the files are then read one by one."""
     import shutil
 
-    from ingestion.gateway import pipeline
+    from ingestion.gateway import read
 
     files = [tmp_path / "a.jsonl", tmp_path / "b.jsonl.gz"]
     shutil.copy(FIX / "calls.jsonl", files[0])
@@ -274,8 +274,8 @@ def test_rows_not_matched_to_their_file_fall_back_to_one_by_one(tmp_path, monkey
 
     monkeypatch.setattr(native, "read_many", renamed)
     returned = []
-    real_batch = pipeline._read_batch
-    monkeypatch.setattr(pipeline, "_read_batch",
+    real_batch = read._read_batch
+    monkeypatch.setattr(read, "_read_batch",
                         lambda *a: returned.append(real_batch(*a)) or returned[-1])
     settings = load_settings(warehouse=f"duckdb:///{tmp_path / 'wh.duckdb'}", pii_key="k")
     report = ingest_gateway([str(f) for f in files], settings, date=LOAD)
@@ -297,14 +297,14 @@ def test_progress_reports_files_and_the_running_statement(tmp_path, monkeypatch)
 
 
 def test_watch_reports_duckdbs_progress_on_the_running_statement():
-    """While a statement runs, _Watch polls DuckDB's query_progress() from a thread and puts
+    """While a statement runs, Watch polls DuckDB's query_progress() from a thread and puts
     the percentage in the label; nothing is reported once the statement is over."""
-    from ingestion.gateway import pipeline
+    from ingestion.gateway import session
 
     con = duckdb.connect()
-    pipeline._setup(con)  # progress tracked, never printed
+    session.setup(con)  # progress tracked, never printed
     seen: list[tuple] = []
-    watch = pipeline._Watch(con, lambda *a: seen.append(a), "read", 0, 1, "big.jsonl")
+    watch = session.Watch(con, lambda *a: seen.append(a), "read", 0, 1, "big.jsonl")
     watch.every = 0.02
     with watch:
         # a statement that runs long enough to be polled several times (~0.5-1 s here)

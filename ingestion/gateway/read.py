@@ -1,0 +1,190 @@
+"""Read the load's files into typed, validated TEMP tables, one view over them all.
+
+Which files: ``gs://`` arguments are downloaded first (``fetch_remote``), folders and globs
+expanded, and each file's format checked from its head (``resolve_inputs``: a CSV, a JSON
+document or a billing export is refused by name). Then each file goes through its format's
+reader (``readers.py``) into a TEMP table or view of text, and one order-preserving statement
+(``validate.typed_select``) types and validates it into ``_tb_typed_<idx>``, so a positional
+reader's row position is its line number. Small and gzip native JSON-lines files are read
+together, one parallel multi-file scan (``_read_batch``). ``read_files`` leaves the view
+``_tb_typed`` (every record of every file, line numbers filled in).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+from ingestion.gateway import native
+from ingestion.gateway.context import IngestError, LoadContext
+from ingestion.gateway.native import batchable as native_batchable
+from ingestion.gateway.readers import (
+    SKIP,
+    PositionalRead,
+    ReaderError,
+    check_file,
+    expand_paths,
+    get_reader,
+)
+from ingestion.gateway.session import Watch, drop
+from ingestion.gateway.session import q as _q
+from ingestion.gateway.validate import typed_select
+from ingestion.sniff import gzip_error
+
+
+def fetch_remote(paths: Iterable[str | Path], into: Path) -> tuple[list[str | Path], dict]:
+    """gs:// arguments downloaded (one request per object) into ``into``; returns the local
+    arguments and a map local file -> the name recorded as source_file."""
+    local: list[str | Path] = []
+    names: dict[str, str] = {}
+    for arg in paths:
+        if str(arg).startswith("gs://"):
+            from ingestion.bigquery import fetch_gcs  # lazy: google libraries are heavy
+
+            for f in fetch_gcs(str(arg), into):
+                names[str(f)] = "gs://" + f.relative_to(into).as_posix()
+                local.append(f)
+        else:
+            local.append(arg)
+    return local, names
+
+
+def resolve_inputs(paths: Iterable[str | Path], fmt: str | None,
+                   remote: Path) -> tuple[list[Path], list[str], list[str]]:
+    """(files, the names recorded as source_file, their formats) for the load's arguments;
+    says what each file is: a CSV, a JSON document, a billing export ... is refused by name."""
+    local, names = fetch_remote(paths, remote)
+    files = expand_paths(local)
+    source_names = [names.get(str(f), str(f)) for f in files]
+    formats = [check_file(f, None if fmt in (None, "auto") else fmt) for f in files]
+    return files, source_names, formats
+
+
+def raise_if_damaged_gzip(paths, exc: Exception) -> None:
+    """After a failed load: stream each local ``.gz`` input and raise ReaderError naming the
+    first damaged one and the byte where reading failed (only on failure: it reads them all)."""
+    try:
+        files = expand_paths([p for p in paths if not str(p).startswith("gs://")])
+    except ReaderError:
+        return
+    for f in files:
+        if f.name.lower().endswith(".gz"):
+            broken = gzip_error(f)
+            if broken:
+                raise ReaderError(broken) from exc
+
+
+def read_files(ctx: LoadContext) -> None:
+    """Every file typed and validated; leaves the view ``_tb_typed`` over all their records."""
+    con, n = ctx.con, ctx.n
+    drop(con, "_tb_typed")
+    readers = {name: get_reader(name) for name in set(ctx.formats)}
+    union: list[str] = []
+    # Small and gzip native JSON-lines files are read together, one parallel scan of many
+    # files (a backfill of daily .jsonl.gz files); the others one by one.
+    batch = [i for i in range(n) if ctx.formats[i] == "native" and native_batchable(ctx.files[i])]
+    if len(batch) > 1:
+        label = f"{len(batch)} files together"
+        ctx.say("read", 0, n, label)
+        with Watch(con, ctx.progress, "read", 0, n, label):
+            together = _read_batch(con, ctx.files, ctx.source_names, batch, ctx.progress, n)
+        if together is None:
+            batch = []
+        else:
+            union.append(together)
+    else:
+        batch = []
+    done = len(batch)
+    for idx, (path, fmt) in enumerate(zip(ctx.files, ctx.formats, strict=True)):
+        if idx in batch:
+            continue
+        ctx.say("read", done, n, str(path))
+        with Watch(con, ctx.progress, "read", done, n, str(path)):
+            union.append(_read_typed(con, readers[fmt], path, idx, ctx.source_names[idx], fmt))
+        done += 1
+        ctx.say("read", done, n, str(path))
+    con.execute("create or replace temp view _tb_typed as " + "\nunion all\n".join(union))
+
+
+def _read_batch(con, files: list[Path], names: list[str], batch: list[int], progress,
+                n: int) -> str | None:
+    """Read the native JSON-lines files ``batch`` (indexes into ``files``) with one parallel
+    scan into ``_tb_typed_batch``; returns the SELECT of their records for ``_tb_typed``, or
+    None when a row cannot be matched to its file (then read them one by one). A file DuckDB
+    cannot read in the batch is read alone, which names it."""
+    paths = [str(files[i]) for i in batch]  # distinct: expand_paths names each file once
+    idx_list = "[" + ", ".join(str(i) for i in batch) + "]"
+    name_list = "[" + ", ".join(_q(names[i]) for i in batch) + "]"
+    path_list = "[" + ", ".join(_q(p) for p in paths) + "]"
+    pos = f"list_position({path_list}, filename)"
+    drop(con, "_tb_read_batch", "_tb_typed_batch", "_tb_first_batch")
+    try:
+        native.read_many(con, [files[i] for i in batch], "_tb_read_batch")
+        select = typed_select("_tb_read_batch", f"{idx_list}[{pos}]", f"{name_list}[{pos}]",
+                              "native")
+        con.execute(f"create temp table _tb_typed_batch as {select}")
+    except Exception as exc:
+        drop(con, "_tb_read_batch", "_tb_typed_batch")
+        for i in batch:  # the culprit raises ReaderError with its name
+            native.read(con, files[i], "_tb_read_probe")
+            drop(con, "_tb_read_probe")
+        raise IngestError(f"reading {len(batch)} files together failed: {exc}") from exc
+    drop(con, "_tb_read_batch")
+    if con.execute("select count(*) from _tb_typed_batch where file_idx is null").fetchone()[0]:
+        # DuckDB named a file otherwise than it was given: read the files one by one
+        drop(con, "_tb_typed_batch")
+        return None
+    # rows are in file order, then line order: a line number is the row's position in its file
+    con.execute(
+        "create temp table _tb_first_batch as "
+        "select file_idx, min(rowid) as first_row from _tb_typed_batch group by file_idx"
+    )
+    if progress:
+        progress("read", len(batch), n, f"{len(batch)} files together")
+    return (
+        "select t.* replace (t.rowid - f.first_row + 1 as source_line) "
+        "from _tb_typed_batch t join _tb_first_batch f using (file_idx) "
+        f"where t.reason is distinct from {_q(SKIP)}"
+    )
+
+
+def _read_typed(con, reader, path: Path, idx: int, source_name: str, fmt: str) -> str:
+    """Read one file into ``_tb_typed_{idx}`` (typed, validated, in file order); returns the
+    SELECT of its records (line numbers filled in) for the ``_tb_typed`` view."""
+    reader_table, typed_table = f"_tb_read_{idx}", f"_tb_typed_{idx}"
+    fixed = f"{typed_table}_fix"
+    drop(con, typed_table, fixed)
+    positional = reader(con, path, reader_table)
+
+    def create(source: str, into: str) -> None:
+        select = typed_select(source, str(idx), _q(source_name), fmt)
+        con.execute(f"create temp table {into} as {select}")
+
+    create(reader_table, typed_table)
+    replaced = False
+    if isinstance(positional, PositionalRead):
+        fix = positional.fix_table
+        rows, stray = con.execute(
+            "select count(*), count(*) filter (where raw_line = '{}'"
+            + (f" and rowid + 1 not in (select source_line from {fix})" if fix else "")
+            + f") from {typed_table}"
+        ).fetchone()
+        if rows != positional.records or stray:
+            # the fast view does not line up with the file's lines: read it the exact way
+            drop(con, typed_table, reader_table, *([fix] if fix else []))
+            positional.exact()
+            create(reader_table, typed_table)
+        elif fix:
+            create(fix, fixed)
+            drop(con, fix)
+            replaced = True
+    drop(con, reader_table)
+    # a positional reader leaves source_line NULL: the row's position is its line number
+    records = (
+        f"select * replace (coalesce(source_line, rowid + 1) as source_line) "
+        f"from {typed_table} where reason is distinct from {_q(SKIP)}"
+    )
+    if replaced:
+        records += (f" and rowid + 1 not in (select source_line from {fixed})\n"
+                    f"union all select * from {fixed}")
+    return records
