@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from core.query import run_query
-from core.warehouse import connect_duckdb
+from core.warehouse import WarehouseError, connect_duckdb
 from tokenbook.commands.common import ConfigDirOpt, WarehouseOpt, fail, resolve
 
 
@@ -118,6 +118,8 @@ def forecast(
     console = Console()
     try:
         run_date = date.fromisoformat(as_of) if as_of else _latest_call_date(wh)
+    except WarehouseError:
+        raise  # no BigQuery credentials: the CLI's handler says what to set (exit 4)
     except ValueError as exc:
         raise fail(f"bad --as-of or empty ledger: {exc}") from exc
     try:
