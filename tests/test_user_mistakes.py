@@ -352,8 +352,8 @@ def _page(data_start: date, data_end: date, month: date, frames: dict | None = N
     import pandas as pd
 
     from tokenbook.report.data import ReportData, Result
-    from tokenbook.report.queries import Period, Query
     from tokenbook.report.render import Page
+    from tokenbook.report.sql import Period, Query
 
     data = ReportData(period=Period(month, data_end, None, None), data_start=data_start)
     for name, (tables, rows) in (frames or {}).items():

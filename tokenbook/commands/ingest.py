@@ -5,10 +5,16 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.table import Table
 
+from ingestion.bigquery import BigQueryLoadError  # light: google is imported on use
 from tokenbook.commands import ingest_billing, ingest_evals
 from tokenbook.commands.common import (
     ReplaceOpt,
@@ -77,10 +83,7 @@ def gateway(
     wrong-format file, a missing required column, a delivery with no valid record or one that
     would shrink a loaded day without --replace). The data-quality suites run in
     `tokenbook check` (exit 3 when they fail)."""
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
-    from ingestion.bigquery import BigQueryLoadError  # light: google is imported on use
+    # The loader pulls duckdb and pyarrow: imported when the command runs, not at CLI start.
     from ingestion.gateway.pipeline import IngestError, ingest_gateway
     from ingestion.gateway.readers import FORMATS, ReaderError
 
@@ -158,18 +161,12 @@ def report_as_dict(report) -> dict:
 
 
 def _write_report_json(report, path: str) -> None:
-    import json
-    from pathlib import Path
-
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report_as_dict(report), indent=2) + "\n")
 
 
 def _print_summary(report) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
     table = Table(title=f"gateway load {report.load_id[:8]} into {report.warehouse}")
     for col in ("file", "format", "load date", "read", "loaded", "quarantined", "duplicates"):
         numeric = col in {"read", "loaded", "quarantined", "duplicates"}

@@ -46,8 +46,6 @@ VENDOR_OF_PROVIDER = {
     "bedrock": "aws",
     "azure_openai": "azure",
 }
-# Vendors that bill cache writes as their own line (the others bill them as input).
-CACHE_WRITE_VENDORS = ("anthropic", "aws")
 TZ_VENDORS = ("gcp", "aws", "azure")
 TIMEZONES = ("America/Los_Angeles", "America/New_York", "Asia/Tokyo", "Europe/Berlin")
 PRICE_FACTORS = ("1.15", "1.12", "0.88", "1.2")

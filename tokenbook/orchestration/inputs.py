@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
-from typing import Any
 
 # Environment variables (Airflow Variables named in lower case override them per run).
 ENV_GATEWAY_PATH = "TOKENBOOK_GATEWAY_PATH"  # folder of gateway-YYYY-MM-DD.jsonl.gz, or gs://...
@@ -55,9 +54,6 @@ class RunInputs:
             raise TypeError(f"unknown run inputs: {sorted(unknown)}")
         values.update({k: v for k, v in overrides.items() if v})
         return replace(cls(), **values)
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def as_run_date(value: date | datetime | str) -> date:
