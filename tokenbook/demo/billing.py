@@ -35,9 +35,11 @@ from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
 
+import duckdb
 import numpy as np
 
 from tokenbook.demo.catalog import MODELS
+from tokenbook.pricing.default import default_rows, snapshot_source
 
 VENDOR_OF_PROVIDER = {
     "openai": "openai",
@@ -67,8 +69,6 @@ def _price_rows() -> tuple[list[tuple], str]:
     """(provider, model, *PRICE_COLUMNS) for the demo's catalogue models, and their source."""
     wanted = {(m.provider, m.catalog_model) for m in MODELS if m.catalog_model}
     try:
-        from tokenbook.pricing.default import default_rows, snapshot_source
-
         rows = [r for r in default_rows() if (r["provider"], r["model"]) in wanted]
         # newest version per model (the demo period is after every valid_from)
         latest: dict[tuple[str, str], dict] = {}
@@ -77,7 +77,7 @@ def _price_rows() -> tuple[list[tuple], str]:
         out = [(p, m, *(latest[(p, m)].get(c) for c in PRICE_COLUMNS)) for p, m in latest]
         if len(out) == len(wanted):
             return out, f"tokenbook.pricing default price book ({snapshot_source()})"
-    except (ImportError, FileNotFoundError, KeyError):
+    except (FileNotFoundError, KeyError):  # no price-book snapshot: the catalogue's prices
         pass
     # Fallback: the catalogue's own list prices (copied from the same LiteLLM map).
     out = []
@@ -168,8 +168,6 @@ def _provider_of(vendor: str) -> str:
 def write_vendor_exports(demo_dir: str | Path, manifest: dict, seed: int) -> dict:
     """Write the five vendors' exports for the demo in ``demo_dir`` (see module docstring);
     returns ``{"billing": {...}}`` describing files, totals and the planted gaps."""
-    import duckdb
-
     demo_dir = Path(demo_dir)
     gateway = demo_dir / "gateway"
     if not any(gateway.glob("gateway-*.jsonl.gz")):
