@@ -12,8 +12,6 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-import yaml
-
 from core.settings import Settings, project_root
 from core.warehouse import Warehouse
 from ingestion.billing.schema import BILLING_LINES_COLUMNS
@@ -117,6 +115,8 @@ def run_dbt(args: Sequence[str], settings: Settings, target_path: str | Path | N
 def _with_setting_vars(args: list[str], settings: Settings) -> list[str]:
     """Settings the models read as dbt vars (TOKENBOOK_VARIANCE_THRESHOLD -> variance_threshold),
     when set away from the default, merged into any ``--vars`` the caller gave (the caller's values win)."""
+    import yaml  # third-party, needed only with --vars: not paid at CLI start
+
     # Only a threshold set by flag/env overrides the seed reconciliation_settings.csv.
     setting_vars = {}
     if settings.variance_threshold != Settings().variance_threshold:

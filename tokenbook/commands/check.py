@@ -6,7 +6,6 @@ from datetime import date, timedelta
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
 from ingestion.quality_thresholds import ThresholdsError, load_thresholds
 from tokenbook.commands.common import WarehouseOpt, fail, parse_date, resolve
@@ -58,6 +57,8 @@ def check(
 def print_result(result) -> None:
     """Each failed expectation (observed, expected range, what to look at), the suites with no
     result, the not-evaluable ones counted, and the verdict."""
+    from rich.console import Console  # rich: imported when printing, not at CLI start
+
     console = Console(highlight=False)
     span = (f"{result.dates[0]}" if len(result.dates) == 1
             else f"{result.dates[0]} .. {result.dates[-1]}")

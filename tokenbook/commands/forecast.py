@@ -7,9 +7,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from core.query import run_query
 from core.warehouse import WarehouseError
@@ -109,7 +106,11 @@ def forecast(
 ) -> None:
     """Fit Prophet per series, backtest and calibrate the intervals, flag anomalies, and write
     forecast_daily / forecast_monthly / forecast_backtest / anomaly_flags for the run date."""
-    # The forecasting job pulls pandas: imported when the command runs, not at CLI start.
+    # rich and the forecasting job (pandas): imported when the command runs, not at CLI start.
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.table import Table
+
     from forecasting.inputs import load_events_with
     from forecasting.job import forecast_warehouse
 

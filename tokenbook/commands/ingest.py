@@ -10,9 +10,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-from rich.table import Table
 
 from ingestion.bigquery import BigQueryLoadError  # light: google is imported on use
 from tokenbook.commands import ingest_billing, ingest_evals
@@ -83,7 +80,10 @@ def gateway(
     wrong-format file, a missing required column, a delivery with no valid record or one that
     would shrink a loaded day without --replace). The data-quality suites run in
     `tokenbook check` (exit 3 when they fail)."""
-    # The loader pulls duckdb and pyarrow: imported when the command runs, not at CLI start.
+    # rich and the loader (duckdb, pyarrow): imported when the command runs, not at CLI start.
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
     from ingestion.gateway.pipeline import IngestError, ingest_gateway
     from ingestion.gateway.readers import FORMATS, ReaderError
 
@@ -167,6 +167,9 @@ def _write_report_json(report, path: str) -> None:
 
 
 def _print_summary(report) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
     table = Table(title=f"gateway load {report.load_id[:8]} into {report.warehouse}")
     for col in ("file", "format", "load date", "read", "loaded", "quarantined", "duplicates"):
         numeric = col in {"read", "loaded", "quarantined", "duplicates"}
