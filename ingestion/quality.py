@@ -23,7 +23,7 @@ Expectations. For each checked date D it answers "does D look like the days befo
 
 A result whose metric is NULL has ``success`` NULL and says why in ``observed_value``
 ("not evaluable: ..."): it does not fail the gate, and it is never a silent pass.
-The gate (:func:`gate_failures`) fails on a failed expectation, and on a suite that should
+The gate (``ingestion/quality_gate.py``) fails on a failed expectation, and on a suite that should
 have run for a date but has no result row.
 
 The pipeline's own invariants (rows read = loaded + quarantined + duplicates, ids unique

@@ -20,6 +20,7 @@ import duckdb
 import pytest
 
 from core.settings import load_settings
+from core.warehouse import Warehouse
 from tokenbook import orchestration as orch
 
 REPO = Path(__file__).resolve().parent.parent
@@ -309,7 +310,7 @@ def test_quality_gate_on_bigquery_reads_the_stored_checkpoint_results(monkeypatc
 
     settings = load_settings(warehouse="bigquery://acme-finops/tb")
     ok = Client(_all_suites())
-    monkeypatch.setattr(orch, "_bigquery_client", lambda _settings: ok)
+    monkeypatch.setattr(Warehouse, "bigquery_client", lambda _self: ok)
     assert orch.check_quality(RUN_DAY, settings)["expectations"] == len(_all_suites())
     assert "`acme-finops.tb_raw.validation_results`" in ok.sql[1]
     for sql in ok.sql:
@@ -318,20 +319,20 @@ def test_quality_gate_on_bigquery_reads_the_stored_checkpoint_results(monkeypatc
     failing = Client(_all_suites() + [{"expectation": "gateway_load: quarantine_share = 0.3",
                                        "success": False, "suite": "gateway_load",
                                        "load_id": "load-1"}])
-    monkeypatch.setattr(orch, "_bigquery_client", lambda _settings: failing)
+    monkeypatch.setattr(Warehouse, "bigquery_client", lambda _self: failing)
     with pytest.raises(orch.QualityGateFailed, match="quarantine_share"):
         orch.check_quality(RUN_DAY, settings)
 
-    monkeypatch.setattr(orch, "_bigquery_client", lambda _settings: Client(None))
+    monkeypatch.setattr(Warehouse, "bigquery_client", lambda _self: Client(None))
     with pytest.raises(orch.QualityGateFailed, match="no data-quality results"):
         orch.check_quality(RUN_DAY, settings)
     # not evaluable (success NULL) is a result, not a failure
     unknown = Client([{**r, "success": None} for r in _all_suites()])
-    monkeypatch.setattr(orch, "_bigquery_client", lambda _settings: unknown)
+    monkeypatch.setattr(Warehouse, "bigquery_client", lambda _self: unknown)
     assert orch.check_quality(RUN_DAY, settings)["expectations"] == len(_all_suites())
     # results left by a check of an earlier load of the date (the date was reloaded since)
     stale = Client(_all_suites(load_id="load-0"))
-    monkeypatch.setattr(orch, "_bigquery_client", lambda _settings: stale)
+    monkeypatch.setattr(Warehouse, "bigquery_client", lambda _self: stale)
     with pytest.raises(orch.QualityGateFailed, match="earlier load"):
         orch.check_quality(RUN_DAY, settings)
 
@@ -626,7 +627,7 @@ def test_a_missing_module_fails_the_task_never_skips_it(dag):
 
     run_step = dag.get_task("ingest_gateway").python_callable.__globals__["_run_step"]
     with pytest.raises(orch.StepUnavailable, match="tokenbook_absent_module is not installed"):
-        run_step(lambda: orch._resolve("tokenbook_absent_module:run")())
+        run_step(lambda: orch.resolve("tokenbook_absent_module:run")())
     # a step that has nothing to do for the date still skips
     with pytest.raises(AirflowSkipException, match="no bills"):
         run_step(lambda: {"skipped": True, "reason": "no bills"})

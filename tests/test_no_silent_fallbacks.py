@@ -53,11 +53,11 @@ def test_a_broken_redactor_import_raises_instead_of_withholding(monkeypatch):
 
 
 def test_a_failing_summary_query_is_reported(capsys):
-    from tokenbook import runner
+    from tokenbook.runner import summary
 
     con = duckdb.connect()
     con.execute("create table t (a INTEGER)")
-    assert runner._rows(con, "select a from t") == []
-    assert runner._rows(con, "select no_such_column from t") == []
+    assert summary._rows(con, "select a from t") == []
+    assert summary._rows(con, "select no_such_column from t") == []
     out = capsys.readouterr().out
     assert "summary query failed" in out and "no_such_column" in out

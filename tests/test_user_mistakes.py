@@ -352,8 +352,8 @@ def _page(data_start: date, data_end: date, month: date, frames: dict | None = N
     import pandas as pd
 
     from tokenbook.report.data import ReportData, Result
-    from tokenbook.report.queries import Period, Query
     from tokenbook.report.render import Page
+    from tokenbook.report.sql import Period, Query
 
     data = ReportData(period=Period(month, data_end, None, None), data_start=data_start)
     for name, (tables, rows) in (frames or {}).items():
@@ -392,7 +392,7 @@ def test_report_empty_sections_say_which_command_fills_them():
 
 def test_report_unit_costs_keep_their_precision():
     from tokenbook.report.render import fmt
-    from tokenbook.runner import _unit_money
+    from tokenbook.runner.summary import _unit_money
 
     assert fmt(0.00042, "usd") == "$0.000420" and fmt(0.0042, "usd") == "$0.0042"
     assert fmt(12.5, "usd") == "$12.50" and fmt(0, "usd") == "$0"

@@ -6,13 +6,19 @@ URL so the same models run on DuckDB and BigQuery.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
 from core.settings import Settings, project_root
-from core.warehouse import Warehouse, connect_duckdb
+from core.warehouse import Warehouse
+from ingestion.billing.schema import BILLING_LINES_COLUMNS
+from ingestion.evals import EVALS_COLUMNS
+from ingestion.fx import FX_RATES_COLUMNS
+from ingestion.gateway import schema
+from tokenbook.orgconfig.load import load_config
 
 DBT_PROJECT_DIR = project_root() / "dbt_project"
 
@@ -33,18 +39,18 @@ class DbtError(RuntimeError):
 def dbt_env(settings: Settings) -> dict[str, str]:
     wh: Warehouse = Warehouse.from_settings(settings)
     env = {"DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
-    if wh.kind == "duckdb":
-        assert wh.path is not None
-        env["TOKENBOOK_DBT_TARGET"] = "duckdb"
-        env["TOKENBOOK_DUCKDB_PATH"] = str(wh.path.resolve())
-    else:
+    if wh.is_bigquery:
         env["TOKENBOOK_DBT_TARGET"] = "bigquery"
         env["TOKENBOOK_BQ_PROJECT"] = str(wh.project)
         env["TOKENBOOK_BQ_PREFIX"] = str(wh.prefix)
-        env["TOKENBOOK_BQ_LOCATION"] = settings.bq_location
-        if settings.bq_keyfile:
+        env["TOKENBOOK_BQ_LOCATION"] = wh.bq_location
+        if wh.bq_keyfile:
             env["TOKENBOOK_BQ_METHOD"] = "service-account"
-            env["TOKENBOOK_BQ_KEYFILE"] = settings.bq_keyfile
+            env["TOKENBOOK_BQ_KEYFILE"] = wh.bq_keyfile
+    else:
+        assert wh.path is not None
+        env["TOKENBOOK_DBT_TARGET"] = "duckdb"
+        env["TOKENBOOK_DUCKDB_PATH"] = str(wh.path.resolve())
     return env
 
 
@@ -68,13 +74,11 @@ def run_dbt(args: Sequence[str], settings: Settings, target_path: str | Path | N
     Returns the ``dbtRunnerResult``. ``target_path`` keeps target/ and logs/ out of the
     source tree (tests use a temporary folder).
     """
-    from dbt.cli.main import dbtRunner
+    from dbt.cli.main import dbtRunner  # heavy (seconds): imported when dbt runs
 
     if args and args[0] in CONFIG_COMMANDS:
         # The organisation's configuration -> raw.config_* tables the models read
         # (raises ConfigInvalid before dbt starts).
-        from tokenbook.orgconfig.load import load_config
-
         load_config(settings)
     target = target_path or settings.dbt_target_path
     cli_args = _with_setting_vars(list(args), settings) + [
@@ -111,9 +115,7 @@ def run_dbt(args: Sequence[str], settings: Settings, target_path: str | Path | N
 def _with_setting_vars(args: list[str], settings: Settings) -> list[str]:
     """Settings the models read as dbt vars (TOKENBOOK_VARIANCE_THRESHOLD -> variance_threshold),
     when set away from the default, merged into any ``--vars`` the caller gave (the caller's values win)."""
-    import json
-
-    import yaml
+    import yaml  # third-party, needed only with --vars: not paid at CLI start
 
     # Only a threshold set by flag/env overrides the seed reconciliation_settings.csv.
     setting_vars = {}
@@ -212,15 +214,10 @@ def ensure_raw_tables(settings: Settings) -> None:
     """Create every raw table the dbt sources read (empty) on a DuckDB warehouse that lacks
     them, so ``dbt build`` runs before the first load of each source (a company with no
     billing exports yet, no evals, ...). BigQuery datasets are created by the loads."""
-    from ingestion.billing.schema import BILLING_LINES_COLUMNS
-    from ingestion.evals import EVALS_COLUMNS
-    from ingestion.fx import FX_RATES_COLUMNS
-    from ingestion.gateway import schema
-
     wh = Warehouse.from_settings(settings)
-    if wh.kind != "duckdb":
+    if wh.is_bigquery:
         return
-    con = connect_duckdb(wh)
+    con = wh.connect()
     try:
         for name, columns in (
             ("gateway_calls", schema.GATEWAY_CALLS_COLUMNS),

@@ -3,6 +3,7 @@
 :func:`explain` maps an exception (and its causes) to ``(exit code, sentence)``, or None for a
 bug. The CLI's error handler (``tokenbook/cli.py``) and the commands that report a refused
 input themselves use it, so every command says the same thing about the same mistake.
+:func:`describe_failure` is the line ``tokenbook run`` prints for a step that failed.
 """
 
 from __future__ import annotations
@@ -58,6 +59,20 @@ def explain(exc: BaseException) -> tuple[int, str] | None:
         if type(e).__name__ in ("BadGzipFile", "error") and "compress" in str(e).lower():
             return exitcodes.INPUT_REFUSED, f"a compressed input file is damaged: {e}"
     return None
+
+
+def describe_failure(exc: BaseException) -> str:
+    """One line for a person: what failed and, where we know it, what to do."""
+    name = type(exc).__name__
+    text = str(exc).strip() or name
+    hints = {
+        "DbtError": "see the dbt log above; `tokenbook transform` reruns just this step",
+        "QualityGateFailed": "the loaded data does not look like its history; "
+        "see raw.validation_results, or rerun `tokenbook check --date D`",
+        "ReaderError": "check the file named above exists and is readable",
+    }
+    hint = hints.get(name)
+    return f"{text}" + (f" ({hint})" if hint else "")
 
 
 def _locked_path(exc: BaseException) -> str:

@@ -13,10 +13,14 @@ from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
+import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pcsv
+import pyarrow.parquet as pq
 
 from core.settings import Settings
-from core.warehouse import Warehouse, connect_duckdb
+from core.warehouse import Warehouse
 
 FORMATS = ("csv", "parquet")
 CHARGEBACK_TABLE = "mart_chargeback"
@@ -84,14 +88,8 @@ def _output_path(out: str | Path, default_name: str) -> Path:
 def read_chargeback(settings: Settings, month_start: date) -> pa.Table:
     """The chargeback rows of one month as an Arrow table (money as decimal128)."""
     wh = Warehouse.from_settings(settings)
-    if wh.kind == "duckdb":
-        sql = (
-            f"select * from {wh.table('marts', CHARGEBACK_TABLE)} "
-            f"where month_start = ? order by {CHARGEBACK_ORDER}"
-        )
-        return _duckdb_query(wh, sql, [month_start])
-    return _bigquery_query(
-        settings,
+    return query_mart(
+        wh,
         f"select * from {wh.table('marts', CHARGEBACK_TABLE)} "
         f"where month_start = @month_start order by {CHARGEBACK_ORDER}",
         month_start,
@@ -102,9 +100,7 @@ def chargeback_months(settings: Settings) -> list[date]:
     """Months present in the chargeback mart, oldest first."""
     wh = Warehouse.from_settings(settings)
     sql = f"select distinct month_start from {wh.table('marts', CHARGEBACK_TABLE)} order by month_start"
-    table = (
-        _duckdb_query(wh, sql, []) if wh.kind == "duckdb" else _bigquery_query(settings, sql, None)
-    )
+    table = query_mart(wh, sql)
     return list(table.column("month_start").to_pylist())
 
 
@@ -125,39 +121,40 @@ def write_export(table: pa.Table, fmt: str, out: str | Path, default_name: str,
 
 def write_table(table: pa.Table, fmt: str, path: Path) -> None:
     if fmt == "parquet":
-        import pyarrow.parquet as pq
-
         pq.write_table(table, path)
     else:
-        import pyarrow.csv as pcsv
-
         pcsv.write_csv(table, path)
 
 
 def _decimal_sum(table: pa.Table, column: str) -> Decimal:
-    import pyarrow.compute as pc
-
     total = pc.sum(table.column(column)).as_py()
     return Decimal(total) if total is not None else Decimal(0)
 
 
-def _duckdb_query(
+def query_mart(
     wh: Warehouse,
     sql: str,
-    params: list,
+    month_start: date | None = None,
     table: str = "",
     todo: str = "run `tokenbook transform` first",
 ) -> pa.Table:
-    """Run ``sql`` on the DuckDB warehouse; a missing file or mart (``table``, default the
+    """Run ``sql`` on the warehouse as Arrow, ``@month_start`` bound to ``month_start`` (the
+    same SQL on both engines). On DuckDB a missing file or mart (``table``, default the
     chargeback mart) is an ExportError that says what to do (``todo``)."""
-    import duckdb
+    if wh.is_bigquery:
+        return _bigquery_query(wh, sql, month_start)
+    params = None if month_start is None else {"month_start": month_start}
+    return _duckdb_query(wh, sql.replace("@month_start", "$month_start"), params, table, todo)
 
+
+def _duckdb_query(wh: Warehouse, sql: str, params: dict | None, table: str, todo: str
+                  ) -> pa.Table:
     assert wh.path is not None
     if not wh.path.exists():
         raise ExportError(f"no warehouse at {wh.location}: run `tokenbook transform` first")
     # Not read-only: DuckDB refuses a read-only connection to a file that the same process
     # (e.g. dbt run in-process) already holds open read-write.
-    con = connect_duckdb(wh)
+    con = wh.connect()
     try:
         return con.sql(sql, params=params).to_arrow_table()
     except duckdb.CatalogException as exc:
@@ -168,11 +165,10 @@ def _duckdb_query(
         con.close()
 
 
-def _bigquery_query(settings: Settings, sql: str, month_start: date | None) -> pa.Table:
+def _bigquery_query(wh: Warehouse, sql: str, month_start: date | None) -> pa.Table:
     """Run one query with the BigQuery client; NUMERIC arrives as decimal128(38, 9)."""
-    from google.cloud import bigquery
+    from google.cloud import bigquery  # google: imported on BigQuery only
 
-    wh = Warehouse.from_settings(settings)
     params = []
     if month_start is not None:
         params = [bigquery.ScalarQueryParameter("month_start", "DATE", month_start)]

@@ -15,22 +15,21 @@ from decimal import Decimal
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from core.settings import Settings
 from core.warehouse import Warehouse
 from tokenbook.exports import (
     ExportError,
-    _bigquery_query,
     _decimal_sum,
-    _duckdb_query,
     parse_month,
+    query_mart,
     write_export,
     write_table,
 )
 
 FORMATS = ("parquet", "csv")
 FOCUS_TABLE = "fct_focus_cost"
-FOCUS_VERSION = "1.2"
 
 # (FOCUS column, fct_focus_cost column). Order is the file's column order.
 FOCUS_COLUMNS: tuple[tuple[str, str], ...] = (
@@ -151,12 +150,8 @@ def read_focus(settings: Settings, month_start: date) -> pa.Table:
     """One billing month of fct_focus_cost with FOCUS column names, as Arrow."""
     wh = Warehouse.from_settings(settings)
     relation = wh.table("marts", FOCUS_TABLE)
-    if wh.kind == "duckdb":
-        return _duckdb(wh, focus_select(relation, "cast(billing_period_start as date) = ?"),
-                       [month_start])  # fmt: skip
-    return _bigquery_query(
-        settings, focus_select(relation, "date(billing_period_start) = @month_start"), month_start
-    )
+    return _query(wh, focus_select(relation, "cast(billing_period_start as date) = @month_start"),
+                  month_start)
 
 
 def focus_months(settings: Settings) -> list[date]:
@@ -165,14 +160,12 @@ def focus_months(settings: Settings) -> list[date]:
         f"select distinct cast(billing_period_start as date) as m "
         f"from {wh.table('marts', FOCUS_TABLE)} order by 1"
     )
-    table = _duckdb(wh, sql, []) if wh.kind == "duckdb" else _bigquery_query(settings, sql, None)
+    table = _query(wh, sql)
     return list(table.column(0).to_pylist())
 
 
 def write_focus(table: pa.Table, fmt: str, path: Path) -> None:
     """Date-times as UTC timestamps (Parquet) or ISO 8601 text with Z (CSV)."""
-    import pyarrow.compute as pc
-
     for name in _DATETIME_COLUMNS:
         i = table.schema.get_field_index(name)
         col = table.column(i)
@@ -186,6 +179,6 @@ def write_focus(table: pa.Table, fmt: str, path: Path) -> None:
     write_table(table, fmt, path)
 
 
-def _duckdb(wh, sql: str, params: list) -> pa.Table:
-    return _duckdb_query(wh, sql, params, table=FOCUS_TABLE,
-                         todo="ingest billing exports and run `tokenbook transform` first")
+def _query(wh: Warehouse, sql: str, month_start: date | None = None) -> pa.Table:
+    return query_mart(wh, sql, month_start, table=FOCUS_TABLE,
+                      todo="ingest billing exports and run `tokenbook transform` first")

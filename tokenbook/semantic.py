@@ -12,8 +12,10 @@ open in this process is reused rather than locked out.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -64,10 +66,7 @@ def metric_names(path: str | Path) -> list[str]:
 def run_mf(args: Sequence[str], settings: Settings, parse: bool = True) -> int:
     """Run ``mf ARGS`` (dbt-metricflow's CLI) against the settings' warehouse; returns its exit
     code. Output goes to this process's stdout/stderr."""
-    import functools
-    import sys
-
-    import click
+    import click  # with MetricFlow (heavy): imported when `mf` runs
     import dbt_metricflow.cli.main as mf_main
     from dbt_metricflow.cli.main import cli
 

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from ingestion.quality_thresholds import ThresholdsError, load_thresholds
 from tokenbook.commands.common import WarehouseOpt, fail, parse_date, resolve
 from tokenbook.exitcodes import CONFIG_INVALID, QUALITY_FAILED
 
@@ -38,8 +39,7 @@ def check(
 
     Exits 0 when every expectation passed, 3 when one failed or a suite has no result, 4 when
     quality_thresholds.csv in the configuration folder is invalid."""
-    from ingestion.quality import check_dates
-    from ingestion.quality_thresholds import ThresholdsError, load_thresholds
+    from ingestion.quality import check_dates  # duckdb: imported when the command runs
 
     dates = dates_of(parse_date(date_), parse_date(date_from, "--from"),
                      parse_date(date_to, "--to"))
@@ -57,7 +57,7 @@ def check(
 def print_result(result) -> None:
     """Each failed expectation (observed, expected range, what to look at), the suites with no
     result, the not-evaluable ones counted, and the verdict."""
-    from rich.console import Console
+    from rich.console import Console  # rich: imported when printing, not at CLI start
 
     console = Console(highlight=False)
     span = (f"{result.dates[0]}" if len(result.dates) == 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import date
 from typing import Annotated
 
@@ -9,6 +10,7 @@ import typer
 
 from core.settings import DevKeyRefused, Settings, load_settings
 from core.warehouse import Warehouse, WarehouseError
+from tokenbook.exitcodes import CONFIG_INVALID
 
 # The demo places its planted events in at least three weeks (tokenbook/demo/events.py):
 # `run --demo` and `demo-data` accept the same range of --days.
@@ -51,8 +53,6 @@ ConfigDirOpt = Annotated[
 
 def config_failure(exc: Exception) -> typer.Exit:
     """An invalid configuration: every error (file, line, column, what to write), exit 4."""
-    from tokenbook.exitcodes import CONFIG_INVALID
-
     return fail(str(exc), CONFIG_INVALID)
 
 
@@ -70,8 +70,6 @@ def refuse_dev_key(settings: Settings) -> None:
     run with the development PII key (outside the demo and the tests). A configuration error,
     not a refused input: no file was looked at, and the same command succeeds once the key is
     set."""
-    from tokenbook.exitcodes import CONFIG_INVALID
-
     try:
         settings.require_pii_key()
     except DevKeyRefused as exc:
@@ -87,8 +85,6 @@ def fail(message: str, code: int = 1) -> typer.Exit:  # code: see tokenbook/exit
 def color() -> bool | None:
     """click's colour switch: off when NO_COLOR is set (https://no-color.org), else click
     decides (colour on a terminal only)."""
-    import os
-
     return False if os.environ.get("NO_COLOR") else None
 
 

@@ -9,21 +9,22 @@ from typing import Annotated
 import typer
 
 from core.query import run_query
-from core.warehouse import connect_duckdb
+from core.warehouse import WarehouseError
+from forecasting.config import ForecastConfig
 from tokenbook.commands.common import ConfigDirOpt, WarehouseOpt, fail, resolve
 
 
 def _latest_call_date(wh) -> date:
     """Default --as-of: the last day with calls in fct_llm_calls (data decides, not the clock)."""
     sql = f"select max(call_date) as d from {wh.table('marts', 'fct_llm_calls')}"
-    if wh.kind == "duckdb":
-        con = connect_duckdb(wh, read_only=True)
+    if wh.is_bigquery:
+        value = run_query(wh, sql)["d"].iloc[0]
+    else:
+        con = wh.connect(read_only=True)
         try:
             value = run_query(con, sql)["d"].iloc[0]
         finally:
             con.close()
-    else:
-        value = run_query(wh, sql)["d"].iloc[0]
     if value is None or value != value:
         raise ValueError("fct_llm_calls is empty: run `tokenbook run` or `tokenbook transform`")
     return value if isinstance(value, date) and not isinstance(value, datetime) else value.date()
@@ -105,11 +106,11 @@ def forecast(
 ) -> None:
     """Fit Prophet per series, backtest and calibrate the intervals, flag anomalies, and write
     forecast_daily / forecast_monthly / forecast_backtest / anomaly_flags for the run date."""
+    # rich and the forecasting job (pandas): imported when the command runs, not at CLI start.
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
-    from forecasting.config import ForecastConfig
     from forecasting.inputs import load_events_with
     from forecasting.job import forecast_warehouse
 
@@ -118,6 +119,8 @@ def forecast(
     console = Console()
     try:
         run_date = date.fromisoformat(as_of) if as_of else _latest_call_date(wh)
+    except WarehouseError:
+        raise  # no BigQuery credentials: the CLI's handler says what to set (exit 4)
     except ValueError as exc:
         raise fail(f"bad --as-of or empty ledger: {exc}") from exc
     try:
@@ -214,14 +217,14 @@ def forecast(
         from forecasting.charts import fan_charts
         from forecasting.series import load_daily_series
 
-        if wh.kind == "duckdb":
-            con = connect_duckdb(wh, read_only=True)
+        if wh.is_bigquery:
+            frame = load_daily_series(wh, run_date, ("total", "feature"), ("spend",))
+        else:
+            con = wh.connect(read_only=True)
             try:
                 frame = load_daily_series(con, run_date, ("total", "feature"), ("spend",))
             finally:
                 con.close()
-        else:
-            frame = load_daily_series(wh, run_date, ("total", "feature"), ("spend",))
         for path in fan_charts(frame, run, charts):
             console.print(f"chart: {path}")
     console.print(

@@ -7,8 +7,9 @@ from typing import Annotated
 
 import typer
 
-from core.warehouse import connect_duckdb
+from ingestion.fx import FxFileError, load_fx_rates, load_fx_rates_bigquery
 from tokenbook.commands.common import WarehouseOpt, fail, resolve
+from tokenbook.exitcodes import INPUT_REFUSED
 
 app = typer.Typer(help="Load daily exchange rates (billing in other currencies).", no_args_is_help=True)
 
@@ -30,16 +31,13 @@ def load(
     Run `tokenbook transform` afterwards: billing lines in other currencies are converted with
     the rate of their day; a line with no rate is reported unconverted (mart_unconverted_billing).
     """
-    from ingestion.fx import FxFileError, load_fx_rates, load_fx_rates_bigquery
-    from tokenbook.exitcodes import INPUT_REFUSED
-
     settings, wh = resolve(warehouse)
     try:
-        if wh.kind == "bigquery":
+        if wh.is_bigquery:
             table_id = f"{wh.project}.{wh.schema('raw')}.fx_rates"
             result = load_fx_rates_bigquery(wh.bigquery_client(), table_id, file)
         else:
-            con = connect_duckdb(wh)
+            con = wh.connect()
             try:
                 result = load_fx_rates(con, file, wh.table("raw", "fx_rates"))
             finally:

@@ -5,10 +5,13 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from ingestion.bigquery import BigQueryLoadError  # light: google is imported on use
 from tokenbook.commands import ingest_billing, ingest_evals
 from tokenbook.commands.common import (
     ReplaceOpt,
@@ -77,10 +80,10 @@ def gateway(
     wrong-format file, a missing required column, a delivery with no valid record or one that
     would shrink a loaded day without --replace). The data-quality suites run in
     `tokenbook check` (exit 3 when they fail)."""
+    # rich and the loader (duckdb, pyarrow): imported when the command runs, not at CLI start.
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    from ingestion.bigquery import BigQueryLoadError  # light: google is imported on use
     from ingestion.gateway.pipeline import IngestError, ingest_gateway
     from ingestion.gateway.readers import FORMATS, ReaderError
 
@@ -158,9 +161,6 @@ def report_as_dict(report) -> dict:
 
 
 def _write_report_json(report, path: str) -> None:
-    import json
-    from pathlib import Path
-
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report_as_dict(report), indent=2) + "\n")

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from core.warehouse import connect_duckdb
+from ingestion.billing.schema import VENDORS
 from tokenbook.commands.common import ReplaceOpt, WarehouseOpt, fail, parse_date, resolve
 from tokenbook.exitcodes import INPUT_REFUSED
 
@@ -57,8 +57,8 @@ def billing(
     atomically, and every file gets a row in raw.load_audit. A file of another vendor, or a
     load that would shrink a loaded partition by more than 90% without --replace, is refused
     (exit 1, nothing changed)."""
+    # The loader pulls duckdb and the parsers: imported when the command runs.
     from ingestion.billing.loader import BillingError, ingest_billing, parse_month
-    from ingestion.billing.schema import VENDORS
 
     if vendor not in VENDORS:
         raise typer.BadParameter(f"unknown vendor {vendor!r}; expected one of {', '.join(VENDORS)}")
@@ -66,8 +66,8 @@ def billing(
     load_date = parse_date(date_)
     try:
         month_start = parse_month(month) if month else None
-        if wh.kind == "duckdb":
-            con, sink = connect_duckdb(wh, wait_seconds=settings.lock_wait_seconds), None
+        if not wh.is_bigquery:
+            con, sink = wh.connect(wait_seconds=settings.lock_wait_seconds), None
         else:  # stage in an in-memory DuckDB, publish with load jobs + one transaction
             import duckdb
 

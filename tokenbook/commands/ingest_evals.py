@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from core.warehouse import connect_duckdb
+from ingestion.evals import EvalsError, ingest_evals
 from tokenbook.commands.common import ReplaceOpt, WarehouseOpt, fail, parse_date, resolve
 from tokenbook.exitcodes import INPUT_REFUSED
 
@@ -36,17 +36,15 @@ def evals(
     quality_bar, cases) into raw.evals: bad lines are quarantined with a reason, a re-load
     replaces the evals it brings, and every file gets a row in raw.load_audit. A delivery with
     no valid line is refused (exit 1) unless --replace."""
-    from ingestion.evals import EvalsError, ingest_evals
-
     settings, wh = resolve(warehouse)
-    if wh.kind != "duckdb":
+    if wh.is_bigquery:
         raise fail(
             "tokenbook ingest evals loads into DuckDB warehouses only for now; load the file "
             "into <prefix>_raw.evals with a BigQuery load job (columns: ingestion/evals.py "
             "EVALS_COLUMNS)"
         )
 
-    con = connect_duckdb(wh, wait_seconds=settings.lock_wait_seconds)
+    con = wh.connect(wait_seconds=settings.lock_wait_seconds)
     try:
         result = ingest_evals(con, paths, load_date=parse_date(date_), replace=replace)
     except EvalsError as exc:

@@ -7,10 +7,19 @@ semantic manifest offline, for DuckDB and for the BigQuery target.
 
 from __future__ import annotations
 
+import tempfile
+
 import typer
 
 from tokenbook.commands.common import WarehouseOpt, fail, resolve
+from tokenbook.dbt import DbtError
 from tokenbook.exitcodes import CONFIG_INVALID, USAGE
+from tokenbook.semantic import (
+    metric_names,
+    parse_semantic_manifest,
+    run_mf,
+    validate_semantic_manifest,
+)
 
 app = typer.Typer(
     help="Query the FinOps metrics (dbt semantic layer, MetricFlow `mf`).", no_args_is_help=True
@@ -19,11 +28,8 @@ _PASS_THROUGH = {"allow_extra_args": True, "ignore_unknown_options": True}
 
 
 def _mf(args: list[str], warehouse: str | None) -> None:
-    from tokenbook.dbt import DbtError
-    from tokenbook.semantic import run_mf
-
     settings, wh = resolve(warehouse)
-    if wh.kind == "duckdb" and not wh.path.exists():
+    if not wh.is_bigquery and not wh.path.exists():
         raise fail(f"no warehouse at {wh.path}: build it first (`tokenbook run --demo` or "
                    "`tokenbook transform`), or pass --warehouse")  # fmt: skip
     try:
@@ -52,11 +58,6 @@ def list_(ctx: typer.Context, warehouse: WarehouseOpt = None) -> None:
 def validate(warehouse: WarehouseOpt = None) -> None:
     """Parse the dbt project for the warehouse and check its semantic manifest (what
     `mf validate-configs --skip-dw` checks); needs no connection, BigQuery included."""
-    import tempfile
-
-    from tokenbook.dbt import DbtError
-    from tokenbook.semantic import metric_names, parse_semantic_manifest, validate_semantic_manifest
-
     settings, _ = resolve(warehouse)
     with tempfile.TemporaryDirectory(prefix="tokenbook-semantic-") as tmp:
         try:

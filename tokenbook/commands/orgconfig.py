@@ -8,6 +8,9 @@ from typing import Annotated
 import typer
 
 from tokenbook.commands.common import ConfigDirOpt, config_failure, fail, resolve
+from tokenbook.orgconfig import ConfigInvalid, read_config
+from tokenbook.orgconfig.load import describe, template
+from tokenbook.orgconfig.spec import FILES
 
 app = typer.Typer(help="The organisation's configuration folder (README: Your organisation).",
                   no_args_is_help=True)
@@ -23,9 +26,6 @@ def init(
 ) -> None:
     """Write the configuration folder: every file with its documented header and a commented
     example. Fill in what you know; a file you delete means "not configured"."""
-    from tokenbook.orgconfig.load import template
-    from tokenbook.orgconfig.spec import FILES
-
     folder.mkdir(parents=True, exist_ok=True)
     existing = [spec.filename for spec in FILES if (folder / spec.filename).exists()]
     if existing and not force:
@@ -41,9 +41,6 @@ def init(
 def check(config_dir: ConfigDirOpt = None) -> None:
     """Validate the configuration folder: every error with its file, line, column and what to
     write instead (exit 4 when invalid)."""
-    from tokenbook.orgconfig import ConfigInvalid, read_config
-    from tokenbook.orgconfig.load import describe
-
     settings, _ = resolve(config_dir=config_dir)
     try:
         cfg = read_config(settings.resolved_config_dir)

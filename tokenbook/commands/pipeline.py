@@ -24,8 +24,10 @@ from tokenbook.commands.common import (
     refuse_dev_key,
     resolve,
 )
-from tokenbook.errors import explain
+from tokenbook.dbt import DbtError
+from tokenbook.errors import describe_failure, explain
 from tokenbook.exitcodes import INPUT_REFUSED, QUALITY_FAILED
+from tokenbook.orgconfig import ConfigInvalid
 
 DEFAULT_DEMO_DIR = Path("demo_data")
 
@@ -64,6 +66,10 @@ def run(
     ] = None,
 ) -> None:
     """Run the pipeline: ingest -> dbt build -> forecast and anomalies -> report -> summary."""
+    # Imported when the command runs, not when the CLI starts: the run pulls pandas and
+    # matplotlib (report, forecasts) and the orchestration pulls duckdb, which `tokenbook
+    # --help` and every other command must not pay for.
+    from tokenbook.orchestration import OrchestrationError, QualityGateFailed
     from tokenbook.runner import RunPlan, run_plan
 
     settings, wh = resolve(warehouse, config_dir=config_dir)
@@ -93,17 +99,11 @@ def run(
         forecast=not skip_forecast,
         report_path=report_path,
     )
-    from tokenbook.orgconfig import ConfigInvalid
-
     try:
         run_plan(plan, settings, wh)
     except ConfigInvalid as exc:
         raise config_failure(exc) from exc
     except Exception as exc:  # noqa: BLE001 - a known failure is one sentence, a bug exits 70
-        from tokenbook.dbt import DbtError
-        from tokenbook.orchestration import OrchestrationError, QualityGateFailed
-        from tokenbook.runner import describe_failure
-
         if isinstance(exc, QualityGateFailed) or getattr(exc, "tests_only", 0):
             raise fail(describe_failure(exc), QUALITY_FAILED) from exc
         known = explain(exc)

@@ -8,8 +8,9 @@ from typing import Annotated
 
 import typer
 
-from core.warehouse import connect_duckdb
 from tokenbook.commands.common import WarehouseOpt, fail, resolve
+from tokenbook.pricing.litellm import PriceMapError
+from tokenbook.pricing.versions import PriceBookError, load_prices
 
 app = typer.Typer(help="Manage the effective-dated price book.", no_args_is_help=True)
 
@@ -37,9 +38,6 @@ def load(
 
     Run `tokenbook transform` afterwards: it reprices exactly the calls the new versions touch.
     """
-    from tokenbook.pricing.litellm import PriceMapError
-    from tokenbook.pricing.versions import PriceBookError, load_prices
-
     _, wh = resolve(warehouse)
     try:
         start = date.fromisoformat(valid_from) if valid_from else datetime.utcnow().date()
@@ -68,11 +66,11 @@ def show(
 ) -> None:
     """Print the price history of a model (USD per 1M tokens) from the built price book."""
     _, wh = resolve(warehouse)
-    if wh.kind != "duckdb":
+    if wh.is_bigquery:
         raise fail("prices show reads the DuckDB warehouse; on BigQuery query int_price_book")
     if not wh.path or not wh.path.exists():
         raise fail(f"no warehouse at {wh.location}: run `tokenbook transform` first")
-    con = connect_duckdb(wh, read_only=True)
+    con = wh.connect(read_only=True)
     try:
         sql = (
             "select provider, model, valid_from, valid_to, input_per_mtok, cache_read_per_mtok, "

@@ -7,7 +7,9 @@ from typing import Annotated
 import typer
 
 from tokenbook.commands.common import ConfigDirOpt, WarehouseOpt, config_failure, fail, resolve
+from tokenbook.dbt import DbtError, build
 from tokenbook.exitcodes import INPUT_REFUSED, QUALITY_FAILED
+from tokenbook.orgconfig import ConfigInvalid
 
 
 def transform(
@@ -30,9 +32,6 @@ def transform(
 
     Prints one line per dbt stage; dbt's own log goes to logs/dbt.log under the run's folder
     (TOKENBOOK_OUT_DIR, default out/). Exits 3 when only data tests failed."""
-    from tokenbook.dbt import DbtError, build
-    from tokenbook.orgconfig import ConfigInvalid
-
     settings, _ = resolve(warehouse, config_dir=config_dir)
     try:
         summary = build(settings, select=select or None, full_refresh=full_refresh)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from tokenbook.demo.billing import write_vendor_exports
 from tokenbook.demo.generate import generate, plan
 
 __all__ = ["generate", "generate_with_billing", "plan"]
@@ -21,8 +22,6 @@ __all__ = ["generate", "generate_with_billing", "plan"]
 
 def generate_with_billing(out_dir, days=120, end=None, seed=7, scale=1.0) -> dict:
     """Gateway logs, evals and vendor billing exports; the manifest gains ``billing``."""
-    from tokenbook.demo.billing import write_vendor_exports
-
     manifest = generate(out_dir, days=days, end=end, seed=seed, scale=scale)
     manifest.update(write_vendor_exports(out_dir, manifest, seed))
     path = Path(out_dir) / "manifest.json"

@@ -9,6 +9,7 @@ manifest.json with every count a test needs.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import date, timedelta
 from pathlib import Path
@@ -28,6 +29,7 @@ from tokenbook.demo.catalog import (
     teams_manifest,
 )
 from tokenbook.demo.evals import build_evals, evals_csv
+from tokenbook.demo.orgconfig import write_demo_config
 from tokenbook.demo.pii import PHRASES, PII_KINDS, build_pools
 from tokenbook.demo.render import hex_ids, render_files
 
@@ -470,8 +472,6 @@ def generate(
     (out / "evals" / "evals.csv").write_text(evals_csv(eval_rows))
     # The demo organisation's own configuration (features, teams, budgets, agreements, ...):
     # `tokenbook run --demo` reads it from here, like a company reads its own config folder.
-    from tokenbook.demo.orgconfig import write_demo_config
-
     manifest["config_dir"] = str(write_demo_config(out / "config").name)
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return manifest
@@ -497,8 +497,6 @@ def _enrich_events(events: dict, runaway_extra: int) -> dict:
 
 def _bad_lines(seed: int, days: int, start: date, rng: np.random.Generator):
     """Malformed lines of every kind, a few per some files (no PII in any of them)."""
-    import hashlib
-
     per_kind = max(2, days // 12)
     lines: list[str] = []
     kinds: list[str] = []

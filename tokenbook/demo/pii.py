@@ -32,17 +32,6 @@ def luhn_check_digit(body: str) -> str:
     return str((10 - total % 10) % 10)
 
 
-def luhn_ok(number: str) -> bool:
-    digits = [c for c in number if c.isdigit()]
-    return luhn_check_digit("".join(digits[:-1])) == digits[-1]
-
-
-def iban_ok(iban: str) -> bool:
-    s = iban.replace(" ", "")
-    moved = s[4:] + s[:4]
-    return int("".join(str(int(c, 36)) for c in moved)) % 97 == 1
-
-
 def _iban(country: str, bban: str) -> str:
     moved = bban + country + "00"
     check = 98 - int("".join(str(int(c, 36)) for c in moved)) % 97

@@ -11,12 +11,13 @@ and the DAG's dbt tasks, so DuckDB, BigQuery and Airflow (cosmos) see the same i
 from __future__ import annotations
 
 import json
+import textwrap
 from datetime import date
 from decimal import Decimal
 from typing import Any
 
 from core.settings import Settings
-from core.warehouse import Warehouse, connect_duckdb
+from core.warehouse import Warehouse
 from tokenbook.orgconfig.check import OrgConfig, read_config
 from tokenbook.orgconfig.spec import FILES, FileSpec
 
@@ -50,15 +51,15 @@ def load_config(settings: Settings) -> OrgConfig:
     (nothing is written then)."""
     cfg = read_config(settings.resolved_config_dir)
     wh = Warehouse.from_settings(settings)
-    if wh.kind == "duckdb":
-        _load_duckdb(cfg, wh)
+    if wh.is_bigquery:
+        _load_bigquery(cfg, wh)
     else:
-        _load_bigquery(cfg, settings, wh)
+        _load_duckdb(cfg, wh)
     return cfg
 
 
-def _load_duckdb(cfg: OrgConfig, wh) -> None:
-    con = connect_duckdb(wh)
+def _load_duckdb(cfg: OrgConfig, wh: Warehouse) -> None:
+    con = wh.connect()
     try:
         con.execute("begin")
         for spec in FILES:
@@ -88,14 +89,14 @@ def bigquery_jobs(cfg: OrgConfig, wh) -> list[tuple[str, str, list[dict[str, obj
     return jobs
 
 
-def _load_bigquery(cfg: OrgConfig, settings: Settings, wh) -> None:
+def _load_bigquery(cfg: OrgConfig, wh: Warehouse) -> None:
     """Each table: rows -> a load job with WRITE_TRUNCATE and the explicit schema; an absent
     file -> the empty typed table (a DDL statement)."""
     from google.cloud import bigquery
 
     client = wh.bigquery_client()
     dataset = bigquery.Dataset(f"{wh.project}.{wh.schema('raw')}")
-    dataset.location = settings.bq_location
+    dataset.location = wh.bq_location
     client.create_dataset(dataset, exists_ok=True)  # a first build before any load
     for (table_id, ddl, rows), spec in zip(bigquery_jobs(cfg, wh), FILES, strict=True):
         if rows:
@@ -105,7 +106,7 @@ def _load_bigquery(cfg: OrgConfig, settings: Settings, wh) -> None:
                 write_disposition=bigquery.WriteDisposition.WRITE_TRUNCATE)
             client.load_table_from_json(rows, table_id, job_config=job_config).result()
         else:
-            client.query(ddl, location=settings.bq_location).result()
+            client.query(ddl, location=wh.bq_location).result()
 
 
 def describe(cfg: OrgConfig) -> str:
@@ -142,6 +143,4 @@ def _csv_cell(value: str) -> str:
 
 
 def _wrap(text: str, width: int = 96) -> list[str]:
-    import textwrap
-
     return textwrap.wrap(text, width) or [""]

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-# Column types: text, date (YYYY-MM-DD), money (exact decimal), number (float), integer, boolean.
-TYPES = ("text", "date", "money", "number", "integer", "boolean")
+# Column types: text, date (YYYY-MM-DD), money (exact decimal), number (float), integer, boolean
+# (their warehouse types: DUCKDB_TYPES and BIGQUERY_TYPES in load.py).
 
 
 @dataclass(frozen=True)

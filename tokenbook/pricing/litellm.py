@@ -16,6 +16,7 @@ providers, keys that still hold a ``/`` (regional or commitment variants such as
 
 from __future__ import annotations
 
+import csv
 import gzip
 import json
 from collections.abc import Iterable
@@ -291,8 +292,6 @@ def format_value(value: object) -> str:
 
 def write_csv(rows: Iterable[dict[str, object]], path: str | Path) -> int:
     """Write price rows as the dbt seed CSV (decimals in plain notation). Returns rows written."""
-    import csv
-
     n = 0
     with open(path, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh, lineterminator="\n")

@@ -13,12 +13,13 @@ date; a call dated before its model's first version takes the earliest one, mark
 from __future__ import annotations
 
 import hashlib
+import io
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
-from core.warehouse import Warehouse, connect_duckdb
+from core.warehouse import Warehouse
 from tokenbook.pricing.default import default_rows
 from tokenbook.pricing.litellm import (
     COLUMNS,
@@ -168,13 +169,13 @@ def load_prices(path: str | Path, wh: Warehouse, valid_from: date, client=None) 
             f"{path} holds no chat model of the priced providers (openai, anthropic, vertex_ai, "
             "bedrock, azure): nothing to load"
         )
-    if wh.kind == "duckdb":
-        return _load_duckdb(wh, incoming, valid_from, version_id)
-    return _load_bigquery(wh, incoming, valid_from, version_id, client)
+    if wh.is_bigquery:
+        return _load_bigquery(wh, incoming, valid_from, version_id, client)
+    return _load_duckdb(wh, incoming, valid_from, version_id)
 
 
 def _load_duckdb(wh: Warehouse, incoming, valid_from: date, version_id: str) -> LoadResult:
-    con = connect_duckdb(wh)
+    con = wh.connect()
     try:
         table = wh.table("raw", TABLE)
         con.execute(duckdb_ddl(table))
@@ -208,9 +209,7 @@ def _load_bigquery(
     loaded = [dict(r.items()) for r in client.query(query).result()]
     rows, result = diff_book(default_rows() + loaded, incoming, valid_from, version_id)
     if rows:
-        import io
-
-        import pyarrow.parquet as pq
+        import pyarrow.parquet as pq  # pyarrow: imported on use (the CLI starts without it)
 
         buf = io.BytesIO()
         pq.write_table(_arrow_table(rows), buf)

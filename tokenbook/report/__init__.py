@@ -2,7 +2,8 @@
 
 ``write_report(settings, out_path, month=None)`` is the entry point (the main job and
 ``tokenbook report`` call it). The code runs query -> frame -> rendered figure:
-``queries.py`` holds every SQL, ``data.py`` runs them, ``render.py`` and ``charts.py`` draw.
+``queries.py`` holds the core SQL and ``optional.py`` the sections built from the columns a
+mart has (both as ``sql.py`` queries over a period), ``data.py`` runs them, ``render.py`` and ``charts.py`` draw.
 """
 
 from __future__ import annotations

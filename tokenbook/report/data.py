@@ -12,19 +12,17 @@ from datetime import date, timedelta
 
 import pandas as pd
 
-from core.warehouse import Warehouse, connect_duckdb
-from tokenbook.report.queries import (
+from core.warehouse import Warehouse
+from tokenbook.report.optional import (
     CHARGEBACK_RECONCILED,
     CHARGEBACK_RECONCILED_COLUMNS,
-    CORE,
     LEVERS,
     Catalogue,
-    Period,
-    Query,
     lever_query,
     reconciliation_queries,
-    render_sql,
 )
+from tokenbook.report.queries import CORE
+from tokenbook.report.sql import Period, Query, render_sql
 
 
 class ReportError(ValueError):
@@ -42,7 +40,7 @@ class DuckSource:
                     "`tokenbook transform` first, or pass --warehouse"
                 )
             # read-write like dbt's own connection: DuckDB refuses a read-only twin in-process
-            con = connect_duckdb(warehouse)
+            con = warehouse.connect()
         self.con = con
 
     def table(self, name: str) -> str:
@@ -102,9 +100,9 @@ class BigQuerySource:
 
 
 def open_source(warehouse: Warehouse, con=None, client=None):
-    if warehouse.kind == "duckdb":
-        return DuckSource(warehouse, con)
-    return BigQuerySource(warehouse, client)
+    if warehouse.is_bigquery:
+        return BigQuerySource(warehouse, client)
+    return DuckSource(warehouse, con)
 
 
 @dataclass

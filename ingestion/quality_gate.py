@@ -1,0 +1,131 @@
+"""The gate before the models: may the date's gateway partition go to dbt?
+
+It passes when the latest gateway load of the date (``raw.load_audit``) finished, balances
+(rows read = loaded + quarantined + duplicates) and loaded rows, and the data-quality suites
+(:mod:`ingestion.quality`, stored in ``raw.validation_results``) have results for that very
+load with no failed expectation, every gateway suite with at least one result. A result that
+is not evaluable (``success`` NULL) is a result, not a failure; a suite with no result is a
+failure (zero results is never a pass).
+
+One SQL per question, rendered for both engines (only the table names and the date
+parameter's placeholder differ), read by :func:`read_gate`; :func:`gate_failure` decides.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from core.query import table_exists
+from core.warehouse import Warehouse
+from ingestion.quality import GATEWAY_SUITES, migrate_results_table
+
+AUDIT_KEYS = ("files", "rows_read", "rows_loaded", "rows_quarantined", "rows_duplicate",
+              "failed")
+
+
+def latest_load_sql(table: str, date_param: str) -> str:
+    """The date's latest gateway load (not a refused one) summed over its files."""
+    return f"""
+        with latest as (
+            select load_id from {table}
+            where load_date = {date_param} and source = 'gateway' and status <> 'refused'
+            order by finished_at desc nulls last limit 1
+        )
+        select count(*) as files, sum(rows_read) as rows_read, sum(rows_loaded) as rows_loaded,
+               sum(rows_quarantined) as rows_quarantined, sum(rows_duplicate) as rows_duplicate,
+               count(case when status <> 'loaded' then 1 end) as failed, max(load_id) as load_id
+        from {table}
+        where load_date = {date_param} and source = 'gateway'
+          and load_id in (select load_id from latest)
+    """
+
+
+def results_sql(table: str, date_param: str) -> str:
+    """The date's stored results as (expectation label, success, suite, load_id)."""
+    return f"""
+        select coalesce(suite, checkpoint) || ': ' || coalesce(column_name, expectation)
+               || coalesce(' = ' || observed_value, '') as expectation, success, suite,
+               load_id
+        from {table} where load_date = {date_param}
+    """
+
+
+@dataclass(frozen=True)
+class GateInputs:
+    """What the gate reads for one date: the latest gateway load's audit (None: no load) and
+    the stored data-quality results."""
+
+    audit: dict[str, Any] | None
+    checks: list[dict[str, Any]] = field(default_factory=list)
+
+
+def read_gate(wh: Warehouse, run_date: date, con=None, client=None) -> GateInputs:
+    """The date's audit and results, from ``con`` (DuckDB) or ``client`` (BigQuery; the
+    warehouse's own when None). A table not created yet reads as empty."""
+    param = "@d" if wh.is_bigquery else "$d"
+    if not wh.is_bigquery and table_exists(con, wh, "raw", "validation_results"):
+        migrate_results_table(con, wh.schema("raw"))  # an older table has no suite column yet
+    audit_rows = _rows(wh, con, client, "load_audit",
+                       latest_load_sql(wh.table("raw", "load_audit"), param), run_date)
+    checks = _rows(wh, con, client, "validation_results",
+                   results_sql(wh.table("raw", "validation_results"), param), run_date)
+    audit = None
+    if audit_rows and audit_rows[0]["files"]:
+        row = audit_rows[0]
+        audit = {**{k: int(row[k] or 0) for k in AUDIT_KEYS}, "load_id": row["load_id"]}
+    keys = ("expectation", "success", "suite", "load_id")
+    return GateInputs(audit, [{k: r[k] for k in keys} for r in checks])
+
+
+def _rows(wh: Warehouse, con, client, table: str, sql: str, run_date: date) -> list[dict]:
+    """``sql`` with the date bound to ``d``, as dicts; [] when ``table`` does not exist."""
+    if wh.is_bigquery:
+        from google.api_core.exceptions import NotFound  # google: imported on BigQuery only
+        from google.cloud import bigquery
+
+        client = client if client is not None else wh.bigquery_client()
+        config = bigquery.QueryJobConfig(
+            query_parameters=[bigquery.ScalarQueryParameter("d", "DATE", run_date)]
+        )
+        try:
+            return [dict(r.items()) for r in client.query(sql, job_config=config).result()]
+        except NotFound:  # no load has created the table in this dataset yet
+            return []
+    if not table_exists(con, wh, "raw", table):
+        return []
+    cur = con.execute(sql, {"d": run_date})
+    names = [d[0] for d in cur.description]
+    return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+
+def gate_failure(run_date: date, gate: GateInputs) -> str | None:
+    """Why the date's models must not build (the first reason found), or None: they may."""
+    day = run_date.isoformat()
+    audit, checks = gate.audit, gate.checks
+    if audit is None:
+        return (f"no gateway load recorded in raw.load_audit for {day}: run the ingest_gateway "
+                "task (or `tokenbook ingest gateway --date`) for this date first")
+    if audit["failed"]:
+        return f"the latest gateway load for {day} has failed files: {audit}"
+    if audit["rows_read"] != audit["rows_loaded"] + audit["rows_quarantined"] + audit["rows_duplicate"]:
+        return (f"gateway load for {day} does not balance (read != loaded + quarantined + "
+                f"duplicates): {audit}")
+    if audit["rows_loaded"] == 0:
+        return (f"gateway load for {day} loaded no rows ({audit['rows_quarantined']} "
+                "quarantined): look at raw.quarantine for the reasons")
+    failed = [c["expectation"] for c in checks if c["success"] is False]
+    if failed:
+        return f"data-quality check failed for {day}: {failed}; see raw.validation_results"
+    ran = {c.get("suite") for c in checks}
+    missing = [s for s in GATEWAY_SUITES if s not in ran]
+    if missing:
+        return (f"no data-quality results for {day} from the suites {missing}: run the "
+                f"data_quality task (or `tokenbook check --date {day}`) before the models")
+    stale = {c.get("load_id") for c in checks} - {audit.get("load_id")}
+    if stale:
+        return (f"the data-quality results of {day} were computed on an earlier load of the "
+                f"date (load {sorted(map(str, stale))}, latest {audit.get('load_id')}): rerun "
+                f"the data_quality task (or `tokenbook check --date {day}`)")
+    return None
