@@ -367,13 +367,14 @@ def check_quality(run_date: date, settings: Settings) -> dict[str, Any]:
     one result). Raises QualityGateFailed naming what is wrong."""
     run_date = as_run_date(run_date)
     wh = parse_warehouse(settings.warehouse)
+    from tokenbook.dbt import ensure_raw_tables
+
+    # The gate runs before the DAG's per-model dbt tasks (cosmos runs dbt itself, not through
+    # run_dbt): a night with no bills or evals yet still builds, the raw layer is complete.
+    ensure_raw_tables(settings)
     if wh.kind != "duckdb":
         return _check_quality_bigquery(run_date, settings)
-    from tokenbook.dbt import ensure_raw_tables
     from tokenbook.warehouse import connect_duckdb
-
-    # A night with no bills or evals yet still builds: the raw layer is complete (empty tables).
-    ensure_raw_tables(settings)
 
     # Not read_only: DuckDB refuses a second configuration for a file already open in this
     # process (dbt-duckdb keeps its connection when Airflow runs tasks in one process).

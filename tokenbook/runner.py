@@ -235,9 +235,8 @@ AFTER_FORECAST = "tag:after_forecast"
 
 def _build(settings: Settings, result: RunResult, select: list[str] | None = None,
            label: str = "dbt") -> None:
-    from tokenbook.dbt import ensure_raw_tables, run_dbt
+    from tokenbook.dbt import run_dbt
 
-    ensure_raw_tables(settings)
     with console.status("  dbt build (seeds, models, tests, unit tests)"):
         res = run_dbt(["build", "--quiet", *(select or [])], settings)
     nodes = getattr(res.result, "results", None) or []

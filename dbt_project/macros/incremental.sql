@@ -21,12 +21,31 @@
 -#}
 
 {% macro incremental_state_relation(name) -%}
-    {%- if target.type == 'bigquery' -%}
-        `{{ target.database }}`.`{{ target.schema }}_raw`.`{{ name }}`
-    {%- else -%}
-        raw.{{ name }}
-    {%- endif -%}
+    {{ tokenbook.layer_relation('raw', name) }}
 {%- endmacro %}
+
+{#- Model configs of a date-partitioned incremental model. BigQuery: dbt-bigquery's
+    insert_overwrite of the rebuilt day partitions, clustered; DuckDB: no partitions, the
+    pre-hook deletes the rebuilt dates and `append` writes them in the same transaction. -#}
+{% macro rebuild_strategy() -%}
+    {{ return(adapter.dispatch('rebuild_strategy', 'tokenbook')()) }}
+{%- endmacro %}
+{% macro default__rebuild_strategy() -%} {{ return('append') }} {%- endmacro %}
+{% macro bigquery__rebuild_strategy() -%} {{ return('insert_overwrite') }} {%- endmacro %}
+
+{% macro daily_partitions(field) -%}
+    {{ return(adapter.dispatch('daily_partitions', 'tokenbook')(field)) }}
+{%- endmacro %}
+{% macro default__daily_partitions(field) -%} {{ return(none) }} {%- endmacro %}
+{% macro bigquery__daily_partitions(field) -%}
+    {{ return({'field': field, 'data_type': 'date', 'granularity': 'day'}) }}
+{%- endmacro %}
+
+{% macro clustered_by(columns) -%}
+    {{ return(adapter.dispatch('clustered_by', 'tokenbook')(columns)) }}
+{%- endmacro %}
+{% macro default__clustered_by(columns) -%} {{ return(none) }} {%- endmacro %}
+{% macro bigquery__clustered_by(columns) -%} {{ return(columns) }} {%- endmacro %}
 
 {#- on-run-start: the two bookkeeping tables (empty) when missing. -#}
 {% macro create_incremental_claims() -%}
@@ -274,14 +293,5 @@
         {{ tokenbook.mark_claims_built_sql(this.identifier, invocation_id) }}
     {%- else -%}
         select 1
-    {%- endif -%}
-{%- endmacro %}
-
-{#- A table written by Python in a warehouse layer (raw, marts), quoted for the target. -#}
-{% macro layer_relation(layer, name) -%}
-    {%- if target.type == 'bigquery' -%}
-        `{{ target.database }}`.`{{ target.schema }}_{{ layer }}`.`{{ name }}`
-    {%- else -%}
-        {{ layer }}.{{ name }}
     {%- endif -%}
 {%- endmacro %}
