@@ -269,7 +269,7 @@ def ensure_raw_tables(settings: Settings, client=None) -> None:
     (a company with no billing exports, no evals, no loaded price map, ...), so no dbt model
     branches on a table's existence. Every path that runs dbt calls it (``tokenbook run``,
     ``tokenbook transform``, the nightly DAG's dbt task: through ``run_dbt``; the
-    DAG's per-model cosmos tasks: through its quality gate). ``client``: a BigQuery client (tests);
+    DAG's per-model cosmos tasks: through its load_config task). ``client``: a BigQuery client (tests);
     by default one is built from the settings (key file, location)."""
     wh = parse_warehouse(settings.warehouse)
     statements = raw_tables_sql(wh, settings.bq_location)

@@ -367,14 +367,13 @@ def check_quality(run_date: date, settings: Settings) -> dict[str, Any]:
     one result). Raises QualityGateFailed naming what is wrong."""
     run_date = as_run_date(run_date)
     wh = parse_warehouse(settings.warehouse)
-    from tokenbook.dbt import ensure_raw_tables
-
-    # The gate runs before the DAG's per-model dbt tasks (cosmos runs dbt itself, not through
-    # run_dbt): a night with no bills or evals yet still builds, the raw layer is complete.
-    ensure_raw_tables(settings)
     if wh.kind != "duckdb":
         return _check_quality_bigquery(run_date, settings)
+    from tokenbook.dbt import ensure_raw_tables
     from tokenbook.warehouse import connect_duckdb
+
+    # A night with no bills or evals yet still builds: the raw layer is complete (empty tables).
+    ensure_raw_tables(settings)
 
     # Not read_only: DuckDB refuses a second configuration for a file already open in this
     # process (dbt-duckdb keeps its connection when Airflow runs tasks in one process).
@@ -534,11 +533,15 @@ def _latest_checkpoint_bigquery(client, wh, config) -> list[dict[str, Any]]:
 
 def load_org_config(run_date: date, settings: Settings) -> dict[str, Any]:
     """Validate the organisation's configuration folder and load it into raw.config_* before
-    the models build. Raises ConfigInvalid (file, line, column, what to write) on an invalid
+    the models build, and create every raw table nothing was loaded into yet (empty), as
+    ``run_dbt`` does before each dbt command: the DAG's per-model cosmos tasks run dbt
+    themselves. Raises ConfigInvalid (file, line, column, what to write) on an invalid
     folder, so the DAG stops before dbt with the message `tokenbook config check` prints."""
+    from tokenbook.dbt import ensure_raw_tables
     from tokenbook.orgconfig.load import load_config
 
     cfg = load_config(settings)
+    ensure_raw_tables(settings)
     return {"date": as_run_date(run_date).isoformat(),
             "config_dir": str(cfg.folder) if cfg.folder is not None else None,
             "files": cfg.status()}
