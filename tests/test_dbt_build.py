@@ -417,3 +417,64 @@ def test_every_raw_source_the_loads_write_exists_before_the_first_load(tmp_path)
     finally:
         con.close()
     assert declared - have == set()
+
+
+def test_every_raw_source_is_in_the_one_list_of_raw_tables():
+    """Each table a dbt source reads from the raw layer (all but the organisation's config_*
+    tables, which tokenbook/orgconfig writes before every dbt command) is created by
+    ensure_raw_tables: a new source left out of raw_tables() would break a fresh warehouse."""
+    import yaml
+
+    from tokenbook.dbt import DBT_PROJECT_DIR, raw_tables
+
+    declared = set()
+    for path in (DBT_PROJECT_DIR / "models").glob("*/*/_*__sources.yml"):
+        for src in yaml.safe_load(path.read_text())["sources"]:
+            if "_raw" in src["schema"] and src["name"] != "config":
+                declared |= {t["name"] for t in src["tables"]}
+    assert {"gateway_calls", "pii_redactions", "billing_lines", "evals", "fx_rates",
+            "price_book_versions"} <= declared
+    assert declared - set(raw_tables()) == set()
+
+
+def test_bigquery_raw_tables_are_created_as_their_loaders_create_them():
+    """On BigQuery the raw dataset (in the configured location) and every raw table are
+    created by one script before dbt, each table partitioned and clustered exactly as its
+    loader's own DDL creates it, so the first load appends to it instead of failing."""
+    import sqlglot
+
+    from ingestion.bigquery import shared_publish_script
+    from ingestion.billing.bigquery import publish_script
+    from tokenbook.dbt import ensure_raw_tables
+
+    class Client:
+        def __init__(self):
+            self.scripts = []
+
+        def query(self, sql, location=None):
+            self.scripts.append((sql, location))
+            return self
+
+        def result(self):
+            return []
+
+    client = Client()
+    settings = load_settings(warehouse="bigquery://acme-ledger/books", bq_location="EU")
+    ensure_raw_tables(settings, client=client)
+    [(script, location)] = client.scripts
+    assert location == "EU"
+    statements = [s.strip() for s in script.split(";\n") if s.strip()]
+    for sql in statements:
+        sqlglot.parse_one(sql.rstrip(";"), read="bigquery")
+    assert statements[0] == ("CREATE SCHEMA IF NOT EXISTS `acme-ledger`.`books_raw` "
+                             "OPTIONS (location = 'EU')")
+    ddl = {s.split("`")[1].rsplit(".", 1)[1]: s.rstrip(";") for s in statements[1:]}
+    assert ddl["gateway_calls"].endswith("PARTITION BY _PARTITIONDATE CLUSTER BY feature")
+    # the loaders' own DDL, word for word
+    billing = publish_script("acme-ledger.books_raw", {"billing_lines": "s1", "quarantine": "s2",
+                                                       "pii_redactions": "s3", "load_audit": "s4"})
+    for table in ("billing_lines", "quarantine", "pii_redactions", "load_audit"):
+        assert ddl[table] + ";" in billing, table
+    gateway = shared_publish_script("acme-ledger.books_raw", {"quarantine": "q", "pii_redactions": "p"})
+    assert ddl["pii_redactions"] + ";" in gateway
+    assert not ddl["evals"].count("PARTITION")

@@ -313,15 +313,21 @@ def test_marts_compile_for_bigquery(tmp_path):
     key = tmp_path / "key.json"
     _dummy_key(key)
     settings = load_settings(warehouse="bigquery://acme-finops/tokenbook", bq_keyfile=str(key))
-    run_dbt(["compile", "--no-populate-cache", "--select", "int_economics_forecasts", *MARTS],
-            settings, target_path=tmp_path)
+    # issue 14: the raw and forecast tables are read by their staging models (source() only
+    # in staging), which the marts read in turn
+    staging = ("stg_gateway__calls", "stg_forecasts__monthly")
+    run_dbt(["compile", "--no-populate-cache", "--select", "int_economics_forecasts", *staging,
+             *MARTS], settings, target_path=tmp_path)
     nodes = json.loads((tmp_path / "target" / "manifest.json").read_text())["nodes"]
-    for name in ("int_economics_forecasts", *MARTS):
+    for name in ("int_economics_forecasts", *staging, *MARTS):
         sql = nodes[f"model.tokenbook.{name}"]["compiled_code"]
-        assert "`acme-finops`.`tokenbook_marts`" in sql or name == "mart_pii_incidents", name
+        assert ("`acme-finops`.`tokenbook_marts`" in sql
+                or name in ("mart_pii_incidents", "int_economics_forecasts", *staging)), name
         sqlglot.parse_one(sql, read="bigquery")
     policy = nodes["model.tokenbook.mart_policy_violations"]["compiled_code"]
-    assert "json_value(extra, '$.region')" in policy
-    assert "`tokenbook_raw`.`gateway_calls`" in policy
+    assert "json_value(extra, '$.region')" in nodes["model.tokenbook.stg_gateway__calls"]["compiled_code"]
+    assert "`tokenbook_staging`.`stg_gateway__calls`" in policy
     assert "`tokenbook_marts`.`forecast_monthly`" in (
+        nodes["model.tokenbook.stg_forecasts__monthly"]["compiled_code"])
+    assert "`tokenbook_staging`.`stg_forecasts__monthly`" in (
         nodes["model.tokenbook.int_economics_forecasts"]["compiled_code"])

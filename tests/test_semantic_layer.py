@@ -58,7 +58,7 @@ def sl(tmp_path_factory):
                            anomaly_lookback_days=1, min_prophet_days=14,
                            backtest_horizon_days=7, backtest_period_days=3)  # fmt: skip
     forecast_warehouse(parse_warehouse(wh.url), AS_OF, small)
-    res = run_dbt(["build", "--quiet", "--select", "int_economics_forecasts", *per_row, "semantic",
+    res = run_dbt(["build", "--quiet", "--select", "+int_economics_forecasts", *per_row, "semantic",
                    "--exclude-resource-type", "unit_test"], settings)  # fmt: skip
     statuses = {r.node.unique_id: str(r.status) for r in res.result.results}
     # saved queries have nothing to build (no-op)

@@ -18,7 +18,9 @@ from ingestion.billing.schema import BILLING_LINES_COLUMNS
 from ingestion.evals import EVALS_COLUMNS
 from ingestion.fx import FX_RATES_COLUMNS
 from ingestion.gateway import schema
+from ingestion.gateway.schema import duckdb_ddl
 from tokenbook.orgconfig.load import load_config
+from tokenbook.pricing.versions import version_columns
 
 DBT_PROJECT_DIR = project_root() / "dbt_project"
 
@@ -78,8 +80,10 @@ def run_dbt(args: Sequence[str], settings: Settings, target_path: str | Path | N
 
     if args and args[0] in CONFIG_COMMANDS:
         # The organisation's configuration -> raw.config_* tables the models read
-        # (raises ConfigInvalid before dbt starts).
+        # (raises ConfigInvalid before dbt starts), and every raw table, empty where nothing
+        # was loaded yet: no model ever meets a missing raw table.
         load_config(settings)
+        ensure_raw_tables(settings)
     target = target_path or settings.dbt_target_path
     cli_args = _with_setting_vars(list(args), settings) + [
         "--project-dir",
@@ -210,28 +214,70 @@ def _failure_message(args: Sequence[str], result, target: str | Path | None = No
     return f"{head}: {result.exception or 'see the dbt log'} (dbt log: {log_file(target)})"
 
 
-def ensure_raw_tables(settings: Settings) -> None:
-    """Create every raw table the dbt sources read (empty) on a DuckDB warehouse that lacks
-    them, so ``dbt build`` runs before the first load of each source (a company with no
-    billing exports yet, no evals, ...). BigQuery datasets are created by the loads."""
+# A raw table: its columns as its writer loads them (name, DuckDB type, BigQuery type) and, on
+# BigQuery, how that writer partitions and clusters it (None: not partitioned / clustered).
+RawTable = tuple[tuple[tuple[str, str, str], ...], str | None, str | None]
+
+
+def raw_tables() -> dict[str, RawTable]:
+    """Every raw table a dbt source reads, from the schemas of the code that writes it: the
+    gateway sink (ingestion/gateway/schema.py, ingestion-time partitions as its load jobs
+    create them), billing (partitioned by load_date), evals, `tokenbook fx load`,
+    `tokenbook prices load`."""
+    by_load = "_PARTITIONDATE"
+    return {
+        "gateway_calls": (schema.GATEWAY_CALLS_COLUMNS, by_load, "feature"),
+        "quarantine": (schema.QUARANTINE_COLUMNS, by_load, None),
+        "pii_redactions": (schema.PII_REDACTIONS_COLUMNS, by_load, None),
+        "load_audit": (schema.LOAD_AUDIT_COLUMNS, by_load, None),
+        "validation_results": (schema.VALIDATION_RESULTS_COLUMNS, by_load, None),
+        "billing_lines": (BILLING_LINES_COLUMNS, "load_date", "vendor, provider"),
+        "evals": (EVALS_COLUMNS, None, None),
+        "fx_rates": (FX_RATES_COLUMNS, None, None),
+        "price_book_versions": (version_columns(), None, None),
+    }
+
+
+def raw_tables_sql(wh: Warehouse, location: str = "US") -> list[str]:
+    """The statements that create the raw layer and every raw table (empty) where missing:
+    DuckDB DDL, or BigQuery DDL (the dataset in ``location``, then each table partitioned and
+    clustered as its writer's load would create it, so a later load job appends to it)."""
+    if wh.kind == "duckdb":
+        return [f"create schema if not exists {wh.schema('raw')}"] + [
+            duckdb_ddl(wh.table("raw", name), columns)
+            for name, (columns, _, _) in raw_tables().items()
+        ]
+    dataset = f"`{wh.project}`.`{wh.schema('raw')}`"
+    out = [f"CREATE SCHEMA IF NOT EXISTS {dataset} OPTIONS (location = '{location}')"]
+    for name, (columns, partition, cluster) in raw_tables().items():
+        body = ", ".join(f"{c} {bq}" for c, _, bq in columns)
+        ddl = f"CREATE TABLE IF NOT EXISTS {wh.table('raw', name)} ({body})"
+        ddl += f" PARTITION BY {partition}" if partition else ""
+        ddl += f" CLUSTER BY {cluster}" if cluster else ""
+        out.append(ddl)
+    return out
+
+
+def ensure_raw_tables(settings: Settings, client=None) -> None:
+    """Create the raw layer and every raw table the dbt sources read (empty) where missing,
+    before dbt runs: the one way this project handles a raw table nothing was loaded into yet
+    (a company with no billing exports, no evals, no loaded price map, ...), so no dbt model
+    branches on a table's existence. Every path that runs dbt calls it (``tokenbook run``,
+    ``tokenbook transform``, the nightly DAG's dbt task: through ``run_dbt``; the
+    DAG's per-model cosmos tasks: through its load_config task). ``client``: a BigQuery client (tests);
+    by default one is built from the settings (key file, location)."""
     wh = Warehouse.from_settings(settings)
-    if wh.is_bigquery:
+    statements = raw_tables_sql(wh, settings.bq_location)
+    if not wh.is_bigquery:
+        con = wh.connect()
+        try:
+            for sql in statements:
+                con.execute(sql)
+        finally:
+            con.close()
         return
-    con = wh.connect()
-    try:
-        for name, columns in (
-            ("gateway_calls", schema.GATEWAY_CALLS_COLUMNS),
-            ("quarantine", schema.QUARANTINE_COLUMNS),
-            ("pii_redactions", schema.PII_REDACTIONS_COLUMNS),
-            ("load_audit", schema.LOAD_AUDIT_COLUMNS),
-            ("validation_results", schema.VALIDATION_RESULTS_COLUMNS),
-            ("billing_lines", BILLING_LINES_COLUMNS),
-            ("evals", EVALS_COLUMNS),
-            ("fx_rates", FX_RATES_COLUMNS),
-        ):
-            con.execute(schema.duckdb_ddl(wh.table("raw", name), columns))
-    finally:
-        con.close()
+    client = client or wh.bigquery_client()
+    client.query(";\n".join(statements) + ";", location=settings.bq_location).result()
 
 
 def build(
@@ -244,7 +290,6 @@ def build(
     """``dbt build`` (seeds, models, unit and data tests) and a one-line summary.
 
     Raises DbtError listing the failed nodes."""
-    ensure_raw_tables(settings)
     args = ["build"]
     if select:
         args += ["--select", *select]

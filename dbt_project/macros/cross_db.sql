@@ -144,3 +144,15 @@
 {% macro bigquery__fx_convert(amount, rate) -%}
     cast({{ amount }} * {{ rate }} as numeric)
 {%- endmacro %}
+
+{#- A scalar of a JSON document (a JSON or text column) at a JSONPath such as '$.region', as
+    text; null when absent. -#}
+{% macro json_text(expr, path) -%}
+    {{ return(adapter.dispatch('json_text', 'tokenbook')(expr, path)) }}
+{%- endmacro %}
+{% macro default__json_text(expr, path) -%}
+    json_extract_string({{ expr }}, '{{ path }}')
+{%- endmacro %}
+{% macro bigquery__json_text(expr, path) -%}
+    json_value({{ expr }}, '{{ path }}')
+{%- endmacro %}

@@ -8,6 +8,11 @@
     having count(*) > 1
 {% endtest %}
 
+{#- The same test under the name the marts' YAML uses (one body: the test above). -#}
+{% test marts_unique_combination(model, columns) %}
+    {{ test_unique_combination_of_columns(model, columns) }}
+{% endtest %}
+
 {#- Invariant of the calls fact: every call loaded in staging lands in the fact, and the fact
     holds no call that is not loaded (with `unique` on call_id: exactly once; nothing dropped,
     nothing invented). With the var `run_date` (a nightly run), calls whose loads are all dated

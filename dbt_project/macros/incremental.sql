@@ -20,18 +20,33 @@
     in `compile_incremental_dates`, so the SQL that runs every night can be compiled and parsed.
 -#}
 
-{% macro incremental_state_relation(name) -%}
-    {%- if target.type == 'bigquery' -%}
-        `{{ target.database }}`.`{{ target.schema }}_raw`.`{{ name }}`
-    {%- else -%}
-        raw.{{ name }}
-    {%- endif -%}
+{#- Model configs of a date-partitioned incremental model. BigQuery: dbt-bigquery's
+    insert_overwrite of the rebuilt day partitions, clustered; DuckDB: no partitions, the
+    pre-hook deletes the rebuilt dates and `append` writes them in the same transaction. -#}
+{% macro rebuild_strategy() -%}
+    {{ return(adapter.dispatch('rebuild_strategy', 'tokenbook')()) }}
 {%- endmacro %}
+{% macro default__rebuild_strategy() -%} {{ return('append') }} {%- endmacro %}
+{% macro bigquery__rebuild_strategy() -%} {{ return('insert_overwrite') }} {%- endmacro %}
+
+{% macro daily_partitions(field) -%}
+    {{ return(adapter.dispatch('daily_partitions', 'tokenbook')(field)) }}
+{%- endmacro %}
+{% macro default__daily_partitions(field) -%} {{ return(none) }} {%- endmacro %}
+{% macro bigquery__daily_partitions(field) -%}
+    {{ return({'field': field, 'data_type': 'date', 'granularity': 'day'}) }}
+{%- endmacro %}
+
+{% macro clustered_by(columns) -%}
+    {{ return(adapter.dispatch('clustered_by', 'tokenbook')(columns)) }}
+{%- endmacro %}
+{% macro default__clustered_by(columns) -%} {{ return(none) }} {%- endmacro %}
+{% macro bigquery__clustered_by(columns) -%} {{ return(columns) }} {%- endmacro %}
 
 {#- on-run-start: the two bookkeeping tables (empty) when missing. -#}
 {% macro create_incremental_claims() -%}
     {%- set text = tokenbook.type_text() | trim -%}
-    create table if not exists {{ tokenbook.incremental_state_relation('incremental_claims') }} (
+    create table if not exists {{ tokenbook.layer_relation('raw', 'incremental_claims') }} (
         model {{ text }},
         invocation_id {{ text }},
         source {{ text }},
@@ -43,7 +58,7 @@
 
 {% macro create_incremental_partitions() -%}
     {%- set text = tokenbook.type_text() | trim -%}
-    create table if not exists {{ tokenbook.incremental_state_relation('incremental_partitions') }} (
+    create table if not exists {{ tokenbook.layer_relation('raw', 'incremental_partitions') }} (
         model {{ text }},
         invocation_id {{ text }},
         partition_date date
@@ -119,7 +134,7 @@
 {#- Claim every gateway load (audit), unaudited new gateway partition and price version that
     `relation` has not built yet, for this invocation. -#}
 {% macro fct_llm_calls_claim_sql(relation, invocation, newest=none, has_audit=true) -%}
-    {%- set claims = tokenbook.incremental_state_relation('incremental_claims') -%}
+    {%- set claims = tokenbook.layer_relation('raw', 'incremental_claims') -%}
     {%- set audit = tokenbook.layer_relation('raw', 'load_audit') -%}
     {%- set text = tokenbook.type_text() | trim -%}
     insert into {{ claims }} (model, invocation_id, source, load_id, load_date, status)
@@ -164,13 +179,13 @@
     price version may reprice: same provider, and the model id holds the version's model,
     or the call was not priced. -#}
 {% macro fct_llm_calls_partitions_sql(relation, invocation) -%}
-    {%- set claims = tokenbook.incremental_state_relation('incremental_claims') -%}
+    {%- set claims = tokenbook.layer_relation('raw', 'incremental_claims') -%}
     {%- set prices = tokenbook.layer_relation('raw', 'price_book_versions') -%}
     {%- set claimed -%}
         select source, load_id, load_date from {{ claims }}
         where model = '{{ relation.identifier }}' and invocation_id = '{{ invocation }}'
     {%- endset -%}
-    insert into {{ tokenbook.incremental_state_relation('incremental_partitions') }} (model, invocation_id, partition_date)
+    insert into {{ tokenbook.layer_relation('raw', 'incremental_partitions') }} (model, invocation_id, partition_date)
     with
     changed_loads as (
         select distinct load_date from ({{ claimed }}) as c where source != 'price_book'
@@ -209,7 +224,7 @@
 
 {% macro rebuilt_partitions_sql(relation, invocation) -%}
     select distinct cast(partition_date as {{ tokenbook.type_text() }})
-    from {{ tokenbook.incremental_state_relation('incremental_partitions') }}
+    from {{ tokenbook.layer_relation('raw', 'incremental_partitions') }}
     where model = '{{ relation.identifier }}' and invocation_id = '{{ invocation }}'
     order by 1
 {%- endmacro %}
@@ -227,7 +242,7 @@
 {% macro delete_rebuilt_partitions_sql(relation, column, invocation) -%}
     delete from {{ relation }}
     where {{ column }} in (
-        select partition_date from {{ tokenbook.incremental_state_relation('incremental_partitions') }}
+        select partition_date from {{ tokenbook.layer_relation('raw', 'incremental_partitions') }}
         where model = '{{ relation.identifier }}' and invocation_id = '{{ invocation }}'
     )
 {%- endmacro %}
@@ -263,7 +278,7 @@
 {#- The statement that marks the loads a run claimed as built: the post-hook below and the
     BigQuery proof (incremental_statements) render this one macro. -#}
 {% macro mark_claims_built_sql(model, invocation) -%}
-    update {{ tokenbook.incremental_state_relation('incremental_claims') }}
+    update {{ tokenbook.layer_relation('raw', 'incremental_claims') }}
     set status = 'built'
     where model = '{{ model }}' and invocation_id = '{{ invocation }}'
 {%- endmacro %}
@@ -274,14 +289,5 @@
         {{ tokenbook.mark_claims_built_sql(this.identifier, invocation_id) }}
     {%- else -%}
         select 1
-    {%- endif -%}
-{%- endmacro %}
-
-{#- A table written by Python in a warehouse layer (raw, marts), quoted for the target. -#}
-{% macro layer_relation(layer, name) -%}
-    {%- if target.type == 'bigquery' -%}
-        `{{ target.database }}`.`{{ target.schema }}_{{ layer }}`.`{{ name }}`
-    {%- else -%}
-        {{ layer }}.{{ name }}
     {%- endif -%}
 {%- endmacro %}

@@ -2,7 +2,6 @@
     and money use the foundation's macros in cross_db.sql (week_start, month_start, to_money).
 
     marts_count(expr)            cast to a 64-bit integer: BIGINT / INT64.
-    marts_float_type()           64-bit float (dbt.type_float() is 32-bit on DuckDB).
     marts_ratio(num, den)        num / den as a 64-bit float share; null when den is 0 or null.
     marts_money_ratio(num, den)  money per unit (cost per call, per outcome) in the money type;
                                  null when den is 0 or null. BigQuery divides NUMERIC exactly;
@@ -17,12 +16,8 @@
     cast({{ expr }} as {{ dbt.type_bigint() }})
 {%- endmacro %}
 
-{% macro marts_float_type() -%}
-    {{ return('float64' if target.type == 'bigquery' else 'double') }}
-{%- endmacro %}
-
 {% macro marts_ratio(num, den) -%}
-    cast({{ num }} as {{ marts_float_type() }}) / nullif(cast({{ den }} as {{ marts_float_type() }}), 0)
+    cast({{ num }} as {{ tokenbook.type_double() }}) / nullif(cast({{ den }} as {{ tokenbook.type_double() }}), 0)
 {%- endmacro %}
 
 {% macro marts_money_ratio(num, den) -%}

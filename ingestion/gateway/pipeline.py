@@ -81,7 +81,7 @@ def ingest_gateway(
     would refuse.
     Raises LoadRefused (nothing published), ReaderError (a missing or unreadable file, a missing
     Parquet column), IngestError (a file with no datable record and no ``date``),
-    ``tokenbook.settings.DevKeyRefused`` (the development PII key outside the demo and tests).
+    ``core.settings.DevKeyRefused`` (the development PII key outside the demo and tests).
     """
     # pseudonymising with the public development key is refused before anything is read
     settings.require_pii_key()

@@ -67,6 +67,11 @@ def _bigquery_type(col: str) -> str:
     )
 
 
+def version_columns() -> tuple[tuple[str, str, str], ...]:
+    """The table's columns as (name, DuckDB type, BigQuery type), like the loaders' schemas."""
+    return tuple((c, _duckdb_type(c), _bigquery_type(c)) for c in VERSION_COLUMNS)
+
+
 def duckdb_ddl(table: str) -> str:
     cols = ",\n  ".join(f"{c} {_duckdb_type(c)}" for c in VERSION_COLUMNS)
     return f"create table if not exists {table} (\n  {cols}\n)"

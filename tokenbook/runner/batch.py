@@ -17,7 +17,7 @@ from ingestion.evals import ingest_evals
 from ingestion.gateway.pipeline import ingest_gateway
 from ingestion.quality import check_dates
 from tokenbook.commands.check import print_result
-from tokenbook.dbt import ensure_raw_tables, run_dbt, stage_lines
+from tokenbook.dbt import run_dbt, stage_lines
 from tokenbook.demo import generate_with_billing
 from tokenbook.demo.orgconfig import write_demo_config
 from tokenbook.orchestration.forecast import forecast_config
@@ -194,7 +194,6 @@ def _check(settings: Settings, result: RunResult) -> None:
 
 def _build(settings: Settings, result: RunResult, select: list[str] | None = None,
            label: str = "dbt") -> None:
-    ensure_raw_tables(settings)
     with console.status("  dbt build (seeds, models, tests, unit tests)"):
         res = run_dbt(["build", "--quiet", *(select or [])], settings)
     nodes = getattr(res.result, "results", None) or []

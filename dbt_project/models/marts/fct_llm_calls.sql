@@ -7,11 +7,10 @@
 {{
     config(
         materialized='incremental',
-        incremental_strategy=('insert_overwrite' if target.type == 'bigquery' else 'append'),
+        incremental_strategy=tokenbook.rebuild_strategy(),
         on_schema_change='fail',
-        partition_by=({'field': 'call_date', 'data_type': 'date', 'granularity': 'day'}
-                      if target.type == 'bigquery' else none),
-        cluster_by=(['feature'] if target.type == 'bigquery' else none),
+        partition_by=tokenbook.daily_partitions('call_date'),
+        cluster_by=tokenbook.clustered_by(['feature']),
         contract={'enforced': true},
         pre_hook="{{ tokenbook.delete_rebuilt_partitions('call_date') }}",
         post_hook="{{ tokenbook.mark_claims_built() }}",

@@ -11,7 +11,7 @@ features as (
 
 teams as (
 
-    select team, cost_centre from {{ source('config', 'config_teams') }}
+    select team, cost_centre from {{ ref('teams') }}
 
 ),
 

@@ -2,10 +2,8 @@
     policy (grain, inputs, assumptions: _governance__models.yml). A policy (data_policies seed)
     covers the calls of a feature or a customer segment; a covered call breaks it when no row
     of the policy allows its provider in its region. The region is the one the gateway logged
-    (extra.region, else metadata.region); when the call carries none, only the provider is
-    judged ('(provider-level)'). The region is read from raw.gateway_calls because staging does
-    not carry the extra fields yet. -#}
-{%- set json_fn = 'json_value' if target.type == 'bigquery' else 'json_extract_string' -%}
+    (stg_gateway__calls.region: extra.region, else metadata.region); when the call carries
+    none, only the provider is judged ('(provider-level)'). -#}
 with
 
 calls as (
@@ -27,14 +25,11 @@ logged_regions as (
 
     -- the region each loaded record names (one per request_id and load)
     select
-        request_id,
+        call_id,
         load_date,
-        max(lower(coalesce(
-            {{ json_fn }}(extra, '$.region'),
-            {{ json_fn }}(metadata, '$.region')
-        ))) as region
-    from {{ source('gateway', 'gateway_calls') }}
-    group by request_id, load_date
+        max(region) as region
+    from {{ ref('stg_gateway__calls') }}
+    group by call_id, load_date
 
 ),
 
@@ -45,7 +40,7 @@ calls_with_region as (
         logged_regions.region
     from calls
     left join logged_regions
-        on calls.call_id = logged_regions.request_id
+        on calls.call_id = logged_regions.call_id
         and calls.load_date = logged_regions.load_date
 
 ),

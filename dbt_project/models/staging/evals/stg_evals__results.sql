@@ -1,31 +1,11 @@
-{#- One row per eval run, 1:1 with raw.evals (see _evals__models.yml). A warehouse where no
-    evals were ever loaded has no raw.evals: then this model is empty (every lever still builds;
-    routing finds no passing candidate and every switch counts as unevaluated). -#}
-{%- set src = source('evals', 'evals') -%}
-{%- set offline_compile = flags.WHICH == 'compile' and not flags.POPULATE_CACHE -%}
-{%- set exists = offline_compile or not execute
-    or adapter.get_relation(database=src.database, schema=src.schema, identifier=src.identifier) is not none -%}
+{#- One row per eval run, 1:1 with raw.evals (see _evals__models.yml). Empty until evals are
+    loaded (every lever still builds; routing finds no passing candidate and every switch
+    counts as unevaluated). -#}
 with
 
 source as (
 
-    {%- if exists %}
-    select * from {{ src }}
-    {%- else %}
-    select
-        cast(null as date) as eval_date,
-        cast(null as {{ tokenbook.type_text() }}) as feature,
-        cast(null as {{ tokenbook.type_text() }}) as provider,
-        cast(null as {{ tokenbook.type_text() }}) as model,
-        cast(null as {{ tokenbook.type_text() }}) as eval_name,
-        cast(null as {{ tokenbook.type_double() }}) as score,
-        cast(null as boolean) as passed,
-        cast(null as {{ tokenbook.type_double() }}) as quality_bar,
-        cast(null as {{ dbt.type_bigint() }}) as cases,
-        cast(null as date) as load_date
-    from (select 1 as one) as empty_source
-    where 1 = 0
-    {%- endif %}
+    select * from {{ source('evals', 'evals') }}
 
 ),
 

@@ -46,6 +46,11 @@ renamed as (
         cast(nullif(trim(project_id), '') as {{ tokenbook.type_text() }}) as project_id,
         cast(nullif(trim(prompt_template_id), '') as {{ tokenbook.type_text() }}) as prompt_template_id,
         cast(nullif(trim(prompt_prefix_hash), '') as {{ tokenbook.type_text() }}) as prompt_prefix_hash,
+        -- the data region the gateway logged (extra.region, else metadata.region), lower case
+        cast(lower(coalesce(
+            {{ tokenbook.json_text('extra', '$.region') }},
+            {{ tokenbook.json_text('metadata', '$.region') }}
+        )) as {{ tokenbook.type_text() }}) as region,
 
         {{ tokenbook.to_money('gateway_cost_usd') }} as gateway_cost_usd,
         cast(load_date as date) as load_date,
