@@ -24,7 +24,7 @@ from tokenbook.report.queries import (
     reconciliation_queries,
     render_sql,
 )
-from tokenbook.warehouse import Warehouse
+from tokenbook.warehouse import Warehouse, connect_duckdb
 
 
 class ReportError(ValueError):
@@ -33,8 +33,6 @@ class ReportError(ValueError):
 
 class DuckSource:
     def __init__(self, warehouse: Warehouse, con=None):
-        from tokenbook.warehouse import connect_duckdb
-
         self.warehouse = warehouse
         self._own = con is None
         if con is None:

@@ -10,7 +10,7 @@ row and column it came from, so a test can re-run the SQL and compare (tests/tes
 
 Sections built on marts other parts are still adding (reconciliation, savings levers) are
 *optional*: their queries are made from the columns the table actually has (see
-:func:`reconciliation_query` and :data:`LEVERS`); to add a lever, append a :class:`Lever`.
+:func:`reconciliation_queries` and :data:`LEVERS`); to add a lever, append a :class:`Lever`.
 """
 
 from __future__ import annotations
@@ -32,7 +32,6 @@ class Query:
     name: str
     sql: str
     tables: tuple[str, ...]
-    optional: bool = False  # rendered only when its tables exist
 
 
 @dataclass(frozen=True)
@@ -453,8 +452,8 @@ def reconciliation_queries(columns: set[str]) -> tuple[Query, Query] | None:
     from {{mart_reconciliation}}
     where {where}
     """
-    return (Query("reconciliation", rows, ("mart_reconciliation",), optional=True),
-            Query("reconciliation_total", total, ("mart_reconciliation",), optional=True))
+    return (Query("reconciliation", rows, ("mart_reconciliation",)),
+            Query("reconciliation_total", total, ("mart_reconciliation",)))
 
 
 CHARGEBACK_RECONCILED = Query(
@@ -470,7 +469,6 @@ CHARGEBACK_RECONCILED = Query(
     order by reconciled_cost_usd desc, cost_centre, team
     """,
     ("mart_chargeback_reconciled",),
-    optional=True,
 )
 CHARGEBACK_RECONCILED_COLUMNS = {"month_start", "cost_centre", "team",
                                  "gateway_effective_cost_usd", "reconciled_cost_usd"}
@@ -559,7 +557,7 @@ def lever_query(lever: Lever, columns: set[str]) -> Query | None:
     order by dollars_usd desc{', ' + ', '.join(labels) if labels else ''}
     limit {TOP_LEVER_ROWS}
     """
-    return Query(f"lever__{lever.table}", sql, (lever.table,), optional=True)
+    return Query(f"lever__{lever.table}", sql, (lever.table,))
 
 
 @dataclass
