@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import urllib.parse
 from datetime import date
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -27,6 +28,7 @@ class Recorded:
     def __init__(self, routes: dict[tuple[str, str | None], Path], failures=None):
         self.routes = routes
         self.failures = list(failures or [])  # [(status, headers)]
+        self.delay_s = 0.0  # answer this late (timeouts)
         self.requests: list[tuple[str, dict, dict]] = []
 
 
@@ -37,6 +39,8 @@ def server():
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self):  # noqa: N802
             rec = state["rec"]
+            if rec.delay_s:
+                time.sleep(rec.delay_s)
             url = urllib.parse.urlsplit(self.path)
             query = urllib.parse.parse_qs(url.query)
             rec.requests.append((url.path, query, {k.lower(): v for k, v in self.headers.items()}))
@@ -96,7 +100,8 @@ def test_openai_extract_pages_retries_and_loads(server, tmp_path, monkeypatch):
     base = server(rec)
     monkeypatch.setenv("OPENAI_ADMIN_KEY", "sk-admin-test-0000")
     waits: list[float] = []
-    api = extract.client(base_url=base, sleep=waits.append, backoff_s=0.5)
+    # jitter off: this test pins the schedule (test_backoff_is_jittered checks the jitter)
+    api = extract.client(base_url=base, sleep=waits.append, backoff_s=0.5, jitter_s=0)
     files = extract.extract_day(date(2026, 11, 2), tmp_path, api)
 
     assert waits == [2.0, 1.0]  # Retry-After honoured, then exponential backoff (0.5 * 2)
@@ -149,7 +154,7 @@ def test_client_gives_up_after_retries_and_on_4xx(server):
     rec = Recorded({}, failures=[(500, {})] * 3)
     base = server(rec)
     waits: list[float] = []
-    api = AdminApiClient(base, {}, max_retries=2, backoff_s=0.1, sleep=waits.append)
+    api = AdminApiClient(base, {}, max_retries=2, backoff_s=0.1, sleep=waits.append, jitter_s=0)
     with pytest.raises(ApiError, match="HTTP 500"):
         api.get("organization/costs", {})
     assert waits == [0.1, 0.2] and len(rec.requests) == 3
@@ -158,6 +163,98 @@ def test_client_gives_up_after_retries_and_on_4xx(server):
     with pytest.raises(ApiError, match="HTTP 404"):
         AdminApiClient(base, {}, sleep=waits.append).get("organization/costs", {})
     assert len(rec.requests) == 1
+
+
+COSTS = {("/v1/organization/costs", None): FIX / "openai_costs_page1.json"}
+
+
+def test_backoff_is_jittered_within_its_bounds(server):
+    """Two clients refused the same way do not come back on the same schedule, and each wait
+    stays within backoff * 2**n .. backoff * 2**n + jitter."""
+    schedules = []
+    for _ in range(2):
+        rec = Recorded(COSTS, failures=[(503, {})] * 3)
+        base = server(rec)
+        waits: list[float] = []
+        api = AdminApiClient(base, {}, max_retries=3, backoff_s=0.5, jitter_s=0.25,
+                             sleep=waits.append)
+        assert api.get("organization/costs", {})["object"] == "page"
+        assert len(rec.requests) == 4
+        assert len(waits) == 3
+        for n, wait in enumerate(waits):
+            assert 0.5 * 2**n <= wait <= 0.5 * 2**n + 0.25, waits
+        schedules.append(waits)
+    assert schedules[0] != schedules[1]
+
+
+def test_backoff_never_exceeds_its_cap(server):
+    rec = Recorded(COSTS, failures=[(502, {})] * 4)
+    waits: list[float] = []
+    api = AdminApiClient(server(rec), {}, backoff_s=10, max_backoff_s=15, sleep=waits.append)
+    api.get("organization/costs", {})
+    assert waits[0] >= 10 and all(w <= 15 for w in waits) and waits[-1] == 15
+
+
+@pytest.mark.parametrize("retry_after", ["3600", "Fri, 01 Jan 2100 00:00:00 GMT"])
+def test_a_long_retry_after_is_capped(server, retry_after):
+    """A server asking for an hour (or a date far ahead) is retried after MAX_RETRY_AFTER_S."""
+    from ingestion.billing.http import MAX_RETRY_AFTER_S
+
+    rec = Recorded(COSTS, failures=[(429, {"Retry-After": retry_after})])
+    waits: list[float] = []
+    page = AdminApiClient(server(rec), {}, sleep=waits.append).get("organization/costs", {})
+    assert MAX_RETRY_AFTER_S == 60.0
+    assert waits == [60.0]
+    assert page["object"] == "page" and len(rec.requests) == 2
+
+
+@pytest.mark.parametrize("status", [400, 401, 403, 422])
+def test_a_client_error_is_not_retried(server, status):
+    rec = Recorded(COSTS, failures=[(status, {"Retry-After": "1"})])
+    waits: list[float] = []
+    with pytest.raises(ApiError, match=f"GET organization/costs failed with HTTP {status}: "
+                                       ".*slow down"):
+        AdminApiClient(server(rec), {}, sleep=waits.append).get("organization/costs", {})
+    assert len(rec.requests) == 1 and waits == []
+
+
+def test_503_is_retried_then_succeeds(server):
+    rec = Recorded(COSTS, failures=[(503, {})])
+    waits: list[float] = []
+    api = AdminApiClient(server(rec), {}, backoff_s=2, sleep=waits.append)
+    page = api.get("organization/costs", {"limit": 7, "group_by": ["a", "b"], "page": None})
+    assert page == json.loads((FIX / "openai_costs_page1.json").read_text())
+    assert len(rec.requests) == 2 and api.requests_made == 2
+    assert rec.requests[1][1] == {"limit": ["7"], "group_by": ["a", "b"]}  # None left out
+    assert len(waits) == 1 and 2 <= waits[0] <= 3
+
+
+def test_attempts_are_capped(server):
+    rec = Recorded(COSTS, failures=[(503, {})] * 50)
+    waits: list[float] = []
+    with pytest.raises(ApiError, match="HTTP 503"):
+        AdminApiClient(server(rec), {}, sleep=waits.append).get("organization/costs", {})
+    assert len(rec.requests) == 6 and len(waits) == 5  # max_retries=5: one request + 5 retries
+
+
+def test_connection_errors_and_timeouts_are_retried_then_reported(server):
+    import socket
+
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    waits: list[float] = []
+    api = AdminApiClient(f"http://127.0.0.1:{port}/v1", {}, max_retries=2, sleep=waits.append)
+    with pytest.raises(ApiError, match="GET organization/costs failed: "):
+        api.get("organization/costs", {})
+    assert api.requests_made == 3 and len(waits) == 2
+
+    rec = Recorded(COSTS)
+    rec.delay_s = 0.5
+    api = AdminApiClient(server(rec), {}, max_retries=1, timeout_s=0.1, sleep=waits.append)
+    with pytest.raises(ApiError, match="(?i)timed out"):
+        api.get("organization/costs", {})
+    assert api.requests_made == 2
 
 
 def test_missing_key_says_where_to_put_it(monkeypatch):

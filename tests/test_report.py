@@ -352,6 +352,43 @@ def test_missing_sections_say_so_and_appear_once_their_marts_exist(
     assert "forecast_monthly not in this warehouse" in html
 
 
+def test_names_from_the_data_are_escaped_not_run(warehouse: str, tmp_path: Path) -> None:
+    """A feature or team named like markup (tags are free text from the gateway) shows as text:
+    the page gains no element, and the JSON payload cannot be closed early."""
+    copy = tmp_path / "wh.duckdb"
+    query(warehouse, "checkpoint")
+    shutil.copy(parse_warehouse(warehouse).path, copy)
+    url = f"duckdb:///{copy}"
+    evil_feature = '<script>alert("feature")</script>'
+    evil_team = "</script><img src=x onerror=alert(1)>"
+    (feature,) = query(url, "select feature from marts.mart_cost_per_outcome "
+                            "where period = 'month' and period_start = ? "
+                            "order by effective_cost_usd desc limit 1", [MONTH])[0]
+    (team,) = query(url, "select team from marts.mart_chargeback where month_start = ? "
+                         "order by effective_cost_usd desc limit 1", [MONTH])[0]
+    for table in ("mart_cost_per_outcome", "mart_cache_efficiency"):
+        query(url, f"update marts.{table} set feature = ? where feature = ?",
+              [evil_feature, feature])
+    query(url, "update marts.mart_chargeback set team = ? where team = ?", [evil_team, team])
+
+    html, data = build_report(load_settings(warehouse=url), month=MONTH)
+    assert evil_feature not in html and evil_team not in html
+    assert "&lt;script&gt;alert(&#34;feature&#34;)&lt;/script&gt;" in html
+    page = assert_every_figure_matches(html, url)
+    # one script element (the JSON data) and no image outside the charts
+    assert [a.get("id") for tag, a in page.tags if tag == "script"] == ["report-data"]
+    assert all(a["src"].startswith("data:image/svg+xml;base64,")
+               for tag, a in page.tags if tag == "img")
+    # the reader sees the names as written, in the tables and in the data
+    def shown(q: str, c: str) -> set[str]:
+        return {f["text"] for f in page.figures if (f["data-q"], f["data-c"]) == (q, c)}
+
+    assert evil_feature in shown("features_month", "feature")
+    assert evil_team in shown("chargeback_team", "team")
+    rows = page.payload["queries"]["features_month"]["rows"]
+    assert rows[0][0] == evil_feature
+
+
 def test_cli_writes_the_report_and_refuses_a_bad_month(warehouse: str, tmp_path: Path) -> None:
     out = tmp_path / "r" / "october.html"
     result = CliRunner().invoke(app, ["report", "--month", "2026-10", "--out", str(out),

@@ -100,8 +100,8 @@ def reconciliation_queries(columns: set[str]) -> tuple[Query, Query] | None:
     from {{mart_reconciliation}}
     where {where}
     """
-    return (Query("reconciliation", rows, ("mart_reconciliation",), optional=True),
-            Query("reconciliation_total", total, ("mart_reconciliation",), optional=True))
+    return (Query("reconciliation", rows, ("mart_reconciliation",)),
+            Query("reconciliation_total", total, ("mart_reconciliation",)))
 
 
 CHARGEBACK_RECONCILED = Query(
@@ -117,7 +117,6 @@ CHARGEBACK_RECONCILED = Query(
     order by reconciled_cost_usd desc, cost_centre, team
     """,
     ("mart_chargeback_reconciled",),
-    optional=True,
 )
 CHARGEBACK_RECONCILED_COLUMNS = {"month_start", "cost_centre", "team",
                                  "gateway_effective_cost_usd", "reconciled_cost_usd"}
@@ -206,7 +205,7 @@ def lever_query(lever: Lever, columns: set[str]) -> Query | None:
     order by dollars_usd desc{', ' + ', '.join(labels) if labels else ''}
     limit {TOP_LEVER_ROWS}
     """
-    return Query(f"lever__{lever.table}", sql, (lever.table,), optional=True)
+    return Query(f"lever__{lever.table}", sql, (lever.table,))
 
 
 @dataclass

@@ -1,5 +1,10 @@
 """Frames -> one self-contained HTML page (inline CSS, charts as data URIs, no scripts to load).
 
+The HTML is in jinja2 templates (``templates/``, autoescaped): ``report.html.j2`` lays out the
+page, ``_parts.html.j2`` holds the parts (a stamped figure, a table, a pill, a chart). This
+module prepares plain data for them: which row and column each figure reads, its display text,
+the section's notes. It writes no HTML itself.
+
 Every figure is written by :func:`Page.cell`, which stamps it with the query, row and column it
 came from (``data-q``, ``data-r``, ``data-c``) and the unformatted value (``data-v``). The page
 also carries every query's SQL and rows in ``<script type="application/json" id="report-data">``.
@@ -7,18 +12,21 @@ also carries every query's SQL and rows in ``<script type="application/json" id=
 
 from __future__ import annotations
 
-import html
 import json
 import math
 from datetime import date
 from decimal import Decimal
+from functools import cache
 
 import pandas as pd
+from jinja2 import Environment, PackageLoader, StrictUndefined
+from markupsafe import Markup
 
 from tokenbook.report import charts
 from tokenbook.report.data import ReportData, how_to_fill
 
-UNATTRIBUTED = "(unattributed)"
+# Display kinds shown as text (left-aligned); every other kind is a number (class "num").
+TEXT_KINDS = ("text", "date", "month")
 
 
 # ----------------------------------------------------------------------------- values and text
@@ -84,119 +92,78 @@ def fmt(v, kind: str) -> str:
     raise ValueError(f"unknown display kind {kind!r}")
 
 
-def esc(text: object) -> str:
-    return html.escape(str(text), quote=True)
+# ----------------------------------------------------------------------------- the templates
+
+
+@cache
+def _environment() -> Environment:
+    return Environment(
+        loader=PackageLoader("tokenbook.report", "templates"),
+        autoescape=True,
+        undefined=StrictUndefined,  # a misspelt name in a template fails, never renders empty
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+def _parts():
+    """The macros of ``_parts.html.j2``, callable from Python (each returns Markup)."""
+    return _environment().get_template("_parts.html.j2").module
 
 
 # ----------------------------------------------------------------------------- the page
 
 
-CSS = """
-:root { --ink:#111827; --muted:#6b7280; --line:#e5e7eb; --bg:#f9fafb; --accent:#2563eb;
-        --good:#059669; --bad:#dc2626; --warn:#d97706; }
-* { box-sizing: border-box; }
-body { margin:0; background:var(--bg); color:var(--ink);
-       font: 14px/1.45 -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif; }
-main { max-width: 1080px; margin: 0 auto; padding: 28px 28px 60px; }
-header h1 { font-size: 26px; margin: 0 0 4px; letter-spacing: -0.01em; }
-header p { margin: 0; color: var(--muted); }
-section { background:#fff; border:1px solid var(--line); border-radius:10px; padding:18px 20px;
-          margin-top:18px; }
-section h2 { font-size: 17px; margin: 0 0 4px; }
-section p.lead { margin: 0 0 12px; color: var(--muted); }
-.cards { display:grid; grid-template-columns: repeat(4, 1fr); gap:12px; margin-top:18px; }
-.card { background:#fff; border:1px solid var(--line); border-radius:10px; padding:14px 16px; }
-.card .label { color:var(--muted); font-size:12px; text-transform:uppercase;
-               letter-spacing:.04em; }
-.card .big { font-size:24px; font-weight:650; margin:4px 0 2px; font-variant-numeric: tabular-nums; }
-.card .sub { color:var(--muted); font-size:12.5px; }
-table { width:100%; border-collapse:collapse; font-variant-numeric: tabular-nums; }
-th { text-align:left; font-weight:600; color:var(--muted); font-size:12px; border-bottom:1px solid
-     var(--line); padding:6px 8px; white-space:nowrap; }
-td { border-bottom:1px solid #f1f5f9; padding:6px 8px; vertical-align:middle; }
-td.num, th.num { text-align:right; white-space:nowrap; }
-tr.total td { font-weight:650; border-top:1px solid var(--line); }
-.up { color: var(--bad); } .down { color: var(--good); }
-.pill { display:inline-block; padding:1px 8px; border-radius:999px; font-size:12px;
-        background:#f3f4f6; color:var(--muted); }
-.pill.over { background:#fee2e2; color:#991b1b; } .pill.under { background:#d1fae5; color:#065f46; }
-.pill.flag { background:#fef3c7; color:#92400e; }
-.bar { position:relative; height:8px; background:#f3f4f6; border-radius:4px; min-width:90px; }
-.bar span { position:absolute; left:0; top:0; bottom:0; border-radius:4px; background:var(--good); }
-.bar span.over { background:var(--bad); }
-figure { margin: 8px 0 12px; }
-figure img { width:100%; height:auto; display:block; }
-figure.narrow img { width:auto; max-width:100%; }
-.scroll { overflow-x:auto; }
-.grid2 { display:grid; grid-template-columns: 1fr 1fr; gap:18px; align-items:start; }
-a { color: var(--accent); text-decoration: none; }
-.note { color:var(--muted); font-style: italic; }
-.sub.warn { color: var(--warn); }
-.why { color:#374151; font-size:13px; }
-details { margin-top:10px; } details pre { white-space:pre-wrap; font-size:11.5px;
-          background:#f8fafc; border:1px solid var(--line); padding:8px; border-radius:6px; }
-footer { margin-top:22px; color:var(--muted); font-size:12px; }
-@media print { body { background:#fff; } section, .card { break-inside: avoid; } }
-"""
-
-
 class Page:
     def __init__(self, data: ReportData):
         self.data = data
+        self.parts = _parts()
 
     # one figure ---------------------------------------------------------------------------
     def cell(self, query: str, r: int, col: str, kind: str, tag: str = "td",
-             cls: str = "", text: str | None = None) -> str:
+             cls: str = "", text: str | None = None) -> Markup:
         frame = self.data.frame(query)
         v = frame.iloc[r][col] if r < len(frame) else None
         shown = fmt(v, kind) if text is None else text
         classes = [cls] if cls else []
-        if tag == "td" and kind not in ("text", "date", "month"):
+        if tag == "td" and kind not in TEXT_KINDS:
             classes.append("num")
         if kind == "pct" and not is_missing(v):
             classes.append("up" if float(v) > 0 else "down" if float(v) < 0 else "")
-        cls_attr = f' class="{" ".join(c for c in classes if c)}"' if classes else ""
-        return (
-            f'<{tag}{cls_attr} data-q="{esc(query)}" data-r="{r}" data-c="{esc(col)}" '
-            f'data-kind="{kind}" data-v="{esc(raw(v))}">{esc(shown)}</{tag}>'
-        )
+        return self.parts.cell(
+            tag=tag, classes=" ".join(c for c in classes if c) if classes else None,
+            query=query, row=r, col=col, kind=kind, value=raw(v), text=shown)
 
     def value(self, query: str, r: int, col: str):
         frame = self.data.frame(query)
         return frame.iloc[r][col] if r < len(frame) else None
 
     def table(self, query: str, columns: list[tuple[str, str, str]], total: str = "",
-              extra: dict | None = None) -> str:
-        """``columns``: (column, header, kind). ``extra``: header -> fn(row index) -> '<td>'."""
+              extra: dict | None = None) -> Markup:
+        """``columns``: (column, header, kind). ``extra``: header -> fn(row index) -> a cell."""
         frame = self.data.frame(query)
         if frame.empty:
             res = self.data.results.get(query)
             hint = f" To fill it: {how_to_fill(res.query.tables)}." if res is not None else ""
-            return f'<p class="note">No rows for this period.{esc(hint)}</p>'
+            return self.parts.no_rows(hint)
         extra = extra or {}
-        head = "".join(
-            f'<th class="{"" if kind in ("text", "date", "month") else "num"}">{esc(h)}</th>'
-            for _, h, kind in columns
-        ) + "".join(f"<th>{esc(h)}</th>" for h in extra)
-        rows = []
-        for r in range(len(frame)):
-            cells = "".join(self.cell(query, r, c, k) for c, _, k in columns)
-            cells += "".join(fn(r) for fn in extra.values())
-            rows.append(f"<tr>{cells}</tr>")
-        return (f'<div class="scroll"><table><thead><tr>{head}</tr></thead>'
-                f"<tbody>{''.join(rows)}{total}</tbody></table></div>")
+        headers = [(h, "" if kind in TEXT_KINDS else "num") for _, h, kind in columns]
+        headers += [(h, None) for h in extra]
+        rows = [[self.cell(query, r, c, k) for c, _, k in columns]
+                + [fn(r) for fn in extra.values()] for r in range(len(frame))]
+        return self.parts.table(headers, rows, total)
 
-    def missing(self, what: str, key: str) -> str:
+    def missing(self, what: str, key: str) -> Markup:
         why = self.data.missing.get(key, "not available in this warehouse")
-        return f'<p class="note" data-missing="{esc(key)}">{esc(what)}: {esc(why)}.</p>'
+        return self.parts.missing(key, what, why)
 
     def _coverage_cell(self, query: str):
         frame = self.data.frame(query)
 
-        def td(r: int) -> str:
+        def td(r: int) -> Markup:
             kind = frame.iloc[r]["month_kind"] if "month_kind" in frame else ""
             note = "" if kind == "future" else self.partial(frame.iloc[r]["month"])
-            return f'<td class="warn" data-partial="1">{esc(note)}</td>' if note else "<td></td>"
+            return self.parts.td(note, "warn", partial=True) if note else self.parts.td()
         return td
 
     def partial(self, month) -> str:
@@ -215,98 +182,77 @@ class Page:
             return f"partial: the ledger ends {last:%b} {last.day}"
         return ""
 
-    @staticmethod
-    def status(text) -> str:
+    def status(self, text) -> Markup:
         t = "" if is_missing(text) else str(text)
-        cls = {"over": "over", "under": "under"}.get(t, "")
-        return f'<span class="pill {cls}">{esc(t or "—")}</span>'
+        return self.parts.status(t or "—", {"over": "over", "under": "under"}.get(t, ""))
 
-    @staticmethod
-    def figure(uri: str | None, name: str, queries: str, alt: str) -> str:
-        if not uri:
-            return f'<p class="note">No data for the {esc(name)} chart.</p>'
-        return (f'<figure data-chart="{esc(name)}" data-q="{esc(queries)}">'
-                f'<img src="{uri}" alt="{esc(alt)}"></figure>')
+    def figure(self, uri: str | None, name: str, queries: str, alt: str) -> Markup:
+        return self.parts.figure(uri, name, queries, alt)
 
-    # sections -----------------------------------------------------------------------------
-    def headline(self) -> str:
+    # the headline cards -------------------------------------------------------------------
+    def headline(self) -> dict:
         p = self.data.period
         if "headline" not in self.data.results:
-            return self.missing("Headline figures", "headline")
+            return {"missing": self.missing("Headline figures", "headline")}
         h = "headline"
-        cards = []
         change = self.value(h, 0, "spend_change_pct")
-        to_date = ""
-        if p.month_end > p.data_end:
-            to_date = f" (to {p.data_end:%b} {p.data_end.day})"
-        cards.append(
-            f'<div class="card"><div class="label">AI spend, {p.month:%B %Y}{to_date}</div>'
-            f'{self.cell(h, 0, "spend_usd", "usd", tag="div", cls="big")}'
-            f'<div class="sub">effective cost, all providers</div></div>'
-        )
-        arrow = "" if is_missing(change) else ("▲ " if float(change) > 0 else "▼ ")
-        partial = ""
-        if self.data.data_start > p.prev_month:
-            partial = (f'<div class="sub warn">the ledger starts {self.data.data_start:%b} '
-                       f"{self.data.data_start.day}: {p.prev_month:%B} is partial</div>")
-        cards.append(
-            f'<div class="card"><div class="label">Change vs {p.prev_month:%B}</div>'
-            f'<div class="big">{arrow}{self.cell(h, 0, "spend_change_pct", "pct", tag="span")}'
-            f'</div><div class="sub">{self.cell(h, 0, "spend_change_usd", "dusd", tag="span")}'
-            f' against {self.cell(h, 0, "previous_spend_usd", "usd", tag="span")}</div>'
-            f"{partial}</div>"
-        )
-        cards.append(self._forecast_card())
-        cards.append(
-            f'<div class="card"><div class="label">Unattributed spend</div>'
-            f'{self.cell(h, 0, "unattributed_share", "share", tag="div", cls="big")}'
-            f'<div class="sub">{self.cell(h, 0, "unattributed_usd", "usd", tag="span")} '
-            f'without a feature or segment tag</div></div>'
-        )
-        cards.append(
-            f'<div class="card"><div class="label">Prompt-cache savings</div>'
-            f'{self.cell(h, 0, "cache_savings_usd", "usd", tag="div", cls="big")}'
-            f'<div class="sub">hit rate {self.cell(h, 0, "cache_hit_rate", "share", tag="span")};'
-            f' {self.cell(h, 0, "missed_cache_savings_usd", "usd", tag="span")} more possible'
-            f' (weeks starting in {p.month:%B})</div></div>'
-        )
-        cards.append(self._budget_card())
-        cards.append(self._invoice_card())
-        cards.append(self._lever_card())
-        return f'<div class="cards">{"".join(cards)}</div>'
 
-    def _invoice_card(self) -> str:
+        def span(col: str, kind: str) -> Markup:
+            return self.cell(h, 0, col, kind, tag="span")
+
+        def big(col: str, kind: str) -> Markup:
+            return self.cell(h, 0, col, kind, tag="div", cls="big")
+
+        return {
+            "missing": None,
+            "to_date": p.data_end if p.month_end > p.data_end else None,
+            "spend": big("spend_usd", "usd"),
+            "arrow": "" if is_missing(change) else ("▲ " if float(change) > 0 else "▼ "),
+            "change_pct": span("spend_change_pct", "pct"),
+            "change_usd": span("spend_change_usd", "dusd"),
+            "previous": span("previous_spend_usd", "usd"),
+            "prev_partial": self.data.data_start > p.prev_month,
+            "forecast": self._forecast_card(),
+            "forecast_missing": self.data.missing.get("forecast_monthly",
+                                                      "no forecast run for a later month"),
+            "unattributed_share": big("unattributed_share", "share"),
+            "unattributed_usd": span("unattributed_usd", "usd"),
+            "cache_savings": big("cache_savings_usd", "usd"),
+            "cache_hit_rate": span("cache_hit_rate", "share"),
+            "missed_cache": span("missed_cache_savings_usd", "usd"),
+            "budget": self._budget_card(),
+            "invoice": self._invoice_card(),
+            "lever": self._lever_card(),
+        }
+
+    def _invoice_card(self) -> dict:
         t = "reconciliation_total"
         if not len(self.data.frame(t)):
-            why = self.data.missing.get("reconciliation", "no invoice lines for the month")
-            return ('<div class="card"><div class="label">Invoice vs ledger</div>'
-                    f'<div class="big">—</div><div class="sub">{esc(why)}</div></div>')
-        flagged = ""
+            return {"missing": self.data.missing.get("reconciliation",
+                                                     "no invoice lines for the month")}
+        flagged = None
         if "flagged_lines" in self.data.frame(t):
-            flagged = (f' · {self.cell(t, 0, "flagged_lines", "int", tag="span")} '
-                       "line(s) over threshold")
-        return (
-            f'<div class="card"><div class="label">Invoice vs ledger, '
-            f'{self.data.period.month:%B}</div>'
-            f'{self.cell(t, 0, "variance_pct", "pct", tag="div", cls="big")}'
-            f'<div class="sub">{self.cell(t, 0, "variance_usd", "dusd", tag="span")}: invoiced '
-            f'{self.cell(t, 0, "invoice_cost_usd", "usd", tag="span")}{flagged}</div></div>'
-        )
+            flagged = self.cell(t, 0, "flagged_lines", "int", tag="span")
+        return {
+            "missing": None,
+            "variance_pct": self.cell(t, 0, "variance_pct", "pct", tag="div", cls="big"),
+            "variance_usd": self.cell(t, 0, "variance_usd", "dusd", tag="span"),
+            "invoice": self.cell(t, 0, "invoice_cost_usd", "usd", tag="span"),
+            "flagged": flagged,
+        }
 
-    def _lever_card(self) -> str:
+    def _lever_card(self) -> dict | None:
         found = [(lever, res) for lever, res in self.data.levers if len(res.frame)]
         if not found:
-            return ('<div class="card"><div class="label">Largest saving</div>'
-                    '<div class="big">—</div><div class="sub">no savings lever found</div></div>')
+            return None
         lever, res = max(found, key=lambda lr: float(lr[1].frame["dollars_usd"].iloc[0]))
         labels = [c for c in res.frame.columns if c != "dollars_usd"]
-        what = " · ".join(str(res.frame.iloc[0][c]) for c in labels[:2])
-        return (
-            f'<div class="card"><div class="label">Largest saving lever</div>'
-            f'{self.cell(res.query.name, 0, "dollars_usd", "usd", tag="div", cls="big")}'
-            f'<div class="sub">{esc(lever.title)} ({esc(what)}); '
-            f'{esc(lever.dollars_label.lower())}</div></div>'
-        )
+        return {
+            "dollars": self.cell(res.query.name, 0, "dollars_usd", "usd", tag="div", cls="big"),
+            "title": lever.title,
+            "what": " · ".join(str(res.frame.iloc[0][c]) for c in labels[:2]),
+            "label": lever.dollars_label.lower(),
+        }
 
     def _forecast_row(self) -> int | None:
         fm = self.data.frame("forecast_monthly")
@@ -318,52 +264,47 @@ class Page:
             idx = [i for i, k in enumerate(fm["month_kind"]) if k == "future"]
         return idx[0] if idx else None
 
-    def _forecast_card(self) -> str:
+    def _forecast_card(self) -> dict | None:
         r = self._forecast_row()
         if r is None:
-            return ('<div class="card"><div class="label">Forecast</div><div class="big">—</div>'
-                    f'<div class="sub">{esc(self.data.missing.get("forecast_monthly", "no forecast run for a later month"))}'
-                    "</div></div>")
+            return None
         f = "forecast_monthly"
-        month = self.value(f, r, "month")
         actual = self.value(f, r, "actual_to_date")
-        so_far = ""
-        if not is_missing(actual) and float(actual) > 0:
-            so_far = f'; {self.cell(f, r, "actual_to_date", "usd", tag="span")} spent so far'
-        return (
-            f'<div class="card"><div class="label">Forecast, {fmt(month, "month")} (p50)</div>'
-            f'{self.cell(f, r, "p50", "usd", tag="div", cls="big")}'
-            f'<div class="sub">p10 {self.cell(f, r, "p10", "usd", tag="span")} – p90 '
-            f'{self.cell(f, r, "p90", "usd", tag="span")}, '
-            f'{self.cell(f, r, "interval_level", "share", tag="span")} interval{so_far}</div></div>'
-        )
+        spent = not is_missing(actual) and float(actual) > 0
+        return {
+            "month": fmt(self.value(f, r, "month"), "month"),
+            "p50": self.cell(f, r, "p50", "usd", tag="div", cls="big"),
+            "p10": self.cell(f, r, "p10", "usd", tag="span"),
+            "p90": self.cell(f, r, "p90", "usd", tag="span"),
+            "level": self.cell(f, r, "interval_level", "share", tag="span"),
+            "actual": self.cell(f, r, "actual_to_date", "usd", tag="span") if spent else None,
+        }
 
-    def _budget_card(self) -> str:
+    def _budget_card(self) -> dict | None:
         b = self.data.frame("budget")
         p = self.data.period
         rows = [i for i in range(len(b)) if b.iloc[i]["budget_level"] == "total"
                 and pd.Timestamp(b.iloc[i]["month_start"]).date() == p.month]
         if not rows:
-            return ('<div class="card"><div class="label">Budget</div><div class="big">—</div>'
-                    '<div class="sub">no budget lines for the month</div></div>')
+            return None
         r = rows[0]
-        return (
-            f'<div class="card"><div class="label">Monthly budget used, {p.month:%B}</div>'
-            f'{self.cell("budget", r, "budget_burned_share", "share", tag="div", cls="big")}'
-            f'<div class="sub">{self.cell("budget", r, "actual_effective_cost_usd", "usd", tag="span")}'
-            f' of {self.cell("budget", r, "monthly_budget_usd", "usd", tag="span")} · '
-            f'{self.status(b.iloc[r]["budget_status"])} · '
-            f'{self.cell("headline", 0, "features_over_budget", "int", tag="span")} feature(s) over'
-            "</div></div>"
-        )
+        return {
+            "burned": self.cell("budget", r, "budget_burned_share", "share", tag="div",
+                                cls="big"),
+            "actual": self.cell("budget", r, "actual_effective_cost_usd", "usd", tag="span"),
+            "budget": self.cell("budget", r, "monthly_budget_usd", "usd", tag="span"),
+            "status": self.status(b.iloc[r]["budget_status"]),
+            "features_over": self.cell("headline", 0, "features_over_budget", "int",
+                                       tag="span"),
+        }
 
-    def features(self) -> str:
+    # sections -----------------------------------------------------------------------------
+    def features(self) -> dict:
         p = self.data.period
         fm = self.data.frame("features_month")
         wk = self.data.frame("features_weekly")
         if "features_month" not in self.data.results:
-            return self._section("features", "Spend and cost per outcome by feature",
-                                 self.missing("Cost per outcome", "features_month"))
+            return {"missing": self.missing("Cost per outcome", "features_month")}
         last = {}
         series = {}
         if not wk.empty:
@@ -375,16 +316,18 @@ class Page:
                 series[feature] = pd.to_numeric(g["cost_per_outcome_usd"], errors="coerce").tolist()
 
         def wow(col: str):
-            def td(r: int) -> str:
+            def td(r: int) -> Markup:
                 i = last.get(fm.iloc[r]["feature"])
-                return self.cell("features_weekly", i, col, "pct") if i is not None else "<td></td>"
+                return (self.cell("features_weekly", i, col, "pct") if i is not None
+                        else self.parts.td())
             return td
 
-        def spark(r: int) -> str:
-            return f"<td>{charts.sparkline(series.get(fm.iloc[r]['feature'], []))}</td>"
+        def spark(r: int) -> Markup:
+            # charts.sparkline draws the inline SVG from numbers only
+            return self.parts.td(Markup(charts.sparkline(series.get(fm.iloc[r]["feature"], []))))
 
-        def budget(r: int) -> str:
-            return f"<td>{self.status(fm.iloc[r]['budget_status'])}</td>"
+        def budget(r: int) -> Markup:
+            return self.parts.td(self.status(fm.iloc[r]["budget_status"]))
 
         table = self.table(
             "features_month",
@@ -403,111 +346,82 @@ class Page:
             "feature_trend", "features_weekly", "Weekly spend by feature")
         notes = [f"{m:%B} is {self.partial(m)}" for m in (p.month, p.prev_month)
                  if self.partial(m)]
-        lead = (f"What each feature cost in {p.month:%B %Y} and per successful outcome "
-                "(a logical request that succeeded, retries included); Δ month is the change "
-                f"against {p.prev_month:%B}, WoW the change in the week of "
-                f"{p.last_week:%b} {p.last_week.day} against the week before. Per-outcome "
-                "budget compares cost per outcome with the feature's budget per outcome "
-                "(the monthly budgets are in Monthly budget status)."
-                + "".join(f" Note: {n}." for n in notes))
-        return self._section("features", "Spend and cost per outcome by feature",
-                             f'<p class="lead">{esc(lead)}</p>{table}{chart}')
+        return {"missing": None, "table": table, "chart": chart, "notes": notes}
 
-    def budget(self) -> str:
+    def budget(self) -> dict:
         if "budget" not in self.data.results:
-            return self._section("budget", "Monthly budget status",
-                                 self.missing("Monthly budget", "budget"))
+            return {"missing": self.missing("Monthly budget", "budget")}
         b = self.data.frame("budget")
         p = self.data.period
         rows = [i for i in range(len(b)) if pd.Timestamp(b.iloc[i]["month_start"]).date() == p.month]
 
-        def bar(r: int) -> str:
+        def bar(r: int) -> Markup:
             actual, budget = b.iloc[r]["projected_month_end_usd"], b.iloc[r]["monthly_budget_usd"]
             if is_missing(budget) or float(budget) == 0 or is_missing(actual):
-                return "<td></td>"
+                return self.parts.td()
             share = float(actual) / float(budget)
-            cls = "over" if share > 1 else ""
-            return (f'<td><div class="bar" title="{share:.0%} of budget"><span class="{cls}" '
-                    f'style="width:{min(share, 1) * 100:.0f}%"></span></div></td>')
+            return self.parts.bar(f"{share:.0%} of budget", f"{min(share, 1) * 100:.0f}%",
+                                  "over" if share > 1 else "")
 
-        def line(r: int) -> str:
-            label = "Total" if b.iloc[r]["budget_level"] == "total" else b.iloc[r]["feature"]
-            cls = ' class="total"' if b.iloc[r]["budget_level"] == "total" else ""
-            return (f"<tr{cls}><td>{esc(label)}</td>{self.cell('budget', r, 'cost_centre', 'text')}"
-                    f"{self.cell('budget', r, 'monthly_budget_usd', 'usd')}"
-                    f"{self.cell('budget', r, 'actual_effective_cost_usd', 'usd')}"
-                    f"{self.cell('budget', r, 'projected_month_end_usd', 'usd')}"
-                    f"{self.cell('budget', r, 'variance_usd', 'dusd')}"
-                    f"{self.cell('budget', r, 'variance_pct', 'pct')}{bar(r)}"
-                    f"<td>{self.status(b.iloc[r]['budget_status'])}</td></tr>")
+        def line(r: int) -> dict:
+            total = b.iloc[r]["budget_level"] == "total"
+            cells = [self.cell("budget", r, "cost_centre", "text"),
+                     self.cell("budget", r, "monthly_budget_usd", "usd"),
+                     self.cell("budget", r, "actual_effective_cost_usd", "usd"),
+                     self.cell("budget", r, "projected_month_end_usd", "usd"),
+                     self.cell("budget", r, "variance_usd", "dusd"),
+                     self.cell("budget", r, "variance_pct", "pct")]
+            return {"total": total, "label": "Total" if total else b.iloc[r]["feature"],
+                    "cells": cells, "bar": bar(r), "status": self.status(b.iloc[r]["budget_status"])}
 
-        head = ("<tr><th>Budget line</th><th>Cost centre</th><th class='num'>Budget</th>"
-                "<th class='num'>Actual</th><th class='num'>Month end</th>"
-                "<th class='num'>Variance</th><th class='num'>%</th><th>Burn</th><th>Status</th></tr>")
-        body = "".join(line(r) for r in rows)
-        html_ = f"<table><thead>{head}</thead><tbody>{body}</tbody></table>"
+        no_budget = None
         if not is_missing(self.value("headline", 0, "no_budget_usd")):
-            html_ += (f'<p class="lead" style="margin-top:10px">Spend on lines without a budget '
-                      f'(unlisted features, untagged calls): '
-                      f'{self.cell("headline", 0, "no_budget_usd", "usd", tag="span")}.</p>')
+            no_budget = self.cell("headline", 0, "no_budget_usd", "usd", tag="span")
         open_rows = [i for i in range(len(b)) if b.iloc[i]["budget_level"] == "total"
                      and pd.Timestamp(b.iloc[i]["month_start"]).date() == p.next_month]
+        next_month = None
         if open_rows:
             r = open_rows[0]
-            html_ += (
-                f'<p class="lead" style="margin-top:10px">{p.next_month:%B} so far (as of '
-                f'{self.cell("budget", r, "as_of_date", "date", tag="span")}): '
-                f'{self.cell("budget", r, "actual_effective_cost_usd", "usd", tag="span")} spent, '
-                f'on course for {self.cell("budget", r, "projected_month_end_usd", "usd", tag="span")}'
-                f' against {self.cell("budget", r, "monthly_budget_usd", "usd", tag="span")} '
-                f'{self.status(b.iloc[r]["budget_status"])}</p>')
-        lead = (f"AI spend against each feature's monthly budget for {p.month:%B %Y}; "
-                "month end is the projection for an open month, the actual once it is complete.")
-        return self._section("budget", "Monthly budget status",
-                             f'<p class="lead">{esc(lead)}</p>{html_}')
+            next_month = {
+                "as_of": self.cell("budget", r, "as_of_date", "date", tag="span"),
+                "actual": self.cell("budget", r, "actual_effective_cost_usd", "usd", tag="span"),
+                "projected": self.cell("budget", r, "projected_month_end_usd", "usd", tag="span"),
+                "budget": self.cell("budget", r, "monthly_budget_usd", "usd", tag="span"),
+                "status": self.status(b.iloc[r]["budget_status"]),
+            }
+        return {"missing": None, "lines": [line(r) for r in rows], "no_budget": no_budget,
+                "next": next_month}
 
-    def cache(self) -> str:
+    def cache(self) -> dict:
         if "cache" not in self.data.results:
-            return self._section("cache", "Cache efficiency", self.missing("Cache", "cache"))
-        p = self.data.period
-        table = self.table("cache", [
+            return {"missing": self.missing("Cache", "cache")}
+        return {"missing": None, "table": self.table("cache", [
             ("feature", "Feature", "text"), ("calls", "Calls", "int"),
             ("cache_read_share", "Input tokens from cache", "share"),
             ("cache_hit_rate", "Hit rate (could-hit calls)", "share"),
             ("cache_savings_usd", "Saved", "usd"),
-            ("missed_cache_savings_usd", "Still to save", "usd")])
-        lead = (f"Prompt caching in the ISO weeks starting in {p.month:%B %Y}: what cache reads "
-                "saved at list price, and what the calls that could have hit the cache but did "
-                "not would have saved. Sorted by what is still to save.")
-        return self._section("cache", "Cache efficiency", f'<p class="lead">{esc(lead)}</p>{table}')
+            ("missed_cache_savings_usd", "Still to save", "usd")])}
 
-    def chargeback(self) -> str:
+    def chargeback(self) -> dict:
         if "chargeback_team" not in self.data.results:
-            return self._section("chargeback", "Chargeback",
-                                 self.missing("Chargeback", "chargeback_team"))
-        p = self.data.period
+            return {"missing": self.missing("Chargeback", "chargeback_team")}
         team = self.table("chargeback_team", [
             ("cost_centre", "Cost centre", "text"), ("cost_centre_name", "Name", "text"),
             ("team", "Team", "text"), ("effective_cost_usd", "Charge", "usd"),
             ("share_of_month", "Share", "share")])
-        seg = self.table("chargeback_segment", [
+        segment = self.table("chargeback_segment", [
             ("customer_segment", "Segment", "text"), ("calls", "Calls", "int"),
             ("effective_cost_usd", "Charge", "usd"), ("share_of_month", "Share", "share")])
         t = self.data.frame("chargeback_team")
         chart = self.figure(
             charts.bars(list(t["team"]), pd.to_numeric(t["effective_cost_usd"]).tolist(),
                         "Charge by team"), "chargeback_team", "chargeback_team", "Charge by team")
-        lead = (f"Gateway-priced AI cost charged back for {p.month:%B %Y}. "
-                "Calls without tags are charged to (unattributed), never dropped.")
-        body = (f'<p class="lead">{esc(lead)}</p>{team}<div class="grid2" style="margin-top:14px">'
-                f"<div><h3>By customer segment</h3>{seg}</div><div>{chart}</div></div>")
-        return self._section("chargeback", "Chargeback by team and segment", body)
+        return {"missing": None, "team": team, "segment": segment, "chart": chart}
 
-    def reconciliation(self) -> str:
-        title = "Reconciliation with the invoices"
+    def reconciliation(self) -> dict:
         if "reconciliation" not in self.data.results:
-            return self._section("reconciliation", title, self.missing(
-                "Gateway ledger vs vendor invoices", "reconciliation"))
+            return {"missing": self.missing("Gateway ledger vs vendor invoices",
+                                            "reconciliation")}
         frame = self.data.frame("reconciliation")
         cols = [("provider", "Provider", "text")]
         if "model" in frame:
@@ -520,38 +434,34 @@ class Page:
         extra = {}
         if "flagged" in frame:
             extra["Flag"] = lambda r: (
-                '<td><span class="pill flag">over threshold</span></td>'
+                self.parts.flag()
                 if not is_missing(frame.iloc[r]["flagged"]) and int(frame.iloc[r]["flagged"])
-                else "<td></td>")
+                else self.parts.td())
         total = ""
         if len(self.data.frame("reconciliation_total")):
             t = "reconciliation_total"
             span = 2 if "model" in frame else 1
-            pad = len(cols) + len(extra) - span - 4
-            total = (f'<tr class="total"><td colspan="{span}">All providers</td>'
-                     f'{self.cell(t, 0, "gateway_cost_usd", "usd")}'
-                     f'{self.cell(t, 0, "invoice_cost_usd", "usd")}'
-                     f'{self.cell(t, 0, "variance_usd", "dusd")}'
-                     f'{self.cell(t, 0, "variance_pct", "pct")}' + "<td></td>" * pad + "</tr>")
-        lead = (f"{self.data.period.month:%B %Y}: what the vendors invoiced against what the "
-                "gateway ledger says the same usage costs at list price, largest variance first; "
-                "the gap class says why they differ.")
-        body = f'<p class="lead">{esc(lead)}</p>' + self.table("reconciliation", cols, total=total,
-                                                                  extra=extra)
+            total = self.parts.total_row(
+                "All providers", span,
+                [self.cell(t, 0, "gateway_cost_usd", "usd"),
+                 self.cell(t, 0, "invoice_cost_usd", "usd"),
+                 self.cell(t, 0, "variance_usd", "dusd"),
+                 self.cell(t, 0, "variance_pct", "pct")],
+                len(cols) + len(extra) - span - 4)
+        reconciled = None
         if "chargeback_reconciled" in self.data.results:
-            body += ("<h3>One reconciled figure per team</h3><p class=\"lead\">The invoice's "
-                     "effective cost allocated to each team by its usage share, beside the "
-                     "gateway-priced charge.</p>" + self.table("chargeback_reconciled", [
-                         ("cost_centre", "Cost centre", "text"), ("team", "Team", "text"),
-                         ("gateway_effective_cost_usd", "Gateway charge", "usd"),
-                         ("reconciled_cost_usd", "Invoice (allocated)", "usd"),
-                         ("difference_usd", "Difference", "dusd")]))
-        return self._section("reconciliation", title, body)
+            reconciled = self.table("chargeback_reconciled", [
+                ("cost_centre", "Cost centre", "text"), ("team", "Team", "text"),
+                ("gateway_effective_cost_usd", "Gateway charge", "usd"),
+                ("reconciled_cost_usd", "Invoice (allocated)", "usd"),
+                ("difference_usd", "Difference", "dusd")])
+        return {"missing": None, "table": self.table("reconciliation", cols, total=total,
+                                                     extra=extra),
+                "reconciled": reconciled}
 
-    def forecast(self) -> str:
-        title = "Forecast"
+    def forecast(self) -> dict:
         if "forecast_monthly" not in self.data.results:
-            return self._section("forecast", title, self.missing("Forecast", "forecast_monthly"))
+            return {"missing": self.missing("Forecast", "forecast_monthly")}
         p = self.data.period
         fd = self.data.frame("forecast_daily")
         level = None if fd.empty else float(fd["interval_level"].iloc[0])
@@ -560,16 +470,16 @@ class Page:
             "fan", "actual_daily,forecast_daily", "Daily spend, actual and forecast interval")
         fm = self.data.frame("forecast_monthly")
 
-        def held(r: int) -> str:
+        def held(r: int) -> Markup:
             status = fm["backtest_status"].iloc[r] if "backtest_status" in fm else None
             if status == "backtested" and not is_missing(fm["backtest_coverage"].iloc[r]):
                 return self.cell("forecast_monthly", r, "backtest_coverage", "share", text=(
                     f"{fmt(fm['backtest_coverage'].iloc[r], 'share')} of "
                     f"{int(fm['backtest_origins'].iloc[r])} months"))
             if status == "backtested":
-                return '<td class="note">not backtested this far ahead</td>'
-            return (f'<td class="note">{"too short to backtest" if status == "too_short" else "not backtested"}'
-                    "</td>")
+                return self.parts.td("not backtested this far ahead", "note")
+            return self.parts.td(
+                "too short to backtest" if status == "too_short" else "not backtested", "note")
 
         table = self.table("forecast_monthly", [
             ("month", "Month", "month"), ("month_kind", "", "text"),
@@ -583,72 +493,42 @@ class Page:
                                                          "backtest_mdape", "share"),
                    "Run-rate error": lambda r: self.cell("forecast_monthly", r,
                                                          "run_rate_mdape", "share")})
-        mb = self.data.frame("monthly_backtest")
-        if mb.empty:
-            monthly_note = ('<p class="note">Monthly backtest: too short — no series has three '
-                            "month-ahead origins yet, so the bands are rule-of-thumb widths, "
-                            "not measured.</p>")
-        else:
-            monthly_note = (
-                '<p class="lead" style="margin-top:8px">Next month\'s spend, backtested at '
-                "rolling origins per level (share of actual months inside the stated interval, "
-                "median absolute error against a run-rate of the last 28 days, methods "
-                "published):</p>" + self.table("monthly_backtest", [
-                    ("pooled_level", "Level", "text"), ("n_series", "Series", "int"),
-                    ("n_origins", "Months tested", "int"), ("origin_kind", "Origins", "text"),
-                    ("monthly_coverage", "Held", "share"), ("monthly_mdape", "Error", "share"),
-                    ("run_rate_mdape", "Run-rate error", "share"),
-                    ("methods_chosen", "Methods", "text")]))
+        monthly_backtest = None
+        if not self.data.frame("monthly_backtest").empty:
+            monthly_backtest = self.table("monthly_backtest", [
+                ("pooled_level", "Level", "text"), ("n_series", "Series", "int"),
+                ("n_origins", "Months tested", "int"), ("origin_kind", "Origins", "text"),
+                ("monthly_coverage", "Held", "share"), ("monthly_mdape", "Error", "share"),
+                ("run_rate_mdape", "Run-rate error", "share"),
+                ("methods_chosen", "Methods", "text")])
         ev = self.data.frame("forecast_events")
-        events = ('<p class="note">Known changes used: '
-                  + esc("; ".join(ev["events_applied"].astype(str)))
-                  + ".</p>") if not ev.empty else (
-                      '<p class="note">Known changes used: none (planned events and '
-                      "price-book changes after the forecast date move it).</p>")
-        bt = self.data.frame("backtest")
-        honesty = ""
-        if not bt.empty:
-            honesty = (
-                f'<p class="lead" style="margin-top:8px">Daily backtest of the total (the '
-                f'chart\'s model, not the monthly figures): the '
-                f'{self.cell("backtest", 0, "interval_level", "share", tag="span")} interval '
-                f'held {self.cell("backtest", 0, "coverage_calibrated", "share", tag="span")} of '
-                f'{self.cell("backtest", 0, "n_points", "int", tag="span")} held-out days after '
-                f'calibration; MASE {self.cell("backtest", 0, "mase", "ratio", tag="span")} '
-                "(below 1 beats last week's same day).</p>")
-        lead = (f"Forecast as of {p.forecast_as_of}: total daily spend with the p10–p90 band. "
-                "Each month is published by the method that won its own backtest of monthly "
-                "sums, never one that lost to the run-rate; its band is calibrated on those "
-                "monthly errors.")
-        return self._section("forecast", title,
-                             f'<p class="lead">{esc(lead)}</p>{chart}{table}{monthly_note}'
-                             f"{events}{honesty}")
+        backtest = None
+        if not self.data.frame("backtest").empty:
+            def span(col: str, kind: str) -> Markup:
+                return self.cell("backtest", 0, col, kind, tag="span")
+            backtest = {"level": span("interval_level", "share"),
+                        "coverage": span("coverage_calibrated", "share"),
+                        "points": span("n_points", "int"), "mase": span("mase", "ratio")}
+        return {"missing": None, "chart": chart, "table": table,
+                "monthly_backtest": monthly_backtest,
+                "events": "; ".join(ev["events_applied"].astype(str)) if not ev.empty else None,
+                "backtest": backtest}
 
-    def anomalies(self) -> str:
-        title = "Anomalies"
+    def anomalies(self) -> dict:
         if "anomalies" not in self.data.results:
-            return self._section("anomalies", title, self.missing("Anomalies", "anomalies"))
-        p = self.data.period
+            return {"missing": self.missing("Anomalies", "anomalies")}
         frame = self.data.frame("anomalies")
         if frame.empty:
-            body = (f'<p class="note">No day since {p.month:%B} 1 was outside its '
-                    "interval.</p>")
-        else:
-            body = self.table("anomalies", [
-                ("ds", "Day", "date"), ("series", "Series", "text"),
-                ("direction", "", "text"), ("actual", "Actual", "usd"),
-                ("expected", "Expected", "usd"), ("upper", "Upper bound", "usd"),
-                ("why", "Why", "text")])
-        lead = (f"Days since {p.month:%B} 1 whose spend fell outside the "
-                f"{self.data.frame('anomalies')['interval_level'].iloc[0]:.0%} interval"
-                if not frame.empty else "")
-        lead = (lead + ", worst first, with the dimension that explains most of the change."
-                if lead else "")
-        return self._section("anomalies", title, (f'<p class="lead">{esc(lead)}</p>' if lead
-                                                  else "") + body)
+            return {"missing": None, "table": None}
+        return {"missing": None,
+                "level": f"{frame['interval_level'].iloc[0]:.0%}",
+                "table": self.table("anomalies", [
+                    ("ds", "Day", "date"), ("series", "Series", "text"),
+                    ("direction", "", "text"), ("actual", "Actual", "usd"),
+                    ("expected", "Expected", "usd"), ("upper", "Upper bound", "usd"),
+                    ("why", "Why", "text")])}
 
-    def levers(self) -> str:
-        title = "Top savings levers"
+    def levers(self) -> dict:
         blocks = []
         for lever, result in self.data.levers:
             name = result.query.name
@@ -656,44 +536,23 @@ class Page:
             labels = [c for c in frame.columns if c != "dollars_usd"]
             cols = [(c, c.replace("_", " ").capitalize(), "text") for c in labels]
             cols.append(("dollars_usd", lever.dollars_label, "usd"))
-            top = float(frame["dollars_usd"].iloc[0]) if not frame.empty else 0.0
-            finding = " · ".join(str(frame.iloc[0][c]) for c in labels) if not frame.empty else ""
-            summary = (f'<tr><td><a href="#{esc(name)}">{esc(lever.title)}</a></td>'
-                       f"<td>{esc(finding) or '—'}</td>"
-                       + (self.cell(name, 0, "dollars_usd", "usd") if not frame.empty
-                          else '<td class="num">—</td>')
-                       + f"<td>{esc(lever.dollars_label.lower())}</td></tr>")
-            block = (f'<h3 id="{esc(name)}">{esc(lever.title)}</h3><p class="lead">'
-                     f"{esc(lever.what)}</p>{self.table(name, cols)}")
-            blocks.append((top, summary, block))
-        blocks.sort(key=lambda b: -b[0])
-        summary = ""
-        if blocks:
-            summary = ("<table><thead><tr><th>Lever</th><th>Largest finding</th>"
-                       "<th class='num'>Dollars</th><th></th></tr></thead><tbody>"
-                       + "".join(b[1] for b in blocks) + "</tbody></table>")
+            blocks.append({
+                "top": float(frame["dollars_usd"].iloc[0]) if not frame.empty else 0.0,
+                "name": name,
+                "title": lever.title,
+                "what": lever.what,
+                "label": lever.dollars_label.lower(),
+                "finding": (" · ".join(str(frame.iloc[0][c]) for c in labels)
+                            if not frame.empty else ""),
+                "dollars": None if frame.empty else self.cell(name, 0, "dollars_usd", "usd"),
+                "table": self.table(name, cols),
+            })
+        blocks.sort(key=lambda b: -b["top"])
         absent = [k.split("__", 1)[1] for k in self.data.missing if k.startswith("lever__")]
-        note = (f'<p class="note" data-missing="levers">Not available in this warehouse: '
-                f'{esc(", ".join(absent))}.</p>' if absent else "")
-        lead = ("What each lever is worth in dollars, from the marts that price it, the lever "
-                "with the largest single finding first; the details follow.")
-        return self._section("levers", title, f'<p class="lead">{lead}</p>{summary}{note}'
-                             + "".join(b[2] for b in blocks))
-
-    def appendix(self) -> str:
-        items = "".join(
-            f"<details><summary><code>{esc(name)}</code></summary><pre>{esc(res.sql.strip())}"
-            "</pre></details>" for name, res in self.data.results.items())
-        return self._section("queries", "How these figures are computed",
-                             '<p class="lead">Every figure above is stamped with the query, row '
-                             "and column it comes from; these are the queries.</p>" + items)
-
-    @staticmethod
-    def _section(key: str, title: str, body: str) -> str:
-        return f'<section id="{esc(key)}"><h2>{esc(title)}</h2>{body}</section>'
+        return {"blocks": blocks, "absent": absent}
 
     # the whole page -----------------------------------------------------------------------
-    def payload(self) -> str:
+    def payload(self) -> Markup:
         out = {
             "month": self.data.period.month.isoformat(),
             "data_end": self.data.period.data_end.isoformat(),
@@ -708,28 +567,28 @@ class Page:
                 for name, res in self.data.results.items()
             },
         }
-        return json.dumps(out, indent=None).replace("</", "<\\/")
+        # JSON inside <script>: not HTML-escaped (the page reads it back as JSON), but "</"
+        # written as "<\/" so no value can close the script element.
+        return Markup(json.dumps(out, indent=None).replace("</", "<\\/"))
+
+    def context(self, source_url: str) -> dict:
+        """Everything report.html.j2 reads, in page order."""
+        return {
+            "p": self.data.period,
+            "data_start": self.data.data_start,
+            "source_url": source_url,
+            "headline": self.headline(),
+            "features": self.features(),
+            "budget": self.budget(),
+            "cache": self.cache(),
+            "chargeback": self.chargeback(),
+            "reconciliation": self.reconciliation(),
+            "forecast": self.forecast(),
+            "anomalies": self.anomalies(),
+            "levers": self.levers(),
+            "queries": [(name, res.sql.strip()) for name, res in self.data.results.items()],
+            "payload": self.payload(),
+        }
 
     def render(self, source_url: str) -> str:
-        p = self.data.period
-        sections = [self.headline(), self.features(), self.budget(), self.cache(),
-                    self.chargeback(), self.reconciliation(), self.forecast(), self.anomalies(),
-                    self.levers(), self.appendix()]
-        return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>AI spend report — {p.month:%B %Y}</title>
-<style>{CSS}</style></head>
-<body><main>
-<header><h1>AI spend report — {p.month:%B %Y}{
-    " (month to date)" if p.month_end > p.data_end else ""}</h1>
-<p>Ledger {self.data.data_start:%b %d, %Y} to {p.data_end:%b %d, %Y} · forecast as of
-{esc(p.forecast_as_of or "—")} · money in USD, effective cost (after negotiated discounts)
-· warehouse {esc(source_url)}</p></header>
-{"".join(sections)}
-<footer>tokenbook · every figure carries the query it comes from (data-q / data-v) ·
-figures are rounded for display only</footer>
-</main>
-<script type="application/json" id="report-data">{self.payload()}</script>
-</body></html>
-"""
+        return _environment().get_template("report.html.j2").render(self.context(source_url))

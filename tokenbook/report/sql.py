@@ -20,7 +20,6 @@ class Query:
     name: str
     sql: str
     tables: tuple[str, ...]
-    optional: bool = False  # rendered only when its tables exist
 
 
 @dataclass(frozen=True)
