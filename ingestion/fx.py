@@ -198,7 +198,7 @@ def merge_sql(table_id: str, stage_id: str) -> str:
 
 def load_fx_rates(con, path: str | Path, table: str = "raw.fx_rates") -> FxLoadResult:
     """Replace the (date, currency) pairs of the file in ``table`` (DuckDB), atomically."""
-    from ingestion.gateway.schema import duckdb_ddl
+    from ingestion.raw.schema import duckdb_ddl
 
     arrow, result = _arrow(path)
     cols = ", ".join(c for c, _, _ in FX_RATES_COLUMNS)

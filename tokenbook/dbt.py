@@ -215,7 +215,8 @@ def ensure_raw_tables(settings: Settings) -> None:
     from ingestion.billing.schema import BILLING_LINES_COLUMNS
     from ingestion.evals import EVALS_COLUMNS
     from ingestion.fx import FX_RATES_COLUMNS
-    from ingestion.gateway import schema
+    from ingestion.gateway.schema import GATEWAY_CALLS_COLUMNS
+    from ingestion.raw import schema
 
     wh = Warehouse.from_settings(settings)
     if wh.kind != "duckdb":
@@ -223,7 +224,7 @@ def ensure_raw_tables(settings: Settings) -> None:
     con = connect_duckdb(wh)
     try:
         for name, columns in (
-            ("gateway_calls", schema.GATEWAY_CALLS_COLUMNS),
+            ("gateway_calls", GATEWAY_CALLS_COLUMNS),
             ("quarantine", schema.QUARANTINE_COLUMNS),
             ("pii_redactions", schema.PII_REDACTIONS_COLUMNS),
             ("load_audit", schema.LOAD_AUDIT_COLUMNS),

@@ -34,7 +34,7 @@ from typing import Any
 
 from core.settings import Settings, project_root
 from core.warehouse import Warehouse, connect_duckdb
-from ingestion.guard import LoadRefused
+from ingestion.raw.guard import LoadRefused
 from tokenbook.orgconfig import ConfigInvalid
 
 log = logging.getLogger(__name__)
@@ -742,7 +742,7 @@ def redact_text(text: str) -> str:
     broken installation is never hidden behind a placeholder."""
     import duckdb
 
-    from ingestion.gateway.redact import mask_quoted_records_sql
+    from ingestion.raw.redact import mask_quoted_records_sql
 
     expr = mask_quoted_records_sql("t.msg")
     con = duckdb.connect()
@@ -802,7 +802,7 @@ def record_failure(settings: Settings, record: FailureRecord) -> str:
     wh = Warehouse.from_settings(settings)
     if wh.kind == "bigquery":
         return _record_failure_bigquery(settings, record)
-    from ingestion.gateway.schema import duckdb_ddl
+    from ingestion.raw.schema import duckdb_ddl
     table = wh.table("raw", FAILURES_TABLE)
     con = connect_duckdb(wh)
     try:

@@ -45,9 +45,7 @@ from datetime import UTC, datetime
 from datetime import date as Date
 from pathlib import Path
 
-from ingestion import guard
-from ingestion.audit import FileTotals
-from ingestion.gateway import redact, tiers
+from ingestion.gateway import tiers
 from ingestion.gateway.native import batchable as native_batchable
 from ingestion.gateway.readers import (
     SKIP,
@@ -65,6 +63,8 @@ from ingestion.gateway.schema import (
     REQUIRED_FIELDS,
     PartitionTables,
 )
+from ingestion.raw import guard, redact
+from ingestion.raw.audit import FileTotals
 
 SOURCE = "gateway"
 
@@ -404,7 +404,7 @@ def _open(settings):
 
     wh = parse_warehouse(settings.warehouse)
     if wh.kind == "duckdb":
-        from ingestion.gateway.duckdb_sink import DuckDBSink
+        from ingestion.raw.sinks.duckdb import DuckDBSink
 
         con = connect_duckdb(wh, wait_seconds=settings.lock_wait_seconds)
         sink = DuckDBSink()
@@ -413,7 +413,7 @@ def _open(settings):
 
         import duckdb
 
-        from ingestion.bigquery import BigQuerySink  # lazy: google libraries are heavy
+        from ingestion.raw.sinks.bigquery import BigQuerySink  # lazy: google libraries are heavy
 
         # in-memory staging; what exceeds the memory limit spills under the system temp dir
         spill = Path(tempfile.gettempdir()) / "tokenbook-duckdb-spill"
@@ -477,7 +477,7 @@ def ingest_gateway(
 def _raise_if_damaged_gzip(paths, exc: Exception) -> None:
     """After a failed load: stream each local ``.gz`` input and raise ReaderError naming the
     first damaged one and the byte where reading failed (only on failure: it reads them all)."""
-    from ingestion.sniff import gzip_error
+    from ingestion.raw.sniff import gzip_error
 
     try:
         files = expand_paths([p for p in paths if not str(p).startswith("gs://")])
@@ -497,7 +497,7 @@ def _fetch_remote(paths: Iterable[str | Path], into: Path) -> tuple[list[str | P
     names: dict[str, str] = {}
     for arg in paths:
         if str(arg).startswith("gs://"):
-            from ingestion.bigquery import fetch_gcs
+            from ingestion.raw.fetch import fetch_gcs
 
             for f in fetch_gcs(str(arg), into):
                 names[str(f)] = "gs://" + f.relative_to(into).as_posix()
@@ -528,7 +528,7 @@ def _ingest(paths, settings, date, window_days, fmt, progress, con, memory_limit
             # staged rows spill to DuckDB's temp directory instead of growing the process
             con.execute(f"set memory_limit = {_q(memory_limit)}")
     else:
-        from ingestion.gateway.duckdb_sink import DuckDBSink
+        from ingestion.raw.sinks.duckdb import DuckDBSink
 
         sink = DuckDBSink()
         sink.prepare(con)

@@ -80,9 +80,9 @@ def gateway(
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    from ingestion.bigquery import BigQueryLoadError  # light: google is imported on use
     from ingestion.gateway.pipeline import IngestError, ingest_gateway
     from ingestion.gateway.readers import FORMATS, ReaderError
+    from ingestion.raw.sinks.bigquery import BigQueryLoadError  # light: google is imported on use
 
     if fmt not in ("auto", *FORMATS):
         raise typer.BadParameter(f"--format must be auto, {', '.join(FORMATS)}; got {fmt!r}")
