@@ -555,7 +555,7 @@ def test_other_formats_run_through_the_same_pipeline(tmp_path):
 
 
 def test_gs_uris_are_fetched_and_recorded_by_uri(tmp_path, monkeypatch):
-    from ingestion.raw.sinks import bigquery as bq
+    from ingestion.raw import fetch
 
     class Blob:
         def __init__(self, name):
@@ -569,7 +569,7 @@ def test_gs_uris_are_fetched_and_recorded_by_uri(tmp_path, monkeypatch):
             assert (bucket, prefix) == ("acme-logs", "gateway/")
             return [Blob("gateway/gateway-2026-11-01.jsonl.gz")]
 
-    monkeypatch.setattr(bq, "_storage", lambda: type("storage", (), {"Client": Client}))
+    monkeypatch.setattr(fetch, "_storage", lambda: type("storage", (), {"Client": Client}))
     s = _settings(tmp_path)
     report = _ingest(["gs://acme-logs/gateway/"], s, date=LOAD)
     assert [f.source_file for f in report.files] == [
