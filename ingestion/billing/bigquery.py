@@ -118,7 +118,7 @@ class BigQueryBillingSink:
 
     def partition_rows(self, con, vendor: str, load_dates: list) -> dict:
         """Lines ``billing_lines`` holds now for ``vendor`` on each of ``load_dates`` (the
-        shrink guard, ``ingestion/guard.py``), read from those ``load_date`` partitions only."""
+        shrink guard, ``ingestion/raw/guard.py``), read from those ``load_date`` partitions only."""
         from google.cloud import bigquery
 
         return count_partition_rows(

@@ -64,6 +64,7 @@ from ingestion.raw.schema import (
     duckdb_ddl,
 )
 from ingestion.raw.sinks.duckdb import append_audit
+from ingestion.raw.sniff import SniffError, sniff
 
 # vendor -> its module: ``read(con, path, into)``, and ``read_many(con, paths, into)`` (all files
 # in one scan) when it has one. A new vendor: a module under ingestion/billing/<vendor>/ and a
@@ -148,8 +149,6 @@ def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
 def _check_vendor(path: Path, vendor: str) -> None:
     """Refuse, by name, a file that is another vendor's export or gateway logs (its lines
     would all be quarantined and the load refused as empty, without saying why)."""
-    from ingestion.raw.sniff import SniffError, sniff
-
     try:
         what = sniff(path)
     except SniffError as exc:
@@ -300,7 +299,7 @@ def ingest_billing(
     replace: bool = False,
 ) -> list[LoadResult]:
     """Parse, validate and publish ``paths`` of one vendor; one LoadResult per partition.
-    ``replace`` confirms a load the shrink guard (``ingestion/guard.py``) would refuse: one
+    ``replace`` confirms a load the shrink guard (``ingestion/raw/guard.py``) would refuse: one
     with no valid line, or offering under 10% of the lines a partition holds.
     ``sink`` publishes the staged run (default: DuckDBBillingSink on ``con``'s warehouse;
     ``ingestion.billing.bigquery.BigQueryBillingSink`` for BigQuery)."""

@@ -343,7 +343,7 @@ class BigQuerySink:
 
     def partition_rows(self, con, load_dates: list[date]) -> dict[date, int]:
         """Rows ``gateway_calls`` holds now for each of ``load_dates`` (the shrink guard,
-        ``ingestion/guard.py``), read from those ``_PARTITIONDATE`` partitions only."""
+        ``ingestion/raw/guard.py``), read from those ``_PARTITIONDATE`` partitions only."""
         return count_partition_rows(self.client, self.location,
                                     f"{self.dataset}.gateway_calls", load_dates,
                                     "rows gateway_calls")
