@@ -18,7 +18,7 @@ from google.cloud import bigquery
 from sqlglot import exp
 
 from core.settings import load_settings
-from ingestion.gateway import schema as gateway_schema
+from ingestion.gateway.schema import GATEWAY_CALLS_COLUMNS, PartitionTables
 from ingestion.raw import fetch, schema
 from ingestion.raw.sinks import bigquery as bq
 from tests.bigquery_fakes import FakeClient
@@ -33,7 +33,7 @@ def _stage(con, name: str, columns, rows: list[tuple]) -> str:
 
 
 def _call(load_date: date, rid: str, feature: str | None) -> tuple:
-    values = {name: None for name, _, _ in gateway_schema.GATEWAY_CALLS_COLUMNS}
+    values = {name: None for name, _, _ in GATEWAY_CALLS_COLUMNS}
     values.update(
         load_date=load_date,
         request_id=rid,
@@ -51,7 +51,7 @@ def _call(load_date: date, rid: str, feature: str | None) -> tuple:
         source_file="gateway-2026-11-02.jsonl",
         source_line=1,
     )
-    return tuple(values[name] for name, _, _ in gateway_schema.GATEWAY_CALLS_COLUMNS)
+    return tuple(values[name] for name, _, _ in GATEWAY_CALLS_COLUMNS)
 
 
 @pytest.fixture
@@ -64,8 +64,8 @@ def staged():
         calls = [_call(d, f"req-{tag}-{i}", "support_chat" if i else None) for i in range(n_calls)]
         bad = [(d, "gateway", "f.jsonl", 7, "not JSON", "[REDACTED:email] oops")] * n_bad
         pii = [(d, "gateway", "f.jsonl", "metadata", "email", 2)]
-        out[d] = gateway_schema.PartitionTables(
-            gateway_calls=_stage(con, f"stg_calls_{tag}", gateway_schema.GATEWAY_CALLS_COLUMNS, calls),
+        out[d] = PartitionTables(
+            gateway_calls=_stage(con, f"stg_calls_{tag}", GATEWAY_CALLS_COLUMNS, calls),
             quarantine=_stage(con, f"stg_quarantine_{tag}", schema.QUARANTINE_COLUMNS, bad),
             pii_redactions=_stage(con, f"stg_pii_{tag}", schema.PII_REDACTIONS_COLUMNS, pii),
         )
@@ -160,7 +160,7 @@ def test_replace_partitions_publishes_each_date_of_staged_tables_holding_several
     seen = []
     client = FakeClient()
     sink = bq.BigQuerySink("acme-finops", "tokenbook", location="EU", client=client)
-    sink.replace_partitions(con, [days[1], days[0], days[1]], gateway_schema.PartitionTables(**merged),
+    sink.replace_partitions(con, [days[1], days[0], days[1]], PartitionTables(**merged),
                             progress=lambda k, n, label: seen.append((k, n, label)))
     assert seen == [(0, 2, "2026-11-02"), (1, 2, "2026-11-03")]
     one_by_one = FakeClient()
@@ -282,7 +282,7 @@ def test_parquet_files_hold_the_staged_rows_with_warehouse_types(staged):
     # per date: quarantine stage, pii stage, gateway_calls; then the audit
     assert counts == [1, 1, 3, 0, 1, 2, 1]
     calls = client.loads[2]["table"]
-    assert calls.column_names == [c for c, _, _ in gateway_schema.GATEWAY_CALLS_COLUMNS]
+    assert calls.column_names == [c for c, _, _ in GATEWAY_CALLS_COLUMNS]
     types = dict(zip(calls.column_names, calls.schema.types, strict=True))
     assert types["call_ts"] == pa.timestamp("us", tz="UTC")
     assert types["gateway_cost_usd"] == pa.decimal128(38, 9)
@@ -311,7 +311,7 @@ def test_load_job_config_fields_and_api_payload(staged):
     assert cfg.clustering_fields == ["feature"]
     api = cfg.to_api_repr()
     expected_fields = [
-        {"name": n, "type": t, "mode": "NULLABLE"} for n, _, t in gateway_schema.GATEWAY_CALLS_COLUMNS
+        {"name": n, "type": t, "mode": "NULLABLE"} for n, _, t in GATEWAY_CALLS_COLUMNS
     ]
     assert api == {
         "load": {

@@ -60,7 +60,8 @@ def publish_script(dataset: str, stage: dict[str, str]) -> str:
     q = (QUARANTINE_COLUMNS, "quarantine")
     p = (PII_REDACTIONS_COLUMNS, "pii_redactions")
     lines = [
-        bigquery_ddl(t["billing_lines"], BILLING_LINES_COLUMNS, "load_date", "vendor, provider") + ";",
+        bigquery_ddl(t["billing_lines"], BILLING_LINES_COLUMNS, "load_date", "vendor, provider")
+        + ";",
         bigquery_ddl(t["quarantine"], QUARANTINE_COLUMNS, "_PARTITIONDATE") + ";",
         bigquery_ddl(t["pii_redactions"], PII_REDACTIONS_COLUMNS, "_PARTITIONDATE") + ";",
         bigquery_ddl(t["load_audit"], LOAD_AUDIT_COLUMNS, "_PARTITIONDATE") + ";",

@@ -118,9 +118,10 @@ class PartitionTables:
 
 class Sink(Protocol):
     """Where the staged load dates are published. Implementations (``ingestion/raw/sinks/``):
-    DuckDB (every date in one transaction), BigQuery (per date, ``gateway_calls$YYYYMMDD`` by a WRITE_TRUNCATE load job;
-    the tables shared with other sources, quarantine and PII counts, through staging tables
-    and one transaction that replaces only this source's rows of the date).
+    DuckDB (every date in one transaction), BigQuery (per date, ``gateway_calls$YYYYMMDD`` by a
+    WRITE_TRUNCATE load job; the tables shared with other sources, quarantine and PII counts,
+    through staging tables and one transaction that replaces only this source's rows of the
+    date).
 
     ``calls_table``: where the published calls can be read back through the staging
     connection (DuckDB: the warehouse table itself), or None (BigQuery). When it is set, the

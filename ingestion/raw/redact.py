@@ -3,8 +3,8 @@ the orchestration's failure records. Interface:
 
 - ``redact_sql(expr: str) -> str``: a DuckDB expression giving ``expr`` (VARCHAR) with every
   PII match replaced by ``[REDACTED:<kind>]``.
-- ``pii_count_sql(expr: str) -> dict[str, str]``: per kind in ``KINDS`` (raw.schema.PII_KINDS), an expression
-  counting the matches of that kind in ``expr``.
+- ``pii_count_sql(expr: str) -> dict[str, str]``: per kind in ``KINDS`` (raw.schema.PII_KINDS),
+  an expression counting the matches of that kind in ``expr``.
 - ``pii_count_redacted_sql(original, redacted) -> dict[str, str]``: the same counts, cheaply,
   from an already redacted column (count markers added). Use it when both are selected.
 - ``pseudonymise_sql(expr: str, key: str) -> str``: keyed hash of an identifier.
