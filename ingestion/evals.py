@@ -27,11 +27,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-from ingestion import guard
-from ingestion.audit import FileTotals
-from ingestion.billing import redaction
-from ingestion.gateway import redact
-from ingestion.gateway.schema import (
+from ingestion.raw import guard, redact
+from ingestion.raw.audit import FileTotals
+from ingestion.raw.schema import (
     LOAD_AUDIT_COLUMNS,
     PII_REDACTIONS_COLUMNS,
     QUARANTINE_COLUMNS,
@@ -313,7 +311,6 @@ def ingest_evals(con, paths: Iterable[str | Path], *, load_date: date | None = N
 
 def _publish(con, files: list[Path], load_date: date, started: datetime,
              replace: bool = False) -> EvalsLoad:
-    red = redaction.for_duckdb()
     ld = f"DATE '{load_date}'"
     counts = {
         r[0]: r[1:]
@@ -384,7 +381,7 @@ def _publish(con, files: list[Path], load_date: date, started: datetime,
                     raw_line)
                 select {ld}, {_q(SOURCE)}, source_file, source_line, reason,
                        case when unparsed then {redact.unparsed_line_sql("raw_line")}
-                            else {red.redact_sql("raw_line")} end
+                            else {redact.redact_sql("raw_line")} end
                 from _evals_checked where reason is not null order by file_idx, source_line"""
         )
         # what the redactor found in the quarantined lines, by kind (counts only)

@@ -28,6 +28,8 @@ from datetime import date
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
+from ingestion.raw.schema import duckdb_ddl
+
 FX_RATES_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("rate_date", "DATE", "DATE"),
     ("currency", "VARCHAR", "STRING"),  # ISO 4217, upper case
@@ -198,8 +200,6 @@ def merge_sql(table_id: str, stage_id: str) -> str:
 
 def load_fx_rates(con, path: str | Path, table: str = "raw.fx_rates") -> FxLoadResult:
     """Replace the (date, currency) pairs of the file in ``table`` (DuckDB), atomically."""
-    from ingestion.gateway.schema import duckdb_ddl
-
     arrow, result = _arrow(path)
     cols = ", ".join(c for c, _, _ in FX_RATES_COLUMNS)
     con.execute(duckdb_ddl(table, FX_RATES_COLUMNS))

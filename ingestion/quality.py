@@ -42,9 +42,7 @@ from datetime import date, timedelta
 import duckdb
 
 from core.warehouse import Warehouse, connect_duckdb
-from ingestion.bigquery import BigQuerySink
-from ingestion.gateway.duckdb_sink import DuckDBSink
-from ingestion.gateway.schema import VALIDATION_RESULTS_COLUMNS
+from ingestion.billing.schema import BILLING_LINES_COLUMNS
 from ingestion.quality_sql import (  # noqa: F401 - re-exported: the check's SQL
     NULL_RATE_COLUMNS,
     PRESENCE_COLUMNS,
@@ -54,6 +52,9 @@ from ingestion.quality_sql import (  # noqa: F401 - re-exported: the check's SQL
     profile_queries,
 )
 from ingestion.quality_thresholds import load_thresholds
+from ingestion.raw.schema import VALIDATION_RESULTS_COLUMNS, duckdb_ddl
+from ingestion.raw.sinks.bigquery import BigQuerySink
+from ingestion.raw.sinks.duckdb import DuckDBSink, ensure_raw_tables
 
 RESULTS_TABLE = "_tb_validation"
 CHECKPOINT = "tokenbook_check"
@@ -264,12 +265,7 @@ def profile_duckdb(con, lo: date, hi: date, schema: str = "raw",
                    staging: str = "staging") -> bool:
     """Profile tables in TEMP tables of the warehouse connection ``con``; returns whether the
     price book (dbt's staging.int_price_book and alias seeds) is there to resolve models."""
-    from ingestion.gateway.duckdb_sink import ensure_raw_tables
-
     ensure_raw_tables(con, schema)
-    from ingestion.billing.schema import BILLING_LINES_COLUMNS
-    from ingestion.gateway.schema import duckdb_ddl
-
     con.execute(duckdb_ddl(f"{schema}.billing_lines", BILLING_LINES_COLUMNS))
     tables = {n: f"{schema}.{n}" for n in ("gateway_calls", "load_audit", "billing_lines")}
     for name, sql in profile_queries(tables, lo, hi).items():

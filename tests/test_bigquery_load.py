@@ -18,8 +18,9 @@ from google.cloud import bigquery
 from sqlglot import exp
 
 from core.settings import load_settings
-from ingestion import bigquery as bq
-from ingestion.gateway import schema
+from ingestion.gateway.schema import GATEWAY_CALLS_COLUMNS, PartitionTables
+from ingestion.raw import fetch, schema
+from ingestion.raw.sinks import bigquery as bq
 from tests.bigquery_fakes import FakeClient
 
 
@@ -32,7 +33,7 @@ def _stage(con, name: str, columns, rows: list[tuple]) -> str:
 
 
 def _call(load_date: date, rid: str, feature: str | None) -> tuple:
-    values = {name: None for name, _, _ in schema.GATEWAY_CALLS_COLUMNS}
+    values = {name: None for name, _, _ in GATEWAY_CALLS_COLUMNS}
     values.update(
         load_date=load_date,
         request_id=rid,
@@ -50,7 +51,7 @@ def _call(load_date: date, rid: str, feature: str | None) -> tuple:
         source_file="gateway-2026-11-02.jsonl",
         source_line=1,
     )
-    return tuple(values[name] for name, _, _ in schema.GATEWAY_CALLS_COLUMNS)
+    return tuple(values[name] for name, _, _ in GATEWAY_CALLS_COLUMNS)
 
 
 @pytest.fixture
@@ -63,8 +64,8 @@ def staged():
         calls = [_call(d, f"req-{tag}-{i}", "support_chat" if i else None) for i in range(n_calls)]
         bad = [(d, "gateway", "f.jsonl", 7, "not JSON", "[REDACTED:email] oops")] * n_bad
         pii = [(d, "gateway", "f.jsonl", "metadata", "email", 2)]
-        out[d] = schema.PartitionTables(
-            gateway_calls=_stage(con, f"stg_calls_{tag}", schema.GATEWAY_CALLS_COLUMNS, calls),
+        out[d] = PartitionTables(
+            gateway_calls=_stage(con, f"stg_calls_{tag}", GATEWAY_CALLS_COLUMNS, calls),
             quarantine=_stage(con, f"stg_quarantine_{tag}", schema.QUARANTINE_COLUMNS, bad),
             pii_redactions=_stage(con, f"stg_pii_{tag}", schema.PII_REDACTIONS_COLUMNS, pii),
         )
@@ -159,7 +160,7 @@ def test_replace_partitions_publishes_each_date_of_staged_tables_holding_several
     seen = []
     client = FakeClient()
     sink = bq.BigQuerySink("acme-finops", "tokenbook", location="EU", client=client)
-    sink.replace_partitions(con, [days[1], days[0], days[1]], schema.PartitionTables(**merged),
+    sink.replace_partitions(con, [days[1], days[0], days[1]], PartitionTables(**merged),
                             progress=lambda k, n, label: seen.append((k, n, label)))
     assert seen == [(0, 2, "2026-11-02"), (1, 2, "2026-11-03")]
     one_by_one = FakeClient()
@@ -281,7 +282,7 @@ def test_parquet_files_hold_the_staged_rows_with_warehouse_types(staged):
     # per date: quarantine stage, pii stage, gateway_calls; then the audit
     assert counts == [1, 1, 3, 0, 1, 2, 1]
     calls = client.loads[2]["table"]
-    assert calls.column_names == [c for c, _, _ in schema.GATEWAY_CALLS_COLUMNS]
+    assert calls.column_names == [c for c, _, _ in GATEWAY_CALLS_COLUMNS]
     types = dict(zip(calls.column_names, calls.schema.types, strict=True))
     assert types["call_ts"] == pa.timestamp("us", tz="UTC")
     assert types["gateway_cost_usd"] == pa.decimal128(38, 9)
@@ -310,7 +311,7 @@ def test_load_job_config_fields_and_api_payload(staged):
     assert cfg.clustering_fields == ["feature"]
     api = cfg.to_api_repr()
     expected_fields = [
-        {"name": n, "type": t, "mode": "NULLABLE"} for n, _, t in schema.GATEWAY_CALLS_COLUMNS
+        {"name": n, "type": t, "mode": "NULLABLE"} for n, _, t in GATEWAY_CALLS_COLUMNS
     ]
     assert api == {
         "load": {
@@ -446,18 +447,18 @@ def test_fetch_gcs_object_prefix_and_pattern(tmp_path):
         "other/x.jsonl",
     ]
     store = FakeStorage(names)
-    got = bq.fetch_gcs("gs://acme-logs/logs/gateway-*.jsonl.gz", tmp_path, client=store)
+    got = fetch.fetch_gcs("gs://acme-logs/logs/gateway-*.jsonl.gz", tmp_path, client=store)
     assert [p.name for p in got] == ["gateway-2026-11-02.jsonl.gz", "gateway-2026-11-03.jsonl.gz"]
     assert got[0].read_bytes() == b"logs/gateway-2026-11-02.jsonl.gz"
     assert store.calls == [("acme-logs", "logs/gateway-")]
-    one = bq.fetch_gcs("gs://acme-logs/logs/readme.txt", tmp_path, client=store)
+    one = fetch.fetch_gcs("gs://acme-logs/logs/readme.txt", tmp_path, client=store)
     assert [p.name for p in one] == ["readme.txt"]
-    folder = bq.fetch_gcs("gs://acme-logs/logs/", tmp_path, client=store)
+    folder = fetch.fetch_gcs("gs://acme-logs/logs/", tmp_path, client=store)
     assert len(folder) == 3
     with pytest.raises(bq.BigQueryLoadError, match="no object matches"):
-        bq.fetch_gcs("gs://acme-logs/nothing/*.jsonl", tmp_path, client=store)
+        fetch.fetch_gcs("gs://acme-logs/nothing/*.jsonl", tmp_path, client=store)
     with pytest.raises(bq.BigQueryLoadError, match="not a gs:// URI"):
-        bq.fetch_gcs("s3://x/y", tmp_path, client=store)
+        fetch.fetch_gcs("s3://x/y", tmp_path, client=store)
 
 
 def test_fetch_gcs_without_the_storage_package_says_what_to_install(tmp_path, monkeypatch):
@@ -472,15 +473,15 @@ def test_fetch_gcs_without_the_storage_package_says_what_to_install(tmp_path, mo
 
     monkeypatch.setattr(builtins, "__import__", no_storage)
     with pytest.raises(bq.BigQueryLoadError, match="pip install google-cloud-storage"):
-        bq.fetch_gcs("gs://acme-logs/logs/x.jsonl", tmp_path)
+        fetch.fetch_gcs("gs://acme-logs/logs/x.jsonl", tmp_path)
 
 
 def test_shrink_guard_counts_the_partition_before_any_load_job(tmp_path, monkeypatch):
     """Issue 21 on BigQuery: one query job counts the load date's partition (pruned on
     _PARTITIONDATE) before any WRITE_TRUNCATE; a load offering under 10% of it is refused,
     nothing but the audit row (status refused) is sent; more than 10% loads as before."""
-    from ingestion import guard
     from ingestion.gateway.pipeline import LoadRefused, ingest_gateway
+    from ingestion.raw import guard
 
     day = date(2026, 11, 10)
     f = tmp_path / "day.jsonl"

@@ -13,9 +13,9 @@ import pytest
 import sqlglot
 from google.cloud import bigquery
 
-from ingestion.bigquery import BigQueryLoadError
 from ingestion.billing.bigquery import BigQueryBillingSink
 from ingestion.billing.loader import ingest_billing
+from ingestion.raw.sinks.bigquery import BigQueryLoadError
 
 FIX = Path(__file__).parent / "fixtures" / "billing"
 

@@ -139,7 +139,7 @@ def test_replace_is_off_by_default_and_a_refused_load_fails_without_retry(dag):
 
     from airflow.sdk.exceptions import AirflowFailException
 
-    from ingestion.guard import LoadRefused, Shrink
+    from ingestion.raw.guard import LoadRefused, Shrink
 
     assert dag.params.get_param("replace").value is False
     spec = importlib.util.spec_from_file_location("nightly_for_test", DAGS / "tokenbook_nightly.py")

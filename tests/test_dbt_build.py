@@ -443,8 +443,8 @@ def test_bigquery_raw_tables_are_created_as_their_loaders_create_them():
     loader's own DDL creates it, so the first load appends to it instead of failing."""
     import sqlglot
 
-    from ingestion.bigquery import shared_publish_script
     from ingestion.billing.bigquery import publish_script
+    from ingestion.raw.sinks.bigquery import shared_publish_script
     from tokenbook.dbt import ensure_raw_tables
 
     class Client:

@@ -24,14 +24,14 @@ import pytest
 from typer.testing import CliRunner
 
 from core.settings import load_settings
-from ingestion.gateway import duckdb_sink
 from ingestion.gateway.pipeline import (
     FREE_TEXT_FIELDS,
     IngestError,
     ingest_gateway,
 )
 from ingestion.gateway.readers import ReaderError, detect_format, expand_paths
-from ingestion.gateway.redact import unparsed_line_text
+from ingestion.raw.redact import unparsed_line_text
+from ingestion.raw.sinks import duckdb as duckdb_sink
 
 FIX = Path(__file__).resolve().parent / "fixtures" / "gateway"
 REPO = Path(__file__).resolve().parent.parent
@@ -250,7 +250,7 @@ _KILL_SCRIPT = """
 import sys, time
 from datetime import date, timedelta
 from pathlib import Path
-from ingestion.gateway import duckdb_sink
+from ingestion.raw.sinks import duckdb as duckdb_sink
 from ingestion.gateway.pipeline import ingest_gateway
 from core.settings import load_settings
 
@@ -555,7 +555,7 @@ def test_other_formats_run_through_the_same_pipeline(tmp_path):
 
 
 def test_gs_uris_are_fetched_and_recorded_by_uri(tmp_path, monkeypatch):
-    from ingestion import bigquery as bq
+    from ingestion.raw import fetch
 
     class Blob:
         def __init__(self, name):
@@ -569,7 +569,7 @@ def test_gs_uris_are_fetched_and_recorded_by_uri(tmp_path, monkeypatch):
             assert (bucket, prefix) == ("acme-logs", "gateway/")
             return [Blob("gateway/gateway-2026-11-01.jsonl.gz")]
 
-    monkeypatch.setattr(bq, "_storage", lambda: type("storage", (), {"Client": Client}))
+    monkeypatch.setattr(fetch, "_storage", lambda: type("storage", (), {"Client": Client}))
     s = _settings(tmp_path)
     report = _ingest(["gs://acme-logs/gateway/"], s, date=LOAD)
     assert [f.source_file for f in report.files] == [

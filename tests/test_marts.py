@@ -16,7 +16,8 @@ import pytest
 
 from core.settings import load_settings
 from core.warehouse import connect_duckdb, parse_warehouse
-from ingestion.gateway.schema import GATEWAY_CALLS_COLUMNS, duckdb_ddl
+from ingestion.gateway.schema import GATEWAY_CALLS_COLUMNS
+from ingestion.raw.schema import duckdb_ddl
 from tokenbook.dbt import run_dbt
 
 MARTS = (

@@ -43,7 +43,7 @@ def test_a_broken_redactor_import_raises_instead_of_withholding(monkeypatch):
     real_import = builtins.__import__
 
     def broken(name, *args, **kwargs):
-        if name == "ingestion.gateway.redact":
+        if name == "ingestion.raw.redact":
             raise ImportError("redact.py failed to import")
         return real_import(name, *args, **kwargs)
 

@@ -24,8 +24,8 @@ import pytest
 
 from core.settings import load_settings
 from ingestion.evals import ingest_evals
-from ingestion.gateway import redact
 from ingestion.gateway.pipeline import ingest_gateway
+from ingestion.raw import redact
 from tokenbook import orchestration as orch
 from tokenbook.exitcodes import CONFIG_INVALID
 

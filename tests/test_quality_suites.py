@@ -116,7 +116,7 @@ def _build(base: Path):
     # the gateway's cost per day, billed at 1.1x by two vendors (half each), except the
     # scenarios' days
     from ingestion.billing.schema import BILLING_LINES_COLUMNS
-    from ingestion.gateway.schema import duckdb_ddl
+    from ingestion.raw.schema import duckdb_ddl
 
     con = duckdb.connect(str(base / "wh.duckdb"))
     con.execute(duckdb_ddl("raw.billing_lines", BILLING_LINES_COLUMNS))

@@ -1,4 +1,4 @@
-"""PII redaction (ingestion.gateway.redact): every kind in real-shaped variants, near-misses
+"""PII redaction (ingestion.raw.redact): every kind in real-shaped variants, near-misses
 left alone, counts equal to replacements, JSON still valid, keyed pseudonymisation."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import random
 import duckdb
 import pytest
 
-from ingestion.gateway import redact
-from ingestion.gateway.schema import PII_KINDS
+from ingestion.raw import redact
+from ingestion.raw.schema import PII_KINDS
 
 
 @pytest.fixture(scope="module")

@@ -23,8 +23,8 @@ import pytest
 from typer.testing import CliRunner
 
 from core.settings import load_settings
-from ingestion import guard
 from ingestion.gateway.pipeline import LoadRefused, ingest_gateway
+from ingestion.raw import guard
 from tokenbook import exitcodes
 from tokenbook.cli import app
 

@@ -17,8 +17,9 @@ from core.warehouse import Warehouse
 from ingestion.billing.schema import BILLING_LINES_COLUMNS
 from ingestion.evals import EVALS_COLUMNS
 from ingestion.fx import FX_RATES_COLUMNS
-from ingestion.gateway import schema
-from ingestion.gateway.schema import duckdb_ddl
+from ingestion.gateway.schema import GATEWAY_CALLS_COLUMNS
+from ingestion.raw import schema as raw_schema
+from ingestion.raw.schema import duckdb_ddl
 from tokenbook.orgconfig.load import load_config
 from tokenbook.pricing.versions import version_columns
 
@@ -221,16 +222,16 @@ RawTable = tuple[tuple[tuple[str, str, str], ...], str | None, str | None]
 
 def raw_tables() -> dict[str, RawTable]:
     """Every raw table a dbt source reads, from the schemas of the code that writes it: the
-    gateway sink (ingestion/gateway/schema.py, ingestion-time partitions as its load jobs
+    gateway sink (ingestion/gateway/schema.py and ingestion/raw/schema.py, ingestion-time partitions as its load jobs
     create them), billing (partitioned by load_date), evals, `tokenbook fx load`,
     `tokenbook prices load`."""
     by_load = "_PARTITIONDATE"
     return {
-        "gateway_calls": (schema.GATEWAY_CALLS_COLUMNS, by_load, "feature"),
-        "quarantine": (schema.QUARANTINE_COLUMNS, by_load, None),
-        "pii_redactions": (schema.PII_REDACTIONS_COLUMNS, by_load, None),
-        "load_audit": (schema.LOAD_AUDIT_COLUMNS, by_load, None),
-        "validation_results": (schema.VALIDATION_RESULTS_COLUMNS, by_load, None),
+        "gateway_calls": (GATEWAY_CALLS_COLUMNS, by_load, "feature"),
+        "quarantine": (raw_schema.QUARANTINE_COLUMNS, by_load, None),
+        "pii_redactions": (raw_schema.PII_REDACTIONS_COLUMNS, by_load, None),
+        "load_audit": (raw_schema.LOAD_AUDIT_COLUMNS, by_load, None),
+        "validation_results": (raw_schema.VALIDATION_RESULTS_COLUMNS, by_load, None),
         "billing_lines": (BILLING_LINES_COLUMNS, "load_date", "vendor, provider"),
         "evals": (EVALS_COLUMNS, None, None),
         "fx_rates": (FX_RATES_COLUMNS, None, None),

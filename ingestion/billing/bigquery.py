@@ -14,31 +14,35 @@ same dates, so a ``table$YYYYMMDD`` WRITE_TRUNCATE would wipe their rows. Instea
 
 ``raw.billing_lines`` is created partitioned by ``load_date`` and clustered by vendor and
 provider; the shared tables, if billing creates them first, use ingestion-time partitioning like
-the gateway's sink (``ingestion/bigquery.py``), and rows go to their load date's partition.
+the gateway's sink (``ingestion/raw/sinks/bigquery.py``), and rows go to their load date's
+partition. The load-job pieces (Parquet export, staging config and expiry, the partition count,
+the client) are that shared sink's; what is billing's here is the (vendor, dates) transaction.
 """
 
 from __future__ import annotations
 
 import tempfile
 import uuid
-from datetime import timedelta
 from pathlib import Path
 
 from core.warehouse import Warehouse
-from ingestion.bigquery import (
-    BigQueryLoadError,
-    BigQuerySink,
-    bq_schema,
-    count_partition_rows,
-    export_parquet,
-    make_client,
-)
 from ingestion.billing.loader import StagedBilling
 from ingestion.billing.schema import BILLING_LINES_COLUMNS
-from ingestion.gateway.schema import (
+from ingestion.raw.schema import (
     LOAD_AUDIT_COLUMNS,
     PII_REDACTIONS_COLUMNS,
     QUARANTINE_COLUMNS,
+    bigquery_ddl,
+    column_names,
+)
+from ingestion.raw.sinks.bigquery import (
+    BigQueryLoadError,
+    BigQuerySink,
+    count_partition_rows,
+    expire_tomorrow,
+    export_parquet,
+    make_client,
+    staging_job_config,
 )
 
 TABLES = {
@@ -49,16 +53,6 @@ TABLES = {
 }
 
 
-def _cols(columns) -> str:
-    return ", ".join(c for c, _, _ in columns)
-
-
-def _ddl(table: str, columns, partition: str, cluster: str | None = None) -> str:
-    body = ", ".join(f"{c} {bq}" for c, _, bq in columns)
-    out = f"CREATE TABLE IF NOT EXISTS `{table}` ({body}) PARTITION BY {partition}"
-    return out + (f" CLUSTER BY {cluster}" if cluster else "")
-
-
 def publish_script(dataset: str, stage: dict[str, str]) -> str:
     """The transaction for one run (parameters @vendor, @source STRING, @load_dates
     ARRAY<DATE>). ``stage`` maps raw table -> its staging table."""
@@ -66,25 +60,26 @@ def publish_script(dataset: str, stage: dict[str, str]) -> str:
     q = (QUARANTINE_COLUMNS, "quarantine")
     p = (PII_REDACTIONS_COLUMNS, "pii_redactions")
     lines = [
-        _ddl(t["billing_lines"], BILLING_LINES_COLUMNS, "load_date", "vendor, provider") + ";",
-        _ddl(t["quarantine"], QUARANTINE_COLUMNS, "_PARTITIONDATE") + ";",
-        _ddl(t["pii_redactions"], PII_REDACTIONS_COLUMNS, "_PARTITIONDATE") + ";",
-        _ddl(t["load_audit"], LOAD_AUDIT_COLUMNS, "_PARTITIONDATE") + ";",
+        bigquery_ddl(t["billing_lines"], BILLING_LINES_COLUMNS, "load_date", "vendor, provider")
+        + ";",
+        bigquery_ddl(t["quarantine"], QUARANTINE_COLUMNS, "_PARTITIONDATE") + ";",
+        bigquery_ddl(t["pii_redactions"], PII_REDACTIONS_COLUMNS, "_PARTITIONDATE") + ";",
+        bigquery_ddl(t["load_audit"], LOAD_AUDIT_COLUMNS, "_PARTITIONDATE") + ";",
         "BEGIN TRANSACTION;",
         f"DELETE FROM `{t['billing_lines']}` "
         "WHERE vendor = @vendor AND load_date IN UNNEST(@load_dates);",
-        f"INSERT INTO `{t['billing_lines']}` ({_cols(BILLING_LINES_COLUMNS)}) "
-        f"SELECT {_cols(BILLING_LINES_COLUMNS)} FROM `{dataset}.{stage['billing_lines']}`;",
+        f"INSERT INTO `{t['billing_lines']}` ({column_names(BILLING_LINES_COLUMNS)}) "
+        f"SELECT {column_names(BILLING_LINES_COLUMNS)} FROM `{dataset}.{stage['billing_lines']}`;",
     ]
     for columns, name in (q, p):
         lines += [
             f"DELETE FROM `{t[name]}` WHERE source = @source AND load_date IN UNNEST(@load_dates);",
-            f"INSERT INTO `{t[name]}` (_PARTITIONTIME, {_cols(columns)}) "
-            f"SELECT TIMESTAMP(load_date), {_cols(columns)} FROM `{dataset}.{stage[name]}`;",
+            f"INSERT INTO `{t[name]}` (_PARTITIONTIME, {column_names(columns)}) "
+            f"SELECT TIMESTAMP(load_date), {column_names(columns)} FROM `{dataset}.{stage[name]}`;",
         ]
     lines += [
-        f"INSERT INTO `{t['load_audit']}` ({_cols(LOAD_AUDIT_COLUMNS)}) "
-        f"SELECT {_cols(LOAD_AUDIT_COLUMNS)} FROM `{dataset}.{stage['load_audit']}`;",
+        f"INSERT INTO `{t['load_audit']}` ({column_names(LOAD_AUDIT_COLUMNS)}) "
+        f"SELECT {column_names(LOAD_AUDIT_COLUMNS)} FROM `{dataset}.{stage['load_audit']}`;",
         "COMMIT TRANSACTION;",
     ]
     return "\n".join(lines)
@@ -124,7 +119,7 @@ class BigQueryBillingSink:
 
     def partition_rows(self, con, vendor: str, load_dates: list) -> dict:
         """Lines ``billing_lines`` holds now for ``vendor`` on each of ``load_dates`` (the
-        shrink guard, ``ingestion/guard.py``), read from those ``load_date`` partitions only."""
+        shrink guard, ``ingestion/raw/guard.py``), read from those ``load_date`` partitions only."""
         from google.cloud import bigquery
 
         return count_partition_rows(
@@ -158,22 +153,14 @@ class BigQueryBillingSink:
                 for name, columns in TABLES.items():
                     path = Path(tmp) / f"{name}.parquet"
                     export_parquet(con, sources[name], columns, path)
-                    config = bigquery.LoadJobConfig(
-                        source_format=bigquery.SourceFormat.PARQUET,
-                        write_disposition=bigquery.WriteDisposition.WRITE_TRUNCATE,
-                        create_disposition=bigquery.CreateDisposition.CREATE_IF_NEEDED,
-                        schema=bq_schema(columns),
-                        destination_table_description="tokenbook billing staging (dropped)",
-                    )
+                    config = staging_job_config(columns, "tokenbook billing staging (dropped)")
                     dest = f"{self.dataset}.{stage[name]}"
                     with path.open("rb") as fh:
                         job = self.client.load_table_from_file(
                             fh, dest, job_config=config, location=self.location
                         )
                     job.result()
-                    table = self.client.get_table(dest)
-                    table.expires = _tomorrow()
-                    self.client.update_table(table, ["expires"])
+                    expire_tomorrow(self.client, dest)
             params = [
                 bigquery.ScalarQueryParameter("vendor", "STRING", staged.vendor),
                 bigquery.ScalarQueryParameter("source", "STRING", staged.source),
@@ -195,9 +182,3 @@ class BigQueryBillingSink:
         finally:
             for name in stage.values():
                 self.client.delete_table(f"{self.dataset}.{name}", not_found_ok=True)
-
-
-def _tomorrow():
-    from datetime import UTC, datetime
-
-    return datetime.now(UTC) + timedelta(days=1)  # staging-table expiry only, never data

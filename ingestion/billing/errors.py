@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ingestion import guard
+from ingestion.raw import guard
 
 
 class BillingError(Exception):

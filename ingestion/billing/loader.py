@@ -36,9 +36,6 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from types import ModuleType
 
-from ingestion import guard
-from ingestion.audit import FileTotals
-from ingestion.billing import redaction
 from ingestion.billing.anthropic import parse as anthropic_parse
 from ingestion.billing.aws import parse as aws_parse
 from ingestion.billing.azure import parse as azure_parse
@@ -57,13 +54,17 @@ from ingestion.billing.schema import (
     TOKEN_TYPES,
     VENDORS,
 )
-from ingestion.gateway import redact as gateway_redact
-from ingestion.gateway.schema import (
+from ingestion.raw import guard, redact
+from ingestion.raw.audit import FileTotals
+from ingestion.raw.schema import (
     LOAD_AUDIT_COLUMNS,
     PII_REDACTIONS_COLUMNS,
     QUARANTINE_COLUMNS,
+    column_names,
     duckdb_ddl,
 )
+from ingestion.raw.sinks.duckdb import append_audit
+from ingestion.raw.sniff import SniffError, sniff
 
 # vendor -> its module: ``read(con, path, into)``, and ``read_many(con, paths, into)`` (all files
 # in one scan) when it has one. A new vendor: a module under ingestion/billing/<vendor>/ and a
@@ -148,8 +149,6 @@ def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
 def _check_vendor(path: Path, vendor: str) -> None:
     """Refuse, by name, a file that is another vendor's export or gateway logs (its lines
     would all be quarantined and the load refused as empty, without saying why)."""
-    from ingestion.sniff import SniffError, sniff
-
     try:
         what = sniff(path)
     except SniffError as exc:
@@ -300,7 +299,7 @@ def ingest_billing(
     replace: bool = False,
 ) -> list[LoadResult]:
     """Parse, validate and publish ``paths`` of one vendor; one LoadResult per partition.
-    ``replace`` confirms a load the shrink guard (``ingestion/guard.py``) would refuse: one
+    ``replace`` confirms a load the shrink guard (``ingestion/raw/guard.py``) would refuse: one
     with no valid line, or offering under 10% of the lines a partition holds.
     ``sink`` publishes the staged run (default: DuckDBBillingSink on ``con``'s warehouse;
     ``ingestion.billing.bigquery.BigQueryBillingSink`` for BigQuery)."""
@@ -441,14 +440,13 @@ def _publish(con, vendor, files, plan, started, before, after, sink=None,
         """
     )
     # redact free text and count what was redacted (fields: description, tags, raw_line).
-    red = redaction.for_duckdb()
     counts_sql = []
     for fld, where in (
         ("description", "reason is null and not is_duplicate"),
         ("tags", "reason is null and not is_duplicate"),
         ("raw_line", "reason is not null"),
     ):
-        for kind, expr in red.count_sql(f"{fld}::VARCHAR").items():
+        for kind, expr in redact.pii_count_sql(f"{fld}::VARCHAR").items():
             counts_sql.append(
                 f"select part_date, source_file, {_q(fld)} as field, {_q(kind)} as kind, "
                 f"sum({expr})::BIGINT as redactions from _billing_checked where {where} "
@@ -462,9 +460,9 @@ def _publish(con, vendor, files, plan, started, before, after, sink=None,
         elif c == "vendor":
             select_cols.append(_q(vendor))
         elif c == "description":
-            select_cols.append(red.redact_sql("description"))
+            select_cols.append(redact.redact_sql("description"))
         elif c == "tags":
-            select_cols.append(f"try_cast({red.redact_sql('tags')} as JSON)")
+            select_cols.append(f"try_cast({redact.redact_sql('tags')} as JSON)")
         else:
             select_cols.append(c)
     # stage the four output tables (the rows each raw table receives)
@@ -480,8 +478,8 @@ def _publish(con, vendor, files, plan, started, before, after, sink=None,
         f"""create temp table _billing_out_quarantine as
         select part_date as load_date, {_q(source)} as source, source_file,
             source_line as line_number, reason,
-            case when unparsed then {gateway_redact.unparsed_line_sql("raw_line")}
-                 else {red.redact_sql("raw_line")} end as raw_line
+            case when unparsed then {redact.unparsed_line_sql("raw_line")}
+                 else {redact.redact_sql("raw_line")} end as raw_line
         from _billing_checked where reason is not null order by file_idx, source_line"""
     )
     con.execute("drop table if exists _billing_out_pii")
@@ -602,8 +600,7 @@ class DuckDBBillingSink:
     def append_audit(self, con, staged_audit: str) -> None:
         """Append audit rows alone (a refused load: nothing else is published)."""
         ensure_tables(con)
-        cols = ", ".join(c for c, _, _ in LOAD_AUDIT_COLUMNS)
-        con.execute(f"insert into raw.load_audit ({cols}) select {cols} from {staged_audit}")
+        append_audit(con, staged_audit)
 
     def publish(self, con, staged: StagedBilling) -> None:
         dates = ", ".join(f"DATE '{d}'" for d in staged.load_dates)
@@ -623,10 +620,9 @@ class DuckDBBillingSink:
             if _after_delete is not None:
                 _after_delete()
             for table, columns, src, _, _ in pairs:
-                cols = ", ".join(c for c, _, _ in columns)
+                cols = column_names(columns)
                 con.execute(f"insert into {table} ({cols}) select {cols} from {src}")
-            cols = ", ".join(c for c, _, _ in LOAD_AUDIT_COLUMNS)
-            con.execute(f"insert into raw.load_audit ({cols}) select {cols} from {staged.audit}")
+            append_audit(con, staged.audit)
             con.execute("commit")
         except BaseException:
             con.execute("rollback")

@@ -16,9 +16,9 @@ from datetime import date as Date
 from datetime import datetime
 from pathlib import Path
 
-from ingestion import guard
-from ingestion.audit import FileTotals
 from ingestion.gateway.schema import Sink
+from ingestion.raw import guard
+from ingestion.raw.audit import FileTotals
 
 SOURCE = "gateway"
 

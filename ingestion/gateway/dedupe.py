@@ -14,8 +14,8 @@
 
 from __future__ import annotations
 
-from ingestion import guard
 from ingestion.gateway.context import IngestError, LoadContext
+from ingestion.raw import guard
 
 
 def date_files(ctx: LoadContext) -> None:

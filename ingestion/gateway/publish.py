@@ -15,11 +15,11 @@ import contextlib
 import functools
 from datetime import UTC, datetime
 
-from ingestion import guard
 from ingestion.gateway.context import SOURCE, LoadContext, LoadRefused
 from ingestion.gateway.schema import PartitionTables
 from ingestion.gateway.session import Watch, drop
 from ingestion.gateway.stage import staging_tables
+from ingestion.raw import guard
 
 STAGED = ("_tb_calls", "_tb_quarantine", "_tb_pii")
 

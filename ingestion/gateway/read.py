@@ -29,7 +29,8 @@ from ingestion.gateway.readers import (
 from ingestion.gateway.session import Watch, drop
 from ingestion.gateway.session import q as _q
 from ingestion.gateway.validate import typed_select
-from ingestion.sniff import gzip_error
+from ingestion.raw.fetch import fetch_gcs
+from ingestion.raw.sniff import gzip_error
 
 
 def fetch_remote(paths: Iterable[str | Path], into: Path) -> tuple[list[str | Path], dict]:
@@ -39,8 +40,6 @@ def fetch_remote(paths: Iterable[str | Path], into: Path) -> tuple[list[str | Pa
     names: dict[str, str] = {}
     for arg in paths:
         if str(arg).startswith("gs://"):
-            from ingestion.bigquery import fetch_gcs  # lazy: google libraries are heavy
-
             for f in fetch_gcs(str(arg), into):
                 names[str(f)] = "gs://" + f.relative_to(into).as_posix()
                 local.append(f)

@@ -242,7 +242,7 @@ def check_file(path: Path, fmt: str | None = None) -> str:
 
     An empty file is not refused here: the load then holds no valid record, which the
     pipeline refuses (and records in raw.load_audit)."""
-    from ingestion.sniff import SniffError, sniff
+    from ingestion.raw.sniff import SniffError, sniff
 
     path = Path(path)
     try:

@@ -1,8 +1,10 @@
-"""The native gateway-log record and the raw tables it lands in.
+"""The native gateway-log record, the gateway's own raw table, and what its sinks do.
 
 This module is the contract between the readers (native, LiteLLM, OTel), the pipeline
-(validate, redact, dedupe), the sinks (DuckDB, BigQuery) and dbt's sources. Change a
-column here and in dbt_project/models/staging/gateway/_gateway__sources.yml together.
+(validate, redact, dedupe), the sinks (``ingestion/raw/sinks/``: DuckDB, BigQuery) and dbt's
+sources. Change a column here and in dbt_project/models/staging/gateway/_gateway__sources.yml
+together. The tables the gateway shares with the other sources (quarantine, PII counts, load
+audit, validation results) are in ``ingestion/raw/schema.py``.
 """
 
 from __future__ import annotations
@@ -104,70 +106,6 @@ GATEWAY_CALLS_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("source_line", "BIGINT", "INT64"),
 )
 
-# raw.quarantine: one row per rejected record, partitioned by load_date.
-QUARANTINE_COLUMNS: tuple[tuple[str, str, str], ...] = (
-    ("load_date", "DATE", "DATE"),
-    ("source", "VARCHAR", "STRING"),  # gateway | billing_openai | ...
-    ("source_file", "VARCHAR", "STRING"),
-    ("line_number", "BIGINT", "INT64"),
-    ("reason", "VARCHAR", "STRING"),
-    # a rejected record after the field rules (prompt text dropped, identifiers pseudonymised,
-    # the rest redacted), or for a line that did not parse: its length, hash and redacted shape
-    ("raw_line", "VARCHAR", "STRING"),
-)
-
-# raw.pii_redactions: counts only, partitioned by load_date.
-PII_REDACTIONS_COLUMNS: tuple[tuple[str, str, str], ...] = (
-    ("load_date", "DATE", "DATE"),
-    ("source", "VARCHAR", "STRING"),
-    ("source_file", "VARCHAR", "STRING"),
-    ("field", "VARCHAR", "STRING"),
-    ("kind", "VARCHAR", "STRING"),  # email | phone | card | iban | ssn | ip | secret
-    ("redactions", "BIGINT", "INT64"),
-)
-
-# raw.load_audit: one row per file per run (append-only; the only table a rerun grows).
-LOAD_AUDIT_COLUMNS: tuple[tuple[str, str, str], ...] = (
-    ("load_id", "VARCHAR", "STRING"),
-    ("source", "VARCHAR", "STRING"),
-    ("source_file", "VARCHAR", "STRING"),
-    ("load_date", "DATE", "DATE"),
-    ("rows_read", "BIGINT", "INT64"),
-    ("rows_loaded", "BIGINT", "INT64"),
-    ("rows_quarantined", "BIGINT", "INT64"),
-    ("rows_duplicate", "BIGINT", "INT64"),
-    ("started_at", "TIMESTAMP", "TIMESTAMP"),
-    ("finished_at", "TIMESTAMP", "TIMESTAMP"),
-    ("status", "VARCHAR", "STRING"),  # loaded | failed
-)
-
-# raw.validation_results: one row per (date, suite, expectation) of `tokenbook check`
-# (ingestion/quality.py), replaced when the date is checked again; partitioned by load_date.
-VALIDATION_RESULTS_COLUMNS: tuple[tuple[str, str, str], ...] = (
-    ("load_date", "DATE", "DATE"),
-    ("checkpoint", "VARCHAR", "STRING"),
-    ("data_asset", "VARCHAR", "STRING"),
-    ("expectation", "VARCHAR", "STRING"),
-    ("column_name", "VARCHAR", "STRING"),  # the metric checked
-    ("parameters", "VARCHAR", "STRING"),  # the expectation's arguments as JSON text
-    ("success", "BOOLEAN", "BOOL"),  # NULL: not evaluable (observed_value says why)
-    ("element_count", "BIGINT", "INT64"),  # calls of the date
-    ("unexpected_count", "BIGINT", "INT64"),
-    ("observed_value", "VARCHAR", "STRING"),
-    ("suite", "VARCHAR", "STRING"),
-    ("min_value", "DOUBLE", "FLOAT64"),  # the threshold(s) in force
-    ("max_value", "DOUBLE", "FLOAT64"),
-    ("look_at", "VARCHAR", "STRING"),  # what to look at when it fails
-    ("load_id", "VARCHAR", "STRING"),  # the gateway load of the date the check read
-)
-
-PII_KINDS = ("email", "phone", "card", "iban", "ssn", "ip", "secret")
-
-
-def duckdb_ddl(table: str, columns: tuple[tuple[str, str, str], ...]) -> str:
-    cols = ",\n  ".join(f"{name} {ddb}" for name, ddb, _ in columns)
-    return f"create table if not exists {table} (\n  {cols}\n)"
-
 
 @dataclass(frozen=True)
 class PartitionTables:
@@ -179,10 +117,11 @@ class PartitionTables:
 
 
 class Sink(Protocol):
-    """Where the staged load dates are published. Implementations: DuckDB (every date in one
-    transaction), BigQuery (per date, ``gateway_calls$YYYYMMDD`` by a WRITE_TRUNCATE load job;
-    the tables shared with other sources, quarantine and PII counts, through staging tables
-    and one transaction that replaces only this source's rows of the date).
+    """Where the staged load dates are published. Implementations (``ingestion/raw/sinks/``):
+    DuckDB (every date in one transaction), BigQuery (per date, ``gateway_calls$YYYYMMDD`` by a
+    WRITE_TRUNCATE load job; the tables shared with other sources, quarantine and PII counts,
+    through staging tables and one transaction that replaces only this source's rows of the
+    date).
 
     ``calls_table``: where the published calls can be read back through the staging
     connection (DuckDB: the warehouse table itself), or None (BigQuery). When it is set, the
@@ -193,7 +132,7 @@ class Sink(Protocol):
 
     def partition_rows(self, con, load_dates: list[date]) -> dict[date, int]:
         """Rows raw.gateway_calls holds now for each of ``load_dates`` (a date absent holds
-        none): the shrink guard (``ingestion/guard.py``) compares them with the load's."""
+        none): the shrink guard (``ingestion/raw/guard.py``) compares them with the load's."""
 
     def replace_partitions(self, con, load_dates: list[date], staged: PartitionTables,
                            progress: Callable[[int, int, str], None] | None = None) -> None:

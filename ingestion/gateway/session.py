@@ -15,8 +15,8 @@ from pathlib import Path
 import duckdb
 
 from core.warehouse import Warehouse
-from ingestion.bigquery import BigQuerySink
-from ingestion.gateway.duckdb_sink import DuckDBSink
+from ingestion.raw.sinks.bigquery import BigQuerySink
+from ingestion.raw.sinks.duckdb import DuckDBSink
 
 
 def q(value: str) -> str:

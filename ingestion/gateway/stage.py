@@ -16,7 +16,7 @@
 
 from __future__ import annotations
 
-from ingestion.gateway import redact, tiers
+from ingestion.gateway import tiers
 from ingestion.gateway.context import SOURCE, FileReport, LoadContext
 from ingestion.gateway.schema import (
     GATEWAY_CALLS_COLUMNS,
@@ -28,6 +28,7 @@ from ingestion.gateway.session import drop
 from ingestion.gateway.session import ident as _i
 from ingestion.gateway.session import q as _q
 from ingestion.gateway.validate import FREE_TEXT_FIELDS, SCANNED_FIELDS, rebuilt_raw_line
+from ingestion.raw import redact
 
 # identifier and prompt-text fields: taken out of a quarantined record before it is redacted
 SENSITIVE_FIELDS = (*IDENTIFIER_FIELDS, *PROMPT_TEXT_FIELDS)

@@ -10,10 +10,10 @@ columns are free text (redacted), scanned for PII counts, or typed.
 
 from __future__ import annotations
 
-from ingestion.gateway import redact
 from ingestion.gateway.schema import NATIVE_FIELDS, REQUIRED_FIELDS
 from ingestion.gateway.session import ident as _i
 from ingestion.gateway.session import q as _q
+from ingestion.raw import redact
 
 # Fields that are free text: redacted before they land (customer_id is hashed instead,
 # prompt_prefix_hash is a hash, prompt_preview is dropped, timestamp is typed).

@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from ingestion.bigquery import BigQueryLoadError  # light: google is imported on use
+from ingestion.raw.sinks.bigquery import BigQueryLoadError  # light: google is imported on use
 from tokenbook.commands import ingest_billing, ingest_evals
 from tokenbook.commands.common import (
     ReplaceOpt,

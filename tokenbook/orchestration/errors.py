@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ingestion.guard import LoadRefused
+from ingestion.raw.guard import LoadRefused
 from tokenbook.orgconfig import ConfigInvalid
 
 

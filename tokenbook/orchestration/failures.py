@@ -13,7 +13,7 @@ import duckdb
 
 from core.settings import Settings
 from core.warehouse import Warehouse
-from ingestion.gateway.schema import duckdb_ddl
+from ingestion.raw.schema import duckdb_ddl
 from tokenbook.orchestration.inputs import as_run_date
 
 FAILURES_TABLE = "pipeline_failures"
@@ -53,7 +53,7 @@ def redact_text(text: str) -> str:
     broken installation is never hidden behind a placeholder."""
     # Imported at the call (tests/test_no_silent_fallbacks.py breaks this very import to
     # check that the callback then raises instead of storing the text).
-    from ingestion.gateway.redact import mask_quoted_records_sql
+    from ingestion.raw.redact import mask_quoted_records_sql
 
     expr = mask_quoted_records_sql("t.msg")
     con = duckdb.connect()

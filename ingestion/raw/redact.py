@@ -1,9 +1,10 @@
-"""PII redaction as DuckDB SQL expressions (owner: redaction). Interface used by the pipeline:
+"""PII redaction as DuckDB SQL expressions, used by every load (gateway, billing, evals) and by
+the orchestration's failure records. Interface:
 
 - ``redact_sql(expr: str) -> str``: a DuckDB expression giving ``expr`` (VARCHAR) with every
   PII match replaced by ``[REDACTED:<kind>]``.
-- ``pii_count_sql(expr: str) -> dict[str, str]``: per kind in schema.PII_KINDS, an expression
-  counting the matches of that kind in ``expr``.
+- ``pii_count_sql(expr: str) -> dict[str, str]``: per kind in ``KINDS`` (raw.schema.PII_KINDS),
+  an expression counting the matches of that kind in ``expr``.
 - ``pii_count_redacted_sql(original, redacted) -> dict[str, str]``: the same counts, cheaply,
   from an already redacted column (count markers added). Use it when both are selected.
 - ``pseudonymise_sql(expr: str, key: str) -> str``: keyed hash of an identifier.
@@ -63,7 +64,10 @@ import tomllib
 from collections import Counter
 from pathlib import Path
 
-KINDS: tuple[str, ...] = ("email", "phone", "card", "iban", "ssn", "ip", "secret")
+from ingestion.raw.schema import PII_KINDS
+
+#: The kinds counted in raw.pii_redactions.kind, one definition (``ingestion/raw/schema.py``).
+KINDS: tuple[str, ...] = PII_KINDS
 
 
 def marker(kind: str) -> str:

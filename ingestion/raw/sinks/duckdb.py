@@ -1,4 +1,9 @@
-"""Publish staged gateway partitions into a DuckDB warehouse, atomically.
+"""The DuckDB sink: raw tables created, staged partitions published atomically, audit appended.
+
+``DuckDBSink`` implements ``ingestion.gateway.schema.Sink`` (the gateway's load dates) and the
+two writes every source and ``tokenbook check`` share: ``append_audit`` (raw.load_audit) and
+``replace_validation_results`` (raw.validation_results). ``ensure_raw_tables`` creates the raw
+tables of ``ingestion/raw/schema.py`` and raw.gateway_calls.
 
 One load (all its load dates, a 120-day backfill included) is one transaction: delete those
 load dates from raw.gateway_calls, and their rows of this sink's ``source`` (``'gateway'``)
@@ -14,23 +19,19 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import date
 
-from ingestion.gateway.schema import (
-    GATEWAY_CALLS_COLUMNS,
+from ingestion.gateway.schema import GATEWAY_CALLS_COLUMNS, PartitionTables
+from ingestion.raw.schema import (
     LOAD_AUDIT_COLUMNS,
     PII_REDACTIONS_COLUMNS,
     QUARANTINE_COLUMNS,
+    TABLES,
     VALIDATION_RESULTS_COLUMNS,
-    PartitionTables,
+    Columns,
+    column_names,
     duckdb_ddl,
 )
 
-RAW_TABLES: dict[str, tuple[tuple[str, str, str], ...]] = {
-    "gateway_calls": GATEWAY_CALLS_COLUMNS,
-    "quarantine": QUARANTINE_COLUMNS,
-    "pii_redactions": PII_REDACTIONS_COLUMNS,
-    "load_audit": LOAD_AUDIT_COLUMNS,
-    "validation_results": VALIDATION_RESULTS_COLUMNS,
-}
+RAW_TABLES: dict[str, Columns] = {"gateway_calls": GATEWAY_CALLS_COLUMNS, **TABLES}
 
 # Test seam: called inside the publish transaction, after the deletes and before the inserts.
 _after_delete: Callable[[date], None] | None = None
@@ -42,8 +43,10 @@ def ensure_raw_tables(con, schema: str = "raw") -> None:
         con.execute(duckdb_ddl(f"{schema}.{name}", columns))
 
 
-def _cols(columns: tuple[tuple[str, str, str], ...]) -> str:
-    return ", ".join(name for name, _, _ in columns)
+def append_audit(con, staged_audit: str, schema: str = "raw") -> None:
+    """Append the staged audit rows to ``schema``.load_audit (every source's loads)."""
+    cols = column_names(LOAD_AUDIT_COLUMNS)
+    con.execute(f"insert into {schema}.load_audit ({cols}) select {cols} from {staged_audit}")
 
 
 class DuckDBSink:
@@ -102,7 +105,7 @@ class DuckDBSink:
                 for d in dates:
                     _after_delete(d)
             for table, columns, source in pairs:
-                cols = _cols(columns)
+                cols = column_names(columns)
                 con.execute(
                     f"insert into {self.schema}.{table} ({cols}) select {cols} from {source} "
                     "where list_contains(?, load_date)",
@@ -114,14 +117,13 @@ class DuckDBSink:
             raise
 
     def append_audit(self, con, staged_audit: str) -> None:
-        cols = _cols(LOAD_AUDIT_COLUMNS)
-        con.execute(f"insert into {self.schema}.load_audit ({cols}) select {cols} from {staged_audit}")
+        append_audit(con, staged_audit, self.schema)
 
     def replace_validation_results(self, con, load_dates: list[date], staged: str) -> None:
         """Replace the results of ``load_dates`` (one transaction) with ``staged``'s rows of
         those dates."""
         dates = sorted(set(load_dates))
-        cols = _cols(VALIDATION_RESULTS_COLUMNS)
+        cols = column_names(VALIDATION_RESULTS_COLUMNS)
         con.execute("begin transaction")
         try:
             con.execute(

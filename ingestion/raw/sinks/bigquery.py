@@ -1,4 +1,10 @@
-"""BigQuery load path: publish staged DuckDB tables to BigQuery (owner: ingestion).
+"""The BigQuery sink: publish staged DuckDB tables to BigQuery by load jobs (every source).
+
+The pieces every source's BigQuery publish uses: ``bq_schema`` (load-job schema from a raw
+table's columns), ``export_parquet`` (staged DuckDB table -> Parquet, rows never in Python),
+``staging_job_config`` and ``expire_tomorrow`` (a WRITE_TRUNCATE staging table that expires
+after a day), ``count_partition_rows`` (what the shrink guard compares), ``make_client`` and
+``BigQueryLoadError``. Billing's publish (``ingestion/billing/bigquery.py``) is built on them.
 
 ``BigQuerySink`` implements ``ingestion.gateway.schema.Sink``. For each raw table it copies the
 staged DuckDB table to a temporary Parquet file with DuckDB's ``COPY`` (the rows never pass
@@ -11,7 +17,8 @@ through Python) and runs ONE load job. ``gateway_calls`` (gateway-only) is loade
 - ``time_partitioning=TimePartitioning(type_=DAY)`` with no field: ingestion-time partitioning,
   the partition chosen by the ``$YYYYMMDD`` decorator (the load date);
 - ``clustering_fields=["feature"]``;
-- the schema from ``schema.py``'s BigQuery types (so an empty partition still creates the
+- the schema from the BigQuery types of ``ingestion/gateway/schema.py`` and
+  ``ingestion/raw/schema.py`` (so an empty partition still creates the
   table with the right columns).
 
 ``quarantine`` and ``pii_redactions`` are shared with the billing and evals loads (column
@@ -34,13 +41,11 @@ Credentials: a service-account key file (setting ``bq_keyfile`` / ``TOKENBOOK_BQ
 Application Default Credentials (``gcloud auth application-default login``, workload identity,
 ``GOOGLE_APPLICATION_CREDENTIALS``). Keys are never in code.
 
-``fetch_gcs(uri, dest_dir)`` downloads ``gs://`` inputs (one object, a prefix ending in ``/``,
-or a ``*`` pattern) so the readers can read them as local files.
+``gs://`` inputs are downloaded by ``ingestion/raw/fetch.py``.
 """
 
 from __future__ import annotations
 
-import fnmatch
 import tempfile
 import uuid
 from collections.abc import Callable
@@ -48,15 +53,13 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from core.warehouse import BigQueryClientError, Warehouse, make_bigquery_client
-from ingestion.gateway import schema
+from ingestion.gateway.schema import GATEWAY_CALLS_COLUMNS, PartitionTables
+from ingestion.raw.schema import TABLES, Columns, bigquery_ddl, column_names
 
 # table name -> (columns, clustering fields)
-RAW_TABLES: dict[str, tuple[tuple[tuple[str, str, str], ...], list[str] | None]] = {
-    "gateway_calls": (schema.GATEWAY_CALLS_COLUMNS, ["feature"]),
-    "quarantine": (schema.QUARANTINE_COLUMNS, None),
-    "pii_redactions": (schema.PII_REDACTIONS_COLUMNS, None),
-    "load_audit": (schema.LOAD_AUDIT_COLUMNS, None),
-    "validation_results": (schema.VALIDATION_RESULTS_COLUMNS, None),
+RAW_TABLES: dict[str, tuple[Columns, list[str] | None]] = {
+    "gateway_calls": (GATEWAY_CALLS_COLUMNS, ["feature"]),
+    **{name: (columns, None) for name, columns in TABLES.items()},
 }
 
 # Raw tables shared by several sources (column ``source``): published by delete + insert.
@@ -94,22 +97,28 @@ def load_job_config(table: str, write_disposition: str):
     return config
 
 
-def staging_job_config(table: str):
-    """The LoadJobConfig for a shared table's staging table: WRITE_TRUNCATE, no partitioning."""
+def staging_job_config(table: str | Columns,
+                       description: str = "tokenbook gateway staging (dropped after publish)"):
+    """The LoadJobConfig for a staging table: WRITE_TRUNCATE, no partitioning. ``table`` is a
+    name of ``RAW_TABLES`` or the columns of another source's table (billing_lines)."""
     from google.cloud import bigquery
 
-    columns, _ = RAW_TABLES[table]
+    columns = RAW_TABLES[table][0] if isinstance(table, str) else table
     return bigquery.LoadJobConfig(
         source_format=bigquery.SourceFormat.PARQUET,
         write_disposition=bigquery.WriteDisposition.WRITE_TRUNCATE,
         create_disposition=bigquery.CreateDisposition.CREATE_IF_NEEDED,
         schema=bq_schema(columns),
-        destination_table_description="tokenbook gateway staging (dropped after publish)",
+        destination_table_description=description,
     )
 
 
-def _col_list(columns: tuple[tuple[str, str, str], ...]) -> str:
-    return ", ".join(c for c, _, _ in columns)
+def expire_tomorrow(client, table_id: str) -> None:
+    """Set a one-day expiry on a staging table, so a crashed run leaves nothing behind."""
+    table = client.get_table(table_id)
+    # wall clock for a staging table's expiry only, never for data
+    table.expires = datetime.now(UTC) + timedelta(days=1)
+    client.update_table(table, ["expires"])
 
 
 def shared_publish_script(dataset: str, stage: dict[str, str]) -> str:
@@ -120,14 +129,11 @@ def shared_publish_script(dataset: str, stage: dict[str, str]) -> str:
     lines = []
     for table in SHARED_TABLES:
         columns, _ = RAW_TABLES[table]
-        body = ", ".join(f"{c} {t}" for c, _, t in columns)
-        lines.append(
-            f"CREATE TABLE IF NOT EXISTS `{dataset}.{table}` ({body}) PARTITION BY _PARTITIONDATE;"
-        )
+        lines.append(bigquery_ddl(f"{dataset}.{table}", columns, "_PARTITIONDATE") + ";")
     lines.append("BEGIN TRANSACTION;")
     for table in SHARED_TABLES:
         columns, _ = RAW_TABLES[table]
-        cols = _col_list(columns)
+        cols = column_names(columns)
         lines += [
             f"DELETE FROM `{dataset}.{table}` WHERE load_date = @load_date AND source = @source;",
             f"INSERT INTO `{dataset}.{table}` (_PARTITIONTIME, {cols}) "
@@ -337,12 +343,12 @@ class BigQuerySink:
 
     def partition_rows(self, con, load_dates: list[date]) -> dict[date, int]:
         """Rows ``gateway_calls`` holds now for each of ``load_dates`` (the shrink guard,
-        ``ingestion/guard.py``), read from those ``_PARTITIONDATE`` partitions only."""
+        ``ingestion/raw/guard.py``), read from those ``_PARTITIONDATE`` partitions only."""
         return count_partition_rows(self.client, self.location,
                                     f"{self.dataset}.gateway_calls", load_dates,
                                     "rows gateway_calls")
 
-    def replace_partitions(self, con, load_dates: list[date], staged: schema.PartitionTables,
+    def replace_partitions(self, con, load_dates: list[date], staged: PartitionTables,
                            progress: Callable[[int, int, str], None] | None = None) -> None:
         """``replace_partition`` for each load date, in date order, from ``staged``'s rows of
         that date (the staged tables may hold several dates)."""
@@ -350,13 +356,13 @@ class BigQuerySink:
         for k, d in enumerate(dates):
             if progress:
                 progress(k, len(dates), d.isoformat())
-            of_date = schema.PartitionTables(
+            of_date = PartitionTables(
                 *(_rows_of(t, d)
                   for t in (staged.gateway_calls, staged.quarantine, staged.pii_redactions))
             )
             self.replace_partition(con, d, of_date)
 
-    def replace_partition(self, con, load_date: date, staged: schema.PartitionTables) -> None:
+    def replace_partition(self, con, load_date: date, staged: PartitionTables) -> None:
         """Replace the load date's gateway rows: the staged shared tables are first loaded into
         staging tables, then ``gateway_calls$YYYYMMDD`` is loaded with WRITE_TRUNCATE, then ONE
         transaction replaces this source's rows of the date in ``quarantine`` and
@@ -403,10 +409,7 @@ class BigQuerySink:
     def _expire_tomorrow(self, table_id: str) -> None:
         """Set a one-day expiry on a staging table, so a crashed run leaves nothing behind."""
         try:
-            table = self.client.get_table(table_id)
-            # wall clock for a staging table's expiry only, never for data
-            table.expires = datetime.now(UTC) + timedelta(days=1)
-            self.client.update_table(table, ["expires"])
+            expire_tomorrow(self.client, table_id)
         except Exception as exc:
             raise BigQueryLoadError(
                 f"cannot set the expiry of staging table {table_id}: {exc}"
@@ -423,44 +426,3 @@ class BigQuerySink:
         """Append the staged audit rows to ``load_audit`` (WRITE_APPEND)."""
         self.load_table(con, "load_audit", staged_audit, None, "WRITE_APPEND")
 
-
-def _storage():
-    try:
-        from google.cloud import storage
-    except ImportError as exc:  # not a dependency of every install
-        raise BigQueryLoadError(
-            "reading gs:// inputs needs the google-cloud-storage package: "
-            "pip install google-cloud-storage (it comes with dbt-bigquery)"
-        ) from exc
-    return storage
-
-
-def fetch_gcs(uri: str, dest_dir: Path, client=None) -> list[Path]:
-    """Download ``gs://bucket/path`` (one object), ``gs://bucket/prefix/`` (every object under
-    it) or ``gs://bucket/prefix/*.jsonl.gz`` (a pattern) into ``dest_dir``; returns the local
-    files in name order. Raises BigQueryLoadError when nothing matches."""
-    if not uri.startswith("gs://"):
-        raise BigQueryLoadError(f"not a gs:// URI: {uri}")
-    bucket_name, _, key = uri[len("gs://") :].partition("/")
-    if not bucket_name:
-        raise BigQueryLoadError(f"gs:// URI without a bucket: {uri}")
-    if client is None:
-        client = _storage().Client()
-    pattern = key if any(c in key for c in "*?[") else None
-    prefix = key.split("*")[0].split("?")[0].split("[")[0] if pattern else key
-    blobs = sorted(client.list_blobs(bucket_name, prefix=prefix), key=lambda b: b.name)
-    if pattern:
-        blobs = [b for b in blobs if fnmatch.fnmatchcase(b.name, pattern)]
-    elif key and not key.endswith("/"):
-        blobs = [b for b in blobs if b.name == key]
-    blobs = [b for b in blobs if not b.name.endswith("/")]
-    if not blobs:
-        raise BigQueryLoadError(f"no object matches {uri}")
-    dest_dir = Path(dest_dir)
-    out = []
-    for blob in blobs:  # one download per file, not per record
-        local = dest_dir / bucket_name / blob.name
-        local.parent.mkdir(parents=True, exist_ok=True)
-        blob.download_to_filename(str(local))
-        out.append(local)
-    return out
