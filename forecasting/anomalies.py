@@ -8,7 +8,9 @@ the interval is recorded with ``known_event`` and not flagged. An isolated flagg
 next weeks' intervals; a run of flags (a level shift such as a launch) stays in, so the model
 learns the new level.
 
-``explain_flags`` adds a short ``why`` per flag from the ledger (one SQL query).
+``anomaly_series`` scores one ``SeriesTask`` with the run's ``ScoringInputs`` (the refit's pass 2
+and the daily scoring of ``job.score_day_warehouse`` alike). ``explain_flags`` adds a short
+``why`` per flag from the ledger (one SQL query).
 """
 
 from __future__ import annotations

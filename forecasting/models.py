@@ -1,4 +1,5 @@
-"""Fit: three ways to produce predictive sample paths for future days.
+"""Model families: three ways to produce predictive sample paths for future days (``fit.py``
+runs them per series).
 
 - ``fit_prophet``: Prophet with weekly seasonality, holidays and launch / price-change steps from
   the events seed; ``spec`` is ``additive`` (y as is) or ``log`` (log(y + c): multiplicative
