@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from numpy.lib.stride_tricks import sliding_window_view
 
 from forecasting.config import model_version
 from forecasting.inputs import STEP_KINDS
@@ -190,8 +191,6 @@ def detect_level_shifts(
     if len(d7) < 7:
         return []
     noise = 1.4826 * float(np.median(np.abs(d7 - np.median(d7)))) / np.sqrt(2)
-    from numpy.lib.stride_tricks import sliding_window_view
-
     cand = np.arange(window, n - min_after + 1)  # index of the first day after the shift
     pre = np.nanmedian(sliding_window_view(zlog, window)[cand - window], axis=1)
     post_len = np.where(cand + window <= n, window, min_after)
