@@ -123,16 +123,17 @@ def forecast_frame(
             backtest = pd.concat([backtest, monthly_bt], ignore_index=True)
         anomalies = pd.DataFrame()
         if score_anomalies:
-            anomalies = _score_anomalies(tasks, results, factors, frame, run, progress, pool)
+            anomalies = _score_anomalies(tasks, factors, frame, run, progress, pool)
     return ForecastRun(as_of, daily, monthly, backtest, anomalies, factors)
 
 
 def _score_anomalies(
-    tasks: list[SeriesTask], results: list[dict], factors: dict, frame: pd.DataFrame,
+    tasks: list[SeriesTask], factors: dict, frame: pd.DataFrame,
     run: RunInputs, progress: Progress | None, pool,
 ) -> pd.DataFrame:
-    """Pass 2: the anomaly frame of total / provider / feature spend (``why`` left empty: the
-    job fills it from the ledger)."""
+    """Pass 2: the anomaly frame of total / provider / feature spend, scored with the log spec
+    and the pooled Prophet anomaly factor (``why`` left empty: the job fills it from the
+    ledger)."""
     cfg = run.cfg
     scoring = ScoringInputs(
         run.as_of,
