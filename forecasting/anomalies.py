@@ -8,18 +8,25 @@ the interval is recorded with ``known_event`` and not flagged. An isolated flagg
 next weeks' intervals; a run of flags (a level shift such as a launch) stays in, so the model
 learns the new level.
 
-``explain_flags`` adds a short ``why`` per flag from the ledger (one SQL query).
+``anomaly_series`` scores one ``SeriesTask`` with the run's ``ScoringInputs`` (the refit's pass 2
+and the daily scoring of ``job.score_day_warehouse`` alike). ``explain_flags`` adds a short
+``why`` per flag from the ledger (one SQL query).
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from statistics import NormalDist
 
 import numpy as np
 import pandas as pd
 
 from core.query import is_bigquery, run_query
-from forecasting.inputs import STEP_KINDS
+from forecasting.config import ForecastConfig
+from forecasting.inputs import STEP_KINDS, events_for_series
 from forecasting.intervals import band, scores, widen
 from forecasting.models import fit_fallback, fit_prophet, is_flat
+from forecasting.tasks import SeriesTask
 
 MAX_ISOLATED_FLAGS_PER_WEEK = 2
 KNOWN_EVENT_DAYS = 14
@@ -141,6 +148,50 @@ def score_series(
     return out
 
 
+@dataclass(frozen=True)
+class ScoringInputs:
+    """What every scored series of one run shares: the run date, its configuration and events,
+    the pooled anomaly factor of the latest refit and the materiality floor by day."""
+
+    as_of: pd.Timestamp
+    cfg: ForecastConfig
+    events: pd.DataFrame
+    factor: float = 1.0
+    min_impact: pd.Series | None = None
+
+
+def anomaly_series(task: SeriesTask, scoring: ScoringInputs) -> pd.DataFrame:
+    """``score_series`` of one series with the run's settings and the events in its scope; the
+    series' keys on every row."""
+    meta, cfg = task.meta, scoring.cfg
+    ev = events_for_series(scoring.events, meta.get("provider"), meta.get("feature"))
+    scored = score_series(
+        task.history,
+        scoring.as_of,
+        cfg.anomaly_level,
+        factor=scoring.factor,
+        spec="log",  # spend tails are multiplicative: the log spec scores anomalies
+        events=ev,
+        min_train_days=cfg.anomaly_min_train_days,
+        lookback_days=cfg.anomaly_lookback_days,
+        n_samples=cfg.n_samples,
+        seed=cfg.seed,
+        min_impact=scoring.min_impact,
+    )
+    for k, v in meta.items():
+        scored[k] = v
+    return scored
+
+
+def impact_floor(frame: pd.DataFrame, share: float) -> pd.Series | None:
+    """Per day: ``share`` x the trailing 28-day mean of total daily spend (days before it)."""
+    total = frame[frame["unique_id"] == "spend|total"].sort_values("ds")
+    if total.empty or share <= 0:
+        return None
+    trailing = total["y"].rolling(28, min_periods=7).mean().shift(1)
+    return pd.Series((share * trailing).to_numpy(), index=pd.DatetimeIndex(total["ds"]))
+
+
 def robust_own_factor(own: np.ndarray, level: float, min_scores: int = 21) -> float:
     """The series' own widening factor from its earlier out-of-sample scores (flags included):
     the 90th-percentile score rescaled to ``level`` as a normal tail would be. Using q90 rather
@@ -150,8 +201,6 @@ def robust_own_factor(own: np.ndarray, level: float, min_scores: int = 21) -> fl
     own = own[np.isfinite(own)]
     if len(own) < min_scores:
         return 0.0
-    from statistics import NormalDist
-
     z = NormalDist().inv_cdf
     return float(np.quantile(own, 0.90)) * z(0.5 + level / 2) / z(0.95)
 

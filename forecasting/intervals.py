@@ -38,14 +38,15 @@ def scores(y, lo, mid, hi) -> np.ndarray:
     return s
 
 
-def conformal_factor(s: np.ndarray, level: float) -> float:
+def conformal_factor(s: np.ndarray, level: float, empty: float = 1.0) -> float:
     """Split-conformal multiplier: the ceil((n+1)L)-th smallest score (the largest finite one
-    when that rank exceeds n)."""
+    when that rank lands on an infinite score); ``empty`` when there is no score (1.0: keep the
+    model's own band; the monthly pools ask for NaN, "not calibrated")."""
     s = np.asarray(s, float)
     s = np.sort(s[~np.isnan(s)])
     n = len(s)
     if n == 0:
-        return 1.0
+        return empty
     k = int(np.ceil((n + 1) * level))
     value = s[min(k, n) - 1]
     if not np.isfinite(value):

@@ -6,6 +6,7 @@ This is what ``tokenbook forecast`` and the nightly DAG call.
 from __future__ import annotations
 
 import logging
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import date
 
@@ -13,18 +14,48 @@ import pandas as pd
 
 from core.query import run_query, table_exists
 from core.warehouse import connect_duckdb
-from forecasting.anomalies import explain_flags
+from forecasting.anomalies import ScoringInputs, anomaly_series, explain_flags, impact_floor
 from forecasting.config import ANOMALY_LEVELS, ForecastConfig
 from forecasting.inputs import load_budgets, load_events, load_fermi_estimates, load_price_book
-from forecasting.pipeline import (
-    ForecastRun,
-    Progress,
-    anomaly_series,
-    forecast_frame,
-    impact_floor,
-)
+from forecasting.parallel import Progress
+from forecasting.pipeline import ForecastRun, forecast_frame
 from forecasting.publish import empty_like, publish_bigquery, publish_duckdb, run_tables
 from forecasting.series import load_daily_series
+from forecasting.tasks import split_series
+
+log = logging.getLogger(__name__)
+
+
+@contextmanager
+def _opened(warehouse, con=None, bq_client=None):
+    """``(source, con, bq_client)`` for one run: the DuckDB connection (``con``, else the file
+    opened here and closed on leaving) or the BigQuery warehouse with its client (``bq_client``,
+    else one built from the settings). ``source`` is what the readers take."""
+    own_con = False
+    if warehouse.kind == "bigquery" and bq_client is None:
+        bq_client = warehouse.bigquery_client()
+    if warehouse.kind == "duckdb" and con is None:
+        con = connect_duckdb(warehouse)
+        own_con = True
+    try:
+        yield (con if warehouse.kind == "duckdb" else warehouse), con, bq_client
+    finally:
+        if own_con:
+            con.close()
+
+
+def _publish(warehouse, con, bq_client, tables: dict[str, pd.DataFrame], as_of) -> None:
+    if warehouse.kind == "duckdb":
+        publish_duckdb(con, tables, as_of)
+    else:
+        publish_bigquery(bq_client, warehouse, tables, as_of)
+
+
+def _explain(source, flags: pd.DataFrame, bq_client) -> None:
+    """Fill ``why`` of the flagged rows (``is_anomaly``) in place, from one ledger query."""
+    hit = flags["is_anomaly"].to_numpy(bool)
+    if hit.any():
+        flags.loc[hit, "why"] = explain_flags(source, flags[hit], client=bq_client).to_numpy()
 
 
 def forecast_warehouse(
@@ -42,14 +73,7 @@ def forecast_warehouse(
     passed (else the file is opened); for BigQuery ``bq_client`` may be passed (tests).
     ``events`` overrides the events seed (e.g. the seed plus extra launches)."""
     cfg = cfg or ForecastConfig()
-    own_con = False
-    if warehouse.kind == "bigquery" and bq_client is None:
-        bq_client = warehouse.bigquery_client()
-    if warehouse.kind == "duckdb" and con is None:
-        con = connect_duckdb(warehouse)
-        own_con = True
-    try:
-        source = con if warehouse.kind == "duckdb" else warehouse
+    with _opened(warehouse, con, bq_client) as (source, con, bq_client):
         frame = load_daily_series(
             source, as_of, levels=cfg.levels, metrics=cfg.metrics, client=bq_client
         )
@@ -69,22 +93,9 @@ def forecast_warehouse(
             price_book=_price_book(source, warehouse, bq_client),
         )
         if not run.anomalies.empty:
-            flagged = run.anomalies["is_anomaly"].to_numpy()
-            if flagged.any():
-                why = explain_flags(source, run.anomalies[flagged], client=bq_client)
-                run.anomalies.loc[flagged, "why"] = why.to_numpy()
-        tables = run_tables(run)
-        if warehouse.kind == "duckdb":
-            publish_duckdb(con, tables, run.as_of)
-        else:
-            publish_bigquery(bq_client, warehouse, tables, run.as_of)
+            _explain(source, run.anomalies, bq_client)
+        _publish(warehouse, con, bq_client, run_tables(run), run.as_of)
         return run
-    finally:
-        if own_con:
-            con.close()
-
-
-log = logging.getLogger(__name__)
 
 
 def _price_book(source, warehouse, client=None) -> pd.DataFrame:
@@ -133,52 +144,26 @@ def score_day_warehouse(
     The fit for the day is the weekly one (data before the day's ISO Monday), so a daily run and
     the Monday refit agree on every day."""
     cfg = replace(cfg, anomaly_lookback_days=1)
-    own_con = False
-    if warehouse.kind == "bigquery" and bq_client is None:
-        bq_client = warehouse.bigquery_client()
-    if warehouse.kind == "duckdb" and con is None:
-        con = connect_duckdb(warehouse)
-        own_con = True
-    try:
-        source = con if warehouse.kind == "duckdb" else warehouse
+    with _opened(warehouse, con, bq_client) as (source, con, bq_client):
         frame = load_daily_series(source, as_of, ANOMALY_LEVELS, ("spend",), client=bq_client)
-        factor, specs = _last_anomaly_factor(source, warehouse, as_of, bq_client)
-        events = load_events(config=cfg.config_dir) if events is None else events
-        floor = impact_floor(frame, cfg.anomaly_min_impact_share)
-        parts = []
-        as_of_ts = pd.Timestamp(as_of)
-        for uid, g in frame.groupby("unique_id", sort=True):
-            meta = g.iloc[0][
-                [
-                    "unique_id",
-                    "series_level",
-                    "metric",
-                    "provider",
-                    "model",
-                    "feature",
-                    "customer_segment",
-                ]
-            ].to_dict()
-            scored = anomaly_series(
-                meta, g[["ds", "y"]], as_of_ts, cfg, events, specs.get(uid), factor, floor
-            )
-            if len(scored):
-                parts.append(scored)
+        # (the refit's specs are not needed: anomalies are always scored with the log spec)
+        factor, _specs = _last_anomaly_factor(source, warehouse, as_of, bq_client)
+        scoring = ScoringInputs(
+            pd.Timestamp(as_of),
+            cfg,
+            load_events(config=cfg.config_dir) if events is None else events,
+            factor,
+            impact_floor(frame, cfg.anomaly_min_impact_share),
+        )
+        parts = [anomaly_series(task, scoring) for task in split_series(frame)]
+        parts = [p for p in parts if len(p)]
         flags = pd.concat(parts, ignore_index=True) if parts else empty_like("anomaly_flags")
         if len(flags):
-            flags.insert(0, "as_of", as_of_ts)
+            flags.insert(0, "as_of", scoring.as_of)
             flags["unit"] = "usd"
             flags["why"] = None
-            hit = flags["is_anomaly"].to_numpy(bool)
-            if hit.any():
-                flags.loc[hit, "why"] = explain_flags(
-                    source, flags[hit], client=bq_client
-                ).to_numpy()
-        tables = {"anomaly_flags": flags}
-        if warehouse.kind == "duckdb":
-            publish_duckdb(con, tables, as_of)
-        else:
-            publish_bigquery(bq_client, warehouse, tables, as_of)
+            _explain(source, flags, bq_client)
+        _publish(warehouse, con, bq_client, {"anomaly_flags": flags}, as_of)
         n_flags = int(flags["is_anomaly"].sum()) if len(flags) else 0
         return {
             "as_of": as_of.isoformat(),
@@ -186,6 +171,3 @@ def score_day_warehouse(
             "anomalies": n_flags,
             "anomaly_calibration_factor": factor,
         }
-    finally:
-        if own_con:
-            con.close()

@@ -1,4 +1,5 @@
-"""Fit: three ways to produce predictive sample paths for future days.
+"""Model families: three ways to produce predictive sample paths for future days (``fit.py``
+runs them per series).
 
 - ``fit_prophet``: Prophet with weekly seasonality, holidays and launch / price-change steps from
   the events seed; ``spec`` is ``additive`` (y as is) or ``log`` (log(y + c): multiplicative
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from numpy.lib.stride_tricks import sliding_window_view
 
 from forecasting.config import model_version
 from forecasting.inputs import STEP_KINDS
@@ -189,8 +191,6 @@ def detect_level_shifts(
     if len(d7) < 7:
         return []
     noise = 1.4826 * float(np.median(np.abs(d7 - np.median(d7)))) / np.sqrt(2)
-    from numpy.lib.stride_tricks import sliding_window_view
-
     cand = np.arange(window, n - min_after + 1)  # index of the first day after the shift
     pre = np.nanmedian(sliding_window_view(zlog, window)[cand - window], axis=1)
     post_len = np.where(cand + window <= n, window, min_after)

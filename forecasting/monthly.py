@@ -27,6 +27,8 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
+from forecasting.intervals import conformal_factor
+
 METHODS = ("run_rate", "seasonal_naive", "theta", "prophet")
 BASELINES = ("run_rate", "seasonal_naive", "theta")
 WINDOW_DAYS = 30  # a weekly origin's "month": the next 30 days
@@ -240,15 +242,6 @@ def choose(bt: pd.DataFrame, margin: float, win_share: float = 0.75) -> tuple[st
     return best, err
 
 
-def conformal_quantile(s: np.ndarray, level: float) -> float:
-    s = np.sort(np.asarray(s, float)[np.isfinite(s)])
-    n = len(s)
-    if n == 0:
-        return float("nan")
-    k = int(np.ceil((n + 1) * level))
-    return float(s[min(k, n) - 1])
-
-
 # ---- calibration across series, per-series verdicts, published months -----------------------
 
 
@@ -349,7 +342,9 @@ def evaluate(results: list[dict], cfg) -> dict:
         q, last_h, last_q = {}, None, float("nan")
         for h in horizons:
             pool = pool_of(metric, level, method, h, exclude)
-            v = conformal_quantile(pool, L) if h == 1 or len(pool) >= MIN_POOL_H else np.nan
+            # the pools hold finite scores only
+            v = (conformal_factor(pool, L, empty=np.nan)
+                 if h == 1 or len(pool) >= MIN_POOL_H else np.nan)
             if not np.isfinite(v) and last_h is not None:
                 v = last_q * np.sqrt(h / last_h)  # no target that far: grow like a random walk
             if np.isfinite(last_q):

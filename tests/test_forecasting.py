@@ -25,10 +25,11 @@ from forecasting.intervals import (
     scores,
     widen,
 )
-from forecasting.pipeline import forecast_frame, horizon_dates
+from forecasting.pipeline import forecast_frame
 from forecasting.publish import TABLES, publish_bigquery, publish_duckdb, run_tables
 from forecasting.series import load_daily_series
 from forecasting.synthetic import make_ledger, synthetic_series
+from forecasting.tasks import horizon_dates
 from tokenbook.demo.orgconfig import write_demo_config
 
 # The forecasts below use the demo organisation's events, Fermi estimates and budgets (its own
@@ -483,7 +484,7 @@ def test_unlisted_launch_step_is_a_step_not_growth():
 
 
 def test_implausible_projection_guard():
-    from forecasting.pipeline import implausible
+    from forecasting.fit import implausible
 
     hist = pd.DataFrame({"y": np.full(28, 100.0)})
     steady = np.random.default_rng(0).normal(100, 10, (60, 200))
