@@ -36,6 +36,7 @@ from airflow.sdk import DAG, CronDataIntervalTimetable, Param, get_current_conte
 from core.settings import load_settings, project_root
 from core.warehouse import Warehouse
 from tokenbook import orchestration as orch
+from tokenbook.dbt import dbt_env
 
 log = logging.getLogger(__name__)
 
@@ -160,8 +161,6 @@ def _dbt_models(settings) -> Any:
 
     from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
     from cosmos.constants import InvocationMode, LoadMode, TestBehavior, TestIndirectSelection
-
-    from tokenbook.dbt import dbt_env
 
     env = dbt_env(settings)
     select = os.environ.get(orch.ENV_DBT_SELECT, "").split()

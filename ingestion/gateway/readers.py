@@ -81,6 +81,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ingestion.gateway.schema import NATIVE_FIELDS
+from ingestion.raw.sniff import SniffError, sniff
 
 FORMATS: dict[str, str] = {
     "native": "ingestion.gateway.native:read",
@@ -242,8 +243,6 @@ def check_file(path: Path, fmt: str | None = None) -> str:
 
     An empty file is not refused here: the load then holds no valid record, which the
     pipeline refuses (and records in raw.load_audit)."""
-    from ingestion.raw.sniff import SniffError, sniff
-
     path = Path(path)
     try:
         what = sniff(path)
