@@ -18,7 +18,7 @@
 {%- endmacro %}
 
 {% macro marts_float_type() -%}
-    {{ return('float64' if target.type == 'bigquery' else 'double') }}
+    {{ return(tokenbook.tb_type('float')) }}
 {%- endmacro %}
 
 {% macro marts_ratio(num, den) -%}
