@@ -11,8 +11,8 @@ import re
 import pytest
 import yaml
 
+from core.settings import load_settings
 from tokenbook.dbt import DBT_PROJECT_DIR, run_dbt
-from tokenbook.settings import load_settings
 
 KINDS = {"models", "sources", "unit_tests", "metrics", "seeds"}
 

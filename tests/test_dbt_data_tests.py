@@ -12,8 +12,8 @@ import json
 import duckdb
 import pytest
 
+from core.settings import load_settings
 from tokenbook.dbt import DbtError, run_dbt
-from tokenbook.settings import load_settings
 
 SELECT = [
     "fct_llm_calls,test_name:in_range",
