@@ -132,10 +132,12 @@ def rebuilt_raw_line(typed: bool = False) -> str:
 
 
 def _needs_redaction_expr() -> str:
-    # The cheap gate only (one regex, a guaranteed superset of what the redactor changes) over
-    # the row's per-call text (ROW_GATED_FIELDS; the repeating fields are gated per distinct
-    # value in stage.py): the full redactor then runs on the flagged values alone, in stage.py,
-    # in its own statement. A flagged value the redactor leaves unchanged lands unchanged and
-    # counts nothing.
-    text = "concat_ws(chr(10), " + ", ".join(_i(f) for f in ROW_GATED_FIELDS) + ")"
-    return redact.may_contain_pii_sql(text)
+    # The cheap gate only (one regex, a guaranteed superset of what the redactor changes in a
+    # value) on each per-call text field (ROW_GATED_FIELDS; the repeating fields are gated per
+    # distinct value in stage.py): the full redactor then runs on the flagged values alone, in
+    # stage.py, in its own statement. A flagged value the redactor leaves unchanged lands
+    # unchanged and counts nothing. One gate per field, not one over the fields joined by a
+    # separator: the gate's "start of text or a non-digit, then 13+ digits" branches did not
+    # match a card number whose neighbour field ended in a digit, so such a row was never
+    # flagged and its card number was loaded as logged.
+    return "(" + " or ".join(redact.may_contain_pii_sql(_i(f)) for f in ROW_GATED_FIELDS) + ")"
