@@ -29,7 +29,8 @@ SCANNED_FIELDS: tuple[str, ...] = FREE_TEXT_FIELDS + ("customer_id", "prompt_pre
 # (``needs_pii``). Every other scanned field (provider, model, tags, tiers, templates, prompt
 # prefix hashes, customer ids: values that repeat across many calls) is gated once per
 # DISTINCT value in ``stage.py`` (one scan, grouping sets) and the verdict joined back, instead
-# of scanning every row's copy of the same text (at 1M rows: ~0.5 s of CPU less).
+# of scanning every row's copy of the same text (at 1M rows: the typing statement ~1 s of CPU
+# less, the distinct-value scan 0.46 s).
 ROW_GATED_FIELDS: tuple[str, ...] = ("request_id", "trace_id", "prompt_preview", "metadata", "extra")
 VALUE_GATED_FIELDS: tuple[str, ...] = tuple(f for f in SCANNED_FIELDS if f not in ROW_GATED_FIELDS)
 INT_FIELDS = tuple(f for f, t in NATIVE_FIELDS.items() if t == "int")
