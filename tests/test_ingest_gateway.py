@@ -644,3 +644,24 @@ def test_rows_the_gate_flags_but_the_redactor_leaves_alone_land_unchanged(tmp_pa
     ]
     assert _query(s, "select field, kind, redactions from raw.pii_redactions") == [
         ("feature", "ip", 1)]
+
+
+def test_a_card_number_is_redacted_whatever_field_precedes_it(tmp_path):
+    # The gate used to run once over a row's fields joined by newlines: a field holding only a
+    # card number, after a field ending in a digit, did not trip it and was loaded as logged.
+    card = "4111111111111111"
+    rec = {"timestamp": "2026-11-01T10:00:00Z", "provider": "openai", "model": "gpt-4o",
+           "input_tokens": 10, "output_tokens": 5}
+    lines = [
+        {"request_id": "c0001", **rec, "trace_id": card},
+        {"request_id": "c0002", **rec, "trace_id": "t9", "feature": card},
+        {"request_id": "c0003", **rec, "prompt_prefix_hash": "h1", "metadata": {"n": card}},
+    ]
+    f = tmp_path / "day.jsonl"
+    f.write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+    s = _settings(tmp_path)
+    _ingest([f], s, date=LOAD)
+    for t in DATA_TABLES:
+        assert card not in "\n".join(map(repr, _query(s, f"select * from raw.{t}"))), t
+    assert _query(s, "select field, kind, redactions from raw.pii_redactions order by field") == [
+        ("feature", "card", 1), ("metadata", "card", 1), ("trace_id", "card", 1)]

@@ -1,8 +1,9 @@
 """Stage the three data tables of a load from ``_tb_rows`` (all load dates).
 
-- ``_tb_calls``: the loaded rows as ``raw.gateway_calls`` columns. Only the rows flagged
-  ``needs_pii`` (the redactor's gate) are redacted, each field once, and only the values the
-  redactor changes are mapped back (``_tb_red``); customer ids are pseudonymised once per
+- ``_tb_calls``: the loaded rows as ``raw.gateway_calls`` columns. Only the values the
+  redactor's gate flags (per row for per-call text, ``needs_pii``; once per distinct value for
+  the repeating fields) are redacted, each once, and only the values the redactor changes are
+  mapped back (``_tb_red``); customer ids are pseudonymised once per
   distinct id (``_tb_customers``); every other row passes through untouched. A sink that reads
   its published rows through the staging connection (DuckDB) gets a VIEW: the calls are
   inserted straight from it, never copied first.
@@ -27,7 +28,12 @@ from ingestion.gateway.schema import (
 from ingestion.gateway.session import drop
 from ingestion.gateway.session import ident as _i
 from ingestion.gateway.session import q as _q
-from ingestion.gateway.validate import FREE_TEXT_FIELDS, SCANNED_FIELDS, rebuilt_raw_line
+from ingestion.gateway.validate import (
+    FREE_TEXT_FIELDS,
+    ROW_GATED_FIELDS,
+    VALUE_GATED_FIELDS,
+    rebuilt_raw_line,
+)
 from ingestion.raw import redact
 
 # identifier and prompt-text fields: taken out of a quarantined record before it is redacted
@@ -66,28 +72,60 @@ def stage(ctx: LoadContext) -> None:
 
 def _redact_loaded(con) -> None:
     """_tb_red_long (file_idx, source_line, load_date, source_file, field, value, red): only the
-    values of flagged loaded rows that the redactor changes (the gate flags a superset of rows,
-    then of their values); _tb_red: one map per such row, field -> redacted value.
+    values of loaded rows that the redactor changes (the gate flags a superset of values);
+    _tb_red: one map per such row, field -> redacted value.
 
-    Three statements, so that the full redactor runs on the DISTINCT gated values only (a
-    prompt-prefix hash or a metadata template repeats across thousands of rows): in one
-    statement DuckDB evaluates ``redact_sql`` on every unpivoted value before the gate filters
-    them, and its lambda costs ~2 us a value even where its own gate says no."""
-    # One redaction expression for all fields: unpivot the flagged rows to (field, value).
-    fields = ", ".join(_i(f) for f in SCANNED_FIELDS)
+    The cheap gate runs once per DISTINCT value of the repeating fields (VALUE_GATED_FIELDS:
+    a model name, a tag, a metadata template repeat across thousands of rows) and per row only
+    on the per-call text (ROW_GATED_FIELDS, flagged ``needs_pii`` by the typing statement).
+    The full redactor then runs on the distinct gated values only, in a statement of its own:
+    in one statement DuckDB evaluates ``redact_sql`` on every unpivoted value before the gate
+    filters them, and its lambda costs ~2 us a value even where its own gate says no."""
+    # distinct values of the repeating fields that trip the gate (of accepted rows: a superset
+    # of the loaded ones): one scan, one grouping set per field (the other fields NULL in its
+    # rows, which the unpivot drops)
+    value_fields = ", ".join(_i(f) for f in VALUE_GATED_FIELDS)
+    sets = ", ".join(f"({_i(f)})" for f in VALUE_GATED_FIELDS)
     con.execute(
         f"""
-        create or replace temp table _tb_gated as
-        select file_idx, source_line, load_date, source_file, field, value
+        create or replace temp table _tb_gate_values as
+        select field, value from (
+            unpivot (
+                select {value_fields} from _tb_typed where reason is null
+                group by grouping sets ({sets})
+            ) on {value_fields} into name field value value
+        )
+        where {redact.may_contain_pii_sql('value')}
+        """
+    )
+    gated_fields = [f for (f,) in con.execute(
+        "select distinct field from _tb_gate_values order by field").fetchall()]
+    keys = "file_idx, source_line, load_date, source_file"
+    # per-call text: unpivot the flagged rows to (field, value), gate each value
+    fields = ", ".join(_i(f) for f in ROW_GATED_FIELDS)
+    parts = [
+        f"""
+        select {keys}, field, value
         from (
             unpivot (
-                select file_idx, source_line, load_date, source_file, {fields}
+                select {keys}, {fields}
                 from _tb_rows where needs_pii and row_status = 'loaded'
             ) on {fields} into name field value value
         )
         where {redact.may_contain_pii_sql('value')}
         """
-    )
+    ]
+    # repeating fields: the loaded rows holding one of their gated values
+    parts += [
+        f"""
+        select {keys}, {_q(f)} as field, r.{_i(f)} as value
+        from _tb_rows r semi join (select value from _tb_gate_values where field = {_q(f)}) g
+             on g.value = r.{_i(f)}
+        where r.row_status = 'loaded'
+        """
+        for f in gated_fields
+    ]
+    con.execute("create or replace temp table _tb_gated as " + "union all".join(parts))
     con.execute(
         f"""
         create or replace temp table _tb_red_values as
@@ -103,7 +141,7 @@ def _redact_loaded(con) -> None:
         where v.red <> g.value
         """
     )
-    drop(con, "_tb_gated", "_tb_red_values")
+    drop(con, "_tb_gated", "_tb_red_values", "_tb_gate_values")
     con.execute(
         """
         create or replace temp table _tb_red as

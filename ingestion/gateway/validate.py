@@ -24,6 +24,15 @@ FREE_TEXT_FIELDS: tuple[str, ...] = tuple(
 ) + ("prompt_prefix_hash",)
 # Scanned for PII counts (prompt_preview and customer_id included), by field.
 SCANNED_FIELDS: tuple[str, ...] = FREE_TEXT_FIELDS + ("customer_id", "prompt_preview", "metadata", "extra")
+# Of those, the fields whose values may be unique per call (ids, prompt text, metadata, unknown
+# fields): the PII gate runs on each row's text of these, in the typing statement
+# (``needs_pii``). Every other scanned field (provider, model, tags, tiers, templates, prompt
+# prefix hashes, customer ids: values that repeat across many calls) is gated once per
+# DISTINCT value in ``stage.py`` (one scan, grouping sets) and the verdict joined back, instead
+# of scanning every row's copy of the same text (at 1M rows: the typing statement ~1 s of CPU
+# less, the distinct-value scan 0.46 s).
+ROW_GATED_FIELDS: tuple[str, ...] = ("request_id", "trace_id", "prompt_preview", "metadata", "extra")
+VALUE_GATED_FIELDS: tuple[str, ...] = tuple(f for f in SCANNED_FIELDS if f not in ROW_GATED_FIELDS)
 INT_FIELDS = tuple(f for f, t in NATIVE_FIELDS.items() if t == "int")
 TOKEN_FIELDS = tuple(f for f in INT_FIELDS if f.endswith("_tokens"))
 
@@ -38,7 +47,7 @@ def typed_select(reader_table: str, file_idx_sql: str, source_file_sql: str, fmt
     ``reason`` (NULL when every rule passes, else the failed rules joined by '; '),
     ``raw_line`` (only for rejected records: a record that parsed is rebuilt from its fields,
     to which ``stage.py`` applies the field rules; a line that did not parse keeps its text,
-    ``unparsed``) and ``needs_pii`` (accepted ones only).
+    ``unparsed``) and ``needs_pii`` (accepted ones only: the gate over ROW_GATED_FIELDS).
 
     Row order is the reader's: a positional reader's line numbers are row positions.
     ``file_idx_sql`` and ``source_file_sql`` are SQL: literals for one file, expressions over
@@ -124,8 +133,12 @@ def rebuilt_raw_line(typed: bool = False) -> str:
 
 
 def _needs_redaction_expr() -> str:
-    # The cheap gate only (one regex, a guaranteed superset of what the redactor changes):
-    # the full redactor then runs on the flagged rows alone, in stage.py, in its own statement.
-    # A flagged row the redactor leaves unchanged lands unchanged and counts nothing.
-    text = "concat_ws(chr(10), " + ", ".join(_i(f) for f in SCANNED_FIELDS) + ")"
-    return redact.may_contain_pii_sql(text)
+    # The cheap gate only (one regex, a guaranteed superset of what the redactor changes in a
+    # value) on each per-call text field (ROW_GATED_FIELDS; the repeating fields are gated per
+    # distinct value in stage.py): the full redactor then runs on the flagged values alone, in
+    # stage.py, in its own statement. A flagged value the redactor leaves unchanged lands
+    # unchanged and counts nothing. One gate per field, not one over the fields joined by a
+    # separator: the gate's "start of text or a non-digit, then 13+ digits" branches did not
+    # match a card number whose neighbour field ended in a digit, so such a row was never
+    # flagged and its card number was loaded as logged.
+    return "(" + " or ".join(redact.may_contain_pii_sql(_i(f)) for f in ROW_GATED_FIELDS) + ")"
