@@ -63,14 +63,19 @@ class Settings:
 
     @property
     def is_dev_key(self) -> bool:
-        return self.pii_key == DEV_PII_KEY
+        return self.pii_key == DEV_PII_KEY and not self.pii_key_file
 
     def require_pii_key(self) -> str:
-        """The pseudonymisation key, or :class:`DevKeyRefused` when it is the development key
-        and the development key was not explicitly allowed."""
+        """The pseudonymisation key: ``pii_key`` when given, else the content of
+        ``pii_key_file`` (read here, on use: loading the settings -- the DAG file does it at
+        parse time -- never reads a secret), else :class:`DevKeyRefused` unless the development
+        key was explicitly allowed. A key file that cannot be read raises ValueError."""
+        if self.pii_key == DEV_PII_KEY and self.pii_key_file:
+            return _read_key_file(self.pii_key_file)
         if self.is_dev_key and not self.allow_dev_key:
             raise DevKeyRefused(DEV_KEY_REFUSED)
         return self.pii_key
+
     @property
     def resolved_config_dir(self) -> Path | None:
         """The configuration folder in use: ``config_dir`` (flag / TOKENBOOK_CONFIG_DIR), else
@@ -103,8 +108,6 @@ def load_settings(**overrides: object) -> Settings:
     if unknown:
         raise TypeError(f"unknown settings: {sorted(unknown)}")
     values.update({k: v for k, v in overrides.items() if v is not None})
-    if "pii_key" not in values and values.get("pii_key_file"):
-        values["pii_key"] = _read_key_file(str(values["pii_key_file"]))
     return replace(base, **values)
 
 

@@ -45,7 +45,7 @@ DBT_PROJECT_DIR = project_root() / "dbt_project"
 
 # Parse-time configuration: environment only (no Variable or database reads while parsing).
 SETTINGS = load_settings()
-ON_BIGQUERY = Warehouse.from_settings(SETTINGS).kind == "bigquery"
+ON_BIGQUERY = Warehouse.from_settings(SETTINGS).is_bigquery
 RETRIES = int(os.environ.get("TOKENBOOK_DAG_RETRIES", "2"))
 RETRY_DELAY = timedelta(seconds=int(os.environ.get("TOKENBOOK_DAG_RETRY_DELAY_SECONDS", "300")))
 START_DATE = datetime.fromisoformat(os.environ.get("TOKENBOOK_DAG_START", "2026-01-01")).replace(

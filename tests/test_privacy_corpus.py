@@ -316,3 +316,30 @@ def test_a_key_of_ones_own_is_accepted(tmp_path, monkeypatch, how):
         key_file.write_text("k-from-file\n")
         monkeypatch.setenv("TOKENBOOK_PII_KEY_FILE", str(key_file))
         assert load_settings().require_pii_key() == "k-from-file"
+
+
+def test_the_key_file_is_read_on_use_not_when_settings_load(tmp_path, monkeypatch):
+    """The DAG file loads the settings while Airflow parses it, where the workers' secret
+    mount may be absent: loading them never reads the key file. Pseudonymising does, and a
+    missing file is then a configuration error naming the file (exit 4), not a parse failure."""
+    monkeypatch.delenv("TOKENBOOK_PII_KEY", raising=False)
+    monkeypatch.delenv("TOKENBOOK_ALLOW_DEV_KEY", raising=False)
+    missing = tmp_path / "secrets" / "pii.key"
+    monkeypatch.setenv("TOKENBOOK_PII_KEY_FILE", str(missing))
+    settings = load_settings()  # would raise if it read the file
+    assert not settings.is_dev_key
+    with pytest.raises(ValueError, match="cannot read the key"):
+        settings.require_pii_key()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TOKENBOOK_")}
+    env["TOKENBOOK_PII_KEY_FILE"] = str(missing)
+    sample = tmp_path / "calls.jsonl"
+    sample.write_text('{"request_id": "r1"}\n')
+    proc = subprocess.run(
+        [str(Path(sys.executable).parent / "tokenbook"), "ingest", "gateway", str(sample),
+         "--date", "2026-11-20", "--warehouse", f"duckdb:///{tmp_path / 'wh.duckdb'}"],
+        env=env, capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert proc.returncode == CONFIG_INVALID, proc.stderr
+    assert str(missing) in proc.stderr and "Traceback" not in proc.stderr
+    missing.parent.mkdir()
+    missing.write_text("k-of-our-own\n")
+    assert load_settings().require_pii_key() == "k-of-our-own"

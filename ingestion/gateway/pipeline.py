@@ -19,7 +19,7 @@ The entry point; each step is a module of its own, all sharing one ``context.Loa
    order given, then line); only the repeated ids are materialised;
 6. redact and stage (``stage.py``): free text is passed through ``redact.redact_sql`` (only
    rows where the redactor changes something are redacted field by field and counted),
-   ``customer_id`` is pseudonymised with ``settings.pii_key``, ``prompt_preview`` is counted
+   ``customer_id`` is pseudonymised with ``settings.require_pii_key()``, ``prompt_preview`` is counted
    then dropped;
 7. publish (``publish.py``): the shrink guard, then the sink replaces the load dates'
    partitions of the three data tables (``schema.Sink.replace_partitions``: DuckDB every date

@@ -50,7 +50,7 @@ def staging_tables(n: int) -> tuple[str, ...]:
 def stage(ctx: LoadContext) -> None:
     """_tb_calls (a table, or for a direct sink a view over _tb_rows, _tb_red and
     _tb_customers, which then stay until published), _tb_quarantine, _tb_pii."""
-    con, key = ctx.con, ctx.settings.pii_key
+    con, key = ctx.con, ctx.settings.require_pii_key()
     _redact_loaded(con)
     # Pseudonyms of the distinct customer ids (few), joined back: one HMAC per customer.
     con.execute(

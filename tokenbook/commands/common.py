@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from core.settings import DevKeyRefused, Settings, load_settings
+from core.settings import Settings, load_settings
 from core.warehouse import Warehouse, WarehouseError
 from tokenbook.exitcodes import CONFIG_INVALID
 
@@ -67,12 +67,12 @@ def resolve(warehouse: str | None = None, **overrides: object) -> tuple[Settings
 
 def refuse_dev_key(settings: Settings) -> None:
     """Exit CONFIG_INVALID (4) with how to set the key when a command that pseudonymises would
-    run with the development PII key (outside the demo and the tests). A configuration error,
-    not a refused input: no file was looked at, and the same command succeeds once the key is
-    set."""
+    run with the development PII key (outside the demo and the tests), or its key file cannot
+    be read. A configuration error, not a refused input: no file was looked at, and the same
+    command succeeds once the key is set."""
     try:
         settings.require_pii_key()
-    except DevKeyRefused as exc:
+    except ValueError as exc:  # DevKeyRefused, or TOKENBOOK_PII_KEY_FILE unreadable / empty
         raise fail(str(exc), CONFIG_INVALID) from exc
 
 
