@@ -13,7 +13,6 @@ from datetime import date
 import pandas as pd
 
 from core.query import run_query, table_exists
-from core.warehouse import connect_duckdb
 from forecasting.anomalies import ScoringInputs, anomaly_series, explain_flags, impact_floor
 from forecasting.config import ANOMALY_LEVELS, ForecastConfig
 from forecasting.inputs import load_budgets, load_events, load_fermi_estimates, load_price_book
@@ -31,24 +30,23 @@ def _opened(warehouse, con=None, bq_client=None):
     """``(source, con, bq_client)`` for one run: the DuckDB connection (``con``, else the file
     opened here and closed on leaving) or the BigQuery warehouse with its client (``bq_client``,
     else one built from the settings). ``source`` is what the readers take."""
-    own_con = False
-    if warehouse.kind == "bigquery" and bq_client is None:
-        bq_client = warehouse.bigquery_client()
-    if warehouse.kind == "duckdb" and con is None:
-        con = connect_duckdb(warehouse)
-        own_con = True
+    if warehouse.is_bigquery:
+        bq_client = bq_client if bq_client is not None else warehouse.bigquery_client()
+    own_con = not warehouse.is_bigquery and con is None
+    if own_con:
+        con = warehouse.connect()
     try:
-        yield (con if warehouse.kind == "duckdb" else warehouse), con, bq_client
+        yield (warehouse if warehouse.is_bigquery else con), con, bq_client
     finally:
         if own_con:
             con.close()
 
 
 def _publish(warehouse, con, bq_client, tables: dict[str, pd.DataFrame], as_of) -> None:
-    if warehouse.kind == "duckdb":
-        publish_duckdb(con, tables, as_of)
-    else:
+    if warehouse.is_bigquery:
         publish_bigquery(bq_client, warehouse, tables, as_of)
+    else:
+        publish_duckdb(con, tables, as_of)
 
 
 def _explain(source, flags: pd.DataFrame, bq_client) -> None:
