@@ -433,7 +433,7 @@ def check_dates(settings, dates: Iterable[date], thresholds: dict[str, float] | 
     t = load_thresholds() if thresholds is None else thresholds
     lo, hi = dates[0] - timedelta(days=int(t["history_days"])), dates[-1]
     wh = Warehouse.from_settings(settings)
-    if wh.kind == "duckdb":
+    if not wh.is_bigquery:
         con = connect_duckdb(wh)
         try:
             priced = profile_duckdb(con, lo, hi)

@@ -243,7 +243,7 @@ def raw_tables_sql(wh: Warehouse, location: str = "US") -> list[str]:
     """The statements that create the raw layer and every raw table (empty) where missing:
     DuckDB DDL, or BigQuery DDL (the dataset in ``location``, then each table partitioned and
     clustered as its writer's load would create it, so a later load job appends to it)."""
-    if wh.kind == "duckdb":
+    if not wh.is_bigquery:
         return [f"create schema if not exists {wh.schema('raw')}"] + [
             duckdb_ddl(wh.table("raw", name), columns)
             for name, (columns, _, _) in raw_tables().items()

@@ -38,7 +38,7 @@ def open_staging(settings, con=None, memory_limit: str | None = None):
         sink.prepare(con)
         return con, sink, "(given connection)", False
     wh = Warehouse.from_settings(settings)
-    if wh.kind == "duckdb":
+    if not wh.is_bigquery:
         con = wh.connect(wait_seconds=settings.lock_wait_seconds)
         sink = DuckDBSink()
     else:
