@@ -196,20 +196,21 @@
         where {{ tokenbook.price_version_id() }}
             in (select load_id from ({{ claimed }}) as c where source = 'price_book')
     ),
+    {#- a call is looked up both as staged (a new load) and as built (what it was before) -#}
+    {%- set call_tables = [ref('stg_gateway__calls'), relation] %}
     candidate_calls as (
-        select call_id from {{ ref('stg_gateway__calls') }}
+        {%- for calls in call_tables %}
+        select call_id from {{ calls }}
         where load_date in (select load_date from changed_loads)
-        union distinct
-        select call_id from {{ relation }}
-        where load_date in (select load_date from changed_loads)
+        {% if not loop.last %}union distinct{% endif %}
+        {%- endfor %}
     ),
     affected as (
-        select call_date from {{ ref('stg_gateway__calls') }}
+        {%- for calls in call_tables %}
+        select call_date from {{ calls }}
         where call_id in (select call_id from candidate_calls)
         union distinct
-        select call_date from {{ relation }}
-        where call_id in (select call_id from candidate_calls)
-        union distinct
+        {%- endfor %}
         select fct.call_date from {{ relation }} as fct
         inner join changed_prices
             on fct.provider = changed_prices.provider

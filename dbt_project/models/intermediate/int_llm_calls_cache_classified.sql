@@ -109,21 +109,14 @@ calls_in_prefix_order as (
 
 calls_classified as (
 
+    -- the call's classification, beside what the valuation below needs
     select
-        call_id,
-        call_date,
-        feature,
-        provider,
-        model,
-        input_tokens,
-        cache_read_input_tokens,
-        cache_write_input_tokens,
+        calls_in_prefix_order.*,
         case when cache_read_input_tokens > 0 then 1 else 0 end as has_cache_read,
         case
             when prompt_prefix_hash is not null and prefix_seen_order > 1 then 1
             else 0
         end as could_hit,
-        saving_per_mtok,
         case
             when prefix_max_cache_read_tokens > 0 then prefix_max_cache_read_tokens
             else prefix_min_input_tokens
@@ -132,8 +125,9 @@ calls_classified as (
 
 ),
 
-calls_valued as (
+final as (
 
+    -- the output columns, listed once
     select
         call_id,
         call_date,
@@ -158,12 +152,6 @@ calls_valued as (
             else 0
         end as missed_cache_savings_usd
     from calls_classified
-
-),
-
-final as (
-
-    select * from calls_valued
 
 )
 

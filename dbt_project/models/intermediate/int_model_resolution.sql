@@ -6,8 +6,9 @@
       2. model_aliases, LIKE pattern
       3. the id as logged, without its own provider's route prefix (`groq/`, `mistral/`,
          `openrouter/`): ids that hold a `/` themselves (`together_ai`'s `meta-llama/...`)
-      4. a reseller's `vendor/model` id (OpenRouter bills the vendor's list price): the vendor's
-         catalogue entry, as written or with dots as dashes (`anthropic/claude-3.5-sonnet`)
+      4. a reseller's `vendor/model` id (OpenRouter bills the vendor's list price; the
+         resellers are the var `tb_resellers`, default [openrouter]): the vendor's catalogue
+         entry, as written or with dots as dashes (`anthropic/claude-3.5-sonnet`)
       5. the id itself, after removing routing prefixes (`openai/`, `bedrock/converse/`),
          Vertex resource paths (`publishers/google/models/`) and Bedrock ARNs
       6. without a Bedrock regional prefix (`us.`, `eu.`, `apac.`, `global.`, ...)
@@ -17,7 +18,7 @@
      10. without a preview / experimental suffix (`-preview-05-06`, `-exp-0827`)
     A candidate only counts if the provider's own catalogue holds it: a model is never priced
     with another vendor's price, except a reseller's (rule 4), which bills that price. -#}
-{%- set resellers = ['openrouter'] -%}
+{%- set resellers = var('tb_resellers') -%}
 with
 
 pairs as (
@@ -206,6 +207,8 @@ reseller_ids as (
 
 reseller_candidates as (
 
+    {#- the vendor's id as written, then with dots as dashes (`claude-3.5-sonnet`) -#}
+    {%- for catalog_model in ['vendor_model', "replace(vendor_model, '.', '-')"] %}
     select
         provider_raw,
         model_raw,
@@ -213,18 +216,10 @@ reseller_candidates as (
         4 as priority,
         cast('reseller' as {{ tokenbook.type_text() }}) as resolution_rule,
         vendor_provider as catalog_provider,
-        vendor_model as catalog_model
+        {{ catalog_model }} as catalog_model
     from reseller_ids
-    union all
-    select
-        provider_raw,
-        model_raw,
-        provider,
-        4 as priority,
-        cast('reseller' as {{ tokenbook.type_text() }}) as resolution_rule,
-        vendor_provider as catalog_provider,
-        replace(vendor_model, '.', '-') as catalog_model
-    from reseller_ids
+    {% if not loop.last %}union all{% endif %}
+    {%- endfor %}
 
 ),
 

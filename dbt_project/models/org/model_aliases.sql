@@ -1,6 +1,7 @@
 {#- One row per model alias: the organisation's own (model_aliases.csv: deployment names,
     fine-tune aliases) first, then the public aliases shipped in the seed model_aliases_public.
-    An org alias replaces a public one with the same provider and raw model. -#}
+    An org alias replaces a public one with the same provider and raw model (compared
+    case-insensitively, macro org_over_public). -#}
 with
 
 org as (
@@ -19,14 +20,7 @@ public as (
 
 final as (
 
-    select * from org
-    union all
-    select public.*
-    from public
-    left join org
-        on lower(public.provider) = lower(org.provider)
-        and lower(public.raw_model) = lower(org.raw_model)
-    where org.raw_model is null
+    {{ org_over_public('org', 'public', ['provider', 'raw_model']) }}
 
 )
 

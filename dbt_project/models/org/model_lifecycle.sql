@@ -1,6 +1,7 @@
 {#- One row per provider x model with a retirement date: the vendors' published dates (seed
     model_retirements_public, each with its URL) and the notices the organisation received
-    (model_retirements.csv), which win for the same provider x model. -#}
+    (model_retirements.csv), which win for the same provider x model (compared
+    case-insensitively, macro org_over_public). -#}
 with
 
 org as (
@@ -21,14 +22,7 @@ public as (
 
 final as (
 
-    select * from org
-    union all
-    select public.*
-    from public
-    left join org
-        on public.provider = org.provider
-        and public.model = org.model
-    where org.model is null
+    {{ org_over_public('org', 'public', ['provider', 'model']) }}
 
 )
 
