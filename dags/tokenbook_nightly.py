@@ -85,14 +85,14 @@ def _replace() -> bool:
 def _run_step(step, *args: Any, **kwargs: Any) -> dict[str, Any]:
     """Call one orchestration step. An absent step (a module not installed) FAILS the task
     with StepUnavailable naming the module: a broken installation is never a skipped task.
-    A refused load or an invalid configuration fails it without retries (the same input would
-    be refused again). Only a step that says there is nothing to do for the date (``skipped``)
+    A refused load, an invalid configuration or thresholds file, or a failed quality check
+    (``orch.NOT_RETRYABLE``) fails it without retries (the same input would fail again). Only a step that says there is nothing to do for the date (``skipped``)
     skips."""
     from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
     try:
         result = step(*args, **kwargs)
-    except orch.NOT_RETRYABLE as exc:  # a retry cannot fix either: fail now
+    except orch.NOT_RETRYABLE as exc:  # a retry cannot fix any of them: fail now
         raise AirflowFailException(str(exc)) from exc
     log.info("%s: %s", step.__name__, result)
     if isinstance(result, dict) and result.get("skipped"):

@@ -392,27 +392,16 @@ def store_results(con, result: CheckResult) -> None:
     con.execute(f"create or replace temp table {RESULTS_TABLE} ({cols})")
     if not result.outcomes:
         return
-    data = {
-        "load_date": [o.load_date for o in result.outcomes],
-        "checkpoint": [CHECKPOINT] * len(result.outcomes),
-        "data_asset": ["daily_metrics"] * len(result.outcomes),
-        "expectation": [o.expectation for o in result.outcomes],
-        "column_name": [o.column_name for o in result.outcomes],
-        "parameters": [o.parameters for o in result.outcomes],
-        "success": [o.success for o in result.outcomes],
-        "element_count": [o.element_count for o in result.outcomes],
-        "unexpected_count": [o.unexpected_count for o in result.outcomes],
-        "observed_value": [o.observed_value for o in result.outcomes],
-        "suite": [o.suite for o in result.outcomes],
-        "min_value": [o.min_value for o in result.outcomes],
-        "max_value": [o.max_value for o in result.outcomes],
-        "look_at": [o.look_at for o in result.outcomes],
-        "load_id": [o.load_id for o in result.outcomes],
-    }
     types = {"DATE": pa.date32(), "VARCHAR": pa.string(), "BOOLEAN": pa.bool_(),
              "BIGINT": pa.int64(), "DOUBLE": pa.float64()}
-    table = pa.table({n: pa.array(data[n], type=types[t]) for n, t, _ in
-                      VALIDATION_RESULTS_COLUMNS})
+    # every column is the Outcome field of its name, but the two constants of this checkpoint
+    fixed = {"checkpoint": CHECKPOINT, "data_asset": "daily_metrics"}
+    count = len(result.outcomes)
+    table = pa.table({
+        name: pa.array([fixed[name]] * count if name in fixed
+                       else [getattr(o, name) for o in result.outcomes], type=types[ddb_type])
+        for name, ddb_type, _ in VALIDATION_RESULTS_COLUMNS
+    })
     con.from_arrow(table).insert_into(RESULTS_TABLE)
 
 

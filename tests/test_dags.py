@@ -153,6 +153,40 @@ def test_replace_is_off_by_default_and_a_refused_load_fails_without_retry(dag):
         module._run_step(refused, RUN_DAY)
 
 
+def test_a_failed_quality_check_or_invalid_thresholds_fails_without_retry(dag, tmp_path):
+    """A retry of data_quality / quality_gate meets the same data and the same thresholds file:
+    both fail the task at once (AirflowFailException), with the check's own message."""
+    import importlib.util
+
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from ingestion.quality_thresholds import load_thresholds
+
+    spec = importlib.util.spec_from_file_location("nightly_for_test", DAGS / "tokenbook_nightly.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+
+    (tmp_path / "quality_thresholds.csv").write_text("name,value\nvolume_ratio_min,lots\n")
+
+    def invalid_thresholds(*args, **kwargs):
+        return load_thresholds(tmp_path)
+
+    with pytest.raises(AirflowFailException, match="volume_ratio_min must be a number"):
+        module._run_step(invalid_thresholds, RUN_DAY)
+
+    def failed_gate(*args, **kwargs):
+        raise orch.QualityGateFailed("data-quality check failed for 2026-11-25: quarantine_share")
+
+    with pytest.raises(AirflowFailException, match="quarantine_share"):
+        module._run_step(failed_gate, RUN_DAY)
+
+    def warehouse_down(*args, **kwargs):  # a transient failure is still retried
+        raise ConnectionError("warehouse did not answer")
+
+    with pytest.raises(ConnectionError):
+        module._run_step(warehouse_down, RUN_DAY)
+
+
 def test_dag_is_documented_tagged_and_retries(dag):
     assert dag.doc_md and "tokenbook_nightly" in dag.doc_md
     assert {"tokenbook", "nightly"} <= set(dag.tags)

@@ -25,7 +25,6 @@ import tempfile
 import uuid
 from pathlib import Path
 
-from core.warehouse import Warehouse
 from ingestion.billing.loader import StagedBilling
 from ingestion.billing.schema import BILLING_LINES_COLUMNS
 from ingestion.raw.schema import (
@@ -38,6 +37,7 @@ from ingestion.raw.schema import (
 from ingestion.raw.sinks.bigquery import (
     BigQueryLoadError,
     BigQuerySink,
+    BigQueryTarget,
     count_partition_rows,
     expire_tomorrow,
     export_parquet,
@@ -85,37 +85,13 @@ def publish_script(dataset: str, stage: dict[str, str]) -> str:
     return "\n".join(lines)
 
 
-class BigQueryBillingSink:
-    """``publish(con, staged)`` for a ``bigquery://PROJECT/PREFIX`` warehouse."""
+class BigQueryBillingSink(BigQueryTarget):
+    """``publish(con, staged)`` for a ``bigquery://PROJECT/PREFIX`` warehouse (constructor,
+    ``from_settings``, ``client`` and ``dataset`` are ``BigQueryTarget``'s)."""
 
-    def __init__(self, project, prefix, location="US", client=None, keyfile=None,
-                 client_factory=None):  # fmt: skip
-        self.project = project
-        self.prefix = prefix
-        self.location = location
-        self._client = client
-        self._keyfile = keyfile
-        self._client_factory = client_factory
-
-    @classmethod
-    def from_settings(cls, settings, client=None) -> BigQueryBillingSink:
-        wh = Warehouse.from_settings(settings)
-        if wh.kind != "bigquery":
-            raise BigQueryLoadError(
-                f"warehouse {settings.warehouse} is not BigQuery: use bigquery://PROJECT/PREFIX"
-            )
-        return cls(wh.project, wh.prefix, settings.bq_location, client, settings.bq_keyfile)
-
-    @property
-    def client(self):
-        if self._client is None:
-            factory = self._client_factory or make_client
-            self._client = factory(self.project, self.location, self._keyfile)
-        return self._client
-
-    @property
-    def dataset(self) -> str:
-        return f"{self.project}.{self.prefix}_raw"
+    def default_client(self, project: str, location: str, keyfile: str | None):
+        # this module's make_client, looked up at call time (what tests replace)
+        return make_client(project, location, keyfile)
 
     def partition_rows(self, con, vendor: str, load_dates: list) -> dict:
         """Lines ``billing_lines`` holds now for ``vendor`` on each of ``load_dates`` (the

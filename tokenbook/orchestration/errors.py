@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ingestion.quality_thresholds import ThresholdsError
 from ingestion.raw.guard import LoadRefused
 from tokenbook.orgconfig import ConfigInvalid
 
@@ -25,5 +26,11 @@ class QualityGateFailed(OrchestrationError):
     """The loaded partition violated a data-quality expectation; the models must not build."""
 
 
-# Failures a retry cannot fix (the same input is refused again): the DAG fails the task at once.
-NOT_RETRYABLE: tuple[type[Exception], ...] = (LoadRefused, ConfigInvalid)
+# Failures a retry cannot fix (the same input is refused again, the same data fails the same
+# expectations, the same thresholds file is invalid again): the DAG fails the task at once.
+NOT_RETRYABLE: tuple[type[Exception], ...] = (
+    LoadRefused,
+    ConfigInvalid,
+    ThresholdsError,
+    QualityGateFailed,
+)

@@ -3,8 +3,9 @@
 The pieces every source's BigQuery publish uses: ``bq_schema`` (load-job schema from a raw
 table's columns), ``export_parquet`` (staged DuckDB table -> Parquet, rows never in Python),
 ``staging_job_config`` and ``expire_tomorrow`` (a WRITE_TRUNCATE staging table that expires
-after a day), ``count_partition_rows`` (what the shrink guard compares), ``make_client`` and
-``BigQueryLoadError``. Billing's publish (``ingestion/billing/bigquery.py``) is built on them.
+after a day), ``count_partition_rows`` (what the shrink guard compares), ``make_client``,
+``BigQueryLoadError`` and ``BigQueryTarget`` (project, dataset, location, the lazy client and
+``from_settings``). Billing's publish (``ingestion/billing/bigquery.py``) is built on them.
 
 ``BigQuerySink`` implements ``ingestion.gateway.schema.Sink``. For each raw table it copies the
 staged DuckDB table to a temporary Parquet file with DuckDB's ``COPY`` (the rows never pass
@@ -51,6 +52,7 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Self
 
 from core.warehouse import BigQueryClientError, Warehouse, make_bigquery_client
 from ingestion.gateway.schema import GATEWAY_CALLS_COLUMNS, PartitionTables
@@ -218,8 +220,11 @@ def make_client(project: str, location: str, keyfile: str | None = None):
         raise BigQueryLoadError(str(exc)) from exc
 
 
-class BigQuerySink:
-    """Publishes a load date's staged tables to BigQuery (``schema.Sink``)."""
+class BigQueryTarget:
+    """Where a source's BigQuery publish goes: ``PROJECT.<prefix>_raw`` in ``location``, and the
+    client, made on first use (``client`` given, else ``client_factory``, else
+    ``default_client``: ``make_client``). Every source's sink (``BigQuerySink``, billing's
+    ``BigQueryBillingSink``) is one."""
 
     def __init__(
         self,
@@ -228,22 +233,19 @@ class BigQuerySink:
         location: str = "US",
         client=None,
         keyfile: str | None = None,
-        client_factory: Callable[..., object] = make_client,
-        source: str = "gateway",
+        client_factory: Callable[..., object] | None = None,
     ):
         self.project = project
-        # raw.quarantine / raw.pii_redactions are shared: only this source's rows are replaced
-        self.source = source
         self.prefix = prefix
         self.location = location
         self._client = client
         self._keyfile = keyfile
         self._client_factory = client_factory
-        self._datasets_ready: set[str] = set()
 
     @classmethod
-    def from_settings(cls, settings, client=None, source: str = "gateway") -> BigQuerySink:
-        """From ``core.settings.Settings`` whose warehouse is ``bigquery://PROJECT/PREFIX``."""
+    def from_settings(cls, settings, client=None, **kwargs) -> Self:
+        """From ``core.settings.Settings`` whose warehouse is ``bigquery://PROJECT/PREFIX``;
+        ``kwargs`` go to the constructor."""
         wh = Warehouse.from_settings(settings)
         if wh.kind != "bigquery":
             raise BigQueryLoadError(
@@ -255,18 +257,48 @@ class BigQuerySink:
             location=settings.bq_location,
             client=client,
             keyfile=settings.bq_keyfile,
-            source=source,
+            **kwargs,
         )
+
+    def default_client(self, project: str, location: str, keyfile: str | None):
+        """The client made when none and no factory was given (a subclass may look up its own
+        module's ``make_client``)."""
+        return make_client(project, location, keyfile)
 
     @property
     def client(self):
         if self._client is None:
-            self._client = self._client_factory(self.project, self.location, self._keyfile)
+            factory = self._client_factory or self.default_client
+            self._client = factory(self.project, self.location, self._keyfile)
         return self._client
 
     @property
     def dataset(self) -> str:
         return f"{self.project}.{self.prefix}_raw"
+
+
+class BigQuerySink(BigQueryTarget):
+    """Publishes a load date's staged tables to BigQuery (``schema.Sink``)."""
+
+    def __init__(
+        self,
+        project: str,
+        prefix: str,
+        location: str = "US",
+        client=None,
+        keyfile: str | None = None,
+        client_factory: Callable[..., object] | None = None,
+        source: str = "gateway",
+    ):
+        super().__init__(project, prefix, location, client, keyfile, client_factory)
+        # raw.quarantine / raw.pii_redactions are shared: only this source's rows are replaced
+        self.source = source
+        self._datasets_ready: set[str] = set()
+
+    @classmethod
+    def from_settings(cls, settings, client=None, source: str = "gateway") -> Self:
+        """From ``core.settings.Settings`` whose warehouse is ``bigquery://PROJECT/PREFIX``."""
+        return super().from_settings(settings, client, source=source)
 
     def ensure_dataset(self) -> None:
         """Create ``<prefix>_raw`` in the configured location if it does not exist."""
