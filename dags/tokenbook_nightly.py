@@ -51,6 +51,24 @@ RETRY_DELAY = timedelta(seconds=int(os.environ.get("TOKENBOOK_DAG_RETRY_DELAY_SE
 START_DATE = datetime.fromisoformat(os.environ.get("TOKENBOOK_DAG_START", "2026-01-01")).replace(
     tzinfo=UTC
 )
+
+
+def _catchup(value: str) -> bool:
+    """``TOKENBOOK_DAG_CATCHUP``: off unless asked for. A deployment starts with the last
+    complete day; running every night since TOKENBOOK_DAG_START is a choice (the local demo
+    makes it, to build its history), and `airflow backfill create` runs chosen days."""
+    flag = value.strip().lower()
+    if flag in {"1", "true", "yes", "on"}:
+        return True
+    if flag in {"", "0", "false", "no", "off"}:
+        return False
+    raise ValueError(
+        f"TOKENBOOK_DAG_CATCHUP={value!r} is not true or false: set it to true to run every "
+        "night since TOKENBOOK_DAG_START, or leave it unset to start with the last complete day"
+    )
+
+
+CATCHUP = _catchup(os.environ.get("TOKENBOOK_DAG_CATCHUP", ""))
 # BigQuery jobs share the `bigquery` pool; DuckDB has one writer, so one task at a time.
 POOL = orch.BIGQUERY_POOL if ON_BIGQUERY else "default_pool"
 
@@ -215,7 +233,7 @@ with DAG(
     # (Airflow 3's plain "@daily" triggers at D 00:00 with no interval: D would be incomplete.)
     schedule=CronDataIntervalTimetable("0 0 * * *", timezone="UTC"),
     start_date=START_DATE,
-    catchup=True,
+    catchup=CATCHUP,
     max_active_runs=4 if ON_BIGQUERY else 1,
     max_active_tasks=16 if ON_BIGQUERY else 1,
     default_args=default_args,

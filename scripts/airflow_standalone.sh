@@ -61,12 +61,14 @@ if [ "$TOKENBOOK_GATEWAY_PATH" = "$REPO/demo_data/gateway" ] && \
     --scale "$DEMO_SCALE" --out "$REPO/demo_data"
 fi
 
-# 2. The DAG's first date: the first day file present (catchup backfills from there).
+# 2. The DAG's first date: the first day file present, and catchup on, so unpausing the DAG
+#    builds the local history night by night (a deployment leaves catchup off by default).
 if [ -z "${TOKENBOOK_DAG_START:-}" ]; then
   first="$(ls "$TOKENBOOK_GATEWAY_PATH" 2>/dev/null | grep -Eo '[0-9]{4}-[0-9]{2}-[0-9]{2}' | sort | head -n 1 || true)"
   export TOKENBOOK_DAG_START="${first:-$DEMO_END}"
 fi
-echo "==> DAG start date $TOKENBOOK_DAG_START, warehouse $TOKENBOOK_WAREHOUSE"
+export TOKENBOOK_DAG_CATCHUP="${TOKENBOOK_DAG_CATCHUP:-true}"
+echo "==> DAG start date $TOKENBOOK_DAG_START (catchup $TOKENBOOK_DAG_CATCHUP), warehouse $TOKENBOOK_WAREHOUSE"
 
 # 3. The dbt manifest the DAG renders one task per model from (dbt parse: no warehouse needed).
 echo "==> dbt parse -> $TOKENBOOK_DBT_MANIFEST"

@@ -190,7 +190,8 @@ def test_a_failed_quality_check_or_invalid_thresholds_fails_without_retry(dag, t
 def test_dag_is_documented_tagged_and_retries(dag):
     assert dag.doc_md and "tokenbook_nightly" in dag.doc_md
     assert {"tokenbook", "nightly"} <= set(dag.tags)
-    assert dag.catchup is True
+    # a deployment starts with the last complete day; catchup is asked for (the demo script)
+    assert dag.catchup is False
     assert dag.max_active_runs == 1  # DuckDB: one writer, runs in date order
     # The run for day D is scheduled once D is over, and names D as its data interval start.
     from airflow.sdk import CronDataIntervalTimetable
@@ -209,6 +210,30 @@ def test_dag_is_documented_tagged_and_retries(dag):
         assert t.retry_delay is not None, t.task_id
         assert t.on_failure_callback, t.task_id
         assert t.on_retry_callback, t.task_id
+
+
+def test_catchup_is_off_unless_asked_and_a_typo_says_so(dag, monkeypatch):
+    """A real deployment with the default start date must not run every night since it; the
+    demo script asks for catchup; a value that is not a boolean fails the DAG's import with a
+    sentence, not a silent default."""
+
+    import importlib.util
+
+    def parse(value: str | None):
+        if value is None:
+            monkeypatch.delenv("TOKENBOOK_DAG_CATCHUP", raising=False)
+        else:
+            monkeypatch.setenv("TOKENBOOK_DAG_CATCHUP", value)
+        spec = importlib.util.spec_from_file_location("nightly_catchup", DAGS / "tokenbook_nightly.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module.dag
+
+    assert parse(None).catchup is False
+    assert parse("TRUE").catchup is True
+    assert parse("false").catchup is False
+    with pytest.raises(ValueError, match="TOKENBOOK_DAG_CATCHUP='sometimes' is not true or false"):
+        parse("sometimes")
 
 
 def test_task_order_and_one_task_per_dbt_model(dag, nightly):
