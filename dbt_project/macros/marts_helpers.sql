@@ -10,7 +10,17 @@
                                  to 9 decimals.
     marts_add_days(n, expr), marts_add_months(n, expr)
                                  date arithmetic returning a DATE on both warehouses.
+    catalog_family(expr)         a catalogue model without its date suffix
+                                 ('claude-sonnet-4-5-20250929' -> 'claude-sonnet-4-5',
+                                 'gpt-4o-2024-08-06' -> 'gpt-4o'), else the model itself: the
+                                 family the levers (retries, routing, model switches) group by.
+                                 Unlike billing.sql's model_family it keeps the catalogue's
+                                 spelling (no provider, region or version rewriting).
 -#}
+
+{% macro catalog_family(expr) -%}
+    coalesce({{ tokenbook.regex_extract(expr, '^(.+?)-20[0-9]{2}-?[0-9]{2}-?[0-9]{2}$') }}, {{ expr }})
+{%- endmacro %}
 
 {% macro marts_count(expr) -%}
     cast({{ expr }} as {{ dbt.type_bigint() }})

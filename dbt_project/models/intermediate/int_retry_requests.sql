@@ -3,7 +3,6 @@
     first call_date; its attempts, and the spend on its attempts after the first (retries and
     fallbacks) and on failed attempts. mart_retry_waste sums it by feature x model x ISO week;
     the semantic model retry_requests re-aggregates it at any grain. -#}
-{%- set family_pattern = '^(.+?)-20[0-9]{2}-?[0-9]{2}-?[0-9]{2}$' -%}
 
 with
 
@@ -14,7 +13,7 @@ attempts as (
         feature,
         call_date,
         provider,
-        coalesce({{ tokenbook.regex_extract('catalog_model', family_pattern) }}, catalog_model, model)
+        coalesce({{ tokenbook.catalog_family('catalog_model') }}, model)
             as model_family,
         is_error,
         coalesce(effective_cost_usd, {{ tokenbook.to_money('0') }}) as cost_usd,

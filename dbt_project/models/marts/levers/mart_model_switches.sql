@@ -2,7 +2,6 @@
     new model existed before it, and cost and quality before vs after (grain, inputs and
     assumptions: _levers__models.yml). -#}
 {%- set earlier = "least(coalesce(prev_share.share, 0), case when d.prev2_week is null then coalesce(prev_share.share, 0) else coalesce(prev2_share.share, 0) end)" -%}
-{%- set family_pattern = '^(.+?)-20[0-9]{2}-?[0-9]{2}-?[0-9]{2}$' -%}
 with
 
 settings as (
@@ -28,7 +27,7 @@ calls as (
         call_date,
         call_week,
         provider,
-        coalesce({{ tokenbook.regex_extract('catalog_model', family_pattern) }}, catalog_model, model)
+        coalesce({{ tokenbook.catalog_family('catalog_model') }}, model)
             as model_family,
         is_priced,
         effective_cost_usd,

@@ -1,7 +1,6 @@
 {#- Model routing: per feature x request_class, the cheapest model that passes the feature's
     quality bar and what the feature's current tokens would cost on it (grain, inputs and
     assumptions: _levers__models.yml). -#}
-{%- set family_pattern = '^(.+?)-20[0-9]{2}-?[0-9]{2}-?[0-9]{2}$' -%}
 {%- set half = "cast(0.5 as " ~ tokenbook.type_money() ~ ")" -%}
 with
 
@@ -51,7 +50,7 @@ window_calls as (
         c.feature,
         coalesce(c.request_class, '(none)') as request_class,
         c.provider,
-        coalesce({{ tokenbook.regex_extract('c.catalog_model', family_pattern) }}, c.catalog_model)
+        {{ tokenbook.catalog_family('c.catalog_model') }}
             as model_family,
         c.trace_id,
         c.is_priced,
