@@ -8,6 +8,7 @@ import math
 from typing import Any
 
 import duckdb
+from rich.rule import Rule
 from rich.table import Table
 
 from core.warehouse import Warehouse
@@ -34,7 +35,8 @@ def _money(v: Any) -> str:
 def print_summary(wh: Warehouse, result: RunResult) -> None:
     """Spend last month by feature, cost per outcome, cache hit rate, next month's forecast with
     its interval, anomalies, report path. Read back from the marts, so it shows what landed."""
-    console.rule("[bold]summary")
+    # a rule as wide as a table, not as the 1000 columns a piped run lays out lines in
+    console.print(Rule("[bold]summary"), width=min(console.width, 100))
     if wh.is_bigquery:
         console.print(f"marts are in BigQuery datasets {wh.schema('marts')}; steps: "
                       + ", ".join(f"{k} {v:.0f}s" for k, v in result.steps.items()))
