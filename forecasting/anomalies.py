@@ -309,6 +309,11 @@ def compose_why(flags: pd.DataFrame, breakdown: pd.DataFrame) -> pd.Series:
     b = breakdown.copy()
     own = {"provider": "provider", "feature": "feature"}
     b = b[b["dimension"] != b["flag_id"].map(f["series_level"]).map(own).fillna("")]
+    # A dimension the organisation does not use (no segment, no template ids: one absent value
+    # over the day and its trailing week) cannot say what moved: "template (none) 100%" is noise.
+    absent = b["value"].isna() | (b["value"].astype(str) == "(none)")
+    values = b.groupby(["flag_id", "dimension"])["value"].transform("size")
+    b = b[~(absent & (values == 1))]
     sign = np.where(b["flag_id"].map(f["direction"]).to_numpy() == "below", -1.0, 1.0)
     b["signed"] = b["delta_usd"].to_numpy(float) * sign
     b["moved"] = b["signed"].clip(lower=0)

@@ -219,3 +219,36 @@ def test_daily_scoring_rewrites_only_its_day(ledger_warehouse):
     con.close()
     assert rows[1] == 1 and rows[2]  # one day scored, flagged
     assert rows[0] == first["scored_series"]
+
+
+def test_why_skips_a_dimension_the_organisation_does_not_use():
+    """An organisation without prompt templates or segments: every call's template is '(none)'
+    and its segment null, so those dimensions cannot say what moved; the model that did is
+    named, and a flag with nothing but unused dimensions says no single driver."""
+    from forecasting.anomalies import compose_why
+
+    flags = pd.DataFrame({"series_level": ["feature", "feature"], "direction": ["below", "above"]})
+    rows = [
+        # flag 0: the drop is in one of two models; template and segment are unused
+        (0, "model", "haiku-x", 0.02, 0.30),
+        (0, "model", "mini-y", 0.10, 0.12),
+        (0, "prompt_template_id", "(none)", 0.12, 0.42),
+        (0, "customer_segment", None, 0.12, 0.42),
+        (0, "provider", "vendorq", 0.12, 0.42),
+        # flag 1: only unused dimensions and one provider
+        (1, "prompt_template_id", "(none)", 0.90, 0.40),
+        (1, "customer_segment", None, 0.90, 0.40),
+    ]
+    breakdown = pd.DataFrame(rows, columns=["flag_id", "dimension", "value", "day_usd", "base_usd"])
+    breakdown["delta_usd"] = breakdown["day_usd"] - breakdown["base_usd"]
+    why = compose_why(flags, breakdown)
+    assert "model haiku-x $0.02 vs $0.30/day" in why[0], why[0]
+    assert "(none)" not in why[0] and "None" not in why[0], why[0]
+    assert why[1] == "no single model, segment or template drove it", why[1]
+    # a template that IS used (two values) still explains a move
+    used = pd.DataFrame(
+        [(0, "prompt_template_id", "(none)", 0.30, 0.02), (0, "prompt_template_id", "tpl_a", 0.0, 0.0)],
+        columns=["flag_id", "dimension", "value", "day_usd", "base_usd"],
+    )
+    used["delta_usd"] = used["day_usd"] - used["base_usd"]
+    assert "prompt_template_id (none)" in compose_why(flags.iloc[[1]], used)[0]
