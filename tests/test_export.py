@@ -165,3 +165,19 @@ def test_bigquery_export_queries_the_marts_dataset(monkeypatch, tmp_path: Path) 
 
     with pytest.raises(ExportError, match="months available: 2026-01"):
         export_chargeback(settings, "2026-03", "csv", tmp_path / "cb.csv")
+
+
+def test_csv_money_is_fixed_point_and_exact(tmp_path: Path) -> None:
+    """A zero cost and a sub-cent cost are written as finance tools read them: Arrow's own
+    text of a decimal is Python's (``0E-9``, ``4.50E-7``), which strict importers reject."""
+    from tokenbook.exports import write_table
+
+    amounts = [Decimal("0"), Decimal("0.000000450"), None, Decimal("-12.5"), Decimal("98765.4321")]
+    table = pa.table({"team": ["a", "b", "c", "d", "e"], "cost_usd": pa.array(amounts, MONEY)})
+    out = tmp_path / "x.csv"
+    write_table(table, "csv", out)
+    text = out.read_text()
+    assert "E-" not in text and "e-" not in text, text
+    assert '"0.000000000"' in text and '"0.000000450"' in text, text
+    back = pcsv.read_csv(out, convert_options=pcsv.ConvertOptions(column_types={"cost_usd": MONEY}))
+    assert back.column("cost_usd").to_pylist() == amounts

@@ -123,7 +123,26 @@ def write_table(table: pa.Table, fmt: str, path: Path) -> None:
     if fmt == "parquet":
         pq.write_table(table, path)
     else:
-        pcsv.write_csv(table, path)
+        pcsv.write_csv(_fixed_point(table), path)
+
+
+def _fixed_point(table: pa.Table) -> pa.Table:
+    """Money columns as fixed-point text for CSV, all digits kept: Arrow writes a decimal as
+    Python does (a zero cost as ``0E-9``, $0.00000045 as ``4.50E-7``), which an ERP or a
+    strict decimal parser rejects. DuckDB's text of a DECIMAL never uses an exponent."""
+    money = [f.name for f in table.schema if pa.types.is_decimal(f.type)]
+    if not money:
+        return table
+    con = duckdb.connect()
+    try:
+        con.register("_export", table.select(money))
+        cols = ", ".join(f'cast("{c.replace(chr(34), chr(34) * 2)}" as varchar)' for c in money)
+        text = con.sql(f"select {cols} from _export").to_arrow_table()
+    finally:
+        con.close()
+    for i, name in enumerate(money):
+        table = table.set_column(table.schema.get_field_index(name), name, text.column(i))
+    return table
 
 
 def _decimal_sum(table: pa.Table, column: str) -> Decimal:
