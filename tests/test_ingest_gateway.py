@@ -113,7 +113,7 @@ def test_golden_native_files(tmp_path, name, quarantine, read):
     assert r1[6].startswith("cust_") and r1[6] != "cust_42"  # pseudonymised
     assert json.loads(r1[7]) == {"gateway_region": "eu-west-1"}  # unknown field kept
     assert json.loads(r1[8]) == {"ticket": "T-1", "channel": "chat"}
-    assert calls["r3"][3:5] == ("acme_llm", "acme-1-preview")  # unknown provider loads
+    assert calls["r3"][3:5] == ("zephyr_llm", "zephyr-1-preview")  # unknown provider loads
     assert str(calls["r11"][2]) == "2026-10-28 23:59:59"  # late record, this load
     assert calls["r11"][1] == LOAD
     assert calls["r13"][9] is True
