@@ -4,8 +4,8 @@ more day arrives, then one after a day five weeks back is restated.
     .venv/bin/python bench/transform.py --calls 10000000 [--days 90] [--keep DIR]
 
 Raw rows are generated directly in DuckDB with SQL (range() + hashes): a realistic spread over
-the demo's providers and model ids (aliases, prefixes, Bedrock regional ids), features and
-segments (~2% untagged), prompt caching, batch and priority calls, a few unknown models, and a
+the providers and model ids gateways log (aliases, prefixes, Bedrock regional ids), invented
+features and segments (~2% untagged), prompt caching, batch and priority calls, a few unknown models, and a
 day-shaped load schedule. Then:
 
 1. `dbt seed` (not timed) and `dbt run --select +fct_llm_calls mart_unpriced_calls` on all days;
