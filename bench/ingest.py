@@ -65,10 +65,10 @@ copy (
         trace_id: 'tr_' || lpad(cast(i // 2 as varchar), 10, '0'),
         attempt: 1 + (i % 2),
         latency_ms: round(150 + (h2 % 90000) / 10.0, 1),
-        feature: ['support_chat', 'doc_summarizer', 'code_review', 'search_answers',
-                  'email_drafter', 'contract_extractor', 'meeting_notes'][1 + h2 % 7],
+        feature: ['invoice_triage', 'policy_qa', 'lead_scoring', 'kb_lookup',
+                  'outreach_writer', 'lease_parser', 'call_recap'][1 + h2 % 7],
         customer_segment: ['enterprise', 'mid_market', 'smb', 'free_tier'][1 + h % 4],
-        team: ['support', 'docs', 'devex', 'search'][1 + h2 % 4],
+        team: ['ops-west', 'content', 'platform', 'kb-team'][1 + h2 % 4],
         customer_id: case when h % 40000 = 7 then 'jane.doe@example.com'
                           else 'cust_' || cast(h % 5000 as varchar) end,
         environment: 'prod',

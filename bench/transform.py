@@ -4,8 +4,8 @@ more day arrives, then one after a day five weeks back is restated.
     .venv/bin/python bench/transform.py --calls 10000000 [--days 90] [--keep DIR]
 
 Raw rows are generated directly in DuckDB with SQL (range() + hashes): a realistic spread over
-the demo's providers and model ids (aliases, prefixes, Bedrock regional ids), features and
-segments (~2% untagged), prompt caching, batch and priority calls, a few unknown models, and a
+the providers and model ids gateways log (aliases, prefixes, Bedrock regional ids), invented
+features and segments (~2% untagged), prompt caching, batch and priority calls, a few unknown models, and a
 day-shaped load schedule. Then:
 
 1. `dbt seed` (not timed) and `dbt run --select +fct_llm_calls mart_unpriced_calls` on all days;
@@ -53,16 +53,48 @@ MODELS: list[tuple[str, str, int]] = [
     ("azure_openai", "gpt-4o", 5),
     ("self_hosted", "llama-ft-support-v3", 1),
 ]
+# invented feature names, not the demo company's
 FEATURES = [
-    "support_chat",
-    "doc_summarizer",
-    "code_review",
-    "search_answers",
-    "email_drafter",
-    "contract_extractor",
-    "meeting_notes",
+    "invoice_triage",
+    "policy_qa",
+    "lead_scoring",
+    "kb_lookup",
+    "outreach_writer",
+    "lease_parser",
+    "call_recap",
 ]
 SEGMENTS = ["enterprise", "mid_market", "smb", "free_tier"]
+# feature -> owning team (and the team's cost centre): one team per feature, two share a centre
+OWNERS = {
+    "invoice_triage": ("ops-west", "FIN-10"),
+    "policy_qa": ("content", "FIN-20"),
+    "lead_scoring": ("platform", "FIN-30"),
+    "kb_lookup": ("kb-team", "FIN-20"),
+    "outreach_writer": ("revenue", "FIN-40"),
+    "lease_parser": ("real-estate", "FIN-50"),
+    "call_recap": ("workplace", "FIN-20"),
+}
+
+
+def write_bench_config(folder: Path) -> Path:
+    """The bench organisation's configuration: teams, features and a 15% Azure discount."""
+    folder.mkdir(parents=True, exist_ok=True)
+    outcome = "a logical request whose final attempt has outcome success"
+    teams = sorted({team_cc for team_cc in OWNERS.values()})
+    (folder / "teams.csv").write_text(
+        "team,cost_centre,cost_centre_name,business_unit\n"
+        + "".join(f"{t},{cc},{cc},bench\n" for t, cc in teams), encoding="utf-8")
+    (folder / "features.csv").write_text(
+        "feature,unit_of_work,outcome_rule,owner_team,budget_per_outcome_usd,quality_bar,"
+        "value_per_outcome_usd,launched_on\n"
+        + "".join(f"{f},request,{outcome},{t},0.05,0.80,1.00,2025-01-01\n"
+                  for f, (t, _) in OWNERS.items()), encoding="utf-8")
+    (folder / "negotiated_prices.csv").write_text(
+        "provider,model,valid_from,valid_to,discount_pct,input_per_mtok,cache_read_per_mtok,"
+        "cache_write_per_mtok,output_per_mtok,note\n"
+        "azure_openai,*,2025-01-01,,15,,,,,an Azure commitment at 15% off list\n",
+        encoding="utf-8")
+    return folder
 
 
 def _case_by_weight(hash_expr: str, column: int) -> str:
@@ -166,12 +198,10 @@ def main(argv: list[str] | None = None) -> int:
     db = base / "bench.duckdb"
     if db.exists():
         db.unlink()
-    # the demo's mix of features and deployments: its configuration folder (features, teams,
-    # aliases, the Azure discount) so the bench prices and attributes as the demo does
-    from tokenbook.demo.orgconfig import write_demo_config
-
+    # an organisation's configuration folder (its features' teams and cost centres, an Azure
+    # discount) so the bench attributes and prices every tagged call, as a configured org does
     settings = load_settings(warehouse=f"duckdb:///{db}",
-                             config_dir=str(write_demo_config(base / "config")))
+                             config_dir=str(write_bench_config(base / "config")))
     ensure_raw_tables(settings)
 
     t0 = time.perf_counter()

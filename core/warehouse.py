@@ -130,7 +130,7 @@ def parse_warehouse(url: str) -> Warehouse:
         if len(parts) != 2 or not all(parts):
             raise WarehouseError(
                 f"bad BigQuery URL {url!r}: write bigquery://PROJECT/DATASET_PREFIX, "
-                "e.g. bigquery://acme-finops/tokenbook"
+                "e.g. bigquery://my-gcp-project/tokenbook"
             )
         return Warehouse(kind="bigquery", project=parts[0], prefix=parts[1])
     raise WarehouseError(

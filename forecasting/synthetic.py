@@ -98,12 +98,14 @@ FCT_LLM_CALLS_COLUMNS: tuple[tuple[str, str], ...] = (
     ("source_format", "VARCHAR"),
 )
 
+# Invented names, deliberately not the demo organisation's (tokenbook/demo/): code and tests
+# must not lean on one company's features.
 LEDGER_CAST = (
     # feature, provider, model, template, calls/day, usd per 1k tokens
-    ("support_chat", "openai", "gpt-4o-mini", "support_v1", 40, 0.0006),
-    ("support_chat", "anthropic", "claude-haiku-4-5", "support_v1", 10, 0.002),
-    ("doc_summarizer", "anthropic", "claude-sonnet-4-5", "summ_v2", 15, 0.006),
-    ("code_review", "openai", "gpt-4.1", "review_v1", 12, 0.004),
+    ("invoice_triage", "openai", "gpt-4o-mini", "triage_v1", 40, 0.0006),
+    ("invoice_triage", "anthropic", "claude-haiku-4-5", "triage_v1", 10, 0.002),
+    ("policy_qa", "anthropic", "claude-sonnet-4-5", "policyqa_v2", 15, 0.006),
+    ("lead_scoring", "openai", "gpt-4.1", "scoring_v1", 12, 0.004),
 )
 SEGMENTS = ("enterprise", "mid_market", "smb", "free_tier")
 
@@ -183,7 +185,7 @@ def make_ledger(
                cast(date_trunc('week', call_date) as date) as call_week,
                cast(date_trunc('month', call_date) as date) as call_month,
                provider, provider as provider_raw, model, model as catalog_model,
-               feature, customer_segment, 'team' as team, 'CC-100' as cost_centre,
+               feature, customer_segment, 'team' as team, 'CC-SYN-1' as cost_centre,
                input_tokens, input_tokens as uncached_input_tokens, output_tokens,
                prompt_template_id, true as is_priced, 'success' as status, false as is_error,
                cast(list_cost_usd as decimal(38,9)) as list_cost_usd,

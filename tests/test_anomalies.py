@@ -6,6 +6,7 @@ from __future__ import annotations
 import tempfile
 from dataclasses import replace
 from datetime import date
+from pathlib import Path
 
 import duckdb
 import numpy as np
@@ -19,11 +20,14 @@ from forecasting.inputs import events_from_manifest, load_budgets, load_fermi_es
 from forecasting.job import forecast_warehouse, score_day_warehouse
 from forecasting.pipeline import forecast_frame
 from forecasting.synthetic import make_ledger, synthetic_series
-from tokenbook.demo.orgconfig import write_demo_config
 
-# The forecasts below use the demo organisation's events, Fermi estimates and budgets (its own
-# configuration folder, as `tokenbook run --demo` writes it).
-DEMO_CONFIG = write_demo_config(tempfile.mkdtemp(prefix="demo-config-"))
+# The forecasts below read an organisation's budgets from its own configuration folder, written
+# here with invented feature names (not the demo company's); it configures no Fermi estimate.
+ORG_CONFIG = Path(tempfile.mkdtemp(prefix="org-config-"))
+(ORG_CONFIG / "budgets.csv").write_text(
+    "feature,monthly_budget_usd\ninvoice_triage,900.00\nlead_scoring,2000.00\npolicy_qa,70.00\n",
+    encoding="utf-8",
+)
 
 AS_OF = date(2026, 11, 20)
 SPIKE_DAY = 95  # 2026-10-17 for 120 days ending 2026-11-20
@@ -57,37 +61,37 @@ def run():
             provider="anthropic",
         ),
         synthetic_series(
-            "spend|feature|feature=support_chat",
+            "spend|feature|feature=invoice_triage",
             AS_OF,
             level=120,
             seed=14,
             spike_day=SPIKE_DAY,
             spike_factor=4.0,
             series_level="feature",
-            feature="support_chat",
+            feature="invoice_triage",
         ),
         synthetic_series(
-            "spend|feature|feature=code_review",
+            "spend|feature|feature=lead_scoring",
             AS_OF,
             level=90,
             noise=0.15,
             seed=15,
             series_level="feature",
-            feature="code_review",
+            feature="lead_scoring",
         ),
         synthetic_series(
-            "spend|feature|feature=search_answers",
+            "spend|feature|feature=policy_qa",
             AS_OF,
             level=60,
             seed=16,
             weekly_amplitude=0.4,
             series_level="feature",
-            feature="search_answers",
+            feature="policy_qa",
         ),
     ]
     frame = pd.concat(parts, ignore_index=True)
     return forecast_frame(
-        frame, AS_OF, NO_EVENTS, load_fermi_estimates(config=DEMO_CONFIG).iloc[:0], load_budgets(config=DEMO_CONFIG), CFG
+        frame, AS_OF, NO_EVENTS, load_fermi_estimates(config=ORG_CONFIG), load_budgets(config=ORG_CONFIG), CFG
     )
 
 
@@ -95,9 +99,9 @@ def test_planted_spike_is_flagged_and_other_days_rarely(run):
     a = run.anomalies
     spike = pd.Timestamp(AS_OF) - pd.Timedelta(days=119 - SPIKE_DAY)
     hit = a[(a["ds"] == spike) & a["is_anomaly"]].set_index("unique_id")
-    assert {"spend|total", "spend|feature|feature=support_chat"} <= set(hit.index)
-    assert hit.loc["spend|feature|feature=support_chat", "direction"] == "above"
-    assert hit.loc["spend|feature|feature=support_chat", "severity"] > 1
+    assert {"spend|total", "spend|feature|feature=invoice_triage"} <= set(hit.index)
+    assert hit.loc["spend|feature|feature=invoice_triage", "direction"] == "above"
+    assert hit.loc["spend|feature|feature=invoice_triage", "severity"] > 1
     others = a[~((a["ds"] == spike) & a["unique_id"].isin(hit.index))]
     assert len(others) > 500  # 6 series x ~90 scored days
     assert others["is_anomaly"].mean() <= 0.01
@@ -122,7 +126,7 @@ def test_flag_rows_carry_level_bounds_version_and_an_unseen_fit(run):
 
 def test_known_launch_is_recorded_not_flagged():
     h = synthetic_series(
-        "spend|feature|feature=code_review",
+        "spend|feature|feature=lead_scoring",
         AS_OF,
         level=100,
         noise=0.05,
@@ -136,25 +140,25 @@ def test_known_launch_is_recorded_not_flagged():
     events = pd.DataFrame(
         {
             "ds": [launch],
-            "event_name": ["code_review_v2"],
+            "event_name": ["lead_scoring_v2"],
             "kind": ["launch"],
             "provider": [""],
-            "feature": ["code_review"],
+            "feature": ["lead_scoring"],
         }
     )
     known = score_series(h, pd.Timestamp(AS_OF), 0.99, events=events, n_samples=300)
     day = known[known["ds"] == launch].iloc[0]
     assert day["outside_interval"] and not day["is_anomaly"]
-    assert day["known_event"] == "code_review_v2"
+    assert day["known_event"] == "lead_scoring_v2"
     assert not known.loc[known["ds"] >= launch, "is_anomaly"].any()
 
 
 def test_events_from_demo_manifest():
     manifest = {
         "events": {
-            "launch": {"feature": "code_review", "date": "2026-09-12"},
-            "runaway_day": {"feature": "email_drafter", "date": "2026-08-30"},
-            "model_switch": {"feature": "support_chat", "date": "2026-09-27"},
+            "launch": {"feature": "lead_scoring", "date": "2026-09-12"},
+            "runaway_day": {"feature": "churn_explainer", "date": "2026-08-30"},
+            "model_switch": {"feature": "invoice_triage", "date": "2026-09-27"},
         }
     }
     ev = events_from_manifest(manifest)
@@ -169,11 +173,11 @@ def ledger_warehouse(tmp_path_factory):
     con = duckdb.connect(str(path))
     spike = {
         "day": 45,
-        "feature": "code_review",
+        "feature": "lead_scoring",
         "provider": "openai",
         "model": "o4-mini",
         "segment": "smb",
-        "template": "review_agent_loop",
+        "template": "scoring_agent_loop",
         "calls": 300,
         "tokens": 8000,
     }
@@ -197,9 +201,9 @@ def test_warehouse_run_flags_the_spike_with_a_why(ledger_warehouse):
         .set_index("unique_id")
     )
     con.close()
-    assert "spend|feature|feature=code_review" in flags.index
-    why = flags.loc["spend|feature|feature=code_review", "why"]
-    assert any(k in why for k in ("o4-mini", "smb", "review_agent_loop")), why
+    assert "spend|feature|feature=lead_scoring" in flags.index
+    why = flags.loc["spend|feature|feature=lead_scoring", "why"]
+    assert any(k in why for k in ("o4-mini", "smb", "scoring_agent_loop")), why
     assert "spend|total" in flags.index
     assert run.summary()["anomalies"] >= 2
 

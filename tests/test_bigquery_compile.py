@@ -28,10 +28,10 @@ def _dummy_key(path: Path) -> None:
         json.dumps(
             {
                 "type": "service_account",
-                "project_id": "acme-finops",
+                "project_id": "orbit-finops",
                 "private_key_id": "0" * 40,
                 "private_key": pem,
-                "client_email": "tokenbook@acme-finops.iam.gserviceaccount.com",
+                "client_email": "tokenbook@orbit-finops.iam.gserviceaccount.com",
                 "client_id": "1",
                 "auth_uri": "https://accounts.google.com/o/oauth2/auth",
                 "token_uri": "https://oauth2.googleapis.com/token",
@@ -45,7 +45,7 @@ def compiled(tmp_path_factory: pytest.TempPathFactory) -> dict:
     base = tmp_path_factory.mktemp("bq_compile")
     key = base / "key.json"
     _dummy_key(key)
-    settings = load_settings(warehouse="bigquery://acme-finops/tokenbook", bq_keyfile=str(key))
+    settings = load_settings(warehouse="bigquery://orbit-finops/tokenbook", bq_keyfile=str(key))
     run_dbt(["compile", "--no-populate-cache"], settings, target_path=base)
     manifest = json.loads((base / "target" / "manifest.json").read_text())
     return {"manifest": manifest, "base": base}
@@ -80,7 +80,7 @@ def test_bigquery_dialect_and_datasets(compiled):
     assert fct["columns"]["list_cost_usd"]["data_type"] == "numeric"
     stg = _model(manifest, "stg_gateway__calls")
     assert stg["schema"] == "tokenbook_staging"
-    assert "`acme-finops`.`tokenbook_raw`.`gateway_calls`" in stg["compiled_code"]
+    assert "`orbit-finops`.`tokenbook_raw`.`gateway_calls`" in stg["compiled_code"]
     priced = _model(manifest, "int_llm_calls_priced")["compiled_code"]
     # ISO weeks start Monday on BigQuery too; money stays NUMERIC (no float division)
     assert "isoweek" in priced and "numeric '0.000001'" in priced
@@ -94,7 +94,7 @@ def test_bigquery_dialect_and_datasets(compiled):
 
 
 def test_parse_needs_no_credentials(tmp_path: Path):
-    settings = load_settings(warehouse="bigquery://acme-finops/tokenbook")
+    settings = load_settings(warehouse="bigquery://orbit-finops/tokenbook")
     run_dbt(["parse"], settings, target_path=tmp_path)
     assert (tmp_path / "target" / "manifest.json").exists()
 
@@ -110,7 +110,7 @@ def incremental(tmp_path_factory: pytest.TempPathFactory) -> dict:
     base = tmp_path_factory.mktemp("bq_incremental")
     key = base / "key.json"
     _dummy_key(key)
-    settings = load_settings(warehouse="bigquery://acme-finops/tokenbook", bq_keyfile=str(key))
+    settings = load_settings(warehouse="bigquery://orbit-finops/tokenbook", bq_keyfile=str(key))
     forced = {"compile_incremental": True, "compile_incremental_dates": REBUILT}
     run_dbt(
         ["compile", "--no-populate-cache", "--select", "fct_llm_calls", "--vars", json.dumps(forced)],
@@ -157,7 +157,7 @@ def test_incremental_statements_overwrite_the_rebuilt_partitions(incremental):
     assert len(merges) == 1
     merge = merges[0]
     assert merge.this.sql("bigquery") == (
-        "`acme-finops`.`tokenbook_marts`.`fct_llm_calls` AS DBT_INTERNAL_DEST"
+        "`orbit-finops`.`tokenbook_marts`.`fct_llm_calls` AS DBT_INTERNAL_DEST"
     )
     delete_when, insert_when = merge.args["whens"].expressions
     assert not delete_when.args.get("matched") and delete_when.args.get("source")
@@ -170,7 +170,7 @@ def test_incremental_statements_overwrite_the_rebuilt_partitions(incremental):
     # the partitions replaced are those of the temp table the model's SQL filled
     assert "array_agg(distinct date(call_date) IGNORE NULLS)" in overwrite
     # before it, the pre-hook empties the claimed partitions (a day restated to nothing)
-    assert delete.startswith("delete from `acme-finops`.`tokenbook_marts`.`fct_llm_calls`")
-    assert "`acme-finops`.`tokenbook_raw`.`incremental_partitions`" in delete
-    assert "`acme-finops`.`tokenbook_raw`.`load_audit`" in claim
-    assert "`acme-finops`.`tokenbook_staging`.`stg_gateway__calls`" in dates
+    assert delete.startswith("delete from `orbit-finops`.`tokenbook_marts`.`fct_llm_calls`")
+    assert "`orbit-finops`.`tokenbook_raw`.`incremental_partitions`" in delete
+    assert "`orbit-finops`.`tokenbook_raw`.`load_audit`" in claim
+    assert "`orbit-finops`.`tokenbook_staging`.`stg_gateway__calls`" in dates

@@ -61,7 +61,7 @@ def staged():
     out = {}
     for d, n_calls, n_bad in ((date(2026, 11, 2), 3, 1), (date(2026, 11, 3), 2, 0)):
         tag = d.strftime("%Y%m%d")
-        calls = [_call(d, f"req-{tag}-{i}", "support_chat" if i else None) for i in range(n_calls)]
+        calls = [_call(d, f"req-{tag}-{i}", "lead_scoring" if i else None) for i in range(n_calls)]
         bad = [(d, "gateway", "f.jsonl", 7, "not JSON", "[REDACTED:email] oops")] * n_bad
         pii = [(d, "gateway", "f.jsonl", "metadata", "email", 2)]
         out[d] = PartitionTables(
@@ -90,16 +90,16 @@ def staged():
 
 
 def _publish(con, out, client) -> bq.BigQuerySink:
-    sink = bq.BigQuerySink("acme-finops", "tokenbook", location="EU", client=client)
+    sink = bq.BigQuerySink("orbit-finops", "tokenbook", location="EU", client=client)
     for d in (date(2026, 11, 2), date(2026, 11, 3)):
         sink.replace_partition(con, d, out[d])
     sink.append_audit(con, out["audit"])
     return sink
 
 
-RAW = "acme-finops.tokenbook_raw"
+RAW = "orbit-finops.tokenbook_raw"
 STAGE = re.compile(
-    r"acme-finops\.tokenbook_raw\._tb_stage_(quarantine|pii_redactions)_(\d{8})_\w+$"
+    r"orbit-finops\.tokenbook_raw\._tb_stage_(quarantine|pii_redactions)_(\d{8})_\w+$"
 )
 
 
@@ -144,7 +144,7 @@ def test_gateway_calls_partition_load_and_staged_shared_tables(staged):
     assert sorted(client.expiries) == sorted(staging)
     assert sorted(client.deleted) == sorted((t, True) for t in staging)
     # the dataset is created once, in the configured location, tolerating an existing one
-    assert client.datasets == [("acme-finops.tokenbook_raw", "EU", True)]
+    assert client.datasets == [("orbit-finops.tokenbook_raw", "EU", True)]
 
 
 def test_replace_partitions_publishes_each_date_of_staged_tables_holding_several(staged):
@@ -159,7 +159,7 @@ def test_replace_partitions_publishes_each_date_of_staged_tables_holding_several
         merged[field] = f"all_{field}"
     seen = []
     client = FakeClient()
-    sink = bq.BigQuerySink("acme-finops", "tokenbook", location="EU", client=client)
+    sink = bq.BigQuerySink("orbit-finops", "tokenbook", location="EU", client=client)
     sink.replace_partitions(con, [days[1], days[0], days[1]], PartitionTables(**merged),
                             progress=lambda k, n, label: seen.append((k, n, label)))
     assert seen == [(0, 2, "2026-11-02"), (1, 2, "2026-11-03")]
@@ -192,7 +192,7 @@ def test_validation_results_replace_one_partition_per_load_date(staged):
     ]
     staged_results = _stage(con, "stg_validation", schema.VALIDATION_RESULTS_COLUMNS, rows)
     client = FakeClient()
-    sink = bq.BigQuerySink("acme-finops", "tokenbook", location="EU", client=client)
+    sink = bq.BigQuerySink("orbit-finops", "tokenbook", location="EU", client=client)
     sink.replace_validation_results(con, [date(2026, 11, 3), date(2026, 11, 2)], staged_results)
     assert [ld["destination"] for ld in client.loads] == [
         f"{RAW}.validation_results$20261102", f"{RAW}.validation_results$20261103"]
@@ -340,7 +340,7 @@ def test_load_job_config_fields_and_api_payload(staged):
 def test_bigquery_error_names_table_and_date_and_drops_staging(staged):
     con, out = staged
     client = FakeClient(fail_on=f"{RAW}._tb_stage_pii_redactions_20261102")
-    sink = bq.BigQuerySink("acme-finops", "tokenbook", client=client)
+    sink = bq.BigQuerySink("orbit-finops", "tokenbook", client=client)
     with pytest.raises(bq.BigQueryLoadError, match=r"pii_redactions for 2026-11-02") as err:
         sink.replace_partition(con, date(2026, 11, 2), out[date(2026, 11, 2)])
     assert "Provided Schema does not match" in str(err.value)
@@ -357,7 +357,7 @@ def test_bigquery_error_names_table_and_date_and_drops_staging(staged):
 def test_failed_transaction_is_reported_and_staging_dropped(staged):
     con, out = staged
     client = FakeClient(fail_query=True)
-    sink = bq.BigQuerySink("acme-finops", "tokenbook", client=client, source="gateway")
+    sink = bq.BigQuerySink("orbit-finops", "tokenbook", client=client, source="gateway")
     with pytest.raises(bq.BigQueryLoadError, match=r"2026-11-03.*rolled back") as err:
         sink.replace_partition(con, date(2026, 11, 3), out[date(2026, 11, 3)])
     assert "concurrent update" in str(err.value)
@@ -371,10 +371,10 @@ def test_staged_rows_of_another_source_or_date_are_refused(staged):
     con, out = staged
     client = FakeClient()
     # the staged 2026-11-02 rows are source 'gateway': an evals sink must not publish them
-    sink = bq.BigQuerySink("acme-finops", "tokenbook", client=client, source="evals")
+    sink = bq.BigQuerySink("orbit-finops", "tokenbook", client=client, source="evals")
     with pytest.raises(bq.BigQueryLoadError, match=r"not source='evals'"):
         sink.replace_partition(con, date(2026, 11, 2), out[date(2026, 11, 2)])
-    gateway = bq.BigQuerySink("acme-finops", "tokenbook", client=client)
+    gateway = bq.BigQuerySink("orbit-finops", "tokenbook", client=client)
     with pytest.raises(bq.BigQueryLoadError, match=r"for 2026-11-04 are not"):
         gateway.replace_partition(con, date(2026, 11, 4), out[date(2026, 11, 2)])
     assert client.loads == [] and client.queries == []
@@ -382,14 +382,14 @@ def test_staged_rows_of_another_source_or_date_are_refused(staged):
 
 def test_patched_client_is_created_from_settings(staged, monkeypatch):
     con, out = staged
-    monkeypatch.setenv("TOKENBOOK_WAREHOUSE", "bigquery://acme-finops/tokenbook")
+    monkeypatch.setenv("TOKENBOOK_WAREHOUSE", "bigquery://orbit-finops/tokenbook")
     monkeypatch.setenv("TOKENBOOK_BQ_LOCATION", "europe-west4")
     settings = load_settings()
     fake = FakeClient()
     with mock.patch("google.cloud.bigquery.Client", return_value=fake) as client_cls:
         sink = bq.BigQuerySink.from_settings(settings)
         sink.replace_partition(con, date(2026, 11, 3), out[date(2026, 11, 3)])
-    client_cls.assert_called_once_with(project="acme-finops", location="europe-west4")
+    client_cls.assert_called_once_with(project="orbit-finops", location="europe-west4")
     assert sink.source == "gateway"
     assert bq.BigQuerySink.from_settings(settings, client=fake, source="evals").source == "evals"
     assert [k for k in _kinds(fake) if k[0] in ("load", "query")] == [
@@ -399,7 +399,7 @@ def test_patched_client_is_created_from_settings(staged, monkeypatch):
         ("query", ""),
     ]
     assert fake.queries[0]["location"] == "europe-west4"
-    assert fake.datasets == [("acme-finops.tokenbook_raw", "europe-west4", True)]
+    assert fake.datasets == [("orbit-finops.tokenbook_raw", "europe-west4", True)]
 
 
 def test_keyfile_credentials_and_clear_errors(tmp_path):
@@ -447,16 +447,16 @@ def test_fetch_gcs_object_prefix_and_pattern(tmp_path):
         "other/x.jsonl",
     ]
     store = FakeStorage(names)
-    got = fetch.fetch_gcs("gs://acme-logs/logs/gateway-*.jsonl.gz", tmp_path, client=store)
+    got = fetch.fetch_gcs("gs://orbit-logs/logs/gateway-*.jsonl.gz", tmp_path, client=store)
     assert [p.name for p in got] == ["gateway-2026-11-02.jsonl.gz", "gateway-2026-11-03.jsonl.gz"]
     assert got[0].read_bytes() == b"logs/gateway-2026-11-02.jsonl.gz"
-    assert store.calls == [("acme-logs", "logs/gateway-")]
-    one = fetch.fetch_gcs("gs://acme-logs/logs/readme.txt", tmp_path, client=store)
+    assert store.calls == [("orbit-logs", "logs/gateway-")]
+    one = fetch.fetch_gcs("gs://orbit-logs/logs/readme.txt", tmp_path, client=store)
     assert [p.name for p in one] == ["readme.txt"]
-    folder = fetch.fetch_gcs("gs://acme-logs/logs/", tmp_path, client=store)
+    folder = fetch.fetch_gcs("gs://orbit-logs/logs/", tmp_path, client=store)
     assert len(folder) == 3
     with pytest.raises(bq.BigQueryLoadError, match="no object matches"):
-        fetch.fetch_gcs("gs://acme-logs/nothing/*.jsonl", tmp_path, client=store)
+        fetch.fetch_gcs("gs://orbit-logs/nothing/*.jsonl", tmp_path, client=store)
     with pytest.raises(bq.BigQueryLoadError, match="not a gs:// URI"):
         fetch.fetch_gcs("s3://x/y", tmp_path, client=store)
 
@@ -473,7 +473,7 @@ def test_fetch_gcs_without_the_storage_package_says_what_to_install(tmp_path, mo
 
     monkeypatch.setattr(builtins, "__import__", no_storage)
     with pytest.raises(bq.BigQueryLoadError, match="pip install google-cloud-storage"):
-        fetch.fetch_gcs("gs://acme-logs/logs/x.jsonl", tmp_path)
+        fetch.fetch_gcs("gs://orbit-logs/logs/x.jsonl", tmp_path)
 
 
 def test_shrink_guard_counts_the_partition_before_any_load_job(tmp_path, monkeypatch):
@@ -490,7 +490,7 @@ def test_shrink_guard_counts_the_partition_before_any_load_job(tmp_path, monkeyp
                     "provider": "openai", "model": "gpt-4o-mini", "input_tokens": 50,
                     "output_tokens": 9, "feature": "route_planner"}) + "\n"
         for i in range(5)))
-    settings = load_settings(warehouse="bigquery://acme-finops/tb", pii_key="k")
+    settings = load_settings(warehouse="bigquery://orbit-finops/tb", pii_key="k")
 
     client = FakeClient(held={day: 1000})
     monkeypatch.setattr(bigquery, "Client", lambda **_: client)
@@ -501,7 +501,7 @@ def test_shrink_guard_counts_the_partition_before_any_load_job(tmp_path, monkeyp
     (count,) = client.counts
     assert count["sql"] == (
         "SELECT _PARTITIONDATE AS load_date, COUNT(*) AS row_count FROM "
-        "`acme-finops.tb_raw.gateway_calls` WHERE _PARTITIONDATE IN UNNEST(@load_dates) "
+        "`orbit-finops.tb_raw.gateway_calls` WHERE _PARTITIONDATE IN UNNEST(@load_dates) "
         "GROUP BY load_date")
     assert isinstance(sqlglot.parse_one(count["sql"], read="bigquery"), exp.Select)
     (param,) = count["config"].query_parameters
@@ -510,7 +510,7 @@ def test_shrink_guard_counts_the_partition_before_any_load_job(tmp_path, monkeyp
         "parameterValue": {"arrayValues": [{"value": "2026-11-10"}]}}
     # the count came first; the only load job is the audit's, which says refused
     assert client.events[0] == ("count", "")
-    assert [ld["destination"] for ld in client.loads] == ["acme-finops.tb_raw.load_audit"]
+    assert [ld["destination"] for ld in client.loads] == ["orbit-finops.tb_raw.load_audit"]
     audit = client.loads[0]["table"].to_pylist()
     assert [(a["rows_read"], a["rows_loaded"], a["status"]) for a in audit] == [(5, 5, "refused")]
     assert client.queries == []  # no publish transaction
@@ -519,4 +519,4 @@ def test_shrink_guard_counts_the_partition_before_any_load_job(tmp_path, monkeyp
     monkeypatch.setattr(bigquery, "Client", lambda **_: client)
     ingest_gateway([str(f)], settings, date=day)
     assert client.events[0] == ("count", "")
-    assert "acme-finops.tb_raw.gateway_calls$20261110" in [ld["destination"] for ld in client.loads]
+    assert "orbit-finops.tb_raw.gateway_calls$20261110" in [ld["destination"] for ld in client.loads]

@@ -55,7 +55,7 @@ class RecordingClient:
 
 def test_publish_loads_staging_tables_and_runs_one_transaction():
     client = RecordingClient()
-    sink = BigQueryBillingSink("acme-finops", "tokenbook", client=client)
+    sink = BigQueryBillingSink("orbit-finops", "tokenbook", client=client)
     con = duckdb.connect()
     (r,) = ingest_billing(
         con, "aws", [FIX / "aws_cur_legacy_bedrock.csv", FIX / "aws_cur2_bedrock.csv"], sink=sink
@@ -74,7 +74,7 @@ def test_publish_loads_staging_tables_and_runs_one_transaction():
         "_stage_billing_pii_redactions", "_stage_billing_load_audit",
     }  # fmt: skip
     for dest, cfg, _ in client.loads:
-        assert dest.startswith("acme-finops.tokenbook_raw._stage_billing_")
+        assert dest.startswith("orbit-finops.tokenbook_raw._stage_billing_")
         assert cfg.source_format == bigquery.SourceFormat.PARQUET
         assert cfg.write_disposition == bigquery.WriteDisposition.WRITE_TRUNCATE
     lines = staged["_stage_billing_billing_lines"][1]
@@ -89,7 +89,7 @@ def test_publish_loads_staging_tables_and_runs_one_transaction():
     assert len(statements) == 13  # 4 CREATE, BEGIN, 3 x (DELETE, INSERT), audit INSERT, COMMIT
     assert "BEGIN TRANSACTION;" in sql and sql.rstrip().endswith("COMMIT TRANSACTION;")
     assert (
-        "DELETE FROM `acme-finops.tokenbook_raw.billing_lines` WHERE vendor = @vendor "
+        "DELETE FROM `orbit-finops.tokenbook_raw.billing_lines` WHERE vendor = @vendor "
         "AND load_date IN UNNEST(@load_dates);" in sql
     )
     assert "PARTITION BY load_date CLUSTER BY vendor, provider" in sql
@@ -103,7 +103,7 @@ def test_publish_loads_staging_tables_and_runs_one_transaction():
 
 def test_failed_transaction_is_reported_and_staging_dropped():
     client = RecordingClient(fail_query=True)
-    sink = BigQueryBillingSink("acme-finops", "tokenbook", client=client)
+    sink = BigQueryBillingSink("orbit-finops", "tokenbook", client=client)
     with pytest.raises(BigQueryLoadError, match="aws billing for 2026-11-01 failed"):
         ingest_billing(duckdb.connect(), "aws", [FIX / "aws_cur2_bedrock.csv"], sink=sink)
     assert len(client.deleted) == 4
@@ -125,7 +125,7 @@ def test_cli_publishes_to_bigquery(tmp_path, monkeypatch):
     res = CliRunner().invoke(
         app,
         ["billing", "--vendor", "gcp", "--month", "2026-11", "--warehouse",
-         "bigquery://acme-finops/tokenbook", str(FIX / "gcp_billing_export.jsonl")],
+         "bigquery://orbit-finops/tokenbook", str(FIX / "gcp_billing_export.jsonl")],
     )  # fmt: skip
     assert res.exit_code == 0, res.output
     assert "gcp load 2026-11-01: 1 file(s), 7 lines read, 3 loaded, 3 quarantined" in res.output
@@ -138,7 +138,7 @@ def test_shrink_guard_counts_the_vendor_partition_before_loading():
     from ingestion.billing.loader import BillingLoadRefused
 
     client = RecordingClient(held=[(date(2026, 11, 1), 500)])
-    sink = BigQueryBillingSink("acme-finops", "tokenbook", client=client)
+    sink = BigQueryBillingSink("orbit-finops", "tokenbook", client=client)
     with pytest.raises(BillingLoadRefused, match="billing aws 2026-11-01 holds 500 rows and "
                                                  "the load offers 8"):
         ingest_billing(duckdb.connect(), "aws",
@@ -146,13 +146,13 @@ def test_shrink_guard_counts_the_vendor_partition_before_loading():
                        sink=sink)
     ((sql, cfg),) = client.counts
     assert sql == ("SELECT load_date AS load_date, COUNT(*) AS row_count FROM "
-                   "`acme-finops.tokenbook_raw.billing_lines` WHERE load_date IN "
+                   "`orbit-finops.tokenbook_raw.billing_lines` WHERE load_date IN "
                    "UNNEST(@load_dates) AND vendor = @vendor GROUP BY load_date")
     sqlglot.parse_one(sql, read="bigquery")
     params = {p.name: p for p in cfg.query_parameters}
     assert params["vendor"].value == "aws" and params["load_dates"].values == [date(2026, 11, 1)]
     (dest, config, table) = client.loads[0]
-    assert len(client.loads) == 1 and dest == "acme-finops.tokenbook_raw.load_audit"
+    assert len(client.loads) == 1 and dest == "orbit-finops.tokenbook_raw.load_audit"
     assert config.write_disposition == "WRITE_APPEND"
     assert set(table.column("status").to_pylist()) == {"refused"}
     assert client.queries == []  # no publish transaction

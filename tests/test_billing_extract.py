@@ -271,7 +271,7 @@ def test_gcp_export_query_is_bigquery_sql_and_job_is_parameterised(tmp_path):
 
     from ingestion.billing.gcp import extract
 
-    table = "acme-billing.billing_export.gcp_billing_export_v1_01A2B3_C4D5E6_F7A8B9"
+    table = "orbit-billing.billing_export.gcp_billing_export_v1_01A2B3_C4D5E6_F7A8B9"
     sql = extract.export_query(table)
     parsed = sqlglot.parse_one(sql, read="bigquery")
     t = parsed.find(sqlglot.exp.Table)

@@ -152,12 +152,12 @@ def test_gcp_export_vertex_rows_credits_labels_and_invoice_month():
     )
     assert lines(con, cols) == [
         ("vertex_ai", "gemini-2.5-flash", "output", 1000000, D("2.5"), D("-0.25"), D("2.25"),
-         date(2026, 11, 1), "acme-ml-prod",
-         '{"feature":"support_chat","owner":"[REDACTED:email]"}'),
+         date(2026, 11, 1), "orbit-ml-prod",
+         '{"feature":"invoice_triage","owner":"[REDACTED:email]"}'),
         ("vertex_ai", "gemini-2.5-pro", "cache_read", 200000, D("0.0625"), None, D("0.0625"),
-         date(2026, 11, 1), "acme-ml-prod", None),
+         date(2026, 11, 1), "orbit-ml-prod", None),
         (None, None, "other", None, D("0.031"), None, D("0.031"), date(2026, 11, 1),
-         "acme-analytics", None),
+         "orbit-analytics", None),
     ]  # fmt: skip
     assert quarantine(con) == [
         ("billing_gcp", "gcp_billing_export.jsonl", 1, "billing period is not 2026-11"),
@@ -179,7 +179,7 @@ def test_aws_legacy_and_cur2_bedrock_lines():
         "usage_date, provider, model, token_type, is_batch, tokens, billed_cost, effective_cost,"
         " unit_price, list_unit_price, tags::VARCHAR"
     )
-    tags = '{"user:feature":"contract_extractor","user:team":"legal-eng"}'
+    tags = '{"user:feature":"lease_parser","user:team":"legal-eng"}'
     assert lines(con, cols) == [
         (date(2026, 11, 2), "bedrock", "Claude4.5Sonnet", "cache_read", False, 4000000,
          D("1.2"), D("1.08"), D("0.0003"), D("0.0003"), tags),
@@ -193,9 +193,9 @@ def test_aws_legacy_and_cur2_bedrock_lines():
          D("0.12"), D("0.12"), D("0.0004"), D("0.0004"), None),
         (date(2026, 11, 3), "bedrock", "Llama3.3-70B", "input", False, 2000000,
          D("1.44"), D("1.44"), D("0.00072"), D("0.00072"),
-         '{"user_feature": "search_answers", "user_owner": "[REDACTED:email]"}'),
+         '{"user_feature": "kb_lookup", "user_owner": "[REDACTED:email]"}'),
         (date(2026, 11, 3), "bedrock", "Llama3.3-70B", "output", False, 250000,
-         D("0.18"), D("0.18"), D("0.00072"), D("0.00072"), '{"user_feature": "search_answers"}'),
+         D("0.18"), D("0.18"), D("0.00072"), D("0.00072"), '{"user_feature": "kb_lookup"}'),
         (date(2026, 11, 3), None, None, "other", None, None,
          D("0.2875"), D("0.2875"), D("0.023"), D("0.023"), None),
     ]  # fmt: skip
@@ -218,15 +218,15 @@ def test_aws_cur2_parquet_with_map_tags(tmp_path):
     con.execute(
         f"""copy (select * replace (
               case when resource_tags is null then NULL
-                   else map_from_entries([{{'k': 'user_feature', 'v': 'search_answers'}}]) end
+                   else map_from_entries([{{'k': 'user_feature', 'v': 'kb_lookup'}}]) end
               as resource_tags)
             from read_csv('{FIX / "aws_cur2_bedrock.csv"}', all_varchar=true))
         to '{pq}' (format parquet)"""
     )
     ingest_billing(con, "aws", [pq])
     assert lines(con, "model, token_type, tokens, tags::VARCHAR", "provider = 'bedrock'") == [
-        ("Llama3.3-70B", "input", 2000000, '{"user_feature":"search_answers"}'),
-        ("Llama3.3-70B", "output", 250000, '{"user_feature":"search_answers"}'),
+        ("Llama3.3-70B", "input", 2000000, '{"user_feature":"kb_lookup"}'),
+        ("Llama3.3-70B", "output", 250000, '{"user_feature":"kb_lookup"}'),
     ]
 
 
@@ -244,7 +244,7 @@ def test_azure_openai_meters_and_real_ea_excerpt():
         "usage_date, billing_period, model, token_type, is_batch, tokens, billed_cost, "
         "unit_price, currency, project_id, tags::VARCHAR"
     )
-    tags = '{"feature": "email_drafter","team": "growth"}'
+    tags = '{"feature": "outreach_writer","team": "field-sales"}'
     assert lines(con, cols, "provider = 'azure_openai'") == [
         (date(2026, 11, 2), date(2026, 11, 1), "gpt-4o-0806", "cache_read", False, 600000,
          D("0.825"), D("0.001375"), "USD", "rg-ai-prod", tags),
@@ -297,7 +297,7 @@ def test_gcp_csv_with_dotted_columns():
     cols = "provider, model, token_type, is_batch, tokens, billed_cost, credits, effective_cost, tags::VARCHAR"
     assert lines(con, cols) == [
         ("vertex_ai", "gemini-2.5-flash-lite", "input", True, 1000000, D("0.05"), D("-0.01"),
-         D("0.04"), '{"feature":"doc_summarizer"}'),
+         D("0.04"), '{"feature":"policy_digest"}'),
         (None, None, "other", None, None, D("0.002"), None, D("0.002"), None),
     ]  # fmt: skip
 
@@ -307,14 +307,14 @@ def test_aws_legacy_parquet_tag_columns(tmp_path):
     con = duckdb.connect()
     con.execute(
         f"""copy (select * exclude (resource_tags),
-              case when resource_tags like '%search_answers%' then 'search_answers' end
+              case when resource_tags like '%kb_lookup%' then 'kb_lookup' end
                 as resource_tags_user_feature
             from read_csv('{FIX / "aws_cur2_bedrock.csv"}', all_varchar=true))
         to '{pq}' (format parquet)"""
     )
     ingest_billing(con, "aws", [pq])
     assert lines(con, "token_type, tags::VARCHAR") == [
-        ("input", '{"user_feature":"search_answers"}'),
+        ("input", '{"user_feature":"kb_lookup"}'),
         ("other", None),
-        ("output", '{"user_feature":"search_answers"}'),
+        ("output", '{"user_feature":"kb_lookup"}'),
     ]

@@ -10,10 +10,10 @@ from tokenbook.cli import app
 
 def test_settings_precedence_flag_over_env_over_default(monkeypatch):
     assert load_settings().warehouse == DEFAULT_WAREHOUSE
-    monkeypatch.setenv("TOKENBOOK_WAREHOUSE", "bigquery://acme/tb")
+    monkeypatch.setenv("TOKENBOOK_WAREHOUSE", "bigquery://orbit/tb")
     monkeypatch.setenv("TOKENBOOK_WINDOW_DAYS_BEFORE", "30")
     s = load_settings()
-    assert s.warehouse == "bigquery://acme/tb" and s.window_days_before == 30
+    assert s.warehouse == "bigquery://orbit/tb" and s.window_days_before == 30
     assert load_settings(warehouse="duckdb:///x.duckdb").warehouse == "duckdb:///x.duckdb"
 
 
@@ -23,9 +23,9 @@ def test_warehouse_urls():
     assert d.schema("raw") == "raw" and d.table("marts", "x") == "marts.x"
     a = parse_warehouse("duckdb:////abs/t.duckdb")
     assert str(a.path) == "/abs/t.duckdb"
-    b = parse_warehouse("bigquery://acme-finops/tokenbook")
+    b = parse_warehouse("bigquery://orbit-finops/tokenbook")
     assert b.schema("marts") == "tokenbook_marts"
-    assert b.table("raw", "gateway_calls") == "`acme-finops.tokenbook_raw.gateway_calls`"
+    assert b.table("raw", "gateway_calls") == "`orbit-finops.tokenbook_raw.gateway_calls`"
     for bad in ["postgres://x", "bigquery://onlyproject", "duckdb://"]:
         with pytest.raises(WarehouseError, match="duckdb:///|bigquery://"):
             parse_warehouse(bad)

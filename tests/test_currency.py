@@ -49,8 +49,8 @@ def _azure_eur(path: Path) -> Path:
     lines = (FIXTURES / "azure_openai_actual_cost.csv").read_text().splitlines()
     header, rows = lines[0], lines[1:3]
     rows = [
-        r.replace(",USD,", ",EUR,").replace("email_drafter", "claims_review")
-        .replace("growth", "underwriting")
+        r.replace(",USD,", ",EUR,").replace("outreach_writer", "claims_review")
+        .replace("field-sales", "underwriting")
         for r in rows
     ]
     path.write_text("\n".join([header, *rows]) + "\n", encoding="utf-8")
@@ -276,10 +276,10 @@ def test_fx_load_on_bigquery_is_one_load_job_and_one_merge(tmp_path):
         encoding="utf-8",
     )
     client = Client()
-    result = load_fx_rates_bigquery(client, "acme-finops.tokenbook_raw.fx_rates", rates)
+    result = load_fx_rates_bigquery(client, "orbit-finops.tokenbook_raw.fx_rates", rates)
     assert result.rows == 2 and result.currencies == ("EUR", "GBP")
     (load,) = client.loads
-    assert load["destination"] == "acme-finops.tokenbook_raw.fx_rates__load"
+    assert load["destination"] == "orbit-finops.tokenbook_raw.fx_rates__load"
     assert load["table"].to_pylist()[0]["rate_to_usd"] == Decimal("1.310000000")  # last wins
     (query,) = client.queries
     merge = sqlglot.parse_one(query["sql"], read="bigquery")

@@ -323,7 +323,7 @@ def test_on_bigquery_every_task_uses_the_bigquery_pool(monkeypatch):
     """Parsed for a BigQuery warehouse: the pool bounds concurrent jobs, dbt targets BigQuery."""
     from airflow.dag_processing.dagbag import DagBag
 
-    monkeypatch.setenv("TOKENBOOK_WAREHOUSE", "bigquery://acme-finops/tokenbook")
+    monkeypatch.setenv("TOKENBOOK_WAREHOUSE", "bigquery://orbit-finops/tokenbook")
     bag = DagBag(dag_folder=str(DAGS / "tokenbook_nightly.py"))
     assert bag.import_errors == {}
     dag = bag.dags[DAG_ID]
@@ -331,7 +331,7 @@ def test_on_bigquery_every_task_uses_the_bigquery_pool(monkeypatch):
     assert dag.max_active_runs > 1
     fct = dag.get_task("dbt_models.fct_llm_calls_model_build")
     assert fct.profile_config.target_name == "bigquery"
-    assert fct.env["TOKENBOOK_BQ_PROJECT"] == "acme-finops"
+    assert fct.env["TOKENBOOK_BQ_PROJECT"] == "orbit-finops"
 
 
 def _all_suites(success=True, load_id="load-1"):
@@ -361,17 +361,17 @@ def test_quality_gate_on_bigquery_reads_the_stored_checkpoint_results(monkeypatc
             assert params == {"d": RUN_DAY}
             if "validation_results" in sql:
                 if self.results is None:
-                    raise NotFound("Table acme-finops:tb_raw.validation_results was not found")
+                    raise NotFound("Table orbit-finops:tb_raw.validation_results was not found")
                 rows = self.results
             else:
                 rows = [audit]
             return type("Job", (), {"result": lambda _self: rows})()
 
-    settings = load_settings(warehouse="bigquery://acme-finops/tb")
+    settings = load_settings(warehouse="bigquery://orbit-finops/tb")
     ok = Client(_all_suites())
     monkeypatch.setattr(Warehouse, "bigquery_client", lambda _self: ok)
     assert orch.check_quality(RUN_DAY, settings)["expectations"] == len(_all_suites())
-    assert "`acme-finops.tb_raw.validation_results`" in ok.sql[1]
+    assert "`orbit-finops.tb_raw.validation_results`" in ok.sql[1]
     for sql in ok.sql:
         sqlglot.parse_one(sql, read="bigquery")  # BigQuery SQL, at least as sqlglot reads it
 
@@ -631,15 +631,15 @@ def test_failure_record_on_bigquery_is_one_append_load(monkeypatch):
             return FakeJob()
 
     monkeypatch.setattr(bigquery, "Client", FakeClient)
-    settings = load_settings(warehouse="bigquery://acme-finops/tokenbook")
+    settings = load_settings(warehouse="bigquery://orbit-finops/tokenbook")
     record = orch.failure_record(
         dag_id=DAG_ID, task_id="ingest_gateway", run_id="r", logical_date=None, run_date=RUN_DAY,
         try_number=2, exception=ValueError("boom"),
     )
     table = orch.record_failure(settings, record)
-    assert table == "acme-finops.tokenbook_raw.pipeline_failures"
+    assert table == "orbit-finops.tokenbook_raw.pipeline_failures"
     rows, table_id, config = calls["load"]
-    assert table_id == table and calls["client"] == ("acme-finops", "US")
+    assert table_id == table and calls["client"] == ("orbit-finops", "US")
     assert rows[0]["run_date"] == "2026-11-25" and rows[0]["try_number"] == 2
     assert config.write_disposition == bigquery.WriteDisposition.WRITE_APPEND
     assert [f.name for f in config.schema] == [c for c, _, _ in orch.FAILURE_COLUMNS]
@@ -668,10 +668,10 @@ def test_quality_gate_on_bigquery_reads_the_audit_with_a_date_parameter(monkeypa
             return FakeQuery()
 
     monkeypatch.setattr(bigquery, "Client", FakeClient)
-    settings = load_settings(warehouse="bigquery://acme-finops/tokenbook")
+    settings = load_settings(warehouse="bigquery://orbit-finops/tokenbook")
     seen["row"] = audit
     assert orch.check_quality(RUN_DAY, settings)["rows_loaded"] == 8
-    assert "`acme-finops.tokenbook_raw.load_audit`" in seen["sql"]
+    assert "`orbit-finops.tokenbook_raw.load_audit`" in seen["sql"]
     (param,) = seen["config"].query_parameters
     assert (param.name, param.type_, param.value) == ("d", "DATE", RUN_DAY)
     seen["row"] = {**audit, "rows_read": 11}  # one row unaccounted for

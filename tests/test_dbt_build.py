@@ -100,7 +100,7 @@ RESOLUTION_CASES: list[tuple[str, str, str, str | None]] = [
     ("vertex_ai", "publishers/google/models/gemini-2.5-pro", "vertex_ai", "gemini-2.5-pro"),
     (
         "vertex_ai",
-        "projects/acme-prod/locations/us-central1/publishers/google/models/gemini-2.5-flash",
+        "projects/orbit-prod/locations/us-central1/publishers/google/models/gemini-2.5-flash",
         "vertex_ai",
         "gemini-2.5-flash",
     ),
@@ -110,13 +110,39 @@ RESOLUTION_CASES: list[tuple[str, str, str, str | None]] = [
     ("vertex_ai", "gemini-2.0-flash-001", "vertex_ai", "gemini-2.0-flash"),
     ("azure", "gpt-4o", "azure_openai", "gpt-4o"),
     ("azure_openai", "gpt-4o-2024-08-06", "azure_openai", "gpt-4o-2024-08-06"),
-    ("azure", "prod-gpt4o", "azure_openai", "gpt-4o"),
+    ("azure", "ledger-gpt4o", "azure_openai", "gpt-4o"),
     ("azure", "gpt-35-turbo-0125", "azure_openai", "gpt-35-turbo"),
     ("azure", "azure/gpt-4.1-mini", "azure_openai", "gpt-4.1-mini"),
     # never priced with another vendor's price, never guessed
     ("bedrock", "claude-sonnet-4-5", "bedrock", None),
-    ("acme", "mystery-model-9000", "acme", None),
+    ("zephyr_ai", "mystery-model-9000", "zephyr_ai", None),
 ]
+
+
+# An organisation's configuration folder with invented names (not the demo company's).
+OUTCOME = "a logical request whose final attempt has outcome success"
+ORG_CONFIG = {
+    "teams.csv": (
+        "team,cost_centre,cost_centre_name,business_unit\n"
+        "ops-west,FIN-21,Western Operations,Operations\n"
+        "data-platform,FIN-23,Data Platform,Engineering\n"
+    ),
+    "features.csv": (
+        "feature,unit_of_work,outcome_rule,owner_team,budget_per_outcome_usd,quality_bar,"
+        "value_per_outcome_usd,launched_on\n"
+        f"invoice_triage,invoice,{OUTCOME},ops-west,0.0300,0.80,4.50,2025-01-15\n"
+        f"lead_scoring,lead,{OUTCOME},data-platform,0.0700,0.85,6.00,2025-02-10\n"
+    ),
+    "model_aliases.csv": (
+        "provider,raw_model,match_type,catalog_provider,catalog_model,note\n"
+        "azure_openai,ledger-gpt4o,exact,azure_openai,gpt-4o,the organisation's Azure deployment\n"
+    ),
+    "negotiated_prices.csv": (
+        "provider,model,valid_from,valid_to,discount_pct,input_per_mtok,cache_read_per_mtok,"
+        "cache_write_per_mtok,output_per_mtok,note\n"
+        "azure_openai,*,2025-01-01,,15,,,,,an Azure commitment at 15% off list\n"
+    ),
+}
 
 
 def _insert_calls(con, rows: list[dict]) -> None:
@@ -148,10 +174,12 @@ def _call(request_id: str, load_date: str, ts: str, provider: str, model: str, *
 def warehouse(tmp_path_factory: pytest.TempPathFactory):
     base = tmp_path_factory.mktemp("dbt_build")
     url = f"duckdb:///{base / 'wh.duckdb'}"
-    # the calls below use the demo organisation's features, teams and deployment names
-    from tokenbook.demo.orgconfig import write_demo_config
-
-    settings = load_settings(warehouse=url, config_dir=str(write_demo_config(base / "config")))
+    # the organisation's own configuration: invented features, teams and an Azure deployment
+    config = base / "config"
+    config.mkdir()
+    for name, text in ORG_CONFIG.items():
+        (config / name).write_text(text, encoding="utf-8")
+    settings = load_settings(warehouse=url, config_dir=str(config))
     wh = parse_warehouse(url)
     from tokenbook.dbt import ensure_raw_tables
 
@@ -171,7 +199,7 @@ def warehouse(tmp_path_factory: pytest.TempPathFactory):
             "gpt-4o",
             input_tokens=1_000_000,
             output_tokens=0,
-            feature="support_chat",
+            feature="invoice_triage",
             customer_segment="smb",
         ),
         _call(
@@ -182,7 +210,7 @@ def warehouse(tmp_path_factory: pytest.TempPathFactory):
             "gpt-4o",
             input_tokens=1_000_000,
             output_tokens=0,
-            feature="support_chat",
+            feature="invoice_triage",
         ),
         # re-sent in a later load with corrected tokens: the later load wins
         _call(
@@ -232,9 +260,9 @@ def warehouse(tmp_path_factory: pytest.TempPathFactory):
                 "2026-03-03 09:00:00",
                 "anthropic",
                 "claude-sonnet-4-5",
-                feature="code_review",
+                feature="lead_scoring",
                 customer_segment="enterprise",
-                team="devex",
+                team="data-platform",
             ),
             _call("late", "2026-03-03", "2026-02-28 22:00:00", "openai", "gpt-4o"),
             _call(
@@ -312,7 +340,7 @@ def test_unknown_model_is_never_priced_as_zero(warehouse):
         "from marts.mart_unpriced_calls order by model"
     ).fetchall()
     assert (
-        "acme",
+        "zephyr_ai",
         "mystery-model-9000",
         date(2026, 2, 2),
         1,
@@ -357,7 +385,7 @@ def test_latest_load_wins_and_incremental_picks_up_late_data(warehouse):
     assert resent["load_date"] == date(2026, 3, 2)
     assert resent["list_cost_usd"] == Decimal("2.000000000")
     # added after the first build: the incremental run brought them in
-    assert _fact(con, "day2-a")["team"] == "devex"
+    assert _fact(con, "day2-a")["team"] == "data-platform"
     late = _fact(con, "late")
     assert late["call_date"] == date(2026, 2, 28) and late["is_priced"] is True
     # an old call re-sent in the new load replaced its row (2,000 tokens now)
@@ -389,8 +417,8 @@ def test_latest_load_wins_and_incremental_picks_up_late_data(warehouse):
 
 def test_attribution_falls_back_to_unattributed(warehouse):
     row = _fact(warehouse["con"], "new-price")
-    assert (row["feature"], row["customer_segment"]) == ("support_chat", "(unattributed)")
-    assert (row["team"], row["cost_centre"]) == ("support-eng", "CC-100")
+    assert (row["feature"], row["customer_segment"]) == ("invoice_triage", "(unattributed)")
+    assert (row["team"], row["cost_centre"]) == ("ops-west", "FIN-21")
     assert row["currency"] == "USD"
 
 
@@ -459,22 +487,22 @@ def test_bigquery_raw_tables_are_created_as_their_loaders_create_them():
             return []
 
     client = Client()
-    settings = load_settings(warehouse="bigquery://acme-ledger/books", bq_location="EU")
+    settings = load_settings(warehouse="bigquery://orbit-ledger/books", bq_location="EU")
     ensure_raw_tables(settings, client=client)
     [(script, location)] = client.scripts
     assert location == "EU"
     statements = [s.strip() for s in script.split(";\n") if s.strip()]
     for sql in statements:
         sqlglot.parse_one(sql.rstrip(";"), read="bigquery")
-    assert statements[0] == ("CREATE SCHEMA IF NOT EXISTS `acme-ledger`.`books_raw` "
+    assert statements[0] == ("CREATE SCHEMA IF NOT EXISTS `orbit-ledger`.`books_raw` "
                              "OPTIONS (location = 'EU')")
     ddl = {s.split("`")[1].rsplit(".", 1)[1]: s.rstrip(";") for s in statements[1:]}
     assert ddl["gateway_calls"].endswith("PARTITION BY _PARTITIONDATE CLUSTER BY feature")
     # the loaders' own DDL, word for word
-    billing = publish_script("acme-ledger.books_raw", {"billing_lines": "s1", "quarantine": "s2",
+    billing = publish_script("orbit-ledger.books_raw", {"billing_lines": "s1", "quarantine": "s2",
                                                        "pii_redactions": "s3", "load_audit": "s4"})
     for table in ("billing_lines", "quarantine", "pii_redactions", "load_audit"):
         assert ddl[table] + ";" in billing, table
-    gateway = shared_publish_script("acme-ledger.books_raw", {"quarantine": "q", "pii_redactions": "p"})
+    gateway = shared_publish_script("orbit-ledger.books_raw", {"quarantine": "q", "pii_redactions": "p"})
     assert ddl["pii_redactions"] + ";" in gateway
     assert not ddl["evals"].count("PARTITION")

@@ -34,7 +34,7 @@ def _tables(con) -> None:
     con.execute("create or replace table staging.features (feature varchar)")
     con.execute("insert into staging.features values ('invoice_triage'), ('ticket_router')")
     con.execute("create or replace table staging.int_price_book (price_id varchar)")
-    con.execute("insert into staging.int_price_book values ('acmeai/lark-2@2026-01-01')")
+    con.execute("insert into staging.int_price_book values ('zephyrai/lark-2@2026-01-01')")
     con.execute(
         "create or replace table marts.fct_llm_calls (call_id varchar, feature varchar,"
         " team varchar, cost_centre varchar, price_id varchar, "
@@ -52,11 +52,11 @@ def _tables(con) -> None:
 def _good_rows(con) -> None:
     tokens = "1200, 900, 300, 0, 80, 20"
     con.execute(f"""insert into marts.fct_llm_calls values
-        ('c-1', 'invoice_triage', 'ledger-ops', 'CC-410', 'acmeai/lark-2@2026-01-01', {tokens}, 0.0042, 0.0036),
+        ('c-1', 'invoice_triage', 'ledger-ops', 'CC-410', 'zephyrai/lark-2@2026-01-01', {tokens}, 0.0042, 0.0036),
         -- unattributed by design, and an unpriced call (null price id, null cost)
         ('c-2', '(unattributed)', '(unattributed)', '(unattributed)', null, {tokens}, null, null),
         -- a free call and a call that used its whole output on reasoning
-        ('c-3', 'ticket_router', 'triage-desk', 'CC-520', 'acmeai/lark-2@2026-01-01', 0, 0, 0, 0, 50, 50, 0, 0)""")
+        ('c-3', 'ticket_router', 'triage-desk', 'CC-520', 'zephyrai/lark-2@2026-01-01', 0, 0, 0, 0, 50, 50, 0, 0)""")
     con.execute("""insert into marts.mart_chargeback values
         (1200, 80, 0.0042, 0.0036, 1.0, 1.0), (0, 0, 0, 0, 0.0, 0.0), (10, 5, 0.1, 0.1, null, null)""")
     con.execute("insert into staging.stg_fx__rates values (1.08), (0.0065)")
@@ -107,9 +107,9 @@ def test_a_broken_row_fails_its_rule_and_only_its_rule(warehouse):
     # cache tokens above input (uncached negative), a negative cost, a call priced with a row
     # the price book does not hold, a cost centre no team has, a feature tag nobody configured
     con.execute("""insert into marts.fct_llm_calls values
-        ('bad-1', 'invoice_triage', 'ledger-ops', 'CC-410', 'acmeai/lark-2@2026-01-01', 100, -50, 150, 0, 10, 0, -0.01, 0.001),
-        ('bad-2', 'ticket_router', 'triage-desk', 'CC-999', 'acmeai/lark-9@2026-01-01', 100, 100, 0, 0, 10, 0, 0.001, 0.001),
-        ('bad-3', 'churn_scorer', 'ledger-ops', 'CC-410', 'acmeai/lark-2@2026-01-01', 100, 100, 0, 0, 10, 0, 0.001, 0.001)""")
+        ('bad-1', 'invoice_triage', 'ledger-ops', 'CC-410', 'zephyrai/lark-2@2026-01-01', 100, -50, 150, 0, 10, 0, -0.01, 0.001),
+        ('bad-2', 'ticket_router', 'triage-desk', 'CC-999', 'zephyrai/lark-9@2026-01-01', 100, 100, 0, 0, 10, 0, 0.001, 0.001),
+        ('bad-3', 'churn_scorer', 'ledger-ops', 'CC-410', 'zephyrai/lark-2@2026-01-01', 100, 100, 0, 0, 10, 0, 0.001, 0.001)""")
     # a share above 1, and an FX rate of 0 (a rate must be > 0, not >= 0)
     con.execute("insert into marts.mart_chargeback values (1, 1, 0.1, 0.1, 1.25, 0.5)")
     con.execute("insert into staging.stg_fx__rates values (0)")

@@ -312,7 +312,7 @@ def test_marts_compile_for_bigquery(tmp_path):
 
     key = tmp_path / "key.json"
     _dummy_key(key)
-    settings = load_settings(warehouse="bigquery://acme-finops/tokenbook", bq_keyfile=str(key))
+    settings = load_settings(warehouse="bigquery://orbit-finops/tokenbook", bq_keyfile=str(key))
     # issue 14: the raw and forecast tables are read by their staging models (source() only
     # in staging), which the marts read in turn
     staging = ("stg_gateway__calls", "stg_forecasts__monthly")
@@ -321,7 +321,7 @@ def test_marts_compile_for_bigquery(tmp_path):
     nodes = json.loads((tmp_path / "target" / "manifest.json").read_text())["nodes"]
     for name in ("int_economics_forecasts", *staging, *MARTS):
         sql = nodes[f"model.tokenbook.{name}"]["compiled_code"]
-        assert ("`acme-finops`.`tokenbook_marts`" in sql
+        assert ("`orbit-finops`.`tokenbook_marts`" in sql
                 or name in ("mart_pii_incidents", "int_economics_forecasts", *staging)), name
         sqlglot.parse_one(sql, read="bigquery")
     policy = nodes["model.tokenbook.mart_policy_violations"]["compiled_code"]

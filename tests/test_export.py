@@ -138,8 +138,8 @@ class _FakeBigQueryClient:
             pa.table(
                 {
                     "month_start": [date(2026, 1, 1)] * 2,
-                    "cost_centre": ["CC-100", "(unattributed)"],
-                    "team": ["support-eng", "(unattributed)"],
+                    "cost_centre": ["FIN-10", "(unattributed)"],
+                    "team": ["claims-ops", "(unattributed)"],
                     "customer_segment": ["enterprise", "smb"],
                     "list_cost_usd": pa.array([Decimal("4.5"), Decimal("0.25")], MONEY),
                     "effective_cost_usd": pa.array([Decimal("4.0"), Decimal("0.25")], MONEY),
@@ -153,11 +153,11 @@ def test_bigquery_export_queries_the_marts_dataset(monkeypatch, tmp_path: Path) 
 
     _FakeBigQueryClient.calls = []
     monkeypatch.setattr(bigquery, "Client", _FakeBigQueryClient)
-    settings = load_settings(warehouse="bigquery://acme-finops/tokenbook", bq_location="EU")
+    settings = load_settings(warehouse="bigquery://orbit-finops/tokenbook", bq_location="EU")
     result = export_chargeback(settings, "2026-01", "parquet", tmp_path / "cb.parquet")
     (call,) = _FakeBigQueryClient.calls
-    assert call["project"] == "acme-finops" and call["location"] == "EU"
-    assert "`acme-finops.tokenbook_marts.mart_chargeback`" in call["sql"]
+    assert call["project"] == "orbit-finops" and call["location"] == "EU"
+    assert "`orbit-finops.tokenbook_marts.mart_chargeback`" in call["sql"]
     assert "month_start = @month_start" in call["sql"]
     assert call["params"] == {"month_start": ("DATE", date(2026, 1, 1))}
     assert result.rows == 2 and result.effective_cost_usd == Decimal("4.25")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import tempfile
 from datetime import date
+from pathlib import Path
 from unittest import mock
 
 import duckdb
@@ -30,11 +31,39 @@ from forecasting.publish import TABLES, publish_bigquery, publish_duckdb, run_ta
 from forecasting.series import load_daily_series
 from forecasting.synthetic import make_ledger, synthetic_series
 from forecasting.tasks import horizon_dates
-from tokenbook.demo.orgconfig import write_demo_config
 
-# The forecasts below use the demo organisation's events, Fermi estimates and budgets (its own
-# configuration folder, as `tokenbook run --demo` writes it).
-DEMO_CONFIG = write_demo_config(tempfile.mkdtemp(prefix="demo-config-"))
+# The forecasts below use an organisation's events, Fermi estimates and budgets from its own
+# configuration folder, written here with invented names (not the demo company's).
+ORG_CONFIG_FILES = {
+    "forecast_events.csv": (
+        "event_date,event_name,kind,provider,feature,description,source\n"
+        "2025-12-25,christmas_2025,holiday,,,holiday: business traffic low,calendar\n"
+        "2026-01-01,new_year_2026,holiday,,,holiday: business traffic low,calendar\n"
+        "2026-01-01,quote_builder_launch,launch,,quote_builder,quote_builder launched,plan\n"
+        "2026-09-07,labor_day_2026,holiday,,,holiday: business traffic low,calendar\n"
+        "2026-11-26,thanksgiving_2026,holiday,,,holiday: business traffic low,calendar\n"
+        "2026-11-27,black_friday_2026,holiday,,,retail peak,calendar\n"
+        "2026-12-25,christmas_2026,holiday,,,holiday: business traffic low,calendar\n"
+        "2027-01-01,new_year_2027,holiday,,,holiday: business traffic low,calendar\n"
+    ),
+    "new_feature_estimates.csv": (
+        "feature,launch_date,daily_active_users,calls_per_user,tokens_per_call,"
+        "usd_per_million_tokens,spread,source\n"
+        "quote_builder,2026-01-01,400,3.0,6000,1.20,2.5,plan: 400 DAU x 3 quotes\n"
+        "churn_explainer,2025-05-20,900,4.0,1500,0.60,2.5,plan: 900 DAU x 4 explanations\n"
+        "claims_intake,2025-04-01,60,8.0,12000,3.00,3.0,plan: 60 users x 8 claims\n"
+    ),
+    "budgets.csv": (
+        "feature,monthly_budget_usd\n"
+        "invoice_triage,900.00\n"
+        "churn_explainer,60.00\n"
+        "quote_builder,200.00\n"
+        "claims_intake,400.00\n"
+    ),
+}
+ORG_CONFIG = Path(tempfile.mkdtemp(prefix="org-config-"))
+for _name, _text in ORG_CONFIG_FILES.items():
+    (ORG_CONFIG / _name).write_text(_text, encoding="utf-8")
 
 AS_OF = date(2026, 11, 20)
 CFG = ForecastConfig(n_samples=200, workers=1, metrics=("spend",), backtest_cutoffs=4)
@@ -54,33 +83,33 @@ def frame() -> pd.DataFrame:
             provider="openai",
         ),
         synthetic_series(
-            "spend|feature|feature=support_chat",
+            "spend|feature|feature=invoice_triage",
             AS_OF,
             days=90,
             level=100,
             seed=3,
             series_level="feature",
-            feature="support_chat",
+            feature="invoice_triage",
         ),
         # 12 days of a feature that has a Fermi estimate: the estimate is used, not a model.
         synthetic_series(
-            "spend|feature|feature=email_drafter",
+            "spend|feature|feature=churn_explainer",
             AS_OF,
             days=12,
             level=20,
             seed=4,
             series_level="feature",
-            feature="email_drafter",
+            feature="churn_explainer",
         ),
         # 10 days of a segment series: too short for Prophet -> fallback.
         synthetic_series(
-            "spend|feature_segment|feature=support_chat|customer_segment=smb",
+            "spend|feature_segment|feature=invoice_triage|customer_segment=smb",
             AS_OF,
             days=10,
             level=10,
             seed=5,
             series_level="feature_segment",
-            feature="support_chat",
+            feature="invoice_triage",
             customer_segment="smb",
         ),
     ]
@@ -92,9 +121,9 @@ def run(frame):
     return forecast_frame(
         frame,
         AS_OF,
-        load_events(config=DEMO_CONFIG),
-        load_fermi_estimates(config=DEMO_CONFIG),
-        load_budgets(config=DEMO_CONFIG),
+        load_events(config=ORG_CONFIG),
+        load_fermi_estimates(config=ORG_CONFIG),
+        load_budgets(config=ORG_CONFIG),
         CFG,
         score_anomalies=False,
     )
@@ -104,7 +133,7 @@ def test_forecast_shape(run, frame):
     days = horizon_dates(pd.Timestamp(AS_OF), CFG.horizon_months)
     assert days[0] == pd.Timestamp("2026-11-21") and days[-1] == pd.Timestamp("2027-02-28")
     n_series = run.daily["unique_id"].nunique()
-    # the 5 input series, plus the Fermi-only series of meeting_notes / contract_extractor
+    # the 5 input series, plus the Fermi-only series of quote_builder / claims_intake
     assert n_series == 7
     assert len(run.daily) == n_series * len(days)
     d = run.daily
@@ -122,7 +151,7 @@ def test_forecast_shape(run, frame):
     assert total.loc[pd.Timestamp("2026-12-01"), "forecast_days"] == 31
     methods = run.daily.drop_duplicates("unique_id").set_index("unique_id")["method"]
     assert methods["spend|total"] == "prophet"
-    assert methods["spend|feature|feature=support_chat"] == "prophet"
+    assert methods["spend|feature|feature=invoice_triage"] == "prophet"
 
 
 def test_month_total_comes_from_summed_paths_not_summed_daily_bounds():
@@ -143,7 +172,7 @@ def test_month_total_comes_from_summed_paths_not_summed_daily_bounds():
 def test_published_months_match_sample_sums(run):
     """The monthly p50 of a series is close to the sum of its daily p50s, but its band is
     narrower than the summed daily bands (it was built from sample paths)."""
-    uid = "spend|feature|feature=support_chat"
+    uid = "spend|feature|feature=invoice_triage"
     d = run.daily[run.daily["unique_id"] == uid]
     m = run.monthly[(run.monthly["unique_id"] == uid) & (run.monthly["month"] == "2027-01-01")]
     jan = d[(d["ds"] >= "2027-01-01") & (d["ds"] <= "2027-01-31")]
@@ -196,7 +225,7 @@ def test_backtest_table_is_stored_per_series_and_pooled(run):
 
 
 def test_fallback_on_a_10_day_series(run):
-    uid = "spend|feature_segment|feature=support_chat|customer_segment=smb"
+    uid = "spend|feature_segment|feature=invoice_triage|customer_segment=smb"
     d = run.daily[run.daily["unique_id"] == uid]
     assert set(d["method"]) == {"fallback"}
     assert (d["p90"] > d["p10"]).all() and (d["p50"] > 0).all()
@@ -215,9 +244,9 @@ def test_flat_and_empty_series_do_not_crash():
     out = forecast_frame(
         flat,
         AS_OF,
-        load_events(config=DEMO_CONFIG),
-        load_fermi_estimates(config=DEMO_CONFIG).iloc[:0],
-        load_budgets(config=DEMO_CONFIG),
+        load_events(config=ORG_CONFIG),
+        load_fermi_estimates(config=ORG_CONFIG).iloc[:0],
+        load_budgets(config=ORG_CONFIG),
         ForecastConfig(n_samples=100, workers=1, metrics=("spend",)),
         score_anomalies=False,
     )
@@ -226,15 +255,15 @@ def test_flat_and_empty_series_do_not_crash():
 
 
 def test_fermi_path_for_new_features(run):
-    fermi = load_fermi_estimates(config=DEMO_CONFIG)
+    fermi = load_fermi_estimates(config=ORG_CONFIG)
     d = run.daily.drop_duplicates("unique_id").set_index("unique_id")
-    assert d.loc["spend|feature|feature=email_drafter", "method"] == "fermi"
-    assert d.loc["spend|feature|feature=meeting_notes", "method"] == "fermi"  # no data at all
+    assert d.loc["spend|feature|feature=churn_explainer", "method"] == "fermi"
+    assert d.loc["spend|feature|feature=quote_builder", "method"] == "fermi"  # no data at all
     m = run.monthly[
-        (run.monthly["unique_id"] == "spend|feature|feature=email_drafter")
+        (run.monthly["unique_id"] == "spend|feature|feature=churn_explainer")
         & (run.monthly["month"] == "2027-01-01")
     ].iloc[0]
-    est = fermi.loc["email_drafter"]
+    est = fermi.loc["churn_explainer"]
     daily_usd = (
         est["daily_active_users"]
         * est["calls_per_user"]
@@ -251,7 +280,7 @@ def test_fermi_path_for_new_features(run):
 def test_budget_projection_for_current_month(run):
     m = run.monthly
     row = m[
-        (m["unique_id"] == "spend|feature|feature=support_chat") & (m["month_kind"] == "current")
+        (m["unique_id"] == "spend|feature|feature=invoice_triage") & (m["month_kind"] == "current")
     ].iloc[0]
     assert row["monthly_budget_usd"] == 900.0
     assert 0 <= row["prob_over_budget"] <= 1
@@ -336,10 +365,10 @@ def test_bigquery_publish_overwrites_the_as_of_partition(run):
         return mock.MagicMock()
 
     client.load_table_from_file.side_effect = load
-    wh = parse_warehouse("bigquery://acme-finops/tokenbook")
+    wh = parse_warehouse("bigquery://orbit-finops/tokenbook")
     jobs = publish_bigquery(client, wh, run_tables(run), AS_OF)
     assert set(jobs) == set(TABLES)
-    dest = "acme-finops.tokenbook_marts.forecast_monthly$20261120"
+    dest = "orbit-finops.tokenbook_marts.forecast_monthly$20261120"
     table, config = payloads[dest]
     assert config.write_disposition == bigquery.WriteDisposition.WRITE_TRUNCATE
     assert config.source_format == bigquery.SourceFormat.PARQUET
@@ -407,7 +436,7 @@ def test_bigquery_reads_use_the_marts_dataset_and_parse_as_bigquery_sql():
                 "ds": [date(2026, 11, 19), date(2026, 11, 20)],
                 "provider": ["openai", "openai"],
                 "model": ["gpt-4o-mini"] * 2,
-                "feature": ["support_chat"] * 2,
+                "feature": ["invoice_triage"] * 2,
                 "customer_segment": ["smb"] * 2,
                 "spend": [1.5, 2.5],
                 "tokens": [100, 200],
@@ -417,9 +446,9 @@ def test_bigquery_reads_use_the_marts_dataset_and_parse_as_bigquery_sql():
         return job
 
     client.query.side_effect = query
-    wh = parse_warehouse("bigquery://acme-finops/tokenbook")
+    wh = parse_warehouse("bigquery://orbit-finops/tokenbook")
     frame = load_daily_series(wh, AS_OF, client=client)
-    assert len(seen) == 5 and all("`acme-finops.tokenbook_marts.fct_llm_calls`" in s for s in seen)
+    assert len(seen) == 5 and all("`orbit-finops.tokenbook_marts.fct_llm_calls`" in s for s in seen)
     for sql in seen:
         sqlglot.parse_one(sql, read="bigquery")
     assert frame.loc[frame["unique_id"] == "spend|total", "y"].tolist() == [1.5, 2.5]
@@ -428,10 +457,10 @@ def test_bigquery_reads_use_the_marts_dataset_and_parse_as_bigquery_sql():
             "ds": [pd.Timestamp("2026-11-20")],
             "series_level": ["feature"],
             "provider": [None],
-            "feature": ["support_chat"],
+            "feature": ["invoice_triage"],
         }
     )
-    sql = why_sql(flags, "`acme-finops.tokenbook_marts.fct_llm_calls`", "bigquery")
+    sql = why_sql(flags, "`orbit-finops.tokenbook_marts.fct_llm_calls`", "bigquery")
     assert "date_sub(" in sql
     sqlglot.parse_one(sql, read="bigquery")
 
@@ -441,9 +470,9 @@ def test_forecast_frame_rejects_a_frame_without_its_columns():
         forecast_frame(
             pd.DataFrame({"ds": [], "y": []}),
             AS_OF,
-            load_events(config=DEMO_CONFIG),
-            load_fermi_estimates(config=DEMO_CONFIG),
-            load_budgets(config=DEMO_CONFIG),
+            load_events(config=ORG_CONFIG),
+            load_fermi_estimates(config=ORG_CONFIG),
+            load_budgets(config=ORG_CONFIG),
             CFG,
         )
 

@@ -146,7 +146,7 @@ def test_line_numbers_by_position_on_a_file_read_by_several_threads(tmp_path, sp
                  input_tokens: 10, output_tokens: -2}})::VARCHAR
             else to_json({{request_id: 'req_' || i, timestamp: '2026-11-01T10:00:00Z',
                  provider: 'openai', model: 'gpt-4o', input_tokens: 10 + i % 7,
-                 output_tokens: 2, feature: 'support_chat', customer_segment: 'smb',
+                 output_tokens: 2, feature: 'lead_scoring', customer_segment: 'smb',
                  prompt_template_id: 'tpl_' || (i % 50), metadata: {{pad: repeat('x', 150)}}
                  }})::VARCHAR end
           from range(1, {n + 1}) t(i)

@@ -113,7 +113,7 @@ def test_golden_native_files(tmp_path, name, quarantine, read):
     assert r1[6].startswith("cust_") and r1[6] != "cust_42"  # pseudonymised
     assert json.loads(r1[7]) == {"gateway_region": "eu-west-1"}  # unknown field kept
     assert json.loads(r1[8]) == {"ticket": "T-1", "channel": "chat"}
-    assert calls["r3"][3:5] == ("acme_llm", "acme-1-preview")  # unknown provider loads
+    assert calls["r3"][3:5] == ("zephyr_llm", "zephyr-1-preview")  # unknown provider loads
     assert str(calls["r11"][2]) == "2026-10-28 23:59:59"  # late record, this load
     assert calls["r11"][1] == LOAD
     assert calls["r13"][9] is True
@@ -454,7 +454,7 @@ def test_bigquery_warehouse_loads_what_the_duckdb_warehouse_loads(tmp_path, monk
         def query(self, sql, job_config=None, location=None, **kw):
             lo = days[0] - timedelta(days=int(thresholds["history_days"]))
             bq_sql = quality.profile_queries(
-                {n: f"`acme-finops.tb_raw.{n}`" for n in ("gateway_calls", "load_audit",
+                {n: f"`orbit-finops.tb_raw.{n}`" for n in ("gateway_calls", "load_audit",
                                                          "billing_lines")}, lo, days[-1],
                 bigquery=True)
             names = {v: k for k, v in bq_sql.items()}
@@ -477,7 +477,7 @@ def test_bigquery_warehouse_loads_what_the_duckdb_warehouse_loads(tmp_path, monk
 
     client = ProfileClient()
     monkeypatch.setattr(bigquery, "Client", lambda **_: client)
-    s_bq = load_settings(warehouse="bigquery://acme-finops/tb", pii_key="test-pii-key")
+    s_bq = load_settings(warehouse="bigquery://orbit-finops/tb", pii_key="test-pii-key")
     big = _ingest(paths, s_bq)
     big_check = quality.check_dates(s_bq, days, thresholds, client=client)
     assert big_check.failure_lines() == duck_check.failure_lines()
@@ -490,7 +490,7 @@ def test_bigquery_warehouse_loads_what_the_duckdb_warehouse_loads(tmp_path, monk
     dups = {Path(f.source_file).name: f.rows_duplicate for f in big.files}
     assert dups["gateway-2026-11-02.jsonl.gz"] == 1 and big.rows_quarantined > 0
 
-    raw = "acme-finops.tb_raw"
+    raw = "orbit-finops.tb_raw"
     stage = re.compile(rf"{re.escape(raw)}\._tb_stage_(quarantine|pii_redactions)_\d{{8}}_\w+$")
     jobs = []
     for ld in client.loads:
@@ -566,17 +566,17 @@ def test_gs_uris_are_fetched_and_recorded_by_uri(tmp_path, monkeypatch):
 
     class Client:
         def list_blobs(self, bucket, prefix):
-            assert (bucket, prefix) == ("acme-logs", "gateway/")
+            assert (bucket, prefix) == ("orbit-logs", "gateway/")
             return [Blob("gateway/gateway-2026-11-01.jsonl.gz")]
 
     monkeypatch.setattr(fetch, "_storage", lambda: type("storage", (), {"Client": Client}))
     s = _settings(tmp_path)
-    report = _ingest(["gs://acme-logs/gateway/"], s, date=LOAD)
+    report = _ingest(["gs://orbit-logs/gateway/"], s, date=LOAD)
     assert [f.source_file for f in report.files] == [
-        "gs://acme-logs/gateway/gateway-2026-11-01.jsonl.gz"]
+        "gs://orbit-logs/gateway/gateway-2026-11-01.jsonl.gz"]
     assert report.rows_loaded == 5
     assert _query(s, "select distinct source_file from raw.quarantine") == [
-        ("gs://acme-logs/gateway/gateway-2026-11-01.jsonl.gz",)]
+        ("gs://orbit-logs/gateway/gateway-2026-11-01.jsonl.gz",)]
 
 
 def test_rerun_keeps_other_sources_rows_of_the_shared_tables(tmp_path):

@@ -62,15 +62,15 @@ def test_evals_loader_counts_quarantines_and_reloads_identically(tmp_path):
     good = tmp_path / "evals.csv"
     good.write_text(
         HEADER
-        + "2026-01-01,support_chat,openai,gpt-4o-mini,golden,0.85,true,0.80,200\n"
-        + "2026-01-02,support_chat,OpenAI,GPT-4o-mini,golden,1.40,maybe,0.80,x\n"  # 3 faults
-        + "2026-01-01,support_chat,openai,gpt-4o-mini,golden,0.83,true,0.80,210\n"  # same key
-        + ",support_chat,openai,,golden,0.7,false,,\n"  # no date, no model
-        + "2026-01-03,code_review,anthropic,claude-haiku-4-5,golden,0.90,true,,\n"
+        + "2026-01-01,invoice_triage,openai,gpt-4o-mini,golden,0.85,true,0.80,200\n"
+        + "2026-01-02,invoice_triage,OpenAI,GPT-4o-mini,golden,1.40,maybe,0.80,x\n"  # 3 faults
+        + "2026-01-01,invoice_triage,openai,gpt-4o-mini,golden,0.83,true,0.80,210\n"  # same key
+        + ",invoice_triage,openai,,golden,0.7,false,,\n"  # no date, no model
+        + "2026-01-03,lead_scoring,anthropic,claude-haiku-4-5,golden,0.90,true,,\n"
     )
     lines = tmp_path / "more.jsonl"
     lines.write_text(
-        '{"eval_date": "2026-01-04", "feature": "doc_summarizer", "provider": "vertex_ai", '
+        '{"eval_date": "2026-01-04", "feature": "policy_qa", "provider": "vertex_ai", '
         '"model": "gemini-2.5-flash-lite", "eval_name": "golden", "score": 0.8, '
         '"passed": true, "cases": 300}\n'
         "not json at all\n"
@@ -86,7 +86,7 @@ def test_evals_loader_counts_quarantines_and_reloads_identically(tmp_path):
     for f in first.files:
         assert f.rows_read == f.rows_loaded + f.rows_quarantined + f.rows_duplicate
     kept = con.execute(
-        "select score, cases, provider, model from raw.evals where feature = 'support_chat'"
+        "select score, cases, provider, model from raw.evals where feature = 'invoice_triage'"
     ).fetchall()
     assert kept == [(0.83, 210, "openai", "gpt-4o-mini")]  # the later line restates the key
     reasons = dict(
@@ -307,7 +307,7 @@ def test_lever_models_compile_for_bigquery(tmp_path):
 
     key = tmp_path / "key.json"
     _dummy_key(key)
-    settings = load_settings(warehouse="bigquery://acme-finops/tokenbook", bq_keyfile=str(key))
+    settings = load_settings(warehouse="bigquery://orbit-finops/tokenbook", bq_keyfile=str(key))
     run_dbt(
         ["compile", "--no-populate-cache", "--select", *LEVER_MARTS, "stg_evals__results"],
         settings,

@@ -34,7 +34,7 @@ PER_ROW = ("int_llm_calls_cache_classified", "int_logical_requests")
 
 # 360 generated attempts: pairs (attempt 1 then 2) of one trace, 2025-12-20 .. 2026-02-17,
 # five features plus untagged calls, untagged segments, an unpriced model, Azure calls
-# (15% negotiated discount in the default overrides) and three source formats.
+# (15% negotiated discount in the organisation's configuration) and three source formats.
 GENERATED_CALLS = """
 insert into raw.gateway_calls by name
 select
@@ -55,8 +55,8 @@ select
     case when i % 2 = 0 then null
          when (i // 2) % 3 = 0 then 'failure' else 'success' end as outcome,
     case (i // 2) % 6
-        when 0 then 'support_chat' when 1 then 'doc_summarizer' when 2 then 'code_review'
-        when 3 then 'search_answers' when 4 then 'email_drafter' else null end as feature,
+        when 0 then 'claims_triage' when 1 then 'policy_digest' when 2 then 'pr_linter'
+        when 3 then 'kb_lookup' when 4 then 'outreach_writer' else null end as feature,
     case when (i // 2) % 11 = 0 then null
          else ['enterprise', 'mid_market', 'smb', 'free_tier'][1 + (i // 2) % 4] end
         as customer_segment,
@@ -71,34 +71,79 @@ from range(0, 360) as r(i)
 """
 
 # Hand-worked cases in the ISO week starting Monday 2026-02-09 (openai gpt-4o).
-# contract_extractor: trace X took 3 attempts (two failed outcomes, then success), each 1000
+# lease_parser: trace X took 3 attempts (two failed outcomes, then success), each 1000
 # input + 100 output tokens = 0.0025 + 0.0010 = 0.0035 USD; trace Y: 2000 input tokens =
 # 0.0050 USD, success. 4 calls, 2 logical requests, 2 outcomes, 0.0155 USD:
 # cost per call 0.003875, cost per outcome 0.00775 (budget 0.40 -> under; value 12.00).
-# meeting_notes: three calls with the same prefix hash; the first cannot hit, the second reads
+# call_recap: three calls with the same prefix hash; the first cannot hit, the second reads
 # 600 tokens from the cache, the third reads none. Saved 600 x (2.50 - 1.25) / 1e6 =
 # 0.00075 USD; still to save: the prefix is 600 tokens (the most ever read) -> 0.00075 USD.
 HAND_CALLS = """
 insert into raw.gateway_calls by name
 select * from (values
     (date '2026-02-12', 'x-1', 'X', 1, timestamp '2026-02-11 09:00:00', 'openai', 'gpt-4o',
-     1000, 100, 0, 'failure', 'contract_extractor', 'enterprise', 'native', 1, 'hx'),
+     1000, 100, 0, 'failure', 'lease_parser', 'enterprise', 'native', 1, 'hx'),
     (date '2026-02-12', 'x-2', 'X', 2, timestamp '2026-02-11 09:00:20', 'openai', 'gpt-4o',
-     1000, 100, 0, 'failure', 'contract_extractor', 'enterprise', 'native', 2, 'hx'),
+     1000, 100, 0, 'failure', 'lease_parser', 'enterprise', 'native', 2, 'hx'),
     (date '2026-02-12', 'x-3', 'X', 3, timestamp '2026-02-11 09:00:40', 'openai', 'gpt-4o',
-     1000, 100, 0, 'success', 'contract_extractor', 'enterprise', 'native', 3, 'hx'),
+     1000, 100, 0, 'success', 'lease_parser', 'enterprise', 'native', 3, 'hx'),
     (date '2026-02-12', 'y-1', 'Y', 1, timestamp '2026-02-11 10:00:00', 'openai', 'gpt-4o',
-     2000, 0, 0, 'success', 'contract_extractor', 'smb', 'native', 4, 'hy'),
+     2000, 0, 0, 'success', 'lease_parser', 'smb', 'native', 4, 'hy'),
     (date '2026-02-14', 'm-1', 'M1', 1, timestamp '2026-02-13 08:00:00', 'openai', 'gpt-4o',
-     1000, 0, 0, 'success', 'meeting_notes', 'smb', 'native', 5, 'hp'),
+     1000, 0, 0, 'success', 'call_recap', 'smb', 'native', 5, 'hp'),
     (date '2026-02-14', 'm-2', 'M2', 1, timestamp '2026-02-13 08:05:00', 'openai', 'gpt-4o',
-     1000, 0, 600, 'success', 'meeting_notes', 'smb', 'native', 6, 'hp'),
+     1000, 0, 600, 'success', 'call_recap', 'smb', 'native', 6, 'hp'),
     (date '2026-02-14', 'm-3', 'M3', 1, timestamp '2026-02-13 08:10:00', 'openai', 'gpt-4o',
-     1000, 0, 0, 'success', 'meeting_notes', 'smb', 'native', 7, 'hp')
+     1000, 0, 0, 'success', 'call_recap', 'smb', 'native', 7, 'hp')
 ) as v(load_date, request_id, trace_id, attempt, call_ts, provider, model, input_tokens,
        output_tokens, cache_read_input_tokens, outcome, feature, customer_segment,
        source_format, source_line, prompt_prefix_hash)
 """
+
+
+# The organisation's configuration folder, written by the test: invented features, teams, cost
+# centres and budgets (not the demo company's), and a 15% Azure discount.
+OUTCOME = "a logical request whose final attempt has outcome success"
+ORG_CONFIG = {
+    "teams.csv": (
+        "team,cost_centre,cost_centre_name,business_unit\n"
+        "claims-ops,FIN-10,Claims Operations,Operations\n"
+        "docs-team,FIN-20,Policy Content,Product\n"
+        "kb-team,FIN-20,Policy Content,Product\n"
+        "workplace,FIN-20,Policy Content,Product\n"
+        "platform-eng,FIN-30,Platform,Engineering\n"
+        "revenue,FIN-40,Revenue,Go-to-market\n"
+        "real-estate,FIN-50,Facilities,G&A\n"
+    ),
+    "features.csv": (
+        "feature,unit_of_work,outcome_rule,owner_team,budget_per_outcome_usd,quality_bar,"
+        "value_per_outcome_usd,launched_on\n"
+        f"claims_triage,claim,{OUTCOME},claims-ops,0.0300,0.80,4.50,2025-01-15\n"
+        f"policy_digest,document,{OUTCOME},docs-team,0.0200,0.75,1.20,2025-03-01\n"
+        f"pr_linter,pull request,{OUTCOME},platform-eng,0.0700,0.85,6.00,2025-02-10\n"
+        f"kb_lookup,query,{OUTCOME},kb-team,0.0030,0.70,0.15,2024-11-01\n"
+        f"outreach_writer,email,{OUTCOME},revenue,0.0050,0.70,0.60,2025-05-20\n"
+        f"lease_parser,lease,{OUTCOME},real-estate,0.4000,0.90,12.00,2025-04-01\n"
+        f"call_recap,call,{OUTCOME},workplace,0.0300,0.75,2.00,2026-01-01\n"
+    ),
+    "budgets.csv": (
+        "feature,monthly_budget_usd\n"
+        "claims_triage,900.00\npolicy_digest,250.00\npr_linter,2000.00\nkb_lookup,70.00\n"
+        "outreach_writer,60.00\nlease_parser,400.00\ncall_recap,200.00\n"
+    ),
+    "negotiated_prices.csv": (
+        "provider,model,valid_from,valid_to,discount_pct,input_per_mtok,cache_read_per_mtok,"
+        "cache_write_per_mtok,output_per_mtok,note\n"
+        "azure_openai,*,2025-01-01,,15,,,,,an Azure commitment at 15% off list\n"
+    ),
+}
+
+
+def write_org_config(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, text in ORG_CONFIG.items():
+        (folder / name).write_text(text, encoding="utf-8")
+    return folder
 
 
 def build_marts_warehouse(root: Path) -> str:
@@ -109,10 +154,7 @@ def build_marts_warehouse(root: Path) -> str:
     the foundation's suite), then the marts and the seeds they read with all their data
     tests, unit tests and the chargeback invariants."""
     url = f"duckdb:///{root / 'wh' / 'tokenbook.duckdb'}"
-    # the hand-written calls use the demo organisation's features, teams and budgets
-    from tokenbook.demo.orgconfig import write_demo_config
-
-    settings = load_settings(warehouse=url, config_dir=str(write_demo_config(root / "config")))
+    settings = load_settings(warehouse=url, config_dir=str(write_org_config(root / "config")))
     con = connect_duckdb(parse_warehouse(url))
     try:
         con.execute(duckdb_ddl("raw.gateway_calls", GATEWAY_CALLS_COLUMNS))
@@ -251,7 +293,7 @@ def test_cost_per_outcome_of_a_hand_computed_week(con) -> None:
         con,
         """
         select * from marts.mart_cost_per_outcome
-        where feature = 'contract_extractor' and period = 'week' and period_start = ?
+        where feature = 'lease_parser' and period = 'week' and period_start = ?
         """,
         [date(2026, 2, 9)],
     )
@@ -289,7 +331,7 @@ def test_cost_per_outcome_never_counts_more_outcomes_than_requests(con) -> None:
 def test_cache_efficiency_of_a_hand_computed_week(con) -> None:
     (row,) = rows(
         con,
-        "select * from marts.mart_cache_efficiency where feature = 'meeting_notes' and week_start = ?",
+        "select * from marts.mart_cache_efficiency where feature = 'call_recap' and week_start = ?",
         [date(2026, 2, 9)],
     )
     assert (row["provider"], row["model"]) == ("openai", "gpt-4o")

@@ -260,13 +260,13 @@ def test_prices_load_bigquery_appends_with_a_load_job(tmp_path: Path):
         )
     )
     client = _FakeBigQuery()
-    wh = parse_warehouse("bigquery://acme-finops/tokenbook")
+    wh = parse_warehouse("bigquery://orbit-finops/tokenbook")
     result = load_prices(newer, wh, date(2026, 4, 1), client=client)
     assert result.new_models == 1
-    assert client.created == [("acme-finops.tokenbook_raw.price_book_versions", True)]
-    assert "`acme-finops.tokenbook_raw.price_book_versions`" in client.queries[0]
+    assert client.created == [("orbit-finops.tokenbook_raw.price_book_versions", True)]
+    assert "`orbit-finops.tokenbook_raw.price_book_versions`" in client.queries[0]
     table_id, config, table = client.loads[0]
-    assert table_id == "acme-finops.tokenbook_raw.price_book_versions"
+    assert table_id == "orbit-finops.tokenbook_raw.price_book_versions"
     assert config.write_disposition == bigquery.WriteDisposition.WRITE_APPEND
     assert config.source_format == bigquery.SourceFormat.PARQUET
     assert {f.name: f.field_type for f in config.schema}["input_per_mtok"] == "NUMERIC"

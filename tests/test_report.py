@@ -306,21 +306,21 @@ def test_missing_sections_say_so_and_appear_once_their_marts_exist(
         con.execute("""
             create table marts.mart_chargeback_reconciled as
             select * from (values
-              (date '2026-10-01', 'CC-100', 'support-eng', 'enterprise',
+              (date '2026-10-01', 'FIN-77', 'ops-west', 'enterprise',
                10.0::decimal(38,9), 10.4::decimal(38,9)),
-              (date '2026-10-01', 'CC-100', 'support-eng', 'smb',
+              (date '2026-10-01', 'FIN-77', 'ops-west', 'smb',
                5.0::decimal(38,9), 5.1::decimal(38,9)),
-              (date '2026-09-01', 'CC-100', 'support-eng', 'smb',
+              (date '2026-09-01', 'FIN-77', 'ops-west', 'smb',
                500.0::decimal(38,9), 5.1::decimal(38,9))
             ) t(month_start, cost_centre, team, customer_segment, gateway_effective_cost_usd,
                 reconciled_cost_usd)""")
         con.execute("""
             create table marts.mart_retry_waste as
             select * from (values
-              ('support_chat', 'gpt-4o', date '2026-10-05', 12.5::decimal(38,9)),
-              ('support_chat', 'gpt-4o', date '2026-10-12', 7.5::decimal(38,9)),
-              ('code_review', 'o4-mini', date '2026-10-12', 4.0::decimal(38,9)),
-              ('code_review', 'o4-mini', date '2026-11-02', 400.0::decimal(38,9))
+              ('invoice_triage', 'gpt-4o', date '2026-10-05', 12.5::decimal(38,9)),
+              ('invoice_triage', 'gpt-4o', date '2026-10-12', 7.5::decimal(38,9)),
+              ('lead_scoring', 'o4-mini', date '2026-10-12', 4.0::decimal(38,9)),
+              ('lead_scoring', 'o4-mini', date '2026-11-02', 400.0::decimal(38,9))
             ) t(feature, model, week_start, retry_waste_usd)""")
     finally:
         con.close()
@@ -337,10 +337,10 @@ def test_missing_sections_say_so_and_appear_once_their_marts_exist(
     assert "Invoice vs ledger, October" in html
     per_team = data.frame("chargeback_reconciled")
     assert [(r.team, r.reconciled_cost_usd, r.difference_usd) for r in per_team.itertuples()] == [
-        ("support-eng", Decimal("15.5"), Decimal("0.5"))]
+        ("ops-west", Decimal("15.5"), Decimal("0.5"))]
     waste = data.frame("lever__mart_retry_waste")
     assert list(zip(waste["feature"], waste["dollars_usd"], strict=True)) == [
-        ("support_chat", Decimal("20")), ("code_review", Decimal("4"))]  # October weeks only
+        ("invoice_triage", Decimal("20")), ("lead_scoring", Decimal("4"))]  # October weeks only
     assert any(f["data-q"] == "lever__mart_retry_waste" for f in page.figures)
     assert "Cut retry waste" in html
     # a warehouse that has never been forecast still gets its report, saying what is missing
@@ -473,12 +473,12 @@ class BigQueryStandIn:
 
         self.sent.append(sql)
         if "INFORMATION_SCHEMA.COLUMNS" in sql:
-            assert "`acme.tb_marts`.INFORMATION_SCHEMA.COLUMNS" in sql, sql
+            assert "`orbit.tb_marts`.INFORMATION_SCHEMA.COLUMNS" in sql, sql
             duck = ("select table_name, lower(column_name) as column_name "
                     "from information_schema.columns where table_schema = 'marts'")
         else:
-            assert "marts." not in re.sub(r"`acme\.tb_marts\.\w+`", "", sql), sql
-            duck = sqlglot.transpile(re.sub(r"`acme\.tb_marts\.(\w+)`", r"marts.\1", sql),
+            assert "marts." not in re.sub(r"`orbit\.tb_marts\.\w+`", "", sql), sql
+            duck = sqlglot.transpile(re.sub(r"`orbit\.tb_marts\.(\w+)`", r"marts.\1", sql),
                                      read="bigquery", write="duckdb")[0]
         con = connect_duckdb(parse_warehouse(self.url))
         try:
@@ -497,9 +497,9 @@ class BigQueryStandIn:
 
 def test_bigquery_path_gives_the_same_figures(report: Path, warehouse: str) -> None:
     client = BigQueryStandIn(warehouse)
-    html, data = build_report(load_settings(warehouse="bigquery://acme/tb"), client=client)
+    html, data = build_report(load_settings(warehouse="bigquery://orbit/tb"), client=client)
     assert len(client.sent) > 10
-    assert all("`acme.tb_marts." in sql or "INFORMATION_SCHEMA" in sql for sql in client.sent)
+    assert all("`orbit.tb_marts." in sql or "INFORMATION_SCHEMA" in sql for sql in client.sent)
     on_bigquery = parse(html).payload["queries"]
     on_duckdb = parse(report.read_text()).payload["queries"]
     assert set(on_bigquery) == set(on_duckdb)

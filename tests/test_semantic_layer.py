@@ -327,7 +327,7 @@ def test_tokenbook_metrics_query_runs_mf_on_the_warehouse(sl, capsys):
 def _bigquery_manifest(tmp: Path) -> Path:
     from tokenbook.semantic import parse_semantic_manifest
 
-    settings = load_settings(warehouse="bigquery://acme-finops/tokenbook")
+    settings = load_settings(warehouse="bigquery://orbit-finops/tokenbook")
     return parse_semantic_manifest(settings, target_path=tmp)
 
 
@@ -339,7 +339,7 @@ def test_bigquery_semantic_manifest_validates_offline(tmp_path):
     manifest = json.loads(path.read_text())
     calls = next(m for m in manifest["semantic_models"] if m["name"] == "llm_calls")
     assert calls["node_relation"]["schema_name"] == "tokenbook_marts"
-    assert calls["node_relation"]["database"] == "acme-finops"
+    assert calls["node_relation"]["database"] == "orbit-finops"
     # a broken definition is caught: a metric over a measure no semantic model has
     spend = next(m for m in manifest["metrics"] if m["name"] == "effective_spend")
     spend["type_params"]["measure"]["name"] = "no_such_measure"
@@ -370,7 +370,7 @@ def test_bigquery_weeks_render_as_iso_weeks(tmp_path):
         metric_names=["cost_per_outcome"], group_by_names=["metric_time__week", "feature"]))  # fmt: skip
     text = explained.sql_statement.sql
     assert "isoweek" in text.lower()
-    assert "acme-finops.tokenbook_marts.fct_llm_calls" in text.replace("`", "")
+    assert "orbit-finops.tokenbook_marts.fct_llm_calls" in text.replace("`", "")
     sqlglot.parse_one(text, read="bigquery")
 
 

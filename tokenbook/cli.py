@@ -198,7 +198,7 @@ EXAMPLES: dict[str, str] = {
     "run": "tokenbook run --demo  |  tokenbook run --date 2026-11-10 --data-dir exports/ "
     "--report out/nightly.html",
     "forecast": "tokenbook forecast  |  tokenbook forecast --warehouse "
-    "bigquery://acme-finops/tokenbook",
+    "bigquery://my-gcp-project/tokenbook",
     "report": "tokenbook report --month 2026-11 --out out/report.html",
     "ingest gateway": "tokenbook ingest gateway logs/gateway-2026-11-10.jsonl.gz --date "
     "2026-11-10  |  tokenbook ingest gateway logs/  (a folder: one load per file date)",
@@ -218,7 +218,7 @@ EXAMPLES: dict[str, str] = {
     "check": "tokenbook check --date 2026-11-10  |  tokenbook check --from 2026-11-01 --to "
     "2026-11-30",
     "metrics validate": "tokenbook metrics validate  |  tokenbook metrics validate --warehouse "
-    "bigquery://acme-finops/tokenbook",
+    "bigquery://my-gcp-project/tokenbook",
 }
 
 

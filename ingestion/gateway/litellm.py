@@ -16,7 +16,7 @@ What LiteLLM writes (checked against the proxy's schema and STACK_NOTES.md):
   ``metadata.status``): status ``error``, ``rate_limited`` (error code 429 / RateLimitError) or
   ``timeout``; a retried call is one row.
 - Tags arrive as ``request_tags`` (and older proxies: ``metadata.tags``) like
-  ``"feature:support_chat"``: ``feature:``, ``segment:``/``customer_segment:``, ``team:``,
+  ``"feature:invoice_triage"``: ``feature:``, ``segment:``/``customer_segment:``, ``team:``,
   ``customer:``/``customer_id:``, ``env:``/``environment:``, ``class:``/``request_class:``,
   ``project:``, ``template:``/``prompt_template:`` fill the native fields. ``team`` falls back to
   ``metadata.user_api_key_team_alias``; ``customer_id`` to ``end_user``.

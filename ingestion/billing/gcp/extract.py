@@ -26,7 +26,7 @@ def export_query(table: str) -> str:
     if not _TABLE_RX.match(table):
         raise BillingError(
             f"bad billing export table {table!r}: write project.dataset.table, e.g. "
-            "acme-billing.billing_export.gcp_billing_export_v1_01A2B3_C4D5E6_F7A8B9"
+            "my-gcp-project.billing_export.gcp_billing_export_v1_01A2B3_C4D5E6_F7A8B9"
         )
     return f"""
 SELECT TO_JSON_STRING(t) AS row_json
