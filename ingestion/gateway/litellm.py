@@ -41,6 +41,9 @@ from ingestion.gateway.readers import READER_COLUMNS, ReaderError
 # Columns mapped onto native fields or dropped (never copied into ``extra``).
 _MAPPED = (
     "request_id",
+    "id",
+    "trace_id",
+    "response_cost",
     "startTime",
     "endTime",
     "model",
@@ -203,11 +206,18 @@ def _utc_text(expr: str) -> str:
 
 
 def _ts(expr: str) -> str:
+    """TIMESTAMPTZ of a timestamp text: RFC 3339 / ISO (no offset = UTC) or epoch seconds
+    (StandardLoggingPayload's float ``startTime``, e.g. ``1793779200.25``)."""
     with_tz = (
         f"(case when regexp_matches({expr}, '(Z|[+-]\\d\\d(:?\\d\\d)?)$') then {expr} "
         f"else {expr} || '+00:00' end)"
     )
-    return f"try_cast({with_tz} as timestamptz)"
+    epoch_us = f"cast(round(try_cast({expr} as decimal(20, 6)) * 1000000) as bigint)"
+    return (
+        f"(case when regexp_matches({expr}, '^\\s*\\d{{9,11}}(\\.\\d*)?\\s*$') "
+        f"then make_timestamp({epoch_us}) at time zone 'UTC' "
+        f"else try_cast({with_tz} as timestamptz) end)"
+    )
 
 
 def _tag(field: str) -> str:
@@ -231,6 +241,13 @@ _TOP = (
     "api_key",
     "end_user",
     "status",
+    # StandardLoggingPayload (LiteLLM's logger callbacks) spellings
+    "id",
+    "trace_id",
+    "response_cost",
+    "error_information",
+    "error_information.error_code",
+    "error_information.error_class",
 )
 # metadata paths read as text (one parse of metadata per record).
 _META = (
@@ -276,9 +293,11 @@ def read(con, path: Path, into: str) -> None:
     base = f"{into}_base"
     load_records(con, path, recs)
     status_raw = f"lower(coalesce(status_top, {_m('$.status')}))"
-    has_err = f"({_m('$.error_information')} is not null)"
-    err = f"coalesce({_m('$.error_information.error_code')}, '')"
-    err_class = f"lower(coalesce({_m('$.error_information.error_class')}, ''))"
+    has_err = f"(coalesce({_m('$.error_information')}, err_info_top) is not null)"
+    err = f"coalesce({_m('$.error_information.error_code')}, err_code_top, '')"
+    err_class = (
+        f"lower(coalesce({_m('$.error_information.error_class')}, err_class_top, ''))"
+    )
     status = f"""
       case
         when {status_raw} is null and not {has_err} then null
@@ -299,13 +318,13 @@ def read(con, path: Path, into: str) -> None:
     patch_text = _q(json.dumps(dict.fromkeys(_PROMPT_TEXT)))
     model_prefix = "case when model like '%/%' then split_part(model, '/', 1) end"
     native = {
-        "request_id": "request_id",
+        "request_id": "coalesce(request_id, id_raw)",
         "timestamp": f"case when start_raw is not null then {_utc_text('start_raw')} end",
         "provider": f"coalesce(provider_raw, {model_prefix}, {_PROVIDER_FROM_API_BASE})",
         "model": "model",
         "input_tokens": "prompt_tokens",
         "output_tokens": "completion_tokens",
-        "trace_id": "null",
+        "trace_id": "trace_raw",
         "attempt": "null",
         "latency_ms": "cast((epoch_us(end_ts) - epoch_us(start_ts)) / 1000.0 as varchar)",
         "feature": _tag("feature"),
@@ -339,7 +358,7 @@ def read(con, path: Path, into: str) -> None:
         "prompt_prefix_hash": "null",
         "prompt_preview": "null",
         "metadata": f"cast(json_merge_patch(meta, {patch_text}::JSON) as varchar)",
-        "cost_usd": "spend",
+        "cost_usd": "coalesce(spend, response_cost)",
     }
     select_cols = []
     for col in READER_COLUMNS:
@@ -419,4 +438,10 @@ _TOP_NAMES = {
     "api_key": "api_key",
     "end_user": "end_user",
     "status": "status_top",
+    "id": "id_raw",
+    "trace_id": "trace_raw",
+    "response_cost": "response_cost",
+    "error_information": "err_info_top",
+    "error_information.error_code": "err_code_top",
+    "error_information.error_class": "err_class_top",
 }

@@ -1,0 +1,94 @@
+"""Real client exports the reader fixtures do not use load clean through `tokenbook ingest
+gateway` with no --format: LiteLLM's StandardLoggingPayload (what its S3 / GCS / custom loggers
+write), OpenTelemetry spans written one per line with their attributes as an object (the Python
+SDK's span JSON), and OTLP files whose non-GenAI spans are counted, not silently dropped."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+
+import duckdb
+from typer.testing import CliRunner
+
+from tokenbook.cli import app
+
+DAY = "2026-11-04"
+T0 = 1793779200  # 2026-11-04T08:00:00Z
+
+
+def _ingest(tmp_path: Path, *files: Path):
+    wh = tmp_path / "wh.duckdb"
+    result = CliRunner().invoke(app, ["ingest", "gateway", *map(str, files), "--date", DAY,
+                                      "--warehouse", f"duckdb:///{wh}"])
+    return result, wh
+
+
+def _rows(wh: Path, sql: str) -> list[tuple]:
+    con = duckdb.connect(str(wh), read_only=True)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
+def _audit_balances(wh: Path) -> None:
+    for read, loaded, quar, dup in _rows(wh, "select rows_read, rows_loaded, rows_quarantined, "
+                                         "rows_duplicate from raw.load_audit"):
+        assert read == loaded + quar + dup
+
+
+def _standard_logging_payload(i: int, **kw) -> dict:
+    rec = {
+        "id": f"slp-{i}", "trace_id": f"trace-{i // 2}", "call_type": "acompletion",
+        "response_cost": 0.00215, "status": "success", "total_tokens": 1300,
+        "prompt_tokens": 1000, "completion_tokens": 300,
+        "startTime": T0 + 60 * i + 0.25, "endTime": T0 + 60 * i + 1.75,
+        "completionStartTime": T0 + 60 * i + 0.9, "response_time": 1.5,
+        "model": "claude-sonnet-4-5-20250929", "model_id": "dep-1", "model_group": "writer",
+        "custom_llm_provider": "anthropic", "api_base": "https://api.anthropic.com/v1/messages",
+        "metadata": {"user_api_key_team_alias": "tariff-ops", "usage_object": {
+            "prompt_tokens": 1000, "completion_tokens": 300, "cache_read_input_tokens": 600,
+            "cache_creation_input_tokens": 100, "service_tier": "standard"}},
+        "cache_hit": False, "cache_key": None, "saved_cache_cost": 0.0,
+        "request_tags": ["feature:tariff_lookup", "segment:wholesale"], "end_user": "",
+        "requester_ip_address": "", "messages": [{"role": "user", "content": "a question"}],
+        "response": {"choices": []}, "error_str": None, "error_information": None,
+        "model_parameters": {}, "hidden_params": {},
+    }
+    rec.update(kw)
+    return rec
+
+
+def test_litellm_standard_logging_payload_loads(tmp_path):
+    """LiteLLM's loggers (s3, gcs_bucket, a custom callback) write StandardLoggingPayload:
+    ``id`` not ``request_id``, ``response_cost`` not ``spend``, epoch-second float times and
+    a top-level ``error_information``."""
+    recs = [_standard_logging_payload(0), _standard_logging_payload(1),
+            _standard_logging_payload(
+                2, status="failure", response_cost=0.0, prompt_tokens=0, completion_tokens=0,
+                total_tokens=0, metadata={"usage_object": None},
+                error_str="RateLimitError", error_information={
+                    "error_code": "429", "error_class": "RateLimitError",
+                    "error_message": "rate limited"})]
+    path = tmp_path / "litellm-callbacks.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in recs) + "\n")
+    result, wh = _ingest(tmp_path, path)
+    assert result.exit_code == 0, result.output
+    rows = _rows(wh, "select request_id, trace_id, call_ts, provider, input_tokens, "
+                     "output_tokens, cache_read_input_tokens, cache_write_input_tokens, "
+                     "service_tier, status, gateway_cost_usd, latency_ms, feature, team "
+                     "from raw.gateway_calls order by request_id")
+    assert [r[0] for r in rows] == ["slp-0", "slp-1", "slp-2"]
+    first = rows[0]
+    assert first[1] == "trace-0"
+    assert first[2] == datetime(2026, 11, 4, 8, 0, 0, 250000)
+    assert first[3:9] == ("anthropic", 1000, 300, 600, 100, "default")
+    assert (first[9], str(first[10]), first[11]) == ("ok", "0.002150000", 1500.0)
+    assert first[12:] == ("tariff_lookup", "tariff-ops")
+    assert rows[2][9] == "rate_limited" and rows[2][4:6] == (0, 0)
+    _audit_balances(wh)
+    # mapped fields are not also kept as unknown fields
+    (extra,) = _rows(wh, "select extra from raw.gateway_calls where request_id = 'slp-0'")[0]
+    assert not {"id", "response_cost", "trace_id"} & set(json.loads(extra))
