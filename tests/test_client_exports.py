@@ -92,3 +92,109 @@ def test_litellm_standard_logging_payload_loads(tmp_path):
     # mapped fields are not also kept as unknown fields
     (extra,) = _rows(wh, "select extra from raw.gateway_calls where request_id = 'slp-0'")[0]
     assert not {"id", "response_cost", "trace_id"} & set(json.loads(extra))
+
+
+def _av(v) -> dict:
+    if isinstance(v, bool):
+        return {"boolValue": v}
+    if isinstance(v, int):
+        return {"intValue": str(v)}  # proto3 JSON: int64 as a string
+    if isinstance(v, float):
+        return {"doubleValue": v}
+    if isinstance(v, list):
+        return {"arrayValue": {"values": [_av(x) for x in v]}}
+    return {"stringValue": v}
+
+
+def _otlp_span(trace: str, span: str, name: str, attrs: dict, parent: str = "",
+               at: float = 0, status: dict | None = None) -> dict:
+    return {"traceId": trace, "spanId": span, "parentSpanId": parent, "flags": 256,
+            "name": name, "kind": 3,
+            "startTimeUnixNano": str(int((T0 + at) * 10**9)),
+            "endTimeUnixNano": str(int((T0 + at + 1.5) * 10**9)),
+            "attributes": [{"key": k, "value": _av(v)} for k, v in attrs.items()],
+            "status": status or {}}
+
+
+def _resource_spans(service: str, scope: str, spans: list[dict]) -> dict:
+    return {"resource": {"attributes": [{"key": "service.name", "value": _av(service)},
+                                        {"key": "app.team", "value": _av("claims-eng")}]},
+            "scopeSpans": [{"scope": {"name": scope, "version": "1.0"}, "spans": spans}]}
+
+
+TA, TB = "4bf92f3577b34da6a3ce929d0e0e4736", "5bf92f3577b34da6a3ce929d0e0e4737"
+
+
+def _collector_file(path: Path) -> Path:
+    """Two OTLP/JSON documents, one per line (the collector's file exporter), several
+    resourceSpans each: a request trace (server span with the attribution, a database span,
+    the GenAI call, its HTTP client span), an Anthropic call seen by two instrumentations (two
+    sibling spans, one response id), an agent span, and a health check (no GenAI at all)."""
+    chat = {"gen_ai.operation.name": "chat", "gen_ai.provider.name": "anthropic",
+            "gen_ai.request.model": "claude-sonnet-4-5", "gen_ai.response.id": "msg_01dup",
+            "gen_ai.usage.input_tokens": 5000, "gen_ai.usage.output_tokens": 700,
+            "gen_ai.usage.cache_read.input_tokens": 3000}
+    doc1 = {"resourceSpans": [
+        _resource_spans("claims-api", "opentelemetry.instrumentation.fastapi", [
+            _otlp_span(TA, "00f067aa0ba902b7", "POST /claims/score",
+                       {"http.request.method": "POST", "app.feature": "claims_scoring"}),
+            _otlp_span(TA, "10f067aa0ba902b7", "SELECT claims",
+                       {"db.system.name": "postgresql"}, parent="00f067aa0ba902b7"),
+        ]),
+        _resource_spans("claims-api", "opentelemetry.instrumentation.openai_v2", [
+            _otlp_span(TA, "20f067aa0ba902b7", "chat gpt-4.1", {
+                "gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai",
+                "gen_ai.response.model": "gpt-4.1-2025-04-14", "gen_ai.response.id": "chatcmpl-1",
+                "gen_ai.usage.input_tokens": 2000, "gen_ai.usage.output_tokens": 400,
+                "gen_ai.usage.cache_read.input_tokens": 1500,
+                "gen_ai.response.finish_reasons": ["stop"],
+                "openai.response.service_tier": "Default"},
+                parent="00f067aa0ba902b7", at=1),
+            _otlp_span(TA, "30f067aa0ba902b7", "POST", {"http.request.method": "POST"},
+                       parent="20f067aa0ba902b7", at=1),
+        ]),
+    ]}
+    doc2 = {"resourceSpans": [
+        _resource_spans("underwriter", "anthropic", [
+            _otlp_span(TB, "a0f067aa0ba902b7", "invoke_agent underwriter", {
+                "gen_ai.operation.name": "invoke_agent", "gen_ai.provider.name": "anthropic",
+                "gen_ai.request.model": "claude-sonnet-4-5", "app.feature": "policy_summary"}),
+            _otlp_span(TB, "b0f067aa0ba902b7", "chat claude-sonnet-4-5", chat,
+                       parent="a0f067aa0ba902b7", at=2),
+        ]),
+        _resource_spans("underwriter", "opentelemetry.instrumentation.anthropic", [
+            _otlp_span(TB, "c0f067aa0ba902b7", "anthropic.chat",
+                       {**chat, "gen_ai.usage.cache_creation.input_tokens": 1000},
+                       parent="a0f067aa0ba902b7", at=2),
+        ]),
+        _resource_spans("claims-api", "opentelemetry.instrumentation.fastapi", [
+            _otlp_span(TB, "d0f067aa0ba902b7", "GET /healthz", {"http.request.method": "GET"}),
+        ]),
+    ]}
+    path.write_text(json.dumps(doc1, separators=(",", ":")) + "\n"
+                    + json.dumps(doc2, separators=(",", ":")) + "\n")
+    return path
+
+
+def test_otlp_collector_file_loads_and_counts_every_span(tmp_path):
+    path = _collector_file(tmp_path / "traces.json")
+    result, wh = _ingest(tmp_path, path)
+    assert result.exit_code == 0, result.output
+    rows = _rows(wh, "select request_id, provider, model, input_tokens, output_tokens, "
+                     "cache_read_input_tokens, cache_write_input_tokens, service_tier, feature, "
+                     "team from raw.gateway_calls order by request_id")
+    assert rows == [
+        ("chatcmpl-1", "openai", "gpt-4.1-2025-04-14", 2000, 400, 1500, None, "default",
+         "claims_scoring", "claims-eng"),
+        ("msg_01dup", "anthropic", "claude-sonnet-4-5", 5000, 700, 3000, 1000, None,
+         "policy_summary", "claims-eng"),
+    ]
+    _audit_balances(wh)
+    # the 8 spans are all accounted for: 2 call records read, and what was not a call
+    out = " ".join(result.output.split())
+    assert ("traces.json: 8 spans = 2 call records (rows read) + 4 spans that are not GenAI "
+            "calls (HTTP, database, application) + 1 agent or tool span + 1 span of a call "
+            "already counted (a second instrumentation, merged); the latter are not calls: "
+            "neither loaded nor quarantined") in out, result.output
+    (read,) = _rows(wh, "select rows_read from raw.load_audit")[0]
+    assert read == 2

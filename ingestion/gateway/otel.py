@@ -9,7 +9,10 @@ arrayValue}}``, int64 values are strings, ids are hex, ``status.code`` an intege
 Which spans are records: spans with ``gen_ai.*`` attributes naming a model or usage, except
 agent/tool spans (``gen_ai.operation.name`` ``invoke_agent``, ``create_agent``,
 ``execute_tool``). Other spans (HTTP, database, application spans) are not records and are
-not quarantined; they only lend attributes to their descendants.
+not quarantined; they only lend attributes to their descendants. Nothing disappears from the
+counts: the reader returns a :class:`~ingestion.gateway.readers.SkippedRecords` and the load
+report notes, per file, ``N spans = call records (rows read) + spans that are not GenAI calls
++ agent or tool spans + spans of a call already counted (merged sibling spans)``.
 
 Mapping (both semantic-convention generations):
 
@@ -56,7 +59,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ingestion.gateway.litellm import load_records
-from ingestion.gateway.readers import READER_COLUMNS
+from ingestion.gateway.readers import READER_COLUMNS, SkippedRecords
 
 # native field -> attribute keys, most specific first (searched up the parent chain).
 ATTRIBUTION_KEYS: dict[str, tuple[str, ...]] = {
@@ -195,8 +198,9 @@ def _attr(keys: tuple[str, ...]) -> str:
     return f"coalesce({', '.join(picks)})" if len(picks) > 1 else picks[0]
 
 
-def read(con, path: Path, into: str) -> None:
-    """Read one OTLP/JSON trace file into the TEMP table ``into`` (reader interface)."""
+def read(con, path: Path, into: str) -> SkippedRecords:
+    """Read one OTLP/JSON trace file into the TEMP table ``into`` (reader interface); returns
+    how many spans the file held and which of them are not call records."""
     path = Path(path)
     recs = f"{into}_docs"
     load_records(con, path, recs)
@@ -350,24 +354,30 @@ def read(con, path: Path, into: str) -> None:
         );
         """
     )
+    # the spans with gen_ai attributes; is_call: a model call (not an agent or tool span, and
+    # naming a model or usage)
+    con.execute(
+        f"""
+        create or replace temp table {into}_genai as
+        select *, coalesce(operation, '') not in {_in(AGENT_OPERATIONS)}
+                  and (model is not null or input_tokens is not null
+                       or output_tokens is not null) as is_call
+        from (select *, {call_cols} from {into}_spans
+              where len(list_filter(attrs, lambda a: a.k in {_in(gen_ai_keys)})) > 0)
+        """
+    )
     con.execute(
         f"""
         create or replace temp table {into} as
         with recursive ordered as (select * from {into}_ordered),
         spans as (select * from {into}_spans),
-        calls0 as (
-          select *, {call_cols}
-          from spans
-          where len(list_filter(attrs, lambda a: a.k in {_in(gen_ai_keys)})) > 0
-        ),
+        calls0 as (select * from {into}_genai where is_call),
         calls as (
           select *, {status} as status, {provider_case} as provider_norm,
                  (select json_group_object(a.k, a.v) from unnest(attrs) as u(a)
                   where a.k not in {_in(mapped)} and a.k not in {_in(attribution_keys)}
                     and not regexp_matches(a.k, {_q(PROMPT_TEXT_KEYS)})) as attrs_json
           from calls0
-          where coalesce(operation, '') not in {_in(AGENT_OPERATIONS)}
-            and (model is not null or input_tokens is not null or output_tokens is not null)
         ),
         calls_x as (
           select *, cast(json_object('otel_span_name', span_name, 'otel_span_id', span_id,
@@ -424,5 +434,22 @@ def read(con, path: Path, into: str) -> None:
         order by source_line
         """
     )
-    for t in (recs, *(f"{into}_{x}" for x in ("docs2", "rs", "ss", "ordered", "spans"))):
+    spans, genai, calls = con.execute(
+        f"select (select count(*) from {into}_spans), count(*), count(*) filter (where is_call) "
+        f"from {into}_genai"
+    ).fetchone()
+    records = con.execute(f"select count(*) from {into} where parse_error is null").fetchone()[0]
+    for t in (recs, *(f"{into}_{x}" for x in ("docs2", "rs", "ss", "ordered", "spans", "genai"))):
         con.execute(f"drop table if exists {t}")
+    return SkippedRecords(
+        unit="spans",
+        total=spans,
+        records=records,
+        skipped=[
+            (spans - genai, "span that is not a GenAI call", "spans that are not GenAI calls",
+             "(HTTP, database, application)"),
+            (genai - calls, "agent or tool span", "agent or tool spans", ""),
+            (calls - records, "span of a call already counted",
+             "spans of a call already counted", "(a second instrumentation, merged)"),
+        ],
+    )

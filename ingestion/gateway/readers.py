@@ -40,6 +40,10 @@ record, with exactly these columns, in this order:
     A JSON object text holding the record's fields that have no native field (kept, redacted,
     in ``raw.gateway_calls.extra``), or NULL when there are none.
 
+A reader returns None, a :class:`PositionalRead` (a positional view) or a
+:class:`SkippedRecords` (units of the file that are by design not records, e.g. OTel spans
+that are not GenAI calls: the load report notes them per file).
+
 A reader must not loop over records in Python (use DuckDB/Arrow), must not write outside its
 TEMP table, and raises :class:`ReaderError` naming the file (and column) when the file as a
 whole cannot be read: missing, unreadable, not the format, or a Parquet file without a
@@ -121,6 +125,36 @@ class PositionalRead:
     records: int
     fix_table: str | None
     exact: Callable[[], None]
+
+
+@dataclass
+class SkippedRecords:
+    """What a reader returns when some units of its file are, by design, not records (neither
+    loaded nor quarantined): the OTel reader's HTTP/database spans, agent spans and the sibling
+    span of a call seen by two instrumentations. ``total`` units (``unit``, e.g. "spans") =
+    ``records`` (the rows that parsed into a record; they are the rows read, with any
+    unreadable document) + each ``skipped`` count. ``skipped``: (count, singular, plural,
+    why) per kind. The load report carries :meth:`note` per file, so nothing disappears from
+    the counts unseen."""
+
+    unit: str
+    total: int
+    records: int
+    skipped: list[tuple[int, str, str, str]]
+
+    def note(self, source_name: str) -> str | None:
+        parts = [
+            f"{n:,} {one if n == 1 else many}" + (f" {why}" if why else "")
+            for n, one, many, why in self.skipped
+            if n
+        ]
+        if not parts:
+            return None
+        return (
+            f"{source_name}: {self.total:,} {self.unit} = {self.records:,} call records "
+            f"(rows read) + {' + '.join(parts)}; the latter are not calls: neither loaded nor "
+            "quarantined"
+        )
 
 
 class ReaderError(Exception):
