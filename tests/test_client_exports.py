@@ -198,3 +198,75 @@ def test_otlp_collector_file_loads_and_counts_every_span(tmp_path):
             "neither loaded nor quarantined") in out, result.output
     (read,) = _rows(wh, "select rows_read from raw.load_audit")[0]
     assert read == 2
+
+
+def _sdk_span(trace: str, span: str, name: str, attrs: dict, parent: str | None = None,
+              start: str = "2026-11-04T09:00:00.123456Z", end: str = "2026-11-04T09:00:01.623456Z",
+              status: str = "UNSET") -> dict:
+    """A span as the OpenTelemetry Python SDK writes it (ConsoleSpanExporter,
+    ``ReadableSpan.to_json()``): 0x ids, ISO times, attributes as an object."""
+    return {"name": name,
+            "context": {"trace_id": "0x" + trace, "span_id": "0x" + span, "trace_state": "[]"},
+            "kind": "SpanKind.CLIENT", "parent_id": ("0x" + parent) if parent else None,
+            "start_time": start, "end_time": end, "status": {"status_code": status},
+            "attributes": attrs, "events": [], "links": [],
+            "resource": {"attributes": {"service.name": "quote-engine",
+                                        "app.team": "pricing-eng"}, "schema_url": ""}}
+
+
+def test_flattened_attribute_span_exports_load(tmp_path):
+    """Spans one per line with their attributes as a JSON object (the Python SDK's span JSON;
+    and the same with OTLP's camelCase ids and nanosecond times) are OTel spans: detected
+    without --format and mapped like OTLP/JSON."""
+    tr = "7bf92f3577b34da6a3ce929d0e0e4739"
+    sdk = [
+        _sdk_span(tr, "aaaaaaaaaaaaaaa1", "POST /quote", {"http.request.method": "POST",
+                                                         "app.feature": "quote_explainer",
+                                                         "app.customer_segment": "broker"}),
+        _sdk_span(tr, "aaaaaaaaaaaaaaa2", "chat claude-haiku-4-5", {
+            "gen_ai.operation.name": "chat", "gen_ai.system": "anthropic",
+            "gen_ai.request.model": "claude-haiku-4-5", "gen_ai.response.id": "msg_flat1",
+            "gen_ai.usage.input_tokens": 1200, "gen_ai.usage.output_tokens": 80,
+            "gen_ai.usage.cache_creation.input_tokens": 1024,
+            "gen_ai.response.finish_reasons": ["end_turn"]}, parent="aaaaaaaaaaaaaaa1"),
+        _sdk_span(tr, "aaaaaaaaaaaaaaa3", "chat gpt-4.1-mini", {
+            "gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai",
+            "gen_ai.request.model": "gpt-4.1-mini", "error.type": "RateLimitError"},
+            parent="aaaaaaaaaaaaaaa1", start="2026-11-04T09:00:02Z",
+            end="2026-11-04T09:00:02.5Z", status="ERROR"),
+    ]
+    sdk_path = tmp_path / "sdk-spans.jsonl"
+    sdk_path.write_text("\n".join(json.dumps(s) for s in sdk) + "\n")
+    camel = {"traceId": "8bf92f3577b34da6a3ce929d0e0e4740", "spanId": "bbbbbbbbbbbbbbb1",
+             "name": "chat gpt-4.1", "startTimeUnixNano": str((T0 + 3600) * 10**9),
+             "endTimeUnixNano": str((T0 + 3602) * 10**9), "status": {"code": 0},
+             "attributes": {"gen_ai.provider.name": "openai",
+                            "gen_ai.response.model": "gpt-4.1-2025-04-14",
+                            "gen_ai.response.id": "chatcmpl-flat2",
+                            "gen_ai.usage.input_tokens": "900",
+                            "gen_ai.usage.output_tokens": "60",
+                            "gen_ai.usage.reasoning.output_tokens": "20",
+                            "openai.response.service_tier": "FLEX", "app.feature": "quote_explainer"},
+             "resource": {"attributes": {"service.name": "quote-engine"}}}
+    camel_path = tmp_path / "flat-spans.json"
+    camel_path.write_text(json.dumps([camel]))
+    result, wh = _ingest(tmp_path, sdk_path, camel_path)
+    assert result.exit_code == 0, result.output
+    assert _rows(wh, "select distinct source_format from raw.gateway_calls") == [("otel",)]
+    rows = _rows(wh, "select request_id, call_ts, provider, model, input_tokens, output_tokens, "
+                     "cache_write_input_tokens, reasoning_tokens, service_tier, status, "
+                     "latency_ms, feature, customer_segment, team, trace_id "
+                     "from raw.gateway_calls order by call_ts")
+    assert rows == [
+        ("chatcmpl-flat2", datetime(2026, 11, 4, 9, 0, 0), "openai", "gpt-4.1-2025-04-14",
+         900, 60, None, 20, "flex", "ok", 2000.0, "quote_explainer", None, None,
+         "8bf92f3577b34da6a3ce929d0e0e4740"),
+        ("msg_flat1", datetime(2026, 11, 4, 9, 0, 0, 123456), "anthropic", "claude-haiku-4-5",
+         1200, 80, 1024, None, None, "ok", 1500.0, "quote_explainer", "broker", "pricing-eng",
+         tr),
+        ("aaaaaaaaaaaaaaa3", datetime(2026, 11, 4, 9, 0, 2), "openai", "gpt-4.1-mini", 0, 0,
+         None, None, None, "rate_limited", 500.0, "quote_explainer", "broker", "pricing-eng",
+         tr),
+    ]
+    _audit_balances(wh)
+    assert _rows(wh, "select count(*) from raw.quarantine") == [(0,)]

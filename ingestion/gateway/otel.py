@@ -198,6 +198,74 @@ def _attr(keys: tuple[str, ...]) -> str:
     return f"coalesce({', '.join(picks)})" if len(picks) > 1 else picks[0]
 
 
+# A span exported on its own, one per line or as array elements ("flattened" exports): the
+# OpenTelemetry Python SDK's span JSON (``context.trace_id`` "0x..", ISO ``start_time``,
+# ``parent_id``, ``status.status_code`` "ERROR"), the JS SDK's console span (``id``,
+# ``parentId``, microsecond ``timestamp``/``duration``), a single OTLP span with camelCase ids,
+# or a ClickHouse ``otel_traces`` row (``TraceId``, ``SpanAttributes``, ``Timestamp``,
+# ``Duration`` ns). Attributes may be an OTLP list or a flat object (values taken as text).
+def _j(*paths: str) -> str:
+    return "coalesce(" + ", ".join(f"j->>{_q(p)}" for p in paths) + ")"
+
+
+def _hex_id(*paths: str) -> str:
+    return f"lower(regexp_replace({_j(*paths)}, '^0x', ''))"
+
+
+_FLAT_SPAN_ID = _hex_id("$.spanId", "$.span_id", "$.context.span_id", "$.SpanId",
+                        "$.spanContext.spanId", "$.id")
+_FLAT_ATTRS = "coalesce(j->'$.attributes', j->'$.SpanAttributes')"
+_FLAT_RESOURCE = "coalesce(j->'$.resource.attributes', j->'$.ResourceAttributes')"
+
+
+def _kv_list(obj: str) -> str:
+    """OTLP attribute list (JSON) of ``obj``: as is when a list, built from a flat object."""
+    built = (
+        f"to_json(list_transform(json_keys({obj}), lambda k: {{'key': k, 'value': "
+        f"{{'stringValue': json_extract_string({obj}, '$.\"' || replace(k, '\"', '') || '\"')}}}}))"
+    )
+    return (
+        f"(case json_type({obj}) when 'ARRAY' then {obj} when 'OBJECT' then {built} "
+        "else '[]'::JSON end)"
+    )
+
+
+def _flat_to_otlp() -> str:
+    """SQL: the record ``j`` (one flattened span) as a one-span OTLP/JSON export."""
+    iso_ns = "cast(epoch_ns(try_cast({} as timestamptz)) as varchar)"
+    start = (
+        f"coalesce({_j('$.startTimeUnixNano')}, "
+        f"{iso_ns.format(_j('$.start_time', '$.startTime', '$.Timestamp'))}, "
+        f"cast(try_cast(j->>'$.timestamp' as hugeint) * 1000 as varchar))"
+    )
+    end = (
+        f"coalesce({_j('$.endTimeUnixNano')}, {iso_ns.format(_j('$.end_time', '$.endTime'))}, "
+        f"cast(try_cast({start} as hugeint) + try_cast(j->>'$.Duration' as hugeint) "
+        "as varchar), "
+        f"cast(try_cast({start} as hugeint) + try_cast(j->>'$.duration' as hugeint) * 1000 "
+        "as varchar))"
+    )
+    code = _j("$.status.code", "$.status.status_code", "$.StatusCode")
+    return f"""json_object('resourceSpans', json_array(json_object(
+      'resource', json_object('attributes', {_kv_list(_FLAT_RESOURCE)}),
+      'scopeSpans', json_array(json_object(
+        'scope', json_object('name', {_j('$.instrumentation_scope.name', '$.scope.name',
+                                         '$.ScopeName', '$.instrumentationLibrary.name')}),
+        'spans', json_array(json_object(
+          'traceId', {_hex_id('$.traceId', '$.trace_id', '$.context.trace_id', '$.TraceId',
+                              '$.spanContext.traceId')},
+          'spanId', {_FLAT_SPAN_ID},
+          'parentSpanId', {_hex_id('$.parentSpanId', '$.parent_span_id', '$.parent_id',
+                                   '$.parentId', '$.ParentSpanId')},
+          'name', {_j('$.name', '$.SpanName')},
+          'startTimeUnixNano', {start}, 'endTimeUnixNano', {end},
+          'status', json_object(
+            'code', case when upper({code}) in ('2', 'ERROR', 'STATUS_CODE_ERROR',
+                                                'STATUSCODE.ERROR') then 2 else 0 end,
+            'message', {_j('$.status.message', '$.status.description', '$.StatusMessage')}),
+          'attributes', {_kv_list(_FLAT_ATTRS)})))))))"""
+
+
 def read(con, path: Path, into: str) -> SkippedRecords:
     """Read one OTLP/JSON trace file into the TEMP table ``into`` (reader interface); returns
     how many spans the file held and which of them are not call records."""
@@ -309,7 +377,15 @@ def read(con, path: Path, into: str) -> SkippedRecords:
                         case when coalesce(json_type(j->'resourceSpans'), '') <> 'ARRAY'
                              then 'not an OTLP trace export (no resourceSpans)' end)
                  as parse_error
-        from {recs};
+        from (
+          -- a span on its own (attributes as an object or an OTLP list): wrapped as an export
+          select source_line, raw_line, parse_error,
+                 case when parse_error is null and (j->'resourceSpans') is null
+                           and {_FLAT_SPAN_ID} is not null
+                           and json_type({_FLAT_ATTRS}) in ('OBJECT', 'ARRAY')
+                      then {_flat_to_otlp()} else j end as j
+          from {recs}
+        );
         create or replace temp table {into}_rs as
         select doc_line, rs_i, {_attrs("rs->" + _q("$.resource"))} as res_attrs,
                json_extract(rs, '$.scopeSpans[*]') as ss_list

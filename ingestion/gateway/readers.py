@@ -64,7 +64,10 @@ format whose reader is missing only fails when a file needs it. ``detect_format(
 decides from the file name and the first record (first non-blank line, first array element or
 the Parquet schema):
 
-- ``otel``: the record has ``resourceSpans`` (OTLP/JSON export, one request per line or file);
+- ``otel``: the record has ``resourceSpans`` (OTLP/JSON export, one request per line or file),
+  or is one span on its own: a span or trace id (``spanId``, ``span_id``, ``context``,
+  ``traceId``, ``TraceId``, ...) beside ``attributes``/``SpanAttributes`` and no
+  ``request_id`` (the Python SDK's span JSON, a ClickHouse ``otel_traces`` row, ...);
 - ``litellm``: the record has ``startTime`` and one of ``spend``, ``response_cost``,
   ``prompt_tokens`` (LiteLLM_SpendLogs rows or StandardLoggingPayload);
 - ``native``: anything else (missing native fields are then reported per record).
@@ -253,9 +256,16 @@ def _first_record(path: Path) -> object | None:
     return None
 
 
+# A span exported on its own (see otel.py): span or trace ids beside an attribute map.
+_SPAN_ID_KEYS = {"spanId", "span_id", "SpanId", "context", "spanContext", "traceId", "TraceId"}
+_SPAN_ATTRIBUTE_KEYS = {"attributes", "SpanAttributes"}
+
+
 def _classify_keys(keys: Iterable[str]) -> str:
     keys = set(keys)
     if "resourceSpans" in keys:
+        return "otel"
+    if keys & _SPAN_ID_KEYS and keys & _SPAN_ATTRIBUTE_KEYS and "request_id" not in keys:
         return "otel"
     if "startTime" in keys and keys & {"spend", "response_cost", "prompt_tokens"}:
         return "litellm"
