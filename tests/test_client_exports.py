@@ -270,3 +270,35 @@ def test_flattened_attribute_span_exports_load(tmp_path):
     ]
     _audit_balances(wh)
     assert _rows(wh, "select count(*) from raw.quarantine") == [(0,)]
+
+
+def test_litellm_service_tier_outside_the_usage_object(tmp_path):
+    """OpenAI writes ``service_tier`` on the response, not in ``usage``: a spend log keeps it
+    in the ``response`` column (an object, or JSON text in a CSV export) or a top-level
+    ``service_tier``; a flex or priority call must not load as a standard-price one."""
+    base = {"call_type": "acompletion", "api_key": "hk_3e1", "spend": 0.0009,
+            "prompt_tokens": 500, "completion_tokens": 40, "startTime": "2026-11-04T08:10:00Z",
+            "endTime": "2026-11-04T08:10:02Z", "model": "gpt-5-mini",
+            "custom_llm_provider": "openai", "status": "success",
+            "metadata": {"usage_object": {"prompt_tokens": 500, "completion_tokens": 40}},
+            "request_tags": ["feature:route_planner"]}
+    recs = [
+        {**base, "request_id": "tier-response", "response": {
+            "id": "chatcmpl-9", "service_tier": "flex",
+            "choices": [{"message": {"content": "text never stored"}}]}},
+        {**base, "request_id": "tier-response-text", "response": json.dumps(
+            {"id": "chatcmpl-10", "service_tier": "Priority", "choices": []})},
+        {**base, "request_id": "tier-top", "service_tier": "SCALE"},
+        {**base, "request_id": "tier-none"},
+    ]
+    path = tmp_path / "spend.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in recs) + "\n")
+    result, wh = _ingest(tmp_path, path)
+    assert result.exit_code == 0, result.output
+    assert _rows(wh, "select request_id, service_tier from raw.gateway_calls "
+                     "order by request_id") == [
+        ("tier-none", None), ("tier-response", "flex"), ("tier-response-text", "priority"),
+        ("tier-top", "scale")]
+    assert "service_tier outside" not in result.output
+    extras = " ".join(e or "" for (e,) in _rows(wh, "select extra from raw.gateway_calls"))
+    assert "service_tier" not in extras and "text never stored" not in extras

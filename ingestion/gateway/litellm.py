@@ -20,6 +20,12 @@ What LiteLLM writes (checked against the proxy's schema and STACK_NOTES.md):
   ``customer:``/``customer_id:``, ``env:``/``environment:``, ``class:``/``request_class:``,
   ``project:``, ``template:``/``prompt_template:`` fill the native fields. ``team`` falls back to
   ``metadata.user_api_key_team_alias``; ``customer_id`` to ``end_user``.
+- ``service_tier``: ``metadata.usage_object.service_tier`` (Anthropic writes it in usage), else
+  the ``response`` column's ``service_tier`` (OpenAI writes it on the response; an object, or
+  JSON text in a CSV export), else a top-level ``service_tier``; normalised by ``tiers.py``.
+- StandardLoggingPayload (what LiteLLM's logger callbacks, e.g. s3 / gcs_bucket, write) is read
+  too: ``id`` is the ``request_id``, ``response_cost`` the cost, ``trace_id`` the trace,
+  ``startTime``/``endTime`` epoch seconds (floats), ``error_information`` top level.
 - ``provider`` is ``custom_llm_provider``, else the model's ``provider/`` prefix, else the
   provider recognised from ``api_base``.
 
@@ -40,6 +46,7 @@ from ingestion.gateway.readers import READER_COLUMNS, ReaderError
 
 # Columns mapped onto native fields or dropped (never copied into ``extra``).
 _MAPPED = (
+    "service_tier",
     "request_id",
     "id",
     "trace_id",
@@ -248,6 +255,9 @@ _TOP = (
     "error_information",
     "error_information.error_code",
     "error_information.error_class",
+    # OpenAI's tier is on the response, not in usage: the response column or a top-level one
+    "response.service_tier",
+    "service_tier",
 )
 # metadata paths read as text (one parse of metadata per record).
 _META = (
@@ -350,7 +360,10 @@ def read(con, path: Path, into: str) -> None:
             "$.additional_usage_values.completion_tokens_details.reasoning_tokens",
         ),
         "batch": "null",
-        "service_tier": _m("$.usage_object.service_tier"),
+        "service_tier": (
+            f"coalesce({_m('$.usage_object.service_tier')}, tier_response, "
+            "tier_response_text, tier_top)"
+        ),
         "status": status,
         "outcome": "null",
         "quality_score": "null",
@@ -387,7 +400,12 @@ def read(con, path: Path, into: str) -> None:
         create or replace temp table {base} as
         select source_line, raw_line, parse_error, j, {named},
                {_ts("start_raw0")} as start_ts, {_ts("end_raw")} as end_ts,
-               meta, tags_json
+               meta, tags_json,
+               -- the response as JSON text (a CSV export): only its tier is read
+               case when json_type(j, '$.response') = 'VARCHAR'
+                         and json_valid(j->>'$.response')
+                    then nullif(json_extract_string(j->>'$.response', '$.service_tier'), '')
+               end as tier_response_text
         from (
           select *, f[2] as start_raw0,
                  {_from_string_or_json("jf[1]")} as meta,
@@ -444,4 +462,6 @@ _TOP_NAMES = {
     "error_information": "err_info_top",
     "error_information.error_code": "err_code_top",
     "error_information.error_class": "err_class_top",
+    "response.service_tier": "tier_response",
+    "service_tier": "tier_top",
 }
