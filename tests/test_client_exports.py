@@ -302,3 +302,39 @@ def test_litellm_service_tier_outside_the_usage_object(tmp_path):
     assert "service_tier outside" not in result.output
     extras = " ".join(e or "" for (e,) in _rows(wh, "select extra from raw.gateway_calls"))
     assert "service_tier" not in extras and "text never stored" not in extras
+
+
+def test_format_detected_when_the_first_record_is_longer_than_the_head(tmp_path):
+    """A collector batch is one OTLP line of hundreds of KB, and a LiteLLM spend log that stores
+    prompts has records of that size too: detection must read the whole first record, not
+    give up at 64 KiB and call the file native (which then refuses every record)."""
+    chat = {"gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai",
+            "gen_ai.request.model": "gpt-4.1-mini", "gen_ai.usage.input_tokens": 100,
+            "gen_ai.usage.output_tokens": 10}
+    spans = [_otlp_span(TA, f"{i:016x}", "chat", {**chat, "gen_ai.response.id": f"c-{i}"},
+                        at=i) for i in range(600)]
+    batch = {"resourceSpans": [_resource_spans("bulk-scorer", "openai_v2", spans)]}
+    otlp = tmp_path / "collector.jsonl"
+    otlp.write_text(json.dumps(batch) + "\n")
+    assert otlp.stat().st_size > 4 * 65536
+    pretty = tmp_path / "one-export.json"
+    pretty.write_text(json.dumps({"resourceSpans": [_resource_spans(
+        "bulk-scorer", "openai_v2", [_otlp_span(TB, f"{i:016x}", "chat", {
+            **chat, "gen_ai.response.id": f"p-{i}"}, at=i) for i in range(600)])]}, indent=2))
+    big = {"request_id": "ll-big", "call_type": "acompletion", "spend": 0.01,
+           "prompt_tokens": 30000, "completion_tokens": 10, "model": "gpt-4.1-mini",
+           "messages": [{"role": "user", "content": "word " * 40000}],
+           "startTime": "2026-11-04T08:00:00Z", "endTime": "2026-11-04T08:00:09Z",
+           "custom_llm_provider": "openai", "status": "success"}
+    small = {**big, "request_id": "ll-small", "messages": []}
+    lines = tmp_path / "spend.jsonl"
+    lines.write_text(json.dumps(big) + "\n" + json.dumps(small) + "\n")
+    array = tmp_path / "spend-array.json"
+    array.write_text(json.dumps([{**big, "request_id": "ll-big-a"},
+                                 {**small, "request_id": "ll-small-a"}], indent=2))
+    result, wh = _ingest(tmp_path, otlp, pretty, lines, array)
+    assert result.exit_code == 0, result.output
+    assert dict(_rows(wh, "select source_format, count(*) from raw.gateway_calls group by 1")
+                ) == {"otel": 1200, "litellm": 4}
+    assert _rows(wh, "select count(*) from raw.quarantine") == [(0,)]
+    _audit_balances(wh)

@@ -222,38 +222,64 @@ def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
     return out
 
 
+# Detection reads the file's head; a first record longer than that (a collector batch of
+# spans on one line, a spend-log row holding a long prompt) is read further, up to this size.
+_HEAD_CHARS = 1 << 16
+_MAX_FIRST_RECORD_CHARS = 1 << 27
+
+
 def _first_record(path: Path) -> object | None:
-    """The first JSON record of a JSON/JSONL file (None if it has none or it is not JSON)."""
+    """The first JSON record of a JSON/JSONL file (None if it has none or it is not JSON).
+    Reads the head, and more (growing, up to ``_MAX_FIRST_RECORD_CHARS``) only while the first
+    record is cut off by the end of what was read."""
     opener = gzip.open if is_gzip(path) else open
-    try:
-        with opener(path, "rt", encoding="utf-8", errors="replace") as fh:
-            head = fh.read(1 << 16)
-    except (OSError, EOFError, zlib.error) as exc:
-        raise ReaderError(f"cannot read {path}: {exc}") from exc
+    size = _HEAD_CHARS
+    while True:
+        try:
+            with opener(path, "rt", encoding="utf-8", errors="replace") as fh:
+                head = fh.read(size)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise ReaderError(f"cannot read {path}: {exc}") from exc
+        whole = len(head) < size
+        record, cut_off = _parse_first(head, whole)
+        if not cut_off or size >= _MAX_FIRST_RECORD_CHARS:
+            return record
+        size *= 8
+
+
+def _cut_off(exc: json.JSONDecodeError, text: str) -> bool:
+    """The JSON text failed only because it ends too early (not because it is not JSON)."""
+    return exc.msg.startswith("Unterminated string") or exc.pos >= len(text.rstrip()) - 1
+
+
+def _parse_first(head: str, whole: bool) -> tuple[object | None, bool]:
+    """(first record, cut off): cut off when the first record may continue past ``head``."""
+    decoder = json.JSONDecoder()
     stripped = head.lstrip()
     if stripped.startswith("["):
-        # A JSON array: look at its first element if it fits in the head.
+        # A JSON array: its first element.
+        rest = stripped[1:].lstrip()
+        if rest.startswith("]"):
+            return None, False
         try:
-            data = json.loads(head)
-            return data[0] if data else None
+            return decoder.raw_decode(rest)[0], False
+        except json.JSONDecodeError as exc:
+            return None, not whole and _cut_off(exc, rest)
+    for line in head.splitlines(keepends=True):
+        if not line.strip():
+            continue
+        complete = whole or line.endswith(("\n", "\r"))
+        try:
+            return json.loads(line), False
         except ValueError:
-            decoder = json.JSONDecoder()
-            try:
-                obj, _ = decoder.raw_decode(stripped[1:].lstrip())
-                return obj
-            except ValueError:
-                return None
-    for line in head.splitlines():
-        if line.strip():
-            try:
-                return json.loads(line)
-            except ValueError:
-                # A pretty-printed object spans lines: try the whole head.
-                try:
-                    return json.JSONDecoder().raw_decode(stripped)[0]
-                except ValueError:
-                    return None
-    return None
+            if not complete:
+                return None, True
+        # A pretty-printed object spans lines: try the whole head.
+        try:
+            return decoder.raw_decode(stripped)[0], False
+        except json.JSONDecodeError as exc:
+            return None, not whole and _cut_off(exc, stripped)
+    return None, not whole
 
 
 # A span exported on its own (see otel.py): span or trace ids beside an attribute map.
@@ -303,7 +329,13 @@ def check_file(path: Path, fmt: str | None = None) -> str:
         if fmt == "litellm" or _classify_keys(what.columns) == "litellm":
             return "litellm"
         raise ReaderError(f"{path} is {what.describe()}; {READS}")
-    if what.kind == "json_document" and fmt != "otel" and "resourceSpans" not in what.columns:
+    if (
+        what.kind == "json_document"
+        and fmt != "otel"
+        and "resourceSpans" not in what.columns
+        # a document longer than the sniffed head: its keys from the whole first record
+        and (what.columns or detect_format(path) != "otel")
+    ):
         raise ReaderError(
             f"{path} is {what.describe()}; {READS}. Write one record per line "
             "(for example `jq -c '.[]'` for an array, `jq -c .` for one object)"
