@@ -193,9 +193,10 @@ def test_otlp_collector_file_loads_and_counts_every_span(tmp_path):
     # the 8 spans are all accounted for: 2 call records read, and what was not a call
     out = " ".join(result.output.split())
     assert ("traces.json: 8 spans = 2 call records (rows read) + 4 spans that are not GenAI "
-            "calls (HTTP, database, application) + 1 agent or tool span + 1 span of a call "
-            "already counted (a second instrumentation, merged); the latter are not calls: "
-            "neither loaded nor quarantined") in out, result.output
+            "calls (HTTP, database, application) + 1 GenAI span that is not a model call "
+            "(agent, tool, or no model nor usage) + 1 span of a call already counted (a second "
+            "instrumentation, merged); only call records are loaded or quarantined"
+            ) in out, result.output
     (read,) = _rows(wh, "select rows_read from raw.load_audit")[0]
     assert read == 2
 

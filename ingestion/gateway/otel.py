@@ -12,7 +12,7 @@ agent/tool spans (``gen_ai.operation.name`` ``invoke_agent``, ``create_agent``,
 not quarantined; they only lend attributes to their descendants. Nothing disappears from the
 counts: the reader returns a :class:`~ingestion.gateway.readers.SkippedRecords` and the load
 report notes, per file, ``N spans = call records (rows read) + spans that are not GenAI calls
-+ agent or tool spans + spans of a call already counted (merged sibling spans)``.
++ GenAI spans that are not model calls + spans of a call already counted (merged siblings)``.
 
 Mapping (both semantic-convention generations):
 
@@ -250,7 +250,8 @@ def _flat_to_otlp() -> str:
       'resource', json_object('attributes', {_kv_list(_FLAT_RESOURCE)}),
       'scopeSpans', json_array(json_object(
         'scope', json_object('name', {_j('$.instrumentation_scope.name', '$.scope.name',
-                                         '$.ScopeName', '$.instrumentationLibrary.name')}),
+                                         '$.ScopeName', '$.instrumentationScope.name',
+                                         '$.instrumentationLibrary.name')}),
         'spans', json_array(json_object(
           'traceId', {_hex_id('$.traceId', '$.trace_id', '$.context.trace_id', '$.TraceId',
                               '$.spanContext.traceId')},
@@ -524,7 +525,8 @@ def read(con, path: Path, into: str) -> SkippedRecords:
         skipped=[
             (spans - genai, "span that is not a GenAI call", "spans that are not GenAI calls",
              "(HTTP, database, application)"),
-            (genai - calls, "agent or tool span", "agent or tool spans", ""),
+            (genai - calls, "GenAI span that is not a model call",
+             "GenAI spans that are not model calls", "(agent, tool, or no model nor usage)"),
             (calls - records, "span of a call already counted",
              "spans of a call already counted", "(a second instrumentation, merged)"),
         ],

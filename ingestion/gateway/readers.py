@@ -155,8 +155,7 @@ class SkippedRecords:
             return None
         return (
             f"{source_name}: {self.total:,} {self.unit} = {self.records:,} call records "
-            f"(rows read) + {' + '.join(parts)}; the latter are not calls: neither loaded nor "
-            "quarantined"
+            f"(rows read) + {' + '.join(parts)}; only call records are loaded or quarantined"
         )
 
 
