@@ -229,6 +229,8 @@ def test_flattened_attribute_span_exports_load(tmp_path):
             "gen_ai.request.model": "claude-haiku-4-5", "gen_ai.response.id": "msg_flat1",
             "gen_ai.usage.input_tokens": 1200, "gen_ai.usage.output_tokens": 80,
             "gen_ai.usage.cache_creation.input_tokens": 1024,
+            "gen_ai.input.messages": '[{"role": "user", "content": "quarterly margin plan"}]',
+            "gen_ai.prompt.0.content": "quarterly margin plan",
             "gen_ai.response.finish_reasons": ["end_turn"]}, parent="aaaaaaaaaaaaaaa1"),
         _sdk_span(tr, "aaaaaaaaaaaaaaa3", "chat gpt-4.1-mini", {
             "gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai",
@@ -271,6 +273,10 @@ def test_flattened_attribute_span_exports_load(tmp_path):
     ]
     _audit_balances(wh)
     assert _rows(wh, "select count(*) from raw.quarantine") == [(0,)]
+    # prompt content attributes are dropped from flattened spans as from OTLP ones
+    stored = _rows(wh, "select cast(extra as varchar) from raw.gateway_calls")
+    assert "margin plan" not in json.dumps(stored)
+    assert "end_turn" in json.dumps(stored)  # other attributes are kept
 
 
 def test_litellm_service_tier_outside_the_usage_object(tmp_path):
