@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
 
 import duckdb
@@ -345,3 +346,29 @@ def test_format_detected_when_the_first_record_is_longer_than_the_head(tmp_path)
                 ) == {"otel": 1200, "litellm": 4}
     assert _rows(wh, "select count(*) from raw.quarantine") == [(0,)]
     _audit_balances(wh)
+
+
+def test_litellm_csv_export_without_a_csv_name_loads(tmp_path):
+    """`\\copy (select * from "LiteLLM_SpendLogs") to 'spend_logs' csv header` names the file as
+    told: a CSV recognised as LiteLLM's spend logs is read as CSV whatever its name."""
+    header = ("request_id,call_type,spend,prompt_tokens,completion_tokens,startTime,endTime,"
+              "model,custom_llm_provider,metadata,request_tags,status")
+    meta = json.dumps({"usage_object": {"prompt_tokens": 800, "completion_tokens": 20,
+                                        "prompt_tokens_details": {"cached_tokens": 512}}})
+    row = ["pg-1", "acompletion", "1.2e-05", "800", "20", "2026-11-04 08:00:00.123",
+           "2026-11-04 08:00:00.923", "gemini-2.5-flash", "vertex_ai", meta,
+           json.dumps(["feature:ledger_match"]), "success"]
+
+    def csv_line(values):
+        return ",".join('"' + v.replace('"', '""') + '"' for v in values)
+
+    for name in ("spend_logs", "spend_logs.txt"):
+        path = tmp_path / name
+        path.write_text(header + "\n" + csv_line(row) + "\n")
+        result, wh = _ingest(tmp_path, path)
+        assert result.exit_code == 0, (name, result.output)
+        assert _rows(wh, "select request_id, source_format, input_tokens, "
+                         "cache_read_input_tokens, gateway_cost_usd, feature "
+                         "from raw.gateway_calls") == [
+            ("pg-1", "litellm", 800, 512, Decimal("0.000012000"), "ledger_match")]
+        wh.unlink()

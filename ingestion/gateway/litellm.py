@@ -42,7 +42,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from ingestion.gateway.readers import READER_COLUMNS, ReaderError
+from ingestion.gateway.readers import READER_COLUMNS, ReaderError, has_known_suffix
+from ingestion.raw.sniff import SniffError, sniff
 
 # Columns mapped onto native fields or dropped (never copied into ``extra``).
 _MAPPED = (
@@ -125,8 +126,7 @@ def load_records(con, path: Path, into: str) -> None:
     """TEMP table ``into(source_line, raw_line, j JSON, parse_error)``: one row per record of
     a JSONL file, a JSON array file, or a CSV file with a header (values as strings)."""
     path = Path(path)
-    lower = path.name.lower()
-    if lower.endswith((".csv", ".csv.gz")):
+    if _is_csv(path):
         _load_csv(con, path, into)
         return
     lines = f"{into}_lines"
@@ -172,6 +172,20 @@ def load_records(con, path: Path, into: str) -> None:
             """
         )
     con.execute(f"drop table if exists {lines}")
+
+
+def _is_csv(path: Path) -> bool:
+    """A CSV file: by its name (``.csv``, ``.csv.gz``), or by its content when the name says
+    neither JSON nor Parquet (``\\copy ... to 'spend_logs' csv header`` names no suffix)."""
+    lower = path.name.lower()
+    if lower.endswith((".csv", ".csv.gz")):
+        return True
+    if has_known_suffix(path) or not path.is_file():
+        return False
+    try:
+        return sniff(path).kind == "csv"
+    except SniffError:
+        return False
 
 
 def _is_json(con, text: str) -> bool:
