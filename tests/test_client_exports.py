@@ -372,3 +372,40 @@ def test_litellm_csv_export_without_a_csv_name_loads(tmp_path):
                          "from raw.gateway_calls") == [
             ("pg-1", "litellm", 800, 512, Decimal("0.000012000"), "ledger_match")]
         wh.unlink()
+
+
+def test_litellm_csv_written_by_pandas_keeps_tags_and_usage(tmp_path):
+    """``pd.read_sql('select * from "LiteLLM_SpendLogs"', con).to_csv(...)`` writes the JSON
+    columns as Python literals (``['feature:x']``, ``{'usage_object': {...}, 'x': None}``):
+    the tags and the cache split must not silently vanish."""
+    header = ("request_id,spend,prompt_tokens,completion_tokens,startTime,endTime,model,"
+              "custom_llm_provider,metadata,request_tags,status")
+    meta = repr({"user_api_key_team_alias": "recon-team", "error_information": None,
+                 "usage_object": {"prompt_tokens": 900, "completion_tokens": 30,
+                                  "cache_read_input_tokens": 600, "service_tier": "priority"},
+                 "cache_hit": False})
+    tags = repr(["feature:ledger_match", "segment:public_sector"])
+    values = ["pd-1", "0.0031", "900", "30", "2026-11-04 08:00:00.123456+00:00",
+              "2026-11-04 08:00:01.123456+00:00", "claude-sonnet-4-5", "anthropic", meta, tags,
+              "success"]
+    # a literal that is not JSON-convertible (a string holding a quote) is kept as text
+    odd = [*values]
+    odd[0], odd[8], odd[9] = "pd-2", repr({"note": "team's budget"}), "[]"
+
+    def line(vs):
+        return ",".join('"' + v.replace('"', '""') + '"' for v in vs)
+
+    path = tmp_path / "spend_logs.csv"
+    path.write_text(header + "\n" + line(values) + "\n" + line(odd) + "\n")
+    result, wh = _ingest(tmp_path, path)
+    assert result.exit_code == 0, result.output
+    assert _rows(wh, "select feature, customer_segment, team, cache_read_input_tokens, "
+                     "service_tier, status from raw.gateway_calls order by request_id") == [
+        ("ledger_match", "public_sector", "recon-team", 600, "priority", "ok"),
+        (None, None, None, None, None, "ok")]
+    extra = json.loads(_rows(wh, "select extra from raw.gateway_calls "
+                                 "where request_id = 'pd-2'")[0][0])
+    assert extra["metadata_unparsed"] == repr({"note": "team's budget"})
+    assert "request_tags_unparsed" not in extra
+    (first_extra,) = _rows(wh, "select extra from raw.gateway_calls where request_id = 'pd-1'")[0]
+    assert "unparsed" not in (first_extra or "")

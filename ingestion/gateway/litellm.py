@@ -212,11 +212,30 @@ def _load_csv(con, path: Path, into: str) -> None:
         raise ReaderError(f"cannot read {path} as CSV with a header: {exc}") from exc
 
 
+def _python_literal_as_json(text: str) -> str:
+    """SQL: JSON text of a Python literal of dicts/lists of str, numbers, True/False/None (what
+    pandas' ``to_csv`` writes for a JSON column): single quotes become double quotes, the
+    constants JSON's. Only used when the result is valid JSON (a string holding a quote makes
+    it invalid, and the value stays unparsed)."""
+    swapped = f"replace({text}, '''', '\"')"
+    # twice: a match consumes the delimiter the next one needs (``[None, None]``)
+    for py, js in (("True", "true"), ("False", "false"), ("None", "null")) * 2:
+        swapped = (
+            f"regexp_replace({swapped}, '([\\[{{:,]\\s*){py}(\\s*[\\]}},])', '\\1{js}\\2', 'g')"
+        )
+    return swapped
+
+
 def _from_string_or_json(v: str) -> str:
-    """A JSON value that may also arrive as JSON text inside a string (CSV exports)."""
+    """A JSON value that may also arrive as text inside a string (CSV exports): JSON text, or a
+    Python literal (a CSV written by pandas)."""
+    text = f"({v}->>'$')"
+    py = _python_literal_as_json(text)
     return (
         f"(case when json_type({v}) = 'VARCHAR' then "
-        f"(case when json_valid({v}->>'$') then cast({v}->>'$' as JSON) end) "
+        f"(case when json_valid({text}) then cast({text} as JSON) "
+        f"when regexp_matches({text}, '^\\s*[\\[{{]') and json_valid({py}) "
+        f"then cast({py} as JSON) end) "
         f"when json_type({v}) = 'NULL' then null else {v} end)"
     )
 
@@ -399,8 +418,12 @@ def read(con, path: Path, into: str) -> None:
             )
         elif col == "extra":
             select_cols.append(
-                f"case when parse_error is null then nullif(cast(json_merge_patch(j, "
-                f"{patch_all}::JSON) as varchar), '{{}}') end as extra"
+                # a metadata / request_tags text that did not parse is kept, not dropped
+                f"case when parse_error is null then nullif(cast(json_merge_patch("
+                f"json_merge_patch(j, {patch_all}::JSON), json_object("
+                "'metadata_unparsed', case when meta is null then j->>'$.metadata' end, "
+                "'request_tags_unparsed', case when tags_json is null "
+                "then j->>'$.request_tags' end)) as varchar), '{}') end as extra"
             )
         else:
             select_cols.append(
