@@ -11,8 +11,10 @@ from decimal import Decimal
 from pathlib import Path
 
 import duckdb
+import pytest
 from typer.testing import CliRunner
 
+from ingestion.gateway import otel
 from tokenbook.cli import app
 
 DAY = "2026-11-04"
@@ -409,3 +411,29 @@ def test_litellm_csv_written_by_pandas_keeps_tags_and_usage(tmp_path):
     assert "request_tags_unparsed" not in extra
     (first_extra,) = _rows(wh, "select extra from raw.gateway_calls where request_id = 'pd-1'")[0]
     assert "unparsed" not in (first_extra or "")
+
+
+@pytest.mark.parametrize("written,server,stored", [
+    ("azure.ai.inference", None, "azure_ai"),
+    ("ibm.watsonx.ai", None, "watsonx"),
+    ("gcp.gen_ai", "generativelanguage.googleapis.com", "gemini"),
+    ("gcp.gen_ai", "us-central1-aiplatform.googleapis.com", "vertex_ai"),
+    ("gcp.gen_ai", None, "gcp.gen_ai"),
+    ("aws.bedrock", None, "bedrock"),
+    ("Mistral_AI", None, "mistral_ai"),
+])
+def test_otel_well_known_provider_names(tmp_path, written, server, stored):
+    """The GenAI conventions' well-known ``gen_ai.provider.name`` values map onto the names
+    the price book uses; ``gcp.gen_ai`` (the Google Gen AI SDK, either endpoint) is told apart
+    by ``server.address``, and stays as written when it cannot be."""
+    attrs = {"gen_ai.operation.name": "chat", "gen_ai.provider.name": written,
+             "gen_ai.request.model": "some-model", "gen_ai.usage.input_tokens": 10,
+             "gen_ai.usage.output_tokens": 2}
+    if server:
+        attrs["server.address"] = server
+    path = tmp_path / "spans.jsonl"
+    path.write_text(json.dumps({"resourceSpans": [_resource_spans(
+        "svc", "sdk", [_otlp_span(TA, "00f067aa0ba902b7", "chat", attrs)])]}) + "\n")
+    con = duckdb.connect()
+    otel.read(con, path, "out")
+    assert con.execute("select provider from out").fetchall() == [(stored,)]

@@ -22,7 +22,9 @@ and OpenInference's ``llm.*``, ``openai.*``); the first present wins.
 - ``provider``: ``gen_ai.provider.name``, else the older ``gen_ai.system``; lower-cased, with the
   convention's well-known values renamed to ours (``aws.bedrock`` -> ``bedrock``,
   ``azure.ai.openai`` -> ``azure_openai``, ``gcp.vertex_ai`` -> ``vertex_ai``,
-  ``gcp.gemini`` -> ``gemini``); anything else is kept as written.
+  ``gcp.gemini`` -> ``gemini``, ``azure.ai.inference`` -> ``azure_ai``, ``ibm.watsonx.ai`` ->
+  ``watsonx``; ``gcp.gen_ai``, the Google Gen AI SDK on either endpoint, by ``server.address``:
+  ``vertex_ai`` or ``gemini``); anything else is kept as written (lower case).
 - ``model``: ``gen_ai.response.model``, else ``gen_ai.request.model``.
 - ``input_tokens``: ``gen_ai.usage.input_tokens`` (older: ``prompt_tokens``). It already
   INCLUDES cached tokens (STACK_NOTES.md), as our convention wants: no conversion.
@@ -149,6 +151,8 @@ PROVIDER_NAMES = {
     "az.ai.openai": "azure_openai",
     "gcp.vertex_ai": "vertex_ai",
     "gcp.gemini": "gemini",
+    "azure.ai.inference": "azure_ai",
+    "ibm.watsonx.ai": "watsonx",
     # OpenInference's llm.provider / llm.system values
     "azure": "azure_openai",
     "aws": "bedrock",
@@ -277,9 +281,14 @@ def read(con, path: Path, into: str) -> SkippedRecords:
     gen_ai_keys = sorted({k for keys in CALL_KEYS.values() for k in keys if k != "error.type"})
     attribution_keys = [k for keys in ATTRIBUTION_KEYS.values() for k in keys]
     mapped = sorted(set(gen_ai_keys) | {"error.type"})
+    # gcp.gen_ai (the Google Gen AI SDK) serves either Google endpoint: server.address tells
+    server = _attr(("server.address",))
     provider_case = (
         "case lower(provider) "
         + " ".join(f"when {_q(k)} then {_q(v)}" for k, v in PROVIDER_NAMES.items())
+        + f" when 'gcp.gen_ai' then (case when {server} like '%aiplatform.googleapis.com%' "
+        f"then 'vertex_ai' when {server} like '%generativelanguage.googleapis.com%' "
+        "then 'gemini' else 'gcp.gen_ai' end)"
         + " else lower(provider) end"
     )
     # attribution: nearest ancestor (depth), then key preference order
