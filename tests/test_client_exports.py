@@ -437,3 +437,24 @@ def test_otel_well_known_provider_names(tmp_path, written, server, stored):
     con = duckdb.connect()
     otel.read(con, path, "out")
     assert con.execute("select provider from out").fetchall() == [(stored,)]
+
+
+def test_litellm_tags_without_a_known_prefix_are_kept(tmp_path):
+    """LiteLLM tags are often plain (``checkout``, ``prod``) or the proxy's own
+    (``User-Agent: ...``): the ones no native field takes stay in ``extra.request_tags``, so an
+    organisation can still map them; the prefixed ones fill their fields."""
+    rec = {"request_id": "tags-1", "spend": 0.001, "prompt_tokens": 100, "completion_tokens": 5,
+           "startTime": "2026-11-04T08:00:00Z", "endTime": "2026-11-04T08:00:01Z",
+           "model": "gpt-4.1-mini", "custom_llm_provider": "openai", "status": "success",
+           "request_tags": ["checkout", "feature:basket_summary", "prod",
+                            "User-Agent: OpenAI/Python 1.99"]}
+    plain = {**rec, "request_id": "tags-2", "request_tags": ["feature:basket_summary"]}
+    path = tmp_path / "spend.jsonl"
+    path.write_text(json.dumps(rec) + "\n" + json.dumps(plain) + "\n")
+    result, wh = _ingest(tmp_path, path)
+    assert result.exit_code == 0, result.output
+    rows = dict(_rows(wh, "select request_id, extra from raw.gateway_calls"))
+    assert json.loads(rows["tags-1"])["request_tags"] == [
+        "checkout", "prod", "User-Agent: OpenAI/Python 1.99"]
+    assert "request_tags" not in json.loads(rows["tags-2"] or "{}")
+    assert _rows(wh, "select distinct feature from raw.gateway_calls") == [("basket_summary",)]

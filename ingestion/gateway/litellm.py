@@ -18,7 +18,9 @@ What LiteLLM writes (checked against the proxy's schema and STACK_NOTES.md):
 - Tags arrive as ``request_tags`` (and older proxies: ``metadata.tags``) like
   ``"feature:support_chat"``: ``feature:``, ``segment:``/``customer_segment:``, ``team:``,
   ``customer:``/``customer_id:``, ``env:``/``environment:``, ``class:``/``request_class:``,
-  ``project:``, ``template:``/``prompt_template:`` fill the native fields. ``team`` falls back to
+  ``project:``, ``template:``/``prompt_template:`` fill the native fields; the other request
+  tags (plain ones like ``checkout``, the proxy's ``User-Agent: ...``) stay in
+  ``extra.request_tags``. ``team`` falls back to
   ``metadata.user_api_key_team_alias``; ``customer_id`` to ``end_user``.
 - ``service_tier``: ``metadata.usage_object.service_tier`` (Anthropic writes it in usage), else
   the ``response`` column's ``service_tier`` (OpenAI writes it on the response; an object, or
@@ -423,7 +425,9 @@ def read(con, path: Path, into: str) -> None:
                 f"json_merge_patch(j, {patch_all}::JSON), json_object("
                 "'metadata_unparsed', case when meta is null then j->>'$.metadata' end, "
                 "'request_tags_unparsed', case when tags_json is null "
-                "then j->>'$.request_tags' end)) as varchar), '{}') end as extra"
+                "then j->>'$.request_tags' end, "
+                "'request_tags', case when len(other_tags) > 0 then to_json(other_tags) end"
+                ")) as varchar), '{}') end as extra"
             )
         else:
             select_cols.append(
@@ -457,19 +461,29 @@ def read(con, path: Path, into: str) -> None:
         """
     )
     meta_paths = ", ".join(_q(p) for p in _META)
+    known_tag = " or ".join(
+        f"lower(t) like {_q(p + ':%')}" for ps in _TAG_FIELDS.values() for p in ps
+    )
     con.execute(
         f"""
         create or replace temp table {into} as
-        with tagged as (
+        with tagged0 as (
           select *,
                  json_extract_string(meta, [{meta_paths}]) as mf,
+                 coalesce(case when json_type(tags_json) = 'ARRAY'
+                               then json_extract_string(tags_json, '$[*]') end, []) as req_tags
+          from {base}
+        ),
+        tagged as (
+          select *,
                  list_concat(
-                   coalesce(case when json_type(tags_json) = 'ARRAY'
-                                 then json_extract_string(tags_json, '$[*]') end, []),
+                   req_tags,
                    coalesce(case when json_type(meta, '$.tags') = 'ARRAY'
                                  then json_extract_string(meta, '$.tags[*]') end, [])
-                 ) as tags
-          from {base}
+                 ) as tags,
+                 -- request tags no native field takes (plain tags, the proxy's own)
+                 list_filter(req_tags, lambda t: not ({known_tag})) as other_tags
+          from tagged0
         )
         select {", ".join(select_cols)}
         from tagged
