@@ -458,3 +458,57 @@ def test_litellm_tags_without_a_known_prefix_are_kept(tmp_path):
         "checkout", "prod", "User-Agent: OpenAI/Python 1.99"]
     assert "request_tags" not in json.loads(rows["tags-2"] or "{}")
     assert _rows(wh, "select distinct feature from raw.gateway_calls") == [("basket_summary",)]
+
+
+def test_parquet_exports_of_litellm_and_otel_tables_load(tmp_path):
+    """Detection already names a Parquet file with LiteLLM_SpendLogs' columns ``litellm`` and
+    one of a ClickHouse ``otel_traces`` table ``otel``: their readers must read Parquet (typed
+    columns: TIMESTAMP, DOUBLE, JSON text, MAP attributes), not fail on it as text."""
+    con = duckdb.connect()
+    spend = tmp_path / "spend_logs.parquet"
+    con.execute(f"""
+        copy (select * from (values
+          ('pq-1', 0.0021::double, 1000::bigint, 50::bigint,
+           timestamp '2026-11-04 08:00:00.250', timestamp '2026-11-04 08:00:01.000',
+           'claude-haiku-4-5', 'anthropic',
+           '{{"usage_object": {{"cache_read_input_tokens": 400, "service_tier": "batch"}}}}',
+           '["feature:freight_quotes"]', 'success'),
+          ('pq-2', 0::double, 0::bigint, 0::bigint,
+           timestamp '2026-11-04 08:01:00', timestamp '2026-11-04 08:01:30',
+           'gpt-4.1-mini', 'openai', '{{"error_information": {{"error_code": "408"}}}}',
+           '[]', 'failure')
+        ) as t(request_id, spend, prompt_tokens, completion_tokens, "startTime", "endTime",
+               model, custom_llm_provider, metadata, request_tags, status))
+        to '{spend}' (format parquet)""")
+    traces = tmp_path / "otel_traces.parquet"
+    con.execute(f"""
+        copy (select * from (values
+          (timestamp '2026-11-04 09:00:00.5', 'cbf92f3577b34da6a3ce929d0e0e4743',
+           'eeeeeeeeeeeeeee1', '', 'chat gpt-4.1', 'Client', 'freight-api',
+           map {{'service.name': 'freight-api', 'app.team': 'logistics-ai'}},
+           map {{'gen_ai.provider.name': 'openai', 'gen_ai.request.model': 'gpt-4.1',
+                 'gen_ai.usage.input_tokens': '300', 'gen_ai.usage.output_tokens': '30',
+                 'app.feature': 'freight_quotes'}},
+           750000000::bigint, 'Unset', ''),
+          (timestamp '2026-11-04 09:00:00', 'cbf92f3577b34da6a3ce929d0e0e4743',
+           'eeeeeeeeeeeeeee0', '', 'GET /quote', 'Server', 'freight-api',
+           map {{'service.name': 'freight-api'}}, map {{'http.request.method': 'GET'}},
+           2000000000::bigint, 'Unset', '')
+        ) as t("Timestamp", "TraceId", "SpanId", "ParentSpanId", "SpanName", "SpanKind",
+               "ServiceName", "ResourceAttributes", "SpanAttributes", "Duration",
+               "StatusCode", "StatusMessage"))
+        to '{traces}' (format parquet)""")
+    con.close()
+    result, wh = _ingest(tmp_path, spend, traces)
+    assert result.exit_code == 0, result.output
+    assert _rows(wh, "select request_id, source_format, call_ts, provider, input_tokens, "
+                     "cache_read_input_tokens, service_tier, status, latency_ms, feature, team "
+                     "from raw.gateway_calls order by call_ts") == [
+        ("pq-1", "litellm", datetime(2026, 11, 4, 8, 0, 0, 250000), "anthropic", 1000, 400,
+         "batch", "ok", 750.0, "freight_quotes", None),
+        ("pq-2", "litellm", datetime(2026, 11, 4, 8, 1), "openai", 0, None, None, "timeout",
+         30000.0, None, None),
+        ("eeeeeeeeeeeeeee1", "otel", datetime(2026, 11, 4, 9, 0, 0, 500000), "openai", 300,
+         None, None, "ok", 750.0, "freight_quotes", "logistics-ai"),
+    ]
+    _audit_balances(wh)

@@ -1,4 +1,4 @@
-"""LiteLLM spend-log reader: ``LiteLLM_SpendLogs`` rows (JSONL, a JSON array, or a CSV export)
+"""LiteLLM spend-log reader: ``LiteLLM_SpendLogs`` rows (JSONL, a JSON array, a CSV or a Parquet export)
 mapped onto native gateway-log records (reader interface: see ``readers.py``).
 
 What LiteLLM writes (checked against the proxy's schema and STACK_NOTES.md):
@@ -44,7 +44,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from ingestion.gateway.readers import READER_COLUMNS, ReaderError, has_known_suffix
+from ingestion.gateway.readers import READER_COLUMNS, ReaderError, has_known_suffix, is_parquet
 from ingestion.raw.sniff import SniffError, sniff
 
 # Columns mapped onto native fields or dropped (never copied into ``extra``).
@@ -126,10 +126,14 @@ def load_lines(con, path: Path, into: str) -> None:
 
 def load_records(con, path: Path, into: str) -> None:
     """TEMP table ``into(source_line, raw_line, j JSON, parse_error)``: one row per record of
-    a JSONL file, a JSON array file, or a CSV file with a header (values as strings)."""
+    a JSONL file, a JSON array file, a CSV file with a header (values as strings), or a Parquet
+    file (typed values; MAP columns as objects)."""
     path = Path(path)
     if _is_csv(path):
         _load_csv(con, path, into)
+        return
+    if is_parquet(path):
+        _load_parquet(con, path, into)
         return
     lines = f"{into}_lines"
     load_lines(con, path, lines)
@@ -174,6 +178,30 @@ def load_records(con, path: Path, into: str) -> None:
             """
         )
     con.execute(f"drop table if exists {lines}")
+
+
+def _load_parquet(con, path: Path, into: str) -> None:
+    """A Parquet export of the table (typed columns; JSON columns as text or MAPs): one record
+    per row, numbered by its row in the file, null columns left out as in a CSV."""
+    if not path.is_file():
+        raise ReaderError(f"file not found: {path}")
+    try:
+        con.execute(
+            f"""
+            create or replace temp table {into} as
+            select cast(file_row_number + 1 as bigint) as source_line,
+                   cast(j as varchar) as raw_line, j, cast(null as varchar) as parse_error
+            from (
+              select file_row_number,
+                     json_merge_patch(json_merge_patch('{{}}', to_json(t)),
+                                      '{{"file_row_number": null}}') as j
+              from read_parquet({_q(str(path))}, file_row_number = true) as t
+            )
+            order by source_line
+            """
+        )
+    except Exception as exc:
+        raise ReaderError(f"cannot read {path} as Parquet: {exc}") from exc
 
 
 def _is_csv(path: Path) -> bool:

@@ -207,7 +207,8 @@ def _attr(keys: tuple[str, ...]) -> str:
 # ``parent_id``, ``status.status_code`` "ERROR"), the JS SDK's console span (``id``,
 # ``parentId``, microsecond ``timestamp``/``duration``), a single OTLP span with camelCase ids,
 # or a ClickHouse ``otel_traces`` row (``TraceId``, ``SpanAttributes``, ``Timestamp``,
-# ``Duration`` ns). Attributes may be an OTLP list or a flat object (values taken as text).
+# ``Duration`` ns; also as Parquet, its MAP columns read as objects). Attributes may be an OTLP
+# list or a flat object (values taken as text).
 def _j(*paths: str) -> str:
     return "coalesce(" + ", ".join(f"j->>{_q(p)}" for p in paths) + ")"
 
