@@ -512,3 +512,48 @@ def test_parquet_exports_of_litellm_and_otel_tables_load(tmp_path):
          None, None, "ok", 750.0, "freight_quotes", "logistics-ai"),
     ]
     _audit_balances(wh)
+
+
+def _spend_row(rid: str, minute: int) -> dict:
+    return {"request_id": rid, "call_type": "acompletion", "api_key": "hk_77", "spend": 0.0004,
+            "total_tokens": 260, "prompt_tokens": 240, "completion_tokens": 20,
+            "startTime": f"2026-11-04T08:{minute:02d}:00.000Z",
+            "endTime": f"2026-11-04T08:{minute:02d}:01.000Z", "model": "gpt-4.1-nano",
+            "custom_llm_provider": "openai", "metadata": {}, "request_tags": [],
+            "status": "success"}
+
+
+def test_litellm_spend_logs_api_pages_load(tmp_path):
+    """The proxy's ``/spend/logs/ui`` answers pages ``{"data": [rows], "total", "page",
+    "page_size", "total_pages"}``: saved as is (pretty, or one page per line) they load, each
+    row numbered in document order."""
+    page1 = {"data": [_spend_row("api-1", 1), _spend_row("api-2", 2)], "total": 3, "page": 1,
+             "page_size": 2, "total_pages": 2}
+    page2 = {"data": [_spend_row("api-3", 3)], "total": 3, "page": 2, "page_size": 2,
+             "total_pages": 2}
+    pretty = tmp_path / "spend_page1.json"
+    pretty.write_text(json.dumps(page1, indent=2))
+    lines = tmp_path / "spend_pages.jsonl"
+    lines.write_text(json.dumps({**page1, "data": [_spend_row("api-4", 4)]}) + "\n"
+                     + json.dumps(page2) + "\n")
+    result, wh = _ingest(tmp_path, pretty, lines)
+    assert result.exit_code == 0, result.output
+    assert _rows(wh, "select request_id, source_format, source_line from raw.gateway_calls "
+                     "order by request_id") == [
+        ("api-1", "litellm", 1), ("api-2", "litellm", 2), ("api-3", "litellm", 2),
+        ("api-4", "litellm", 1)]
+    _audit_balances(wh)
+
+
+def test_litellm_summarised_spend_logs_are_refused_with_what_to_do(tmp_path):
+    """``/spend/logs?start_date=..&end_date=..`` answers spend per DAY by default
+    (``summarize=true``): not calls; the command says so and how to get the rows."""
+    summary = [{"startTime": "2026-11-04", "spend": 1.25, "users": {"u1": 1.25},
+                "models": {"gpt-4.1-nano": 1.25}, "hk_77": 1.25},
+               {"startTime": "2026-11-05", "spend": 0, "users": {}, "models": {}}]
+    path = tmp_path / "spend_summary.json"
+    path.write_text(json.dumps(summary))
+    result, wh = _ingest(tmp_path, path)
+    assert result.exit_code == 1, result.output
+    out = " ".join(result.output.split())
+    assert "spend per day" in out and "summarize=false" in out, result.output

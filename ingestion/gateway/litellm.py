@@ -204,6 +204,54 @@ def _load_parquet(con, path: Path, into: str) -> None:
         raise ReaderError(f"cannot read {path} as Parquet: {exc}") from exc
 
 
+def _expand_pages(con, path: Path, recs: str) -> str:
+    """The records of ``recs`` with each page of the proxy's spend-logs API
+    (``/spend/logs/ui``: ``{"data": [rows], "total", "page", ...}``) replaced by its rows,
+    numbered in document order; returns the table to read (``recs`` when there is no page).
+    Raises ReaderError for the summarised ``/spend/logs`` answer (spend per day, no calls)."""
+    is_page = (
+        "(parse_error is null and json_type(j, '$.data') = 'ARRAY' "
+        "and (j->'$.request_id') is null)"
+    )
+    is_summary = (
+        "(parse_error is null and (j->'$.request_id') is null and (j->'$.spend') is not null "
+        "and ((j->'$.users') is not null or (j->'$.models') is not null))"
+    )
+    pages, summaries, records = con.execute(
+        f"select count(*) filter (where {is_page}), count(*) filter (where {is_summary}), "
+        f"count(*) filter (where parse_error is null) from {recs}"
+    ).fetchone()
+    if records and summaries == records:
+        raise ReaderError(
+            f"{path} is LiteLLM's summarised spend (spend per day, by user and model), not one "
+            "row per call: ask the proxy for the rows (`/spend/logs?...&summarize=false`, or "
+            "`/spend/logs/ui`) or export the LiteLLM_SpendLogs table"
+        )
+    if not pages:
+        return recs
+    expanded = f"{recs}_rows"
+    con.execute(
+        f"""
+        create or replace temp table {expanded} as
+        select cast(row_number() over (order by source_line, k) as bigint) as source_line,
+               case when e is null then raw_line else cast(e as varchar) end as raw_line,
+               coalesce(e, j) as j,
+               case when e is not null and json_type(e) <> 'OBJECT' then 'not a JSON object'
+                    else parse_error end as parse_error
+        from (
+          select source_line, raw_line, parse_error, j, e, k
+          from {recs}, unnest(json_extract(j, '$.data[*]')) with ordinality as u(e, k)
+          where {is_page}
+          union all
+          select source_line, raw_line, parse_error, j, null, 0 from {recs}
+          where not coalesce({is_page}, false)
+        )
+        """
+    )
+    con.execute(f"drop table if exists {recs}")
+    return expanded
+
+
 def _is_csv(path: Path) -> bool:
     """A CSV file: by its name (``.csv``, ``.csv.gz``), or by its content when the name says
     neither JSON nor Parquet (``\\copy ... to 'spend_logs' csv header`` names no suffix)."""
@@ -365,6 +413,7 @@ def read(con, path: Path, into: str) -> None:
     recs = f"{into}_recs"
     base = f"{into}_base"
     load_records(con, path, recs)
+    recs = _expand_pages(con, path, recs)
     status_raw = f"lower(coalesce(status_top, {_m('$.status')}))"
     has_err = f"(coalesce({_m('$.error_information')}, err_info_top) is not null)"
     err = f"coalesce({_m('$.error_information.error_code')}, err_code_top, '')"

@@ -330,10 +330,11 @@ def check_file(path: Path, fmt: str | None = None) -> str:
         raise ReaderError(f"{path} is {what.describe()}; {READS}")
     if (
         what.kind == "json_document"
-        and fmt != "otel"
-        and "resourceSpans" not in what.columns
+        and fmt not in ("otel", "litellm")
+        # one OTLP export, or a page of LiteLLM's spend-logs API ({"data": [rows], ...});
         # a document longer than the sniffed head: its keys from the whole first record
-        and (what.columns or detect_format(path) != "otel")
+        and _classify_keys(what.columns) == "native"
+        and detect_format(path) == "native"
     ):
         raise ReaderError(
             f"{path} is {what.describe()}; {READS}. Write one record per line "
@@ -363,5 +364,15 @@ def detect_format(path: Path) -> str:
         return _classify_keys(names)
     record = _first_record(path)
     if isinstance(record, dict):
-        return _classify_keys(record)
+        return _classify_keys(_record_keys(record))
     return "native"
+
+
+def _record_keys(record: dict) -> set[str]:
+    """A record's keys, with those of its first ``data`` element for a page of an API answer
+    (LiteLLM's ``/spend/logs/ui``: ``{"data": [rows], "total": .., "page": ..}``)."""
+    keys = set(record)
+    data = record.get("data")
+    if "request_id" not in keys and isinstance(data, list) and data and isinstance(data[0], dict):
+        keys |= set(data[0])
+    return keys
