@@ -557,3 +557,25 @@ def test_litellm_summarised_spend_logs_are_refused_with_what_to_do(tmp_path):
     assert result.exit_code == 1, result.output
     out = " ".join(result.output.split())
     assert "spend per day" in out and "summarize=false" in out, result.output
+
+
+def test_console_exporter_stream_of_pretty_spans_loads(tmp_path):
+    """The Python SDK's ConsoleSpanExporter writes each span as an indented JSON object, one
+    after another (no array, not one per line): the spans load, numbered in order."""
+    tr = "dbf92f3577b34da6a3ce929d0e0e4744"
+    spans = [
+        _sdk_span(tr, "fffffffffffffff1", "POST /answer", {"app.feature": "policy_chat"}),
+        _sdk_span(tr, "fffffffffffffff2", "chat gpt-4.1-mini", {
+            "gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai",
+            "gen_ai.request.model": "gpt-4.1-mini", "gen_ai.response.id": "chatcmpl-c1",
+            "gen_ai.usage.input_tokens": 700, "gen_ai.usage.output_tokens": 70},
+            parent="fffffffffffffff1"),
+    ]
+    path = tmp_path / "console.json"
+    path.write_text("".join(json.dumps(s, indent=4) + "\n" for s in spans))
+    result, wh = _ingest(tmp_path, path)
+    assert result.exit_code == 0, result.output
+    assert _rows(wh, "select request_id, source_format, source_line, input_tokens, feature "
+                     "from raw.gateway_calls") == [
+        ("chatcmpl-c1", "otel", 2, 700, "policy_chat")]
+    assert "2 spans = 1 call record (rows read)" in " ".join(result.output.split())

@@ -152,6 +152,11 @@ def load_records(con, path: Path, into: str) -> None:
         ).fetchone()[0]
         if not _is_json(con, whole or ""):
             whole = None
+            if first[0].startswith("{") and _load_stream(con, path, into):
+                # pretty-printed objects one after another (the OpenTelemetry Python SDK's
+                # ConsoleSpanExporter writes each span so)
+                con.execute(f"drop table if exists {lines}")
+                return
     if whole is not None:
         con.execute(
             f"""
@@ -178,6 +183,29 @@ def load_records(con, path: Path, into: str) -> None:
             """
         )
     con.execute(f"drop table if exists {lines}")
+
+
+def _load_stream(con, path: Path, into: str) -> bool:
+    """TEMP table ``into`` from a file of JSON values written one after another (not one per
+    line); False (nothing created) when the file is not such a stream, e.g. JSON lines with a
+    broken first line, whose good lines the line path must still read."""
+    try:
+        con.execute(
+            f"""
+            create or replace temp table {into} as
+            select cast(row_number() over () as bigint) as source_line,
+                   cast(json as varchar) as raw_line, json as j,
+                   case when json_type(json) <> 'OBJECT' then 'not a JSON object' end
+                     as parse_error
+            from read_json_objects({_q(str(path))}, format = 'unstructured')
+            """
+        )
+    except Exception as exc:
+        if "duckdb" in type(exc).__module__:
+            con.execute(f"drop table if exists {into}")
+            return False
+        raise
+    return True
 
 
 def _load_parquet(con, path: Path, into: str) -> None:

@@ -154,7 +154,8 @@ class SkippedRecords:
         if not parts:
             return None
         return (
-            f"{source_name}: {self.total:,} {self.unit} = {self.records:,} call records "
+            f"{source_name}: {self.total:,} {self.unit} = {self.records:,} call "
+            f"record{'' if self.records == 1 else 's'} "
             f"(rows read) + {' + '.join(parts)}; only call records are loaded or quarantined"
         )
 
