@@ -182,6 +182,17 @@ def _collector_file(path: Path) -> Path:
 def test_otlp_collector_file_loads_and_counts_every_span(tmp_path):
     path = _collector_file(tmp_path / "traces.json")
     result, wh = _ingest(tmp_path, path)
+    # a truncated line (the collector killed mid-write) is one unreadable document
+    broken = _collector_file(tmp_path / "traces-cut.jsonl")
+    broken.write_text(broken.read_text() + '{"resourceSpans":[{"resource":\n')
+    (tmp_path / "cut").mkdir()
+    result_cut, wh_cut = _ingest(tmp_path / "cut", broken)
+    assert result_cut.exit_code == 0, result_cut.output
+    assert ("traces-cut.jsonl: 8 spans = 2 call records + 4 spans that are not GenAI calls"
+            ) in " ".join(result_cut.output.split())
+    assert "rows read = 2 call records + 1 unreadable document;" in " ".join(
+        result_cut.output.split())
+    assert _rows(wh_cut, "select rows_read, rows_quarantined from raw.load_audit") == [(3, 1)]
     assert result.exit_code == 0, result.output
     rows = _rows(wh, "select request_id, provider, model, input_tokens, output_tokens, "
                      "cache_read_input_tokens, cache_write_input_tokens, service_tier, feature, "

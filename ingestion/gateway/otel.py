@@ -525,13 +525,17 @@ def read(con, path: Path, into: str) -> SkippedRecords:
         f"select (select count(*) from {into}_spans), count(*), count(*) filter (where is_call) "
         f"from {into}_genai"
     ).fetchone()
-    records = con.execute(f"select count(*) from {into} where parse_error is null").fetchone()[0]
+    records, unreadable = con.execute(
+        f"select count(*) filter (where parse_error is null), "
+        f"count(*) filter (where parse_error is not null) from {into}"
+    ).fetchone()
     for t in (recs, *(f"{into}_{x}" for x in ("docs2", "rs", "ss", "ordered", "spans", "genai"))):
         con.execute(f"drop table if exists {t}")
     return SkippedRecords(
         unit="spans",
         total=spans,
         records=records,
+        unreadable=unreadable,
         skipped=[
             (spans - genai, "span that is not a GenAI call", "spans that are not GenAI calls",
              "(HTTP, database, application)"),

@@ -144,6 +144,7 @@ class SkippedRecords:
     total: int
     records: int
     skipped: list[tuple[int, str, str, str]]
+    unreadable: int = 0  # rows that are not units (an unreadable document), quarantined
 
     def note(self, source_name: str) -> str | None:
         parts = [
@@ -153,10 +154,17 @@ class SkippedRecords:
         ]
         if not parts:
             return None
+        records = f"{self.records:,} call record{'' if self.records == 1 else 's'}"
+        read = (
+            f"rows read = {records} + {self.unreadable:,} unreadable "
+            f"document{'' if self.unreadable == 1 else 's'}; "
+            if self.unreadable
+            else ""
+        )
         return (
-            f"{source_name}: {self.total:,} {self.unit} = {self.records:,} call "
-            f"record{'' if self.records == 1 else 's'} "
-            f"(rows read) + {' + '.join(parts)}; only call records are loaded or quarantined"
+            f"{source_name}: {self.total:,} {self.unit} = {records}"
+            f"{'' if self.unreadable else ' (rows read)'} + {' + '.join(parts)}; {read}"
+            "only call records are loaded or quarantined"
         )
 
 
