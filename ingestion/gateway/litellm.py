@@ -1,4 +1,4 @@
-"""LiteLLM spend-log reader: ``LiteLLM_SpendLogs`` rows (JSONL, a JSON array, or a CSV export)
+"""LiteLLM spend-log reader: ``LiteLLM_SpendLogs`` rows (JSONL, a JSON array, a CSV or a Parquet export)
 mapped onto native gateway-log records (reader interface: see ``readers.py``).
 
 What LiteLLM writes (checked against the proxy's schema and STACK_NOTES.md):
@@ -18,8 +18,16 @@ What LiteLLM writes (checked against the proxy's schema and STACK_NOTES.md):
 - Tags arrive as ``request_tags`` (and older proxies: ``metadata.tags``) like
   ``"feature:invoice_triage"``: ``feature:``, ``segment:``/``customer_segment:``, ``team:``,
   ``customer:``/``customer_id:``, ``env:``/``environment:``, ``class:``/``request_class:``,
-  ``project:``, ``template:``/``prompt_template:`` fill the native fields. ``team`` falls back to
+  ``project:``, ``template:``/``prompt_template:`` fill the native fields; the other request
+  tags (plain ones like ``checkout``, the proxy's ``User-Agent: ...``) stay in
+  ``extra.request_tags``. ``team`` falls back to
   ``metadata.user_api_key_team_alias``; ``customer_id`` to ``end_user``.
+- ``service_tier``: ``metadata.usage_object.service_tier`` (Anthropic writes it in usage), else
+  the ``response`` column's ``service_tier`` (OpenAI writes it on the response; an object, or
+  JSON text in a CSV export), else a top-level ``service_tier``; normalised by ``tiers.py``.
+- StandardLoggingPayload (what LiteLLM's logger callbacks, e.g. s3 / gcs_bucket, write) is read
+  too: ``id`` is the ``request_id``, ``response_cost`` the cost, ``trace_id`` the trace,
+  ``startTime``/``endTime`` epoch seconds (floats), ``error_information`` top level.
 - ``provider`` is ``custom_llm_provider``, else the model's ``provider/`` prefix, else the
   provider recognised from ``api_base``.
 
@@ -36,11 +44,16 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from ingestion.gateway.readers import READER_COLUMNS, ReaderError
+from ingestion.gateway.readers import READER_COLUMNS, ReaderError, has_known_suffix, is_parquet
+from ingestion.raw.sniff import SniffError, sniff
 
 # Columns mapped onto native fields or dropped (never copied into ``extra``).
 _MAPPED = (
+    "service_tier",
     "request_id",
+    "id",
+    "trace_id",
+    "response_cost",
     "startTime",
     "endTime",
     "model",
@@ -113,11 +126,14 @@ def load_lines(con, path: Path, into: str) -> None:
 
 def load_records(con, path: Path, into: str) -> None:
     """TEMP table ``into(source_line, raw_line, j JSON, parse_error)``: one row per record of
-    a JSONL file, a JSON array file, or a CSV file with a header (values as strings)."""
+    a JSONL file, a JSON array file, a CSV file with a header (values as strings), or a Parquet
+    file (typed values; MAP columns as objects)."""
     path = Path(path)
-    lower = path.name.lower()
-    if lower.endswith((".csv", ".csv.gz")):
+    if _is_csv(path):
         _load_csv(con, path, into)
+        return
+    if is_parquet(path):
+        _load_parquet(con, path, into)
         return
     lines = f"{into}_lines"
     load_lines(con, path, lines)
@@ -136,6 +152,11 @@ def load_records(con, path: Path, into: str) -> None:
         ).fetchone()[0]
         if not _is_json(con, whole or ""):
             whole = None
+            if first[0].startswith("{") and _load_stream(con, path, into):
+                # pretty-printed objects one after another (the OpenTelemetry Python SDK's
+                # ConsoleSpanExporter writes each span so)
+                con.execute(f"drop table if exists {lines}")
+                return
     if whole is not None:
         con.execute(
             f"""
@@ -164,6 +185,115 @@ def load_records(con, path: Path, into: str) -> None:
     con.execute(f"drop table if exists {lines}")
 
 
+def _load_stream(con, path: Path, into: str) -> bool:
+    """TEMP table ``into`` from a file of JSON values written one after another (not one per
+    line); False (nothing created) when the file is not such a stream, e.g. JSON lines with a
+    broken first line, whose good lines the line path must still read."""
+    try:
+        con.execute(
+            f"""
+            create or replace temp table {into} as
+            select cast(row_number() over () as bigint) as source_line,
+                   cast(json as varchar) as raw_line, json as j,
+                   case when json_type(json) <> 'OBJECT' then 'not a JSON object' end
+                     as parse_error
+            from read_json_objects({_q(str(path))}, format = 'unstructured')
+            """
+        )
+    except Exception as exc:
+        if "duckdb" in type(exc).__module__:
+            con.execute(f"drop table if exists {into}")
+            return False
+        raise
+    return True
+
+
+def _load_parquet(con, path: Path, into: str) -> None:
+    """A Parquet export of the table (typed columns; JSON columns as text or MAPs): one record
+    per row, numbered by its row in the file, null columns left out as in a CSV."""
+    if not path.is_file():
+        raise ReaderError(f"file not found: {path}")
+    try:
+        con.execute(
+            f"""
+            create or replace temp table {into} as
+            select cast(file_row_number + 1 as bigint) as source_line,
+                   cast(j as varchar) as raw_line, j, cast(null as varchar) as parse_error
+            from (
+              select file_row_number,
+                     json_merge_patch(json_merge_patch('{{}}', to_json(t)),
+                                      '{{"file_row_number": null}}') as j
+              from read_parquet({_q(str(path))}, file_row_number = true) as t
+            )
+            order by source_line
+            """
+        )
+    except Exception as exc:
+        raise ReaderError(f"cannot read {path} as Parquet: {exc}") from exc
+
+
+def _expand_pages(con, path: Path, recs: str) -> str:
+    """The records of ``recs`` with each page of the proxy's spend-logs API
+    (``/spend/logs/ui``: ``{"data": [rows], "total", "page", ...}``) replaced by its rows,
+    numbered in document order; returns the table to read (``recs`` when there is no page).
+    Raises ReaderError for the summarised ``/spend/logs`` answer (spend per day, no calls)."""
+    is_page = (
+        "(parse_error is null and json_type(j, '$.data') = 'ARRAY' "
+        "and (j->'$.request_id') is null)"
+    )
+    is_summary = (
+        "(parse_error is null and (j->'$.request_id') is null and (j->'$.spend') is not null "
+        "and ((j->'$.users') is not null or (j->'$.models') is not null))"
+    )
+    pages, summaries, records = con.execute(
+        f"select count(*) filter (where {is_page}), count(*) filter (where {is_summary}), "
+        f"count(*) filter (where parse_error is null) from {recs}"
+    ).fetchone()
+    if records and summaries == records:
+        raise ReaderError(
+            f"{path} is LiteLLM's summarised spend (spend per day, by user and model), not one "
+            "row per call: ask the proxy for the rows (`/spend/logs?...&summarize=false`, or "
+            "`/spend/logs/ui`) or export the LiteLLM_SpendLogs table"
+        )
+    if not pages:
+        return recs
+    expanded = f"{recs}_rows"
+    con.execute(
+        f"""
+        create or replace temp table {expanded} as
+        select cast(row_number() over (order by source_line, k) as bigint) as source_line,
+               case when e is null then raw_line else cast(e as varchar) end as raw_line,
+               coalesce(e, j) as j,
+               case when e is not null and json_type(e) <> 'OBJECT' then 'not a JSON object'
+                    else parse_error end as parse_error
+        from (
+          select source_line, raw_line, parse_error, j, e, k
+          from {recs}, unnest(json_extract(j, '$.data[*]')) with ordinality as u(e, k)
+          where {is_page}
+          union all
+          select source_line, raw_line, parse_error, j, null, 0 from {recs}
+          where not coalesce({is_page}, false)
+        )
+        """
+    )
+    con.execute(f"drop table if exists {recs}")
+    return expanded
+
+
+def _is_csv(path: Path) -> bool:
+    """A CSV file: by its name (``.csv``, ``.csv.gz``), or by its content when the name says
+    neither JSON nor Parquet (``\\copy ... to 'spend_logs' csv header`` names no suffix)."""
+    lower = path.name.lower()
+    if lower.endswith((".csv", ".csv.gz")):
+        return True
+    if has_known_suffix(path) or not path.is_file():
+        return False
+    try:
+        return sniff(path).kind == "csv"
+    except SniffError:
+        return False
+
+
 def _is_json(con, text: str) -> bool:
     return bool(con.execute("select json_valid(?)", [text]).fetchone()[0])
 
@@ -188,11 +318,30 @@ def _load_csv(con, path: Path, into: str) -> None:
         raise ReaderError(f"cannot read {path} as CSV with a header: {exc}") from exc
 
 
+def _python_literal_as_json(text: str) -> str:
+    """SQL: JSON text of a Python literal of dicts/lists of str, numbers, True/False/None (what
+    pandas' ``to_csv`` writes for a JSON column): single quotes become double quotes, the
+    constants JSON's. Only used when the result is valid JSON (a string holding a quote makes
+    it invalid, and the value stays unparsed)."""
+    swapped = f"replace({text}, '''', '\"')"
+    # twice: a match consumes the delimiter the next one needs (``[None, None]``)
+    for py, js in (("True", "true"), ("False", "false"), ("None", "null")) * 2:
+        swapped = (
+            f"regexp_replace({swapped}, '([\\[{{:,]\\s*){py}(\\s*[\\]}},])', '\\1{js}\\2', 'g')"
+        )
+    return swapped
+
+
 def _from_string_or_json(v: str) -> str:
-    """A JSON value that may also arrive as JSON text inside a string (CSV exports)."""
+    """A JSON value that may also arrive as text inside a string (CSV exports): JSON text, or a
+    Python literal (a CSV written by pandas)."""
+    text = f"({v}->>'$')"
+    py = _python_literal_as_json(text)
     return (
         f"(case when json_type({v}) = 'VARCHAR' then "
-        f"(case when json_valid({v}->>'$') then cast({v}->>'$' as JSON) end) "
+        f"(case when json_valid({text}) then cast({text} as JSON) "
+        f"when regexp_matches({text}, '^\\s*[\\[{{]') and json_valid({py}) "
+        f"then cast({py} as JSON) end) "
         f"when json_type({v}) = 'NULL' then null else {v} end)"
     )
 
@@ -203,11 +352,18 @@ def _utc_text(expr: str) -> str:
 
 
 def _ts(expr: str) -> str:
+    """TIMESTAMPTZ of a timestamp text: RFC 3339 / ISO (no offset = UTC) or epoch seconds
+    (StandardLoggingPayload's float ``startTime``, e.g. ``1793779200.25``)."""
     with_tz = (
         f"(case when regexp_matches({expr}, '(Z|[+-]\\d\\d(:?\\d\\d)?)$') then {expr} "
         f"else {expr} || '+00:00' end)"
     )
-    return f"try_cast({with_tz} as timestamptz)"
+    epoch_us = f"cast(round(try_cast({expr} as decimal(20, 6)) * 1000000) as bigint)"
+    return (
+        f"(case when regexp_matches({expr}, '^\\s*\\d{{9,11}}(\\.\\d*)?\\s*$') "
+        f"then make_timestamp({epoch_us}) at time zone 'UTC' "
+        f"else try_cast({with_tz} as timestamptz) end)"
+    )
 
 
 def _tag(field: str) -> str:
@@ -231,6 +387,16 @@ _TOP = (
     "api_key",
     "end_user",
     "status",
+    # StandardLoggingPayload (LiteLLM's logger callbacks) spellings
+    "id",
+    "trace_id",
+    "response_cost",
+    "error_information",
+    "error_information.error_code",
+    "error_information.error_class",
+    # OpenAI's tier is on the response, not in usage: the response column or a top-level one
+    "response.service_tier",
+    "service_tier",
 )
 # metadata paths read as text (one parse of metadata per record).
 _META = (
@@ -275,10 +441,13 @@ def read(con, path: Path, into: str) -> None:
     recs = f"{into}_recs"
     base = f"{into}_base"
     load_records(con, path, recs)
+    recs = _expand_pages(con, path, recs)
     status_raw = f"lower(coalesce(status_top, {_m('$.status')}))"
-    has_err = f"({_m('$.error_information')} is not null)"
-    err = f"coalesce({_m('$.error_information.error_code')}, '')"
-    err_class = f"lower(coalesce({_m('$.error_information.error_class')}, ''))"
+    has_err = f"(coalesce({_m('$.error_information')}, err_info_top) is not null)"
+    err = f"coalesce({_m('$.error_information.error_code')}, err_code_top, '')"
+    err_class = (
+        f"lower(coalesce({_m('$.error_information.error_class')}, err_class_top, ''))"
+    )
     status = f"""
       case
         when {status_raw} is null and not {has_err} then null
@@ -299,13 +468,13 @@ def read(con, path: Path, into: str) -> None:
     patch_text = _q(json.dumps(dict.fromkeys(_PROMPT_TEXT)))
     model_prefix = "case when model like '%/%' then split_part(model, '/', 1) end"
     native = {
-        "request_id": "request_id",
+        "request_id": "coalesce(request_id, id_raw)",
         "timestamp": f"case when start_raw is not null then {_utc_text('start_raw')} end",
         "provider": f"coalesce(provider_raw, {model_prefix}, {_PROVIDER_FROM_API_BASE})",
         "model": "model",
         "input_tokens": "prompt_tokens",
         "output_tokens": "completion_tokens",
-        "trace_id": "null",
+        "trace_id": "trace_raw",
         "attempt": "null",
         "latency_ms": "cast((epoch_us(end_ts) - epoch_us(start_ts)) / 1000.0 as varchar)",
         "feature": _tag("feature"),
@@ -331,7 +500,10 @@ def read(con, path: Path, into: str) -> None:
             "$.additional_usage_values.completion_tokens_details.reasoning_tokens",
         ),
         "batch": "null",
-        "service_tier": _m("$.usage_object.service_tier"),
+        "service_tier": (
+            f"coalesce({_m('$.usage_object.service_tier')}, tier_response, "
+            "tier_response_text, tier_top)"
+        ),
         "status": status,
         "outcome": "null",
         "quality_score": "null",
@@ -339,7 +511,7 @@ def read(con, path: Path, into: str) -> None:
         "prompt_prefix_hash": "null",
         "prompt_preview": "null",
         "metadata": f"cast(json_merge_patch(meta, {patch_text}::JSON) as varchar)",
-        "cost_usd": "spend",
+        "cost_usd": "coalesce(spend, response_cost)",
     }
     select_cols = []
     for col in READER_COLUMNS:
@@ -353,8 +525,14 @@ def read(con, path: Path, into: str) -> None:
             )
         elif col == "extra":
             select_cols.append(
-                f"case when parse_error is null then nullif(cast(json_merge_patch(j, "
-                f"{patch_all}::JSON) as varchar), '{{}}') end as extra"
+                # a metadata / request_tags text that did not parse is kept, not dropped
+                f"case when parse_error is null then nullif(cast(json_merge_patch("
+                f"json_merge_patch(j, {patch_all}::JSON), json_object("
+                "'metadata_unparsed', case when meta is null then j->>'$.metadata' end, "
+                "'request_tags_unparsed', case when tags_json is null "
+                "then j->>'$.request_tags' end, "
+                "'request_tags', case when len(other_tags) > 0 then to_json(other_tags) end"
+                ")) as varchar), '{}') end as extra"
             )
         else:
             select_cols.append(
@@ -368,7 +546,12 @@ def read(con, path: Path, into: str) -> None:
         create or replace temp table {base} as
         select source_line, raw_line, parse_error, j, {named},
                {_ts("start_raw0")} as start_ts, {_ts("end_raw")} as end_ts,
-               meta, tags_json
+               meta, tags_json,
+               -- the response as JSON text (a CSV export): only its tier is read
+               case when json_type(j, '$.response') = 'VARCHAR'
+                         and json_valid(j->>'$.response')
+                    then nullif(json_extract_string(j->>'$.response', '$.service_tier'), '')
+               end as tier_response_text
         from (
           select *, f[2] as start_raw0,
                  {_from_string_or_json("jf[1]")} as meta,
@@ -383,19 +566,29 @@ def read(con, path: Path, into: str) -> None:
         """
     )
     meta_paths = ", ".join(_q(p) for p in _META)
+    known_tag = " or ".join(
+        f"lower(t) like {_q(p + ':%')}" for ps in _TAG_FIELDS.values() for p in ps
+    )
     con.execute(
         f"""
         create or replace temp table {into} as
-        with tagged as (
+        with tagged0 as (
           select *,
                  json_extract_string(meta, [{meta_paths}]) as mf,
+                 coalesce(case when json_type(tags_json) = 'ARRAY'
+                               then json_extract_string(tags_json, '$[*]') end, []) as req_tags
+          from {base}
+        ),
+        tagged as (
+          select *,
                  list_concat(
-                   coalesce(case when json_type(tags_json) = 'ARRAY'
-                                 then json_extract_string(tags_json, '$[*]') end, []),
+                   req_tags,
                    coalesce(case when json_type(meta, '$.tags') = 'ARRAY'
                                  then json_extract_string(meta, '$.tags[*]') end, [])
-                 ) as tags
-          from {base}
+                 ) as tags,
+                 -- request tags no native field takes (plain tags, the proxy's own)
+                 list_filter(req_tags, lambda t: not ({known_tag})) as other_tags
+          from tagged0
         )
         select {", ".join(select_cols)}
         from tagged
@@ -419,4 +612,12 @@ _TOP_NAMES = {
     "api_key": "api_key",
     "end_user": "end_user",
     "status": "status_top",
+    "id": "id_raw",
+    "trace_id": "trace_raw",
+    "response_cost": "response_cost",
+    "error_information": "err_info_top",
+    "error_information.error_code": "err_code_top",
+    "error_information.error_class": "err_class_top",
+    "response.service_tier": "tier_response",
+    "service_tier": "tier_top",
 }

@@ -9,7 +9,10 @@ arrayValue}}``, int64 values are strings, ids are hex, ``status.code`` an intege
 Which spans are records: spans with ``gen_ai.*`` attributes naming a model or usage, except
 agent/tool spans (``gen_ai.operation.name`` ``invoke_agent``, ``create_agent``,
 ``execute_tool``). Other spans (HTTP, database, application spans) are not records and are
-not quarantined; they only lend attributes to their descendants.
+not quarantined; they only lend attributes to their descendants. Nothing disappears from the
+counts: the reader returns a :class:`~ingestion.gateway.readers.SkippedRecords` and the load
+report notes, per file, ``N spans = call records (rows read) + spans that are not GenAI calls
++ GenAI spans that are not model calls + spans of a call already counted (merged siblings)``.
 
 Mapping (both semantic-convention generations):
 
@@ -19,7 +22,9 @@ and OpenInference's ``llm.*``, ``openai.*``); the first present wins.
 - ``provider``: ``gen_ai.provider.name``, else the older ``gen_ai.system``; lower-cased, with the
   convention's well-known values renamed to ours (``aws.bedrock`` -> ``bedrock``,
   ``azure.ai.openai`` -> ``azure_openai``, ``gcp.vertex_ai`` -> ``vertex_ai``,
-  ``gcp.gemini`` -> ``gemini``); anything else is kept as written.
+  ``gcp.gemini`` -> ``gemini``, ``azure.ai.inference`` -> ``azure_ai``, ``ibm.watsonx.ai`` ->
+  ``watsonx``; ``gcp.gen_ai``, the Google Gen AI SDK on either endpoint, by ``server.address``:
+  ``vertex_ai`` or ``gemini``); anything else is kept as written (lower case).
 - ``model``: ``gen_ai.response.model``, else ``gen_ai.request.model``.
 - ``input_tokens``: ``gen_ai.usage.input_tokens`` (older: ``prompt_tokens``). It already
   INCLUDES cached tokens (STACK_NOTES.md), as our convention wants: no conversion.
@@ -56,7 +61,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ingestion.gateway.litellm import load_records
-from ingestion.gateway.readers import READER_COLUMNS
+from ingestion.gateway.readers import READER_COLUMNS, SkippedRecords
 
 # native field -> attribute keys, most specific first (searched up the parent chain).
 ATTRIBUTION_KEYS: dict[str, tuple[str, ...]] = {
@@ -146,6 +151,8 @@ PROVIDER_NAMES = {
     "az.ai.openai": "azure_openai",
     "gcp.vertex_ai": "vertex_ai",
     "gcp.gemini": "gemini",
+    "azure.ai.inference": "azure_ai",
+    "ibm.watsonx.ai": "watsonx",
     # OpenInference's llm.provider / llm.system values
     "azure": "azure_openai",
     "aws": "bedrock",
@@ -195,8 +202,79 @@ def _attr(keys: tuple[str, ...]) -> str:
     return f"coalesce({', '.join(picks)})" if len(picks) > 1 else picks[0]
 
 
-def read(con, path: Path, into: str) -> None:
-    """Read one OTLP/JSON trace file into the TEMP table ``into`` (reader interface)."""
+# A span exported on its own, one per line or as array elements ("flattened" exports): the
+# OpenTelemetry Python SDK's span JSON (``context.trace_id`` "0x..", ISO ``start_time``,
+# ``parent_id``, ``status.status_code`` "ERROR"), the JS SDK's console span (``id``,
+# ``parentId``, microsecond ``timestamp``/``duration``), a single OTLP span with camelCase ids,
+# or a ClickHouse ``otel_traces`` row (``TraceId``, ``SpanAttributes``, ``Timestamp``,
+# ``Duration`` ns; also as Parquet, its MAP columns read as objects). Attributes may be an OTLP
+# list or a flat object (values taken as text).
+def _j(*paths: str) -> str:
+    return "coalesce(" + ", ".join(f"j->>{_q(p)}" for p in paths) + ")"
+
+
+def _hex_id(*paths: str) -> str:
+    return f"lower(regexp_replace({_j(*paths)}, '^0x', ''))"
+
+
+_FLAT_SPAN_ID = _hex_id("$.spanId", "$.span_id", "$.context.span_id", "$.SpanId",
+                        "$.spanContext.spanId", "$.id")
+_FLAT_ATTRS = "coalesce(j->'$.attributes', j->'$.SpanAttributes')"
+_FLAT_RESOURCE = "coalesce(j->'$.resource.attributes', j->'$.ResourceAttributes')"
+
+
+def _kv_list(obj: str) -> str:
+    """OTLP attribute list (JSON) of ``obj``: as is when a list, built from a flat object."""
+    built = (
+        f"to_json(list_transform(json_keys({obj}), lambda k: {{'key': k, 'value': "
+        f"{{'stringValue': json_extract_string({obj}, '$.\"' || replace(k, '\"', '') || '\"')}}}}))"
+    )
+    return (
+        f"(case json_type({obj}) when 'ARRAY' then {obj} when 'OBJECT' then {built} "
+        "else '[]'::JSON end)"
+    )
+
+
+def _flat_to_otlp() -> str:
+    """SQL: the record ``j`` (one flattened span) as a one-span OTLP/JSON export."""
+    iso_ns = "cast(epoch_ns(try_cast({} as timestamptz)) as varchar)"
+    start = (
+        f"coalesce({_j('$.startTimeUnixNano')}, "
+        f"{iso_ns.format(_j('$.start_time', '$.startTime', '$.Timestamp'))}, "
+        f"cast(try_cast(j->>'$.timestamp' as hugeint) * 1000 as varchar))"
+    )
+    end = (
+        f"coalesce({_j('$.endTimeUnixNano')}, {iso_ns.format(_j('$.end_time', '$.endTime'))}, "
+        f"cast(try_cast({start} as hugeint) + try_cast(j->>'$.Duration' as hugeint) "
+        "as varchar), "
+        f"cast(try_cast({start} as hugeint) + try_cast(j->>'$.duration' as hugeint) * 1000 "
+        "as varchar))"
+    )
+    code = _j("$.status.code", "$.status.status_code", "$.StatusCode")
+    return f"""json_object('resourceSpans', json_array(json_object(
+      'resource', json_object('attributes', {_kv_list(_FLAT_RESOURCE)}),
+      'scopeSpans', json_array(json_object(
+        'scope', json_object('name', {_j('$.instrumentation_scope.name', '$.scope.name',
+                                         '$.ScopeName', '$.instrumentationScope.name',
+                                         '$.instrumentationLibrary.name')}),
+        'spans', json_array(json_object(
+          'traceId', {_hex_id('$.traceId', '$.trace_id', '$.context.trace_id', '$.TraceId',
+                              '$.spanContext.traceId')},
+          'spanId', {_FLAT_SPAN_ID},
+          'parentSpanId', {_hex_id('$.parentSpanId', '$.parent_span_id', '$.parent_id',
+                                   '$.parentId', '$.ParentSpanId')},
+          'name', {_j('$.name', '$.SpanName')},
+          'startTimeUnixNano', {start}, 'endTimeUnixNano', {end},
+          'status', json_object(
+            'code', case when upper({code}) in ('2', 'ERROR', 'STATUS_CODE_ERROR',
+                                                'STATUSCODE.ERROR') then 2 else 0 end,
+            'message', {_j('$.status.message', '$.status.description', '$.StatusMessage')}),
+          'attributes', {_kv_list(_FLAT_ATTRS)})))))))"""
+
+
+def read(con, path: Path, into: str) -> SkippedRecords:
+    """Read one OTLP/JSON trace file into the TEMP table ``into`` (reader interface); returns
+    how many spans the file held and which of them are not call records."""
     path = Path(path)
     recs = f"{into}_docs"
     load_records(con, path, recs)
@@ -204,9 +282,14 @@ def read(con, path: Path, into: str) -> None:
     gen_ai_keys = sorted({k for keys in CALL_KEYS.values() for k in keys if k != "error.type"})
     attribution_keys = [k for keys in ATTRIBUTION_KEYS.values() for k in keys]
     mapped = sorted(set(gen_ai_keys) | {"error.type"})
+    # gcp.gen_ai (the Google Gen AI SDK) serves either Google endpoint: server.address tells
+    server = _attr(("server.address",))
     provider_case = (
         "case lower(provider) "
         + " ".join(f"when {_q(k)} then {_q(v)}" for k, v in PROVIDER_NAMES.items())
+        + f" when 'gcp.gen_ai' then (case when {server} like '%aiplatform.googleapis.com%' "
+        f"then 'vertex_ai' when {server} like '%generativelanguage.googleapis.com%' "
+        "then 'gemini' else 'gcp.gen_ai' end)"
         + " else lower(provider) end"
     )
     # attribution: nearest ancestor (depth), then key preference order
@@ -305,7 +388,15 @@ def read(con, path: Path, into: str) -> None:
                         case when coalesce(json_type(j->'resourceSpans'), '') <> 'ARRAY'
                              then 'not an OTLP trace export (no resourceSpans)' end)
                  as parse_error
-        from {recs};
+        from (
+          -- a span on its own (attributes as an object or an OTLP list): wrapped as an export
+          select source_line, raw_line, parse_error,
+                 case when parse_error is null and (j->'resourceSpans') is null
+                           and {_FLAT_SPAN_ID} is not null
+                           and json_type({_FLAT_ATTRS}) in ('OBJECT', 'ARRAY')
+                      then {_flat_to_otlp()} else j end as j
+          from {recs}
+        );
         create or replace temp table {into}_rs as
         select doc_line, rs_i, {_attrs("rs->" + _q("$.resource"))} as res_attrs,
                json_extract(rs, '$.scopeSpans[*]') as ss_list
@@ -350,24 +441,30 @@ def read(con, path: Path, into: str) -> None:
         );
         """
     )
+    # the spans with gen_ai attributes; is_call: a model call (not an agent or tool span, and
+    # naming a model or usage)
+    con.execute(
+        f"""
+        create or replace temp table {into}_genai as
+        select *, coalesce(operation, '') not in {_in(AGENT_OPERATIONS)}
+                  and (model is not null or input_tokens is not null
+                       or output_tokens is not null) as is_call
+        from (select *, {call_cols} from {into}_spans
+              where len(list_filter(attrs, lambda a: a.k in {_in(gen_ai_keys)})) > 0)
+        """
+    )
     con.execute(
         f"""
         create or replace temp table {into} as
         with recursive ordered as (select * from {into}_ordered),
         spans as (select * from {into}_spans),
-        calls0 as (
-          select *, {call_cols}
-          from spans
-          where len(list_filter(attrs, lambda a: a.k in {_in(gen_ai_keys)})) > 0
-        ),
+        calls0 as (select * from {into}_genai where is_call),
         calls as (
           select *, {status} as status, {provider_case} as provider_norm,
                  (select json_group_object(a.k, a.v) from unnest(attrs) as u(a)
                   where a.k not in {_in(mapped)} and a.k not in {_in(attribution_keys)}
                     and not regexp_matches(a.k, {_q(PROMPT_TEXT_KEYS)})) as attrs_json
           from calls0
-          where coalesce(operation, '') not in {_in(AGENT_OPERATIONS)}
-            and (model is not null or input_tokens is not null or output_tokens is not null)
         ),
         calls_x as (
           select *, cast(json_object('otel_span_name', span_name, 'otel_span_id', span_id,
@@ -424,5 +521,27 @@ def read(con, path: Path, into: str) -> None:
         order by source_line
         """
     )
-    for t in (recs, *(f"{into}_{x}" for x in ("docs2", "rs", "ss", "ordered", "spans"))):
+    spans, genai, calls = con.execute(
+        f"select (select count(*) from {into}_spans), count(*), count(*) filter (where is_call) "
+        f"from {into}_genai"
+    ).fetchone()
+    records, unreadable = con.execute(
+        f"select count(*) filter (where parse_error is null), "
+        f"count(*) filter (where parse_error is not null) from {into}"
+    ).fetchone()
+    for t in (recs, *(f"{into}_{x}" for x in ("docs2", "rs", "ss", "ordered", "spans", "genai"))):
         con.execute(f"drop table if exists {t}")
+    return SkippedRecords(
+        unit="spans",
+        total=spans,
+        records=records,
+        unreadable=unreadable,
+        skipped=[
+            (spans - genai, "span that is not a GenAI call", "spans that are not GenAI calls",
+             "(HTTP, database, application)"),
+            (genai - calls, "GenAI span that is not a model call",
+             "GenAI spans that are not model calls", "(agent, tool, or no model nor usage)"),
+            (calls - records, "span of a call already counted",
+             "spans of a call already counted", "(a second instrumentation, merged)"),
+        ],
+    )

@@ -22,6 +22,7 @@ from ingestion.gateway.readers import (
     SKIP,
     PositionalRead,
     ReaderError,
+    SkippedRecords,
     check_file,
     expand_paths,
     get_reader,
@@ -99,7 +100,12 @@ def read_files(ctx: LoadContext) -> None:
             continue
         ctx.say("read", done, n, str(path))
         with Watch(con, ctx.progress, "read", done, n, str(path)):
-            union.append(_read_typed(con, readers[fmt], path, idx, ctx.source_names[idx], fmt))
+            records, skipped = _read_typed(con, readers[fmt], path, idx, ctx.source_names[idx],
+                                           fmt)
+            union.append(records)
+            note = skipped.note(ctx.source_names[idx]) if skipped else None
+            if note:
+                ctx.report.notes.append(note)
         done += 1
         ctx.say("read", done, n, str(path))
     con.execute("create or replace temp view _tb_typed as " + "\nunion all\n".join(union))
@@ -147,9 +153,11 @@ def _read_batch(con, files: list[Path], names: list[str], batch: list[int], prog
     )
 
 
-def _read_typed(con, reader, path: Path, idx: int, source_name: str, fmt: str) -> str:
+def _read_typed(con, reader, path: Path, idx: int, source_name: str,
+                fmt: str) -> tuple[str, SkippedRecords | None]:
     """Read one file into ``_tb_typed_{idx}`` (typed, validated, in file order); returns the
-    SELECT of its records (line numbers filled in) for the ``_tb_typed`` view."""
+    SELECT of its records (line numbers filled in) for the ``_tb_typed`` view, and what the
+    reader skipped by design (or None)."""
     reader_table, typed_table = f"_tb_read_{idx}", f"_tb_typed_{idx}"
     fixed = f"{typed_table}_fix"
     drop(con, typed_table, fixed)
@@ -186,4 +194,4 @@ def _read_typed(con, reader, path: Path, idx: int, source_name: str, fmt: str) -
     if replaced:
         records += (f" and rowid + 1 not in (select source_line from {fixed})\n"
                     f"union all select * from {fixed}")
-    return records
+    return records, positional if isinstance(positional, SkippedRecords) else None

@@ -40,6 +40,10 @@ record, with exactly these columns, in this order:
     A JSON object text holding the record's fields that have no native field (kept, redacted,
     in ``raw.gateway_calls.extra``), or NULL when there are none.
 
+A reader returns None, a :class:`PositionalRead` (a positional view) or a
+:class:`SkippedRecords` (units of the file that are by design not records, e.g. OTel spans
+that are not GenAI calls: the load report notes them per file).
+
 A reader must not loop over records in Python (use DuckDB/Arrow), must not write outside its
 TEMP table, and raises :class:`ReaderError` naming the file (and column) when the file as a
 whole cannot be read: missing, unreadable, not the format, or a Parquet file without a
@@ -60,7 +64,10 @@ format whose reader is missing only fails when a file needs it. ``detect_format(
 decides from the file name and the first record (first non-blank line, first array element or
 the Parquet schema):
 
-- ``otel``: the record has ``resourceSpans`` (OTLP/JSON export, one request per line or file);
+- ``otel``: the record has ``resourceSpans`` (OTLP/JSON export, one request per line or file),
+  or is one span on its own: a span or trace id (``spanId``, ``span_id``, ``context``,
+  ``traceId``, ``TraceId``, ...) beside ``attributes``/``SpanAttributes`` and no
+  ``request_id`` (the Python SDK's span JSON, a ClickHouse ``otel_traces`` row, ...);
 - ``litellm``: the record has ``startTime`` and one of ``spend``, ``response_cost``,
   ``prompt_tokens`` (LiteLLM_SpendLogs rows or StandardLoggingPayload);
 - ``native``: anything else (missing native fields are then reported per record).
@@ -121,6 +128,44 @@ class PositionalRead:
     records: int
     fix_table: str | None
     exact: Callable[[], None]
+
+
+@dataclass
+class SkippedRecords:
+    """What a reader returns when some units of its file are, by design, not records (neither
+    loaded nor quarantined): the OTel reader's HTTP/database spans, agent spans and the sibling
+    span of a call seen by two instrumentations. ``total`` units (``unit``, e.g. "spans") =
+    ``records`` (the rows that parsed into a record; they are the rows read, with any
+    unreadable document) + each ``skipped`` count. ``skipped``: (count, singular, plural,
+    why) per kind. The load report carries :meth:`note` per file, so nothing disappears from
+    the counts unseen."""
+
+    unit: str
+    total: int
+    records: int
+    skipped: list[tuple[int, str, str, str]]
+    unreadable: int = 0  # rows that are not units (an unreadable document), quarantined
+
+    def note(self, source_name: str) -> str | None:
+        parts = [
+            f"{n:,} {one if n == 1 else many}" + (f" {why}" if why else "")
+            for n, one, many, why in self.skipped
+            if n
+        ]
+        if not parts:
+            return None
+        records = f"{self.records:,} call record{'' if self.records == 1 else 's'}"
+        read = (
+            f"rows read = {records} + {self.unreadable:,} unreadable "
+            f"document{'' if self.unreadable == 1 else 's'}; "
+            if self.unreadable
+            else ""
+        )
+        return (
+            f"{source_name}: {self.total:,} {self.unit} = {records}"
+            f"{'' if self.unreadable else ' (rows read)'} + {' + '.join(parts)}; {read}"
+            "only call records are loaded or quarantined"
+        )
 
 
 class ReaderError(Exception):
@@ -185,43 +230,76 @@ def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
     return out
 
 
+# Detection reads the file's head; a first record longer than that (a collector batch of
+# spans on one line, a spend-log row holding a long prompt) is read further, up to this size.
+_HEAD_CHARS = 1 << 16
+_MAX_FIRST_RECORD_CHARS = 1 << 27
+
+
 def _first_record(path: Path) -> object | None:
-    """The first JSON record of a JSON/JSONL file (None if it has none or it is not JSON)."""
+    """The first JSON record of a JSON/JSONL file (None if it has none or it is not JSON).
+    Reads the head, and more (growing, up to ``_MAX_FIRST_RECORD_CHARS``) only while the first
+    record is cut off by the end of what was read."""
     opener = gzip.open if is_gzip(path) else open
-    try:
-        with opener(path, "rt", encoding="utf-8", errors="replace") as fh:
-            head = fh.read(1 << 16)
-    except (OSError, EOFError, zlib.error) as exc:
-        raise ReaderError(f"cannot read {path}: {exc}") from exc
+    size = _HEAD_CHARS
+    while True:
+        try:
+            with opener(path, "rt", encoding="utf-8", errors="replace") as fh:
+                head = fh.read(size)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise ReaderError(f"cannot read {path}: {exc}") from exc
+        whole = len(head) < size
+        record, cut_off = _parse_first(head, whole)
+        if not cut_off or size >= _MAX_FIRST_RECORD_CHARS:
+            return record
+        size *= 8
+
+
+def _cut_off(exc: json.JSONDecodeError, text: str) -> bool:
+    """The JSON text failed only because it ends too early (not because it is not JSON)."""
+    return exc.msg.startswith("Unterminated string") or exc.pos >= len(text.rstrip()) - 1
+
+
+def _parse_first(head: str, whole: bool) -> tuple[object | None, bool]:
+    """(first record, cut off): cut off when the first record may continue past ``head``."""
+    decoder = json.JSONDecoder()
     stripped = head.lstrip()
     if stripped.startswith("["):
-        # A JSON array: look at its first element if it fits in the head.
+        # A JSON array: its first element.
+        rest = stripped[1:].lstrip()
+        if rest.startswith("]"):
+            return None, False
         try:
-            data = json.loads(head)
-            return data[0] if data else None
+            return decoder.raw_decode(rest)[0], False
+        except json.JSONDecodeError as exc:
+            return None, not whole and _cut_off(exc, rest)
+    for line in head.splitlines(keepends=True):
+        if not line.strip():
+            continue
+        complete = whole or line.endswith(("\n", "\r"))
+        try:
+            return json.loads(line), False
         except ValueError:
-            decoder = json.JSONDecoder()
-            try:
-                obj, _ = decoder.raw_decode(stripped[1:].lstrip())
-                return obj
-            except ValueError:
-                return None
-    for line in head.splitlines():
-        if line.strip():
-            try:
-                return json.loads(line)
-            except ValueError:
-                # A pretty-printed object spans lines: try the whole head.
-                try:
-                    return json.JSONDecoder().raw_decode(stripped)[0]
-                except ValueError:
-                    return None
-    return None
+            if not complete:
+                return None, True
+        # A pretty-printed object spans lines: try the whole head.
+        try:
+            return decoder.raw_decode(stripped)[0], False
+        except json.JSONDecodeError as exc:
+            return None, not whole and _cut_off(exc, stripped)
+    return None, not whole
+
+
+# A span exported on its own (see otel.py): span or trace ids beside an attribute map.
+_SPAN_ID_KEYS = {"spanId", "span_id", "SpanId", "context", "spanContext", "traceId", "TraceId"}
+_SPAN_ATTRIBUTE_KEYS = {"attributes", "SpanAttributes"}
 
 
 def _classify_keys(keys: Iterable[str]) -> str:
     keys = set(keys)
     if "resourceSpans" in keys:
+        return "otel"
+    if keys & _SPAN_ID_KEYS and keys & _SPAN_ATTRIBUTE_KEYS and "request_id" not in keys:
         return "otel"
     if "startTime" in keys and keys & {"spend", "response_cost", "prompt_tokens"}:
         return "litellm"
@@ -259,7 +337,14 @@ def check_file(path: Path, fmt: str | None = None) -> str:
         if fmt == "litellm" or _classify_keys(what.columns) == "litellm":
             return "litellm"
         raise ReaderError(f"{path} is {what.describe()}; {READS}")
-    if what.kind == "json_document" and fmt != "otel" and "resourceSpans" not in what.columns:
+    if (
+        what.kind == "json_document"
+        and fmt not in ("otel", "litellm")
+        # one OTLP export, or a page of LiteLLM's spend-logs API ({"data": [rows], ...});
+        # a document longer than the sniffed head: its keys from the whole first record
+        and _classify_keys(what.columns) == "native"
+        and detect_format(path) == "native"
+    ):
         raise ReaderError(
             f"{path} is {what.describe()}; {READS}. Write one record per line "
             "(for example `jq -c '.[]'` for an array, `jq -c .` for one object)"
@@ -288,5 +373,15 @@ def detect_format(path: Path) -> str:
         return _classify_keys(names)
     record = _first_record(path)
     if isinstance(record, dict):
-        return _classify_keys(record)
+        return _classify_keys(_record_keys(record))
     return "native"
+
+
+def _record_keys(record: dict) -> set[str]:
+    """A record's keys, with those of its first ``data`` element for a page of an API answer
+    (LiteLLM's ``/spend/logs/ui``: ``{"data": [rows], "total": .., "page": ..}``)."""
+    keys = set(record)
+    data = record.get("data")
+    if "request_id" not in keys and isinstance(data, list) and data and isinstance(data[0], dict):
+        keys |= set(data[0])
+    return keys
