@@ -51,7 +51,7 @@ from ingestion.quality_sql import (  # noqa: F401 - re-exported: the check's SQL
     _metrics_sql,
     profile_queries,
 )
-from ingestion.quality_thresholds import load_thresholds
+from ingestion.quality_thresholds import load_thresholds, validate
 from ingestion.raw.schema import VALIDATION_RESULTS_COLUMNS, duckdb_ddl
 from ingestion.raw.sinks.bigquery import BigQuerySink
 from ingestion.raw.sinks.duckdb import DuckDBSink, ensure_raw_tables
@@ -419,7 +419,11 @@ def check_dates(settings, dates: Iterable[date], thresholds: dict[str, float] | 
     dates = sorted(set(dates))
     if not dates:
         raise ValueError("no date to check")
-    t = load_thresholds() if thresholds is None else thresholds
+    if thresholds is None:
+        t = load_thresholds()
+    else:
+        t = thresholds
+        validate(t)
     lo, hi = dates[0] - timedelta(days=int(t["history_days"])), dates[-1]
     wh = Warehouse.from_settings(settings)
     if not wh.is_bigquery:
