@@ -420,7 +420,7 @@ def check_dates(settings, dates: Iterable[date], thresholds: dict[str, float] | 
     if not dates:
         raise ValueError("no date to check")
     if thresholds is None:
-        t = load_thresholds()
+        t = load_thresholds(folder=settings.resolved_config_dir)
     else:
         t = thresholds
         validate(t)

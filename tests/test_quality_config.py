@@ -69,3 +69,53 @@ def test_check_exits_4_not_70_on_bounds_that_cannot_hold(tmp_path, monkeypatch):
                                    f"duckdb:///{tmp_path / 'wh.duckdb'}"])
     assert out.exit_code == CONFIG_INVALID, out.output
     assert "quality_thresholds.csv" in out.output and "volume_ratio_max" in out.output
+
+
+def test_the_configuration_folder_of_the_settings_decides_the_thresholds(tmp_path):
+    """`tokenbook run --config-dir X` (settings.config_dir, no environment variable): the
+    check applies X's thresholds, not the defaults."""
+    from core.settings import load_settings
+    from ingestion.quality import check_dates
+
+    folder = _write(tmp_path, "name,value,note\nvolume_ratio_min,0.2,our Mondays are quiet\n")
+    settings = load_settings(warehouse=f"duckdb:///{tmp_path / 'wh.duckdb'}",
+                             config_dir=str(folder))
+    result = check_dates(settings, [__import__("datetime").date(2026, 9, 15)])
+    volume = [o for o in result.outcomes if o.column_name == "volume_ratio"]
+    assert volume and volume[0].min_value == 0.2
+
+
+def test_check_reads_the_thresholds_of_its_config_dir_option(tmp_path):
+    _write(tmp_path, "name,value\nvolume_ratio_min,low\n")
+    out = CliRunner().invoke(app, ["check", "--date", "2026-09-15", "--config-dir",
+                                   str(tmp_path), "--warehouse",
+                                   f"duckdb:///{tmp_path / 'wh.duckdb'}"])
+    assert out.exit_code == CONFIG_INVALID, out.output
+    assert "quality_thresholds.csv:2: volume_ratio_min must be a number" in out.output
+
+
+def test_run_exits_4_on_an_invalid_thresholds_file_in_its_config_dir(tmp_path, monkeypatch):
+    """The nightly `tokenbook run --date D --config-dir X`: the thresholds file of X is read by
+    its data_quality step; an invalid one stops the run as a configuration error (4) naming the
+    file and line, before any model is built."""
+    import gzip
+    import json
+
+    gateway = tmp_path / "data" / "gateway"
+    gateway.mkdir(parents=True)
+    records = [{"request_id": f"wb-{i}", "timestamp": f"2026-09-16T{i % 24:02d}:10:00Z",
+                "provider": "openai", "model": "gpt-4.1-mini", "input_tokens": 1800,
+                "output_tokens": 150, "feature": "berth_planner",
+                "customer_segment": "port_authority", "team": "quay-ops"}
+               for i in range(40)]
+    with gzip.open(gateway / "gateway-2026-09-16.jsonl.gz", "wt") as fh:
+        fh.write("\n".join(json.dumps(r) for r in records) + "\n")
+    config = tmp_path / "cfg"
+    config.mkdir()
+    _write(config, "name,value\nvolume_ratio_min,0.9\nvolume_ratio_max,0.5\n")
+    monkeypatch.chdir(tmp_path)
+    out = CliRunner().invoke(app, [
+        "run", "--date", "2026-09-16", "--data-dir", str(tmp_path / "data"), "--config-dir",
+        str(config), "--warehouse", f"duckdb:///{tmp_path / 'wh.duckdb'}", "--skip-forecast"])
+    assert out.exit_code == CONFIG_INVALID, out.output
+    assert "quality_thresholds.csv" in out.output and "volume_ratio_max" in out.output
