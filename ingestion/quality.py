@@ -112,8 +112,8 @@ CHECKS: tuple[Check, ...] = (
           "cost_per_call_ratio_max",
           "the gateway's cost per call against its median: a model switch or a price change"),
     Check("billing_coverage", "billing_vendors_missing", None, "billing_vendors_missing_max",
-          "a vendor that bills daily has no line for this usage date: its export or API pull "
-          "failed; observed lists the vendors"),
+          "a vendor that bills most days, and on this weekday, has no line for this usage "
+          "date: its export or API pull failed; observed lists the vendors"),
     Check("billing_totals", "billing_ratio_change", None, "billing_ratio_change_max",
           "billed cost against the gateway's cost for the day moved from its usual ratio: "
           "unlogged traffic, a missing gateway, or a billing restatement"),

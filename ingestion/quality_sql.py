@@ -241,10 +241,17 @@ def _metrics_sql(dates: list[date], t: dict[str, float], priced: bool) -> str:
     bill_days as (
         select b.vendor, b.usage_date, sum(b.cost) as cost from _q_bill b group by all
     ),
+    -- a vendor is expected on d when it billed 4+ of the 7 days before AND on the same weekday
+    -- in at least half of the weeks since its first line in the history (a vendor whose
+    -- traffic stops at weekends has no weekend lines: its healthy Saturday is not a gap)
     vendors_hist as (
         select d.d, b.vendor from days d join bill_days b
-          on b.usage_date >= d.d - 7 and b.usage_date < d.d
-        group by d.d, b.vendor having count(*) >= 4
+          on b.usage_date >= d.d - {h} and b.usage_date < d.d
+        group by d.d, b.vendor
+        having count(*) filter (where b.usage_date >= d.d - 7) >= 4
+           and count(*) filter (where datediff('day', b.usage_date, d.d) % 7 = 0) >= 1
+           and 2 * count(*) filter (where datediff('day', b.usage_date, d.d) % 7 = 0)
+               >= datediff('day', min(b.usage_date), d.d) // 7
     ),
     missing_vendors as (
         select v.d, list(v.vendor order by v.vendor) as vendors

@@ -1,0 +1,118 @@
+"""`tokenbook check` on an organisation whose healthy week is not flat: a freight broker whose
+gateway is quiet at weekends and whose Anthropic traffic (so its Anthropic bill) stops on
+Saturdays and Sundays. Loaded by the real CLI (gateway logs, OpenAI costs API pages, Anthropic
+cost reports), checked with the real suites: a healthy weekend passes, a weekday bill that did
+not arrive still fails, naming the vendor.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from datetime import date, datetime, timedelta
+
+import pytest
+from typer.testing import CliRunner
+
+from core.settings import load_settings
+from ingestion import quality
+from ingestion.quality_thresholds import load_thresholds
+from tokenbook.cli import app
+
+FIRST = date(2026, 9, 7)  # a Monday; five weeks of history
+LAST = date(2026, 10, 18)  # a Sunday
+OPENAI_GAP = date(2026, 10, 14)  # a Wednesday: the OpenAI costs pull failed
+WEEKEND = (date(2026, 10, 17), date(2026, 10, 18))
+WEEKDAY_MODELS = (("openai", "gpt-4.1-mini"), ("anthropic", "claude-haiku-4-5"))
+WEEKEND_MODELS = (("openai", "gpt-4.1-mini"),)
+
+
+def _calls(day: date, rng: random.Random) -> list[dict]:
+    weekday = day.weekday() < 5
+    models = WEEKDAY_MODELS if weekday else WEEKEND_MODELS
+    out = []
+    for i in range(160 if weekday else 16):
+        provider, model = models[i % len(models)]
+        out.append({
+            "request_id": f"frt-{day:%Y%m%d}-{i}",
+            "timestamp": datetime(day.year, day.month, day.day, i % 24, i % 60).isoformat() + "Z",
+            "provider": provider, "model": model,
+            "input_tokens": rng.randint(1500, 2500), "output_tokens": rng.randint(100, 300),
+            "feature": ("lane_pricer", "pod_reader")[i % 2],
+            "customer_segment": ("carrier", "shipper")[i % 2], "team": "brokerage-ai",
+            "latency_ms": rng.randint(300, 1500), "status": "ok",
+            "cost_usd": round(0.002 * rng.uniform(0.9, 1.1), 6),
+        })
+    return out
+
+
+def _openai_costs(day: date, amount: float) -> dict:
+    start = int((datetime(day.year, day.month, day.day) - datetime(1970, 1, 1)).total_seconds())
+    return {"object": "page", "has_more": False, "next_page": None, "data": [{
+        "object": "bucket", "start_time": start, "end_time": start + 86400, "results": [{
+            "object": "organization.costs.result",
+            "amount": {"value": amount, "currency": "usd"},
+            "line_item": "gpt-4.1-mini-2025-04-14, input", "project_id": "proj_brokerage",
+            "api_key_id": None, "quantity": None, "quantity_unit": None}]}]}
+
+
+def _anthropic_costs(day: date, amount: float) -> dict:
+    return {"has_more": False, "next_page": None, "data": [{
+        "starting_at": f"{day}T00:00:00Z", "ending_at": f"{day + timedelta(days=1)}T00:00:00Z",
+        "results": [{"currency": "USD", "amount": f"{amount * 100:.2f}",
+                     "workspace_id": "wrkspc_brokerage",
+                     "description": "Claude Haiku 4.5 Usage - Input Tokens",
+                     "cost_type": "tokens", "context_window": "0-200k",
+                     "model": "claude-haiku-4-5-20251001", "service_tier": "standard",
+                     "token_type": "uncached_input_tokens"}]}]}
+
+
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory):
+    base = tmp_path_factory.mktemp("broker")
+    gw, oa, an = base / "gw", base / "openai", base / "anthropic"
+    for folder in (gw, oa, an):
+        folder.mkdir()
+    rng = random.Random(23)
+    day = FIRST
+    while day <= LAST:
+        calls = _calls(day, rng)
+        (gw / f"brokerage-{day}.jsonl").write_text("\n".join(map(json.dumps, calls)) + "\n")
+        cost = {p: sum(c["cost_usd"] for c in calls if c["provider"] == p)
+                for p in ("openai", "anthropic")}
+        if day != OPENAI_GAP:
+            (oa / f"costs-{day}.json").write_text(
+                json.dumps(_openai_costs(day, round(cost["openai"] * 1.04, 5))))
+        if cost["anthropic"]:  # no Anthropic call, no Anthropic line: weekends
+            (an / f"cost-report-{day}.json").write_text(
+                json.dumps(_anthropic_costs(day, round(cost["anthropic"] * 1.04, 5))))
+        day += timedelta(days=1)
+    wh = f"duckdb:///{base / 'wh.duckdb'}"
+    runner = CliRunner()
+    for args in (["ingest", "gateway", str(gw)],
+                 ["ingest", "billing", "--vendor", "openai", str(oa)],
+                 ["ingest", "billing", "--vendor", "anthropic", str(an)]):
+        out = runner.invoke(app, [*args, "--warehouse", wh])
+        assert out.exit_code == 0, out.output
+    settings = load_settings(warehouse=wh)
+    return quality.check_dates(settings, [date(2026, 10, 12) + timedelta(days=k)
+                                          for k in range(7)],
+                               load_thresholds(folder=base / "no-config"))
+
+
+def _failed(result, day: date) -> dict[str, str | None]:
+    return {o.column_name: o.observed_value for o in result.failures() if o.load_date == day}
+
+
+def test_a_weekend_without_the_weekday_vendor_passes_billing_coverage(broker):
+    for day in WEEKEND:
+        assert "billing_vendors_missing" not in _failed(broker, day), broker.failure_lines()
+        assert _failed(broker, day) == {}, broker.failure_lines()
+
+
+def test_a_weekday_bill_that_did_not_arrive_still_fails_naming_the_vendor(broker):
+    failed = _failed(broker, OPENAI_GAP)
+    assert "openai" in (failed.get("billing_vendors_missing") or ""), broker.failure_lines()
+    assert "billing_ratio_change" in failed
+    healthy = [date(2026, 10, 12), date(2026, 10, 13), date(2026, 10, 15), date(2026, 10, 16)]
+    assert all(_failed(broker, d) == {} for d in healthy), broker.failure_lines()
