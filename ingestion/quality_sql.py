@@ -198,20 +198,35 @@ def _metrics_sql(dates: list[date], t: dict[str, float], priced: bool) -> str:
              and r.model is not distinct from mo.model
             where mo.load_date = {d})"""
     )
+    # A day is compared with the same weekday's days of its history when there are at least
+    # min_history_days of them (an organisation's weekend can be another workload: other
+    # models, prompts, tags), else with all the days of its history (the first two weeks).
+    def comparable(alias: str) -> str:
+        return (f"(not w.same_weekday or datediff('day', {alias}.load_date, d.d) % 7 = 0)")
+
     unpriced_metric = (
         f"""case when g.calls > 0 and hist.n >= {m} then
               {unpriced.format(d='d.d')} - (select median(s) from (
                   select {unpriced.format(d='h2.load_date')} as s
                   from _q_gw h2 where h2.load_date >= d.d - {h} and h2.load_date < d.d
-                    and h2.calls > 0)) end"""
+                    and h2.calls > 0 and {comparable('h2')})) end"""
         if priced else "NULL"
     )
     return f"""
     with days as (select unnest([{days}]) as d),
+    weekday as (
+        select d.d, count(h.load_date) as n, median(h.calls) as calls,
+               count(h.load_date) >= {m} as same_weekday
+        from days d left join _q_gw h
+          on h.load_date >= d.d - {h} and h.load_date < d.d and h.calls > 0
+         and datediff('day', h.load_date, d.d) % 7 = 0
+        group by d.d
+    ),
     presence_hist as (
         select d.d, x.f
-        from days d join _q_gw h on h.load_date >= d.d - {h} and h.load_date < d.d
-                                and h.calls > 0,
+        from days d join weekday w on w.d = d.d
+             join _q_gw h on h.load_date >= d.d - {h} and h.load_date < d.d
+                         and h.calls > 0 and {comparable('h')},
              unnest([{present}]) as u(x)
         group by d.d, x.f
         having median(x.share) >= 0.5
@@ -227,15 +242,10 @@ def _metrics_sql(dates: list[date], t: dict[str, float], priced: bool) -> str:
                median(h.tokens / h.calls) as tokens_per_call,
                median(h.cost / nullif(h.cost_calls, 0)) as cost_per_call,
                {hist_nulls}
-        from days d left join _q_gw h
+        from days d join weekday w on w.d = d.d
+        left join _q_gw h
           on h.load_date >= d.d - {h} and h.load_date < d.d and h.calls > 0
-        group by d.d
-    ),
-    weekday as (
-        select d.d, count(h.load_date) as n, median(h.calls) as calls
-        from days d left join _q_gw h
-          on h.load_date >= d.d - {h} and h.load_date < d.d and h.calls > 0
-         and datediff('day', h.load_date, d.d) % 7 = 0
+         and {comparable('h')}
         group by d.d
     ),
     bill_days as (
@@ -265,10 +275,19 @@ def _metrics_sql(dates: list[date], t: dict[str, float], priced: bool) -> str:
                / nullif(l.cost, 0) as ratio
         from _q_ledger l
     ),
-    bill_hist as (
-        select d.d, count(r.ratio) as n, median(r.ratio) as ratio from days d
+    bill_hist_both as (
+        select d.d, count(r.ratio) as n_all, median(r.ratio) as ratio_all,
+               count(r.ratio) filter (where datediff('day', r.call_date, d.d) % 7 = 0) as n_wd,
+               median(r.ratio) filter (where datediff('day', r.call_date, d.d) % 7 = 0)
+                   as ratio_wd
+        from days d
         left join bill_ratio r on r.call_date >= d.d - {h} and r.call_date < d.d
         group by d.d
+    ),
+    bill_hist as (  -- the same weekday's ratios when there are enough, as for the calls
+        select d, case when n_wd >= {m} then n_wd else n_all end as n,
+               case when n_wd >= {m} then ratio_wd else ratio_all end as ratio
+        from bill_hist_both
     )
     select d.d as load_date,
            coalesce(g.calls, 0) as calls,

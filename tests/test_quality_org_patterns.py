@@ -116,3 +116,64 @@ def test_a_weekday_bill_that_did_not_arrive_still_fails_naming_the_vendor(broker
     assert "billing_ratio_change" in failed
     healthy = [date(2026, 10, 12), date(2026, 10, 13), date(2026, 10, 15), date(2026, 10, 16)]
     assert all(_failed(broker, d) == {} for d in healthy), broker.failure_lines()
+
+
+# A second organisation: a search start-up whose weekend traffic is another workload (a
+# re-indexing batch on a small model: long prompts, cheap calls, no customer segment).
+REINDEX_FIRST = date(2026, 9, 7)  # a Monday; five full weeks, then the checked week
+CHECKED_WEEK = [date(2026, 10, 12) + timedelta(days=k) for k in range(7)]
+LONG_PROMPTS = date(2026, 10, 15)  # a Thursday whose prompts are four times as long
+
+
+def _reindex_calls(day: date, rng: random.Random) -> list[dict]:
+    weekend = day.weekday() >= 5
+    out = []
+    for i in range(50 if weekend else 240):
+        tokens = 4 if weekend or day == LONG_PROMPTS else 1
+        rec = {
+            "request_id": f"srch-{day:%Y%m%d}-{i}",
+            "timestamp": datetime(day.year, day.month, day.day, i % 24, i % 60).isoformat() + "Z",
+            "provider": "openai", "model": "gpt-4.1-nano" if weekend else "gpt-4.1",
+            "input_tokens": rng.randint(1500, 2500) * tokens,
+            "output_tokens": rng.randint(100, 300) * tokens,
+            "feature": "reindexer" if weekend else ("query_rewriter", "answer_card")[i % 2],
+            "team": "relevance", "latency_ms": rng.randint(300, 1500), "status": "ok",
+            "cost_usd": round((0.0006 if weekend else 0.01) * rng.uniform(0.9, 1.1), 6),
+        }
+        if not weekend:
+            rec["customer_segment"] = ("self_serve", "enterprise")[i % 2]
+        out.append(rec)
+    return out
+
+
+@pytest.fixture(scope="module")
+def reindexer(tmp_path_factory):
+    base = tmp_path_factory.mktemp("reindexer")
+    gw = base / "gw"
+    gw.mkdir()
+    rng = random.Random(31)
+    day = REINDEX_FIRST
+    while day <= CHECKED_WEEK[-1]:
+        calls = _reindex_calls(day, rng)
+        (gw / f"search-{day}.jsonl").write_text("\n".join(map(json.dumps, calls)) + "\n")
+        day += timedelta(days=1)
+    wh = f"duckdb:///{base / 'wh.duckdb'}"
+    out = CliRunner().invoke(app, ["ingest", "gateway", str(gw), "--warehouse", wh])
+    assert out.exit_code == 0, out.output
+    thresholds = load_thresholds(folder=base / "no-config")
+    return quality.check_dates(load_settings(warehouse=wh), CHECKED_WEEK, thresholds)
+
+
+def test_a_weekend_workload_is_compared_with_the_weekends_before(reindexer):
+    """Every weekend of the history had the batch's shape: the weekend is healthy, not a
+    missing segment, a vanished field and a 4x prompt every Saturday and Sunday forever."""
+    for day in CHECKED_WEEK[5:]:
+        assert _failed(reindexer, day) == {}, reindexer.failure_lines()
+
+
+def test_a_weekday_that_changes_shape_still_fails(reindexer):
+    assert set(_failed(reindexer, LONG_PROMPTS)) == {"tokens_per_call_ratio"}, \
+        reindexer.failure_lines()
+    for day in CHECKED_WEEK[:5]:
+        if day != LONG_PROMPTS:
+            assert _failed(reindexer, day) == {}, reindexer.failure_lines()
