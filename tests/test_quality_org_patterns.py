@@ -95,9 +95,11 @@ def broker(tmp_path_factory):
         out = runner.invoke(app, [*args, "--warehouse", wh])
         assert out.exit_code == 0, out.output
     settings = load_settings(warehouse=wh)
-    return quality.check_dates(settings, [date(2026, 10, 12) + timedelta(days=k)
-                                          for k in range(7)],
-                               load_thresholds(folder=base / "no-config"))
+    result = quality.check_dates(settings, [date(2026, 10, 12) + timedelta(days=k)
+                                            for k in range(7)],
+                                 load_thresholds(folder=base / "no-config"))
+    result.settings = settings
+    return result
 
 
 def _failed(result, day: date) -> dict[str, str | None]:
@@ -116,6 +118,24 @@ def test_a_weekday_bill_that_did_not_arrive_still_fails_naming_the_vendor(broker
     assert "billing_ratio_change" in failed
     healthy = [date(2026, 10, 12), date(2026, 10, 13), date(2026, 10, 15), date(2026, 10, 16)]
     assert all(_failed(broker, d) == {} for d in healthy), broker.failure_lines()
+
+
+def test_the_gate_fails_when_the_billing_suites_of_a_billed_date_have_no_result(broker):
+    """The models of a date with bills must not build on a check that never looked at them
+    (the results were lost, or the check ran before the bills were loaded)."""
+    import duckdb
+
+    from tokenbook import orchestration as orch
+
+    healthy = date(2026, 10, 13)
+    assert orch.check_quality(healthy, broker.settings)["expectations"] > 0
+    path = broker.settings.warehouse.removeprefix("duckdb:///")
+    con = duckdb.connect(path)
+    con.execute("delete from raw.validation_results where load_date = ? "
+                "and suite like 'billing_%'", [healthy])
+    con.close()
+    with pytest.raises(orch.QualityGateFailed, match="billing_coverage"):
+        orch.check_quality(healthy, broker.settings)
 
 
 # A second organisation: a search start-up whose weekend traffic is another workload (a
