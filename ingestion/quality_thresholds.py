@@ -13,6 +13,7 @@ finite number >= 0, a number of days that is not a whole number from 1 to
 from __future__ import annotations
 
 import csv
+import difflib
 import math
 import os
 from pathlib import Path
@@ -91,8 +92,11 @@ def load_thresholds(folder: Path | None = None, environ: dict[str, str] | None =
             if not name:
                 continue
             if name not in DEFAULTS:
+                close = difflib.get_close_matches(name, list(DEFAULTS), 1)
+                hint = f"did you mean {close[0]}? " if close else ""
                 raise ThresholdsError(
-                    f"{path}:{line}: unknown threshold {name!r}; known: {', '.join(DEFAULTS)}"
+                    f"{path}:{line}: unknown threshold {name!r}; {hint}known: "
+                    f"{', '.join(DEFAULTS)}"
                 )
             if name in seen:
                 raise ThresholdsError(

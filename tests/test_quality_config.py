@@ -119,3 +119,15 @@ def test_run_exits_4_on_an_invalid_thresholds_file_in_its_config_dir(tmp_path, m
         str(config), "--warehouse", f"duckdb:///{tmp_path / 'wh.duckdb'}", "--skip-forecast"])
     assert out.exit_code == CONFIG_INVALID, out.output
     assert "quality_thresholds.csv" in out.output and "volume_ratio_max" in out.output
+
+
+def test_config_check_reports_an_invalid_thresholds_file(tmp_path):
+    """`tokenbook config check` is where an organisation validates its folder: a typo in
+    quality_thresholds.csv is reported there (exit 4), not first by the nightly's check."""
+    _write(tmp_path, "name,value\nvolume_ratio_min,0.3\nvolume_raito_max,3\n")
+    out = CliRunner().invoke(app, ["config", "check", "--config-dir", str(tmp_path)])
+    assert out.exit_code == CONFIG_INVALID, out.output
+    assert "quality_thresholds.csv:3" in out.output and "volume_raito_max" in out.output
+    _write(tmp_path, "name,value\nvolume_ratio_min,0.3\n")
+    ok = CliRunner().invoke(app, ["config", "check", "--config-dir", str(tmp_path)])
+    assert ok.exit_code == 0, ok.output
