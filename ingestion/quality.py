@@ -369,11 +369,26 @@ def _observed(frame, values, i: int, c: Check, evaluable: bool, t: dict[str, flo
             return "not evaluable: the price book is not in the warehouse before the first dbt run"
         if c.metric in {"quarantine_share", "duplicate_share"}:
             return "not evaluable: no gateway load recorded for this date"
+        h, m = int(t["history_days"]), int(t["min_history_days"])
+        if c.metric == "billing_vendors_missing":
+            return ("not evaluable: no vendor billed on 4+ of the 7 days before and on this "
+                    "weekday in most weeks of the history")
+        if c.metric == "volume_ratio":
+            n = int(frame.at[i, "weekday_n"])
+            return (f"not evaluable: {n} day{'s' * (n != 1)} of the same weekday in the {h} "
+                    f"days before ({m} needed)")
+        if c.metric == "billing_ratio_change":
+            n = int(frame.at[i, "billing_n"])
+            return (f"not evaluable: {n} day{'s' * (n != 1)} with both bills and gateway cost "
+                    f"in the {h} days before ({m} needed), or none on this date")
+        if not int(frame.at[i, "calls"]):
+            return "not evaluable: no call loaded for this date"
         if c.metric == "cost_per_call_ratio":
             return ("not evaluable: no gateway cost (cost_usd) on this date or in "
-                    f"{int(t['min_history_days'])} days of its history")
-        return (f"not evaluable: fewer than {int(t['min_history_days'])} comparable days in "
-                f"the {int(t['history_days'])} days before, or no call on this date")
+                    f"{m} days of its history")
+        n = int(frame.at[i, "history_n"])
+        return (f"not evaluable: {n} comparable day{'s' * (n != 1)} in the {h} days before "
+                f"({m} needed)")
     value = float(values.at[i, c.metric])
     text = f"{value:.4g}"
     detail = f"{c.metric}_text"

@@ -293,6 +293,9 @@ def _metrics_sql(dates: list[date], t: dict[str, float], priced: bool) -> str:
            coalesce(g.calls, 0) as calls,
            coalesce(a.rows_loaded, 0) as rows_loaded,
            a.load_id,
+           coalesce(hist.n, 0) as history_n,
+           coalesce(w.n, 0) as weekday_n,
+           coalesce(bh.n, 0) as billing_n,
            case when w.n >= {m} then coalesce(g.calls, 0) / w.calls end as volume_ratio,
            case when g.calls > 0 and hist.n >= {m} then
                 g.no_feature / g.calls - hist.no_feature_share end as missing_feature_increase,

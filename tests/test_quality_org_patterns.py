@@ -197,3 +197,30 @@ def test_a_weekday_that_changes_shape_still_fails(reindexer):
     for day in CHECKED_WEEK[:5]:
         if day != LONG_PROMPTS:
             assert _failed(reindexer, day) == {}, reindexer.failure_lines()
+
+
+def test_a_first_week_passes_and_says_how_much_history_each_comparison_lacks(tmp_path):
+    """A new organisation's fourth and fifth days: nothing fails, and each skipped comparison
+    says what it lacks (the same weekday's days for the volume, days of history for the
+    rest), not a generic 'too little history, or no call'."""
+    gw = tmp_path / "gw"
+    gw.mkdir()
+    rng = random.Random(5)
+    first = date(2026, 9, 14)
+    for k in range(5):
+        day = first + timedelta(days=k)
+        calls = _reindex_calls(day, rng)
+        (gw / f"search-{day}.jsonl").write_text("\n".join(map(json.dumps, calls)) + "\n")
+    wh = f"duckdb:///{tmp_path / 'wh.duckdb'}"
+    assert CliRunner().invoke(app, ["ingest", "gateway", str(gw), "--warehouse", wh]
+                              ).exit_code == 0
+    result = quality.check_dates(load_settings(warehouse=wh),
+                                 [first + timedelta(days=1), first + timedelta(days=4)],
+                                 load_thresholds(folder=tmp_path / "no-config"))
+    assert result.success, result.failure_lines()
+    said = {(o.load_date, o.column_name): o.observed_value for o in result.not_evaluable()}
+    assert said[(first + timedelta(days=4), "volume_ratio")] == (
+        "not evaluable: 0 days of the same weekday in the 28 days before (2 needed)")
+    assert said[(first + timedelta(days=1), "tokens_per_call_ratio")] == (
+        "not evaluable: 1 comparable day in the 28 days before (2 needed)")
+    assert (first + timedelta(days=4), "tokens_per_call_ratio") not in said
