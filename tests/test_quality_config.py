@@ -131,3 +131,17 @@ def test_config_check_reports_an_invalid_thresholds_file(tmp_path):
     _write(tmp_path, "name,value\nvolume_ratio_min,0.3\n")
     ok = CliRunner().invoke(app, ["config", "check", "--config-dir", str(tmp_path)])
     assert ok.exit_code == 0, ok.output
+
+
+def test_check_of_a_warehouse_that_does_not_exist_refuses_instead_of_creating_it(tmp_path):
+    """A mistyped --warehouse: one sentence naming the path (exit 1), not an empty warehouse
+    left behind and a 'no gateway record was loaded' failure that sends the user to the
+    exporter."""
+    from tokenbook.exitcodes import INPUT_REFUSED
+
+    missing = tmp_path / "warehuose" / "tokenbook.duckdb"
+    out = CliRunner().invoke(app, ["check", "--date", "2026-09-15", "--config-dir",
+                                   str(tmp_path), "--warehouse", f"duckdb:///{missing}"])
+    assert out.exit_code == INPUT_REFUSED, out.output
+    assert f"no warehouse at {missing}" in out.output
+    assert not missing.exists() and not missing.parent.exists()

@@ -9,7 +9,7 @@ import typer
 
 from ingestion.quality_thresholds import ThresholdsError, load_thresholds
 from tokenbook.commands.common import ConfigDirOpt, WarehouseOpt, fail, parse_date, resolve
-from tokenbook.exitcodes import CONFIG_INVALID, QUALITY_FAILED
+from tokenbook.exitcodes import CONFIG_INVALID, INPUT_REFUSED, QUALITY_FAILED
 
 
 def dates_of(day: date | None, first: date | None, last: date | None) -> list[date]:
@@ -45,11 +45,14 @@ def check(
 
     dates = dates_of(parse_date(date_), parse_date(date_from, "--from"),
                      parse_date(date_to, "--to"))
-    settings, _ = resolve(warehouse, config_dir=config_dir)
+    settings, wh = resolve(warehouse, config_dir=config_dir)
     try:
         thresholds = load_thresholds(folder=settings.resolved_config_dir)
     except ThresholdsError as exc:
         raise fail(str(exc), code=CONFIG_INVALID) from exc
+    if not wh.is_bigquery and not wh.path.exists():
+        raise fail(f"no warehouse at {wh.path}: load the dates first (`tokenbook ingest "
+                   "gateway ...`), or pass --warehouse", INPUT_REFUSED)
     result = check_dates(settings, dates, thresholds)
     print_result(result)
     if not result.success:
