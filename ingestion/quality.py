@@ -370,6 +370,10 @@ def _observed(frame, values, i: int, c: Check, evaluable: bool, t: dict[str, flo
         if c.metric in {"quarantine_share", "duplicate_share"}:
             return "not evaluable: no gateway load recorded for this date"
         h, m = int(t["history_days"]), int(t["min_history_days"])
+        if c.metric == "rows_loaded":
+            weeks = int(frame.at[i, "weeks_known"])
+            return (f"not evaluable: no load on this weekday in any of the {weeks} weeks "
+                    "before (a quiet day of this organisation), none on this date either")
         if c.metric == "billing_vendors_missing":
             return ("not evaluable: no vendor billed on 4+ of the 7 days before and on this "
                     "weekday in most weeks of the history")

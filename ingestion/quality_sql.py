@@ -222,6 +222,11 @@ def _metrics_sql(dates: list[date], t: dict[str, float], priced: bool) -> str:
          and datediff('day', h.load_date, d.d) % 7 = 0
         group by d.d
     ),
+    first_load as (  -- the first day with calls in each date's history
+        select d.d, min(h.load_date) as first from days d join _q_gw h
+          on h.load_date >= d.d - {h} and h.load_date < d.d and h.calls > 0
+        group by d.d
+    ),
     presence_hist as (
         select d.d, x.f
         from days d join weekday w on w.d = d.d
@@ -291,7 +296,13 @@ def _metrics_sql(dates: list[date], t: dict[str, float], priced: bool) -> str:
     )
     select d.d as load_date,
            coalesce(g.calls, 0) as calls,
-           coalesce(a.rows_loaded, 0) as rows_loaded,
+           -- a weekday that had no call in any of the (min_history_days or more) weeks of
+           -- the history is a quiet day of the organisation (a business closed at weekends),
+           -- not a delivery that never arrived: not evaluable when nothing came
+           case when coalesce(a.rows_loaded, 0) = 0 and coalesce(w.n, 0) = 0
+                     and datediff('day', fl.first, d.d) // 7 >= {m} then NULL
+                else coalesce(a.rows_loaded, 0) end as rows_loaded,
+           datediff('day', fl.first, d.d) // 7 as weeks_known,
            a.load_id,
            coalesce(hist.n, 0) as history_n,
            coalesce(w.n, 0) as weekday_n,
@@ -328,6 +339,7 @@ def _metrics_sql(dates: list[date], t: dict[str, float], priced: bool) -> str:
     left join _q_audit a on a.load_date = d.d
     left join hist on hist.d = d.d
     left join weekday w on w.d = d.d
+    left join first_load fl on fl.d = d.d
     left join missing_vendors mv on mv.d = d.d
     left join bill_hist bh on bh.d = d.d
     left join lateral (

@@ -224,3 +224,31 @@ def test_a_first_week_passes_and_says_how_much_history_each_comparison_lacks(tmp
     assert said[(first + timedelta(days=1), "tokens_per_call_ratio")] == (
         "not evaluable: 1 comparable day in the 28 days before (2 needed)")
     assert (first + timedelta(days=4), "tokens_per_call_ratio") not in said
+
+
+def test_a_business_closed_at_weekends_is_not_missing_its_weekends(tmp_path):
+    """A business-to-business organisation with no call on Saturdays and Sundays, ever: its
+    weekend is not a delivery that never arrived (not evaluable, saying why), while a weekday
+    without a delivery still fails freshness."""
+    gw = tmp_path / "gw"
+    gw.mkdir()
+    rng = random.Random(41)
+    missing_wednesday = date(2026, 10, 14)
+    day = FIRST
+    while day <= LAST:
+        if day.weekday() < 5 and day != missing_wednesday:
+            calls = _calls(day, rng)
+            (gw / f"b2b-{day}.jsonl").write_text("\n".join(map(json.dumps, calls)) + "\n")
+        day += timedelta(days=1)
+    wh = f"duckdb:///{tmp_path / 'wh.duckdb'}"
+    assert CliRunner().invoke(app, ["ingest", "gateway", str(gw), "--warehouse", wh]
+                              ).exit_code == 0
+    result = quality.check_dates(load_settings(warehouse=wh),
+                                 [date(2026, 10, 12) + timedelta(days=k) for k in range(7)],
+                                 load_thresholds(folder=tmp_path / "no-config"))
+    failed = {(o.load_date, o.column_name) for o in result.failures()}
+    assert (missing_wednesday, "rows_loaded") in failed
+    assert not {f for f in failed if f[0] in WEEKEND}, result.failure_lines()
+    said = {(o.load_date, o.column_name): o.observed_value for o in result.not_evaluable()}
+    assert "no load on this weekday in any of the 3 weeks before" in said[(WEEKEND[0],
+                                                                          "rows_loaded")]
