@@ -2,7 +2,8 @@
 
 The organisation's configuration folder (``TOKENBOOK_CONFIG_DIR``, else ``./config`` when it
 exists) may hold ``quality_thresholds.csv`` with two columns, ``name,value`` (one threshold a
-line, any subset of :data:`DEFAULTS`; a ``note`` column is allowed and ignored; header names are
+line, any subset of :data:`DEFAULTS`; a ``note`` column is allowed and ignored, any other column
+is refused; header names are
 read without regard to case or spaces, and a spreadsheet's byte-order mark is skipped). An absent
 file means the defaults. A name that is not a threshold, a name set twice, a value that is not a
 finite number >= 0, a number of days that is not a whole number from 1 to
@@ -86,6 +87,10 @@ def load_thresholds(folder: Path | None = None, environ: dict[str, str] | None =
         if not {"name", "value"} <= set(header):
             raise ThresholdsError(f"{path}: the header must have the columns name,value "
                                   f"(found: {', '.join(reader.fieldnames or []) or 'nothing'})")
+        unknown = [f for f in header if f not in ("name", "value", "note")]
+        if unknown:
+            raise ThresholdsError(f"{path}: unknown column {unknown[0]!r}: the columns are "
+                                  "name,value and an optional note (one threshold a line)")
         reader.fieldnames = header
         for line, row in enumerate(reader, start=2):
             name = (row.get("name") or "").strip()

@@ -38,6 +38,8 @@ def _write(folder, text: str, encoding: str = "utf-8"):
          "min_history_days (20) is above history_days (14)"),
         ("name,value\nvolume_ratio_min,0.3\nvolume_ratio_min,0.4\n",
          ":3: volume_ratio_min is set twice (first on line 2)"),
+        ("name,value,scope\nvolume_ratio_min,0.3,weekends\n",
+         "unknown column 'scope': the columns are name,value and an optional note"),
     ],
 )
 def test_a_threshold_that_cannot_work_is_a_configuration_error(tmp_path, body, message):
