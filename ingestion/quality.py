@@ -51,7 +51,7 @@ from ingestion.quality_sql import (  # noqa: F401 - re-exported: the check's SQL
     _metrics_sql,
     profile_queries,
 )
-from ingestion.quality_thresholds import load_thresholds
+from ingestion.quality_thresholds import load_thresholds, validate
 from ingestion.raw.schema import VALIDATION_RESULTS_COLUMNS, duckdb_ddl
 from ingestion.raw.sinks.bigquery import BigQuerySink
 from ingestion.raw.sinks.duckdb import DuckDBSink, ensure_raw_tables
@@ -112,8 +112,8 @@ CHECKS: tuple[Check, ...] = (
           "cost_per_call_ratio_max",
           "the gateway's cost per call against its median: a model switch or a price change"),
     Check("billing_coverage", "billing_vendors_missing", None, "billing_vendors_missing_max",
-          "a vendor that bills daily has no line for this usage date: its export or API pull "
-          "failed; observed lists the vendors"),
+          "a vendor that bills most days, and on this weekday, has no line for this usage "
+          "date: its export or API pull failed; observed lists the vendors"),
     Check("billing_totals", "billing_ratio_change", None, "billing_ratio_change_max",
           "billed cost against the gateway's cost for the day moved from its usual ratio: "
           "unlogged traffic, a missing gateway, or a billing restatement"),
@@ -369,11 +369,30 @@ def _observed(frame, values, i: int, c: Check, evaluable: bool, t: dict[str, flo
             return "not evaluable: the price book is not in the warehouse before the first dbt run"
         if c.metric in {"quarantine_share", "duplicate_share"}:
             return "not evaluable: no gateway load recorded for this date"
+        h, m = int(t["history_days"]), int(t["min_history_days"])
+        if c.metric == "rows_loaded":
+            weeks = int(frame.at[i, "weeks_known"])
+            return (f"not evaluable: no load on this weekday in any of the {weeks} weeks "
+                    "before (a quiet day of this organisation), none on this date either")
+        if c.metric == "billing_vendors_missing":
+            return ("not evaluable: no vendor billed on 4+ of the 7 days before and on this "
+                    "weekday in most weeks of the history")
+        if c.metric == "volume_ratio":
+            n = int(frame.at[i, "weekday_n"])
+            return (f"not evaluable: {n} day{'s' * (n != 1)} of the same weekday in the {h} "
+                    f"days before ({m} needed)")
+        if c.metric == "billing_ratio_change":
+            n = int(frame.at[i, "billing_n"])
+            return (f"not evaluable: {n} day{'s' * (n != 1)} with both bills and gateway cost "
+                    f"in the {h} days before ({m} needed), or none on this date")
+        if not int(frame.at[i, "calls"]):
+            return "not evaluable: no call loaded for this date"
         if c.metric == "cost_per_call_ratio":
             return ("not evaluable: no gateway cost (cost_usd) on this date or in "
-                    f"{int(t['min_history_days'])} days of its history")
-        return (f"not evaluable: fewer than {int(t['min_history_days'])} comparable days in "
-                f"the {int(t['history_days'])} days before, or no call on this date")
+                    f"{m} days of its history")
+        n = int(frame.at[i, "history_n"])
+        return (f"not evaluable: {n} comparable day{'s' * (n != 1)} in the {h} days before "
+                f"({m} needed)")
     value = float(values.at[i, c.metric])
     text = f"{value:.4g}"
     detail = f"{c.metric}_text"
@@ -419,7 +438,11 @@ def check_dates(settings, dates: Iterable[date], thresholds: dict[str, float] | 
     dates = sorted(set(dates))
     if not dates:
         raise ValueError("no date to check")
-    t = load_thresholds() if thresholds is None else thresholds
+    if thresholds is None:
+        t = load_thresholds(folder=settings.resolved_config_dir)
+    else:
+        t = thresholds
+        validate(t)
     lo, hi = dates[0] - timedelta(days=int(t["history_days"])), dates[-1]
     wh = Warehouse.from_settings(settings)
     if not wh.is_bigquery:

@@ -3,9 +3,10 @@
 It passes when the latest gateway load of the date (``raw.load_audit``) finished, balances
 (rows read = loaded + quarantined + duplicates) and loaded rows, and the data-quality suites
 (:mod:`ingestion.quality`, stored in ``raw.validation_results``) have results for that very
-load with no failed expectation, every gateway suite with at least one result. A result that
-is not evaluable (``success`` NULL) is a result, not a failure; a suite with no result is a
-failure (zero results is never a pass).
+load with no failed expectation, every gateway suite with at least one result, and every billing
+suite too when ``raw.billing_lines`` has lines for usage dates in the date's history (as
+``tokenbook check`` expects them). A result that is not evaluable (``success`` NULL) is a
+result, not a failure; a suite with no result is a failure (zero results is never a pass).
 
 One SQL per question, rendered for both engines (only the table names and the date
 parameter's placeholder differ), read by :func:`read_gate`; :func:`gate_failure` decides.
@@ -19,7 +20,7 @@ from typing import Any
 
 from core.query import table_exists
 from core.warehouse import Warehouse
-from ingestion.quality import GATEWAY_SUITES, migrate_results_table
+from ingestion.quality import BILLING_SUITES, GATEWAY_SUITES, migrate_results_table
 
 AUDIT_KEYS = ("files", "rows_read", "rows_loaded", "rows_quarantined", "rows_duplicate",
               "failed")
@@ -42,12 +43,22 @@ def latest_load_sql(table: str, date_param: str) -> str:
     """
 
 
-def results_sql(table: str, date_param: str) -> str:
-    """The date's stored results as (expectation label, success, suite, load_id)."""
+def results_sql(table: str, date_param: str, billing_table: str | None = None,
+                history_days: int = 28, bigquery: bool = False) -> str:
+    """The date's stored results as (expectation label, success, suite, load_id), each with
+    ``billing_lines``: the billing lines whose usage date is in the date's history (the check's
+    window; when any, the billing suites must have results too). Asked in the same query: a
+    stored result means the check ran, and it profiles ``billing_table``, so that table
+    exists."""
+    first = (f"date_sub({date_param}, interval {int(history_days)} day)" if bigquery
+             else f"cast({date_param} as date) - {int(history_days)}")
+    billing = ("0" if billing_table is None else
+               f"(select count(*) from {billing_table} "
+               f"where usage_date between {first} and {date_param})")
     return f"""
         select coalesce(suite, checkpoint) || ': ' || coalesce(column_name, expectation)
                || coalesce(' = ' || observed_value, '') as expectation, success, suite,
-               load_id
+               load_id, {billing} as billing_lines
         from {table} where load_date = {date_param}
     """
 
@@ -59,24 +70,30 @@ class GateInputs:
 
     audit: dict[str, Any] | None
     checks: list[dict[str, Any]] = field(default_factory=list)
+    billing_lines: int = 0
 
 
-def read_gate(wh: Warehouse, run_date: date, con=None, client=None) -> GateInputs:
-    """The date's audit and results, from ``con`` (DuckDB) or ``client`` (BigQuery; the
-    warehouse's own when None). A table not created yet reads as empty."""
+def read_gate(wh: Warehouse, run_date: date, con=None, client=None, history_days: int = 28
+              ) -> GateInputs:
+    """The date's audit, results and billing lines in its history (``history_days``, the
+    check's threshold), from ``con`` (DuckDB) or ``client`` (BigQuery; the warehouse's own when
+    None). A table not created yet reads as empty."""
     param = "@d" if wh.is_bigquery else "$d"
     if not wh.is_bigquery and table_exists(con, wh, "raw", "validation_results"):
         migrate_results_table(con, wh.schema("raw"))  # an older table has no suite column yet
     audit_rows = _rows(wh, con, client, "load_audit",
                        latest_load_sql(wh.table("raw", "load_audit"), param), run_date)
     checks = _rows(wh, con, client, "validation_results",
-                   results_sql(wh.table("raw", "validation_results"), param), run_date)
+                   results_sql(wh.table("raw", "validation_results"), param,
+                               wh.table("raw", "billing_lines"), history_days, wh.is_bigquery),
+                   run_date)
     audit = None
     if audit_rows and audit_rows[0]["files"]:
         row = audit_rows[0]
         audit = {**{k: int(row[k] or 0) for k in AUDIT_KEYS}, "load_id": row["load_id"]}
     keys = ("expectation", "success", "suite", "load_id")
-    return GateInputs(audit, [{k: r[k] for k in keys} for r in checks])
+    lines = max((int(r.get("billing_lines") or 0) for r in checks), default=0)
+    return GateInputs(audit, [{k: r[k] for k in keys} for r in checks], lines)
 
 
 def _rows(wh: Warehouse, con, client, table: str, sql: str, run_date: date) -> list[dict]:
@@ -119,7 +136,8 @@ def gate_failure(run_date: date, gate: GateInputs) -> str | None:
     if failed:
         return f"data-quality check failed for {day}: {failed}; see raw.validation_results"
     ran = {c.get("suite") for c in checks}
-    missing = [s for s in GATEWAY_SUITES if s not in ran]
+    expected = GATEWAY_SUITES + (BILLING_SUITES if gate.billing_lines else ())
+    missing = [s for s in expected if s not in ran]
     if missing:
         return (f"no data-quality results for {day} from the suites {missing}: run the "
                 f"data_quality task (or `tokenbook check --date {day}`) before the models")

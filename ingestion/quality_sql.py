@@ -198,20 +198,40 @@ def _metrics_sql(dates: list[date], t: dict[str, float], priced: bool) -> str:
              and r.model is not distinct from mo.model
             where mo.load_date = {d})"""
     )
+    # A day is compared with the same weekday's days of its history when there are at least
+    # min_history_days of them (an organisation's weekend can be another workload: other
+    # models, prompts, tags), else with all the days of its history (the first two weeks).
+    def comparable(alias: str) -> str:
+        return (f"(not w.same_weekday or datediff('day', {alias}.load_date, d.d) % 7 = 0)")
+
     unpriced_metric = (
         f"""case when g.calls > 0 and hist.n >= {m} then
               {unpriced.format(d='d.d')} - (select median(s) from (
                   select {unpriced.format(d='h2.load_date')} as s
                   from _q_gw h2 where h2.load_date >= d.d - {h} and h2.load_date < d.d
-                    and h2.calls > 0)) end"""
+                    and h2.calls > 0 and {comparable('h2')})) end"""
         if priced else "NULL"
     )
     return f"""
     with days as (select unnest([{days}]) as d),
+    weekday as (
+        select d.d, count(h.load_date) as n, median(h.calls) as calls,
+               count(h.load_date) >= {m} as same_weekday
+        from days d left join _q_gw h
+          on h.load_date >= d.d - {h} and h.load_date < d.d and h.calls > 0
+         and datediff('day', h.load_date, d.d) % 7 = 0
+        group by d.d
+    ),
+    first_load as (  -- the first day with calls in each date's history
+        select d.d, min(h.load_date) as first from days d join _q_gw h
+          on h.load_date >= d.d - {h} and h.load_date < d.d and h.calls > 0
+        group by d.d
+    ),
     presence_hist as (
         select d.d, x.f
-        from days d join _q_gw h on h.load_date >= d.d - {h} and h.load_date < d.d
-                                and h.calls > 0,
+        from days d join weekday w on w.d = d.d
+             join _q_gw h on h.load_date >= d.d - {h} and h.load_date < d.d
+                         and h.calls > 0 and {comparable('h')},
              unnest([{present}]) as u(x)
         group by d.d, x.f
         having median(x.share) >= 0.5
@@ -227,24 +247,26 @@ def _metrics_sql(dates: list[date], t: dict[str, float], priced: bool) -> str:
                median(h.tokens / h.calls) as tokens_per_call,
                median(h.cost / nullif(h.cost_calls, 0)) as cost_per_call,
                {hist_nulls}
-        from days d left join _q_gw h
+        from days d join weekday w on w.d = d.d
+        left join _q_gw h
           on h.load_date >= d.d - {h} and h.load_date < d.d and h.calls > 0
-        group by d.d
-    ),
-    weekday as (
-        select d.d, count(h.load_date) as n, median(h.calls) as calls
-        from days d left join _q_gw h
-          on h.load_date >= d.d - {h} and h.load_date < d.d and h.calls > 0
-         and datediff('day', h.load_date, d.d) % 7 = 0
+         and {comparable('h')}
         group by d.d
     ),
     bill_days as (
         select b.vendor, b.usage_date, sum(b.cost) as cost from _q_bill b group by all
     ),
+    -- a vendor is expected on d when it billed 4+ of the 7 days before AND on the same weekday
+    -- in at least half of the weeks since its first line in the history (a vendor whose
+    -- traffic stops at weekends has no weekend lines: its healthy Saturday is not a gap)
     vendors_hist as (
         select d.d, b.vendor from days d join bill_days b
-          on b.usage_date >= d.d - 7 and b.usage_date < d.d
-        group by d.d, b.vendor having count(*) >= 4
+          on b.usage_date >= d.d - {h} and b.usage_date < d.d
+        group by d.d, b.vendor
+        having count(*) filter (where b.usage_date >= d.d - 7) >= 4
+           and count(*) filter (where datediff('day', b.usage_date, d.d) % 7 = 0) >= 1
+           and 2 * count(*) filter (where datediff('day', b.usage_date, d.d) % 7 = 0)
+               >= datediff('day', min(b.usage_date), d.d) // 7
     ),
     missing_vendors as (
         select v.d, list(v.vendor order by v.vendor) as vendors
@@ -258,15 +280,33 @@ def _metrics_sql(dates: list[date], t: dict[str, float], priced: bool) -> str:
                / nullif(l.cost, 0) as ratio
         from _q_ledger l
     ),
-    bill_hist as (
-        select d.d, count(r.ratio) as n, median(r.ratio) as ratio from days d
+    bill_hist_both as (
+        select d.d, count(r.ratio) as n_all, median(r.ratio) as ratio_all,
+               count(r.ratio) filter (where datediff('day', r.call_date, d.d) % 7 = 0) as n_wd,
+               median(r.ratio) filter (where datediff('day', r.call_date, d.d) % 7 = 0)
+                   as ratio_wd
+        from days d
         left join bill_ratio r on r.call_date >= d.d - {h} and r.call_date < d.d
         group by d.d
+    ),
+    bill_hist as (  -- the same weekday's ratios when there are enough, as for the calls
+        select d, case when n_wd >= {m} then n_wd else n_all end as n,
+               case when n_wd >= {m} then ratio_wd else ratio_all end as ratio
+        from bill_hist_both
     )
     select d.d as load_date,
            coalesce(g.calls, 0) as calls,
-           coalesce(a.rows_loaded, 0) as rows_loaded,
+           -- a weekday that had no call in any of the (min_history_days or more) weeks of
+           -- the history is a quiet day of the organisation (a business closed at weekends),
+           -- not a delivery that never arrived: not evaluable when nothing came
+           case when coalesce(a.rows_loaded, 0) = 0 and coalesce(w.n, 0) = 0
+                     and datediff('day', fl.first, d.d) // 7 >= {m} then NULL
+                else coalesce(a.rows_loaded, 0) end as rows_loaded,
+           datediff('day', fl.first, d.d) // 7 as weeks_known,
            a.load_id,
+           coalesce(hist.n, 0) as history_n,
+           coalesce(w.n, 0) as weekday_n,
+           coalesce(bh.n, 0) as billing_n,
            case when w.n >= {m} then coalesce(g.calls, 0) / w.calls end as volume_ratio,
            case when g.calls > 0 and hist.n >= {m} then
                 g.no_feature / g.calls - hist.no_feature_share end as missing_feature_increase,
@@ -299,6 +339,7 @@ def _metrics_sql(dates: list[date], t: dict[str, float], priced: bool) -> str:
     left join _q_audit a on a.load_date = d.d
     left join hist on hist.d = d.d
     left join weekday w on w.d = d.d
+    left join first_load fl on fl.d = d.d
     left join missing_vendors mv on mv.d = d.d
     left join bill_hist bh on bh.d = d.d
     left join lateral (

@@ -2,14 +2,20 @@
 
 The organisation's configuration folder (``TOKENBOOK_CONFIG_DIR``, else ``./config`` when it
 exists) may hold ``quality_thresholds.csv`` with two columns, ``name,value`` (one threshold a
-line, any subset of :data:`DEFAULTS`; a ``note`` column is allowed and ignored). An absent file
-means the defaults. A name that is not a threshold, or a value that is not a number, is a
-configuration error (:class:`ThresholdsError`), never silently ignored.
+line, any subset of :data:`DEFAULTS`; a ``note`` column is allowed and ignored, any other column
+is refused; header names are
+read without regard to case or spaces, and a spreadsheet's byte-order mark is skipped). An absent
+file means the defaults. A name that is not a threshold, a name set twice, a value that is not a
+finite number >= 0, a number of days that is not a whole number from 1 to
+:data:`MAX_HISTORY_DAYS`, or a lower bound above its upper bound is a configuration error
+(:class:`ThresholdsError`), never silently ignored, truncated or left to fail every day.
 """
 
 from __future__ import annotations
 
 import csv
+import difflib
+import math
 import os
 from pathlib import Path
 
@@ -43,6 +49,15 @@ DEFAULTS: dict[str, tuple[float, str]] = {
 }
 
 
+# Thresholds counted in days (whole numbers); a year of history is the most a check compares.
+DAY_COUNTS = ("history_days", "min_history_days")
+MAX_HISTORY_DAYS = 366
+# (lower, upper) bounds of the same metric: the lower must not be above the upper.
+PAIRS: tuple[tuple[str, str], ...] = tuple(
+    (name, name[: -len("_min")] + "_max") for name in DEFAULTS if name.endswith("_min")
+)
+
+
 class ThresholdsError(ValueError):
     """quality_thresholds.csv is not valid; the message names the file, line and value."""
 
@@ -65,22 +80,76 @@ def load_thresholds(folder: Path | None = None, environ: dict[str, str] | None =
     path = None if folder is None else Path(folder) / FILE_NAME
     if path is None or not path.is_file():
         return values
-    with path.open(newline="") as fh:
+    seen: dict[str, int] = {}
+    with path.open(newline="", encoding="utf-8-sig") as fh:
         reader = csv.DictReader(fh)
-        if not reader.fieldnames or not {"name", "value"} <= set(reader.fieldnames):
-            raise ThresholdsError(f"{path}: the header must have the columns name,value")
+        header = [(f or "").strip().lower() for f in reader.fieldnames or []]
+        if not {"name", "value"} <= set(header):
+            raise ThresholdsError(f"{path}: the header must have the columns name,value "
+                                  f"(found: {', '.join(reader.fieldnames or []) or 'nothing'})")
+        unknown = [f for f in header if f not in ("name", "value", "note")]
+        if unknown:
+            raise ThresholdsError(f"{path}: unknown column {unknown[0]!r}: the columns are "
+                                  "name,value and an optional note (one threshold a line)")
+        reader.fieldnames = header
         for line, row in enumerate(reader, start=2):
             name = (row.get("name") or "").strip()
             if not name:
                 continue
             if name not in DEFAULTS:
+                close = difflib.get_close_matches(name, list(DEFAULTS), 1)
+                hint = f"did you mean {close[0]}? " if close else ""
                 raise ThresholdsError(
-                    f"{path}:{line}: unknown threshold {name!r}; known: {', '.join(DEFAULTS)}"
+                    f"{path}:{line}: unknown threshold {name!r}; {hint}known: "
+                    f"{', '.join(DEFAULTS)}"
                 )
-            try:
-                values[name] = float((row.get("value") or "").strip())
-            except ValueError as exc:
+            if name in seen:
                 raise ThresholdsError(
-                    f"{path}:{line}: {name} must be a number, got {row.get('value')!r}"
-                ) from exc
+                    f"{path}:{line}: {name} is set twice (first on line {seen[name]})")
+            seen[name] = line
+            values[name] = _number(name, row.get("value"), f"{path}:{line}")
+    validate(values, str(path))
     return values
+
+
+def _number(name: str, text: str | None, where: str) -> float:
+    """The value of threshold ``name`` read from ``text``, or ThresholdsError saying why not."""
+    try:
+        value = float((text or "").strip())
+    except ValueError as exc:
+        raise ThresholdsError(f"{where}: {name} must be a number, got {text!r}") from exc
+    _check_value(name, value, where, text)
+    return value
+
+
+def _check_value(name: str, value: float, where: str, text: object = None) -> None:
+    shown = repr(text) if text is not None else repr(value)
+    if not math.isfinite(value):
+        raise ThresholdsError(f"{where}: {name} must be a finite number, got {shown}")
+    if name in DAY_COUNTS and not (value.is_integer() and 1 <= value <= MAX_HISTORY_DAYS):
+        raise ThresholdsError(f"{where}: {name} must be a whole number of days from 1 to "
+                              f"{MAX_HISTORY_DAYS}, got {shown}")
+    if value < 0:
+        raise ThresholdsError(f"{where}: {name} must be >= 0 (a share, a ratio or a count), "
+                              f"got {shown}")
+
+
+def validate(values: dict[str, float], where: str = "quality thresholds") -> None:
+    """ThresholdsError when ``values`` (every name of :data:`DEFAULTS`) cannot work: a value
+    out of its range, a lower bound above its upper bound, more history days required than
+    compared. Also for thresholds passed in code (``quality.check_dates``)."""
+    missing = [n for n in DEFAULTS if n not in values]
+    unknown = [n for n in values if n not in DEFAULTS]
+    if missing or unknown:
+        raise ThresholdsError(f"{where}: missing thresholds {missing}, unknown {unknown}")
+    for name, value in values.items():
+        _check_value(name, float(value), where)
+    for low, high in PAIRS:
+        if values[low] > values[high]:
+            raise ThresholdsError(
+                f"{where}: {low} ({values[low]:g}) is above {high} ({values[high]:g}): "
+                "every day would fail; set both")
+    if values["min_history_days"] > values["history_days"]:
+        raise ThresholdsError(
+            f"{where}: min_history_days ({values['min_history_days']:g}) is above history_days "
+            f"({values['history_days']:g}): no comparison could ever be evaluated")

@@ -35,8 +35,9 @@ def explain(exc: BaseException) -> tuple[int, str] | None:
         "cannot create a BigQuery client" in str(e) for e in chain
     ):
         return exitcodes.CONFIG_INVALID, BIGQUERY_CREDENTIALS
-    for e in chain:  # a setting to fix (the development PII key outside the demo)
-        if type(e).__name__ == "DevKeyRefused":
+    for e in chain:  # a setting to fix (the development PII key outside the demo, a
+        # quality_thresholds.csv that cannot be read or cannot work)
+        if type(e).__name__ in ("DevKeyRefused", "ThresholdsError"):
             return exitcodes.CONFIG_INVALID, str(e)
     for e in chain:  # our own sentence first (it says how long ingest waited)
         if isinstance(e, WarehouseError):

@@ -8,8 +8,8 @@ from typing import Annotated
 import typer
 
 from ingestion.quality_thresholds import ThresholdsError, load_thresholds
-from tokenbook.commands.common import WarehouseOpt, fail, parse_date, resolve
-from tokenbook.exitcodes import CONFIG_INVALID, QUALITY_FAILED
+from tokenbook.commands.common import ConfigDirOpt, WarehouseOpt, fail, parse_date, resolve
+from tokenbook.exitcodes import CONFIG_INVALID, INPUT_REFUSED, QUALITY_FAILED
 
 
 def dates_of(day: date | None, first: date | None, last: date | None) -> list[date]:
@@ -33,21 +33,26 @@ def check(
     date_to: Annotated[str | None, typer.Option("--to", help="Last load date to check.",
                                                 show_default=False)] = None,
     warehouse: WarehouseOpt = None,
+    config_dir: ConfigDirOpt = None,
 ) -> None:
     """Run the data-quality suites (Great Expectations) over what was loaded for the dates,
     each date against its own history; store the results in raw.validation_results.
 
-    Exits 0 when every expectation passed, 3 when one failed or a suite has no result, 4 when
-    quality_thresholds.csv in the configuration folder is invalid."""
+    Thresholds: quality_thresholds.csv in the configuration folder (--config-dir), else the
+    defaults. Exits 0 when every expectation passed, 3 when one failed or a suite has no
+    result, 4 when quality_thresholds.csv is invalid."""
     from ingestion.quality import check_dates  # duckdb: imported when the command runs
 
     dates = dates_of(parse_date(date_), parse_date(date_from, "--from"),
                      parse_date(date_to, "--to"))
-    settings, _ = resolve(warehouse)
+    settings, wh = resolve(warehouse, config_dir=config_dir)
     try:
-        thresholds = load_thresholds()
+        thresholds = load_thresholds(folder=settings.resolved_config_dir)
     except ThresholdsError as exc:
         raise fail(str(exc), code=CONFIG_INVALID) from exc
+    if not wh.is_bigquery and not wh.path.exists():
+        raise fail(f"no warehouse at {wh.path}: load the dates first (`tokenbook ingest "
+                   "gateway ...`), or pass --warehouse", INPUT_REFUSED)
     result = check_dates(settings, dates, thresholds)
     print_result(result)
     if not result.success:

@@ -15,6 +15,7 @@ from core.settings import Settings
 from core.warehouse import Warehouse
 from ingestion.quality import check_dates
 from ingestion.quality_gate import gate_failure, read_gate
+from ingestion.quality_thresholds import load_thresholds
 from tokenbook.dbt import ensure_raw_tables
 from tokenbook.orchestration.errors import QualityGateFailed
 from tokenbook.orchestration.inputs import as_run_date
@@ -50,8 +51,9 @@ def check_quality(run_date: date, settings: Settings) -> dict[str, Any]:
     one result). Raises QualityGateFailed naming what is wrong."""
     run_date = as_run_date(run_date)
     wh = Warehouse.from_settings(settings)
+    days = int(load_thresholds(folder=settings.resolved_config_dir)["history_days"])
     if wh.is_bigquery:
-        gate = read_gate(wh, run_date)
+        gate = read_gate(wh, run_date, history_days=days)
     else:
         # A night with no bills or evals yet still builds: the raw layer is complete (empty
         # tables). Not read_only: DuckDB refuses a second configuration for a file already open
@@ -59,7 +61,7 @@ def check_quality(run_date: date, settings: Settings) -> dict[str, Any]:
         ensure_raw_tables(settings)
         con = wh.connect()
         try:
-            gate = read_gate(wh, run_date, con=con)
+            gate = read_gate(wh, run_date, con=con, history_days=days)
         finally:
             con.close()
     failure = gate_failure(run_date, gate)

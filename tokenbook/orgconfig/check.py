@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import difflib
+import re
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal, InvalidOperation
@@ -263,6 +264,8 @@ def read_config(folder: Path | str | None) -> OrgConfig:
                 if close:
                     issues.append(Issue(extra.name, 0, "", "unknown configuration file",
                                         f"rename it to {close[0]}.csv"))
+    if folder_path is not None:
+        _check_thresholds(folder_path, issues)
     cfg = OrgConfig(folder_path, files)
     _cross_checks(cfg, issues)
     if issues:
@@ -270,5 +273,22 @@ def read_config(folder: Path | str | None) -> OrgConfig:
     return cfg
 
 
-# Files other parts of tokenbook read from the same folder (not validated here).
+# Files other parts of tokenbook read from the same folder (validated by their own readers).
 _OTHER_FILES = {"quality_thresholds.csv"}
+
+
+def _check_thresholds(folder: Path, issues: list[Issue]) -> None:
+    """quality_thresholds.csv (read by `tokenbook check`, validated by its own reader): its
+    error as an Issue, so `config check` and the run's load_config step report it first."""
+    from ingestion.quality_thresholds import FILE_NAME, ThresholdsError, load_thresholds
+
+    try:
+        load_thresholds(folder=folder)
+    except ThresholdsError as exc:
+        text, prefix = str(exc), str(folder / FILE_NAME)
+        rest = text[len(prefix):] if text.startswith(prefix) else f": {text}"
+        found = re.match(r":(\d+): (.*)", rest, re.S)
+        line, problem = (int(found[1]), found[2]) if found else (0, rest.lstrip(": "))
+        issues.append(Issue(FILE_NAME, line, "", problem,
+                            "write name,value lines with the thresholds and ranges listed in "
+                            "ingestion/README.md (Data-quality suites)"))
