@@ -149,6 +149,17 @@ def connect_duckdb(wh: Warehouse, read_only: bool = False, wait_seconds: float =
     if wh.kind != "duckdb":
         raise WarehouseError(f"{wh.url} is not a DuckDB warehouse")
     assert wh.path is not None
+    if wh.path.is_dir():
+        raise WarehouseError(
+            f"the warehouse {wh.path.resolve()} is a folder: name a file in it, e.g. "
+            f"duckdb:///{wh.path / 'tokenbook.duckdb'}"
+        )
+    if read_only and not wh.path.exists():
+        raise WarehouseError(
+            f"no warehouse at {wh.path.resolve()}: nothing was loaded into it yet; run "
+            "`tokenbook ingest gateway FILES` and `tokenbook transform` first (or point "
+            "--warehouse / TOKENBOOK_WAREHOUSE at your warehouse)"
+        )
     if not read_only:
         wh.path.parent.mkdir(parents=True, exist_ok=True)
     start = time.monotonic()
@@ -158,6 +169,12 @@ def connect_duckdb(wh: Warehouse, read_only: bool = False, wait_seconds: float =
             break
         except duckdb.IOException as exc:
             waited = time.monotonic() - start
+            if "not a valid DuckDB database file" in str(exc):
+                raise WarehouseError(
+                    f"the warehouse {wh.path.resolve()} is not a DuckDB database file: point "
+                    "--warehouse / TOKENBOOK_WAREHOUSE at a .duckdb file (a new name starts an "
+                    "empty warehouse); the file was left as it is"
+                ) from exc
             if not is_lock_error(exc):
                 raise
             if waited >= wait_seconds:

@@ -8,20 +8,28 @@ from typing import Annotated
 
 import typer
 
-from core.query import run_query
+from core.query import run_query, table_exists
 from core.warehouse import WarehouseError
 from forecasting.config import ForecastConfig
-from tokenbook.commands.common import ConfigDirOpt, WarehouseOpt, fail, resolve
+from tokenbook.commands.common import ConfigDirOpt, WarehouseOpt, fail, parse_date, resolve
+
+_NO_MARTS = ("the marts have no fct_llm_calls table in {where}: nothing to forecast yet; run "
+             "`tokenbook transform` (dbt build) after `tokenbook ingest gateway`")
 
 
 def _latest_call_date(wh) -> date:
     """Default --as-of: the last day with calls in fct_llm_calls (data decides, not the clock)."""
     sql = f"select max(call_date) as d from {wh.table('marts', 'fct_llm_calls')}"
     if wh.is_bigquery:
+        con = None
+        if not table_exists(con, wh, "marts", "fct_llm_calls"):
+            raise ValueError(_NO_MARTS.format(where=wh.location))
         value = run_query(wh, sql)["d"].iloc[0]
     else:
         con = wh.connect(read_only=True)
         try:
+            if not table_exists(con, wh, "marts", "fct_llm_calls"):
+                raise ValueError(_NO_MARTS.format(where=wh.location))
             value = run_query(con, sql)["d"].iloc[0]
         finally:
             con.close()
@@ -118,11 +126,11 @@ def forecast(
     folder = settings.resolved_config_dir
     console = Console()
     try:
-        run_date = date.fromisoformat(as_of) if as_of else _latest_call_date(wh)
+        run_date = parse_date(as_of, "--as-of") if as_of else _latest_call_date(wh)
     except WarehouseError:
-        raise  # no BigQuery credentials: the CLI's handler says what to set (exit 4)
-    except ValueError as exc:
-        raise fail(f"bad --as-of or empty ledger: {exc}") from exc
+        raise  # no BigQuery credentials, no warehouse: the CLI's handler says what to do
+    except ValueError as exc:  # no marts, or an empty ledger
+        raise fail(str(exc)) from exc
     try:
         cfg = ForecastConfig(
             horizon_months=horizon_months,
