@@ -10,6 +10,7 @@ configuration error (:class:`ThresholdsError`), never silently ignored.
 from __future__ import annotations
 
 import csv
+import io
 import os
 from pathlib import Path
 
@@ -65,7 +66,12 @@ def load_thresholds(folder: Path | None = None, environ: dict[str, str] | None =
     path = None if folder is None else Path(folder) / FILE_NAME
     if path is None or not path.is_file():
         return values
-    with path.open(newline="") as fh:
+    try:  # a BOM (Excel's "CSV UTF-8") is fine; another encoding is named, not a crash
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ThresholdsError(f"{path}: not UTF-8 text (UTF-16 or Latin-1?); save it as UTF-8 "
+                              "(Excel: 'CSV UTF-8')") from exc
+    with io.StringIO(text, newline="") as fh:
         reader = csv.DictReader(fh)
         if not reader.fieldnames or not {"name", "value"} <= set(reader.fieldnames):
             raise ThresholdsError(f"{path}: the header must have the columns name,value")
