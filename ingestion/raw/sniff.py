@@ -43,7 +43,7 @@ class SniffError(Exception):
 @dataclass
 class Sniff:
     path: Path
-    kind: str  # empty | csv | jsonl | json_document | json_array | parquet | text | binary
+    kind: str  # empty | csv | jsonl | json_document | json_array | parquet | text | binary | utf16
     columns: list[str] = field(default_factory=list)  # CSV header / Parquet / first record keys
     vendor: str | None = None  # billing vendor whose export this is
     vendor_label: str = ""
@@ -64,7 +64,16 @@ class Sniff:
             "parquet": f"a Parquet file (columns {cols})",
             "text": "a text file that is neither JSON nor CSV",
             "binary": "a binary file that is not Parquet or gzip",
+            "utf16": "UTF-16 text (as PowerShell's `>` or Excel's 'Unicode Text' write it), not "
+            "UTF-8: convert it first, e.g. `iconv -f UTF-16 -t UTF-8 FILE > FILE.utf8`",
         }[self.kind]
+
+
+def _utf16(head: bytes) -> bool:
+    """UTF-16 without a BOM: text whose every other byte is NUL (ASCII in UTF-16)."""
+    sample = head[:4096]
+    return len(sample) >= 8 and (sample[1::2].count(0) > 0.9 * len(sample[1::2])
+                                 or sample[0::2].count(0) > 0.9 * len(sample[0::2]))
 
 
 def _is_gz(path: Path) -> bool:
@@ -223,6 +232,8 @@ def sniff(path: Path) -> Sniff:
     head = head_bytes(path)
     if not head.strip():
         return Sniff(path, "empty", size=size)
+    if head[:2] in (b"\xff\xfe", b"\xfe\xff") or (b"\x00" in head[:4096] and _utf16(head)):
+        return Sniff(path, "utf16", size=size)
     if b"\x00" in head[:4096]:
         return Sniff(path, "binary", size=size)
     text = head.decode("utf-8", errors="replace").lstrip("\ufeff")
