@@ -1,0 +1,193 @@
+"""A new user's mistakes found by probing the real CLI in an empty folder (issue 17's robustness
+sweep): each ends in one sentence with its exit code from tokenbook/exitcodes.py, never a
+traceback or "unexpected ... (a bug)", and nothing already loaded is lost.
+
+Names here are not the demo's: features atlas_sync, pay_matcher; team risk-eng."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+from datetime import date
+
+import duckdb
+import pytest
+from typer.testing import CliRunner
+
+from tokenbook import exitcodes
+from tokenbook.cli import app
+
+DAY = date(2026, 11, 10)
+
+
+def _records(n: int, prefix: str = "a") -> str:
+    return "".join(
+        json.dumps({
+            "request_id": f"{prefix}{i}", "timestamp": f"{DAY.isoformat()}T{i % 24:02d}:05:00Z",
+            "provider": "openai", "model": "gpt-4o-mini", "input_tokens": 200 + i,
+            "output_tokens": 30, "feature": ("atlas_sync", "pay_matcher")[i % 2],
+            "customer_segment": "enterprise",
+        }) + "\n"
+        for i in range(n)
+    )
+
+
+def _cli(*args: str, env: dict | None = None):
+    result = CliRunner().invoke(app, list(args), env=env)
+    assert "Traceback" not in result.output
+    assert "unexpected" not in result.output, result.output  # a user's mistake is not a bug
+    return result
+
+
+def _error_line(result) -> str:
+    """The one line the user reads: the output ends with a single `error:` line."""
+    lines = [ln for ln in result.output.splitlines() if ln.strip()]
+    errors = [ln for ln in lines if ln.startswith("error:")]
+    assert len(errors) == 1 and lines[-1] == errors[0], result.output
+    return errors[0]
+
+
+# ------------------------------------------------------------------ commands before any data
+
+
+def test_forecast_before_anything_was_loaded_says_what_to_run(tmp_path):
+    wh = f"duckdb:///{tmp_path / 'never' / 'wh.duckdb'}"
+    res = _cli("forecast", "--warehouse", wh)
+    assert res.exit_code == exitcodes.INPUT_REFUSED, res.output
+    line = _error_line(res)
+    assert "tokenbook ingest" in line and "tokenbook transform" in line, line
+    assert not (tmp_path / "never" / "wh.duckdb").exists()  # a read does not create a warehouse
+
+
+def test_forecast_before_transform_says_to_build_the_marts(tmp_path):
+    (tmp_path / "day.jsonl").write_text(_records(20))
+    wh = f"duckdb:///{tmp_path / 'wh.duckdb'}"
+    assert _cli("ingest", "gateway", str(tmp_path / "day.jsonl"), "--warehouse", wh).exit_code == 0
+    for extra in ([], ["--as-of", DAY.isoformat()]):
+        res = _cli("forecast", "--warehouse", wh, *extra)
+        assert res.exit_code == exitcodes.INPUT_REFUSED, res.output
+        line = _error_line(res)
+        assert "fct_llm_calls" in line and "tokenbook transform" in line, line
+        assert "LINE 1" not in res.output and "^^^" not in res.output  # no SQL echo
+
+
+def test_prices_show_before_transform_is_one_line(tmp_path):
+    wh = f"duckdb:///{tmp_path / 'wh.duckdb'}"
+    duckdb.connect(str(tmp_path / "wh.duckdb")).close()  # a warehouse, but no price book
+    res = _cli("prices", "show", "gpt-4o-mini", "--warehouse", wh)
+    assert res.exit_code == exitcodes.INPUT_REFUSED, res.output
+    line = _error_line(res)
+    assert "tokenbook transform" in line and "LINE 1" not in res.output, res.output
+
+
+def test_a_warehouse_url_naming_a_folder_is_refused_in_a_sentence(tmp_path):
+    (tmp_path / "wh").mkdir()
+    res = _cli("check", "--date", DAY.isoformat(), "--warehouse", f"duckdb:///{tmp_path / 'wh'}")
+    assert res.exit_code == exitcodes.INPUT_REFUSED, res.output
+    line = _error_line(res)
+    assert "folder" in line and ".duckdb" in line, line
+
+
+def test_a_warehouse_url_naming_a_file_that_is_not_duckdb_is_refused(tmp_path):
+    notes = tmp_path / "notes.duckdb"
+    notes.write_text("team,cost_centre\nrisk-eng,CC-1\n" * 200)
+    res = _cli("check", "--date", DAY.isoformat(), "--warehouse", f"duckdb:///{notes}")
+    assert res.exit_code == exitcodes.INPUT_REFUSED, res.output
+    line = _error_line(res)
+    assert str(notes) in line and "DuckDB" in line, line
+    assert notes.read_text().startswith("team,cost_centre")  # left as it was
+
+
+# ------------------------------------------------------------------ files in another encoding
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "latin-1"])
+def test_a_configuration_file_not_in_utf8_names_the_file_and_the_fix(tmp_path, encoding):
+    folder = tmp_path / "config"
+    folder.mkdir()
+    (folder / "teams.csv").write_text(
+        "team,cost_centre,cost_centre_name,business_unit\nrisk-eng,CC-7,Réassurance,Ins\n",
+        encoding=encoding,
+    )
+    res = _cli("config", "check", "--config-dir", str(folder))
+    assert res.exit_code == exitcodes.CONFIG_INVALID, res.output
+    text = " ".join(res.output.split())
+    assert "teams.csv" in text and "UTF-8" in text, text
+    if encoding == "utf-16":
+        assert "UTF-16" in text
+
+
+def test_a_configuration_file_saved_by_excel_with_bom_and_crlf_is_valid(tmp_path):
+    folder = tmp_path / "config"
+    folder.mkdir()
+    (folder / "teams.csv").write_bytes(
+        b"\xef\xbb\xbfteam,cost_centre,cost_centre_name,business_unit\r\n"
+        b"risk-eng,CC-7,Risk,Insurance\r\n"
+    )
+    res = _cli("config", "check", "--config-dir", str(folder))
+    assert res.exit_code == 0, res.output
+    assert "teams.csv 1 row(s)" in " ".join(res.output.split())
+
+
+def test_quality_thresholds_written_by_excel_are_read(tmp_path):
+    from ingestion.quality_thresholds import ThresholdsError, load_thresholds
+
+    (tmp_path / "quality_thresholds.csv").write_bytes(
+        b"\xef\xbb\xbfname,value\r\nvolume_ratio_min,0.25\r\n"
+    )
+    assert load_thresholds(tmp_path)["volume_ratio_min"] == 0.25
+    (tmp_path / "quality_thresholds.csv").write_text("name,value\nvolume_ratio_min,0.25\n",
+                                                     encoding="utf-16")
+    with pytest.raises(ThresholdsError, match="UTF-8"):
+        load_thresholds(tmp_path)
+
+
+def test_a_utf16_gateway_log_is_named_as_utf16_not_binary(tmp_path):
+    path = tmp_path / "day.jsonl"
+    path.write_text(_records(5), encoding="utf-16")
+    res = _cli("ingest", "gateway", str(path), "--warehouse", f"duckdb:///{tmp_path / 'w.duckdb'}")
+    assert res.exit_code == exitcodes.INPUT_REFUSED, res.output
+    line = " ".join(res.output.split())
+    assert "UTF-16" in line and "UTF-8" in line and "binary" not in line, line
+
+
+# ------------------------------------------------------------------ Ctrl-C
+
+
+def test_ctrl_c_while_duckdb_works_exits_130_and_keeps_the_loaded_day(tmp_path, monkeypatch):
+    """A real SIGINT while DuckDB runs a statement of the load: DuckDB turns it into its own
+    "Query interrupted" error; the user sees one line and exit 130, the day stays as it was."""
+    import ingestion.gateway.stage as stage
+
+    wh = f"duckdb:///{tmp_path / 'wh.duckdb'}"
+    (tmp_path / "first.jsonl").write_text(_records(40, "f"))
+    assert _cli("ingest", "gateway", str(tmp_path / "first.jsonl"), "--warehouse", wh).exit_code == 0
+    real = stage.stage
+
+    def interrupted(ctx, *args, **kwargs):
+        # the user presses Ctrl-C while a long statement of this load runs (DuckDB answers
+        # SIGINT with "Query interrupted"); a second timer only keeps a broken test from hanging
+        threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT)).start()
+        guard = threading.Timer(20, ctx.con.interrupt)
+        guard.start()
+        try:
+            ctx.con.execute("select i, i::VARCHAR || 'x' as s from range(2000000000) t(i) "
+                            "order by s desc limit 3").fetchall()
+        finally:
+            guard.cancel()
+        return real(ctx, *args, **kwargs)
+
+    monkeypatch.setattr(stage, "stage", interrupted)
+    (tmp_path / "second.jsonl").write_text(_records(60, "s"))
+    res = _cli("ingest", "gateway", str(tmp_path / "second.jsonl"), "--warehouse", wh)
+    assert res.exit_code == 130, res.output
+    (line,) = [ln for ln in res.output.splitlines() if "interrupted" in ln]
+    assert "nothing" in line, res.output
+    con = duckdb.connect(str(tmp_path / "wh.duckdb"), read_only=True)
+    try:
+        ids = {r[0][0] for r in con.execute("select request_id from raw.gateway_calls").fetchall()}
+    finally:
+        con.close()
+    assert ids == {"f"}  # the first delivery only: nothing of the interrupted one was published
