@@ -191,3 +191,28 @@ def test_ctrl_c_while_duckdb_works_exits_130_and_keeps_the_loaded_day(tmp_path, 
     finally:
         con.close()
     assert ids == {"f"}  # the first delivery only: nothing of the interrupted one was published
+
+
+# ------------------------------------------------------------------ settings from the environment
+
+
+@pytest.mark.parametrize(("variable", "value"), [
+    ("TOKENBOOK_LOCK_WAIT_SECONDS", "30s"),
+    ("TOKENBOOK_ANOMALY_LEVEL", "99%"),
+    ("TOKENBOOK_WINDOW_DAYS_BEFORE", "7 days"),
+    ("TOKENBOOK_ALLOW_DEV_KEY", "ture"),  # was quietly "no"
+])
+def test_a_bad_setting_in_the_environment_names_the_variable(tmp_path, variable, value):
+    res = _cli("check", "--date", DAY.isoformat(), "--warehouse",
+               f"duckdb:///{tmp_path / 'w.duckdb'}", env={variable: value})
+    assert res.exit_code == exitcodes.USAGE, res.output
+    text = " ".join(res.output.replace("│", " ").split())
+    assert f"{variable}='{value}'" in text, text
+    assert not (tmp_path / "w.duckdb").exists()  # refused before anything was opened
+
+
+def test_a_bad_warehouse_url_from_the_environment_says_where_it_came_from(tmp_path):
+    res = _cli("report", env={"TOKENBOOK_WAREHOUSE": "duckdb:/typo.duckdb"})
+    assert res.exit_code == exitcodes.USAGE, res.output
+    text = " ".join(res.output.replace("│", " ").split())
+    assert "duckdb:/typo.duckdb" in text and "TOKENBOOK_WAREHOUSE" in text, text

@@ -62,7 +62,12 @@ def resolve(warehouse: str | None = None, **overrides: object) -> tuple[Settings
         settings = load_settings(warehouse=warehouse, **overrides)
         return settings, Warehouse.from_settings(settings)
     except (WarehouseError, ValueError) as exc:
-        raise typer.BadParameter(str(exc)) from exc
+        where = ""
+        if isinstance(exc, WarehouseError) and warehouse is None and os.environ.get(
+            "TOKENBOOK_WAREHOUSE"
+        ):
+            where = " (the URL comes from TOKENBOOK_WAREHOUSE)"
+        raise typer.BadParameter(f"{exc}{where}") from exc
 
 
 def refuse_dev_key(settings: Settings) -> None:
