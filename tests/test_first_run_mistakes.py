@@ -216,3 +216,28 @@ def test_a_bad_warehouse_url_from_the_environment_says_where_it_came_from(tmp_pa
     assert res.exit_code == exitcodes.USAGE, res.output
     text = " ".join(res.output.replace("│", " ").split())
     assert "duckdb:/typo.duckdb" in text and "TOKENBOOK_WAREHOUSE" in text, text
+
+
+# ------------------------------------------------------------------ a short history
+
+
+def test_forecast_on_two_weeks_of_history_prints_and_exits_0(tmp_path):
+    """Two weeks of calls: every series gets the fallback and no day can be scored for
+    anomalies; the forecast is written and the command says so (was KeyError, exit 70)."""
+    con = duckdb.connect(str(tmp_path / "wh.duckdb"))
+    con.execute("create schema marts")
+    con.execute("""
+        create table marts.fct_llm_calls as
+        select date '2026-10-01' + (i % 15)::INTEGER as call_date, 'openai' as provider,
+               'gpt-4o-mini' as model, 'gpt-4o-mini' as catalog_model,
+               ['atlas_sync', 'pay_matcher'][1 + i % 2] as feature, 'smb' as customer_segment,
+               (0.01 + (i % 7) * 0.001)::DECIMAL(38, 9) as effective_cost_usd,
+               300 as input_tokens, 50 as output_tokens
+        from range(1500) t(i)""")
+    con.close()
+    res = _cli("forecast", "--warehouse", f"duckdb:///{tmp_path / 'wh.duckdb'}",
+               "--workers", "1", "--samples", "100")
+    assert res.exit_code == 0, res.output
+    text = " ".join(res.output.split())
+    assert "Anomalies: 0 flagged of 0 scored series-days" in text
+    assert "written: marts.forecast_daily" in text

@@ -216,7 +216,9 @@ def forecast(
         f"Anomalies: {len(flags)} flagged of {s['scored_series_days']} scored series-days "
         f"(level {cfg.anomaly_level:.0%})"
     )
-    for r in flags.sort_values("severity", ascending=False).head(10).itertuples():
+    # no scored day (every series too short): an empty frame without the scoring's columns
+    top = flags.sort_values("severity", ascending=False).head(10) if len(flags) else flags
+    for r in top.itertuples():
         console.print(
             f"  [red]{r.ds:%Y-%m-%d}[/] {r.unique_id}: ${_money(r.actual)} vs "
             f"[{_money(r.lower)}, {_money(r.upper)}] severity {r.severity:.1f} — {r.why}"
