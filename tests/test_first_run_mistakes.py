@@ -241,3 +241,23 @@ def test_forecast_on_two_weeks_of_history_prints_and_exits_0(tmp_path):
     text = " ".join(res.output.split())
     assert "Anomalies: 0 flagged of 0 scored series-days" in text
     assert "written: marts.forecast_daily" in text
+
+
+def test_ctrl_c_during_dbt_is_an_interrupt_not_a_failed_build(tmp_path, monkeypatch):
+    """dbtRunner returns a Ctrl-C as a failed result with no message: `tokenbook transform`
+    said "dbt build failed: " and exit 1; it is an interruption (exit 130)."""
+    from dbt.cli.main import dbtRunner
+
+    real = dbtRunner.invoke
+
+    def invoke(self, args, **kwargs):
+        threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT)).start()
+        return real(self, args, **kwargs)
+
+    monkeypatch.setattr(dbtRunner, "invoke", invoke)
+    monkeypatch.setenv("TOKENBOOK_OUT_DIR", str(tmp_path / "out"))
+    res = _cli("transform", "--warehouse", f"duckdb:///{tmp_path / 'wh.duckdb'}")
+    assert res.exit_code == exitcodes.INTERRUPTED, res.output
+    (line,) = [ln for ln in res.output.splitlines() if "interrupted" in ln]
+    assert "run the command again" in line
+    assert "dbt build failed" not in res.output
