@@ -261,3 +261,17 @@ def test_ctrl_c_during_dbt_is_an_interrupt_not_a_failed_build(tmp_path, monkeypa
     (line,) = [ln for ln in res.output.splitlines() if "interrupted" in ln]
     assert "run the command again" in line
     assert "dbt build failed" not in res.output
+
+
+def test_run_names_the_log_files_it_does_not_load(tmp_path, capsys):
+    from tokenbook.runner.batch import gateway_files
+
+    folder = tmp_path / "gateway"
+    folder.mkdir()
+    for name in ("gateway-2026-11-09.jsonl", "gateway-2026-11-10.jsonl.gz", "late-extra.jsonl",
+                 "notes.txt"):
+        (folder / name).write_text("{}\n")
+    files = gateway_files(tmp_path, None, None)
+    assert [f.name for f in files] == ["gateway-2026-11-09.jsonl", "gateway-2026-11-10.jsonl.gz"]
+    said = " ".join(capsys.readouterr().out.split())
+    assert "not loaded" in said and "late-extra.jsonl" in said and "notes.txt" not in said
