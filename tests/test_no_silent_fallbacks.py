@@ -72,3 +72,19 @@ def test_secret_rules_without_a_section_raise_instead_of_redacting_nothing(tmp_p
     renamed.write_text(redact._RULES_FILE.read_text().replace("[[token]]", "[[tokens]]"))
     with pytest.raises(RuntimeError, match=r"no \[\[token\]\] rules"):
         redact._load_rules(renamed)
+
+
+def test_a_failing_airflow_connection_lookup_is_reported_not_taken_for_no_key(monkeypatch):
+    from airflow.sdk import BaseHook
+
+    from ingestion.billing.errors import BillingError
+    from ingestion.billing.http import resolve_key
+
+    monkeypatch.delenv("TB_TEST_BILLING_KEY", raising=False)
+
+    def unreachable(conn_id):
+        raise ConnectionError("secrets backend vault.internal timed out")
+
+    monkeypatch.setattr(BaseHook, "get_connection", unreachable)
+    with pytest.raises(BillingError, match="vault.internal timed out"):
+        resolve_key("TB_TEST_BILLING_KEY", "tb_billing_api")
