@@ -275,3 +275,28 @@ def test_run_names_the_log_files_it_does_not_load(tmp_path, capsys):
     assert [f.name for f in files] == ["gateway-2026-11-09.jsonl", "gateway-2026-11-10.jsonl.gz"]
     said = " ".join(capsys.readouterr().out.split())
     assert "not loaded" in said and "late-extra.jsonl" in said and "notes.txt" not in said
+
+
+def test_check_on_a_bigquery_warehouse_before_any_load_says_what_to_run():
+    """BigQuery answers NotFound for raw tables no load has created: the CLI's handler turns
+    it into exit 1 and the command to run (was "unexpected RuntimeError", exit 70)."""
+    from google.api_core import exceptions as gexc
+
+    from core.settings import load_settings
+    from ingestion.quality import check_dates
+    from tokenbook.errors import explain
+
+    class Job:
+        def result(self):
+            raise gexc.NotFound("Not found: Table fin-ledger:tb_raw.gateway_calls")
+
+    class Client:
+        def query(self, sql, *args, **kwargs):
+            return Job()
+
+    settings = load_settings(warehouse="bigquery://fin-ledger/tb")
+    with pytest.raises(Exception) as caught:
+        check_dates(settings, [DAY], client=Client())
+    code, sentence = explain(caught.value)
+    assert code == exitcodes.INPUT_REFUSED
+    assert "tokenbook ingest gateway" in sentence and "gateway_calls" in sentence

@@ -59,7 +59,7 @@ def explain(exc: BaseException) -> tuple[int, str] | None:
     refused = {
         "ReaderError", "IngestError", "LoadRefused", "BillingError", "BillingFileError",
         "BillingLoadRefused", "EvalsError", "EvalsFileError", "EvalsLoadRefused", "SniffError",
-        "BigQueryLoadError",
+        "BigQueryLoadError", "NothingLoaded",
     }  # fmt: skip
     for e in chain:
         if isinstance(e, WarehouseError) or type(e).__name__ in refused:
