@@ -300,3 +300,16 @@ def test_check_on_a_bigquery_warehouse_before_any_load_says_what_to_run():
     code, sentence = explain(caught.value)
     assert code == exitcodes.INPUT_REFUSED
     assert "tokenbook ingest gateway" in sentence and "gateway_calls" in sentence
+
+
+@pytest.mark.parametrize("command", [["ingest", "gateway"], ["ingest", "evals"]])
+def test_a_latin1_file_is_one_sentence_naming_the_line_and_the_fix(tmp_path, command):
+    lines = _records(30).splitlines()
+    lines[12] = lines[12].replace('"enterprise"', '"entreprise privée"')
+    path = tmp_path / "day.jsonl"
+    path.write_bytes(("\n".join(lines) + "\n").encode("latin-1"))
+    res = _cli(*command, str(path), "--warehouse", f"duckdb:///{tmp_path / 'w.duckdb'}")
+    assert res.exit_code == exitcodes.INPUT_REFUSED, res.output
+    line = _error_line(res)
+    assert "not UTF-8" in line and "line 13" in line and "iconv" in line, line
+    assert "CSV" not in res.output and "ignore_errors" not in res.output  # DuckDB's wall

@@ -37,6 +37,7 @@ import tempfile
 from pathlib import Path
 
 from ingestion.gateway.readers import READER_COLUMNS, ReaderError
+from ingestion.raw.sniff import read_failure
 
 # Columns mapped onto native fields or dropped (never copied into ``extra``).
 _MAPPED = (
@@ -104,7 +105,7 @@ def load_lines(con, path: Path, into: str) -> None:
         raise ReaderError(f"cannot read {path}: {exc}") from exc
     except Exception as exc:  # duckdb errors: unreadable, not UTF-8, ...
         if "duckdb" in type(exc).__module__:
-            raise ReaderError(f"cannot read {path}: {exc}") from exc
+            raise ReaderError(read_failure(path, "text lines", exc)) from exc
         raise
     finally:
         if tmp is not None:
@@ -185,7 +186,7 @@ def _load_csv(con, path: Path, into: str) -> None:
             """
         )
     except Exception as exc:
-        raise ReaderError(f"cannot read {path} as CSV with a header: {exc}") from exc
+        raise ReaderError(read_failure(path, "CSV with a header", exc)) from exc
 
 
 def _from_string_or_json(v: str) -> str:

@@ -138,6 +138,45 @@ def gzip_error(path: Path) -> str | None:
     return None
 
 
+def read_failure(path: Path, what: str, exc: BaseException) -> str:
+    """The sentence for a file DuckDB could not read as ``what``: for text that is not UTF-8
+    (DuckDB's "Invalid unicode" wall names CSV options), the line and byte and the iconv to
+    run; otherwise DuckDB's first line. Called only after a read failed (it may stream the
+    file)."""
+    text = str(exc)
+    if "invalid unicode" in text.lower() or "not utf-8" in text.lower():
+        where = _first_non_utf8(Path(path))
+        if where is not None:
+            line, byte = where
+            return (f"{path} is not UTF-8 text: line {line:,} holds byte 0x{byte:02x} (a "
+                    "Latin-1 / Windows-1252 file?); convert it, e.g. `iconv -f CP1252 -t UTF-8 "
+                    "FILE > FILE.utf8`, and load that; nothing was loaded")
+    first = (text.strip().splitlines() or [type(exc).__name__])[0]
+    return f"cannot read {path} as {what}: {first}"
+
+
+def _first_non_utf8(path: Path) -> tuple[int, int] | None:
+    """(line, byte value) of the first byte that is not UTF-8, streaming (gzip too)."""
+    import codecs
+    import gzip
+
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    line = 1
+    opener = gzip.open if _is_gz(path) else open
+    try:
+        with opener(path, "rb") as fh:
+            while chunk := fh.read(1 << 20):
+                try:
+                    decoder.decode(chunk)
+                except UnicodeDecodeError as err:
+                    at = min(err.start, len(chunk) - 1)
+                    return line + chunk[:at].count(b"\n"), chunk[at]
+                line += chunk.count(b"\n")
+    except (OSError, EOFError, zlib.error):
+        return None
+    return None
+
+
 def head_bytes(path: Path) -> bytes:
     """The file's first bytes, decompressed for ``.gz``; raises SniffError naming the file."""
     path = Path(path)
