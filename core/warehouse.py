@@ -161,7 +161,16 @@ def connect_duckdb(wh: Warehouse, read_only: bool = False, wait_seconds: float =
             "--warehouse / TOKENBOOK_WAREHOUSE at your warehouse)"
         )
     if not read_only:
-        wh.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            wh.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # a file where a folder should be, no permission, ...
+            raise WarehouseError(
+                f"cannot create the folder {wh.path.parent} of the warehouse: "
+                f"{exc.strerror or exc}" + (f" ({exc.filename} is a file)"
+                                            if isinstance(exc, FileExistsError | NotADirectoryError)
+                                            else "")
+                + "; point --warehouse / TOKENBOOK_WAREHOUSE at a folder you can write"
+            ) from exc
     start = time.monotonic()
     while True:
         try:
@@ -175,8 +184,12 @@ def connect_duckdb(wh: Warehouse, read_only: bool = False, wait_seconds: float =
                     "--warehouse / TOKENBOOK_WAREHOUSE at a .duckdb file (a new name starts an "
                     "empty warehouse); the file was left as it is"
                 ) from exc
-            if not is_lock_error(exc):
-                raise
+            if not is_lock_error(exc):  # permission denied, a read-only disk, ...
+                first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                raise WarehouseError(
+                    f"cannot open the warehouse {wh.path.resolve()}: {first}; check the path "
+                    "and that you may " + ("read" if read_only else "write") + " it"
+                ) from exc
             if waited >= wait_seconds:
                 raise WarehouseLocked(lock_message(wh.path, exc, waited)) from exc
             time.sleep(min(0.5, max(0.05, wait_seconds - waited)))

@@ -313,3 +313,12 @@ def test_a_latin1_file_is_one_sentence_naming_the_line_and_the_fix(tmp_path, com
     line = _error_line(res)
     assert "not UTF-8" in line and "line 13" in line and "iconv" in line, line
     assert "CSV" not in res.output and "ignore_errors" not in res.output  # DuckDB's wall
+
+
+def test_a_warehouse_under_a_file_names_the_file(tmp_path):
+    (tmp_path / "day.jsonl").write_text(_records(5))
+    res = _cli("ingest", "gateway", str(tmp_path / "day.jsonl"),
+               "--warehouse", f"duckdb:///{tmp_path / 'day.jsonl' / 'wh.duckdb'}")
+    assert res.exit_code == exitcodes.INPUT_REFUSED, res.output
+    line = _error_line(res)
+    assert "day.jsonl is a file" in line and "TOKENBOOK_WAREHOUSE" in line, line
