@@ -322,3 +322,15 @@ def test_a_warehouse_under_a_file_names_the_file(tmp_path):
     assert res.exit_code == exitcodes.INPUT_REFUSED, res.output
     line = _error_line(res)
     assert "day.jsonl is a file" in line and "TOKENBOOK_WAREHOUSE" in line, line
+
+
+@pytest.mark.parametrize("command", [
+    ["report", "--month", "11/2026"],
+    ["export", "chargeback", "--month", "2026-13", "--out", "x.csv"],
+    ["export", "focus", "--month", "Nov 2026", "--out", "x.parquet"],
+])
+def test_a_bad_month_is_a_usage_error_like_a_bad_date(tmp_path, command):
+    res = _cli(*command, "--warehouse", f"duckdb:///{tmp_path / 'w.duckdb'}")
+    assert res.exit_code == exitcodes.USAGE, res.output
+    text = " ".join(res.output.replace("│", " ").split())
+    assert "--month" in text and "YYYY-MM" in text, text

@@ -101,3 +101,15 @@ def parse_date(value: str | None, flag: str = "--date") -> date | None:
         return date.fromisoformat(value)
     except ValueError as exc:
         raise typer.BadParameter(f"{flag} expects YYYY-MM-DD, got {value!r}") from exc
+
+
+def check_month(value: str | None, flag: str = "--month") -> date | None:
+    """A YYYY-MM option value as its first day, or a usage error (exit 2) naming the flag."""
+    if value is None:
+        return None
+    from tokenbook.exports import ExportError, parse_month
+
+    try:
+        return parse_month(value)
+    except ExportError as exc:
+        raise typer.BadParameter(f"{flag}: {exc}") from exc
