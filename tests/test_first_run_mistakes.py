@@ -334,3 +334,17 @@ def test_a_bad_month_is_a_usage_error_like_a_bad_date(tmp_path, command):
     assert res.exit_code == exitcodes.USAGE, res.output
     text = " ".join(res.output.replace("│", " ").split())
     assert "--month" in text and "YYYY-MM" in text, text
+
+
+def test_a_bad_events_file_is_named(tmp_path):
+    from forecasting.inputs import load_events_with
+
+    utf16 = tmp_path / "events.csv"
+    utf16.write_text("event_date,event_name,kind,provider,feature\n2026-10-05,x,launch,,\n",
+                     encoding="utf-16")
+    with pytest.raises(ValueError, match=r"events\.csv is not UTF-8"):
+        load_events_with(utf16)
+    cut = tmp_path / "manifest.json"
+    cut.write_text('{"events": ')
+    with pytest.raises(ValueError, match=r"manifest\.json is not a JSON manifest"):
+        load_events_with(cut)
