@@ -348,3 +348,12 @@ def test_a_bad_events_file_is_named(tmp_path):
     cut.write_text('{"events": ')
     with pytest.raises(ValueError, match=r"manifest\.json is not a JSON manifest"):
         load_events_with(cut)
+
+
+def test_an_fx_file_in_utf16_is_refused_in_a_sentence(tmp_path):
+    path = tmp_path / "rates.csv"
+    path.write_text("date,currency,rate_to_usd\n2026-11-10,EUR,1.08\n", encoding="utf-16")
+    res = _cli("fx", "load", str(path), "--warehouse", f"duckdb:///{tmp_path / 'w.duckdb'}")
+    assert res.exit_code == exitcodes.INPUT_REFUSED, res.output
+    line = _error_line(res)
+    assert "rates.csv is not UTF-8" in line, line
