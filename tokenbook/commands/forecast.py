@@ -11,10 +11,18 @@ import typer
 from core.query import run_query, table_exists
 from core.warehouse import WarehouseError
 from forecasting.config import ForecastConfig
-from tokenbook.commands.common import ConfigDirOpt, WarehouseOpt, fail, parse_date, resolve
+from tokenbook.commands.common import ConfigDirOpt, WarehouseOpt, fail, resolve
 
 _NO_MARTS = ("the marts have no fct_llm_calls table in {where}: nothing to forecast yet; run "
              "`tokenbook transform` (dbt build) after `tokenbook ingest gateway`")
+
+
+def _as_of(value: str) -> date:
+    """--as-of as a date, or a usage error (exit 2) like any bad date."""
+    try:
+        return date.fromisoformat(value)
+    except ValueError as exc:
+        raise typer.BadParameter(f"bad --as-of {value!r}: write YYYY-MM-DD") from exc
 
 
 def _latest_call_date(wh) -> date:
@@ -126,7 +134,7 @@ def forecast(
     folder = settings.resolved_config_dir
     console = Console()
     try:
-        run_date = parse_date(as_of, "--as-of") if as_of else _latest_call_date(wh)
+        run_date = _as_of(as_of) if as_of else _latest_call_date(wh)
     except WarehouseError:
         raise  # no BigQuery credentials, no warehouse: the CLI's handler says what to do
     except ValueError as exc:  # no marts, or an empty ledger
