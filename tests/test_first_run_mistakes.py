@@ -357,3 +357,14 @@ def test_an_fx_file_in_utf16_is_refused_in_a_sentence(tmp_path):
     assert res.exit_code == exitcodes.INPUT_REFUSED, res.output
     line = _error_line(res)
     assert "rates.csv is not UTF-8" in line, line
+
+
+def test_config_dir_naming_a_file_says_to_name_its_folder(tmp_path):
+    folder = tmp_path / "config"
+    folder.mkdir()
+    (folder / "teams.csv").write_text("team,cost_centre,cost_centre_name,business_unit\n")
+    res = _cli("config", "check", "--config-dir", str(folder / "teams.csv"))
+    assert res.exit_code == exitcodes.CONFIG_INVALID, res.output
+    text = " ".join(res.output.split())
+    assert "is a file, not the configuration folder" in text and str(folder) in text, text
+    assert "does not exist" not in text

@@ -273,6 +273,11 @@ def read_config(folder: Path | str | None) -> OrgConfig:
     """Read and validate the folder (None: nothing configured). Raises ConfigInvalid."""
     issues: list[Issue] = []
     folder_path = Path(folder) if folder is not None else None
+    if folder_path is not None and folder_path.is_file():
+        raise ConfigInvalid(folder_path, [Issue(str(folder_path), 0, "", "this is a file, not the "
+                                               "configuration folder",
+                                               f"point --config-dir / TOKENBOOK_CONFIG_DIR at the "
+                                               f"folder holding it ({folder_path.parent})")])
     if folder_path is not None and not folder_path.is_dir():
         raise ConfigInvalid(folder_path, [Issue(str(folder_path), 0, "", "the configuration folder does not exist",
                                                f"create it with `tokenbook init {folder_path}` or point "
