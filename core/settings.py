@@ -86,13 +86,26 @@ class Settings:
         return default if default.is_dir() else None
 
 
-def _coerce(value: str, like: object) -> object:
+_TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
+
+
+def _coerce(value: str, like: object, name: str = "") -> object:
+    """``value`` (an environment variable ``name``) as the type of the default ``like``; a
+    ValueError naming the variable when it is not one (never quietly the default)."""
+    text = value.strip()
     if isinstance(like, bool):
-        return value.strip().lower() in {"1", "true", "yes", "on"}
-    if isinstance(like, int):
-        return int(value)
-    if isinstance(like, float):
-        return float(value)
+        if text.lower() in _TRUE | _FALSE:
+            return text.lower() in _TRUE
+        raise ValueError(f"{name}={value!r} is not a yes/no value: write 1 or 0 (or true/false)")
+    try:
+        if isinstance(like, int):
+            return int(text)
+        if isinstance(like, float):
+            return float(text)
+    except ValueError as exc:
+        kind = "a whole number" if isinstance(like, int) else "a number"
+        raise ValueError(f"{name}={value!r} is not {kind}: write e.g. {name}={like} "
+                         "(no unit, no % sign)") from exc
     return value
 
 
@@ -101,9 +114,10 @@ def load_settings(**overrides: object) -> Settings:
     base = Settings()
     values: dict[str, object] = {}
     for f in fields(Settings):
-        env = os.environ.get(f"TOKENBOOK_{f.name.upper()}")
+        name = f"TOKENBOOK_{f.name.upper()}"
+        env = os.environ.get(name)
         if env is not None and env != "":
-            values[f.name] = _coerce(env, getattr(base, f.name))
+            values[f.name] = _coerce(env, getattr(base, f.name), name)
     unknown = set(overrides) - {f.name for f in fields(Settings)}
     if unknown:
         raise TypeError(f"unknown settings: {sorted(unknown)}")

@@ -149,8 +149,28 @@ def connect_duckdb(wh: Warehouse, read_only: bool = False, wait_seconds: float =
     if wh.kind != "duckdb":
         raise WarehouseError(f"{wh.url} is not a DuckDB warehouse")
     assert wh.path is not None
+    if wh.path.is_dir():
+        raise WarehouseError(
+            f"the warehouse {wh.path.resolve()} is a folder: name a file in it, e.g. "
+            f"duckdb:///{wh.path / 'tokenbook.duckdb'}"
+        )
+    if read_only and not wh.path.exists():
+        raise WarehouseError(
+            f"no warehouse at {wh.path.resolve()}: nothing was loaded into it yet; run "
+            "`tokenbook ingest gateway FILES` and `tokenbook transform` first (or point "
+            "--warehouse / TOKENBOOK_WAREHOUSE at your warehouse)"
+        )
     if not read_only:
-        wh.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            wh.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # a file where a folder should be, no permission, ...
+            raise WarehouseError(
+                f"cannot create the folder {wh.path.parent} of the warehouse: "
+                f"{exc.strerror or exc}" + (f" ({exc.filename} is a file)"
+                                            if isinstance(exc, FileExistsError | NotADirectoryError)
+                                            else "")
+                + "; point --warehouse / TOKENBOOK_WAREHOUSE at a folder you can write"
+            ) from exc
     start = time.monotonic()
     while True:
         try:
@@ -158,8 +178,18 @@ def connect_duckdb(wh: Warehouse, read_only: bool = False, wait_seconds: float =
             break
         except duckdb.IOException as exc:
             waited = time.monotonic() - start
-            if not is_lock_error(exc):
-                raise
+            if "not a valid DuckDB database file" in str(exc):
+                raise WarehouseError(
+                    f"the warehouse {wh.path.resolve()} is not a DuckDB database file: point "
+                    "--warehouse / TOKENBOOK_WAREHOUSE at a .duckdb file (a new name starts an "
+                    "empty warehouse); the file was left as it is"
+                ) from exc
+            if not is_lock_error(exc):  # permission denied, a read-only disk, ...
+                first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                raise WarehouseError(
+                    f"cannot open the warehouse {wh.path.resolve()}: {first}; check the path "
+                    "and that you may " + ("read" if read_only else "write") + " it"
+                ) from exc
             if waited >= wait_seconds:
                 raise WarehouseLocked(lock_message(wh.path, exc, waited)) from exc
             time.sleep(min(0.5, max(0.05, wait_seconds - waited)))

@@ -55,8 +55,12 @@ def _read(path: Path, required: tuple[str, ...]) -> pd.DataFrame:
     if not path.exists():
         raise FileNotFoundError(f"seed {path} is missing: restore it from the repository")
     # Configuration files carry a '#' header (whole lines only; a '#' inside a value is kept).
-    text = "".join(line for line in path.read_text(encoding="utf-8-sig").splitlines(True)
-                   if not line.lstrip().startswith("#"))
+    try:
+        raw = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path} is not UTF-8 text (UTF-16 or Latin-1?): save it as UTF-8 "
+                         "(Excel: 'CSV UTF-8')") from exc
+    text = "".join(line for line in raw.splitlines(True) if not line.lstrip().startswith("#"))
     df = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
     missing = [c for c in required if c not in df.columns]
     if missing:
@@ -220,7 +224,11 @@ def load_events_with(extra: Path | str | None = None, config: Path | str | None 
     if not extra.exists():
         raise FileNotFoundError(f"events file {extra} does not exist")
     if extra.suffix == ".json":
-        more = events_from_manifest(json.loads(extra.read_text()))
+        try:
+            manifest = json.loads(extra.read_text(encoding="utf-8-sig"))
+        except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError is a ValueError
+            raise ValueError(f"events file {extra} is not a JSON manifest: {exc}") from exc
+        more = events_from_manifest(manifest)
     else:
         more = load_events(extra)
     return pd.concat([base, more], ignore_index=True)

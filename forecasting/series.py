@@ -71,7 +71,8 @@ def load_daily_series(
             wide = run_query(con_or_warehouse, level_sql(level, table, as_of, dialect), client)
         except Exception as exc:  # the warehouse's own error says which column or table
             raise RuntimeError(
-                f"could not read daily {level} series from {table}: {exc}. "
+                f"could not read daily {level} series from {table}: "
+                f"{(str(exc).strip().splitlines() or [''])[0]} "
                 "Build the marts first (tokenbook transform) or check docs/contracts.md columns."
             ) from exc
         for col in KEY_COLUMNS:

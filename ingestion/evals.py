@@ -35,6 +35,7 @@ from ingestion.raw.schema import (
     QUARANTINE_COLUMNS,
     duckdb_ddl,
 )
+from ingestion.raw.sniff import read_failure
 
 SOURCE = "evals"
 
@@ -158,7 +159,7 @@ def _read_file(con, idx: int, path: Path, into: str) -> None:
         try:
             con.execute(sql)
         except Exception as exc:  # duckdb raises IOException, InvalidInputException, ...
-            raise EvalsFileError(f"cannot read {path} as JSON lines: {exc}") from exc
+            raise EvalsFileError(read_failure(path, "JSON lines", exc)) from exc
         if con.execute(f"select count(*) from {into} where parse_error is null").fetchone()[0]:
             present = con.execute(
                 f"""select distinct unnest(json_keys(raw_line)) from {into}
@@ -175,7 +176,7 @@ def _read_file(con, idx: int, path: Path, into: str) -> None:
             ).fetchall()
         ]
     except Exception as exc:
-        raise EvalsFileError(f"cannot read {path} as CSV: {exc}") from exc
+        raise EvalsFileError(read_failure(path, "CSV", exc)) from exc
     names = {c.strip().lower(): c for c in cols}
     _check_columns(path, set(names))
     fields = ", ".join(
@@ -197,7 +198,7 @@ def _read_file(con, idx: int, path: Path, into: str) -> None:
             """
         )
     except Exception as exc:
-        raise EvalsFileError(f"cannot read {path} as CSV: {exc}") from exc
+        raise EvalsFileError(read_failure(path, "CSV", exc)) from exc
 
 
 def _check_columns(path: Path, present: set[str]) -> None:

@@ -83,6 +83,14 @@ def read_rates(path: str | Path) -> tuple[str, list[tuple[date, str, Decimal]]]:
     path = Path(path)
     if not path.is_file():
         raise FxFileError(f"{path} does not exist or is not a file")
+    try:
+        return _read_rates(path)
+    except UnicodeDecodeError as exc:
+        raise FxFileError(f"{path} is not UTF-8 text (UTF-16 or Latin-1?): save it as UTF-8 "
+                          "(Excel: 'CSV UTF-8'); nothing was loaded") from exc
+
+
+def _read_rates(path: Path) -> tuple[str, list[tuple[date, str, Decimal]]]:
     with path.open(newline="", encoding="utf-8-sig") as fh:
         reader = csv.reader(fh)
         header = [h.strip() for h in next(reader, [])]

@@ -287,6 +287,11 @@ def _load_arrow(con, name: str, arrow) -> None:
     con.unregister(f"{name}_arrow")
 
 
+class NothingLoaded(RuntimeError):
+    """``tokenbook check`` on a BigQuery warehouse where no load has created the raw tables:
+    the user's order of commands, not a bug (exit 1 with what to run)."""
+
+
 def profile_bigquery(client, wh, con, lo: date, hi: date) -> bool:
     """The same profile tables, computed by BigQuery and loaded into the local DuckDB ``con``
     (aggregates only: a few rows per date). Returns whether the price book is there."""
@@ -297,8 +302,10 @@ def profile_bigquery(client, wh, con, lo: date, hi: date) -> bool:
         try:
             arrow = client.query(sql).result().to_arrow()
         except NotFound as exc:
-            raise RuntimeError(f"tokenbook check: {exc} (nothing loaded into this warehouse "
-                               "yet? run `tokenbook ingest` first)") from exc
+            raise NothingLoaded(
+                f"nothing to check in {wh.location}: {name} cannot be read ({exc}); load the "
+                "dates first with `tokenbook ingest gateway`"
+            ) from exc
         _load_arrow(con, name, arrow)
     book = {"int_price_book": wh.table("staging", "int_price_book"),
             "model_aliases": wh.table("staging", "model_aliases"),

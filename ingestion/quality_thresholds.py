@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import difflib
+import io
 import math
 import os
 from pathlib import Path
@@ -81,7 +82,12 @@ def load_thresholds(folder: Path | None = None, environ: dict[str, str] | None =
     if path is None or not path.is_file():
         return values
     seen: dict[str, int] = {}
-    with path.open(newline="", encoding="utf-8-sig") as fh:
+    try:  # a BOM (Excel's "CSV UTF-8") is fine; another encoding is named, not a crash
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ThresholdsError(f"{path}: not UTF-8 text (UTF-16 or Latin-1?); save it as UTF-8 "
+                              "(Excel: 'CSV UTF-8')") from exc
+    with io.StringIO(text, newline="") as fh:
         reader = csv.DictReader(fh)
         header = [(f or "").strip().lower() for f in reader.fieldnames or []]
         if not {"name", "value"} <= set(header):

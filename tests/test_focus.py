@@ -185,7 +185,7 @@ def test_export_csv_and_clear_errors(demo, cli, tmp_path):
     assert res.exit_code == 1 and "2026-11" in res.output and "months available" in res.output
     res = CliRunner().invoke(cli, ["--month", "2026-13", "--out", str(tmp_path / "x.parquet"),
                                    "--warehouse", demo.url])  # fmt: skip
-    assert res.exit_code == 1 and "YYYY-MM" in res.output
+    assert res.exit_code == 2 and "YYYY-MM" in res.output  # a bad date is a usage error
 
 
 def test_focus_validator_passes_the_demo_month(validator, exported, tmp_path):

@@ -61,3 +61,30 @@ def test_a_failing_summary_query_is_reported(capsys):
     assert summary._rows(con, "select no_such_column from t") == []
     out = capsys.readouterr().out
     assert "summary query failed" in out and "no_such_column" in out
+
+
+def test_secret_rules_without_a_section_raise_instead_of_redacting_nothing(tmp_path):
+    from ingestion.raw import redact
+
+    token, context = redact._load_rules()
+    assert len(token) > 10 and context
+    renamed = tmp_path / "secret_rules.toml"
+    renamed.write_text(redact._RULES_FILE.read_text().replace("[[token]]", "[[tokens]]"))
+    with pytest.raises(RuntimeError, match=r"no \[\[token\]\] rules"):
+        redact._load_rules(renamed)
+
+
+def test_a_failing_airflow_connection_lookup_is_reported_not_taken_for_no_key(monkeypatch):
+    from airflow.sdk import BaseHook
+
+    from ingestion.billing.errors import BillingError
+    from ingestion.billing.http import resolve_key
+
+    monkeypatch.delenv("TB_TEST_BILLING_KEY", raising=False)
+
+    def unreachable(conn_id):
+        raise ConnectionError("secrets backend vault.internal timed out")
+
+    monkeypatch.setattr(BaseHook, "get_connection", unreachable)
+    with pytest.raises(BillingError, match="vault.internal timed out"):
+        resolve_key("TB_TEST_BILLING_KEY", "tb_billing_api")

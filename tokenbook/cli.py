@@ -39,7 +39,7 @@ from tokenbook.commands import (
     transform,
 )
 from tokenbook.commands.common import color
-from tokenbook.errors import explain
+from tokenbook.errors import explain, is_interrupt
 
 
 def log_dir() -> Path:
@@ -118,9 +118,10 @@ class TokenbookGroup(TyperGroup):
         except (typer.Exit, typer.Abort, typer.exceptions.TyperException):
             raise
         except KeyboardInterrupt:
-            typer.echo("interrupted: nothing more was written", err=True)
-            raise typer.Exit(130) from None
+            raise _interrupted() from None
         except Exception as exc:
+            if is_interrupt(exc):  # Ctrl-C while DuckDB ran a statement
+                raise _interrupted() from None
             debug = bool(ctx.params.get("debug")) or os.environ.get("TOKENBOOK_DEBUG") == "1"
             if debug:
                 traceback.print_exception(exc, file=sys.stderr)
@@ -141,6 +142,12 @@ class TokenbookGroup(TyperGroup):
                 color=color(),
             )
             raise typer.Exit(exitcodes.INTERNAL) from None
+
+
+def _interrupted() -> typer.Exit:
+    typer.echo("interrupted: nothing more was written (a load in progress was rolled back; "
+               "run the command again to finish)", err=True)
+    return typer.Exit(exitcodes.INTERRUPTED)
 
 
 app = typer.Typer(

@@ -108,6 +108,10 @@ def run_dbt(args: Sequence[str], settings: Settings, target_path: str | Path | N
             cli_args += ["--log-level-file", "debug"]
     with _patched_environ(dbt_env(settings)):
         result = dbtRunner().invoke(cli_args)
+    if _interrupted(getattr(result, "exception", None)):
+        # dbtRunner returns Ctrl-C as a failed result: it is an interrupt (exit 130), not a
+        # failed build with an empty reason
+        raise KeyboardInterrupt from result.exception
     if not result.success:
         statuses = [str(getattr(r, "status", "")).lower().split(".")[-1]
                     for r in getattr(getattr(result, "result", None), "results", None) or []]
@@ -115,6 +119,15 @@ def run_dbt(args: Sequence[str], settings: Settings, target_path: str | Path | N
         raise DbtError(_failure_message(args, result, target),
                        tests_only=bool(bad) and set(bad) == {"fail"})
     return result
+
+
+def _interrupted(exc: BaseException | None) -> bool:
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, KeyboardInterrupt):
+            return True
+        exc, seen = exc.__cause__ or exc.__context__ or getattr(exc, "exception", None), seen + 1
+    return False
 
 
 def _with_setting_vars(args: list[str], settings: Settings) -> list[str]:

@@ -27,6 +27,18 @@ def _chain(exc: BaseException):
         exc = exc.__cause__ or exc.__context__
 
 
+def is_interrupt(exc: BaseException) -> bool:
+    """Whether ``exc`` is a Ctrl-C: Python's KeyboardInterrupt, or DuckDB's translation of the
+    SIGINT that arrived while a statement ran (``RuntimeError: Query interrupted``, or
+    ``duckdb.InterruptException``), which would otherwise read as a bug (exit 70)."""
+    for e in _chain(exc):
+        if isinstance(e, KeyboardInterrupt) or type(e).__name__ == "InterruptException":
+            return True
+        if type(e) is RuntimeError and str(e).strip() == "Query interrupted":
+            return True
+    return False
+
+
 def explain(exc: BaseException) -> tuple[int, str] | None:
     """(exit code, sentence) for an error a user can cause, or None for a bug."""
     chain = list(_chain(exc))
@@ -48,7 +60,7 @@ def explain(exc: BaseException) -> tuple[int, str] | None:
     refused = {
         "ReaderError", "IngestError", "LoadRefused", "BillingError", "BillingFileError",
         "BillingLoadRefused", "EvalsError", "EvalsFileError", "EvalsLoadRefused", "SniffError",
-        "BigQueryLoadError",
+        "BigQueryLoadError", "NothingLoaded",
     }  # fmt: skip
     for e in chain:
         if isinstance(e, WarehouseError) or type(e).__name__ in refused:

@@ -18,5 +18,8 @@ QUALITY_FAILED = 3
 #: The organisation's configuration folder is invalid (``tokenbook config check`` says where),
 #: or the BigQuery warehouse has no credentials.
 CONFIG_INVALID = 4
+#: Interrupted (Ctrl-C / SIGINT), also while DuckDB runs a statement: what was being loaded is
+#: rolled back, what earlier commands loaded is unchanged (128 + SIGINT, as shells report it).
+INTERRUPTED = 130
 #: An unexpected error: one line on the terminal, the traceback in the log file (or with --debug).
 INTERNAL = 70

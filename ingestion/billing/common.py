@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ingestion.billing.errors import BillingFileError
 from ingestion.billing.schema import PARSED_COLUMNS
+from ingestion.raw.sniff import read_failure
 
 
 def q(text: str) -> str:
@@ -113,7 +114,7 @@ def read_table(con, path: Path, view: str) -> list[str]:
     except BillingFileError:
         raise
     except Exception as exc:
-        raise BillingFileError(f"cannot read {path}: {exc}") from exc
+        raise BillingFileError(read_failure(path, "a table", exc)) from exc
     return [r[0] for r in con.execute(f"describe {view}").fetchall()][1:]
 
 

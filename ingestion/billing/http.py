@@ -58,6 +58,7 @@ def resolve_key(env_var: str, conn_id: str | None = None) -> str:
     key = os.environ.get(env_var, "").strip()
     if key:
         return key
+    failed = ""
     if conn_id:
         # Airflow is optional here (the extract also runs from the CLI): import it only when a
         # connection is asked for.
@@ -71,12 +72,16 @@ def resolve_key(env_var: str, conn_id: str | None = None) -> str:
         if BaseHook is not None:
             try:
                 conn = BaseHook.get_connection(conn_id)
-            except Exception:  # connection missing: fall through to the error below
+            except Exception as exc:  # noqa: BLE001 - said in the error below, never swallowed
                 conn = None
+                if type(exc).__name__ != "AirflowNotFoundException":  # not merely absent
+                    first = (str(exc).strip().splitlines() or [""])[0][:200]
+                    failed = (f" (looking up the Airflow connection {conn_id!r} failed: "
+                              f"{type(exc).__name__}: {first})")
             if conn is not None and conn.password:
                 return conn.password
     where = f" or the Airflow connection {conn_id!r} (password field)" if conn_id else ""
-    raise BillingError(f"no API key: set the environment variable {env_var}{where}")
+    raise BillingError(f"no API key: set the environment variable {env_var}{where}{failed}")
 
 
 def _retry_after_seconds(value: str | None) -> float | None:

@@ -164,7 +164,7 @@ def _check_vendor(path: Path, vendor: str) -> None:
             f"{path} is gateway logs, not a billing export: load it with "
             "`tokenbook ingest gateway`"
         )
-    if what.kind in ("text", "binary"):
+    if what.kind in ("text", "binary", "utf16"):
         raise BillingFileError(
             f"{path} is {what.describe()}; ingest billing reads the vendors' exports as JSON "
             "(admin-API report pages), JSON lines, CSV or Parquet, optionally .gz"

@@ -45,7 +45,7 @@ import tempfile
 from pathlib import Path
 
 from ingestion.gateway.readers import READER_COLUMNS, ReaderError, has_known_suffix, is_parquet
-from ingestion.raw.sniff import SniffError, sniff
+from ingestion.raw.sniff import SniffError, read_failure, sniff
 
 # Columns mapped onto native fields or dropped (never copied into ``extra``).
 _MAPPED = (
@@ -117,7 +117,7 @@ def load_lines(con, path: Path, into: str) -> None:
         raise ReaderError(f"cannot read {path}: {exc}") from exc
     except Exception as exc:  # duckdb errors: unreadable, not UTF-8, ...
         if "duckdb" in type(exc).__module__:
-            raise ReaderError(f"cannot read {path}: {exc}") from exc
+            raise ReaderError(read_failure(path, "text lines", exc)) from exc
         raise
     finally:
         if tmp is not None:
@@ -315,7 +315,7 @@ def _load_csv(con, path: Path, into: str) -> None:
             """
         )
     except Exception as exc:
-        raise ReaderError(f"cannot read {path} as CSV with a header: {exc}") from exc
+        raise ReaderError(read_failure(path, "CSV with a header", exc)) from exc
 
 
 def _python_literal_as_json(text: str) -> str:

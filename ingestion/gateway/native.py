@@ -48,6 +48,7 @@ from pathlib import Path
 
 from ingestion.gateway.readers import SKIP, PositionalRead, ReaderError, is_gzip, is_parquet
 from ingestion.gateway.schema import NATIVE_FIELDS, REQUIRED_FIELDS
+from ingestion.raw.sniff import read_failure
 
 
 def _sql_str(value: str) -> str:
@@ -302,7 +303,7 @@ def _read_json(con, path: Path, into: str):
             return None
         return _read_json_lines(con, path, into, source, good)
     except Exception as exc:  # duckdb raises IOException, InvalidInputException, ...
-        raise ReaderError(f"cannot read {path} as JSON lines: {exc}") from exc
+        raise ReaderError(read_failure(path, "JSON lines", exc)) from exc
 
 
 def _read_parquet(con, path: Path, into: str) -> None:

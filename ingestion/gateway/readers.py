@@ -349,7 +349,7 @@ def check_file(path: Path, fmt: str | None = None) -> str:
             f"{path} is {what.describe()}; {READS}. Write one record per line "
             "(for example `jq -c '.[]'` for an array, `jq -c .` for one object)"
         )
-    if what.kind in ("text", "binary"):
+    if what.kind in ("text", "binary", "utf16"):
         raise ReaderError(f"{path} is {what.describe()}; {READS}")
     if fmt:
         return fmt

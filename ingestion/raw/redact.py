@@ -86,10 +86,17 @@ _BT = r"($|[^0-9A-Za-z_])"
 _RULES_FILE = Path(__file__).with_name("secret_rules.toml")
 
 
-def _load_rules() -> tuple[list[dict], list[dict]]:
-    with _RULES_FILE.open("rb") as fh:
+def _load_rules(path: Path = _RULES_FILE) -> tuple[list[dict], list[dict]]:
+    """The token and context rules; a file without either section raises (an edit that
+    renamed a section must not quietly turn secret redaction off)."""
+    with path.open("rb") as fh:
         data = tomllib.load(fh)
-    return list(data.get("token", [])), list(data.get("context", []))
+    token, context = list(data.get("token", [])), list(data.get("context", []))
+    if not token or not context:
+        missing = " and ".join(n for n, rules in (("[[token]]", token), ("[[context]]", context))
+                               if not rules)
+        raise RuntimeError(f"{path} has no {missing} rules: secret redaction cannot run")
+    return token, context
 
 
 TOKEN_RULES, CONTEXT_RULES = _load_rules()

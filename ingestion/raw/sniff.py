@@ -43,7 +43,7 @@ class SniffError(Exception):
 @dataclass
 class Sniff:
     path: Path
-    kind: str  # empty | csv | jsonl | json_document | json_array | parquet | text | binary
+    kind: str  # empty | csv | jsonl | json_document | json_array | parquet | text | binary | utf16
     columns: list[str] = field(default_factory=list)  # CSV header / Parquet / first record keys
     vendor: str | None = None  # billing vendor whose export this is
     vendor_label: str = ""
@@ -64,7 +64,16 @@ class Sniff:
             "parquet": f"a Parquet file (columns {cols})",
             "text": "a text file that is neither JSON nor CSV",
             "binary": "a binary file that is not Parquet or gzip",
+            "utf16": "UTF-16 text (as PowerShell's `>` or Excel's 'Unicode Text' write it), not "
+            "UTF-8: convert it first, e.g. `iconv -f UTF-16 -t UTF-8 FILE > FILE.utf8`",
         }[self.kind]
+
+
+def _utf16(head: bytes) -> bool:
+    """UTF-16 without a BOM: text whose every other byte is NUL (ASCII in UTF-16)."""
+    sample = head[:4096]
+    return len(sample) >= 8 and (sample[1::2].count(0) > 0.9 * len(sample[1::2])
+                                 or sample[0::2].count(0) > 0.9 * len(sample[0::2]))
 
 
 def _is_gz(path: Path) -> bool:
@@ -126,6 +135,45 @@ def gzip_error(path: Path) -> str | None:
                 f"{path.stat().st_size:,} ({exc}). Fetch the file again from its source; "
                 "nothing was loaded."
             )
+    return None
+
+
+def read_failure(path: Path, what: str, exc: BaseException) -> str:
+    """The sentence for a file DuckDB could not read as ``what``: for text that is not UTF-8
+    (DuckDB's "Invalid unicode" wall names CSV options), the line and byte and the iconv to
+    run; otherwise DuckDB's first line. Called only after a read failed (it may stream the
+    file)."""
+    text = str(exc)
+    if "invalid unicode" in text.lower() or "not utf-8" in text.lower():
+        where = _first_non_utf8(Path(path))
+        if where is not None:
+            line, byte = where
+            return (f"{path} is not UTF-8 text: line {line:,} holds byte 0x{byte:02x} (a "
+                    "Latin-1 / Windows-1252 file?); convert it, e.g. `iconv -f CP1252 -t UTF-8 "
+                    "FILE > FILE.utf8`, and load that; nothing was loaded")
+    first = (text.strip().splitlines() or [type(exc).__name__])[0]
+    return f"cannot read {path} as {what}: {first}"
+
+
+def _first_non_utf8(path: Path) -> tuple[int, int] | None:
+    """(line, byte value) of the first byte that is not UTF-8, streaming (gzip too)."""
+    import codecs
+    import gzip
+
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    line = 1
+    opener = gzip.open if _is_gz(path) else open
+    try:
+        with opener(path, "rb") as fh:
+            while chunk := fh.read(1 << 20):
+                try:
+                    decoder.decode(chunk)
+                except UnicodeDecodeError as err:
+                    at = min(err.start, len(chunk) - 1)
+                    return line + chunk[:at].count(b"\n"), chunk[at]
+                line += chunk.count(b"\n")
+    except (OSError, EOFError, zlib.error):
+        return None
     return None
 
 
@@ -223,6 +271,8 @@ def sniff(path: Path) -> Sniff:
     head = head_bytes(path)
     if not head.strip():
         return Sniff(path, "empty", size=size)
+    if head[:2] in (b"\xff\xfe", b"\xfe\xff") or (b"\x00" in head[:4096] and _utf16(head)):
+        return Sniff(path, "utf16", size=size)
     if b"\x00" in head[:4096]:
         return Sniff(path, "binary", size=size)
     text = head.decode("utf-8", errors="replace").lstrip("\ufeff")

@@ -62,7 +62,12 @@ def resolve(warehouse: str | None = None, **overrides: object) -> tuple[Settings
         settings = load_settings(warehouse=warehouse, **overrides)
         return settings, Warehouse.from_settings(settings)
     except (WarehouseError, ValueError) as exc:
-        raise typer.BadParameter(str(exc)) from exc
+        where = ""
+        if isinstance(exc, WarehouseError) and warehouse is None and os.environ.get(
+            "TOKENBOOK_WAREHOUSE"
+        ):
+            where = " (the URL comes from TOKENBOOK_WAREHOUSE)"
+        raise typer.BadParameter(f"{exc}{where}") from exc
 
 
 def refuse_dev_key(settings: Settings) -> None:
@@ -96,3 +101,15 @@ def parse_date(value: str | None, flag: str = "--date") -> date | None:
         return date.fromisoformat(value)
     except ValueError as exc:
         raise typer.BadParameter(f"{flag} expects YYYY-MM-DD, got {value!r}") from exc
+
+
+def check_month(value: str | None, flag: str = "--month") -> date | None:
+    """A YYYY-MM option value as its first day, or a usage error (exit 2) naming the flag."""
+    if value is None:
+        return None
+    from tokenbook.exports import ExportError, parse_month
+
+    try:
+        return parse_month(value)
+    except ExportError as exc:
+        raise typer.BadParameter(f"{flag}: {exc}") from exc

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from tokenbook.commands import export_focus
-from tokenbook.commands.common import WarehouseOpt, fail, resolve
+from tokenbook.commands.common import WarehouseOpt, check_month, fail, resolve
 
 app = typer.Typer(
     help="Export finance tables (chargeback, FOCUS) as CSV or Parquet.", no_args_is_help=True
@@ -34,6 +34,7 @@ def chargeback(
     from tokenbook.exports import ExportError, export_chargeback
 
     settings, _ = resolve(warehouse)
+    check_month(month)  # a bad month is a usage error (2), before the warehouse is opened
     try:
         result = export_chargeback(settings, month, fmt.lower(), out)
     except ExportError as exc:

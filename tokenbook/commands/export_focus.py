@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from tokenbook.commands.common import WarehouseOpt, fail, resolve
+from tokenbook.commands.common import WarehouseOpt, check_month, fail, resolve
 
 
 def focus(
@@ -30,6 +30,7 @@ def focus(
     from tokenbook.focus_export import export_focus
 
     settings, _ = resolve(warehouse)
+    check_month(month)  # a bad month is a usage error (2), before the warehouse is opened
     try:
         result = export_focus(settings, month, out, format)
     except ExportError as exc:

@@ -8,20 +8,36 @@ from typing import Annotated
 
 import typer
 
-from core.query import run_query
+from core.query import run_query, table_exists
 from core.warehouse import WarehouseError
 from forecasting.config import ForecastConfig
 from tokenbook.commands.common import ConfigDirOpt, WarehouseOpt, fail, resolve
+
+_NO_MARTS = ("the marts have no fct_llm_calls table in {where}: nothing to forecast yet; run "
+             "`tokenbook transform` (dbt build) after `tokenbook ingest gateway`")
+
+
+def _as_of(value: str) -> date:
+    """--as-of as a date, or a usage error (exit 2) like any bad date."""
+    try:
+        return date.fromisoformat(value)
+    except ValueError as exc:
+        raise typer.BadParameter(f"bad --as-of {value!r}: write YYYY-MM-DD") from exc
 
 
 def _latest_call_date(wh) -> date:
     """Default --as-of: the last day with calls in fct_llm_calls (data decides, not the clock)."""
     sql = f"select max(call_date) as d from {wh.table('marts', 'fct_llm_calls')}"
     if wh.is_bigquery:
+        con = None
+        if not table_exists(con, wh, "marts", "fct_llm_calls"):
+            raise ValueError(_NO_MARTS.format(where=wh.location))
         value = run_query(wh, sql)["d"].iloc[0]
     else:
         con = wh.connect(read_only=True)
         try:
+            if not table_exists(con, wh, "marts", "fct_llm_calls"):
+                raise ValueError(_NO_MARTS.format(where=wh.location))
             value = run_query(con, sql)["d"].iloc[0]
         finally:
             con.close()
@@ -118,11 +134,11 @@ def forecast(
     folder = settings.resolved_config_dir
     console = Console()
     try:
-        run_date = date.fromisoformat(as_of) if as_of else _latest_call_date(wh)
+        run_date = _as_of(as_of) if as_of else _latest_call_date(wh)
     except WarehouseError:
-        raise  # no BigQuery credentials: the CLI's handler says what to set (exit 4)
-    except ValueError as exc:
-        raise fail(f"bad --as-of or empty ledger: {exc}") from exc
+        raise  # no BigQuery credentials, no warehouse: the CLI's handler says what to do
+    except ValueError as exc:  # no marts, or an empty ledger
+        raise fail(str(exc)) from exc
     try:
         cfg = ForecastConfig(
             horizon_months=horizon_months,
@@ -208,7 +224,9 @@ def forecast(
         f"Anomalies: {len(flags)} flagged of {s['scored_series_days']} scored series-days "
         f"(level {cfg.anomaly_level:.0%})"
     )
-    for r in flags.sort_values("severity", ascending=False).head(10).itertuples():
+    # no scored day (every series too short): an empty frame without the scoring's columns
+    top = flags.sort_values("severity", ascending=False).head(10) if len(flags) else flags
+    for r in top.itertuples():
         console.print(
             f"  [red]{r.ds:%Y-%m-%d}[/] {r.unique_id}: ${_money(r.actual)} vs "
             f"[{_money(r.lower)}, {_money(r.upper)}] severity {r.severity:.1f} — {r.why}"

@@ -65,6 +65,8 @@ def show(
     warehouse: WarehouseOpt = None,
 ) -> None:
     """Print the price history of a model (USD per 1M tokens) from the built price book."""
+    import duckdb  # imported when the command runs, not at CLI start
+
     _, wh = resolve(warehouse)
     if wh.is_bigquery:
         raise fail("prices show reads the DuckDB warehouse; on BigQuery query int_price_book")
@@ -81,8 +83,9 @@ def show(
             sql += " and provider = ?"
             params.append(provider.lower())
         rows = con.execute(sql + " order by provider, valid_from", params).fetchall()
-    except Exception as exc:  # duckdb.CatalogException when the book is not built
-        raise fail(f"price book not built ({exc}): run `tokenbook transform` first") from exc
+    except duckdb.CatalogException as exc:  # the book is not built; anything else is not that
+        raise fail(f"the price book (staging.int_price_book) is not built in {wh.location}: "
+                   "run `tokenbook transform` first") from exc
     finally:
         con.close()
     if not rows:

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from tokenbook.commands.common import WarehouseOpt, fail, resolve
+from tokenbook.commands.common import WarehouseOpt, check_month, fail, resolve
 
 
 def report(
@@ -25,14 +25,10 @@ def report(
 ) -> None:
     """Write one self-contained HTML report (opens offline): spend and cost per outcome by
     feature, budget, cache, chargeback, reconciliation, forecast, anomalies, savings levers."""
-    from tokenbook.exports import ExportError, parse_month
     from tokenbook.report import ReportError, write_report
 
     settings, _ = resolve(warehouse)
-    try:
-        month_start = parse_month(month) if month else None
-    except ExportError as exc:
-        raise fail(str(exc)) from exc
+    month_start = check_month(month)
     # a path with a suffix is the file; anything else is a folder for the default file name
     target: str | Path = out if out.suffix else f"{out}/"
     try:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import difflib
+import io
 import re
 from dataclasses import dataclass, field
 from datetime import date
@@ -68,12 +69,33 @@ class OrgConfig:
                 for n, f in self.files.items()}
 
 
+class NotUtf8(ValueError):
+    """A configuration file in another encoding (Excel's "Unicode Text" is UTF-16)."""
+
+    def __init__(self, line: int, problem: str):
+        self.line, self.problem = line, problem
+        super().__init__(problem)
+
+
+def _text(path: Path) -> str:
+    """The file as text (UTF-8, a BOM allowed); NotUtf8 naming the line and the encoding."""
+    data = path.read_bytes()
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        raise NotUtf8(1, "the file is UTF-16 text (Excel's 'Unicode Text')")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise NotUtf8(line, f"byte 0x{data[exc.start]:02x} is not UTF-8 (a Latin-1 or "
+                            "Windows-1252 file?)") from exc
+
+
 def _records(path: Path) -> tuple[list[str], int, list[tuple[int, list[str]]]]:
     """(header, header line, [(line number, cells)]) skipping '#' comment and blank lines."""
     header: list[str] | None = None
     header_line = 0
     rows: list[tuple[int, list[str]]] = []
-    with open(path, encoding="utf-8-sig", newline="") as fh:
+    with io.StringIO(_text(path), newline="") as fh:
         for n, text in enumerate(fh, 1):
             stripped = text.strip()
             if not stripped or stripped.startswith("#"):
@@ -139,7 +161,13 @@ def _parse(value: str, col: Column) -> tuple[object, str | None]:
 
 def read_file(spec: FileSpec, path: Path, issues: list[Issue]) -> ConfigFile:
     name = spec.filename
-    header, header_line, records = _records(path)
+    try:
+        header, header_line, records = _records(path)
+    except NotUtf8 as exc:
+        issues.append(Issue(name, exc.line, "", exc.problem,
+                            "save it as UTF-8 (Excel: 'CSV UTF-8'; or "
+                            f"`iconv -t UTF-8 -f UTF-16 {name}` / `-f CP1252`)"))
+        return ConfigFile(spec, path)
     out = ConfigFile(spec, path)
     if not header:
         issues.append(Issue(name, 1, "", "the file has no header line",
@@ -246,6 +274,11 @@ def read_config(folder: Path | str | None) -> OrgConfig:
     """Read and validate the folder (None: nothing configured). Raises ConfigInvalid."""
     issues: list[Issue] = []
     folder_path = Path(folder) if folder is not None else None
+    if folder_path is not None and folder_path.is_file():
+        raise ConfigInvalid(folder_path, [Issue(str(folder_path), 0, "", "this is a file, not the "
+                                               "configuration folder",
+                                               f"point --config-dir / TOKENBOOK_CONFIG_DIR at the "
+                                               f"folder holding it ({folder_path.parent})")])
     if folder_path is not None and not folder_path.is_dir():
         raise ConfigInvalid(folder_path, [Issue(str(folder_path), 0, "", "the configuration folder does not exist",
                                                f"create it with `tokenbook init {folder_path}` or point "

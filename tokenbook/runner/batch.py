@@ -15,6 +15,7 @@ from forecasting.job import forecast_warehouse
 from ingestion.billing.loader import ingest_billing
 from ingestion.evals import ingest_evals
 from ingestion.gateway.pipeline import ingest_gateway
+from ingestion.gateway.readers import has_known_suffix
 from ingestion.quality import check_dates
 from tokenbook.commands.check import print_result
 from tokenbook.dbt import run_dbt, stage_lines
@@ -77,6 +78,12 @@ def gateway_files(data_dir: Path, date_from: date | None, date_to: date | None) 
             "or --demo to generate the demo organisation"
         )
     files = sorted(p for p in folder.iterdir() if p.is_file() and _file_date(p) is not None)
+    undated = sorted(p.name for p in folder.iterdir()
+                     if p.is_file() and _file_date(p) is None and has_known_suffix(p))
+    if undated:  # said, not silently left out of the run
+        console.print(f"  [yellow]not loaded[/] (no date at the end of the name, as in "
+                      f"gateway-2026-11-10.jsonl.gz; load them with `tokenbook ingest gateway`): "
+                      f"{', '.join(undated)}", soft_wrap=True)
     if date_from and date_to:
         files = [p for p in files if date_from <= _file_date(p) <= date_to]
     if not files:
