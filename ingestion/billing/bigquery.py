@@ -142,12 +142,7 @@ class BigQueryBillingSink(BigQueryTarget):
                 bigquery.ScalarQueryParameter("source", "STRING", staged.source),
                 bigquery.ArrayQueryParameter("load_dates", "DATE", list(staged.load_dates)),
             ]
-            job = self.client.query(
-                publish_script(self.dataset, stage),
-                job_config=bigquery.QueryJobConfig(query_parameters=params),
-                location=self.location,
-            )
-            job.result()
+            self.run_script(publish_script(self.dataset, stage), params)
         except BigQueryLoadError:
             raise
         except Exception as exc:
@@ -156,5 +151,4 @@ class BigQueryBillingSink(BigQueryTarget):
                 f"{', '.join(map(str, staged.load_dates))} failed (nothing was replaced): {exc}"
             ) from exc
         finally:
-            for name in stage.values():
-                self.client.delete_table(f"{self.dataset}.{name}", not_found_ok=True)
+            self.drop_staging(stage.values())

@@ -276,21 +276,28 @@ class BigQueryTarget:
     def dataset(self) -> str:
         return f"{self.project}.{self.prefix}_raw"
 
+    def run_script(self, sql: str, params: list) -> None:
+        """Run a parameterised multi-statement script (a publish transaction) to completion."""
+        from google.cloud import bigquery
+
+        job = self.client.query(
+            sql, job_config=bigquery.QueryJobConfig(query_parameters=params),
+            location=self.location,
+        )
+        job.result()
+
+    def drop_staging(self, names) -> None:
+        """Delete staging tables of ``dataset`` (those never created included)."""
+        for name in names:
+            self.client.delete_table(f"{self.dataset}.{name}", not_found_ok=True)
+
 
 class BigQuerySink(BigQueryTarget):
     """Publishes a load date's staged tables to BigQuery (``schema.Sink``)."""
 
-    def __init__(
-        self,
-        project: str,
-        prefix: str,
-        location: str = "US",
-        client=None,
-        keyfile: str | None = None,
-        client_factory: Callable[..., object] | None = None,
-        source: str = "gateway",
-    ):
-        super().__init__(project, prefix, location, client, keyfile, client_factory)
+    def __init__(self, *args, source: str = "gateway", **kwargs):
+        """``BigQueryTarget``'s arguments, and the ``source`` whose rows this sink replaces."""
+        super().__init__(*args, **kwargs)
         # raw.quarantine / raw.pii_redactions are shared: only this source's rows are replaced
         self.source = source
         self._datasets_ready: set[str] = set()
@@ -421,12 +428,7 @@ class BigQuerySink(BigQueryTarget):
                 bigquery.ScalarQueryParameter("source", "STRING", self.source),
             ]
             try:
-                job = self.client.query(
-                    shared_publish_script(self.dataset, stage),
-                    job_config=bigquery.QueryJobConfig(query_parameters=params),
-                    location=self.location,
-                )
-                job.result()
+                self.run_script(shared_publish_script(self.dataset, stage), params)
             except Exception as exc:
                 raise BigQueryLoadError(
                     f"BigQuery publish of quarantine and pii_redactions for "
@@ -435,8 +437,7 @@ class BigQuerySink(BigQueryTarget):
                     f"date): {exc}"
                 ) from exc
         finally:
-            for name in stage.values():
-                self.client.delete_table(f"{self.dataset}.{name}", not_found_ok=True)
+            self.drop_staging(stage.values())
 
     def _expire_tomorrow(self, table_id: str) -> None:
         """Set a one-day expiry on a staging table, so a crashed run leaves nothing behind."""
