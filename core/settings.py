@@ -89,14 +89,21 @@ class Settings:
 _TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
 
 
+def parse_flag(value: str, name: str, advice: str = "write 1 or 0 (or true/false)") -> bool:
+    """A yes/no environment variable ``name``: 1/true/yes/on or 0/false/no/off, any case; any
+    other text is a ValueError naming the variable and ``advice`` (never quietly false)."""
+    text = value.strip().lower()
+    if text in _TRUE | _FALSE:
+        return text in _TRUE
+    raise ValueError(f"{name}={value!r} is not a yes/no value: {advice}")
+
+
 def _coerce(value: str, like: object, name: str = "") -> object:
     """``value`` (an environment variable ``name``) as the type of the default ``like``; a
     ValueError naming the variable when it is not one (never quietly the default)."""
     text = value.strip()
     if isinstance(like, bool):
-        if text.lower() in _TRUE | _FALSE:
-            return text.lower() in _TRUE
-        raise ValueError(f"{name}={value!r} is not a yes/no value: write 1 or 0 (or true/false)")
+        return parse_flag(value, name)
     try:
         if isinstance(like, int):
             return int(text)

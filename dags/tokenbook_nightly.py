@@ -33,7 +33,7 @@ from typing import Any
 
 from airflow.sdk import DAG, CronDataIntervalTimetable, Param, get_current_context, task
 
-from core.settings import load_settings, project_root
+from core.settings import load_settings, parse_flag, project_root
 from core.warehouse import Warehouse
 from tokenbook import orchestration as orch
 from tokenbook.dbt import dbt_env
@@ -51,24 +51,14 @@ RETRY_DELAY = timedelta(seconds=int(os.environ.get("TOKENBOOK_DAG_RETRY_DELAY_SE
 START_DATE = datetime.fromisoformat(os.environ.get("TOKENBOOK_DAG_START", "2026-01-01")).replace(
     tzinfo=UTC
 )
-
-
-def _catchup(value: str) -> bool:
-    """``TOKENBOOK_DAG_CATCHUP``: off unless asked for. A deployment starts with the last
-    complete day; running every night since TOKENBOOK_DAG_START is a choice (the local demo
-    makes it, to build its history), and `airflow backfill create` runs chosen days."""
-    flag = value.strip().lower()
-    if flag in {"1", "true", "yes", "on"}:
-        return True
-    if flag in {"", "0", "false", "no", "off"}:
-        return False
-    raise ValueError(
-        f"TOKENBOOK_DAG_CATCHUP={value!r} is not true or false: set it to true to run every "
-        "night since TOKENBOOK_DAG_START, or leave it unset to start with the last complete day"
-    )
-
-
-CATCHUP = _catchup(os.environ.get("TOKENBOOK_DAG_CATCHUP", ""))
+# TOKENBOOK_DAG_CATCHUP: off unless asked for. A deployment starts with the last complete day;
+# running every night since TOKENBOOK_DAG_START is a choice (the local demo makes it, to build
+# its history), and `airflow backfill create` runs chosen days.
+CATCHUP = parse_flag(
+    os.environ.get("TOKENBOOK_DAG_CATCHUP") or "false", "TOKENBOOK_DAG_CATCHUP",
+    "set it to true to run every night since TOKENBOOK_DAG_START, or leave it unset to start "
+    "with the last complete day",
+)
 # BigQuery jobs share the `bigquery` pool; DuckDB has one writer, so one task at a time.
 POOL = orch.BIGQUERY_POOL if ON_BIGQUERY else "default_pool"
 

@@ -232,7 +232,7 @@ def test_catchup_is_off_unless_asked_and_a_typo_says_so(dag, monkeypatch):
     assert parse(None).catchup is False
     assert parse("TRUE").catchup is True
     assert parse("false").catchup is False
-    with pytest.raises(ValueError, match="TOKENBOOK_DAG_CATCHUP='sometimes' is not true or false"):
+    with pytest.raises(ValueError, match="TOKENBOOK_DAG_CATCHUP='sometimes' is not a yes/no value: set it to true"):
         parse("sometimes")
 
 
