@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from core.settings import load_settings
+from core.textfile import read_utf8
 
 SEEDS = Path(__file__).resolve().parent.parent / "dbt_project" / "seeds"
 EVENT_KINDS = ("launch", "price_change", "holiday", "model_switch")
@@ -55,11 +56,7 @@ def _read(path: Path, required: tuple[str, ...]) -> pd.DataFrame:
     if not path.exists():
         raise FileNotFoundError(f"seed {path} is missing: restore it from the repository")
     # Configuration files carry a '#' header (whole lines only; a '#' inside a value is kept).
-    try:
-        raw = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise ValueError(f"{path} is not UTF-8 text (UTF-16 or Latin-1?): save it as UTF-8 "
-                         "(Excel: 'CSV UTF-8')") from exc
+    raw = read_utf8(path)  # NotUtf8Text (a ValueError) names the file, line and the fix
     text = "".join(line for line in raw.splitlines(True) if not line.lstrip().startswith("#"))
     df = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
     missing = [c for c in required if c not in df.columns]

@@ -23,11 +23,13 @@ file twice changes nothing. A malformed row (a date or a rate that does not pars
 from __future__ import annotations
 
 import csv
+import io
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
+from core.textfile import NotUtf8Text, read_utf8
 from ingestion.raw.schema import duckdb_ddl
 
 FX_RATES_COLUMNS: tuple[tuple[str, str, str], ...] = (
@@ -84,14 +86,14 @@ def read_rates(path: str | Path) -> tuple[str, list[tuple[date, str, Decimal]]]:
     if not path.is_file():
         raise FxFileError(f"{path} does not exist or is not a file")
     try:
-        return _read_rates(path)
-    except UnicodeDecodeError as exc:
-        raise FxFileError(f"{path} is not UTF-8 text (UTF-16 or Latin-1?): save it as UTF-8 "
-                          "(Excel: 'CSV UTF-8'); nothing was loaded") from exc
+        text = read_utf8(path)
+    except NotUtf8Text as exc:
+        raise FxFileError(f"{exc}; nothing was loaded") from exc
+    return _read_rates(path, text)
 
 
-def _read_rates(path: Path) -> tuple[str, list[tuple[date, str, Decimal]]]:
-    with path.open(newline="", encoding="utf-8-sig") as fh:
+def _read_rates(path: Path, text: str) -> tuple[str, list[tuple[date, str, Decimal]]]:
+    with io.StringIO(text, newline="") as fh:
         reader = csv.reader(fh)
         header = [h.strip() for h in next(reader, [])]
         lowered = [h.lower() for h in header]

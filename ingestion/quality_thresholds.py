@@ -20,6 +20,8 @@ import math
 import os
 from pathlib import Path
 
+from core.textfile import NotUtf8Text, read_utf8
+
 ENV_CONFIG_DIR = "TOKENBOOK_CONFIG_DIR"
 FILE_NAME = "quality_thresholds.csv"
 
@@ -83,10 +85,9 @@ def load_thresholds(folder: Path | None = None, environ: dict[str, str] | None =
         return values
     seen: dict[str, int] = {}
     try:  # a BOM (Excel's "CSV UTF-8") is fine; another encoding is named, not a crash
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise ThresholdsError(f"{path}: not UTF-8 text (UTF-16 or Latin-1?); save it as UTF-8 "
-                              "(Excel: 'CSV UTF-8')") from exc
+        text = read_utf8(path)
+    except NotUtf8Text as exc:
+        raise ThresholdsError(str(exc)) from exc
     with io.StringIO(text, newline="") as fh:
         reader = csv.DictReader(fh)
         header = [(f or "").strip().lower() for f in reader.fieldnames or []]

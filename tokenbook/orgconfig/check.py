@@ -16,6 +16,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 from core.settings import project_root
+from core.textfile import NotUtf8Text, read_utf8
 from tokenbook.orgconfig.spec import BY_NAME, FILES, Column, FileSpec
 
 LEVER_DEFAULTS = project_root() / "dbt_project" / "seeds" / "levers_settings.csv"
@@ -79,15 +80,10 @@ class NotUtf8(ValueError):
 
 def _text(path: Path) -> str:
     """The file as text (UTF-8, a BOM allowed); NotUtf8 naming the line and the encoding."""
-    data = path.read_bytes()
-    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
-        raise NotUtf8(1, "the file is UTF-16 text (Excel's 'Unicode Text')")
     try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise NotUtf8(line, f"byte 0x{data[exc.start]:02x} is not UTF-8 (a Latin-1 or "
-                            "Windows-1252 file?)") from exc
+        return read_utf8(path)
+    except NotUtf8Text as exc:
+        raise NotUtf8(exc.line, exc.problem) from exc
 
 
 def _records(path: Path) -> tuple[list[str], int, list[tuple[int, list[str]]]]:
