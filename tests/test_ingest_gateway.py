@@ -665,3 +665,38 @@ def test_a_card_number_is_redacted_whatever_field_precedes_it(tmp_path):
         assert card not in "\n".join(map(repr, _query(s, f"select * from raw.{t}"))), t
     assert _query(s, "select field, kind, redactions from raw.pii_redactions order by field") == [
         ("feature", "card", 1), ("metadata", "card", 1), ("trace_id", "card", 1)]
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_blank_required_values_are_missing_whatever_their_spaces(tmp_path, monkeypatch, fast):
+    """A required field holding only spaces DuckDB's trim strips (ASCII space, no-break and
+    ideographic spaces) is missing; one starting with any other character (a tab, '~', a
+    non-ASCII letter, a space before text) is a value. Both readers (the two-pass read of a
+    large file and the exact pass) agree; the rule skips trim for values that start with a
+    printable ASCII character, which must not change a single verdict."""
+    from ingestion.gateway import native
+
+    monkeypatch.setattr(native, "FAST_MIN_BYTES", 0 if fast else 1 << 40)
+    models = {
+        "q1": " ", "q2": "   ", "q3": "\u00a0", "q4": "\u3000 \u00a0", "q5": "",
+        "k1": "\t", "k2": "~", "k3": "é-model", "k4": " lease-model", "k5": "\u00a0x",
+        "k6": "!", "k7": "\x7f",
+    }
+    lines = [
+        json.dumps({"request_id": rid, "timestamp": "2026-11-02T08:00:00Z",
+                    "provider": "acme_ai", "model": m, "input_tokens": 10, "output_tokens": 2,
+                    "feature": "lease_parser"})
+        for rid, m in models.items()
+    ]
+    path = tmp_path / "blank.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    s = _settings(tmp_path)
+    _ingest([path], s, date=LOAD)
+    quarantined = {
+        json.loads(raw)["request_id"]: reason
+        for raw, reason in _query(s, "select raw_line, reason from raw.quarantine")
+    }
+    assert quarantined == {rid: "missing required field: model"
+                           for rid in models if rid.startswith("q")}
+    loaded = dict(_query(s, "select request_id, model from raw.gateway_calls"))
+    assert loaded == {rid: m for rid, m in models.items() if rid.startswith("k")}
