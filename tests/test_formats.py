@@ -138,7 +138,7 @@ def test_litellm_spend_latency_provider_and_tags(con):
     assert rows["chatcmpl-o3m-5521"]["provider"] == "azure"  # from api_base
     assert rows["bedrock-run-0091"]["provider"] == "bedrock"  # from the model prefix
     # tags in metadata.tags (older proxies), timestamp without offset read as UTC
-    assert rows["bedrock-run-0091"]["feature"] == "email_drafter"
+    assert rows["bedrock-run-0091"]["feature"] == "outreach_writer"
     assert rows["bedrock-run-0091"]["timestamp"] == "2026-11-02T09:15:00.250000Z"
     # team: the tag wins over the key's team alias; the alias fills in without a tag
     assert rows["msg_01XFDUDYJgAACzvnptvVoYEL"]["team"] == "docs"
@@ -270,14 +270,14 @@ def test_otel_attribution_resolved_up_the_parent_chain(con):
     rows = _by_id(_rows(con, otel.read, OTEL))
     a = rows["chatcmpl-AQ7x1f0c9e2d4b"]  # two levels below the server span
     assert (a["feature"], a["customer_segment"], a["team"], a["customer_id"]) == (
-        "support_chat",
+        "ticket_router",
         "enterprise",
         "cx-platform",
-        "acme-corp-001",
+        "northwind-001",
     )
     assert a["environment"] == "prod"  # resource attribute deployment.environment.name
-    assert rows["bedrock-req-3f9a"]["feature"] == "search_answers_rerank"  # own value wins
-    assert rows["9999aaaabbbbcccc"]["feature"] == "search_answers"  # from the agent span
+    assert rows["bedrock-req-3f9a"]["feature"] == "kb_lookup_rerank"  # own value wins
+    assert rows["9999aaaabbbbcccc"]["feature"] == "kb_lookup"  # from the agent span
     failed = rows["00f067aa0ba902b7"]
     assert failed["feature"] is None and failed["status"] == "rate_limited"
     assert (failed["input_tokens"], failed["output_tokens"]) == ("0", "0")
@@ -302,14 +302,14 @@ def test_otel_pretty_printed_document_and_gzip(con, tmp_path):
     pretty = tmp_path / "export.json"
     pretty.write_text(json.dumps(first, indent=2))
     (r,) = _rows(con, otel.read, pretty)
-    assert r["request_id"] == "chatcmpl-AQ7x1f0c9e2d4b" and r["feature"] == "support_chat"
+    assert r["request_id"] == "chatcmpl-AQ7x1f0c9e2d4b" and r["feature"] == "ticket_router"
     gz = tmp_path / "spans.jsonl.gz"
     gz.write_bytes(gzip.compress(OTEL.read_bytes()))
     assert _without_raw(_rows(con, otel.read, gz)) == _golden("otel/genai_spans.expected.json")
 
 
 def test_otel_parent_in_another_export_line_still_attributes(con, tmp_path):
-    parent = _span("cccccccccccccccc", {"app.feature": "meeting_notes", "segment": "smb"})
+    parent = _span("cccccccccccccccc", {"app.feature": "call_recap", "segment": "smb"})
     child = _span(
         "dddddddddddddddd",
         {
@@ -328,7 +328,7 @@ def test_otel_parent_in_another_export_line_still_attributes(con, tmp_path):
     p.write_text("\n".join(json.dumps(d) for d in docs) + "\n")
     (r,) = _rows(con, otel.read, p)
     assert (r["feature"], r["customer_segment"], r["provider"]) == (
-        "meeting_notes",
+        "call_recap",
         "smb",
         "vertex_ai",
     )
