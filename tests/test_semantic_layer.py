@@ -324,17 +324,15 @@ def test_tokenbook_metrics_query_runs_mf_on_the_warehouse(sl, capsys):
     assert "cost_centre" in out and "customer_segment" in out
 
 
-def _bigquery_manifest(tmp: Path) -> Path:
-    from tokenbook.semantic import parse_semantic_manifest
-
-    settings = load_settings(warehouse="bigquery://orbit-finops/tokenbook")
-    return parse_semantic_manifest(settings, target_path=tmp)
+def _bigquery_manifest(bigquery_parsed: Path) -> Path:
+    # parse_semantic_manifest for the bigquery target, once per session (tests/conftest.py)
+    return bigquery_parsed / "semantic_manifest.json"
 
 
-def test_bigquery_semantic_manifest_validates_offline(tmp_path):
+def test_bigquery_semantic_manifest_validates_offline(bigquery_parsed, tmp_path):
     from tokenbook.semantic import validate_semantic_manifest
 
-    path = _bigquery_manifest(tmp_path)
+    path = _bigquery_manifest(bigquery_parsed)
     assert validate_semantic_manifest(path) == []
     manifest = json.loads(path.read_text())
     calls = next(m for m in manifest["semantic_models"] if m["name"] == "llm_calls")
@@ -348,7 +346,7 @@ def test_bigquery_semantic_manifest_validates_offline(tmp_path):
     assert any("no_such_measure" in e for e in validate_semantic_manifest(broken))
 
 
-def test_bigquery_weeks_render_as_iso_weeks(tmp_path):
+def test_bigquery_weeks_render_as_iso_weeks(bigquery_parsed):
     """MetricFlow's BigQuery SQL for a weekly metric truncates to ISOWEEK (Monday), as DuckDB's
     date_trunc('week') does; rendered offline with MetricFlow's BigQuery renderer."""
     import sqlglot
@@ -364,7 +362,8 @@ def test_bigquery_weeks_render_as_iso_weeks(tmp_path):
         sql_engine_type = SqlEngine.BIGQUERY
         sql_plan_renderer = BigQuerySqlPlanRenderer()
 
-    manifest = parse_manifest_from_dbt_generated_manifest(_bigquery_manifest(tmp_path).read_text())
+    manifest = parse_manifest_from_dbt_generated_manifest(
+        _bigquery_manifest(bigquery_parsed).read_text())
     engine = MetricFlowEngine(SemanticManifestLookup(manifest), OfflineBigQuery())
     explained = engine.explain(MetricFlowQueryRequest.create(
         metric_names=["cost_per_outcome"], group_by_names=["metric_time__week", "feature"]))  # fmt: skip
