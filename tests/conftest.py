@@ -44,26 +44,6 @@ def tmp_warehouse(tmp_path: Path) -> str:
 # module gets its own copy (a module that writes to its warehouse never changes another's).
 
 
-def copy_warehouse_tree(src: Path, dst: Path, url: str) -> str:
-    """Copy the folder ``src`` (a built DuckDB warehouse and whatever its build wrote beside
-    it) to ``dst`` and return ``url`` pointing into the copy. The file keeps its name: dbt's
-    views name the database after it. DuckDB is checkpointed first, so the copy holds every
-    committed change even while dbt's in-process connection stays open (its .wal, if one is
-    left, is copied with the file)."""
-    import shutil
-
-    from core.warehouse import connect_duckdb, parse_warehouse
-
-    con = connect_duckdb(parse_warehouse(url))  # dbt-duckdb's configuration: same instance
-    try:
-        con.execute("checkpoint")
-    finally:
-        con.close()
-    shutil.copytree(src, dst)
-    path = Path(url.removeprefix("duckdb:///"))
-    return f"duckdb:///{dst / path.relative_to(src)}"
-
-
 @pytest.fixture(scope="session")
 def marts_warehouse_built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     """tests/test_marts.py's warehouse (the generated and hand-worked calls, the cost marts
