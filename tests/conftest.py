@@ -37,3 +37,51 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 def tmp_warehouse(tmp_path: Path) -> str:
     """A fresh DuckDB warehouse URL in a temporary folder."""
     return f"duckdb:///{tmp_path / 'wh' / 'tokenbook.duckdb'}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Expensive builds that several modules need IDENTICALLY: built once per session, then each
+# module gets its own copy (a module that writes to its warehouse never changes another's).
+
+
+@pytest.fixture(scope="session")
+def marts_warehouse_built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """tests/test_marts.py's warehouse (the generated and hand-worked calls, the cost marts
+    built with their tests), built once: test_marts and test_export read the same build."""
+    from test_marts import build_marts_warehouse
+
+    root = tmp_path_factory.mktemp("marts-built")
+    return root, build_marts_warehouse(root)
+
+
+@pytest.fixture(scope="session")
+def bigquery_compiled(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The whole dbt project compiled for the BigQuery target offline (dummy service-account
+    key, --no-populate-cache), once: the manifest.json path. A model's compiled SQL does not
+    depend on what else was selected, so the modules that check some models' BigQuery SQL
+    read them here instead of compiling again."""
+    from test_bigquery_compile import _dummy_key
+
+    from core.settings import load_settings
+    from tokenbook.dbt import run_dbt
+
+    base = tmp_path_factory.mktemp("bq_compile")
+    key = base / "key.json"
+    _dummy_key(key)
+    settings = load_settings(warehouse="bigquery://orbit-finops/tokenbook", bq_keyfile=str(key))
+    run_dbt(["compile", "--no-populate-cache"], settings, target_path=base)
+    return base / "target" / "manifest.json"
+
+
+@pytest.fixture(scope="session")
+def bigquery_parsed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`dbt parse` for the BigQuery target with no credentials at all, once (what
+    tokenbook.semantic.parse_semantic_manifest runs): the target folder, holding manifest.json
+    and semantic_manifest.json."""
+    from core.settings import load_settings
+    from tokenbook.semantic import parse_semantic_manifest
+
+    base = tmp_path_factory.mktemp("bq_parse")
+    settings = load_settings(warehouse="bigquery://orbit-finops/tokenbook")
+    parse_semantic_manifest(settings, target_path=base)
+    return base / "target"

@@ -41,14 +41,9 @@ def _dummy_key(path: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def compiled(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    base = tmp_path_factory.mktemp("bq_compile")
-    key = base / "key.json"
-    _dummy_key(key)
-    settings = load_settings(warehouse="bigquery://orbit-finops/tokenbook", bq_keyfile=str(key))
-    run_dbt(["compile", "--no-populate-cache"], settings, target_path=base)
-    manifest = json.loads((base / "target" / "manifest.json").read_text())
-    return {"manifest": manifest, "base": base}
+def compiled(bigquery_compiled: Path) -> dict:
+    # the whole project compiled for BigQuery (tests/conftest.py, once per session)
+    return {"manifest": json.loads(bigquery_compiled.read_text())}
 
 
 def _model(manifest: dict, name: str) -> dict:
@@ -93,10 +88,10 @@ def test_bigquery_dialect_and_datasets(compiled):
     assert sources["source.tokenbook.forecasts.forecast_daily"]["schema"] == "tokenbook_marts"
 
 
-def test_parse_needs_no_credentials(tmp_path: Path):
-    settings = load_settings(warehouse="bigquery://orbit-finops/tokenbook")
-    run_dbt(["parse"], settings, target_path=tmp_path)
-    assert (tmp_path / "target" / "manifest.json").exists()
+def test_parse_needs_no_credentials(bigquery_parsed: Path):
+    # `dbt parse` of the bigquery target with no key file (tests/conftest.py, once per session)
+    manifest = json.loads((bigquery_parsed / "manifest.json").read_text())
+    assert manifest["nodes"]["model.tokenbook.fct_llm_calls"]["schema"] == "tokenbook_marts"
 
 
 REBUILT = ["2026-08-26", "2026-09-30"]

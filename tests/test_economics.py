@@ -305,20 +305,14 @@ def test_finops_kpis(demo7):
 
 # ---- BigQuery: the same models compile offline ----------------------------------------
 
-def test_marts_compile_for_bigquery(tmp_path):
+def test_marts_compile_for_bigquery(bigquery_compiled):
     import sqlglot
 
-    from tests.test_bigquery_compile import _dummy_key
-
-    key = tmp_path / "key.json"
-    _dummy_key(key)
-    settings = load_settings(warehouse="bigquery://orbit-finops/tokenbook", bq_keyfile=str(key))
     # issue 14: the raw and forecast tables are read by their staging models (source() only
-    # in staging), which the marts read in turn
+    # in staging), which the marts read in turn. The project compiled for BigQuery offline,
+    # once per session (tests/conftest.py).
     staging = ("stg_gateway__calls", "stg_forecasts__monthly")
-    run_dbt(["compile", "--no-populate-cache", "--select", "int_economics_forecasts", *staging,
-             *MARTS], settings, target_path=tmp_path)
-    nodes = json.loads((tmp_path / "target" / "manifest.json").read_text())["nodes"]
+    nodes = json.loads(bigquery_compiled.read_text())["nodes"]
     for name in ("int_economics_forecasts", *staging, *MARTS):
         sql = nodes[f"model.tokenbook.{name}"]["compiled_code"]
         assert ("`orbit-finops`.`tokenbook_marts`" in sql

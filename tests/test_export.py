@@ -10,8 +10,8 @@ import pyarrow as pa
 import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 import pytest
-from test_marts import build_marts_warehouse
 from typer.testing import CliRunner
+from warehouse_copy import copy_warehouse_tree
 
 from core.settings import load_settings
 from core.warehouse import connect_duckdb, parse_warehouse
@@ -22,8 +22,11 @@ MONEY = pa.decimal128(38, 9)
 
 
 @pytest.fixture(scope="module")
-def warehouse(tmp_path_factory: pytest.TempPathFactory) -> str:
-    return build_marts_warehouse(tmp_path_factory.mktemp("export"))
+def warehouse(marts_warehouse_built, tmp_path_factory: pytest.TempPathFactory) -> str:
+    # tests/test_marts.py's build_marts_warehouse, built once per session (tests/conftest.py);
+    # this module's copy
+    root, url = marts_warehouse_built
+    return copy_warehouse_tree(root, tmp_path_factory.mktemp("export") / "copy", url)
 
 
 @pytest.fixture(scope="module")

@@ -395,22 +395,11 @@ def test_degraded_day_is_the_top_retry_waste(demo_marts):
 # BigQuery: the lever models compile offline and parse as BigQuery SQL
 
 
-def test_lever_models_compile_for_bigquery(tmp_path):
+def test_lever_models_compile_for_bigquery(bigquery_compiled):
     import sqlglot
 
-    from core.settings import load_settings
-    from tests.test_bigquery_compile import _dummy_key
-    from tokenbook.dbt import run_dbt
-
-    key = tmp_path / "key.json"
-    _dummy_key(key)
-    settings = load_settings(warehouse="bigquery://orbit-finops/tokenbook", bq_keyfile=str(key))
-    run_dbt(
-        ["compile", "--no-populate-cache", "--select", *LEVER_MARTS, "stg_evals__results"],
-        settings,
-        target_path=tmp_path,
-    )
-    manifest = json.loads((tmp_path / "target" / "manifest.json").read_text())
+    # the project compiled for BigQuery offline, once per session (tests/conftest.py)
+    manifest = json.loads(bigquery_compiled.read_text())
     for name in (*LEVER_MARTS, "stg_evals__results"):
         sql = manifest["nodes"][f"model.tokenbook.{name}"]["compiled_code"]
         assert "date_trunc(" not in sql or "isoweek" in sql

@@ -13,6 +13,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from warehouse_copy import copy_warehouse_tree
 
 from core.settings import load_settings
 from core.warehouse import connect_duckdb, parse_warehouse
@@ -183,8 +184,10 @@ def build_marts_warehouse(root: Path) -> str:
 
 
 @pytest.fixture(scope="module")
-def warehouse(tmp_path_factory: pytest.TempPathFactory) -> str:
-    return build_marts_warehouse(tmp_path_factory.mktemp("marts"))
+def warehouse(marts_warehouse_built, tmp_path_factory: pytest.TempPathFactory) -> str:
+    # built once per session by build_marts_warehouse (tests/conftest.py); this module's copy
+    root, url = marts_warehouse_built
+    return copy_warehouse_tree(root, tmp_path_factory.mktemp("marts") / "copy", url)
 
 
 @pytest.fixture(scope="module")

@@ -1,9 +1,9 @@
 """The FinOps metrics of dbt's semantic layer (MetricFlow) agree with the marts.
 
-On the demo warehouse that tests/test_reconciliation.py builds once per session (seed 7: 45
-days of demo traffic and the vendors' invoices, ingested and built by dbt), this module also
-builds the cost marts, runs a small forecast and builds the semantic views, then asks each
-metric through `mf query` (MetricFlow's own CLI, as `tokenbook metrics query` runs it) and
+On a copy of the demo warehouse that tests/test_reconciliation.py builds once per session
+(seed 7: 45 days of demo traffic and the vendors' invoices, ingested and built by dbt), this
+module also builds the cost marts, runs a small forecast and builds the semantic views, then asks
+each metric through `mf query` (MetricFlow's own CLI, as `tokenbook metrics query` runs it) and
 compares every row with the mart column that answers the same question, at two grains.
 Money agrees to a millionth of a dollar (far inside the cent), shares to 1e-9.
 
@@ -14,6 +14,7 @@ MetricFlow renders a weekly query for BigQuery with ISO (Monday) weeks.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 from datetime import date
 from pathlib import Path
@@ -21,6 +22,7 @@ from pathlib import Path
 import pytest
 from test_reconciliation import demo_warehouse
 from typer.testing import CliRunner
+from warehouse_copy import copy_warehouse_tree
 
 from core.settings import load_settings
 
@@ -39,7 +41,12 @@ def sl(tmp_path_factory):
     from tokenbook.dbt import run_dbt
     from tokenbook.semantic import parse_semantic_manifest
 
-    wh = demo_warehouse(7)
+    # this module builds more models and a forecast into it: its own copy of the warehouse
+    # test_focus and test_reconciliation read (built once per session)
+    shared = demo_warehouse(7)
+    root = tmp_path_factory.mktemp("semantic") / "demo7"
+    url = copy_warehouse_tree(shared.root, root, shared.url)
+    wh = dataclasses.replace(shared, url=url, path=Path(url.removeprefix("duckdb:///")), root=root)
     settings = load_settings(warehouse=wh.url, dbt_target_path=str(wh.root / "dbt"),
                              config_dir=str(wh.root / "demo" / "config"))
     marts = ["mart_cost_per_outcome", "mart_cache_efficiency", "mart_budget_vs_actual",
@@ -324,17 +331,15 @@ def test_tokenbook_metrics_query_runs_mf_on_the_warehouse(sl, capsys):
     assert "cost_centre" in out and "customer_segment" in out
 
 
-def _bigquery_manifest(tmp: Path) -> Path:
-    from tokenbook.semantic import parse_semantic_manifest
-
-    settings = load_settings(warehouse="bigquery://orbit-finops/tokenbook")
-    return parse_semantic_manifest(settings, target_path=tmp)
+def _bigquery_manifest(bigquery_parsed: Path) -> Path:
+    # parse_semantic_manifest for the bigquery target, once per session (tests/conftest.py)
+    return bigquery_parsed / "semantic_manifest.json"
 
 
-def test_bigquery_semantic_manifest_validates_offline(tmp_path):
+def test_bigquery_semantic_manifest_validates_offline(bigquery_parsed, tmp_path):
     from tokenbook.semantic import validate_semantic_manifest
 
-    path = _bigquery_manifest(tmp_path)
+    path = _bigquery_manifest(bigquery_parsed)
     assert validate_semantic_manifest(path) == []
     manifest = json.loads(path.read_text())
     calls = next(m for m in manifest["semantic_models"] if m["name"] == "llm_calls")
@@ -348,7 +353,7 @@ def test_bigquery_semantic_manifest_validates_offline(tmp_path):
     assert any("no_such_measure" in e for e in validate_semantic_manifest(broken))
 
 
-def test_bigquery_weeks_render_as_iso_weeks(tmp_path):
+def test_bigquery_weeks_render_as_iso_weeks(bigquery_parsed):
     """MetricFlow's BigQuery SQL for a weekly metric truncates to ISOWEEK (Monday), as DuckDB's
     date_trunc('week') does; rendered offline with MetricFlow's BigQuery renderer."""
     import sqlglot
@@ -364,7 +369,8 @@ def test_bigquery_weeks_render_as_iso_weeks(tmp_path):
         sql_engine_type = SqlEngine.BIGQUERY
         sql_plan_renderer = BigQuerySqlPlanRenderer()
 
-    manifest = parse_manifest_from_dbt_generated_manifest(_bigquery_manifest(tmp_path).read_text())
+    manifest = parse_manifest_from_dbt_generated_manifest(
+        _bigquery_manifest(bigquery_parsed).read_text())
     engine = MetricFlowEngine(SemanticManifestLookup(manifest), OfflineBigQuery())
     explained = engine.explain(MetricFlowQueryRequest.create(
         metric_names=["cost_per_outcome"], group_by_names=["metric_time__week", "feature"]))  # fmt: skip
