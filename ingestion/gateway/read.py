@@ -12,6 +12,7 @@ together, one parallel multi-file scan (``_read_batch``). ``read_files`` leaves 
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
@@ -177,14 +178,18 @@ def _read_file(ctx: LoadContext, reader, idx: int,
         if not non_utf8.is_not_utf8_error(exc) or not _json_lines(path):
             raise
         failure = exc
+    # a folder of its own: a downloaded gs:// object cannot share the copy's name
+    folder = Path(tempfile.mkdtemp(prefix=f"not-utf8-{idx}-", dir=ctx.workdir))
     try:
-        repaired = non_utf8.repair(path, ctx.workdir or Path(tempfile.gettempdir()))
-    except non_utf8.WrongEncoding as exc:
-        raise ReaderError(str(exc)) from failure
-    try:
+        try:
+            repaired = non_utf8.repair(path, folder)
+        except non_utf8.WrongEncoding as exc:
+            raise ReaderError(str(exc)) from failure
+        if not repaired.bad:  # DuckDB's failure was something else after all
+            raise failure
         records, skipped = _read_typed(con, reader, repaired.path, idx, name, fmt)
     finally:
-        repaired.path.unlink(missing_ok=True)  # every row is in TEMP tables now
+        shutil.rmtree(folder, ignore_errors=True)  # every row is in TEMP tables now
     bad = f"_tb_not_utf8_{idx}"
     lines, reasons = repaired.reasons()
     con.execute(f"create or replace temp table {bad} as "
