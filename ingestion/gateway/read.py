@@ -8,6 +8,10 @@ reader (``readers.py``) into a TEMP table or view of text, and one order-preserv
 reader's row position is its line number. Small and gzip native JSON-lines files are read
 together, one parallel multi-file scan (``_read_batch``). ``read_files`` leaves the view
 ``_tb_typed`` (every record of every file, line numbers filled in).
+
+A JSON-lines file with lines that are not UTF-8 makes its reader fail (DuckDB refuses the whole
+file); only then ``_read_file`` takes the slow path of ``raw/non_utf8.py``: a repaired copy,
+read by the same reader, its bad lines quarantined with the reason (see ``_read_file``).
 """
 
 from __future__ import annotations
