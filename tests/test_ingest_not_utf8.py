@@ -257,6 +257,21 @@ def test_the_threshold_needs_both_the_share_and_the_count(tmp_path, monkeypatch)
             assert (f.rows_loaded, f.rows_quarantined) == (997, 3)
 
 
+def test_a_file_in_another_encoding_is_refused_without_reading_it_all(tmp_path, monkeypatch):
+    """Once the bad lines are over both bounds of the whole file's line count, the repair
+    stops: a huge Latin-1 file is refused in seconds, its count a lower bound."""
+    from ingestion.raw import non_utf8
+
+    monkeypatch.setattr(non_utf8, "MAX_BAD_LINES", 2)
+    monkeypatch.setattr(non_utf8, "CHUNK_BYTES", 64)
+    lines = [b'{"desk": "d\xe9partement %d"}' % i for i in range(100)]
+    path = _write(tmp_path / "latin1.jsonl.gz", lines)
+    with pytest.raises(non_utf8.WrongEncoding, match=r"at least [3-9] of its 100 lines") as caught:
+        non_utf8.repair(path, tmp_path)
+    assert "line 1," in str(caught.value) and "iconv" in str(caught.value)
+    assert list(tmp_path.glob("not-utf8-repaired-*")) == []  # the copy is gone
+
+
 def test_repair_streams_in_chunks_and_keeps_every_line_number(tmp_path, monkeypatch):
     """The repaired copy against a line-by-line reference, with chunks far smaller than the
     lines (so lines and multi-byte characters cross chunk boundaries)."""

@@ -107,12 +107,16 @@ def _opener(path: Path):
 def repair(path: Path, into: Path) -> Repaired:
     """Stream ``path`` (``.gz`` decompressed) into a repaired copy under the folder ``into``
     (see the module docstring); raises WrongEncoding when most of it is not UTF-8. The copy
-    is uncompressed and keeps the JSON-lines suffix: readers take its format from its name."""
+    is uncompressed and keeps the JSON-lines suffix: readers take its format from its name.
+
+    A file in another encoding is refused early: once more than MAX_BAD_LINES lines are bad,
+    the file's lines are counted (newlines only, at C speed) and the repair stops as soon as
+    the bad lines are over MAX_BAD_SHARE of them."""
     path = Path(path)
     name = path.name[:-3] if path.name.lower().endswith(".gz") else path.name
     copy = Path(into) / f"not-utf8-repaired-{name}"
     out = Repaired(path, copy, 0)
-    lines = 0
+    lines, total = 0, None
     with _opener(path)(path, "rb") as src, copy.open("wb") as dst:
         carry = b""
         while True:
@@ -127,36 +131,59 @@ def repair(path: Path, into: Path) -> Repaired:
             else:
                 block, carry = data, b""
             lines = _copy_block(block, lines, dst, out)
+            if out.bad > MAX_BAD_LINES:
+                total = _count_lines(path) if total is None else total
+                if out.bad > MAX_BAD_SHARE * total:
+                    break
             if not chunk:
                 break
-    out.lines = lines
-    if out.bad > MAX_BAD_LINES and out.bad > MAX_BAD_SHARE * lines:
+    out.lines = lines if total is None else total
+    if out.bad > MAX_BAD_LINES and out.bad > MAX_BAD_SHARE * out.lines:
         copy.unlink(missing_ok=True)
+        some = "at least " if lines < out.lines else ""
         raise WrongEncoding(
-            f"{path} is not UTF-8 text: {out.bad:,} of its {lines:,} lines are not (the first, "
-            f"line {out.line_numbers[0]:,}, holds byte 0x{out.bytes_[0]:02x}): a Latin-1 / "
-            f"Windows-1252 file? Convert it, e.g. {_ICONV}, and load that; nothing was loaded"
+            f"{path} is not UTF-8 text: {some}{out.bad:,} of its {out.lines:,} lines are not "
+            f"(the first, line {out.line_numbers[0]:,}, holds byte 0x{out.bytes_[0]:02x}): a "
+            f"Latin-1 / Windows-1252 file? Convert it, e.g. {_ICONV}, and load that; nothing "
+            "was loaded"
         )
     return out
+
+
+def _count_lines(path: Path) -> int:
+    """The file's line count (decompressed), counting newlines in large chunks."""
+    count, last = 0, b"\n"
+    with _opener(path)(path, "rb") as fh:
+        while chunk := fh.read(CHUNK_BYTES):
+            count += chunk.count(b"\n")
+            last = chunk[-1:]
+    return count + (last != b"\n")
+
+
+# Bytes validated per decode call: small right after a bad byte (the UnicodeDecodeError holds a
+# copy of what was passed), doubling back up to CHUNK_BYTES while the text is good.
+_SMALL_WINDOW = 1 << 10
 
 
 def _copy_block(block: bytes, lines_before: int, dst, out: Repaired) -> int:
     """Write ``block`` (whole lines, or the file's last line) to ``dst``, each line that is not
     UTF-8 replaced (see the module docstring) and recorded in ``out``; returns the count of
-    lines read so far. Python runs once per block and once per bad line."""
+    lines read so far. Python runs once per window of good text and once per bad line."""
     view = memoryview(block)
     n = len(block)
-    pos, line_at_pos = 0, lines_before + 1
+    pos, window = 0, CHUNK_BYTES
+    written, counted, line_at_counted = 0, 0, lines_before + 1
     while pos < n:
+        stop = min(n, pos + window)
         try:
-            codecs.utf_8_decode(view[pos:], "strict", True)
+            _, used = codecs.utf_8_decode(view[pos:stop], "strict", stop == n)
         except UnicodeDecodeError as err:
             at = pos + err.start
-            start = block.rfind(b"\n", pos, at) + 1 or pos
+            start = block.rfind(b"\n", 0, at) + 1
             end = block.find(b"\n", at)
             end = n if end < 0 else end + 1
-            line = line_at_pos + block.count(b"\n", pos, start)
-            dst.write(view[pos:start])
+            line = line_at_counted + block.count(b"\n", counted, start)
+            dst.write(view[written:start])
             body = block[start:end]
             ending = b"\r\n" if body.endswith(b"\r\n") else b"\n" if body.endswith(b"\n") else b""
             text = body[: len(body) - len(ending)].decode("utf-8", "replace")
@@ -164,10 +191,12 @@ def _copy_block(block: bytes, lines_before: int, dst, out: Repaired) -> int:
             out.line_numbers.append(line)
             out.bytes_.append(block[at])
             out.columns.append(len(block[start:at].decode("utf-8")) + 1)
-            pos, line_at_pos = end, line + 1
+            pos = written = counted = end
+            line_at_counted, window = line + 1, _SMALL_WINDOW
         else:
-            dst.write(view[pos:])
-            break
+            pos += used
+            window = min(window * 2, CHUNK_BYTES)
+    dst.write(view[written:])
     return lines_before + block.count(b"\n") + (1 if n and not block.endswith(b"\n") else 0)
 
 
