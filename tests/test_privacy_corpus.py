@@ -3,7 +3,7 @@
 A corpus written here plants every secret format and PII kind, a prompt text and a raw customer
 id in each field (metadata, nested metadata, an unknown field, prompt_preview, customer_id) of
 loaded records and of rejected records of every rejection reason, plus lines that do not parse
-(a truncated record, a JSON array, plain text). After the loads (gateway, evals, a failed task
+(a truncated record, a JSON array, plain text, a record with a byte that is not UTF-8). After the loads (gateway, evals, a failed task
 recorded in raw.pipeline_failures), EVERY text column of EVERY table of the warehouse is scanned:
 no planted value, and no 12-character piece of one, may be found; the counts by kind in
 raw.pii_redactions must be the plantings the redactor can see.
@@ -145,7 +145,15 @@ def _gateway_corpus(path: Path) -> tuple[list[str], Counter, dict[str, int]]:
     lines.append(whole[: len(whole) - 30])  # cut inside the prompt text
     reasons[len(lines)] = "not JSON"
     expected += _expected()
-    path.write_text("\n".join(lines) + "\n")
+    # a record that is valid but for one Latin-1 byte: quarantined whatever it holds, stored as
+    # its shape (its text decoded with U+FFFD for the bad byte: the line ``lines`` keeps)
+    bad = json.dumps(_plant(_base("rq-latin1"), "metadata", _joined())).encode().replace(
+        b"ledger_assist", b"ledger_assist_\xe9")
+    lines.append(bad.decode("utf-8", "replace"))
+    column = bad.index(b"\xe9") + 1  # the line is ASCII before it
+    reasons[len(lines)] = f"not UTF-8 text: byte 0xe9 at column {column}"
+    expected += _expected()
+    path.write_bytes(b"\n".join(bad if ln == lines[-1] else ln.encode() for ln in lines) + b"\n")
     return lines, expected, reasons
 
 

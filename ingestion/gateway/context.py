@@ -101,6 +101,7 @@ class LoadContext:
     progress: Progress | None = None
     replace: bool = False
     file_dates: dict[int, Date] = field(default_factory=dict)
+    workdir: Path | None = None  # the load's temporary folder (downloads, repaired copies)
 
     @property
     def n(self) -> int:

@@ -87,7 +87,8 @@ def ingest_gateway(
     settings.require_pii_key()
     started = datetime.now(UTC).replace(tzinfo=None)
     clock = StageClock()
-    remote = tempfile.TemporaryDirectory(prefix="tokenbook-gcs-")
+    # the load's temporary folder: gs:// downloads, repaired copies of files not UTF-8
+    remote = tempfile.TemporaryDirectory(prefix="tokenbook-load-")
     try:
         files, names, formats = read.resolve_inputs(paths, fmt, Path(remote.name))
         before = window_days if window_days is not None else settings.window_days_before
@@ -100,7 +101,7 @@ def ingest_gateway(
             report=IngestReport(load_id=uuid.uuid4().hex, warehouse=warehouse),
             files=files, source_names=names, formats=formats, date=date,
             window_before=before, window_after=after, started=started, clock=clock,
-            progress=progress, replace=replace,
+            progress=progress, replace=replace, workdir=Path(remote.name),
         )
         try:
             return _load(ctx)

@@ -8,10 +8,16 @@ reader (``readers.py``) into a TEMP table or view of text, and one order-preserv
 reader's row position is its line number. Small and gzip native JSON-lines files are read
 together, one parallel multi-file scan (``_read_batch``). ``read_files`` leaves the view
 ``_tb_typed`` (every record of every file, line numbers filled in).
+
+A JSON-lines file with lines that are not UTF-8 makes its reader fail (DuckDB refuses the whole
+file); only then ``_read_file`` takes the slow path of ``raw/non_utf8.py``: a repaired copy,
+read by the same reader, its bad lines quarantined with the reason (see ``_read_file``).
 """
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -30,8 +36,9 @@ from ingestion.gateway.readers import (
 from ingestion.gateway.session import Watch, drop
 from ingestion.gateway.session import q as _q
 from ingestion.gateway.validate import typed_select
+from ingestion.raw import non_utf8
 from ingestion.raw.fetch import fetch_gcs
-from ingestion.raw.sniff import gzip_error
+from ingestion.raw.sniff import SniffError, gzip_error, sniff
 
 
 def fetch_remote(paths: Iterable[str | Path], into: Path) -> tuple[list[str | Path], dict]:
@@ -100,12 +107,13 @@ def read_files(ctx: LoadContext) -> None:
             continue
         ctx.say("read", done, n, str(path))
         with Watch(con, ctx.progress, "read", done, n, str(path)):
-            records, skipped = _read_typed(con, readers[fmt], path, idx, ctx.source_names[idx],
-                                           fmt)
+            records, skipped, repaired = _read_file(ctx, readers[fmt], idx, fmt)
             union.append(records)
             note = skipped.note(ctx.source_names[idx]) if skipped else None
             if note:
                 ctx.report.notes.append(note)
+            if repaired is not None:
+                ctx.report.notes.append(repaired.note(ctx.source_names[idx]))
         done += 1
         ctx.say("read", done, n, str(path))
     con.execute("create or replace temp view _tb_typed as " + "\nunion all\n".join(union))
@@ -130,6 +138,8 @@ def _read_batch(con, files: list[Path], names: list[str], batch: list[int], prog
         con.execute(f"create temp table _tb_typed_batch as {select}")
     except Exception as exc:
         drop(con, "_tb_read_batch", "_tb_typed_batch")
+        if non_utf8.is_not_utf8_error(exc):
+            return None  # one by one: the file that holds lines not UTF-8 takes the slow path
         for i in batch:  # the culprit raises ReaderError with its name
             native.read(con, files[i], "_tb_read_probe")
             drop(con, "_tb_read_probe")
@@ -151,6 +161,55 @@ def _read_batch(con, files: list[Path], names: list[str], batch: list[int], prog
         "from _tb_typed_batch t join _tb_first_batch f using (file_idx) "
         f"where t.reason is distinct from {_q(SKIP)}"
     )
+
+
+def _read_file(ctx: LoadContext, reader, idx: int,
+               fmt: str) -> tuple[str, SkippedRecords | None, non_utf8.Repaired | None]:
+    """``_read_typed`` of file ``idx``, and the repaired copy it read instead (or None).
+
+    The slow path, taken only after the reader failed on text that is not UTF-8: a JSON-lines
+    file is streamed once into a repaired copy in the load's temporary folder
+    (``raw/non_utf8.py``: each bad line replaced one for one, line numbers kept), the copy is
+    read by the same reader under the file's own name, and each bad line is quarantined with
+    its reason (``not UTF-8 text: byte 0xe9 at column 57``) whatever it holds. A file mostly
+    not UTF-8 (another encoding) is refused with the ``iconv`` to run, as is a CSV, a JSON
+    array or document (their records are not lines)."""
+    con, path, name = ctx.con, ctx.files[idx], ctx.source_names[idx]
+    try:
+        records, skipped = _read_typed(con, reader, path, idx, name, fmt)
+        return records, skipped, None
+    except Exception as exc:
+        if not non_utf8.is_not_utf8_error(exc) or not _json_lines(path):
+            raise
+        failure = exc
+    # a folder of its own: a downloaded gs:// object cannot share the copy's name
+    folder = Path(tempfile.mkdtemp(prefix=f"not-utf8-{idx}-", dir=ctx.workdir))
+    try:
+        try:
+            repaired = non_utf8.repair(path, folder)
+        except non_utf8.WrongEncoding as exc:
+            raise ReaderError(str(exc)) from failure
+        if not repaired.bad:  # DuckDB's failure was something else after all
+            raise failure
+        records, skipped = _read_typed(con, reader, repaired.path, idx, name, fmt)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)  # every row is in TEMP tables now
+    bad = f"_tb_not_utf8_{idx}"
+    lines, reasons = repaired.reasons()
+    con.execute(f"create or replace temp table {bad} as "
+                "select unnest(?::BIGINT[]) as line, unnest(?::VARCHAR[]) as reason",
+                [lines, reasons])
+    return non_utf8.force_sql(records, bad), skipped, repaired
+
+
+def _json_lines(path: Path) -> bool:
+    """The file is JSON lines (what the slow path of a file not UTF-8 can repair line by line)."""
+    if Path(path).name.lower().endswith((".parquet", ".csv", ".csv.gz")):
+        return False
+    try:
+        return sniff(path).kind == "jsonl"
+    except SniffError:
+        return False
 
 
 def _read_typed(con, reader, path: Path, idx: int, source_name: str,

@@ -44,7 +44,8 @@ def staging_tables(n: int) -> tuple[str, ...]:
     """The TEMP tables and views a load of ``n`` files leaves before publishing."""
     return ("_tb_rows", "_tb_typed", "_tb_dups", "_tb_losers", "_tb_red", "_tb_customers",
             "_tb_typed_batch", "_tb_first_batch",
-            *(f"_tb_typed_{i}{x}" for i in range(n) for x in ("", "_fix")))
+            *(f"_tb_typed_{i}{x}" for i in range(n) for x in ("", "_fix")),
+            *(f"_tb_not_utf8_{i}" for i in range(n)))
 
 
 def stage(ctx: LoadContext) -> None:

@@ -1,0 +1,220 @@
+"""A JSON-lines file with a few lines that are not UTF-8: load the good lines, quarantine the
+bad ones with their line number and what is wrong, and refuse only a file in another encoding.
+
+DuckDB refuses a whole file for one byte that is not UTF-8 (a Latin-1 ``\\xe9`` in one
+metadata value: a real exporter bug). Nothing here runs on the normal path: only after a
+reader failed with DuckDB's invalid-unicode error (:func:`is_not_utf8_error`) does the load
+call :func:`repair`, which streams the file once (gzip too) in large chunks, validating each
+chunk with ``bytes.decode`` (C speed; Python runs only at a bad byte, found from
+``UnicodeDecodeError.start``, never once per good line), and writes a repaired copy where each
+bad line is replaced ONE FOR ONE (line numbers do not move) by
+
+    MARK <line number> MARK <the line decoded with errors='replace'>
+
+``MARK`` (U+FFFE, a Unicode noncharacter) makes the line JSON that no reader parses, so every
+JSON-lines reader quarantines it as an unparsed line (its text kept as is, like any line that
+does not parse); :func:`force_sql` then gives each such row of the load the reason
+``not UTF-8 text: byte 0xe9 at column 57`` and its text without the mark (stored, like every
+unparsed line, as its shape only: ``redact.unparsed_line_sql``). The mark carries the line
+number because a reader may number its rows otherwise (OTel numbers spans).
+
+A file in another encoding is not a bad row: when more than :data:`MAX_BAD_SHARE` (1%) of its
+lines AND more than :data:`MAX_BAD_LINES` (1,000) lines are not UTF-8, :func:`repair` raises
+:class:`WrongEncoding`, the sentence with the first line, the byte and the ``iconv`` to run;
+nothing is loaded. (A UTF-16 file is refused before any read by ``sniff.py``.) Below that, a
+file of a few hundred lines written in Latin-1 loads its ASCII lines and quarantines the
+others; the load report's note says how many and how to convert the file.
+"""
+
+from __future__ import annotations
+
+import codecs
+import gzip
+from array import array
+from dataclasses import dataclass, field
+from pathlib import Path
+
+MARK = "\ufffe"
+MAX_BAD_SHARE = 0.01
+MAX_BAD_LINES = 1000
+CHUNK_BYTES = 16 << 20
+
+_MARKERS = ("invalid unicode", "valid utf-8", "invalid utf-8")
+_ICONV = "`iconv -f CP1252 -t UTF-8 FILE > FILE.utf8`"
+
+
+class WrongEncoding(Exception):
+    """Most of the file is not UTF-8: it is in another encoding, refused whole."""
+
+
+def is_not_utf8_error(exc: BaseException | None) -> bool:
+    """True when ``exc`` (or an exception it was raised from) is DuckDB refusing text that is
+    not UTF-8 (``read_csv``: "Invalid unicode"; ``read_text``: "could not read content ... as
+    valid UTF-8"; ``read_json``: "invalid UTF-8 encoding")."""
+    seen = 0
+    while exc is not None and seen < 8:
+        text = str(exc).lower()
+        if any(m in text for m in _MARKERS):
+            return True
+        exc = exc.__cause__ or exc.__context__
+        seen += 1
+    return False
+
+
+def reason(byte: int, column: int) -> str:
+    """The quarantine reason of a line whose first bad byte is ``byte`` at ``column``."""
+    return f"not UTF-8 text: byte 0x{byte:02x} at column {column}"
+
+
+@dataclass
+class Repaired:
+    """The repaired copy of ``source`` and its bad lines (line number, first bad byte, its
+    1-based column in characters), in file order; ``lines``: the file's line count."""
+
+    source: Path
+    path: Path
+    lines: int
+    line_numbers: array = field(default_factory=lambda: array("q"))
+    bytes_: array = field(default_factory=lambda: array("B"))
+    columns: array = field(default_factory=lambda: array("q"))
+
+    @property
+    def bad(self) -> int:
+        return len(self.line_numbers)
+
+    def reasons(self) -> tuple[list[int], list[str]]:
+        """(line numbers, reasons) of the bad lines."""
+        return (list(self.line_numbers),
+                [reason(b, c) for b, c in zip(self.bytes_, self.columns, strict=True)])
+
+    def note(self, source_name: str) -> str:
+        """The load report's note for the file."""
+        n = self.bad
+        lines = f"{n:,} line{'' if n == 1 else 's'}"
+        return (
+            f"{source_name}: {lines} of {self.lines:,} not UTF-8 text (the first: line "
+            f"{self.line_numbers[0]:,}, byte 0x{self.bytes_[0]:02x} at column {self.columns[0]}) "
+            f"quarantined with the reason in raw.quarantine; the other lines loaded. If the "
+            f"file was written in another encoding, convert it (e.g. {_ICONV}) and load it "
+            "again"
+        )
+
+
+def _opener(path: Path):
+    return gzip.open if path.name.lower().endswith(".gz") else open
+
+
+def repair(path: Path, into: Path) -> Repaired:
+    """Stream ``path`` (``.gz`` decompressed) into a repaired copy under the folder ``into``
+    (see the module docstring); raises WrongEncoding when most of it is not UTF-8. The copy
+    is uncompressed and keeps the JSON-lines suffix: readers take its format from its name.
+
+    A file in another encoding is refused early: once more than MAX_BAD_LINES lines are bad,
+    the file's lines are counted (newlines only, at C speed) and the repair stops as soon as
+    the bad lines are over MAX_BAD_SHARE of them."""
+    path = Path(path)
+    name = path.name[:-3] if path.name.lower().endswith(".gz") else path.name
+    copy = Path(into) / f"not-utf8-repaired-{name}"
+    out = Repaired(path, copy, 0)
+    lines, total = 0, None
+    with _opener(path)(path, "rb") as src, copy.open("wb") as dst:
+        carry = b""
+        while True:
+            chunk = src.read(CHUNK_BYTES)
+            data = carry + chunk if carry else chunk
+            if chunk:
+                cut = data.rfind(b"\n") + 1
+                if cut == 0:  # a line longer than a chunk: read on
+                    carry = data
+                    continue
+                block, carry = data[:cut], data[cut:]
+            else:
+                block, carry = data, b""
+            lines = _copy_block(block, lines, dst, out)
+            if out.bad > MAX_BAD_LINES:
+                total = _count_lines(path) if total is None else total
+                if out.bad > MAX_BAD_SHARE * total:
+                    break
+            if not chunk:
+                break
+    out.lines = lines if total is None else total
+    if out.bad > MAX_BAD_LINES and out.bad > MAX_BAD_SHARE * out.lines:
+        copy.unlink(missing_ok=True)
+        some = "at least " if lines < out.lines else ""
+        raise WrongEncoding(
+            f"{path} is not UTF-8 text: {some}{out.bad:,} of its {out.lines:,} lines are not "
+            f"(the first, line {out.line_numbers[0]:,}, holds byte 0x{out.bytes_[0]:02x}): a "
+            f"Latin-1 / Windows-1252 file? Convert it, e.g. {_ICONV}, and load that; nothing "
+            "was loaded"
+        )
+    return out
+
+
+def _count_lines(path: Path) -> int:
+    """The file's line count (decompressed), counting newlines in large chunks."""
+    count, last = 0, b"\n"
+    with _opener(path)(path, "rb") as fh:
+        while chunk := fh.read(CHUNK_BYTES):
+            count += chunk.count(b"\n")
+            last = chunk[-1:]
+    return count + (last != b"\n")
+
+
+# Bytes validated per decode call: small right after a bad byte (the UnicodeDecodeError holds a
+# copy of what was passed), doubling back up to CHUNK_BYTES while the text is good.
+_SMALL_WINDOW = 1 << 10
+
+
+def _copy_block(block: bytes, lines_before: int, dst, out: Repaired) -> int:
+    """Write ``block`` (whole lines, or the file's last line) to ``dst``, each line that is not
+    UTF-8 replaced (see the module docstring) and recorded in ``out``; returns the count of
+    lines read so far. Python runs once per window of good text and once per bad line."""
+    view = memoryview(block)
+    n = len(block)
+    pos, window = 0, CHUNK_BYTES
+    written, counted, line_at_counted = 0, 0, lines_before + 1
+    while pos < n:
+        stop = min(n, pos + window)
+        try:
+            _, used = codecs.utf_8_decode(view[pos:stop], "strict", stop == n)
+        except UnicodeDecodeError as err:
+            at = pos + err.start
+            start = block.rfind(b"\n", 0, at) + 1
+            end = block.find(b"\n", at)
+            end = n if end < 0 else end + 1
+            line = line_at_counted + block.count(b"\n", counted, start)
+            dst.write(view[written:start])
+            body = block[start:end]
+            ending = b"\r\n" if body.endswith(b"\r\n") else b"\n" if body.endswith(b"\n") else b""
+            text = body[: len(body) - len(ending)].decode("utf-8", "replace")
+            dst.write(f"{MARK}{line}{MARK}{text}".encode() + ending)
+            out.line_numbers.append(line)
+            out.bytes_.append(block[at])
+            out.columns.append(len(block[start:at].decode("utf-8")) + 1)
+            pos = written = counted = end
+            line_at_counted, window = line + 1, _SMALL_WINDOW
+        else:
+            pos += used
+            window = min(window * 2, CHUNK_BYTES)
+    dst.write(view[written:])
+    return lines_before + block.count(b"\n") + (1 if n and not block.endswith(b"\n") else 0)
+
+
+def force_sql(records_sql: str, bad_table: str) -> str:
+    """``records_sql`` (a load's typed rows of one file: ``reason``, ``raw_line``,
+    ``unparsed``, ``needs_pii``) with each marked line of :func:`repair`'s copy given its
+    reason from ``bad_table`` (line BIGINT, reason VARCHAR) and its text without the mark,
+    quarantined as an unparsed line whatever it holds."""
+    mark = f"'{MARK}'"
+    line_of = f"try_cast(split_part(r.raw_line, {mark}, 2) as BIGINT)"
+    body = f"substr(r.raw_line, length(split_part(r.raw_line, {mark}, 2)) + 3)"
+    return f"""
+      select r.* replace (
+               coalesce(b.reason, r.reason) as reason,
+               case when b.reason is not null then {body} else r.raw_line end as raw_line,
+               r.unparsed or b.reason is not null as unparsed,
+               case when b.reason is null then r.needs_pii end as needs_pii)
+      from ({records_sql}) r
+      left join {bad_table} b
+        on r.unparsed and starts_with(r.raw_line, {mark}) and b.line = {line_of}
+    """
