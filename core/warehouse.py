@@ -146,6 +146,8 @@ def connect_duckdb(wh: Warehouse, read_only: bool = False, wait_seconds: float =
     ``lock_wait_seconds`` setting), then raise :class:`WarehouseLocked` saying who holds it."""
     import duckdb
 
+    from core import interrupts
+
     if wh.kind != "duckdb":
         raise WarehouseError(f"{wh.url} is not a DuckDB warehouse")
     assert wh.path is not None
@@ -174,7 +176,7 @@ def connect_duckdb(wh: Warehouse, read_only: bool = False, wait_seconds: float =
     start = time.monotonic()
     while True:
         try:
-            con = duckdb.connect(str(wh.path), read_only=read_only)
+            con = interrupts.track(duckdb.connect(str(wh.path), read_only=read_only))
             break
         except duckdb.IOException as exc:
             waited = time.monotonic() - start

@@ -23,6 +23,7 @@ from typing import Annotated
 import typer
 from typer.core import TyperGroup
 
+from core.interrupts import forward_sigint
 from tokenbook import exitcodes
 from tokenbook.commands import (
     check,
@@ -114,7 +115,9 @@ class TokenbookGroup(TyperGroup):
 
     def _invoke(self, ctx: typer.Context):
         try:
-            return super().invoke(ctx)
+            # Ctrl-C also interrupts the DuckDB statement running (core/interrupts.py)
+            with forward_sigint():
+                return super().invoke(ctx)
         except (typer.Exit, typer.Abort, typer.exceptions.TyperException):
             raise
         except KeyboardInterrupt:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import duckdb
 
+from core import interrupts
 from core.warehouse import Warehouse
 from ingestion.raw.sinks.bigquery import BigQuerySink
 from ingestion.raw.sinks.duckdb import DuckDBSink
@@ -43,7 +44,7 @@ def open_staging(settings, con=None, memory_limit: str | None = None):
         sink = DuckDBSink()
     else:
         spill = Path(tempfile.gettempdir()) / "tokenbook-duckdb-spill"
-        con = duckdb.connect(config={"temp_directory": str(spill)})
+        con = interrupts.track(duckdb.connect(config={"temp_directory": str(spill)}))
         sink = BigQuerySink.from_settings(settings)
     if hasattr(sink, "prepare"):
         sink.prepare(con)

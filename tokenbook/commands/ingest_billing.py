@@ -71,9 +71,10 @@ def billing(
         else:  # stage in an in-memory DuckDB, publish with load jobs + one transaction
             import duckdb
 
+            from core.interrupts import track
             from ingestion.billing.bigquery import BigQueryBillingSink
 
-            con, sink = duckdb.connect(), BigQueryBillingSink.from_settings(settings)
+            con, sink = track(duckdb.connect()), BigQueryBillingSink.from_settings(settings)
         try:
             results = ingest_billing(
                 con,
