@@ -21,13 +21,14 @@ Same guarantees as the other loads, all in DuckDB SQL (no Python loop per row):
 
 from __future__ import annotations
 
+import tempfile
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-from ingestion.raw import guard, redact
+from ingestion.raw import guard, non_utf8, redact
 from ingestion.raw.audit import FileTotals
 from ingestion.raw.schema import (
     LOAD_AUDIT_COLUMNS,
@@ -124,11 +125,54 @@ def _compression(path: Path) -> str:
     return "gzip" if path.name.lower().endswith(".gz") else "none"
 
 
+_MARKED = "_evals_not_utf8_rows"
+
+
 def _read_file(con, idx: int, path: Path, into: str) -> None:
     """Create TEMP ``into`` (file_idx, source_file, source_line, raw_line, parse_error, <FIELDS>
-    as text) from one file."""
+    as text) from one file.
+
+    When DuckDB refuses the file for text that is not UTF-8 (only then: the normal path costs
+    nothing), the slow path of ``raw/non_utf8.py``: the file is streamed once into a repaired
+    copy (each bad line's first bad byte replaced by a mark, every other byte of structure
+    kept, so lines and CSV records stay one for one), the copy is read the same way under the
+    file's name, and each line holding a mark becomes an unparsed line with the reason
+    (``not UTF-8 text: byte 0xe9 at column 57``), its eval fields NULL (nothing is read from a
+    repaired line). A file mostly not UTF-8 (another encoding), a bad CSV header, or CSV
+    records that span bad lines are refused with the line, the byte and the iconv to run."""
+    try:
+        _read_lines(con, idx, path, into, str(path))
+        return
+    except EvalsFileError as exc:
+        if not non_utf8.is_not_utf8_error(exc):
+            raise
+        failure = exc
+    with tempfile.TemporaryDirectory(prefix="tokenbook-not-utf8-") as folder:
+        try:
+            repaired = non_utf8.repair(path, Path(folder), inline=True)
+        except non_utf8.WrongEncoding as exc:
+            raise EvalsFileError(str(exc)) from failure
+        if not repaired.bad:  # DuckDB's failure was something else after all
+            raise failure
+        con.execute(f"drop table if exists {into}")
+        try:
+            _read_lines(con, idx, repaired.path, into, str(path))
+        except EvalsFileError as exc:  # named by the user's file, not the copy
+            raise EvalsFileError(str(exc).replace(str(repaired.path), str(path))) from exc
+    try:
+        non_utf8.check_marked(con, _MARKED, repaired, str(path), header=not _is_jsonl(path))
+    except non_utf8.NotOneForOne as exc:
+        con.execute(f"drop table if exists {_MARKED}")
+        raise EvalsFileError(str(exc)) from failure
+    non_utf8.quarantine_marked(con, into, _MARKED, repaired, list(FIELDS))
+
+
+def _read_lines(con, idx: int, path: Path, into: str, source_name: str) -> None:
+    """``_read_file`` of ``path`` (the file, or its repaired copy: then its marked lines are
+    noted in ``_MARKED``), recorded as ``source_name``."""
     p = _q(str(path))
-    head = f"{idx} as file_idx, {_q(str(path))} as source_file"
+    head = f"{idx} as file_idx, {_q(source_name)} as source_file"
+    repaired = non_utf8.is_repaired(path)
     if _is_jsonl(path):
         lines = (
             f"select ordinality as n, line from read_csv({p}, columns={{'line': 'VARCHAR'}}, "
@@ -160,6 +204,8 @@ def _read_file(con, idx: int, path: Path, into: str) -> None:
             con.execute(sql)
         except Exception as exc:  # duckdb raises IOException, InvalidInputException, ...
             raise EvalsFileError(read_failure(path, "JSON lines", exc)) from exc
+        if repaired:
+            non_utf8.marked_rows(con, into, "raw_line", _MARKED)
         if con.execute(f"select count(*) from {into} where parse_error is null").fetchone()[0]:
             present = con.execute(
                 f"""select distinct unnest(json_keys(raw_line)) from {into}
@@ -184,19 +230,22 @@ def _read_file(con, idx: int, path: Path, into: str) -> None:
         for f in FIELDS
     )
     raw = "to_json({" + ", ".join(f"'{f}': {f}" for f in FIELDS) + "})::VARCHAR"
+    rows = (f"read_csv({p}, all_varchar=true, header=true, strict_mode=false, "
+            f"compression='{_compression(path)}') with ordinality")
     try:
         con.execute(
             f"""
             create temp table {into} as
             select {head}, (ordinality + 1)::BIGINT as source_line, {raw} as raw_line,
                    null::VARCHAR as parse_error, {", ".join(FIELDS)}
-            from (
-                select ordinality, {fields}
-                from read_csv({p}, all_varchar=true, header=true, strict_mode=false,
-                              compression='{_compression(path)}') with ordinality
-            )
+            from (select ordinality, {fields} from {rows})
             """
         )
+        if repaired:  # the mark may be in any column, not only the eval fields
+            non_utf8.marked_rows(
+                con, f"(select (ordinality + 1)::BIGINT as source_line, "
+                f"concat_ws(',', *columns(* exclude (ordinality))) as line from {rows})",
+                "line", _MARKED)
     except Exception as exc:
         raise EvalsFileError(read_failure(path, "CSV", exc)) from exc
 

@@ -8,7 +8,13 @@ from pathlib import Path
 
 from ingestion.billing.errors import BillingFileError
 from ingestion.billing.schema import PARSED_COLUMNS
+from ingestion.raw import non_utf8
 from ingestion.raw.sniff import read_failure
+
+# The marked records of a repaired copy a reader read (source_line, line, raw_line, marks):
+# written by the readers below only when they read a copy from ``raw/non_utf8.py``, read by the
+# loader (``loader._read_not_utf8``).
+MARKED = "_billing_not_utf8_rows"
 
 
 def q(text: str) -> str:
@@ -89,9 +95,7 @@ def report_results(
         if len(paths) > 1:  # find the file to name
             for p in paths:
                 report_results(con, p, view)
-        raise BillingFileError(
-            f"cannot read {paths[0]} as an admin-API report (JSON): {exc}"
-        ) from exc
+        raise BillingFileError(read_failure(paths[0], "an admin-API report (JSON)", exc)) from exc
 
 
 def read_table(con, path: Path, view: str) -> list[str]:
@@ -115,7 +119,26 @@ def read_table(con, path: Path, view: str) -> list[str]:
         raise
     except Exception as exc:
         raise BillingFileError(read_failure(path, "a table", exc)) from exc
-    return [r[0] for r in con.execute(f"describe {view}").fetchall()][1:]
+    columns = [r[0] for r in con.execute(f"describe {view}").fetchall()][1:]
+    if non_utf8.is_repaired(path):
+        fields = ", ".join('"' + c.replace('"', '""') + '"' for c in columns)
+        non_utf8.marked_rows(con, view, f"concat_ws(',', {fields})", MARKED)
+    return columns
+
+
+def read_json_rows(con, path: Path, view: str, what: str) -> None:
+    """A TEMP table ``view`` (source_line, rec JSON) over a JSON-lines (or JSON array) file,
+    one row per object."""
+    try:
+        con.execute(
+            f"""create or replace temp table {view} as
+            select row_number() over () as source_line, json as rec
+            from read_json_objects({q(str(path))}, format='auto')"""
+        )
+    except Exception as exc:
+        raise BillingFileError(read_failure(path, what, exc)) from exc
+    if non_utf8.is_repaired(path):
+        non_utf8.marked_rows(con, view, "cast(rec as VARCHAR)", MARKED)
 
 
 def require_columns(path: Path, columns: Iterable[str], required: Iterable[str], what: str) -> None:

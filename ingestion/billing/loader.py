@@ -29,6 +29,7 @@ rows read = rows loaded + rows quarantined + duplicates, per file, always.
 from __future__ import annotations
 
 import glob
+import tempfile
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -39,6 +40,7 @@ from types import ModuleType
 from ingestion.billing.anthropic import parse as anthropic_parse
 from ingestion.billing.aws import parse as aws_parse
 from ingestion.billing.azure import parse as azure_parse
+from ingestion.billing.common import MARKED
 from ingestion.billing.errors import (  # noqa: F401 - BillingFileError re-exported
     BillingError,
     BillingFileError,
@@ -54,7 +56,7 @@ from ingestion.billing.schema import (
     TOKEN_TYPES,
     VENDORS,
 )
-from ingestion.raw import guard, redact
+from ingestion.raw import guard, non_utf8, redact
 from ingestion.raw.audit import FileTotals
 from ingestion.raw.schema import (
     LOAD_AUDIT_COLUMNS,
@@ -243,7 +245,8 @@ def _typed_sql(parsed: str) -> str:
       case when p.parse_error is null then to_json({raw_struct})::VARCHAR
            else p.raw_line end as raw_line,
       p.parse_error is not null as unparsed,
-      nullif(concat_ws('; ', {", ".join(rules)}), '') as reason,
+      case when starts_with(p.parse_error, {_q(non_utf8.REASON_PREFIX)}) then p.parse_error
+           else nullif(concat_ws('; ', {", ".join(rules)}), '') end as reason,
       p.record_type,
       p.line_id,
       cast({start} as DATE) as usage_date,
@@ -269,6 +272,62 @@ def _typed_sql(parsed: str) -> str:
       p.tags
     from {parsed} as p
     """
+
+
+def _parse_file(con, parser, path: Path, into: str) -> None:
+    """``parser(con, path, into)``; when it fails on text that is not UTF-8 (only then: the
+    normal path costs nothing), the slow path of ``raw/non_utf8.py``: a CSV or JSON-lines file
+    is streamed once into a repaired copy (each bad line's first bad byte replaced by a mark,
+    every delimiter, quote and newline kept, so records stay one for one), the copy is parsed
+    the same way, and each record holding a mark becomes an unparsed line of ``into`` with the
+    reason (``not UTF-8 text: byte 0xe9 at column 57``), every other field NULL: no money,
+    date or key is read from a repaired line. Refused with the line, the byte and the iconv
+    to run: a file mostly not UTF-8 (another encoding), a bad header line, records that are
+    not lines (admin-API report pages, a JSON array) or that span bad lines."""
+    try:
+        parser(con, path, into)
+        return
+    except BillingFileError as exc:
+        if not non_utf8.is_not_utf8_error(exc):
+            raise
+        failure = exc
+    csv = path.name.lower().endswith((".csv", ".csv.gz"))
+    if not csv and (path.name.lower().endswith(".parquet") or _kind(path) != "jsonl"):
+        raise failure  # its message is the sentence (sniff.read_failure)
+    with tempfile.TemporaryDirectory(prefix="tokenbook-not-utf8-") as folder:
+        try:
+            repaired = non_utf8.repair(path, Path(folder), inline=True)
+        except non_utf8.WrongEncoding as exc:
+            raise BillingFileError(str(exc)) from failure
+        if not repaired.bad:  # DuckDB's failure was something else after all
+            raise failure
+        con.execute(f"drop table if exists {MARKED}")
+        con.execute(f"drop table if exists {into}")
+        try:
+            parser(con, repaired.path, into)
+        except BillingFileError as exc:  # named by the user's file, not the copy
+            raise BillingFileError(str(exc).replace(str(repaired.path), str(path))) from exc
+    first = (str(path), repaired.line_numbers[0], repaired.bytes_[0])
+    try:
+        if not con.execute("select count(*) from duckdb_tables() where temporary and "
+                           f"table_name = '{MARKED}'").fetchone()[0]:
+            raise non_utf8.NotOneForOne(non_utf8.advice(
+                *first, "; its records are not lines of the file (admin-API report pages?), "
+                "so the bad ones cannot be quarantined alone"))
+        non_utf8.check_marked(con, MARKED, repaired, str(path), header=csv)
+    except non_utf8.NotOneForOne as exc:
+        con.execute(f"drop table if exists {into}")
+        con.execute(f"drop table if exists {MARKED}")
+        raise BillingFileError(str(exc)) from failure
+    non_utf8.quarantine_marked(con, into, MARKED, repaired, [
+        c for c in PARSED_COLUMNS if c not in ("source_line", "raw_line", "parse_error")])
+
+
+def _kind(path: Path) -> str | None:
+    try:
+        return sniff(path).kind
+    except SniffError:
+        return None
 
 
 def _check_parsed(con, table: str, path: Path) -> None:
@@ -320,9 +379,15 @@ def ingest_billing(
     #    them in one statement.
     con.execute("drop table if exists _billing_parsed")
     cols = ", ".join(PARSED_COLUMNS)
-    many = get_many_parser(vendor)
-    if many is not None and len(files) > 1:
-        many(con, files, "_billing_parsed_many")
+    many = get_many_parser(vendor) if len(files) > 1 else None
+    if many is not None:
+        try:
+            many(con, files, "_billing_parsed_many")
+        except BillingFileError as exc:
+            if not non_utf8.is_not_utf8_error(exc):
+                raise
+            many = None  # one by one: the file not UTF-8 takes the slow path
+    if many is not None:
         _check_parsed(con, "_billing_parsed_many", files[0])
         names = ", ".join(f"({i}, {_q(str(p))})" for i, p in enumerate(files))
         con.execute(
@@ -332,11 +397,11 @@ def ingest_billing(
         )
         con.execute("drop table _billing_parsed_many")
     for i, path in enumerate(files):
-        if many is not None and len(files) > 1:
+        if many is not None:
             break
         parsed = f"_billing_parsed_{i}"
         con.execute(f"drop table if exists {parsed}")
-        parser(con, path, parsed)
+        _parse_file(con, parser, path, parsed)
         _check_parsed(con, parsed, path)
         if i == 0:
             con.execute(

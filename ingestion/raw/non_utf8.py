@@ -18,6 +18,15 @@ does not parse); :func:`force_sql` then gives each such row of the load the reas
 unparsed line, as its shape only: ``redact.unparsed_line_sql``). The mark carries the line
 number because a reader may number its rows otherwise (OTel numbers spans).
 
+Readers that parse a line's fields (a CSV, whose records may span lines through a quoted
+newline; a JSON line whose reader must not fail on it) take the INLINE repair instead
+(``repair(..., inline=True)``): only the line's first bad byte is replaced, by
+``MARK<line number>MARK``, and its other bad bytes by U+FFFD. A byte that is not UTF-8 is never
+ASCII, so no delimiter, quote or newline moves: the file keeps its records one for one, and the
+record holding the mark is found by its text (:func:`marked_rows`: its row number, the line of
+the mark, its text without the mark). :func:`check_marked` refuses, with the sentence below, a
+file where that does not hold one for one (two bad lines in one record, a bad header line).
+
 A file in another encoding is not a bad row: when more than :data:`MAX_BAD_SHARE` (1%) of its
 lines AND more than :data:`MAX_BAD_LINES` (1,000) lines are not UTF-8, :func:`repair` raises
 :class:`WrongEncoding`, the sentence with the first line, the byte and the ``iconv`` to run;
@@ -35,6 +44,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 MARK = "\ufffe"
+PREFIX = "not-utf8-repaired-"
+REASON_PREFIX = "not UTF-8 text:"
 MAX_BAD_SHARE = 0.01
 MAX_BAD_LINES = 1000
 CHUNK_BYTES = 16 << 20
@@ -63,7 +74,20 @@ def is_not_utf8_error(exc: BaseException | None) -> bool:
 
 def reason(byte: int, column: int) -> str:
     """The quarantine reason of a line whose first bad byte is ``byte`` at ``column``."""
-    return f"not UTF-8 text: byte 0x{byte:02x} at column {column}"
+    return f"{REASON_PREFIX} byte 0x{byte:02x} at column {column}"
+
+
+def is_repaired(path: Path | str) -> bool:
+    """``path`` is a repaired copy written by :func:`repair` (a reader reading it notes its
+    marked records: :func:`marked_rows`)."""
+    return Path(path).name.startswith(PREFIX)
+
+
+def advice(path: Path | str, line: int, byte: int, why: str = "") -> str:
+    """The sentence refusing ``path`` for its first line that is not UTF-8."""
+    return (f"{path} is not UTF-8 text: line {line:,} holds byte 0x{byte:02x} (a Latin-1 / "
+            f"Windows-1252 file?){why}; convert it, e.g. {_ICONV}, and load that; nothing was "
+            "loaded")
 
 
 @dataclass
@@ -104,17 +128,18 @@ def _opener(path: Path):
     return gzip.open if path.name.lower().endswith(".gz") else open
 
 
-def repair(path: Path, into: Path) -> Repaired:
+def repair(path: Path, into: Path, inline: bool = False) -> Repaired:
     """Stream ``path`` (``.gz`` decompressed) into a repaired copy under the folder ``into``
     (see the module docstring); raises WrongEncoding when most of it is not UTF-8. The copy
     is uncompressed and keeps the JSON-lines suffix: readers take its format from its name.
 
     A file in another encoding is refused early: once more than MAX_BAD_LINES lines are bad,
     the file's lines are counted (newlines only, at C speed) and the repair stops as soon as
-    the bad lines are over MAX_BAD_SHARE of them."""
+    the bad lines are over MAX_BAD_SHARE of them. ``inline``: the line keeps its fields (see
+    the module docstring)."""
     path = Path(path)
     name = path.name[:-3] if path.name.lower().endswith(".gz") else path.name
-    copy = Path(into) / f"not-utf8-repaired-{name}"
+    copy = Path(into) / f"{PREFIX}{name}"
     out = Repaired(path, copy, 0)
     lines, total = 0, None
     with _opener(path)(path, "rb") as src, copy.open("wb") as dst:
@@ -130,7 +155,7 @@ def repair(path: Path, into: Path) -> Repaired:
                 block, carry = data[:cut], data[cut:]
             else:
                 block, carry = data, b""
-            lines = _copy_block(block, lines, dst, out)
+            lines = _copy_block(block, lines, dst, out, inline)
             if out.bad > MAX_BAD_LINES:
                 total = _count_lines(path) if total is None else total
                 if out.bad > MAX_BAD_SHARE * total:
@@ -165,7 +190,7 @@ def _count_lines(path: Path) -> int:
 _SMALL_WINDOW = 1 << 10
 
 
-def _copy_block(block: bytes, lines_before: int, dst, out: Repaired) -> int:
+def _copy_block(block: bytes, lines_before: int, dst, out: Repaired, inline: bool = False) -> int:
     """Write ``block`` (whole lines, or the file's last line) to ``dst``, each line that is not
     UTF-8 replaced (see the module docstring) and recorded in ``out``; returns the count of
     lines read so far. Python runs once per window of good text and once per bad line."""
@@ -186,8 +211,14 @@ def _copy_block(block: bytes, lines_before: int, dst, out: Repaired) -> int:
             dst.write(view[written:start])
             body = block[start:end]
             ending = b"\r\n" if body.endswith(b"\r\n") else b"\n" if body.endswith(b"\n") else b""
-            text = body[: len(body) - len(ending)].decode("utf-8", "replace")
-            dst.write(f"{MARK}{line}{MARK}{text}".encode() + ending)
+            text = body[: len(body) - len(ending)]
+            if inline:  # the fields stay: the first bad byte becomes the mark
+                cut = at - start
+                dst.write(text[:cut] + f"{MARK}{line}{MARK}".encode()
+                          + text[cut + 1:].decode("utf-8", "replace").encode() + ending)
+            else:
+                dst.write(f"{MARK}{line}{MARK}{text.decode('utf-8', 'replace')}".encode()
+                          + ending)
             out.line_numbers.append(line)
             out.bytes_.append(block[at])
             out.columns.append(len(block[start:at].decode("utf-8")) + 1)
@@ -218,3 +249,75 @@ def force_sql(records_sql: str, bad_table: str) -> str:
       left join {bad_table} b
         on r.unparsed and starts_with(r.raw_line, {mark}) and b.line = {line_of}
     """
+
+
+def mark_line_sql(expr: str) -> str:
+    """The line number a marked text (``expr``) carries, or NULL."""
+    return f"try_cast(regexp_extract({expr}, '{MARK}(\\d+){MARK}', 1) as BIGINT)"
+
+
+def unmark_sql(expr: str) -> str:
+    """``expr`` with its marks replaced by U+FFFD (the byte that was not UTF-8)."""
+    return f"regexp_replace({expr}, '{MARK}\\d+{MARK}', '\ufffd', 'g')"
+
+
+def marked_rows(con, source: str, row_text: str, into: str) -> None:
+    """TEMP table ``into`` (source_line, line, raw_line) of the rows of ``source`` (a reader's
+    table of an inline-repaired copy, with ``source_line``) whose text ``row_text`` (an
+    expression over ``source``) holds a mark: the reader's row number, the line of the mark,
+    the text without the mark. Run only on a repaired copy."""
+    con.execute(
+        f"create or replace temp table {into} as "
+        f"select source_line, {mark_line_sql(row_text)} as line, "
+        f"{unmark_sql(row_text)} as raw_line, "
+        f"length(regexp_extract_all({row_text}, '{MARK}\\d+{MARK}')) as marks "
+        f"from {source} where contains({row_text}, '{MARK}')"
+    )
+
+
+class NotOneForOne(Exception):
+    """The repaired copy's marked records do not match its bad lines one for one."""
+
+
+def check_marked(con, marked: str, repaired: Repaired, source_name: str,
+                 header: bool = False) -> None:
+    """Raise NotOneForOne (the sentence to refuse the file with) unless each bad line of
+    ``repaired`` is found once, in its own record, in ``marked`` (see :func:`marked_rows`);
+    ``header``: the file's line 1 is a header (a bad header is refused)."""
+    first_line, first_byte = repaired.line_numbers[0], repaired.bytes_[0]
+    if header and first_line == 1:
+        raise NotOneForOne(advice(source_name, 1, first_byte, "; it is the header line"))
+    rows, marks, lines = con.execute(
+        f"select count(*), coalesce(sum(marks), 0), count(distinct line) from {marked}"
+    ).fetchone()
+    if not rows == marks == lines == repaired.bad:
+        raise NotOneForOne(advice(
+            source_name, first_line, first_byte,
+            "; its lines that are not UTF-8 do not map one for one onto its records (a record "
+            "spanning lines through a quoted newline?), so they cannot be quarantined alone"))
+
+
+def quarantine_marked(con, into: str, marked: str, repaired: Repaired,
+                      nulled: list[str]) -> None:
+    """Make each record of a reader's table ``into`` (source_line, raw_line, parse_error,
+    ``nulled``...) that ``marked`` (see :func:`marked_rows`, checked by :func:`check_marked`)
+    finds an unparsed line: ``parse_error`` its reason (plus the file's line when the reader
+    numbers its records otherwise: a CSV counts data rows), ``raw_line`` its text without the
+    mark, every column of ``nulled`` NULL (nothing, money least of all, is read from a repaired
+    line). Drops ``marked``."""
+    lines, reasons = repaired.reasons()
+    bad = f"{marked}_reasons"
+    con.execute(f"create or replace temp table {bad} as "
+                "select unnest(?::BIGINT[]) as line, unnest(?::VARCHAR[]) as reason",
+                [lines, reasons])
+    emptied = "".join(f", {c} = NULL" for c in nulled)
+    con.execute(
+        f"""update {into} as p set
+              parse_error = r.reason || case when m.line is distinct from m.source_line
+                then ' (line ' || m.line || ' of the file)' else '' end,
+              raw_line = m.raw_line{emptied}
+            from {marked} as m join {bad} as r using (line)
+            where p.source_line = m.source_line"""
+    )
+    con.execute(f"drop table if exists {bad}")
+    con.execute(f"drop table if exists {marked}")

@@ -16,6 +16,8 @@ import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ingestion.raw import non_utf8
+
 HEAD_BYTES = 1 << 16
 
 # Billing-export signatures: (vendor, what the file is, keys or CSV columns that give it away).
@@ -144,13 +146,10 @@ def read_failure(path: Path, what: str, exc: BaseException) -> str:
     run; otherwise DuckDB's first line. Called only after a read failed (it may stream the
     file)."""
     text = str(exc)
-    if "invalid unicode" in text.lower() or "not utf-8" in text.lower():
+    if non_utf8.is_not_utf8_error(exc) or "not utf-8" in text.lower():
         where = _first_non_utf8(Path(path))
         if where is not None:
-            line, byte = where
-            return (f"{path} is not UTF-8 text: line {line:,} holds byte 0x{byte:02x} (a "
-                    "Latin-1 / Windows-1252 file?); convert it, e.g. `iconv -f CP1252 -t UTF-8 "
-                    "FILE > FILE.utf8`, and load that; nothing was loaded")
+            return non_utf8.advice(path, *where)
     first = (text.strip().splitlines() or [type(exc).__name__])[0]
     return f"cannot read {path} as {what}: {first}"
 

@@ -21,6 +21,7 @@ from ingestion.billing.common import (
     create_parsed,
     parsed_select,
     q,
+    read_json_rows,
     read_table,
     require_columns,
     token_type_case,
@@ -169,14 +170,7 @@ def read(con, path: Path, into: str) -> None:
         require_columns(path, cols, REQUIRED, "GCP billing export (CSV)")
         src = _Csv(cols)
     else:
-        try:
-            con.execute(
-                f"""create or replace temp table {view} as
-                select row_number() over () as source_line, json as rec
-                from read_json_objects({q(str(path))}, format='auto')"""
-            )
-        except Exception as exc:
-            raise BillingFileError(f"cannot read {path} as GCP billing export JSON: {exc}") from exc
+        read_json_rows(con, path, view, "GCP billing export JSON")
         keys = con.execute(
             f"select distinct unnest(json_keys(rec)) from (select rec from {view} limit 1000)"
         ).fetchall()
