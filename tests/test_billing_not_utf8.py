@@ -238,3 +238,26 @@ def test_the_normal_path_never_repairs(tmp_path, monkeypatch):
     path = _azure_file(tmp_path / "costs.csv", bad=())
     (res,) = ingest_billing(duckdb.connect(), "azure", [path], month=MONTH)
     assert res.rows_loaded == 6
+
+
+def test_files_read_together_fall_back_one_by_one(tmp_path):
+    """OpenAI reads its files in one scan; a CSV export not UTF-8 among them takes the slow
+    path alone, the API page beside it loads whole, and the bad record is quarantined as the
+    lines it would have made."""
+    fixtures = Path(__file__).parent / "fixtures" / "billing"
+    page = tmp_path / "page.json"
+    page.write_bytes((fixtures / "openai_usage_completions_page1.json").read_bytes())
+    head, row = (fixtures / "openai_dashboard_usage_shape.csv").read_bytes().splitlines(
+        keepends=True)[:2]
+    dash = tmp_path / "dashboard.csv"
+    dash.write_bytes(head + row.replace(b"user-demo", b"user-r\xe9mi", 1)
+                     + row.replace(b"proj_demo", b"proj_quay", 1))
+    con = duckdb.connect()
+    (res,) = ingest_billing(con, "openai", [page, dash])
+    assert [(Path(f.source_file).name, f.rows_read, f.rows_loaded, f.rows_quarantined)
+            for f in res.files] == [("page.json", 7, 7, 0), ("dashboard.csv", 8, 4, 4)]
+    assert con.execute("select distinct line_number, reason like 'not UTF-8 text: byte 0xe9 "
+                       "at column % (line 2 of the file)' from raw.quarantine").fetchall() == [
+        (1, True)]
+    assert con.execute("select distinct project_id from raw.billing_lines "
+                       "where source_file = ?", [str(dash)]).fetchall() == [("proj_quay",)]
