@@ -157,8 +157,8 @@ def _read_file(con, idx: int, path: Path, into: str) -> None:
         con.execute(f"drop table if exists {into}")
         try:
             _read_lines(con, idx, repaired.path, into, str(path))
-        except EvalsFileError as exc:  # named by the user's file, not the copy
-            raise EvalsFileError(str(exc).replace(str(repaired.path), str(path))) from exc
+        except EvalsFileError as exc:  # the sentence, then why the copy failed (its name: yours)
+            raise EvalsFileError(non_utf8.still_failing(failure, exc, repaired, path)) from exc
     try:
         non_utf8.check_marked(con, _MARKED, repaired, str(path), header=not _is_jsonl(path))
     except non_utf8.NotOneForOne as exc:

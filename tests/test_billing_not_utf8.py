@@ -261,3 +261,18 @@ def test_files_read_together_fall_back_one_by_one(tmp_path):
         (1, True)]
     assert con.execute("select distinct project_id from raw.billing_lines "
                        "where source_file = ?", [str(dash)]).fetchall() == [("proj_quay",)]
+
+
+def test_a_gcp_file_still_broken_once_repaired_is_refused_with_the_sentence(tmp_path):
+    """After the line not UTF-8, a truncated line: the repaired copy still cannot be read, the
+    file is refused, and the message leads with the line, the byte and the iconv."""
+    path = _gcp_file(tmp_path / "gcp-export.jsonl", n=4, bad=(2,))
+    lines = path.read_bytes().split(b"\n")
+    lines[2] = lines[2][:40]
+    path.write_bytes(b"\n".join(lines))
+    with pytest.raises(BillingFileError) as err:
+        ingest_billing(duckdb.connect(), "gcp", [path])
+    msg = str(err.value)
+    assert msg.startswith(f"{path} is not UTF-8 text: line 2 holds byte 0xe9"), msg
+    assert "iconv -f CP1252" in msg and "it still fails" in msg, msg
+    assert "not-utf8-repaired" not in msg, msg

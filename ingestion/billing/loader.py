@@ -305,8 +305,8 @@ def _parse_file(con, parser, path: Path, into: str) -> None:
         con.execute(f"drop table if exists {into}")
         try:
             parser(con, repaired.path, into)
-        except BillingFileError as exc:  # named by the user's file, not the copy
-            raise BillingFileError(str(exc).replace(str(repaired.path), str(path))) from exc
+        except BillingFileError as exc:  # the sentence, then why the copy failed (its name: yours)
+            raise BillingFileError(non_utf8.still_failing(failure, exc, repaired, path)) from exc
     first = (str(path), repaired.line_numbers[0], repaired.bytes_[0])
     try:
         if not con.execute("select count(*) from duckdb_tables() where temporary and "

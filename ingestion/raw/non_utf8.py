@@ -275,6 +275,15 @@ def marked_rows(con, source: str, row_text: str, into: str) -> None:
     )
 
 
+def still_failing(failure: BaseException, exc: BaseException, repaired: Repaired,
+                  path: Path | str) -> str:
+    """The refusal of a file whose repaired copy a reader still could not read (a bad byte
+    outside a JSON string, a missing column): the sentence of the first failure (line, byte,
+    iconv), then the copy's error under the file's name."""
+    why = str(exc).replace(str(repaired.path), str(path))
+    return f"{failure} (with its bytes that are not UTF-8 replaced, it still fails: {why})"
+
+
 class NotOneForOne(Exception):
     """The repaired copy's marked records do not match its bad lines one for one."""
 
