@@ -67,6 +67,9 @@ def test_an_azure_export_with_one_byte_not_utf8_loads_the_rest(tmp_path, name):
     res = _cli(["--vendor", "azure", "--warehouse", f"duckdb:///{wh}", str(path)])
     assert res.exit_code == 0, res.output
     assert "6 lines read, 5 loaded, 1 quarantined" in res.output, res.output
+    note = " ".join(res.output.split())
+    assert "1 line of 7 not UTF-8 text (the first: line 3, byte 0xe9" in note, note
+    assert "iconv -f CP1252" in note, note
     with duckdb.connect(str(wh), read_only=True) as con:
         bad = _azure_row(1).replace(b"ledger-sync", b"r\xe9sum\xe9-sync")
         (q,) = con.execute(

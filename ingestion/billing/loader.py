@@ -104,6 +104,8 @@ class LoadResult(FileTotals):
     load_date: date
     load_id: str
     files: list[FileAudit] = field(default_factory=list)
+    # what the load report says besides the counts (a file with lines that are not UTF-8)
+    notes: list[str] = field(default_factory=list)
 
 
 def get_parser(vendor: str) -> Callable[..., None]:
@@ -274,7 +276,7 @@ def _typed_sql(parsed: str) -> str:
     """
 
 
-def _parse_file(con, parser, path: Path, into: str) -> None:
+def _parse_file(con, parser, path: Path, into: str) -> non_utf8.Repaired | None:
     """``parser(con, path, into)``; when it fails on text that is not UTF-8 (only then: the
     normal path costs nothing), the slow path of ``raw/non_utf8.py``: a CSV or JSON-lines file
     is streamed once into a repaired copy (each bad line's first bad byte replaced by a mark,
@@ -286,7 +288,7 @@ def _parse_file(con, parser, path: Path, into: str) -> None:
     not lines (admin-API report pages, a JSON array) or that span bad lines."""
     try:
         parser(con, path, into)
-        return
+        return None
     except BillingFileError as exc:
         if not non_utf8.is_not_utf8_error(exc):
             raise
@@ -321,6 +323,7 @@ def _parse_file(con, parser, path: Path, into: str) -> None:
         raise BillingFileError(str(exc)) from failure
     non_utf8.quarantine_marked(con, into, MARKED, repaired, [
         c for c in PARSED_COLUMNS if c not in ("source_line", "raw_line", "parse_error")])
+    return repaired
 
 
 def _kind(path: Path) -> str | None:
@@ -396,12 +399,15 @@ def ingest_billing(
             f"join (values {names}) as f(file_idx, source_file) using (file_idx)"
         )
         con.execute("drop table _billing_parsed_many")
+    notes: dict[str, str] = {}
     for i, path in enumerate(files):
         if many is not None:
             break
         parsed = f"_billing_parsed_{i}"
         con.execute(f"drop table if exists {parsed}")
-        _parse_file(con, parser, path, parsed)
+        repaired = _parse_file(con, parser, path, parsed)
+        if repaired is not None:
+            notes[str(path)] = repaired.note(str(path))
         _check_parsed(con, parsed, path)
         if i == 0:
             con.execute(
@@ -420,10 +426,13 @@ def ingest_billing(
     # 2. partition per file, then check, dedupe, redact and publish every partition at once.
     plan = _partition_plan(con, vendor, files, load_date, month)
     try:
-        return _publish(
+        results = _publish(
             con, vendor, files, plan, started, window_days_before, window_days_after, sink,
             replace,
         )
+        for r in results:
+            r.notes = [notes[f.source_file] for f in r.files if f.source_file in notes]
+        return results
     finally:
         con.execute("drop table if exists _billing_typed")
         con.execute("drop table if exists _billing_plan")

@@ -102,5 +102,7 @@ def billing(
             typer.echo(f"  {f.source_file}: {f.rows_quarantined} quarantined (see raw.quarantine)")
         if len(flagged) > 5:
             typer.echo(f"  ... and {len(flagged) - 5} more file(s) with quarantined lines")
+        for note in r.notes:
+            typer.echo(f"  note: {note}")
     typer.echo(f"written: raw.billing_lines, raw.quarantine, raw.pii_redactions, raw.load_audit "
                f"in {wh.location}")
