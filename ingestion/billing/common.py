@@ -13,7 +13,7 @@ from ingestion.raw.sniff import read_failure
 
 # The marked records of a repaired copy a reader read (source_line, line, raw_line, marks):
 # written by the readers below only when they read a copy from ``raw/non_utf8.py``, read by the
-# loader (``loader._read_not_utf8``).
+# loader (``loader._parse_file``).
 MARKED = "_billing_not_utf8_rows"
 
 

@@ -271,7 +271,8 @@ def marked_rows(con, source: str, row_text: str, into: str) -> None:
         f"select source_line, {mark_line_sql(row_text)} as line, "
         f"{unmark_sql(row_text)} as raw_line, "
         f"length(regexp_extract_all({row_text}, '{MARK}\\d+{MARK}')) as marks "
-        f"from {source} where contains({row_text}, '{MARK}')"
+        f"from {source} where contains({row_text}, '{MARK}') "
+        f"and regexp_matches({row_text}, '{MARK}\\d+{MARK}')"
     )
 
 
