@@ -279,3 +279,17 @@ def test_a_gcp_file_still_broken_once_repaired_is_refused_with_the_sentence(tmp_
     assert msg.startswith(f"{path} is not UTF-8 text: line 2 holds byte 0xe9"), msg
     assert "iconv -f CP1252" in msg and "it still fails" in msg, msg
     assert "not-utf8-repaired" not in msg, msg
+
+
+def test_a_gcp_byte_not_utf8_outside_a_string_is_refused_with_the_sentence(tmp_path):
+    """DuckDB calls it malformed JSON, and the repair cannot make it JSON: the file is refused,
+    the message saying which line and byte, and the iconv."""
+    path = _gcp_file(tmp_path / "gcp-export.jsonl", n=3, bad=())
+    lines = path.read_bytes().split(b"\n")
+    lines[1] = lines[1].replace(b'"cost": 2.5', b'"cost": 2.5\xe9')
+    path.write_bytes(b"\n".join(lines))
+    with pytest.raises(BillingFileError) as err:
+        ingest_billing(duckdb.connect(), "gcp", [path])
+    msg = str(err.value)
+    assert msg.startswith(f"{path} is not UTF-8 text: line 2 holds byte 0xe9"), msg
+    assert "Malformed JSON" in msg and "iconv -f CP1252" in msg, msg

@@ -143,14 +143,19 @@ def gzip_error(path: Path) -> str | None:
 def read_failure(path: Path, what: str, exc: BaseException) -> str:
     """The sentence for a file DuckDB could not read as ``what``: for text that is not UTF-8
     (DuckDB's "Invalid unicode" wall names CSV options), the line and byte and the iconv to
-    run; otherwise DuckDB's first line. Called only after a read failed (it may stream the
-    file)."""
+    run (also for DuckDB's "Malformed JSON" when the file holds such a byte); otherwise
+    DuckDB's first line. Called only after a read failed (it may stream the file)."""
     text = str(exc)
+    first = (text.strip().splitlines() or [type(exc).__name__])[0]
     if non_utf8.is_not_utf8_error(exc) or "not utf-8" in text.lower():
         where = _first_non_utf8(Path(path))
         if where is not None:
             return non_utf8.advice(path, *where)
-    first = (text.strip().splitlines() or [type(exc).__name__])[0]
+    elif "malformed json" in text.lower():
+        # a byte that is not UTF-8 outside a JSON string is "malformed JSON" to DuckDB: say so
+        where = _first_non_utf8(Path(path))
+        if where is not None:
+            return non_utf8.advice(path, *where, f" (DuckDB: {first.rstrip('. ')})")
     return f"cannot read {path} as {what}: {first}"
 
 
