@@ -3,9 +3,10 @@ it offline, and run the ``mf`` command against the configured warehouse.
 
 MetricFlow's CLI reads ``<dbt project>/target/semantic_manifest.json`` (a fixed path) and the
 dbt profile. With ``dbt_target_path`` set (TOKENBOOK_DBT_TARGET_PATH), that project folder is
-``<dbt_target_path>/mf_project``, links to the project's files, so the manifest and mf's logs are
-written there and never into dbt_project/ (two runs with different target paths, e.g. two test
-workers, do not overwrite each other's manifest); the profile reads the warehouse from the environment (``tokenbook.dbt.dbt_env``).
+``dbt_target_path`` itself, given links to the project's files beside its target/ and logs/, so
+``mf`` reads the manifest the last dbt call with those settings wrote there and never one in
+dbt_project/ (two runs with different target paths, e.g. two test workers, do not overwrite each
+other's manifest); the profile reads the warehouse from the environment (``tokenbook.dbt.dbt_env``).
 The manifest names the DuckDB database after the warehouse file and the BigQuery project and
 datasets after the warehouse URL, so it is parsed again for the warehouse asked for before
 every ``mf`` call. ``mf`` runs in-process (its click command), so a warehouse that dbt has
@@ -34,15 +35,15 @@ class SemanticLayerError(RuntimeError):
 
 def mf_project_dir(settings: Settings) -> Path:
     """The dbt project folder ``mf`` runs in: dbt_project/ itself, or with ``dbt_target_path``
-    set, ``<dbt_target_path>/mf_project`` holding a link to each of the project's files and
-    folders (not target/ nor logs/), whose own target/ gets the semantic manifest."""
+    set, that folder (where dbt writes target/ and logs/), given a link to each of the project's
+    files and folders but target/ and logs/."""
     if not settings.dbt_target_path:
         return DBT_PROJECT_DIR
-    folder = Path(settings.dbt_target_path).resolve() / "mf_project"
+    folder = Path(settings.dbt_target_path).resolve()
     folder.mkdir(parents=True, exist_ok=True)
     for entry in DBT_PROJECT_DIR.iterdir():
         link = folder / entry.name
-        if entry.name not in {"target", "logs"} and not link.is_symlink():
+        if entry.name not in {"target", "logs"} and not (link.is_symlink() or link.exists()):
             link.symlink_to(entry, target_is_directory=entry.is_dir())
     return folder
 
