@@ -5,6 +5,10 @@ UV_VERSION := 0.13.9
 UV      := $(shell command -v uv 2>/dev/null || echo "$(PY) -m uv")
 DEMO_END  ?= 2026-11-27
 DEMO_DAYS ?= 120
+# `make test` runs the suite on this many pytest-xdist workers (one module, or the modules that
+# share a session build, per worker: tests/conftest.py); TEST_WORKERS=1 runs it in one process
+TEST_WORKERS ?= 2
+PYTEST_WORKERS := $(if $(filter-out 0 1,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder)
 export UV_COMPILE_BYTECODE := 1
 export UV_LINK_MODE := copy
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
@@ -26,7 +30,7 @@ test: install  ## every test (dbt, DuckDB, Airflow, GX, Prophet run for real)
 	$(VENV)/bin/ruff check .
 	# dbt parse + the semantic manifest's validation for the BigQuery target, offline
 	$(VENV)/bin/tokenbook metrics validate --warehouse bigquery://tokenbook-offline/tokenbook
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest $(PYTEST_WORKERS)
 
 # make metrics                     list the FinOps metrics (dbt semantic layer)
 # make metrics Q="--metrics cost_per_outcome --group-by feature,metric_time__month"

@@ -2,7 +2,11 @@
 it offline, and run the ``mf`` command against the configured warehouse.
 
 MetricFlow's CLI reads ``<dbt project>/target/semantic_manifest.json`` (a fixed path) and the
-dbt profile; the profile reads the warehouse from the environment (``tokenbook.dbt.dbt_env``).
+dbt profile. With ``dbt_target_path`` set (TOKENBOOK_DBT_TARGET_PATH), that project folder is
+``dbt_target_path`` itself, given links to the project's files beside its target/ and logs/, so
+``mf`` reads the manifest the last dbt call with those settings wrote there and never one in
+dbt_project/ (two runs with different target paths, e.g. two test workers, do not overwrite each
+other's manifest); the profile reads the warehouse from the environment (``tokenbook.dbt.dbt_env``).
 The manifest names the DuckDB database after the warehouse file and the BigQuery project and
 datasets after the warehouse URL, so it is parsed again for the warehouse asked for before
 every ``mf`` call. ``mf`` runs in-process (its click command), so a warehouse that dbt has
@@ -29,13 +33,32 @@ class SemanticLayerError(RuntimeError):
     """The semantic manifest is missing or invalid; the message says what to fix."""
 
 
+def mf_project_dir(settings: Settings) -> Path:
+    """The dbt project folder ``mf`` runs in: dbt_project/ itself, or with ``dbt_target_path``
+    set, that folder (where dbt writes target/ and logs/), given a link to each of the project's
+    files and folders but target/ and logs/."""
+    if not settings.dbt_target_path:
+        return DBT_PROJECT_DIR
+    folder = Path(settings.dbt_target_path).resolve()
+    folder.mkdir(parents=True, exist_ok=True)
+    for entry in DBT_PROJECT_DIR.iterdir():
+        link = folder / entry.name
+        if entry.name not in {"target", "logs"} and not (link.is_symlink() or link.exists()):
+            link.symlink_to(entry, target_is_directory=entry.is_dir())
+    return folder
+
+
 def parse_semantic_manifest(settings: Settings, target_path: str | Path | None = None) -> Path:
     """``dbt parse`` for the settings' warehouse; returns the semantic manifest written.
 
-    Without ``target_path`` it is written where ``mf`` reads it (dbt_project/target)."""
+    Without ``target_path`` it is written where ``mf`` reads it (``mf_project_dir``'s target/:
+    dbt_project/target unless ``dbt_target_path`` is set)."""
     if target_path is None:
-        run_dbt(["parse", "--quiet"], dataclasses.replace(settings, dbt_target_path=None))
-        return SEMANTIC_MANIFEST
+        project = mf_project_dir(settings)
+        if project == DBT_PROJECT_DIR:
+            run_dbt(["parse", "--quiet"], dataclasses.replace(settings, dbt_target_path=None))
+            return SEMANTIC_MANIFEST
+        target_path = project
     run_dbt(["parse", "--quiet"], settings, target_path=target_path)
     return Path(target_path) / "target" / "semantic_manifest.json"
 
@@ -72,9 +95,10 @@ def run_mf(args: Sequence[str], settings: Settings, parse: bool = True) -> int:
 
     if parse:
         parse_semantic_manifest(settings)
+    project = mf_project_dir(settings)
     env = {
         **dbt_env(settings),
-        "DBT_PROJECT_DIR": str(DBT_PROJECT_DIR),
+        "DBT_PROJECT_DIR": str(project),
         "DBT_PROFILES_DIR": str(DBT_PROJECT_DIR),
     }
     cwd = Path.cwd()
@@ -85,7 +109,7 @@ def run_mf(args: Sequence[str], settings: Settings, parse: bool = True) -> int:
         mf_main.Halo = functools.partial(spinner, enabled=False)
     with _patched_environ(env):
         try:
-            os.chdir(DBT_PROJECT_DIR)  # mf writes its log under ./logs
+            os.chdir(project)  # mf writes its log under ./logs
             cli.main(args=list(args), prog_name="mf", standalone_mode=False)
         except SystemExit as exc:  # mf exits 1 on a refused query
             return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
