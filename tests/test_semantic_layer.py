@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
+import signal
 from datetime import date
 from pathlib import Path
 
@@ -307,7 +308,11 @@ def test_spend_per_million_tokens_by_model_equals_the_calls_fact(sl):
 def test_mf_validate_configs_checks_every_semantic_model_on_the_warehouse(sl):
     from tokenbook.semantic import run_mf
 
+    before = signal.getsignal(signal.SIGINT)
     assert run_mf(["validate-configs"], sl["settings"], parse=False) == 0
+    # mf's own handler ("Got SIGINT", exit -1) must not outlive the call: a later Ctrl-C in
+    # this process is tokenbook's (exit 130, the load rolled back)
+    assert signal.getsignal(signal.SIGINT) is before
 
 
 def test_tokenbook_metrics_query_runs_mf_on_the_warehouse(sl, capsys):

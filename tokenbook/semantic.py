@@ -19,7 +19,9 @@ import dataclasses
 import functools
 import json
 import os
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -107,6 +109,10 @@ def run_mf(args: Sequence[str], settings: Settings, parse: bool = True) -> int:
     spinner = mf_main.Halo
     if not sys.stdout.isatty() or os.environ.get("NO_COLOR"):
         mf_main.Halo = functools.partial(spinner, enabled=False)
+    # mf installs SIGINT/SIGTERM handlers of its own (print "Got SIGINT", exit -1) and never
+    # puts the previous ones back: in-process, every later Ctrl-C of this process (a load after
+    # `tokenbook metrics` in one Python process, a test worker) would end there, not as exit 130
+    handlers = _signal_handlers()
     with _patched_environ(env):
         try:
             os.chdir(project)  # mf writes its log under ./logs
@@ -119,4 +125,18 @@ def run_mf(args: Sequence[str], settings: Settings, parse: bool = True) -> int:
         finally:
             os.chdir(cwd)
             mf_main.Halo = spinner
+            _restore_signal_handlers(handlers)
     return 0
+
+
+def _signal_handlers() -> dict[int, object]:
+    """The SIGINT and SIGTERM handlers now (only the main thread can change them)."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    return {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+
+
+def _restore_signal_handlers(handlers: dict[int, object]) -> None:
+    for sig, handler in handlers.items():
+        if handler is not None and signal.getsignal(sig) is not handler:
+            signal.signal(sig, handler)
