@@ -21,7 +21,6 @@ Same guarantees as the other loads, all in DuckDB SQL (no Python loop per row):
 
 from __future__ import annotations
 
-import tempfile
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -147,18 +146,12 @@ def _read_file(con, idx: int, path: Path, into: str) -> None:
         if not non_utf8.is_not_utf8_error(exc):
             raise
         failure = exc
-    with tempfile.TemporaryDirectory(prefix="tokenbook-not-utf8-") as folder:
-        try:
-            repaired = non_utf8.repair(path, Path(folder), inline=True)
-        except non_utf8.WrongEncoding as exc:
-            raise EvalsFileError(str(exc)) from failure
-        if not repaired.bad:  # DuckDB's failure was something else after all
-            raise failure
+
+    def reread(copy: Path) -> None:
         con.execute(f"drop table if exists {into}")
-        try:
-            _read_lines(con, idx, repaired.path, into, str(path))
-        except EvalsFileError as exc:  # the sentence, then why the copy failed (its name: yours)
-            raise EvalsFileError(non_utf8.still_failing(failure, exc, repaired, path)) from exc
+        _read_lines(con, idx, copy, into, str(path))
+
+    repaired = non_utf8.reread_repaired(path, reread, EvalsFileError, failure)
     try:
         non_utf8.check_marked(con, _MARKED, repaired, str(path), header=not _is_jsonl(path))
     except non_utf8.NotOneForOne as exc:

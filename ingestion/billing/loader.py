@@ -29,7 +29,6 @@ rows read = rows loaded + rows quarantined + duplicates, per file, always.
 from __future__ import annotations
 
 import glob
-import tempfile
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -296,19 +295,13 @@ def _parse_file(con, parser, path: Path, into: str) -> non_utf8.Repaired | None:
     csv = path.name.lower().endswith((".csv", ".csv.gz"))
     if not csv and (path.name.lower().endswith(".parquet") or _kind(path) != "jsonl"):
         raise failure  # its message is the sentence (sniff.read_failure)
-    with tempfile.TemporaryDirectory(prefix="tokenbook-not-utf8-") as folder:
-        try:
-            repaired = non_utf8.repair(path, Path(folder), inline=True)
-        except non_utf8.WrongEncoding as exc:
-            raise BillingFileError(str(exc)) from failure
-        if not repaired.bad:  # DuckDB's failure was something else after all
-            raise failure
+
+    def reparse(copy: Path) -> None:
         con.execute(f"drop table if exists {MARKED}")
         con.execute(f"drop table if exists {into}")
-        try:
-            parser(con, repaired.path, into)
-        except BillingFileError as exc:  # the sentence, then why the copy failed (its name: yours)
-            raise BillingFileError(non_utf8.still_failing(failure, exc, repaired, path)) from exc
+        parser(con, copy, into)
+
+    repaired = non_utf8.reread_repaired(path, reparse, BillingFileError, failure)
     first = (str(path), repaired.line_numbers[0], repaired.bytes_[0])
     try:
         if not con.execute("select count(*) from duckdb_tables() where temporary and "

@@ -39,7 +39,9 @@ from __future__ import annotations
 
 import codecs
 import gzip
+import tempfile
 from array import array
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -283,6 +285,29 @@ def still_failing(failure: BaseException, exc: BaseException, repaired: Repaired
     iconv), then the copy's error under the file's name."""
     why = str(exc).replace(str(repaired.path), str(path))
     return f"{failure} (with its bytes that are not UTF-8 replaced, it still fails: {why})"
+
+
+def reread_repaired(path: Path, read: Callable[[Path], None], error: type[Exception],
+                    failure: BaseException) -> Repaired:
+    """The slow path after ``failure`` (a read of ``path`` that ``is_not_utf8_error``): the file
+    streamed into a repaired copy with inline marks (``repair(inline=True)``, a temporary
+    folder), read again by ``read(copy)``; returns the repair. Raises ``error`` with the
+    sentence for a file in another encoding (``WrongEncoding``) or a copy that still fails
+    (``still_failing``), and ``failure`` itself when no byte was bad after all. Used by the
+    billing loader and the evals loader; their marked records are then checked
+    (``check_marked``) and quarantined (``quarantine_marked``)."""
+    with tempfile.TemporaryDirectory(prefix="tokenbook-not-utf8-") as folder:
+        try:
+            repaired = repair(path, Path(folder), inline=True)
+        except WrongEncoding as exc:
+            raise error(str(exc)) from failure
+        if not repaired.bad:  # the reader's failure was something else after all
+            raise failure
+        try:
+            read(repaired.path)
+        except error as exc:  # the sentence, then why the copy failed (under the file's name)
+            raise error(still_failing(failure, exc, repaired, path)) from exc
+    return repaired
 
 
 class NotOneForOne(Exception):
