@@ -13,12 +13,12 @@ from pathlib import Path
 
 import duckdb
 import pytest
-import typer
 from typer.testing import CliRunner
 
 from ingestion.billing.errors import BillingFileError
 from ingestion.billing.loader import ingest_billing
 from ingestion.raw import non_utf8
+from tokenbook.cli import app
 
 MONTH = date(2026, 11, 1)
 AZURE_HEADER = (
@@ -52,12 +52,8 @@ def _column(line: bytes) -> int:
 
 
 def _cli(args: list[str]):
-    from tokenbook.commands.ingest_billing import billing
-
-    app = typer.Typer()
-    app.command("billing")(billing)
-    app.command("noop")(lambda: None)  # keep `billing` a subcommand, as under `tokenbook ingest`
-    return CliRunner().invoke(app, ["billing", *args])
+    """``tokenbook ingest billing ARGS`` through the real CLI (its error handler included)."""
+    return CliRunner().invoke(app, ["ingest", "billing", *args])
 
 
 @pytest.mark.parametrize("name", ["costs.csv", "costs.csv.gz"])

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import duckdb
 import pytest
-import typer
 from typer.testing import CliRunner
 
 from ingestion.evals import EvalsFileError, ingest_evals
+from tokenbook.cli import app
 
 
 def _eval(i: int, name: str = "refund-accuracy") -> dict:
@@ -37,12 +37,8 @@ def _column(line: bytes) -> int:
 
 
 def _cli(args: list[str]):
-    from tokenbook.commands.ingest_evals import evals
-
-    app = typer.Typer()
-    app.command("evals")(evals)
-    app.command("noop")(lambda: None)  # keep `evals` a subcommand, as under `tokenbook ingest`
-    return CliRunner().invoke(app, ["evals", *args])
+    """``tokenbook ingest evals ARGS`` through the real CLI (its error handler included)."""
+    return CliRunner().invoke(app, ["ingest", "evals", *args])
 
 
 @pytest.mark.parametrize("name", ["results.jsonl", "results.jsonl.gz"])
