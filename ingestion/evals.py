@@ -89,6 +89,8 @@ class EvalsLoad(FileTotals):
     load_id: str
     load_date: date
     files: list[FileAudit] = field(default_factory=list)
+    # what the load report says besides the counts (a file with lines that are not UTF-8)
+    notes: list[str] = field(default_factory=list)
 
 
 def _q(text: str) -> str:
@@ -127,7 +129,7 @@ def _compression(path: Path) -> str:
 _MARKED = "_evals_not_utf8_rows"
 
 
-def _read_file(con, idx: int, path: Path, into: str) -> None:
+def _read_file(con, idx: int, path: Path, into: str) -> non_utf8.Repaired | None:
     """Create TEMP ``into`` (file_idx, source_file, source_line, raw_line, parse_error, <FIELDS>
     as text) from one file.
 
@@ -138,10 +140,11 @@ def _read_file(con, idx: int, path: Path, into: str) -> None:
     file's name, and each line holding a mark becomes an unparsed line with the reason
     (``not UTF-8 text: byte 0xe9 at column 57``), its eval fields NULL (nothing is read from a
     repaired line). A file mostly not UTF-8 (another encoding), a bad CSV header, or CSV
-    records that span bad lines are refused with the line, the byte and the iconv to run."""
+    records that span bad lines are refused with the line, the byte and the iconv to run.
+    Returns the repaired copy's summary (for the load report's note), None on the normal path."""
     try:
         _read_lines(con, idx, path, into, str(path))
-        return
+        return None
     except EvalsFileError as exc:
         if not non_utf8.is_not_utf8_error(exc):
             raise
@@ -158,6 +161,7 @@ def _read_file(con, idx: int, path: Path, into: str) -> None:
         con.execute(f"drop table if exists {_MARKED}")
         raise EvalsFileError(str(exc)) from failure
     non_utf8.quarantine_marked(con, into, _MARKED, repaired, list(FIELDS))
+    return repaired
 
 
 def _read_lines(con, idx: int, path: Path, into: str, source_name: str) -> None:
@@ -311,10 +315,13 @@ def ingest_evals(con, paths: Iterable[str | Path], *, load_date: date | None = N
     files = expand_paths(paths)
     started = datetime.now(UTC).replace(tzinfo=None)  # audit metadata only, never logic
     tmp = [f"_evals_parsed_{i}" for i in range(len(files))]
+    notes: list[str] = []
     try:
         for i, path in enumerate(files):
             con.execute(f"drop table if exists {tmp[i]}")
-            _read_file(con, i, path, tmp[i])
+            repaired = _read_file(con, i, path, tmp[i])
+            if repaired is not None:
+                notes.append(repaired.note(str(path)))
         union = " union all by name ".join(f"select * from {t}" for t in tmp)
         con.execute("drop table if exists _evals_typed")
         con.execute(f"create temp table _evals_typed as {_typed_sql('(' + union + ')')}")
@@ -346,7 +353,9 @@ def ingest_evals(con, paths: Iterable[str | Path], *, load_date: date | None = N
             from _evals_typed
             """
         )
-        return _publish(con, files, load_date, started, replace)
+        result = _publish(con, files, load_date, started, replace)
+        result.notes = notes
+        return result
     finally:
         for t in (*tmp, "_evals_typed", "_evals_checked"):
             con.execute(f"drop table if exists {t}")

@@ -289,3 +289,36 @@ def test_a_gcp_byte_not_utf8_outside_a_string_is_refused_with_the_sentence(tmp_p
     msg = str(err.value)
     assert msg.startswith(f"{path} is not UTF-8 text: line 2 holds byte 0xe9"), msg
     assert "Malformed JSON" in msg and "iconv -f CP1252" in msg, msg
+
+
+def test_tokenbook_run_prints_the_not_utf8_notes_of_billing_and_evals(tmp_path):
+    """`tokenbook run`'s batch steps say what `tokenbook ingest` says: which file has lines
+    that are not UTF-8, the first one, and the iconv to run (the load itself goes on)."""
+    from core.warehouse import parse_warehouse
+    from tokenbook.runner import batch
+    from tokenbook.runner.console import console
+    from tokenbook.runner.plan import RunResult
+
+    data = tmp_path / "data"
+    (data / "billing" / "azure").mkdir(parents=True)
+    bill = _azure_file(data / "billing" / "azure" / "costs.csv")
+    (data / "evals").mkdir()
+    good = json.dumps({"eval_date": "2026-11-03", "feature": "ledger_sync", "provider": "openai",
+                       "model": "gpt-4o", "eval_name": "match-rate", "score": 0.9,
+                       "passed": True, "quality_bar": 0.8, "cases": 40})
+    evals = data / "evals" / "results.jsonl"
+    evals.write_bytes(good.encode() + b"\n" + good.replace("match-rate", "r\u00e9sum\u00e9")
+                      .encode("latin-1") + b"\n")
+    wh = parse_warehouse(f"duckdb:///{tmp_path / 'wh.duckdb'}")
+    result = RunResult()
+    with console.capture() as cap:
+        batch._ingest_billing(data, wh, result)
+        batch._ingest_evals(data, wh, result)
+    out = "".join(cap.get().split())  # rich wraps long paths anywhere
+
+    def said(text: str) -> bool:
+        return "".join(text.split()) in out
+
+    assert said(f"note: {bill}: 1 line of 7 not UTF-8 text (the first: line 3, byte 0xe9"), out
+    assert said(f"note: {evals}: 1 line of 2 not UTF-8 text (the first: line 2, byte 0xe9"), out
+    assert out.count("iconv") == 2, out

@@ -48,6 +48,10 @@ def test_an_evals_file_with_one_line_not_utf8_loads_the_rest(tmp_path, name):
     res = _cli(["--warehouse", f"duckdb:///{wh}", str(path)])
     assert res.exit_code == 0, res.output
     assert "6 lines read, 5 loaded, 1 quarantined" in res.output, res.output
+    # the report says which line and byte, and what to do if the file is in another encoding
+    assert (f"note: {path}: 1 line of 6 not UTF-8 text (the first: line 4, byte 0xe9"
+            in " ".join(res.output.split())), res.output
+    assert "iconv" in res.output, res.output
     bad = json.dumps(_eval(3, "r\u00e9sum\u00e9-fidelity"), ensure_ascii=False).encode("latin-1")
     with duckdb.connect(str(wh), read_only=True) as con:
         (q,) = con.execute("select source_file, line_number, reason, raw_line "
@@ -72,6 +76,8 @@ def test_an_evals_csv_with_a_bad_byte_outside_the_eval_fields(tmp_path):
     con = duckdb.connect()
     load = ingest_evals(con, [path])
     assert (load.rows_read, load.rows_loaded, load.rows_quarantined) == (4, 3, 1)
+    assert len(load.notes) == 1 and "1 line of 5 not UTF-8 text (the first: line 3" in \
+        load.notes[0], load.notes
     assert con.execute("select line_number, reason from raw.quarantine").fetchall() == [
         (3, f"not UTF-8 text: byte 0xe9 at column {_column(rows[1])}")]
     assert con.execute("select list(eval_name order by eval_name) from raw.evals").fetchone()[0] \
@@ -81,6 +87,7 @@ def test_an_evals_csv_with_a_bad_byte_outside_the_eval_fields(tmp_path):
 def test_a_rerun_of_an_evals_file_not_utf8_gives_the_same_tables(tmp_path):
     path = _jsonl(tmp_path / "results.jsonl")
     con = duckdb.connect()
+    assert ingest_evals(con, [_jsonl(tmp_path / "clean.jsonl", bad=())]).notes == []
     ingest_evals(con, [path])
     first = {t: con.execute(f"select * from {t} order by all").fetchall()
              for t in ("raw.evals", "raw.quarantine")}

@@ -58,4 +58,6 @@ def evals(
     )
     for f in [f for f in result.files if f.rows_quarantined][:5]:
         typer.echo(f"  {f.source_file}: {f.rows_quarantined} quarantined (see raw.quarantine)")
+    for note in result.notes:
+        typer.echo(f"  note: {note}")
     typer.echo(f"written: raw.evals, raw.quarantine, raw.load_audit in {wh.location}")

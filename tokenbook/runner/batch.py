@@ -136,6 +136,7 @@ def _ingest_gateway(files: list[Path], settings: Settings, result: RunResult) ->
         f"  {f['files']} files: read {f['read']:,} = loaded {f['loaded']:,} + quarantined "
         f"{f['quarantined']:,} + duplicates {f['duplicates']:,}"
     )
+    _print_notes(report.notes)
 
 
 def _ingest_billing(data_dir: Path, wh: Warehouse, result: RunResult) -> None:
@@ -148,6 +149,7 @@ def _ingest_billing(data_dir: Path, wh: Warehouse, result: RunResult) -> None:
         raise NotImplementedError("batch billing ingestion on BigQuery: use the nightly DAG")
     con = wh.connect()
     loaded = 0
+    notes: list[str] = []
     try:
         for vendor in vendors:
             files = sorted(str(p) for p in (folder / vendor).rglob("*") if p.is_file())
@@ -156,10 +158,12 @@ def _ingest_billing(data_dir: Path, wh: Warehouse, result: RunResult) -> None:
             for res in ingest_billing(con, vendor, files, window_days_before=10_000,
                                       window_days_after=10_000):
                 loaded += int(getattr(res, "rows_loaded", 0) or 0)
+                notes += [n for n in getattr(res, "notes", []) if n not in notes]
     finally:
         con.close()
     result.facts["billing_lines"] = loaded
     console.print(f"  {len(vendors)} vendors, {loaded:,} billing lines loaded")
+    _print_notes(notes)
 
 
 def _ingest_evals(data_dir: Path, wh: Warehouse, result: RunResult) -> None:
@@ -179,6 +183,14 @@ def _ingest_evals(data_dir: Path, wh: Warehouse, result: RunResult) -> None:
         con.close()
     result.facts["evals"] = load.rows_loaded
     console.print(f"  {len(files)} eval files, {load.rows_loaded:,} eval results loaded")
+    _print_notes(load.notes)
+
+
+def _print_notes(notes: list[str]) -> None:
+    """What a load reported besides its counts (lines not UTF-8, tiers it did not know, spans
+    that are not calls): the same notes `tokenbook ingest` prints."""
+    for note in notes:
+        console.print(f"  note: {note}", markup=False, highlight=False)
 
 
 def _check(settings: Settings, result: RunResult) -> None:
