@@ -99,6 +99,12 @@ ATTRIBUTION_KEYS: dict[str, tuple[str, ...]] = {
     ),
 }
 
+# OpenLLMetry's association properties (``Traceloop.set_association_properties({...})``) are
+# written as ``traceloop.association.properties.<key>`` on the spans below the call that set them.
+for _field, _keys in list(ATTRIBUTION_KEYS.items()):
+    ATTRIBUTION_KEYS[_field] = (*_keys, *(f"traceloop.association.properties.{k}"
+                                          for k in _keys if "." not in k))
+
 # native field -> span attribute keys (the call span's own attributes), first present wins.
 # Current GenAI semantic conventions first, then the earlier spellings: the experimental
 # gen_ai.* names (gen_ai.system, prompt/completion tokens, Traceloop's cache_creation), the
@@ -111,8 +117,11 @@ CALL_KEYS: dict[str, tuple[str, ...]] = {
     "provider": ("gen_ai.provider.name", "gen_ai.system", "llm.provider", "llm.system",
                  "llm.vendor"),
     "model": ("gen_ai.response.model", "gen_ai.request.model", "llm.response.model",
-              "llm.model_name", "llm.request.model"),
-    "operation": ("gen_ai.operation.name", "llm.request.type"),
+              "llm.response.model_name", "llm.model_name", "llm.request.model",
+              "llm.request.model_name", "embedding.model_name"),
+    # OpenLLMetry's llm.request.type (chat, completion, embedding, rerank) and OpenInference's
+    # span kind (LLM, EMBEDDING, AGENT, TOOL, ...) are normalised by OPERATION_NAMES
+    "operation": ("gen_ai.operation.name", "llm.request.type", "openinference.span.kind"),
     "input_tokens": ("gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens",
                      "llm.token_count.prompt", "llm.usage.prompt_tokens"),
     "output_tokens": ("gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens",
@@ -127,6 +136,7 @@ CALL_KEYS: dict[str, tuple[str, ...]] = {
         "gen_ai.usage.cache_write.input_tokens",
         "gen_ai.usage.cache_creation.input_tokens",
         "gen_ai.usage.cache_creation_input_tokens",
+        "gen_ai.usage.cache_write_input_tokens",
         "llm.token_count.prompt_details.cache_write",
         "llm.usage.cache_creation_input_tokens",
     ),
@@ -142,7 +152,18 @@ CALL_KEYS: dict[str, tuple[str, ...]] = {
         "openai.request.service_tier",
         "gen_ai.openai.request.service_tier",
     ),
+    # only read to tell whether input_tokens includes the cache tokens (see read())
+    "total_tokens": ("gen_ai.usage.total_tokens", "llm.usage.total_tokens", "llm.token_count.total"),
     "error_type": ("error.type",),
+}
+# Keys that name a call's operation but do not make a span a GenAI span by themselves (every
+# OpenInference span has a kind: CHAIN, RETRIEVER, ...).
+NOT_GENAI_ON_THEIR_OWN = ("error.type", "openinference.span.kind")
+# Operation spellings (lower case) -> the conventions' gen_ai.operation.name.
+OPERATION_NAMES = {
+    "embedding": "embeddings",  # OpenLLMetry's llm.request.type, OpenInference's EMBEDDING
+    "agent": "invoke_agent",  # OpenInference AGENT spans
+    "tool": "execute_tool",  # OpenInference TOOL spans
 }
 AGENT_OPERATIONS = ("invoke_agent", "create_agent", "execute_tool")
 PROVIDER_NAMES = {
@@ -158,11 +179,20 @@ PROVIDER_NAMES = {
     "aws": "bedrock",
     "vertexai": "vertex_ai",
 }
-# Attributes that carry prompt or completion text: dropped, never stored.
+# Attributes that carry prompt or completion text: dropped, never stored. The GenAI
+# conventions' and OpenLLMetry's (gen_ai.prompt.N.content, traceloop.entity.input), and
+# OpenInference's, which flattens messages into indexed keys (llm.input_messages.0.message.content,
+# llm.output_messages.0.message.contents.0.message_content.text) and writes the whole request and
+# answer as input.value / output.value, the template's variables, the embedded texts
+# (embedding.embeddings.N.embedding.text), retrieved documents and reranker queries.
 PROMPT_TEXT_KEYS = (
     r"^(gen_ai\.(prompt|completion|input\.messages|output\.messages|system_instructions"
     r"|tool\.call\.arguments|tool\.call\.result|tool\.definitions)"
-    r"|llm\.prompts|traceloop\.entity\.(input|output))"
+    r"|llm\.(prompts|completions|choices|input_messages|output_messages"
+    r"|prompt_template\.(template|variables))"
+    r"|(input|output)\.value|embedding\.embeddings|retrieval\.documents"
+    r"|reranker\.(query|input_documents|output_documents)|message\.contents?"
+    r"|traceloop\.entity\.(input|output))(\.|$)"
 )
 
 
@@ -272,6 +302,25 @@ def _flat_to_otlp() -> str:
           'attributes', {_kv_list(_FLAT_ATTRS)})))))))"""
 
 
+# Input tokens as our convention counts them (cache reads and writes included). Every
+# instrumentation above counts so, except where the client passes on a vendor's usage that
+# excludes the cache: Strands Agents on Bedrock writes Bedrock's inputTokens (no cache) beside
+# the cache counts and a total that adds them up (input 4,299 + output 631 + cache read 35,574
+# + cache write 17,787 = total 58,291). So when the cache counts are not zero and the total
+# equals input + output + cache, but not input + output, the cache is added to the input
+# (OpenInference's processor for Strands reads them the same way); otherwise input is as logged.
+_N = "coalesce(try_cast({} as double), 0)"
+_CACHE = f"({_N.format('cache_read_input_tokens')} + {_N.format('cache_write_input_tokens')})"
+_IN_OUT = f"({_N.format('input_tokens')} + {_N.format('output_tokens')})"
+_INPUT_WITH_CACHE = (
+    f"case when input_tokens is not null and {_CACHE} > 0 "
+    f"and try_cast(total_tokens as double) = {_IN_OUT} + {_CACHE} "
+    f"and try_cast(total_tokens as double) <> {_IN_OUT} "
+    f"then cast(cast({_N.format('input_tokens')} + {_CACHE} as bigint) as varchar) "
+    "else input_tokens end"
+)
+
+
 def read(con, path: Path, into: str) -> SkippedRecords:
     """Read one OTLP/JSON trace file into the TEMP table ``into`` (reader interface); returns
     how many spans the file held and which of them are not call records."""
@@ -279,9 +328,10 @@ def read(con, path: Path, into: str) -> SkippedRecords:
     recs = f"{into}_docs"
     load_records(con, path, recs)
     call_cols = ",\n".join(f"{_attr(keys)} as {name}" for name, keys in CALL_KEYS.items())
-    gen_ai_keys = sorted({k for keys in CALL_KEYS.values() for k in keys if k != "error.type"})
+    gen_ai_keys = sorted({k for keys in CALL_KEYS.values() for k in keys
+                          if k not in NOT_GENAI_ON_THEIR_OWN})
     attribution_keys = [k for keys in ATTRIBUTION_KEYS.values() for k in keys]
-    mapped = sorted(set(gen_ai_keys) | {"error.type"})
+    mapped = sorted(set(gen_ai_keys) | set(NOT_GENAI_ON_THEIR_OWN))
     # gcp.gen_ai (the Google Gen AI SDK) serves either Google endpoint: server.address tells
     server = _attr(("server.address",))
     provider_case = (
@@ -316,7 +366,7 @@ def read(con, path: Path, into: str) -> SkippedRecords:
         ),
         "provider": "provider_norm",
         "model": "model",
-        "input_tokens": "coalesce(input_tokens, case when status <> 'ok' then '0' end)",
+        "input_tokens": f"coalesce({_INPUT_WITH_CACHE}, case when status <> 'ok' then '0' end)",
         "output_tokens": (
             "coalesce(output_tokens, case when status <> 'ok' or operation = 'embeddings' "
             "then '0' end)"
@@ -355,6 +405,7 @@ def read(con, path: Path, into: str) -> SkippedRecords:
         "cache_read_input_tokens",
         "cache_write_input_tokens",
         "reasoning_tokens",
+        "total_tokens",
         "service_tier",
         "status",
         "start_ns",
@@ -441,6 +492,11 @@ def read(con, path: Path, into: str) -> SkippedRecords:
         );
         """
     )
+    operation = (
+        "case lower(operation) "
+        + " ".join(f"when {_q(k)} then {_q(v)}" for k, v in OPERATION_NAMES.items())
+        + " else lower(operation) end"
+    )
     # the spans with gen_ai attributes; is_call: a model call (not an agent or tool span, and
     # naming a model or usage)
     con.execute(
@@ -449,8 +505,9 @@ def read(con, path: Path, into: str) -> SkippedRecords:
         select *, coalesce(operation, '') not in {_in(AGENT_OPERATIONS)}
                   and (model is not null or input_tokens is not null
                        or output_tokens is not null) as is_call
-        from (select *, {call_cols} from {into}_spans
-              where len(list_filter(attrs, lambda a: a.k in {_in(gen_ai_keys)})) > 0)
+        from (select * replace ({operation} as operation)
+              from (select *, {call_cols} from {into}_spans
+                    where len(list_filter(attrs, lambda a: a.k in {_in(gen_ai_keys)})) > 0))
         """
     )
     con.execute(

@@ -1,0 +1,206 @@
+"""Spans written the way real instrumentation libraries write them, through `tokenbook ingest
+gateway` with no --format: OpenInference (Arize: indexed message attributes, input.value,
+EMBEDDING spans), OpenLLMetry / Traceloop (``llm.request.type``, association properties) and
+Strands Agents on Bedrock (input tokens without the cache, and a total that says so).
+
+Every export here is written by the test in the shape the library's own code and tests show
+(Arize-ai/openinference semconv and its Strands processor, traceloop/openllmetry's
+``LLMRequestTypeValues``), with names that are no one's real data."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import duckdb
+from typer.testing import CliRunner
+
+from tokenbook.cli import app
+
+DAY = "2026-11-04"
+T0 = 1793779200  # 2026-11-04T08:00:00Z
+TRACE = "0af7651916cd43dd8448eb211c80319c"
+
+
+def _ingest(tmp_path: Path, *files: Path):
+    wh = tmp_path / "wh.duckdb"
+    result = CliRunner().invoke(app, ["ingest", "gateway", *map(str, files), "--date", DAY,
+                                      "--warehouse", f"duckdb:///{wh}"], env={"COLUMNS": "1000"})
+    return result, wh
+
+
+def _rows(wh: Path, sql: str) -> list[tuple]:
+    con = duckdb.connect(str(wh), read_only=True)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
+def _av(v) -> dict:
+    if isinstance(v, bool):
+        return {"boolValue": v}
+    if isinstance(v, int):
+        return {"intValue": str(v)}
+    if isinstance(v, float):
+        return {"doubleValue": v}
+    return {"stringValue": v}
+
+
+def _span(span_id: str, name: str, attrs: dict, parent: str = "", at: float = 0) -> dict:
+    return {"traceId": TRACE, "spanId": span_id, "parentSpanId": parent, "name": name,
+            "kind": 1, "startTimeUnixNano": str(int((T0 + at) * 10**9)),
+            "endTimeUnixNano": str(int((T0 + at + 2) * 10**9)),
+            "attributes": [{"key": k, "value": _av(v)} for k, v in attrs.items()],
+            "status": {"code": 1}}
+
+
+def _export(path: Path, scope: str, *spans: dict) -> Path:
+    doc = {"resourceSpans": [{
+        "resource": {"attributes": [{"key": "service.name", "value": _av("freight-desk")}]},
+        "scopeSpans": [{"scope": {"name": scope}, "spans": list(spans)}]}]}
+    path.write_text(json.dumps(doc, separators=(",", ":")) + "\n")
+    return path
+
+
+PROMPT = "Summarise waybill WB-5531 for Odile Marchetti, odile.m@example.org"
+ANSWER = "Waybill WB-5531 ships 14 pallets to Rotterdam"
+
+
+def _openinference_export(path: Path) -> Path:
+    """What openinference-instrumentation-openai writes for one chat call and one embeddings
+    call: the request and answer as ``input.value`` / ``output.value``, each message flattened
+    into ``llm.input_messages.N.message.*`` / ``llm.output_messages.N.message.*``, the template's
+    variables, and the embedded text in ``embedding.embeddings.N.embedding.text``."""
+    chat = _span("b7ad6b7169203331", "ChatCompletion", {
+        "openinference.span.kind": "LLM", "llm.system": "openai", "llm.provider": "openai",
+        "llm.model_name": "gpt-4o-2024-08-06",
+        "llm.invocation_parameters": json.dumps({"temperature": 0}),
+        "input.value": json.dumps({"messages": [{"role": "user", "content": PROMPT}]}),
+        "input.mime_type": "application/json",
+        "output.value": json.dumps({"choices": [{"message": {"content": ANSWER}}]}),
+        "output.mime_type": "application/json",
+        "llm.input_messages.0.message.role": "user",
+        "llm.input_messages.0.message.content": PROMPT,
+        "llm.output_messages.0.message.role": "assistant",
+        "llm.output_messages.0.message.content": ANSWER,
+        "llm.output_messages.0.message.contents.0.message_content.type": "text",
+        "llm.output_messages.0.message.contents.0.message_content.text": ANSWER,
+        "llm.prompt_template.template": "Summarise waybill {waybill} for {name}",
+        "llm.prompt_template.variables": json.dumps({"waybill": "WB-5531",
+                                                     "name": "Odile Marchetti"}),
+        "llm.prompt_template.version": "v3",
+        "llm.token_count.prompt": 1200, "llm.token_count.completion": 80,
+        "llm.token_count.total": 1280, "llm.token_count.prompt_details.cache_read": 1024,
+        "session.id": "sess-19"}, at=1)
+    embed = _span("c7ad6b7169203332", "CreateEmbeddings", {
+        "openinference.span.kind": "EMBEDDING", "llm.system": "openai",
+        "embedding.model_name": "text-embedding-3-small",
+        "embedding.embeddings.0.embedding.text": PROMPT,
+        "llm.token_count.prompt": 12, "llm.token_count.total": 12}, at=3)
+    return _export(path, "openinference.instrumentation.openai", chat, embed)
+
+
+def test_openinference_prompt_and_answer_text_never_land(tmp_path):
+    """OpenInference spells prompt and answer text differently from the GenAI conventions;
+    none of it may reach raw.gateway_calls (extra) or raw.quarantine, while the call's
+    numbers and its harmless attributes (session, template version) are kept."""
+    path = _openinference_export(tmp_path / "spans.jsonl")
+    result, wh = _ingest(tmp_path, path)
+    assert result.exit_code == 0, result.output
+    stored = " ".join(str(v) for row in _rows(
+        wh, "select * from raw.gateway_calls union all by name "
+            "select * from raw.quarantine") for v in row)
+    for text in ("WB-5531", "Odile", "Rotterdam", "Summarise waybill"):
+        assert text not in stored, text
+    (extra,) = _rows(wh, "select extra from raw.gateway_calls "
+                         "where request_id = 'b7ad6b7169203331'")[0]
+    kept = json.loads(extra)["otel_attributes"]
+    assert kept["session.id"] == "sess-19"
+    assert kept["llm.prompt_template.version"] == "v3"
+    assert kept["input.mime_type"] == "application/json"
+
+
+def test_openinference_embedding_span_is_an_embeddings_call(tmp_path):
+    """An OpenInference EMBEDDING span names its model in ``embedding.model_name`` and has no
+    completion count: it is an embeddings call with 0 output tokens, not a record missing its
+    model and output."""
+    path = _openinference_export(tmp_path / "spans.jsonl")
+    result, wh = _ingest(tmp_path, path)
+    assert result.exit_code == 0, result.output
+    assert _rows(wh, "select request_id, provider, model, input_tokens, output_tokens, "
+                     "cache_read_input_tokens from raw.gateway_calls order by request_id") == [
+        ("b7ad6b7169203331", "openai", "gpt-4o-2024-08-06", 1200, 80, 1024),
+        ("c7ad6b7169203332", "openai", "text-embedding-3-small", 12, 0, None),
+    ]
+    assert _rows(wh, "select count(*) from raw.quarantine") == [(0,)]
+
+
+def test_openllmetry_embedding_request_type_and_association_properties(tmp_path):
+    """OpenLLMetry marks an embeddings call ``llm.request.type = embedding`` (no completion
+    count) and carries the attribution set with ``Traceloop.set_association_properties`` as
+    ``traceloop.association.properties.<key>``, on the call span or an ancestor."""
+    workflow = _span("a7ad6b7169203330", "triage.workflow", {
+        "traceloop.span.kind": "workflow", "traceloop.workflow.name": "triage",
+        "traceloop.association.properties.feature": "parcel_triage",
+        "traceloop.association.properties.customer_segment": "mid_market"})
+    embed = _span("07ad6b7169203336", "openai.embeddings", {
+        "gen_ai.system": "openai", "llm.request.type": "embedding",
+        "gen_ai.request.model": "text-embedding-3-small",
+        "gen_ai.response.model": "text-embedding-3-small",
+        "gen_ai.usage.prompt_tokens": 64, "llm.usage.total_tokens": 64,
+        "gen_ai.prompt.0.content": PROMPT}, parent="a7ad6b7169203330", at=1)
+    chat = _span("17ad6b7169203337", "anthropic.chat", {
+        "gen_ai.system": "Anthropic", "llm.request.type": "chat",
+        "gen_ai.request.model": "claude-3-5-haiku-20241022",
+        "gen_ai.response.id": "msg_01parcel",
+        "gen_ai.usage.prompt_tokens": 2100, "gen_ai.usage.completion_tokens": 150,
+        "llm.usage.total_tokens": 2250, "gen_ai.usage.cache_read_input_tokens": 2000,
+        "traceloop.association.properties.team": "parcel-ops"},
+        parent="a7ad6b7169203330", at=2)
+    path = _export(tmp_path / "traceloop.jsonl", "opentelemetry.instrumentation.openai",
+                   workflow, embed, chat)
+    result, wh = _ingest(tmp_path, path)
+    assert result.exit_code == 0, result.output
+    assert _rows(wh, "select request_id, provider, model, input_tokens, output_tokens, "
+                     "cache_read_input_tokens, feature, customer_segment, team "
+                     "from raw.gateway_calls order by request_id") == [
+        ("07ad6b7169203336", "openai", "text-embedding-3-small", 64, 0, None,
+         "parcel_triage", "mid_market", None),
+        ("msg_01parcel", "anthropic", "claude-3-5-haiku-20241022", 2100, 150, 2000,
+         "parcel_triage", "mid_market", "parcel-ops"),
+    ]
+
+
+def test_strands_bedrock_input_without_cache_is_converted(tmp_path):
+    """Strands Agents on Bedrock writes Bedrock's inputTokens, which EXCLUDE the cache, beside
+    ``gen_ai.usage.cache_read_input_tokens`` / ``cache_write_input_tokens`` and a total that
+    adds them all: input is converted to our convention (cache included), not quarantined as
+    'cache tokens above input tokens'. A span whose total is input + output is left alone."""
+    strands = _span("d7ad6b7169203333", "chat", {
+        "gen_ai.operation.name": "chat", "gen_ai.system": "strands-agents",
+        "gen_ai.request.model": "us.anthropic.claude-sonnet-4-20250514-v1:0",
+        "gen_ai.usage.input_tokens": 4299, "gen_ai.usage.output_tokens": 631,
+        "gen_ai.usage.prompt_tokens": 4299, "gen_ai.usage.completion_tokens": 631,
+        "gen_ai.usage.cache_read_input_tokens": 35574,
+        "gen_ai.usage.cache_write_input_tokens": 17787,
+        "gen_ai.usage.total_tokens": 58291}, at=1)
+    # Strands 1.34+ on a client whose input already includes the cache: total = in + out
+    included = _span("e7ad6b7169203334", "chat", {
+        "gen_ai.operation.name": "chat", "gen_ai.system": "strands-agents",
+        "gen_ai.request.model": "gpt-4.1-mini",
+        "gen_ai.usage.input_tokens": 800, "gen_ai.usage.output_tokens": 200,
+        "gen_ai.usage.cache_read.input_tokens": 300,
+        "gen_ai.usage.cache_creation.input_tokens": 100,
+        "gen_ai.usage.cache_read_input_tokens": 300,
+        "gen_ai.usage.cache_write_input_tokens": 100,
+        "gen_ai.usage.total_tokens": 1000}, at=2)
+    path = _export(tmp_path / "strands.jsonl", "strands.telemetry.tracer", strands, included)
+    result, wh = _ingest(tmp_path, path)
+    assert result.exit_code == 0, result.output
+    assert _rows(wh, "select request_id, input_tokens, output_tokens, cache_read_input_tokens, "
+                     "cache_write_input_tokens from raw.gateway_calls order by request_id") == [
+        ("d7ad6b7169203333", 4299 + 35574 + 17787, 631, 35574, 17787),
+        ("e7ad6b7169203334", 800, 200, 300, 100),
+    ]
+    assert _rows(wh, "select count(*) from raw.quarantine") == [(0,)]
