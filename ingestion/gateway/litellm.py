@@ -29,7 +29,12 @@ What LiteLLM writes (checked against the proxy's schema and STACK_NOTES.md):
   too: ``id`` is the ``request_id``, ``response_cost`` the cost, ``trace_id`` the trace,
   ``startTime``/``endTime`` epoch seconds (floats), ``error_information`` top level.
 - ``provider`` is ``custom_llm_provider``, else the model's ``provider/`` prefix, else the
-  provider recognised from ``api_base``.
+  ``llm_provider`` LiteLLM wrote in ``error_information`` (a failed call), else the provider
+  recognised from ``api_base``, else the provider LiteLLM itself routes a bare model name to
+  (``litellm_bare_models.csv``: its price map's entry for that key, e.g. ``gpt-5-mini`` ->
+  openai, ``claude-sonnet-4-5`` -> anthropic). Rows written before LiteLLM had the
+  ``custom_llm_provider`` column, and failed calls, leave it empty, often with no ``api_base``
+  either.
 
 Prompt and response text (``messages``, ``response``, ``proxy_server_request``) is dropped;
 every other unmapped column lands in ``extra``; LiteLLM's ``metadata`` object is the native
@@ -79,6 +84,11 @@ _TAG_FIELDS: dict[str, tuple[str, ...]] = {
     "project_id": ("project", "project_id"),
     "prompt_template_id": ("template", "prompt_template", "prompt_template_id"),
 }
+
+
+# The provider LiteLLM routes a model name without a ``provider/`` prefix to (its price map's
+# entry for that key), generated with the default price book (``tokenbook.pricing.default``).
+BARE_MODELS = Path(__file__).resolve().with_name("litellm_bare_models.csv")
 
 
 def _q(s: str) -> str:
@@ -394,6 +404,7 @@ _TOP = (
     "error_information",
     "error_information.error_code",
     "error_information.error_class",
+    "error_information.llm_provider",
     # OpenAI's tier is on the response, not in usage: the response column or a top-level one
     "response.service_tier",
     "service_tier",
@@ -404,6 +415,7 @@ _META = (
     "$.error_information",
     "$.error_information.error_code",
     "$.error_information.error_class",
+    "$.error_information.llm_provider",
     "$.user_api_key_team_alias",
     "$.usage_object.cache_read_input_tokens",
     "$.usage_object.prompt_tokens_details.cached_tokens",
@@ -440,7 +452,13 @@ def read(con, path: Path, into: str) -> None:
     path = Path(path)
     recs = f"{into}_recs"
     base = f"{into}_base"
+    bare = "_tb_litellm_bare_models"  # read once per connection, kept for its other files
     load_records(con, path, recs)
+    con.execute(
+        f"create temp table if not exists {bare} as select model as bare_model, "
+        f"provider as bare_provider from read_csv({_q(str(BARE_MODELS))}, header = true, "
+        "columns = {'model': 'VARCHAR', 'provider': 'VARCHAR', 'source_snapshot': 'VARCHAR'})"
+    )
     recs = _expand_pages(con, path, recs)
     status_raw = f"lower(coalesce(status_top, {_m('$.status')}))"
     has_err = f"(coalesce({_m('$.error_information')}, err_info_top) is not null)"
@@ -470,7 +488,11 @@ def read(con, path: Path, into: str) -> None:
     native = {
         "request_id": "coalesce(request_id, id_raw)",
         "timestamp": f"case when start_raw is not null then {_utc_text('start_raw')} end",
-        "provider": f"coalesce(provider_raw, {model_prefix}, {_PROVIDER_FROM_API_BASE})",
+        "provider": (
+            f"coalesce(provider_raw, {model_prefix}, "
+            f"{_m('$.error_information.llm_provider')}, err_provider_top, "
+            f"{_PROVIDER_FROM_API_BASE}, bare_provider)"
+        ),
         "model": "model",
         "input_tokens": "prompt_tokens",
         "output_tokens": "completion_tokens",
@@ -591,7 +613,7 @@ def read(con, path: Path, into: str) -> None:
           from tagged0
         )
         select {", ".join(select_cols)}
-        from tagged
+        from tagged left join {bare} as bare on bare.bare_model = tagged.model
         order by source_line
         """
     )
@@ -618,6 +640,7 @@ _TOP_NAMES = {
     "error_information": "err_info_top",
     "error_information.error_code": "err_code_top",
     "error_information.error_class": "err_class_top",
+    "error_information.llm_provider": "err_provider_top",
     "response.service_tier": "tier_response",
     "service_tier": "tier_top",
 }

@@ -1,0 +1,125 @@
+"""LiteLLM exports as a LiteLLM proxy's owner has them, through `tokenbook ingest gateway`
+with no --format: the ``LiteLLM_SpendLogs`` table copied out of Postgres (`\\copy ... csv
+header`: Postgres' timestamp text, JSON columns as text, empty strings for absent values), and
+the one-object-per-call files of the GCS bucket logger.
+
+Shapes from BerriAI/litellm: the spend-log columns (``schema.prisma``; ``custom_llm_provider``
+only exists since 2025 and is empty on older rows and on failed calls, ``api_base`` is empty
+when the deployment sets none), ``error_information.llm_provider`` of a failed call, and the
+bucket logger's object names ``<date>/<response id>`` / ``<date>/failure-<hex>`` (no suffix)."""
+
+from __future__ import annotations
+
+import csv
+import json
+from decimal import Decimal
+from pathlib import Path
+
+import duckdb
+from typer.testing import CliRunner
+
+from ingestion.gateway import litellm
+from tokenbook.cli import app
+from tokenbook.pricing import default as price_default
+
+DAY = "2026-11-04"
+
+COLUMNS = ["request_id", "call_type", "api_key", "spend", "total_tokens", "prompt_tokens",
+           "completion_tokens", "startTime", "endTime", "completionStartTime", "model",
+           "model_id", "model_group", "custom_llm_provider", "api_base", "user", "metadata",
+           "cache_hit", "cache_key", "request_tags", "team_id", "end_user",
+           "requester_ip_address", "messages", "response", "session_id", "status",
+           "proxy_server_request"]
+
+
+def _ingest(tmp_path: Path, *files: Path):
+    wh = tmp_path / "wh.duckdb"
+    result = CliRunner().invoke(app, ["ingest", "gateway", *map(str, files), "--date", DAY,
+                                      "--warehouse", f"duckdb:///{wh}"], env={"COLUMNS": "1000"})
+    return result, wh
+
+
+def _rows(wh: Path, sql: str) -> list[tuple]:
+    con = duckdb.connect(str(wh), read_only=True)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
+def _spend_row(rid: str, minute: int, model: str, **kw) -> dict:
+    usage = {"prompt_tokens": 2000, "completion_tokens": 420, "total_tokens": 2420,
+             "prompt_tokens_details": {"cached_tokens": 1536, "audio_tokens": 0},
+             "completion_tokens_details": {"reasoning_tokens": 256}}
+    row = dict.fromkeys(COLUMNS, "")
+    row.update(request_id=rid, call_type="acompletion", api_key="5d1e0c9a", spend="2.15e-05",
+               total_tokens="2420", prompt_tokens="2000", completion_tokens="420",
+               startTime=f"2026-11-04 08:{minute:02d}:00.125",
+               endTime=f"2026-11-04 08:{minute:02d}:02.625", model=model, model_group=model,
+               metadata=json.dumps({"user_api_key_team_alias": "freight-eng", "status": "success",
+                                    "usage_object": usage, "error_information": None}),
+               request_tags=json.dumps(["feature:route_planner"]), messages="{}",
+               response="{}", status="success", proxy_server_request="{}", cache_hit="False")
+    row.update(kw)
+    return row
+
+
+def _psql_csv(path: Path, rows: list[dict]) -> Path:
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def test_spend_logs_without_custom_llm_provider_load_with_litellms_provider(tmp_path):
+    """Rows with an empty ``custom_llm_provider`` and no ``api_base`` (older proxies, a
+    deployment without api_base) get the provider LiteLLM itself routes the bare model name to;
+    a failed call gets the ``llm_provider`` LiteLLM wrote in its error information. A row that
+    names no provider anywhere and a model LiteLLM does not know is still quarantined, and
+    counted."""
+    failed_meta = json.dumps({"status": "failure", "usage_object": None, "error_information": {
+        "error_code": "429", "error_class": "RateLimitError", "llm_provider": "anthropic",
+        "error_message": "litellm.RateLimitError: AnthropicException - rate limited"}})
+    rows = [
+        _spend_row("chatcmpl-r1", 1, "gpt-5-mini"),
+        _spend_row("chatcmpl-r2", 2, "claude-sonnet-4-5-20250929"),
+        _spend_row("fail-r3", 3, "lane-finetune-v2", spend="0", total_tokens="0",
+                   prompt_tokens="0", completion_tokens="0", status="failure",
+                   metadata=failed_meta),
+        _spend_row("chatcmpl-r4", 4, "lane-finetune-v2"),
+        _spend_row("chatcmpl-r5", 5, "gpt-5-mini", custom_llm_provider="azure",
+                   api_base="https://freight-east.openai.azure.com/"),
+    ]
+    path = _psql_csv(tmp_path / "spend_logs.csv", rows)
+    result, wh = _ingest(tmp_path, path)
+    assert result.exit_code == 0, result.output
+    assert _rows(wh, "select request_id, provider, model, status, input_tokens, "
+                     "cache_read_input_tokens, reasoning_tokens, gateway_cost_usd "
+                     "from raw.gateway_calls order by request_id") == [
+        ("chatcmpl-r1", "openai", "gpt-5-mini", "ok", 2000, 1536, 256,
+         Decimal("0.000021500")),
+        ("chatcmpl-r2", "anthropic", "claude-sonnet-4-5-20250929", "ok", 2000, 1536, 256,
+         Decimal("0.000021500")),
+        ("chatcmpl-r5", "azure", "gpt-5-mini", "ok", 2000, 1536, 256,
+         Decimal("0.000021500")),
+        ("fail-r3", "anthropic", "lane-finetune-v2", "rate_limited", 0, None, None,
+         Decimal("0E-9")),
+    ]
+    assert _rows(wh, "select line_number, reason from raw.quarantine") == [
+        (4, "missing required field: provider")]
+    assert _rows(wh, "select rows_read, rows_loaded, rows_quarantined, rows_duplicate "
+                     "from raw.load_audit") == [(5, 4, 1, 0)]
+
+
+def test_bare_model_providers_are_the_shipped_price_maps():
+    """The reader's bare-model table is generated from the default price book's LiteLLM
+    snapshot: a refreshed snapshot without the regenerated table fails here."""
+    with open(litellm.BARE_MODELS, newline="", encoding="utf-8") as fh:
+        shipped = [tuple(r) for r in csv.reader(fh)][1:]
+    assert shipped == price_default.bare_models(price_default.default_rows())
+    by_model = {m: p for m, p, _ in shipped}
+    # what LiteLLM does with a bare name: its map's entry for that key
+    assert by_model["gpt-5-mini"] == "openai"
+    assert by_model["claude-sonnet-4-5-20250929"] == "anthropic"
+    assert by_model["gemini-2.5-pro"] == "vertex_ai"
