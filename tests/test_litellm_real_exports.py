@@ -123,3 +123,51 @@ def test_bare_model_providers_are_the_shipped_price_maps():
     assert by_model["gpt-5-mini"] == "openai"
     assert by_model["claude-sonnet-4-5-20250929"] == "anthropic"
     assert by_model["gemini-2.5-pro"] == "vertex_ai"
+
+
+T0 = 1793779200  # 2026-11-04T08:00:00Z
+
+
+def _logging_payload(i: int, **kw) -> dict:
+    """A StandardLoggingPayload as the GCS bucket logger uploads it (json.dumps, one object)."""
+    rec = {"id": f"chatcmpl-b{i}", "trace_id": f"tr-{i}", "call_type": "acompletion",
+           "response_cost": 0.00105, "status": "success", "custom_llm_provider": "openai",
+           "total_tokens": 1500, "prompt_tokens": 1200, "completion_tokens": 300,
+           "startTime": T0 + 60 * i + 0.125, "endTime": T0 + 60 * i + 1.5,
+           "completionStartTime": T0 + 60 * i + 1, "model": "gpt-4.1", "model_group": "gpt-4.1",
+           "api_base": "https://api.openai.com/v1",
+           "model_map_information": {"model_map_key": "gpt-4.1", "model_map_value": None},
+           "metadata": {"user_api_key_hash": "5d1e", "user_api_key_team_alias": "freight-eng",
+                        "usage_object": {"prompt_tokens": 1200, "completion_tokens": 300,
+                                         "prompt_tokens_details": {"cached_tokens": 1024}}},
+           "request_tags": ["feature:route_planner"], "end_user": "", "messages": [],
+           "response": {"service_tier": "default"}, "error_str": None,
+           "error_information": None, "hidden_params": {"litellm_model_name": "gpt-4.1"}}
+    rec.update(kw)
+    return rec
+
+
+def test_gcs_bucket_logger_folder_without_suffixes_loads(tmp_path):
+    """`gsutil cp -r gs://BUCKET/2026-11-04 .` gives a folder of objects named by response id
+    (``failure-<hex>`` for a failed call) with no suffix: the folder loads, and a file without a
+    suffix that is not JSON records (a lock file) is not read."""
+    day = tmp_path / "bucket" / DAY
+    day.mkdir(parents=True)
+    (day / "chatcmpl-b0").write_text(json.dumps(_logging_payload(0)))
+    (day / "chatcmpl-b1").write_text(json.dumps(_logging_payload(1)))
+    (day / "failure-3f9a0c1e").write_text(json.dumps(_logging_payload(
+        2, id="chatcmpl-b2", status="failure", response_cost=0.0, prompt_tokens=0,
+        completion_tokens=0, total_tokens=0, response=None,
+        metadata={"user_api_key_team_alias": "freight-eng", "usage_object": None},
+        error_str="litellm.Timeout", error_information={
+            "error_code": "408", "error_class": "Timeout", "llm_provider": "openai"})))
+    (day / "LOCK").write_text("held by sync-job 4411\n")
+    result, wh = _ingest(tmp_path, tmp_path / "bucket")
+    assert result.exit_code == 0, result.output
+    assert _rows(wh, "select request_id, status, input_tokens, cache_read_input_tokens, "
+                     "service_tier, feature from raw.gateway_calls order by request_id") == [
+        ("chatcmpl-b0", "ok", 1200, 1024, "default", "route_planner"),
+        ("chatcmpl-b1", "ok", 1200, 1024, "default", "route_planner"),
+        ("chatcmpl-b2", "timeout", 0, None, None, "route_planner"),
+    ]
+    assert _rows(wh, "select count(*), sum(rows_read) from raw.load_audit") == [(3, 3)]

@@ -73,7 +73,9 @@ the Parquet schema):
 - ``native``: anything else (missing native fields are then reported per record).
 
 Accepted file names: ``*.jsonl``, ``*.ndjson``, ``*.json``, each optionally ``.gz``, and
-``*.parquet``. Folders are searched recursively for those; globs are expanded.
+``*.parquet``. Folders are searched recursively for those, and for files without any suffix
+whose head is JSON records (LiteLLM's GCS bucket logger names its objects ``<date>/<id>``);
+globs are expanded.
 """
 
 from __future__ import annotations
@@ -196,6 +198,19 @@ def get_reader(fmt: str) -> Reader:
     return getattr(module, func)
 
 
+def _unsuffixed_json(path: Path) -> bool:
+    """A file whose name has no suffix at all and whose head is JSON records (one per line,
+    or an array): LiteLLM's GCS bucket logger names each call's object ``<date>/<response
+    id>`` or ``<date>/failure-<hex>``, so a copied bucket folder holds no ``.json`` name.
+    Other files without a suffix (a README, a lock file) are not read."""
+    if "." in path.name:
+        return False
+    try:
+        return sniff(path).kind in ("jsonl", "json_array")
+    except SniffError:
+        return False
+
+
 def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
     """Files named by ``paths`` (files, folders searched recursively, or globs), in a stable
     order: each argument's files sorted by path, arguments in the order given, no repeats.
@@ -206,11 +221,15 @@ def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
         text = str(arg)
         p = Path(text)
         if p.is_dir():
-            found = sorted(f for f in p.rglob("*") if f.is_file() and has_known_suffix(f))
+            found = sorted(
+                f for f in p.rglob("*")
+                if f.is_file() and (has_known_suffix(f) or _unsuffixed_json(f))
+            )
             if not found:
                 raise ReaderError(
                     f"folder {text} holds no gateway-log files "
-                    f"(looked for {', '.join('*' + s for s in SUFFIXES)})"
+                    f"(looked for {', '.join('*' + s for s in SUFFIXES)}, and files without "
+                    "a suffix holding JSON records)"
                 )
         elif p.exists():
             if not p.is_file():
