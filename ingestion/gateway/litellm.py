@@ -451,15 +451,81 @@ def read(con, path: Path, into: str) -> None:
     """Read one LiteLLM spend-log file into the TEMP table ``into`` (reader interface)."""
     path = Path(path)
     recs = f"{into}_recs"
+    load_records(con, path, recs)
+    recs = _expand_pages(con, path, recs)
+    _map(con, recs, into)
+
+
+# A JSON-lines file up to this size can be read with others in one pass (read_many).
+BATCH_MAX_BYTES = 32 * 1024 * 1024
+
+
+def batchable(path: Path) -> bool:
+    """True for a small, uncompressed JSON-lines file (a bucket logger's object holds one
+    call): such files are read together by ``read_many``, one pass over all of them instead
+    of a dozen statements per file (5,000 one-call files: see ingestion/README.md)."""
+    path = Path(path)
+    if path.name.lower().endswith((".gz", ".csv", ".parquet")) or not path.is_file():
+        return False
+    if path.stat().st_size > BATCH_MAX_BYTES:
+        return False
+    try:
+        return sniff(path).kind == "jsonl"
+    except SniffError:
+        return False
+
+
+def read_many(con, paths: list[Path], into: str) -> bool:
+    """Read several JSON-lines spend-log files (``batchable``) into the TEMP table ``into``
+    with a ``filename`` column, each record numbered by its line in its file, as ``read``
+    numbers it. False (nothing created) when one of them needs to be read alone: a page of the
+    spend-logs API or a summarised answer (``read`` expands or refuses them by file name)."""
+    recs, lines = f"{into}_recs", f"{into}_lines"
+    files = "[" + ", ".join(_q(str(p)) for p in paths) + "]"
+    con.execute(
+        f"""
+        create or replace temp table {lines} as
+        select filename, cast(n as bigint) as source_line,
+               regexp_replace(line, '\\r$', '') as raw_line
+        from (select filename, string_split(content, chr(10)) as ls from read_text({files})),
+             unnest(ls) with ordinality as u(line, n)
+        """
+    )
+    con.execute(
+        f"""
+        create or replace temp table {recs} as
+        select filename, source_line, raw_line, j,
+               case when j is null then 'not JSON'
+                    when json_type(j) <> 'OBJECT' then 'not a JSON object' end as parse_error
+        from (select filename, source_line, raw_line,
+                     case when json_valid(raw_line) then cast(raw_line as JSON) end as j
+              from {lines} where trim(raw_line) <> '')
+        """
+    )
+    con.execute(f"drop table if exists {lines}")
+    pages = con.execute(
+        f"select count(*) from {recs} where parse_error is null and (j->'$.request_id') is null "
+        "and (json_type(j, '$.data') = 'ARRAY' or ((j->'$.spend') is not null "
+        "and ((j->'$.users') is not null or (j->'$.models') is not null)))"
+    ).fetchone()[0]
+    if pages:
+        con.execute(f"drop table if exists {recs}")
+        return False
+    _map(con, recs, into, keep=("filename",))
+    return True
+
+
+def _map(con, recs: str, into: str, keep: tuple[str, ...] = ()) -> None:
+    """The records of ``recs`` (source_line, raw_line, j, parse_error, and the ``keep``
+    columns) mapped onto the reader columns (and ``keep``) in the TEMP table ``into``."""
     base = f"{into}_base"
     bare = "_tb_litellm_bare_models"  # read once per connection, kept for its other files
-    load_records(con, path, recs)
     con.execute(
         f"create temp table if not exists {bare} as select model as bare_model, "
         f"provider as bare_provider from read_csv({_q(str(BARE_MODELS))}, header = true, "
         "columns = {'model': 'VARCHAR', 'provider': 'VARCHAR', 'source_snapshot': 'VARCHAR'})"
     )
-    recs = _expand_pages(con, path, recs)
+    kept = "".join(f"{k}, " for k in keep)
     status_raw = f"lower(coalesce(status_top, {_m('$.status')}))"
     has_err = f"(coalesce({_m('$.error_information')}, err_info_top) is not null)"
     err = f"coalesce({_m('$.error_information.error_code')}, err_code_top, '')"
@@ -566,7 +632,7 @@ def read(con, path: Path, into: str) -> None:
     con.execute(
         f"""
         create or replace temp table {base} as
-        select source_line, raw_line, parse_error, j, {named},
+        select {kept}source_line, raw_line, parse_error, j, {named},
                {_ts("start_raw0")} as start_ts, {_ts("end_raw")} as end_ts,
                meta, tags_json,
                -- the response as JSON text (a CSV export): only its tier is read
@@ -579,7 +645,7 @@ def read(con, path: Path, into: str) -> None:
                  {_from_string_or_json("jf[1]")} as meta,
                  {_from_string_or_json("jf[2]")} as tags_json
           from (
-            select source_line, raw_line, parse_error, j,
+            select {kept}source_line, raw_line, parse_error, j,
                    json_extract_string(j, [{top}]) as f,
                    json_extract(j, ['$.metadata', '$.request_tags']) as jf
             from {recs}
@@ -612,9 +678,9 @@ def read(con, path: Path, into: str) -> None:
                  list_filter(req_tags, lambda t: not ({known_tag})) as other_tags
           from tagged0
         )
-        select {", ".join(select_cols)}
+        select {kept}{", ".join(select_cols)}
         from tagged left join {bare} as bare on bare.bare_model = tagged.model
-        order by source_line
+        order by {kept}source_line
         """
     )
     con.execute(f"drop table if exists {recs}")
