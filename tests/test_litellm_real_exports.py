@@ -220,3 +220,35 @@ def test_many_one_call_objects_are_read_together_with_the_same_result(tmp_path, 
         ("chatcmpl-multi", 3, "missing required field: input_tokens")]
     assert sum(r[1] for r in audit) == 40 + 1 + 3
     assert all(read == loaded + quar + dup for _, read, loaded, quar, dup in audit)
+
+
+def test_responses_served_from_litellms_cache_bill_no_tokens(tmp_path):
+    """LiteLLM's own response cache (Redis, in-memory): the hit is logged with spend 0,
+    ``cache_hit`` "True" (SpendLogs) / true (StandardLoggingPayload), a request id
+    ``<id>_cache_hit<epoch>`` and the cached answer's usage. Nothing reached the vendor, so
+    the call loads with 0 tokens (the price book would otherwise charge the full usage again),
+    and the usage it served stays visible in extra."""
+    hit_id = "chatcmpl-r1_cache_hit1793779380.52"
+    spend = _psql_csv(tmp_path / "spend_logs.csv", [
+        _spend_row("chatcmpl-r1", 1, "gpt-5-mini", custom_llm_provider="openai"),
+        _spend_row(hit_id, 3, "gpt-5-mini", custom_llm_provider="openai", spend="0",
+                   cache_hit="True", cache_key="8c1e0f"),
+    ])
+    slp = tmp_path / "callbacks.jsonl"
+    slp.write_text(json.dumps(_logging_payload(
+        7, id="chatcmpl-b7_cache_hit1793779700.1", cache_hit=True, response_cost=0.0,
+        saved_cache_cost=0.00105)) + "\n")
+    result, wh = _ingest(tmp_path, spend, slp)
+    assert result.exit_code == 0, result.output
+    assert _rows(wh, "select request_id, status, input_tokens, output_tokens, "
+                     "cache_read_input_tokens, reasoning_tokens, gateway_cost_usd "
+                     "from raw.gateway_calls order by request_id") == [
+        ("chatcmpl-b7_cache_hit1793779700.1", "ok", 0, 0, None, None, Decimal("0E-9")),
+        ("chatcmpl-r1", "ok", 2000, 420, 1536, 256, Decimal("0.000021500")),
+        (hit_id, "ok", 0, 0, None, None, Decimal("0E-9")),
+    ]
+    served = {rid: json.loads(extra)["litellm_cache_hit_tokens"] for rid, extra in _rows(
+        wh, "select request_id, extra from raw.gateway_calls where request_id like '%cache_hit%'")}
+    assert served == {hit_id: {"prompt_tokens": 2000, "completion_tokens": 420},
+                      "chatcmpl-b7_cache_hit1793779700.1": {"prompt_tokens": 1200,
+                                                            "completion_tokens": 300}}

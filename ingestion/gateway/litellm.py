@@ -15,6 +15,10 @@ What LiteLLM writes (checked against the proxy's schema and STACK_NOTES.md):
 - A failed call is a row with zero tokens and zero spend and ``status = 'failure'`` (or
   ``metadata.status``): status ``error``, ``rate_limited`` (error code 429 / RateLimitError) or
   ``timeout``; a retried call is one row.
+- A response LiteLLM served from its own cache (``cache_hit`` "True" in SpendLogs, ``true`` in
+  StandardLoggingPayload; ``request_id`` ``<id>_cache_hit<epoch>``) never reached the vendor:
+  spend 0, and its tokens are loaded as 0 (nothing is billed); the usage it served is kept in
+  ``extra.litellm_cache_hit_tokens``.
 - Tags arrive as ``request_tags`` (and older proxies: ``metadata.tags``) like
   ``"feature:invoice_triage"``: ``feature:``, ``segment:``/``customer_segment:``, ``team:``,
   ``customer:``/``customer_id:``, ``env:``/``environment:``, ``class:``/``request_class:``,
@@ -407,6 +411,8 @@ _TOP = (
     "error_information.llm_provider",
     # OpenAI's tier is on the response, not in usage: the response column or a top-level one
     "response.service_tier",
+    # "True" (SpendLogs) / true (StandardLoggingPayload): served from LiteLLM's own cache
+    "cache_hit",
     "service_tier",
 )
 # metadata paths read as text (one parse of metadata per record).
@@ -526,6 +532,11 @@ def _map(con, recs: str, into: str, keep: tuple[str, ...] = ()) -> None:
         "columns = {'model': 'VARCHAR', 'provider': 'VARCHAR', 'source_snapshot': 'VARCHAR'})"
     )
     kept = "".join(f"{k}, " for k in keep)
+    # A response LiteLLM served from its own cache (Redis, in-memory, ...) never reached the
+    # vendor: LiteLLM logs it with spend 0, cache_hit "True" and the cached answer's usage. No
+    # token of it is billed, so its token counts are 0 (our convention: tokens the vendor
+    # processes) and the counts it served are kept in extra.litellm_cache_hit_tokens.
+    hit = "coalesce(lower(cache_hit_raw) in ('true', '1'), false)"
     status_raw = f"lower(coalesce(status_top, {_m('$.status')}))"
     has_err = f"(coalesce({_m('$.error_information')}, err_info_top) is not null)"
     err = f"coalesce({_m('$.error_information.error_code')}, err_code_top, '')"
@@ -560,8 +571,8 @@ def _map(con, recs: str, into: str, keep: tuple[str, ...] = ()) -> None:
             f"{_PROVIDER_FROM_API_BASE}, bare_provider)"
         ),
         "model": "model",
-        "input_tokens": "prompt_tokens",
-        "output_tokens": "completion_tokens",
+        "input_tokens": f"case when {hit} then '0' else prompt_tokens end",
+        "output_tokens": f"case when {hit} then '0' else completion_tokens end",
         "trace_id": "trace_raw",
         "attempt": "null",
         "latency_ms": "cast((epoch_us(end_ts) - epoch_us(start_ts)) / 1000.0 as varchar)",
@@ -573,20 +584,20 @@ def _map(con, recs: str, into: str, keep: tuple[str, ...] = ()) -> None:
         "request_class": _tag("request_class"),
         "api_key_id": "api_key",
         "project_id": _tag("project_id"),
-        "cache_read_input_tokens": _m(
+        "cache_read_input_tokens": f"case when {hit} then null else " + _m(
             "$.usage_object.cache_read_input_tokens",
             "$.usage_object.prompt_tokens_details.cached_tokens",
             "$.additional_usage_values.cache_read_input_tokens",
-        ),
-        "cache_write_input_tokens": _m(
+        ) + " end",
+        "cache_write_input_tokens": f"case when {hit} then null else " + _m(
             "$.usage_object.cache_creation_input_tokens",
             "$.additional_usage_values.cache_creation_input_tokens",
-        ),
-        "cache_write_ttl": ttl,
-        "reasoning_tokens": _m(
+        ) + " end",
+        "cache_write_ttl": f"case when {hit} then null else {ttl} end",
+        "reasoning_tokens": f"case when {hit} then null else " + _m(
             "$.usage_object.completion_tokens_details.reasoning_tokens",
             "$.additional_usage_values.completion_tokens_details.reasoning_tokens",
-        ),
+        ) + " end",
         "batch": "null",
         "service_tier": (
             f"coalesce({_m('$.usage_object.service_tier')}, tier_response, "
@@ -619,7 +630,10 @@ def _map(con, recs: str, into: str, keep: tuple[str, ...] = ()) -> None:
                 "'metadata_unparsed', case when meta is null then j->>'$.metadata' end, "
                 "'request_tags_unparsed', case when tags_json is null "
                 "then j->>'$.request_tags' end, "
-                "'request_tags', case when len(other_tags) > 0 then to_json(other_tags) end"
+                "'request_tags', case when len(other_tags) > 0 then to_json(other_tags) end, "
+                f"'litellm_cache_hit_tokens', case when {hit} then json_object("
+                "'prompt_tokens', try_cast(prompt_tokens as bigint), "
+                "'completion_tokens', try_cast(completion_tokens as bigint)) end"
                 ")) as varchar), '{}') end as extra"
             )
         else:
@@ -708,5 +722,6 @@ _TOP_NAMES = {
     "error_information.error_class": "err_class_top",
     "error_information.llm_provider": "err_provider_top",
     "response.service_tier": "tier_response",
+    "cache_hit": "cache_hit_raw",
     "service_tier": "tier_top",
 }
