@@ -176,7 +176,9 @@ def test_strands_bedrock_input_without_cache_is_converted(tmp_path):
     """Strands Agents on Bedrock writes Bedrock's inputTokens, which EXCLUDE the cache, beside
     ``gen_ai.usage.cache_read_input_tokens`` / ``cache_write_input_tokens`` and a total that
     adds them all: input is converted to our convention (cache included), not quarantined as
-    'cache tokens above input tokens'. A span whose total is input + output is left alone."""
+    'cache tokens above input tokens'. A span whose total is input + output is left alone.
+    Strands writes ``gen_ai.system = strands-agents`` whatever serves the call: the provider is
+    the one LiteLLM's price map gives the model id (a Bedrock inference profile -> bedrock)."""
     strands = _span("d7ad6b7169203333", "chat", {
         "gen_ai.operation.name": "chat", "gen_ai.system": "strands-agents",
         "gen_ai.request.model": "us.anthropic.claude-sonnet-4-20250514-v1:0",
@@ -198,9 +200,35 @@ def test_strands_bedrock_input_without_cache_is_converted(tmp_path):
     path = _export(tmp_path / "strands.jsonl", "strands.telemetry.tracer", strands, included)
     result, wh = _ingest(tmp_path, path)
     assert result.exit_code == 0, result.output
-    assert _rows(wh, "select request_id, input_tokens, output_tokens, cache_read_input_tokens, "
-                     "cache_write_input_tokens from raw.gateway_calls order by request_id") == [
-        ("d7ad6b7169203333", 4299 + 35574 + 17787, 631, 35574, 17787),
-        ("e7ad6b7169203334", 800, 200, 300, 100),
+    assert _rows(wh, "select request_id, provider, input_tokens, output_tokens, "
+                     "cache_read_input_tokens, cache_write_input_tokens "
+                     "from raw.gateway_calls order by request_id") == [
+        ("d7ad6b7169203333", "bedrock", 4299 + 35574 + 17787, 631, 35574, 17787),
+        ("e7ad6b7169203334", "openai", 800, 200, 300, 100),
     ]
     assert _rows(wh, "select count(*) from raw.quarantine") == [(0,)]
+
+
+def test_provider_from_the_model_when_the_span_names_none_and_older_azure_spelling(tmp_path):
+    """A model-call span without any provider attribute (OpenInference spans before
+    ``llm.provider`` existed carry only ``llm.model_name``) takes the provider LiteLLM's price
+    map gives the model; an unknown model without a provider stays quarantined. The
+    conventions' earlier ``az.ai.inference`` is Azure AI Foundry (``azure_ai``), as
+    ``azure.ai.inference`` is."""
+    bare = _span("a1ad6b7169203331", "ChatCompletion", {
+        "openinference.span.kind": "LLM", "llm.model_name": "claude-haiku-4-5-20251001",
+        "llm.token_count.prompt": 300, "llm.token_count.completion": 20}, at=1)
+    unknown = _span("a2ad6b7169203332", "ChatCompletion", {
+        "openinference.span.kind": "LLM", "llm.model_name": "parcel-sorter-ft-7",
+        "llm.token_count.prompt": 300, "llm.token_count.completion": 20}, at=2)
+    foundry = _span("a3ad6b7169203333", "chat Mistral-Large-2411", {
+        "gen_ai.operation.name": "chat", "gen_ai.system": "az.ai.inference",
+        "gen_ai.request.model": "Mistral-Large-2411", "gen_ai.response.id": "cmpl-az1",
+        "gen_ai.usage.input_tokens": 120, "gen_ai.usage.output_tokens": 30}, at=3)
+    path = _export(tmp_path / "spans.jsonl", "mixed", bare, unknown, foundry)
+    result, wh = _ingest(tmp_path, path)
+    assert result.exit_code == 0, result.output
+    assert _rows(wh, "select request_id, provider from raw.gateway_calls order by 1") == [
+        ("a1ad6b7169203331", "anthropic"), ("cmpl-az1", "azure_ai")]
+    assert _rows(wh, "select line_number, reason from raw.quarantine") == [
+        (2, "missing required field: provider")]

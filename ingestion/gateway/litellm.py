@@ -95,6 +95,17 @@ _TAG_FIELDS: dict[str, tuple[str, ...]] = {
 BARE_MODELS = Path(__file__).resolve().with_name("litellm_bare_models.csv")
 
 
+def bare_models_table(con) -> str:
+    """TEMP table ``(bare_model, bare_provider)`` of ``BARE_MODELS``, read once per connection
+    and kept for the load's other files; returns its name."""
+    con.execute(
+        "create temp table if not exists _tb_litellm_bare_models as select model as bare_model, "
+        f"provider as bare_provider from read_csv({_q(str(BARE_MODELS))}, header = true, "
+        "columns = {'model': 'VARCHAR', 'provider': 'VARCHAR', 'source_snapshot': 'VARCHAR'})"
+    )
+    return "_tb_litellm_bare_models"
+
+
 def _q(s: str) -> str:
     return "'" + s.replace("'", "''") + "'"
 
@@ -525,12 +536,7 @@ def _map(con, recs: str, into: str, keep: tuple[str, ...] = ()) -> None:
     """The records of ``recs`` (source_line, raw_line, j, parse_error, and the ``keep``
     columns) mapped onto the reader columns (and ``keep``) in the TEMP table ``into``."""
     base = f"{into}_base"
-    bare = "_tb_litellm_bare_models"  # read once per connection, kept for its other files
-    con.execute(
-        f"create temp table if not exists {bare} as select model as bare_model, "
-        f"provider as bare_provider from read_csv({_q(str(BARE_MODELS))}, header = true, "
-        "columns = {'model': 'VARCHAR', 'provider': 'VARCHAR', 'source_snapshot': 'VARCHAR'})"
-    )
+    bare = bare_models_table(con)
     kept = "".join(f"{k}, " for k in keep)
     # A response LiteLLM served from its own cache (Redis, in-memory, ...) never reached the
     # vendor: LiteLLM logs it with spend 0, cache_hit "True" and the cached answer's usage. No

@@ -60,7 +60,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ingestion.gateway.litellm import load_records
+from ingestion.gateway.litellm import bare_models_table, load_records
 from ingestion.gateway.readers import READER_COLUMNS, SkippedRecords
 
 # native field -> attribute keys, most specific first (searched up the parent chain).
@@ -170,6 +170,7 @@ PROVIDER_NAMES = {
     "aws.bedrock": "bedrock",
     "azure.ai.openai": "azure_openai",
     "az.ai.openai": "azure_openai",
+    "az.ai.inference": "azure_ai",  # the conventions' earlier spelling of azure.ai.inference
     "gcp.vertex_ai": "vertex_ai",
     "gcp.gemini": "gemini",
     "azure.ai.inference": "azure_ai",
@@ -179,6 +180,11 @@ PROVIDER_NAMES = {
     "aws": "bedrock",
     "vertexai": "vertex_ai",
 }
+# gen_ai.system values that name an agent framework, not who serves the call (Strands Agents
+# writes "strands-agents" whatever model provider it uses): like a missing provider, the
+# provider is then the one LiteLLM's price map gives the model name, if any
+# (``litellm.BARE_MODELS``: ``us.anthropic.claude-sonnet-4-20250514-v1:0`` -> bedrock).
+FRAMEWORK_SYSTEMS = ("strands-agents",)
 # Attributes that carry prompt or completion text: dropped, never stored. The GenAI
 # conventions' and OpenLLMetry's (gen_ai.prompt.N.content, traceloop.entity.input), and
 # OpenInference's, which flattens messages into indexed keys (llm.input_messages.0.message.content,
@@ -327,6 +333,7 @@ def read(con, path: Path, into: str) -> SkippedRecords:
     path = Path(path)
     recs = f"{into}_docs"
     load_records(con, path, recs)
+    bare = bare_models_table(con)
     call_cols = ",\n".join(f"{_attr(keys)} as {name}" for name, keys in CALL_KEYS.items())
     gen_ai_keys = sorted({k for keys in CALL_KEYS.values() for k in keys
                           if k not in NOT_GENAI_ON_THEIR_OWN})
@@ -517,11 +524,14 @@ def read(con, path: Path, into: str) -> SkippedRecords:
         spans as (select * from {into}_spans),
         calls0 as (select * from {into}_genai where is_call),
         calls as (
-          select *, {status} as status, {provider_case} as provider_norm,
+          select calls0.*, {status} as status,
+                 case when provider is null or lower(provider) in {_in(FRAMEWORK_SYSTEMS)}
+                      then coalesce(bare.bare_provider, lower(provider))
+                      else {provider_case} end as provider_norm,
                  (select json_group_object(a.k, a.v) from unnest(attrs) as u(a)
                   where a.k not in {_in(mapped)} and a.k not in {_in(attribution_keys)}
                     and not regexp_matches(a.k, {_q(PROMPT_TEXT_KEYS)})) as attrs_json
-          from calls0
+          from calls0 left join {bare} as bare on bare.bare_model = calls0.model
         ),
         calls_x as (
           select *, cast(json_object('otel_span_name', span_name, 'otel_span_id', span_id,
