@@ -232,3 +232,63 @@ def test_provider_from_the_model_when_the_span_names_none_and_older_azure_spelli
         ("a1ad6b7169203331", "anthropic"), ("cmpl-az1", "azure_ai")]
     assert _rows(wh, "select line_number, reason from raw.quarantine") == [
         (2, "missing required field: provider")]
+
+
+def _ai_sdk_call(n: int, provider: str, model: str, parent_attrs: dict | None = None) -> list:
+    """One generateText call as the Vercel AI SDK traces it: the ``ai.generateText`` span
+    (``ai.*`` attributes only: the prompt, the summed usage) and its ``ai.generateText.doGenerate``
+    child, the model call, with the standard gen_ai attributes (its provider id as
+    gen_ai.system) beside the prompt and answer text."""
+    outer, inner = f"{n:x}".rjust(16, "9"), f"{n:x}".rjust(16, "8")
+    return [
+        _span(outer, "ai.generateText", {
+            "operation.name": "ai.generateText", "ai.operationId": "ai.generateText",
+            "ai.model.provider": provider, "ai.model.id": model,
+            "ai.prompt": json.dumps({"prompt": PROMPT}), "ai.response.text": ANSWER,
+            "ai.usage.promptTokens": 500, "ai.usage.completionTokens": 60,
+            "ai.telemetry.metadata.feature": "dispatch_notes", **(parent_attrs or {})}, at=n),
+        _span(inner, "ai.generateText.doGenerate", {
+            "operation.name": "ai.generateText.doGenerate",
+            "ai.operationId": "ai.generateText.doGenerate",
+            "ai.model.provider": provider, "ai.model.id": model,
+            "ai.prompt.format": "messages",
+            "ai.prompt.messages": json.dumps([{"role": "user", "content": PROMPT}]),
+            "ai.response.text": ANSWER, "ai.response.toolCalls": "[]",
+            "ai.response.id": f"resp-{n}", "ai.response.finishReason": "stop",
+            "ai.usage.promptTokens": 500, "ai.usage.completionTokens": 60,
+            "gen_ai.system": provider, "gen_ai.request.model": model,
+            "gen_ai.response.model": model, "gen_ai.response.id": f"resp-{n}",
+            "gen_ai.response.finish_reasons": "stop",
+            "gen_ai.usage.input_tokens": 500, "gen_ai.usage.output_tokens": 60},
+            parent=outer, at=n + 0.1),
+    ]
+
+
+def test_vercel_ai_sdk_provider_ids_and_prompt_text(tmp_path):
+    """The Vercel AI SDK names providers by its own ids (``openai.chat``, ``anthropic.messages``,
+    ``google.vertex.chat``, ``google.generative-ai``, ``amazon-bedrock``, ``azure.chat``): they
+    map onto the price book's providers instead of loading as providers nothing can price. Its
+    prompt and answer attributes (``ai.prompt``, ``ai.prompt.messages``, ``ai.response.text``)
+    are never stored, and the outer ``ai.generateText`` span is not a second call."""
+    calls = [("openai.chat", "gpt-4.1-mini", "openai"),
+             ("openai.responses", "gpt-5-mini", "openai"),
+             ("anthropic.messages", "claude-sonnet-4-5", "anthropic"),
+             ("google.vertex.chat", "gemini-2.5-flash", "vertex_ai"),
+             ("google.generative-ai", "gemini-2.5-flash", "gemini"),
+             ("amazon-bedrock", "us.anthropic.claude-sonnet-4-20250514-v1:0", "bedrock"),
+             ("azure.chat", "dispatch-gpt4o", "azure_openai"),
+             ("xAI.chat", "grok-4", "xai"),
+             ("mistral.chat", "mistral-large-latest", "mistral")]
+    spans = [s for i, (p, m, _) in enumerate(calls) for s in _ai_sdk_call(i + 1, p, m)]
+    path = _export(tmp_path / "ai-sdk.jsonl", "ai", *spans)
+    result, wh = _ingest(tmp_path, path)
+    assert result.exit_code == 0, result.output
+    assert _rows(wh, "select request_id, provider, model, input_tokens, output_tokens "
+                     "from raw.gateway_calls order by request_id") == [
+        (f"resp-{i + 1}", stored, model, 500, 60) for i, (_, model, stored) in enumerate(calls)]
+    stored_text = " ".join(str(v) for row in _rows(wh, "select * from raw.gateway_calls")
+                           for v in row)
+    for text in ("WB-5531", "Odile", "Rotterdam"):
+        assert text not in stored_text, text
+    assert f"{2 * len(calls)} spans = {len(calls)} call records" in " ".join(
+        result.output.split())

@@ -180,6 +180,18 @@ PROVIDER_NAMES = {
     "aws": "bedrock",
     "vertexai": "vertex_ai",
 }
+# The Vercel AI SDK writes its provider id as gen_ai.system: <provider>.<api> ("openai.chat",
+# "openai.responses", "anthropic.messages", "mistral.chat", "xAI.chat", "azure.chat",
+# "google.generative-ai", "google.vertex.chat", "amazon-bedrock"). LIKE patterns (lower case)
+# checked after the conventions' names, then the heads kept as the provider.
+AI_SDK_PROVIDERS = {
+    "google.generative-ai%": "gemini",
+    "google.vertex.%": "vertex_ai",
+    "amazon-bedrock%": "bedrock",
+    "azure.%": "azure_openai",
+}
+AI_SDK_HEADS = ("openai", "anthropic", "mistral", "cohere", "groq", "xai", "deepseek",
+                "perplexity", "togetherai", "fireworks", "cerebras")
 # gen_ai.system values that name an agent framework, not who serves the call (Strands Agents
 # writes "strands-agents" whatever model provider it uses): like a missing provider, the
 # provider is then the one LiteLLM's price map gives the model name, if any
@@ -187,6 +199,7 @@ PROVIDER_NAMES = {
 FRAMEWORK_SYSTEMS = ("strands-agents",)
 # Attributes that carry prompt or completion text: dropped, never stored. The GenAI
 # conventions' and OpenLLMetry's (gen_ai.prompt.N.content, traceloop.entity.input), and
+# the Vercel AI SDK's (ai.prompt.messages, ai.response.text, ai.toolCall.args, ...), and
 # OpenInference's, which flattens messages into indexed keys (llm.input_messages.0.message.content,
 # llm.output_messages.0.message.contents.0.message_content.text) and writes the whole request and
 # answer as input.value / output.value, the template's variables, the embedded texts
@@ -197,6 +210,8 @@ PROMPT_TEXT_KEYS = (
     r"|llm\.(prompts|completions|choices|input_messages|output_messages"
     r"|prompt_template\.(template|variables))"
     r"|(input|output)\.value|embedding\.embeddings|retrieval\.documents"
+    r"|ai\.(prompt|response\.(text|toolCalls|reasoning|object)|result\.(text|toolCalls|object)"
+    r"|toolCall\.(args|result)|values?|embeddings?)"
     r"|reranker\.(query|input_documents|output_documents)|message\.contents?"
     r"|traceloop\.entity\.(input|output))(\.|$)"
 )
@@ -341,12 +356,19 @@ def read(con, path: Path, into: str) -> SkippedRecords:
     mapped = sorted(set(gen_ai_keys) | set(NOT_GENAI_ON_THEIR_OWN))
     # gcp.gen_ai (the Google Gen AI SDK) serves either Google endpoint: server.address tells
     server = _attr(("server.address",))
+    sdk_head = "split_part(lower(provider), '.', 1)"
     provider_case = (
-        "case lower(provider) "
-        + " ".join(f"when {_q(k)} then {_q(v)}" for k, v in PROVIDER_NAMES.items())
-        + f" when 'gcp.gen_ai' then (case when {server} like '%aiplatform.googleapis.com%' "
-        f"then 'vertex_ai' when {server} like '%generativelanguage.googleapis.com%' "
-        "then 'gemini' else 'gcp.gen_ai' end)"
+        "case "
+        + " ".join(f"when lower(provider) = {_q(k)} then {_q(v)}"
+                   for k, v in PROVIDER_NAMES.items())
+        + f" when lower(provider) = 'gcp.gen_ai' then (case when {server} like "
+        f"'%aiplatform.googleapis.com%' then 'vertex_ai' when {server} like "
+        "'%generativelanguage.googleapis.com%' then 'gemini' else 'gcp.gen_ai' end)"
+        # the Vercel AI SDK's provider ids, <provider>.<api>
+        + " ".join(f" when lower(provider) like {_q(k)} then {_q(v)}"
+                   for k, v in AI_SDK_PROVIDERS.items())
+        + f" when contains(provider, '.') and {sdk_head} in {_in(AI_SDK_HEADS)} "
+        f"then {sdk_head}"
         + " else lower(provider) end"
     )
     # attribution: nearest ancestor (depth), then key preference order
