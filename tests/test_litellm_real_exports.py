@@ -252,3 +252,44 @@ def test_responses_served_from_litellms_cache_bill_no_tokens(tmp_path):
     assert served == {hit_id: {"prompt_tokens": 2000, "completion_tokens": 420},
                       "chatcmpl-b7_cache_hit1793779700.1": {"prompt_tokens": 1200,
                                                             "completion_tokens": 300}}
+
+
+def test_prompt_tokens_that_leave_out_the_cache_are_converted(tmp_path):
+    """Not every LiteLLM release counts Anthropic's cache inside ``prompt_tokens``. Usage
+    objects as spend logs of those releases hold them (the numbers of BerriAI/litellm#11364
+    and #15056; #23342 for /v1/messages): reads added but writes left out, or neither added.
+    Such rows were quarantined as 'cache tokens above input tokens' (every call that writes a
+    cached system prompt); input now includes what the cache counts prove is missing, and a
+    row whose prompt_tokens can hold its cache counts is taken as logged."""
+    def usage(prompt, completion, read, write):
+        return json.dumps({"status": "success", "usage_object": {
+            "prompt_tokens": prompt, "completion_tokens": completion,
+            "total_tokens": prompt + completion,
+            "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": None},
+            "cache_read_input_tokens": read, "cache_creation_input_tokens": write}})
+    rows = [
+        # prompt = 6 uncached + 30,940 read; 460 written left out (#11364)
+        _spend_row("msg-reads-only", 1, "claude-sonnet-4-5", custom_llm_provider="anthropic",
+                   prompt_tokens="30946", completion_tokens="102",
+                   metadata=usage(30946, 102, 30940, 460)),
+        # prompt = 31 uncached; 1,253 written left out (#15056)
+        _spend_row("msg-write-only", 2, "claude-sonnet-4-5", custom_llm_provider="anthropic",
+                   prompt_tokens="31", completion_tokens="467", metadata=usage(31, 467, 0, 1253)),
+        # Anthropic's own count: 12 uncached, 2,495 read (#23342, call_type anthropic_messages)
+        _spend_row("msg-anthropic-count", 3, "claude-sonnet-4-5", call_type="anthropic_messages",
+                   custom_llm_provider="anthropic", prompt_tokens="12", completion_tokens="80",
+                   metadata=usage(12, 80, 2495, 0)),
+        # the usual count: prompt 1,700 = 1,000 uncached + 600 read + 100 written
+        _spend_row("msg-inclusive", 4, "claude-sonnet-4-5", custom_llm_provider="anthropic",
+                   prompt_tokens="1700", completion_tokens="300", metadata=usage(1700, 300, 600, 100)),
+    ]
+    result, wh = _ingest(tmp_path, _psql_csv(tmp_path / "spend_logs.csv", rows))
+    assert result.exit_code == 0, result.output
+    assert _rows(wh, "select request_id, input_tokens, output_tokens, cache_read_input_tokens, "
+                     "cache_write_input_tokens from raw.gateway_calls order by request_id") == [
+        ("msg-anthropic-count", 12 + 2495, 80, 2495, 0),
+        ("msg-inclusive", 1700, 300, 600, 100),
+        ("msg-reads-only", 30946 + 460, 102, 30940, 460),
+        ("msg-write-only", 31 + 1253, 467, 0, 1253),
+    ]
+    assert _rows(wh, "select count(*) from raw.quarantine") == [(0,)]

@@ -391,6 +391,26 @@ def _ts(expr: str) -> str:
     )
 
 
+def _input_tokens(read: str, write: str) -> str:
+    """SQL: input tokens of a row (text), cache reads and writes included.
+
+    ``prompt_tokens`` includes both in most LiteLLM releases, but not in all: mid-2025
+    releases added only the cache reads to Anthropic's input (a spend log of that time:
+    prompt 30,946 = 6 uncached + 30,940 read, with 460 written; BerriAI/litellm#11364, #15056:
+    prompt 31 with 1,253 written), and a 2026 change (BerriAI/litellm#23342) follows
+    Anthropic's count, no cache at all, for /v1/messages calls. When the cache counts exceed
+    prompt_tokens, it cannot include them: it then excludes the writes (reads <= prompt) or
+    both (reads > prompt), and they are added. Otherwise prompt_tokens is taken as logged (a
+    row of those releases whose uncached input exceeds its writes cannot be told apart)."""
+    p = "try_cast(prompt_tokens as bigint)"
+    r, w = (f"coalesce(try_cast({x} as bigint), 0)" for x in (read, write))
+    return (
+        f"case when {p} is not null and {r} + {w} > {p} "
+        f"then cast(case when {r} > {p} then {p} + {r} + {w} else {p} + {w} end as varchar) "
+        "else prompt_tokens end"
+    )
+
+
 def _tag(field: str) -> str:
     prefixes = _TAG_FIELDS[field]
     picks = [f"list_filter(tags, lambda t: lower(t) like {_q(p + ':%')})[1]" for p in prefixes]
@@ -543,6 +563,15 @@ def _map(con, recs: str, into: str, keep: tuple[str, ...] = ()) -> None:
     # token of it is billed, so its token counts are 0 (our convention: tokens the vendor
     # processes) and the counts it served are kept in extra.litellm_cache_hit_tokens.
     hit = "coalesce(lower(cache_hit_raw) in ('true', '1'), false)"
+    read = _m(
+        "$.usage_object.cache_read_input_tokens",
+        "$.usage_object.prompt_tokens_details.cached_tokens",
+        "$.additional_usage_values.cache_read_input_tokens",
+    )
+    write = _m(
+        "$.usage_object.cache_creation_input_tokens",
+        "$.additional_usage_values.cache_creation_input_tokens",
+    )
     status_raw = f"lower(coalesce(status_top, {_m('$.status')}))"
     has_err = f"(coalesce({_m('$.error_information')}, err_info_top) is not null)"
     err = f"coalesce({_m('$.error_information.error_code')}, err_code_top, '')"
@@ -577,7 +606,7 @@ def _map(con, recs: str, into: str, keep: tuple[str, ...] = ()) -> None:
             f"{_PROVIDER_FROM_API_BASE}, bare_provider)"
         ),
         "model": "model",
-        "input_tokens": f"case when {hit} then '0' else prompt_tokens end",
+        "input_tokens": f"case when {hit} then '0' else {_input_tokens(read, write)} end",
         "output_tokens": f"case when {hit} then '0' else completion_tokens end",
         "trace_id": "trace_raw",
         "attempt": "null",
