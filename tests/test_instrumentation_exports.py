@@ -292,3 +292,22 @@ def test_vercel_ai_sdk_provider_ids_and_prompt_text(tmp_path):
         assert text not in stored_text, text
     assert f"{2 * len(calls)} spans = {len(calls)} call records" in " ".join(
         result.output.split())
+
+
+def test_anthropic_input_count_without_the_cache_is_converted(tmp_path):
+    """OpenLLMetry's Anthropic instrumentation before traceloop/openllmetry#2175 wrote
+    Anthropic's ``input_tokens`` (the uncached part only) as the prompt count, beside the cache
+    counts and no total: a call reading a 3,000-token cached prefix with 4 fresh tokens was
+    quarantined as 'cache tokens above input tokens'. Cache counts above the input prove it
+    excludes them: they are added."""
+    old = _span("c1ad6b7169203331", "anthropic.chat", {
+        "gen_ai.system": "Anthropic", "llm.request.type": "chat",
+        "gen_ai.request.model": "claude-sonnet-4-5", "gen_ai.response.id": "msg_01old",
+        "gen_ai.usage.prompt_tokens": 4, "gen_ai.usage.completion_tokens": 90,
+        "gen_ai.usage.cache_read_input_tokens": 3000,
+        "gen_ai.usage.cache_creation_input_tokens": 0}, at=1)
+    path = _export(tmp_path / "old.jsonl", "opentelemetry.instrumentation.anthropic", old)
+    result, wh = _ingest(tmp_path, path)
+    assert result.exit_code == 0, result.output
+    assert _rows(wh, "select request_id, input_tokens, cache_read_input_tokens "
+                     "from raw.gateway_calls") == [("msg_01old", 3004, 3000)]

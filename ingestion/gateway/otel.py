@@ -329,14 +329,18 @@ def _flat_to_otlp() -> str:
 # the cache counts and a total that adds them up (input 4,299 + output 631 + cache read 35,574
 # + cache write 17,787 = total 58,291). So when the cache counts are not zero and the total
 # equals input + output + cache, but not input + output, the cache is added to the input
-# (OpenInference's processor for Strands reads them the same way); otherwise input is as logged.
+# (OpenInference's processor for Strands reads them the same way). Likewise when the cache
+# counts exceed the input, which cannot then include them (OpenLLMetry's Anthropic
+# instrumentation wrote Anthropic's input_tokens as the prompt count before
+# traceloop/openllmetry#2175). Otherwise input is as logged.
 _N = "coalesce(try_cast({} as double), 0)"
 _CACHE = f"({_N.format('cache_read_input_tokens')} + {_N.format('cache_write_input_tokens')})"
 _IN_OUT = f"({_N.format('input_tokens')} + {_N.format('output_tokens')})"
 _INPUT_WITH_CACHE = (
     f"case when input_tokens is not null and {_CACHE} > 0 "
-    f"and try_cast(total_tokens as double) = {_IN_OUT} + {_CACHE} "
-    f"and try_cast(total_tokens as double) <> {_IN_OUT} "
+    f"and ({_CACHE} > {_N.format('input_tokens')} "
+    f"or (try_cast(total_tokens as double) = {_IN_OUT} + {_CACHE} "
+    f"and try_cast(total_tokens as double) <> {_IN_OUT})) "
     f"then cast(cast({_N.format('input_tokens')} + {_CACHE} as bigint) as varchar) "
     "else input_tokens end"
 )
