@@ -293,3 +293,31 @@ def test_prompt_tokens_that_leave_out_the_cache_are_converted(tmp_path):
         ("msg-write-only", 31 + 1253, 467, 0, 1253),
     ]
     assert _rows(wh, "select count(*) from raw.quarantine") == [(0,)]
+
+
+def test_one_hour_cache_writes_in_litellms_usage_shape_keep_their_ttl(tmp_path):
+    """LiteLLM's own Usage puts the cache write's TTL split in
+    ``prompt_tokens_details.cache_creation_token_details`` (not Anthropic's top-level
+    ``cache_creation``): a 1-hour write must load as ``1h`` (priced at twice the input price,
+    not the 5-minute 1.25x), and a usage object carrying the write only as
+    ``prompt_tokens_details.cache_creation_tokens`` still has its cache write."""
+    def meta(details: dict, **top):
+        return json.dumps({"status": "success", "usage_object": {
+            "prompt_tokens": 5040, "completion_tokens": 60, "total_tokens": 5100,
+            "prompt_tokens_details": {"cached_tokens": 0, **details}, **top}})
+    rows = [
+        _spend_row("msg-1h", 1, "claude-sonnet-4-5", custom_llm_provider="anthropic",
+                   prompt_tokens="5040", completion_tokens="60", metadata=meta(
+                       {"cache_creation_tokens": 5000, "cache_creation_token_details": {
+                           "ephemeral_5m_input_tokens": 0, "ephemeral_1h_input_tokens": 5000}},
+                       cache_creation_input_tokens=5000, cache_read_input_tokens=0)),
+        _spend_row("msg-5m", 2, "claude-sonnet-4-5", custom_llm_provider="anthropic",
+                   prompt_tokens="5040", completion_tokens="60", metadata=meta(
+                       {"cache_creation_tokens": 5000, "cache_creation_token_details": {
+                           "ephemeral_5m_input_tokens": 5000, "ephemeral_1h_input_tokens": 0}})),
+    ]
+    result, wh = _ingest(tmp_path, _psql_csv(tmp_path / "spend_logs.csv", rows))
+    assert result.exit_code == 0, result.output
+    assert _rows(wh, "select request_id, input_tokens, cache_write_input_tokens, "
+                     "cache_write_ttl from raw.gateway_calls order by request_id") == [
+        ("msg-1h", 5040, 5000, "1h"), ("msg-5m", 5040, 5000, "5m")]

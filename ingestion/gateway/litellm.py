@@ -7,7 +7,10 @@ What LiteLLM writes (checked against the proxy's schema and STACK_NOTES.md):
   so ``input_tokens = prompt_tokens`` (our convention: input is all input). The split comes from
   ``metadata.usage_object`` (``cache_read_input_tokens``, ``cache_creation_input_tokens``,
   ``prompt_tokens_details.cached_tokens``, ``completion_tokens_details.reasoning_tokens``,
-  ``cache_creation.ephemeral_{5m,1h}_input_tokens``) or ``metadata.additional_usage_values``.
+  ``cache_creation.ephemeral_{5m,1h}_input_tokens``, or as LiteLLM's own Usage writes them
+  ``prompt_tokens_details.cache_creation_tokens`` and
+  ``prompt_tokens_details.cache_creation_token_details.ephemeral_{5m,1h}_input_tokens``) or
+  ``metadata.additional_usage_values``.
 - ``completion_tokens`` includes reasoning tokens: ``output_tokens = completion_tokens``.
 - ``spend`` is LiteLLM's own USD estimate: ``cost_usd``.
 - ``startTime``/``endTime`` are UTC (a value without an offset is read as UTC); ``latency_ms``
@@ -461,6 +464,10 @@ _META = (
     "$.additional_usage_values.cache_creation_input_tokens",
     "$.usage_object.cache_creation.ephemeral_1h_input_tokens",
     "$.usage_object.cache_creation.ephemeral_5m_input_tokens",
+    # LiteLLM's own Usage: the write and its TTL split inside prompt_tokens_details
+    "$.usage_object.prompt_tokens_details.cache_creation_tokens",
+    "$.usage_object.prompt_tokens_details.cache_creation_token_details.ephemeral_1h_input_tokens",
+    "$.usage_object.prompt_tokens_details.cache_creation_token_details.ephemeral_5m_input_tokens",
     "$.usage_object.completion_tokens_details.reasoning_tokens",
     "$.additional_usage_values.completion_tokens_details.reasoning_tokens",
     "$.usage_object.service_tier",
@@ -571,6 +578,7 @@ def _map(con, recs: str, into: str, keep: tuple[str, ...] = ()) -> None:
     write = _m(
         "$.usage_object.cache_creation_input_tokens",
         "$.additional_usage_values.cache_creation_input_tokens",
+        "$.usage_object.prompt_tokens_details.cache_creation_tokens",
     )
     status_raw = f"lower(coalesce(status_top, {_m('$.status')}))"
     has_err = f"(coalesce({_m('$.error_information')}, err_info_top) is not null)"
@@ -587,8 +595,16 @@ def _map(con, recs: str, into: str, keep: tuple[str, ...] = ()) -> None:
         when {status_raw} in ('success', 'ok') then 'ok'
         else 'error'
       end"""
-    ttl_1h = _m("$.usage_object.cache_creation.ephemeral_1h_input_tokens")
-    ttl_5m = _m("$.usage_object.cache_creation.ephemeral_5m_input_tokens")
+    ttl_1h = _m(
+        "$.usage_object.cache_creation.ephemeral_1h_input_tokens",
+        "$.usage_object.prompt_tokens_details.cache_creation_token_details"
+        ".ephemeral_1h_input_tokens",
+    )
+    ttl_5m = _m(
+        "$.usage_object.cache_creation.ephemeral_5m_input_tokens",
+        "$.usage_object.prompt_tokens_details.cache_creation_token_details"
+        ".ephemeral_5m_input_tokens",
+    )
     ttl = (
         f"case when coalesce(try_cast({ttl_1h} as bigint), 0) > 0 then '1h' "
         f"when coalesce(try_cast({ttl_5m} as bigint), 0) > 0 then '5m' end"
@@ -627,6 +643,7 @@ def _map(con, recs: str, into: str, keep: tuple[str, ...] = ()) -> None:
         "cache_write_input_tokens": f"case when {hit} then null else " + _m(
             "$.usage_object.cache_creation_input_tokens",
             "$.additional_usage_values.cache_creation_input_tokens",
+            "$.usage_object.prompt_tokens_details.cache_creation_tokens",
         ) + " end",
         "cache_write_ttl": f"case when {hit} then null else {ttl} end",
         "reasoning_tokens": f"case when {hit} then null else " + _m(
