@@ -9,6 +9,7 @@ Every export here is written by the test in the shape the library's own code and
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 
@@ -311,3 +312,47 @@ def test_anthropic_input_count_without_the_cache_is_converted(tmp_path):
     assert result.exit_code == 0, result.output
     assert _rows(wh, "select request_id, input_tokens, cache_read_input_tokens "
                      "from raw.gateway_calls") == [("msg_01old", 3004, 3000)]
+
+
+def _b64(hex_id: str) -> str:
+    return base64.b64encode(bytes.fromhex(hex_id)).decode()
+
+
+def test_grafana_tempo_trace_api_answer_loads(tmp_path):
+    """A trace fetched from Grafana Tempo (``GET /api/traces/<id>``) is the OTLP export under
+    ``batches`` with protobuf's JSON for the ids (base64) and enums (names): its model calls
+    load with hex ids, the root span's attribution reaches them, and a failed call is one."""
+    root, call, failed = "00f067aa0ba902b7", "10f067aa0ba902b7", "20f067aa0ba902b7"
+
+    def tempo_span(span_id, name, attrs, parent=None, status=None, at=0):
+        sp = _span(span_id, name, attrs, at=at)
+        sp.update(traceId=_b64(TRACE), spanId=_b64(span_id), kind="SPAN_KIND_CLIENT",
+                  status=status or {})
+        sp.pop("parentSpanId")
+        if parent:
+            sp["parentSpanId"] = _b64(parent)
+        return sp
+
+    doc = {"batches": [{
+        "resource": {"attributes": [{"key": "service.name", "value": _av("quote-api")}]},
+        "scopeSpans": [{"scope": {"name": "opentelemetry.instrumentation.openai_v2"}, "spans": [
+            tempo_span(root, "POST /quotes", {"app.feature": "freight_quote"}),
+            tempo_span(call, "chat gpt-4.1-mini", {
+                "gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai",
+                "gen_ai.request.model": "gpt-4.1-mini", "gen_ai.response.id": "chatcmpl-tq1",
+                "gen_ai.usage.input_tokens": 800, "gen_ai.usage.output_tokens": 50},
+                parent=root, at=1),
+            tempo_span(failed, "chat gpt-4.1-mini", {
+                "gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai",
+                "gen_ai.request.model": "gpt-4.1-mini", "error.type": "RateLimitError"},
+                parent=root, status={"code": "STATUS_CODE_ERROR", "message": "429"}, at=2),
+        ]}]}]}
+    path = tmp_path / "tempo-trace.json"
+    path.write_text(json.dumps(doc))
+    result, wh = _ingest(tmp_path, path)
+    assert result.exit_code == 0, result.output
+    assert _rows(wh, "select request_id, trace_id, status, input_tokens, feature "
+                     "from raw.gateway_calls order by call_ts") == [
+        ("chatcmpl-tq1", TRACE, "ok", 800, "freight_quote"),
+        (failed, TRACE, "rate_limited", 0, "freight_quote"),
+    ]

@@ -3,7 +3,7 @@ records (reader interface: see ``readers.py``).
 
 Input: OTLP/JSON ``ExportTraceServiceRequest`` documents, one per line (the collector's file
 exporter) or one pretty-printed document per file: ``resourceSpans[] -> scopeSpans[] ->
-spans[]``; attributes are ``{key, value: {stringValue|intValue|doubleValue|boolValue|
+spans[]`` (Grafana Tempo's trace API: ``batches[]``, ids in base64, decoded to hex); attributes are ``{key, value: {stringValue|intValue|doubleValue|boolValue|
 arrayValue}}``, int64 values are strings, ids are hex, ``status.code`` an integer (2 = error).
 
 Which spans are records: spans with ``gen_ai.*`` attributes naming a model or usage, except
@@ -247,6 +247,14 @@ def _attrs(json_expr: str) -> str:
     )
 
 
+def _hex(expr: str) -> str:
+    """SQL: a trace or span id as lower-case hex. OTLP/JSON writes hex; protobuf's own JSON
+    mapping (Grafana Tempo's trace API) writes the bytes as base64: 24 characters ending ``==``
+    for a 16-byte trace id, 12 ending ``=`` for an 8-byte span id, decoded to the same hex."""
+    b64 = f"regexp_matches({expr}, '^([A-Za-z0-9+/]{{22}}==|[A-Za-z0-9+/]{{11}}=)$')"
+    return f"(case when {b64} then lower(hex(from_base64({expr}))) else lower({expr}) end)"
+
+
 def _attr(keys: tuple[str, ...]) -> str:
     """First present attribute among ``keys`` in the span's ``attrs`` list."""
     picks = [f"list_filter(attrs, lambda a: a.k = {_q(k)})[1].v" for k in keys]
@@ -476,6 +484,10 @@ def read(con, path: Path, into: str) -> SkippedRecords:
           -- a span on its own (attributes as an object or an OTLP list): wrapped as an export
           select source_line, raw_line, parse_error,
                  case when parse_error is null and (j->'resourceSpans') is null
+                           and json_type(j, '$.batches') = 'ARRAY'
+                      -- Grafana Tempo's trace API: the same export, "batches" for resourceSpans
+                      then json_object('resourceSpans', j->'$.batches')
+                      when parse_error is null and (j->'resourceSpans') is null
                            and {_FLAT_SPAN_ID} is not null
                            and json_type({_FLAT_ATTRS}) in ('OBJECT', 'ARRAY')
                       then {_flat_to_otlp()} else j end as j
@@ -513,8 +525,8 @@ def read(con, path: Path, into: str) -> SkippedRecords:
                      lambda kv: not regexp_matches(coalesce(kv->>'key', ''),
                                                    {_q(PROMPT_TEXT_KEYS)})))))
                     as varchar) as raw_span,
-               lower(f[1]) as trace_id, lower(f[2]) as span_id,
-               nullif(lower(f[3]), '') as parent_id, f[4] as span_name,
+               {_hex("f[1]")} as trace_id, {_hex("f[2]")} as span_id,
+               nullif({_hex("f[3]")}, '') as parent_id, f[4] as span_name,
                f[5] as start_ns, f[6] as end_ns, f[7] as status_code, f[8] as status_message,
                {_attrs("sp")} as attrs
         from (

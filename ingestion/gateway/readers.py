@@ -64,7 +64,8 @@ format whose reader is missing only fails when a file needs it. ``detect_format(
 decides from the file name and the first record (first non-blank line, first array element or
 the Parquet schema):
 
-- ``otel``: the record has ``resourceSpans`` (OTLP/JSON export, one request per line or file),
+- ``otel``: the record has ``resourceSpans`` (OTLP/JSON export, one request per line or file;
+  Grafana Tempo's trace API calls them ``batches``),
   or is one span on its own: a span or trace id (``spanId``, ``span_id``, ``context``,
   ``traceId``, ``TraceId``, ...) beside ``attributes``/``SpanAttributes`` and no
   ``request_id`` (the Python SDK's span JSON, a ClickHouse ``otel_traces`` row, ...);
@@ -403,4 +404,9 @@ def _record_keys(record: dict) -> set[str]:
     data = record.get("data")
     if "request_id" not in keys and isinstance(data, list) and data and isinstance(data[0], dict):
         keys |= set(data[0])
+    # Grafana Tempo's trace API (/api/traces/<id>): the export's resourceSpans as "batches"
+    batches = record.get("batches")
+    if (isinstance(batches, list) and batches and isinstance(batches[0], dict)
+            and {"scopeSpans", "resource"} & set(batches[0])):
+        keys.add("resourceSpans")
     return keys
