@@ -270,7 +270,8 @@ def test_vercel_ai_sdk_provider_ids_and_prompt_text(tmp_path):
     ``google.vertex.chat``, ``google.generative-ai``, ``amazon-bedrock``, ``azure.chat``): they
     map onto the price book's providers instead of loading as providers nothing can price. Its
     prompt and answer attributes (``ai.prompt``, ``ai.prompt.messages``, ``ai.response.text``)
-    are never stored, and the outer ``ai.generateText`` span is not a second call."""
+    are never stored, and the outer ``ai.generateText`` span is not a second call. The
+    telemetry metadata (``ai.telemetry.metadata.feature``) attributes the call."""
     calls = [("openai.chat", "gpt-4.1-mini", "openai"),
              ("openai.responses", "gpt-5-mini", "openai"),
              ("anthropic.messages", "claude-sonnet-4-5", "anthropic"),
@@ -284,9 +285,10 @@ def test_vercel_ai_sdk_provider_ids_and_prompt_text(tmp_path):
     path = _export(tmp_path / "ai-sdk.jsonl", "ai", *spans)
     result, wh = _ingest(tmp_path, path)
     assert result.exit_code == 0, result.output
-    assert _rows(wh, "select request_id, provider, model, input_tokens, output_tokens "
+    assert _rows(wh, "select request_id, provider, model, input_tokens, output_tokens, feature "
                      "from raw.gateway_calls order by request_id") == [
-        (f"resp-{i + 1}", stored, model, 500, 60) for i, (_, model, stored) in enumerate(calls)]
+        (f"resp-{i + 1}", stored, model, 500, 60, "dispatch_notes")
+        for i, (_, model, stored) in enumerate(calls)]
     stored_text = " ".join(str(v) for row in _rows(wh, "select * from raw.gateway_calls")
                            for v in row)
     for text in ("WB-5531", "Odile", "Rotterdam"):

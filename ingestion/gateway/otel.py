@@ -100,10 +100,13 @@ ATTRIBUTION_KEYS: dict[str, tuple[str, ...]] = {
 }
 
 # OpenLLMetry's association properties (``Traceloop.set_association_properties({...})``) are
-# written as ``traceloop.association.properties.<key>`` on the spans below the call that set them.
+# written as ``traceloop.association.properties.<key>`` on the spans below the call that set them;
+# the Vercel AI SDK's telemetry metadata (``experimental_telemetry: {metadata: {...}}``) as
+# ``ai.telemetry.metadata.<key>`` on each of its spans.
 for _field, _keys in list(ATTRIBUTION_KEYS.items()):
-    ATTRIBUTION_KEYS[_field] = (*_keys, *(f"traceloop.association.properties.{k}"
-                                          for k in _keys if "." not in k))
+    ATTRIBUTION_KEYS[_field] = (*_keys, *(f"{prefix}.{k}" for prefix in (
+        "traceloop.association.properties", "ai.telemetry.metadata") for k in _keys
+        if "." not in k))
 
 # native field -> span attribute keys (the call span's own attributes), first present wins.
 # Current GenAI semantic conventions first, then the earlier spellings: the experimental
