@@ -358,3 +358,38 @@ def test_grafana_tempo_trace_api_answer_loads(tmp_path):
         ("chatcmpl-tq1", TRACE, "ok", 800, "freight_quote"),
         (failed, TRACE, "rate_limited", 0, "freight_quote"),
     ]
+
+
+def test_openinference_metadata_attributes_the_calls(tmp_path):
+    """OpenInference applications tag their work with ``using_metadata({...})``: every span in
+    that context carries one ``metadata`` attribute holding a JSON object. Its feature and
+    segment attribute the model calls, the nearest span's first, like any attribute; a
+    ``metadata`` that is not a JSON object is left alone."""
+    chain = _span("d1ad6b7169203331", "RunnableSequence", {
+        "openinference.span.kind": "CHAIN",
+        "metadata": json.dumps({"feature": "waybill_summary", "customer_segment": "enterprise",
+                                "run": 7})})
+    inherits = _span("d2ad6b7169203332", "ChatOpenAI", {
+        "openinference.span.kind": "LLM", "llm.provider": "openai",
+        "llm.model_name": "gpt-4.1-mini", "llm.token_count.prompt": 300,
+        "llm.token_count.completion": 20}, parent="d1ad6b7169203331", at=1)
+    overrides = _span("d3ad6b7169203333", "ChatOpenAI", {
+        "openinference.span.kind": "LLM", "llm.provider": "openai",
+        "llm.model_name": "gpt-4.1-mini", "llm.token_count.prompt": 300,
+        "llm.token_count.completion": 20,
+        "metadata": json.dumps({"feature": "waybill_retry"})},
+        parent="d1ad6b7169203331", at=2)
+    odd = _span("d4ad6b7169203334", "ChatOpenAI", {
+        "openinference.span.kind": "LLM", "llm.provider": "openai",
+        "llm.model_name": "gpt-4.1-mini", "llm.token_count.prompt": 300,
+        "llm.token_count.completion": 20, "metadata": "feature=not-json"}, at=3)
+    path = _export(tmp_path / "langchain.jsonl", "openinference.instrumentation.langchain",
+                   chain, inherits, overrides, odd)
+    result, wh = _ingest(tmp_path, path)
+    assert result.exit_code == 0, result.output
+    assert _rows(wh, "select request_id, feature, customer_segment from raw.gateway_calls "
+                     "order by request_id") == [
+        ("d2ad6b7169203332", "waybill_summary", "enterprise"),
+        ("d3ad6b7169203333", "waybill_retry", "enterprise"),
+        ("d4ad6b7169203334", None, None),
+    ]

@@ -102,10 +102,12 @@ ATTRIBUTION_KEYS: dict[str, tuple[str, ...]] = {
 # OpenLLMetry's association properties (``Traceloop.set_association_properties({...})``) are
 # written as ``traceloop.association.properties.<key>`` on the spans below the call that set them;
 # the Vercel AI SDK's telemetry metadata (``experimental_telemetry: {metadata: {...}}``) as
-# ``ai.telemetry.metadata.<key>`` on each of its spans.
+# ``ai.telemetry.metadata.<key>`` on each of its spans; OpenInference's ``using_metadata({...})``
+# as one ``metadata`` attribute holding a JSON object (read as ``metadata.<key>``, see
+# _with_metadata_keys), LiteLLM's OpenTelemetry callback as ``metadata.<key>`` attributes.
 for _field, _keys in list(ATTRIBUTION_KEYS.items()):
     ATTRIBUTION_KEYS[_field] = (*_keys, *(f"{prefix}.{k}" for prefix in (
-        "traceloop.association.properties", "ai.telemetry.metadata") for k in _keys
+        "traceloop.association.properties", "ai.telemetry.metadata", "metadata") for k in _keys
         if "." not in k))
 
 # native field -> span attribute keys (the call span's own attributes), first present wins.
@@ -256,6 +258,19 @@ def _hex(expr: str) -> str:
     for a 16-byte trace id, 12 ending ``=`` for an 8-byte span id, decoded to the same hex."""
     b64 = f"regexp_matches({expr}, '^([A-Za-z0-9+/]{{22}}==|[A-Za-z0-9+/]{{11}}=)$')"
     return f"(case when {b64} then lower(hex(from_base64({expr}))) else lower({expr}) end)"
+
+
+def _with_metadata_keys(attrs: str, wanted: list[str]) -> str:
+    """SQL: the attribute list ``attrs`` plus ``metadata.<key>`` entries for the keys of a
+    ``metadata`` attribute holding a JSON object (OpenInference's ``using_metadata({...})``
+    writes the application's metadata so) that are among ``wanted``."""
+    pick = (f"list_filter(json_keys(a.v), lambda mk: ('metadata.' || mk) in {_in(wanted)})")
+    pairs = ("lambda mk: {'k': 'metadata.' || mk, "
+             "'v': json_extract_string(a.v, '$.\"' || replace(mk, '\"', '') || '\"')}")
+    meta = (f"list_filter({attrs}, lambda a: a.k = 'metadata' and starts_with(ltrim(a.v), '{{') "
+            "and json_valid(a.v))")
+    return (f"list_concat({attrs}, flatten(list_transform({meta}, "
+            f"lambda a: list_transform({pick}, {pairs}))))")
 
 
 def _attr(keys: tuple[str, ...]) -> str:
@@ -519,6 +534,7 @@ def read(con, path: Path, into: str) -> SkippedRecords:
           from {into}_docs2 where parse_error is not null
         );
         create or replace temp table {into}_spans as
+        select * replace ({_with_metadata_keys("attrs", attribution_keys)} as attrs) from (
         select span_no, res_attrs, scope_name,
                -- the span without prompt/completion attributes or events
                cast(json_merge_patch(sp, json_object(
@@ -537,7 +553,7 @@ def read(con, path: Path, into: str) -> SkippedRecords:
                  '$.name', '$.startTimeUnixNano', '$.endTimeUnixNano', '$.status.code',
                  '$.status.message']) as f
           from {into}_ordered where parse_error is null
-        );
+        ));
         """
     )
     operation = (
