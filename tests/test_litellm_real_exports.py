@@ -321,3 +321,32 @@ def test_one_hour_cache_writes_in_litellms_usage_shape_keep_their_ttl(tmp_path):
     assert _rows(wh, "select request_id, input_tokens, cache_write_input_tokens, "
                      "cache_write_ttl from raw.gateway_calls order by request_id") == [
         ("msg-1h", 5040, 5000, "1h"), ("msg-5m", 5040, 5000, "5m")]
+
+
+def test_spend_logs_metadata_pairs_attribute_the_call(tmp_path):
+    """LiteLLM's other documented way to tag a request is custom key/value pairs,
+    ``metadata: {"spend_logs_metadata": {...}}`` (or the ``x-litellm-spend-logs-metadata``
+    header), stored in the spend log's metadata: they attribute the call where no request tag
+    does; a request tag wins over a pair."""
+    def meta(pairs):
+        return json.dumps({"status": "success", "spend_logs_metadata": pairs,
+                           "usage_object": {"prompt_tokens": 2000, "completion_tokens": 420}})
+    rows = [
+        _spend_row("chatcmpl-p1", 1, "gpt-5-mini", custom_llm_provider="openai",
+                   request_tags="[]", metadata=meta({"feature": "customs_forms",
+                                                     "segment": "public_sector",
+                                                     "project": "proj_7"})),
+        _spend_row("chatcmpl-p2", 2, "gpt-5-mini", custom_llm_provider="openai",
+                   request_tags=json.dumps(["feature:route_planner"]),
+                   metadata=meta({"feature": "customs_forms", "env": "staging"})),
+        _spend_row("chatcmpl-p3", 3, "gpt-5-mini", custom_llm_provider="openai",
+                   request_tags="[]", metadata=meta(None)),
+    ]
+    result, wh = _ingest(tmp_path, _psql_csv(tmp_path / "spend_logs.csv", rows))
+    assert result.exit_code == 0, result.output
+    assert _rows(wh, "select request_id, feature, customer_segment, project_id, environment "
+                     "from raw.gateway_calls order by request_id") == [
+        ("chatcmpl-p1", "customs_forms", "public_sector", "proj_7", None),
+        ("chatcmpl-p2", "route_planner", None, None, "staging"),
+        ("chatcmpl-p3", None, None, None, None),
+    ]

@@ -22,6 +22,8 @@ What LiteLLM writes (checked against the proxy's schema and STACK_NOTES.md):
   StandardLoggingPayload; ``request_id`` ``<id>_cache_hit<epoch>``) never reached the vendor:
   spend 0, and its tokens are loaded as 0 (nothing is billed); the usage it served is kept in
   ``extra.litellm_cache_hit_tokens``.
+- Custom key/value pairs in ``metadata.spend_logs_metadata`` fill the same fields as the tags
+  (keys as the tag prefixes: ``feature``, ``segment``, ``team``, ...) when no tag does.
 - Tags arrive as ``request_tags`` (and older proxies: ``metadata.tags``) like
   ``"feature:invoice_triage"``: ``feature:``, ``segment:``/``customer_segment:``, ``team:``,
   ``customer:``/``customer_id:``, ``env:``/``environment:``, ``class:``/``request_class:``,
@@ -415,10 +417,16 @@ def _input_tokens(read: str, write: str) -> str:
 
 
 def _tag(field: str) -> str:
+    """SQL: the value of ``field`` from the request tags (``feature:x``), else from the custom
+    key/value pairs of ``metadata.spend_logs_metadata`` (LiteLLM's other documented way to tag
+    a request: ``{"spend_logs_metadata": {"feature": "x"}}`` in the request's metadata or the
+    ``x-litellm-spend-logs-metadata`` header), keys as the tag prefixes."""
     prefixes = _TAG_FIELDS[field]
     picks = [f"list_filter(tags, lambda t: lower(t) like {_q(p + ':%')})[1]" for p in prefixes]
     first = f"coalesce({', '.join(picks)})"
-    return f"nullif(trim(substr({first}, strpos({first}, ':') + 1)), '')"
+    tagged = f"nullif(trim(substr({first}, strpos({first}, ':') + 1)), '')"
+    pairs = ", ".join(f"nullif(trim({_m('$.spend_logs_metadata.' + p)}), '')" for p in prefixes)
+    return f"coalesce({tagged}, {pairs})"
 
 
 # Top-level columns read as text (one JSON parse per record for all of them).
@@ -471,6 +479,7 @@ _META = (
     "$.usage_object.completion_tokens_details.reasoning_tokens",
     "$.additional_usage_values.completion_tokens_details.reasoning_tokens",
     "$.usage_object.service_tier",
+    *(f"$.spend_logs_metadata.{p}" for ps in _TAG_FIELDS.values() for p in ps),
 )
 
 
