@@ -7,7 +7,10 @@ What LiteLLM writes (checked against the proxy's schema and STACK_NOTES.md):
   so ``input_tokens = prompt_tokens`` (our convention: input is all input). The split comes from
   ``metadata.usage_object`` (``cache_read_input_tokens``, ``cache_creation_input_tokens``,
   ``prompt_tokens_details.cached_tokens``, ``completion_tokens_details.reasoning_tokens``,
-  ``cache_creation.ephemeral_{5m,1h}_input_tokens``) or ``metadata.additional_usage_values``.
+  ``cache_creation.ephemeral_{5m,1h}_input_tokens``, or as LiteLLM's own Usage writes them
+  ``prompt_tokens_details.cache_creation_tokens`` and
+  ``prompt_tokens_details.cache_creation_token_details.ephemeral_{5m,1h}_input_tokens``) or
+  ``metadata.additional_usage_values``.
 - ``completion_tokens`` includes reasoning tokens: ``output_tokens = completion_tokens``.
 - ``spend`` is LiteLLM's own USD estimate: ``cost_usd``.
 - ``startTime``/``endTime`` are UTC (a value without an offset is read as UTC); ``latency_ms``
@@ -15,6 +18,12 @@ What LiteLLM writes (checked against the proxy's schema and STACK_NOTES.md):
 - A failed call is a row with zero tokens and zero spend and ``status = 'failure'`` (or
   ``metadata.status``): status ``error``, ``rate_limited`` (error code 429 / RateLimitError) or
   ``timeout``; a retried call is one row.
+- A response LiteLLM served from its own cache (``cache_hit`` "True" in SpendLogs, ``true`` in
+  StandardLoggingPayload; ``request_id`` ``<id>_cache_hit<epoch>``) never reached the vendor:
+  spend 0, and its tokens are loaded as 0 (nothing is billed); the usage it served is kept in
+  ``extra.litellm_cache_hit_tokens``.
+- Custom key/value pairs in ``metadata.spend_logs_metadata`` fill the same fields as the tags
+  (keys as the tag prefixes: ``feature``, ``segment``, ``team``, ...) when no tag does.
 - Tags arrive as ``request_tags`` (and older proxies: ``metadata.tags``) like
   ``"feature:invoice_triage"``: ``feature:``, ``segment:``/``customer_segment:``, ``team:``,
   ``customer:``/``customer_id:``, ``env:``/``environment:``, ``class:``/``request_class:``,
@@ -29,7 +38,12 @@ What LiteLLM writes (checked against the proxy's schema and STACK_NOTES.md):
   too: ``id`` is the ``request_id``, ``response_cost`` the cost, ``trace_id`` the trace,
   ``startTime``/``endTime`` epoch seconds (floats), ``error_information`` top level.
 - ``provider`` is ``custom_llm_provider``, else the model's ``provider/`` prefix, else the
-  provider recognised from ``api_base``.
+  ``llm_provider`` LiteLLM wrote in ``error_information`` (a failed call), else the provider
+  recognised from ``api_base``, else the provider LiteLLM itself routes a bare model name to
+  (``litellm_bare_models.csv``: its price map's entry for that key, e.g. ``gpt-5-mini`` ->
+  openai, ``claude-sonnet-4-5`` -> anthropic). Rows written before LiteLLM had the
+  ``custom_llm_provider`` column, and failed calls, leave it empty, often with no ``api_base``
+  either.
 
 Prompt and response text (``messages``, ``response``, ``proxy_server_request``) is dropped;
 every other unmapped column lands in ``extra``; LiteLLM's ``metadata`` object is the native
@@ -79,6 +93,22 @@ _TAG_FIELDS: dict[str, tuple[str, ...]] = {
     "project_id": ("project", "project_id"),
     "prompt_template_id": ("template", "prompt_template", "prompt_template_id"),
 }
+
+
+# The provider LiteLLM routes a model name without a ``provider/`` prefix to (its price map's
+# entry for that key), generated with the default price book (``tokenbook.pricing.default``).
+BARE_MODELS = Path(__file__).resolve().with_name("litellm_bare_models.csv")
+
+
+def bare_models_table(con) -> str:
+    """TEMP table ``(bare_model, bare_provider)`` of ``BARE_MODELS``, read once per connection
+    and kept for the load's other files; returns its name."""
+    con.execute(
+        "create temp table if not exists _tb_litellm_bare_models as select model as bare_model, "
+        f"provider as bare_provider from read_csv({_q(str(BARE_MODELS))}, header = true, "
+        "columns = {'model': 'VARCHAR', 'provider': 'VARCHAR', 'source_snapshot': 'VARCHAR'})"
+    )
+    return "_tb_litellm_bare_models"
 
 
 def _q(s: str) -> str:
@@ -366,11 +396,37 @@ def _ts(expr: str) -> str:
     )
 
 
+def _input_tokens(read: str, write: str) -> str:
+    """SQL: input tokens of a row (text), cache reads and writes included.
+
+    ``prompt_tokens`` includes both in most LiteLLM releases, but not in all: mid-2025
+    releases added only the cache reads to Anthropic's input (a spend log of that time:
+    prompt 30,946 = 6 uncached + 30,940 read, with 460 written; BerriAI/litellm#11364, #15056:
+    prompt 31 with 1,253 written), and a 2026 change (BerriAI/litellm#23342) follows
+    Anthropic's count, no cache at all, for /v1/messages calls. When the cache counts exceed
+    prompt_tokens, it cannot include them: it then excludes the writes (reads <= prompt) or
+    both (reads > prompt), and they are added. Otherwise prompt_tokens is taken as logged (a
+    row of those releases whose uncached input exceeds its writes cannot be told apart)."""
+    p = "try_cast(prompt_tokens as bigint)"
+    r, w = (f"coalesce(try_cast({x} as bigint), 0)" for x in (read, write))
+    return (
+        f"case when {p} is not null and {r} + {w} > {p} "
+        f"then cast(case when {r} > {p} then {p} + {r} + {w} else {p} + {w} end as varchar) "
+        "else prompt_tokens end"
+    )
+
+
 def _tag(field: str) -> str:
+    """SQL: the value of ``field`` from the request tags (``feature:x``), else from the custom
+    key/value pairs of ``metadata.spend_logs_metadata`` (LiteLLM's other documented way to tag
+    a request: ``{"spend_logs_metadata": {"feature": "x"}}`` in the request's metadata or the
+    ``x-litellm-spend-logs-metadata`` header), keys as the tag prefixes."""
     prefixes = _TAG_FIELDS[field]
     picks = [f"list_filter(tags, lambda t: lower(t) like {_q(p + ':%')})[1]" for p in prefixes]
     first = f"coalesce({', '.join(picks)})"
-    return f"nullif(trim(substr({first}, strpos({first}, ':') + 1)), '')"
+    tagged = f"nullif(trim(substr({first}, strpos({first}, ':') + 1)), '')"
+    pairs = ", ".join(f"nullif(trim({_m('$.spend_logs_metadata.' + p)}), '')" for p in prefixes)
+    return f"coalesce({tagged}, {pairs})"
 
 
 # Top-level columns read as text (one JSON parse per record for all of them).
@@ -394,8 +450,11 @@ _TOP = (
     "error_information",
     "error_information.error_code",
     "error_information.error_class",
+    "error_information.llm_provider",
     # OpenAI's tier is on the response, not in usage: the response column or a top-level one
     "response.service_tier",
+    # "True" (SpendLogs) / true (StandardLoggingPayload): served from LiteLLM's own cache
+    "cache_hit",
     "service_tier",
 )
 # metadata paths read as text (one parse of metadata per record).
@@ -404,6 +463,7 @@ _META = (
     "$.error_information",
     "$.error_information.error_code",
     "$.error_information.error_class",
+    "$.error_information.llm_provider",
     "$.user_api_key_team_alias",
     "$.usage_object.cache_read_input_tokens",
     "$.usage_object.prompt_tokens_details.cached_tokens",
@@ -412,9 +472,14 @@ _META = (
     "$.additional_usage_values.cache_creation_input_tokens",
     "$.usage_object.cache_creation.ephemeral_1h_input_tokens",
     "$.usage_object.cache_creation.ephemeral_5m_input_tokens",
+    # LiteLLM's own Usage: the write and its TTL split inside prompt_tokens_details
+    "$.usage_object.prompt_tokens_details.cache_creation_tokens",
+    "$.usage_object.prompt_tokens_details.cache_creation_token_details.ephemeral_1h_input_tokens",
+    "$.usage_object.prompt_tokens_details.cache_creation_token_details.ephemeral_5m_input_tokens",
     "$.usage_object.completion_tokens_details.reasoning_tokens",
     "$.additional_usage_values.completion_tokens_details.reasoning_tokens",
     "$.usage_object.service_tier",
+    *(f"$.spend_logs_metadata.{p}" for ps in _TAG_FIELDS.values() for p in ps),
 )
 
 
@@ -439,9 +504,91 @@ def read(con, path: Path, into: str) -> None:
     """Read one LiteLLM spend-log file into the TEMP table ``into`` (reader interface)."""
     path = Path(path)
     recs = f"{into}_recs"
-    base = f"{into}_base"
     load_records(con, path, recs)
     recs = _expand_pages(con, path, recs)
+    _map(con, recs, into)
+
+
+# A JSON-lines file up to this size can be read with others in one pass (read_many).
+BATCH_MAX_BYTES = 32 * 1024 * 1024
+
+
+def batchable(path: Path) -> bool:
+    """True for a small, uncompressed JSON-lines file (a bucket logger's object holds one
+    call): such files are read together by ``read_many``, one pass over all of them instead
+    of a dozen statements per file (5,000 one-call files: see ingestion/README.md)."""
+    path = Path(path)
+    if path.name.lower().endswith((".gz", ".csv", ".parquet")) or not path.is_file():
+        return False
+    if path.stat().st_size > BATCH_MAX_BYTES:
+        return False
+    try:
+        return sniff(path).kind == "jsonl"
+    except SniffError:
+        return False
+
+
+def read_many(con, paths: list[Path], into: str) -> bool:
+    """Read several JSON-lines spend-log files (``batchable``) into the TEMP table ``into``
+    with a ``filename`` column, each record numbered by its line in its file, as ``read``
+    numbers it. False (nothing created) when one of them needs to be read alone: a page of the
+    spend-logs API or a summarised answer (``read`` expands or refuses them by file name)."""
+    recs, lines = f"{into}_recs", f"{into}_lines"
+    files = "[" + ", ".join(_q(str(p)) for p in paths) + "]"
+    con.execute(
+        f"""
+        create or replace temp table {lines} as
+        select filename, cast(n as bigint) as source_line,
+               regexp_replace(line, '\\r$', '') as raw_line
+        from (select filename, string_split(content, chr(10)) as ls from read_text({files})),
+             unnest(ls) with ordinality as u(line, n)
+        """
+    )
+    con.execute(
+        f"""
+        create or replace temp table {recs} as
+        select filename, source_line, raw_line, j,
+               case when j is null then 'not JSON'
+                    when json_type(j) <> 'OBJECT' then 'not a JSON object' end as parse_error
+        from (select filename, source_line, raw_line,
+                     case when json_valid(raw_line) then cast(raw_line as JSON) end as j
+              from {lines} where trim(raw_line) <> '')
+        """
+    )
+    con.execute(f"drop table if exists {lines}")
+    pages = con.execute(
+        f"select count(*) from {recs} where parse_error is null and (j->'$.request_id') is null "
+        "and (json_type(j, '$.data') = 'ARRAY' or ((j->'$.spend') is not null "
+        "and ((j->'$.users') is not null or (j->'$.models') is not null)))"
+    ).fetchone()[0]
+    if pages:
+        con.execute(f"drop table if exists {recs}")
+        return False
+    _map(con, recs, into, keep=("filename",))
+    return True
+
+
+def _map(con, recs: str, into: str, keep: tuple[str, ...] = ()) -> None:
+    """The records of ``recs`` (source_line, raw_line, j, parse_error, and the ``keep``
+    columns) mapped onto the reader columns (and ``keep``) in the TEMP table ``into``."""
+    base = f"{into}_base"
+    bare = bare_models_table(con)
+    kept = "".join(f"{k}, " for k in keep)
+    # A response LiteLLM served from its own cache (Redis, in-memory, ...) never reached the
+    # vendor: LiteLLM logs it with spend 0, cache_hit "True" and the cached answer's usage. No
+    # token of it is billed, so its token counts are 0 (our convention: tokens the vendor
+    # processes) and the counts it served are kept in extra.litellm_cache_hit_tokens.
+    hit = "coalesce(lower(cache_hit_raw) in ('true', '1'), false)"
+    read = _m(
+        "$.usage_object.cache_read_input_tokens",
+        "$.usage_object.prompt_tokens_details.cached_tokens",
+        "$.additional_usage_values.cache_read_input_tokens",
+    )
+    write = _m(
+        "$.usage_object.cache_creation_input_tokens",
+        "$.additional_usage_values.cache_creation_input_tokens",
+        "$.usage_object.prompt_tokens_details.cache_creation_tokens",
+    )
     status_raw = f"lower(coalesce(status_top, {_m('$.status')}))"
     has_err = f"(coalesce({_m('$.error_information')}, err_info_top) is not null)"
     err = f"coalesce({_m('$.error_information.error_code')}, err_code_top, '')"
@@ -457,8 +604,16 @@ def read(con, path: Path, into: str) -> None:
         when {status_raw} in ('success', 'ok') then 'ok'
         else 'error'
       end"""
-    ttl_1h = _m("$.usage_object.cache_creation.ephemeral_1h_input_tokens")
-    ttl_5m = _m("$.usage_object.cache_creation.ephemeral_5m_input_tokens")
+    ttl_1h = _m(
+        "$.usage_object.cache_creation.ephemeral_1h_input_tokens",
+        "$.usage_object.prompt_tokens_details.cache_creation_token_details"
+        ".ephemeral_1h_input_tokens",
+    )
+    ttl_5m = _m(
+        "$.usage_object.cache_creation.ephemeral_5m_input_tokens",
+        "$.usage_object.prompt_tokens_details.cache_creation_token_details"
+        ".ephemeral_5m_input_tokens",
+    )
     ttl = (
         f"case when coalesce(try_cast({ttl_1h} as bigint), 0) > 0 then '1h' "
         f"when coalesce(try_cast({ttl_5m} as bigint), 0) > 0 then '5m' end"
@@ -470,10 +625,14 @@ def read(con, path: Path, into: str) -> None:
     native = {
         "request_id": "coalesce(request_id, id_raw)",
         "timestamp": f"case when start_raw is not null then {_utc_text('start_raw')} end",
-        "provider": f"coalesce(provider_raw, {model_prefix}, {_PROVIDER_FROM_API_BASE})",
+        "provider": (
+            f"coalesce(provider_raw, {model_prefix}, "
+            f"{_m('$.error_information.llm_provider')}, err_provider_top, "
+            f"{_PROVIDER_FROM_API_BASE}, bare_provider)"
+        ),
         "model": "model",
-        "input_tokens": "prompt_tokens",
-        "output_tokens": "completion_tokens",
+        "input_tokens": f"case when {hit} then '0' else {_input_tokens(read, write)} end",
+        "output_tokens": f"case when {hit} then '0' else completion_tokens end",
         "trace_id": "trace_raw",
         "attempt": "null",
         "latency_ms": "cast((epoch_us(end_ts) - epoch_us(start_ts)) / 1000.0 as varchar)",
@@ -485,20 +644,21 @@ def read(con, path: Path, into: str) -> None:
         "request_class": _tag("request_class"),
         "api_key_id": "api_key",
         "project_id": _tag("project_id"),
-        "cache_read_input_tokens": _m(
+        "cache_read_input_tokens": f"case when {hit} then null else " + _m(
             "$.usage_object.cache_read_input_tokens",
             "$.usage_object.prompt_tokens_details.cached_tokens",
             "$.additional_usage_values.cache_read_input_tokens",
-        ),
-        "cache_write_input_tokens": _m(
+        ) + " end",
+        "cache_write_input_tokens": f"case when {hit} then null else " + _m(
             "$.usage_object.cache_creation_input_tokens",
             "$.additional_usage_values.cache_creation_input_tokens",
-        ),
-        "cache_write_ttl": ttl,
-        "reasoning_tokens": _m(
+            "$.usage_object.prompt_tokens_details.cache_creation_tokens",
+        ) + " end",
+        "cache_write_ttl": f"case when {hit} then null else {ttl} end",
+        "reasoning_tokens": f"case when {hit} then null else " + _m(
             "$.usage_object.completion_tokens_details.reasoning_tokens",
             "$.additional_usage_values.completion_tokens_details.reasoning_tokens",
-        ),
+        ) + " end",
         "batch": "null",
         "service_tier": (
             f"coalesce({_m('$.usage_object.service_tier')}, tier_response, "
@@ -531,7 +691,10 @@ def read(con, path: Path, into: str) -> None:
                 "'metadata_unparsed', case when meta is null then j->>'$.metadata' end, "
                 "'request_tags_unparsed', case when tags_json is null "
                 "then j->>'$.request_tags' end, "
-                "'request_tags', case when len(other_tags) > 0 then to_json(other_tags) end"
+                "'request_tags', case when len(other_tags) > 0 then to_json(other_tags) end, "
+                f"'litellm_cache_hit_tokens', case when {hit} then json_object("
+                "'prompt_tokens', try_cast(prompt_tokens as bigint), "
+                "'completion_tokens', try_cast(completion_tokens as bigint)) end"
                 ")) as varchar), '{}') end as extra"
             )
         else:
@@ -544,7 +707,7 @@ def read(con, path: Path, into: str) -> None:
     con.execute(
         f"""
         create or replace temp table {base} as
-        select source_line, raw_line, parse_error, j, {named},
+        select {kept}source_line, raw_line, parse_error, j, {named},
                {_ts("start_raw0")} as start_ts, {_ts("end_raw")} as end_ts,
                meta, tags_json,
                -- the response as JSON text (a CSV export): only its tier is read
@@ -557,7 +720,7 @@ def read(con, path: Path, into: str) -> None:
                  {_from_string_or_json("jf[1]")} as meta,
                  {_from_string_or_json("jf[2]")} as tags_json
           from (
-            select source_line, raw_line, parse_error, j,
+            select {kept}source_line, raw_line, parse_error, j,
                    json_extract_string(j, [{top}]) as f,
                    json_extract(j, ['$.metadata', '$.request_tags']) as jf
             from {recs}
@@ -590,9 +753,9 @@ def read(con, path: Path, into: str) -> None:
                  list_filter(req_tags, lambda t: not ({known_tag})) as other_tags
           from tagged0
         )
-        select {", ".join(select_cols)}
-        from tagged
-        order by source_line
+        select {kept}{", ".join(select_cols)}
+        from tagged left join {bare} as bare on bare.bare_model = tagged.model
+        order by {kept}source_line
         """
     )
     con.execute(f"drop table if exists {recs}")
@@ -618,6 +781,8 @@ _TOP_NAMES = {
     "error_information": "err_info_top",
     "error_information.error_code": "err_code_top",
     "error_information.error_class": "err_class_top",
+    "error_information.llm_provider": "err_provider_top",
     "response.service_tier": "tier_response",
+    "cache_hit": "cache_hit_raw",
     "service_tier": "tier_top",
 }

@@ -3,7 +3,7 @@ records (reader interface: see ``readers.py``).
 
 Input: OTLP/JSON ``ExportTraceServiceRequest`` documents, one per line (the collector's file
 exporter) or one pretty-printed document per file: ``resourceSpans[] -> scopeSpans[] ->
-spans[]``; attributes are ``{key, value: {stringValue|intValue|doubleValue|boolValue|
+spans[]`` (Grafana Tempo's trace API: ``batches[]``, ids in base64, decoded to hex); attributes are ``{key, value: {stringValue|intValue|doubleValue|boolValue|
 arrayValue}}``, int64 values are strings, ids are hex, ``status.code`` an integer (2 = error).
 
 Which spans are records: spans with ``gen_ai.*`` attributes naming a model or usage, except
@@ -60,7 +60,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ingestion.gateway.litellm import load_records
+from ingestion.gateway.litellm import bare_models_table, load_records
 from ingestion.gateway.readers import READER_COLUMNS, SkippedRecords
 
 # native field -> attribute keys, most specific first (searched up the parent chain).
@@ -99,6 +99,17 @@ ATTRIBUTION_KEYS: dict[str, tuple[str, ...]] = {
     ),
 }
 
+# OpenLLMetry's association properties (``Traceloop.set_association_properties({...})``) are
+# written as ``traceloop.association.properties.<key>`` on the spans below the call that set them;
+# the Vercel AI SDK's telemetry metadata (``experimental_telemetry: {metadata: {...}}``) as
+# ``ai.telemetry.metadata.<key>`` on each of its spans; OpenInference's ``using_metadata({...})``
+# as one ``metadata`` attribute holding a JSON object (read as ``metadata.<key>``, see
+# _with_metadata_keys), LiteLLM's OpenTelemetry callback as ``metadata.<key>`` attributes.
+for _field, _keys in list(ATTRIBUTION_KEYS.items()):
+    ATTRIBUTION_KEYS[_field] = (*_keys, *(f"{prefix}.{k}" for prefix in (
+        "traceloop.association.properties", "ai.telemetry.metadata", "metadata") for k in _keys
+        if "." not in k))
+
 # native field -> span attribute keys (the call span's own attributes), first present wins.
 # Current GenAI semantic conventions first, then the earlier spellings: the experimental
 # gen_ai.* names (gen_ai.system, prompt/completion tokens, Traceloop's cache_creation), the
@@ -111,8 +122,11 @@ CALL_KEYS: dict[str, tuple[str, ...]] = {
     "provider": ("gen_ai.provider.name", "gen_ai.system", "llm.provider", "llm.system",
                  "llm.vendor"),
     "model": ("gen_ai.response.model", "gen_ai.request.model", "llm.response.model",
-              "llm.model_name", "llm.request.model"),
-    "operation": ("gen_ai.operation.name", "llm.request.type"),
+              "llm.response.model_name", "llm.model_name", "llm.request.model",
+              "llm.request.model_name", "embedding.model_name"),
+    # OpenLLMetry's llm.request.type (chat, completion, embedding, rerank) and OpenInference's
+    # span kind (LLM, EMBEDDING, AGENT, TOOL, ...) are normalised by OPERATION_NAMES
+    "operation": ("gen_ai.operation.name", "llm.request.type", "openinference.span.kind"),
     "input_tokens": ("gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens",
                      "llm.token_count.prompt", "llm.usage.prompt_tokens"),
     "output_tokens": ("gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens",
@@ -127,6 +141,7 @@ CALL_KEYS: dict[str, tuple[str, ...]] = {
         "gen_ai.usage.cache_write.input_tokens",
         "gen_ai.usage.cache_creation.input_tokens",
         "gen_ai.usage.cache_creation_input_tokens",
+        "gen_ai.usage.cache_write_input_tokens",
         "llm.token_count.prompt_details.cache_write",
         "llm.usage.cache_creation_input_tokens",
     ),
@@ -142,13 +157,25 @@ CALL_KEYS: dict[str, tuple[str, ...]] = {
         "openai.request.service_tier",
         "gen_ai.openai.request.service_tier",
     ),
+    # only read to tell whether input_tokens includes the cache tokens (see read())
+    "total_tokens": ("gen_ai.usage.total_tokens", "llm.usage.total_tokens", "llm.token_count.total"),
     "error_type": ("error.type",),
+}
+# Keys that name a call's operation but do not make a span a GenAI span by themselves (every
+# OpenInference span has a kind: CHAIN, RETRIEVER, ...).
+NOT_GENAI_ON_THEIR_OWN = ("error.type", "openinference.span.kind")
+# Operation spellings (lower case) -> the conventions' gen_ai.operation.name.
+OPERATION_NAMES = {
+    "embedding": "embeddings",  # OpenLLMetry's llm.request.type, OpenInference's EMBEDDING
+    "agent": "invoke_agent",  # OpenInference AGENT spans
+    "tool": "execute_tool",  # OpenInference TOOL spans
 }
 AGENT_OPERATIONS = ("invoke_agent", "create_agent", "execute_tool")
 PROVIDER_NAMES = {
     "aws.bedrock": "bedrock",
     "azure.ai.openai": "azure_openai",
     "az.ai.openai": "azure_openai",
+    "az.ai.inference": "azure_ai",  # the conventions' earlier spelling of azure.ai.inference
     "gcp.vertex_ai": "vertex_ai",
     "gcp.gemini": "gemini",
     "azure.ai.inference": "azure_ai",
@@ -158,11 +185,40 @@ PROVIDER_NAMES = {
     "aws": "bedrock",
     "vertexai": "vertex_ai",
 }
-# Attributes that carry prompt or completion text: dropped, never stored.
+# The Vercel AI SDK writes its provider id as gen_ai.system: <provider>.<api> ("openai.chat",
+# "openai.responses", "anthropic.messages", "mistral.chat", "xAI.chat", "azure.chat",
+# "google.generative-ai", "google.vertex.chat", "amazon-bedrock"). LIKE patterns (lower case)
+# checked after the conventions' names, then the heads kept as the provider.
+AI_SDK_PROVIDERS = {
+    "google.generative-ai%": "gemini",
+    "google.vertex.%": "vertex_ai",
+    "amazon-bedrock%": "bedrock",
+    "azure.%": "azure_openai",
+}
+AI_SDK_HEADS = ("openai", "anthropic", "mistral", "cohere", "groq", "xai", "deepseek",
+                "perplexity", "togetherai", "fireworks", "cerebras")
+# gen_ai.system values that name an agent framework, not who serves the call (Strands Agents
+# writes "strands-agents" whatever model provider it uses): like a missing provider, the
+# provider is then the one LiteLLM's price map gives the model name, if any
+# (``litellm.BARE_MODELS``: ``us.anthropic.claude-sonnet-4-20250514-v1:0`` -> bedrock).
+FRAMEWORK_SYSTEMS = ("strands-agents",)
+# Attributes that carry prompt or completion text: dropped, never stored. The GenAI
+# conventions' and OpenLLMetry's (gen_ai.prompt.N.content, traceloop.entity.input), and
+# the Vercel AI SDK's (ai.prompt.messages, ai.response.text, ai.toolCall.args, ...), and
+# OpenInference's, which flattens messages into indexed keys (llm.input_messages.0.message.content,
+# llm.output_messages.0.message.contents.0.message_content.text) and writes the whole request and
+# answer as input.value / output.value, the template's variables, the embedded texts
+# (embedding.embeddings.N.embedding.text), retrieved documents and reranker queries.
 PROMPT_TEXT_KEYS = (
     r"^(gen_ai\.(prompt|completion|input\.messages|output\.messages|system_instructions"
     r"|tool\.call\.arguments|tool\.call\.result|tool\.definitions)"
-    r"|llm\.prompts|traceloop\.entity\.(input|output))"
+    r"|llm\.(prompts|completions|choices|input_messages|output_messages"
+    r"|prompt_template\.(template|variables))"
+    r"|(input|output)\.value|embedding\.embeddings|retrieval\.documents"
+    r"|ai\.(prompt|response\.(text|toolCalls|reasoning|object)|result\.(text|toolCalls|object)"
+    r"|toolCall\.(args|result)|values?|embeddings?)"
+    r"|reranker\.(query|input_documents|output_documents)|message\.contents?"
+    r"|traceloop\.entity\.(input|output))(\.|$)"
 )
 
 
@@ -194,6 +250,27 @@ def _attrs(json_expr: str) -> str:
         f"lambda kv: {{'kv': kv, 'kvf': json_extract_string(kv, {_KV_PATHS})}}), "
         f"lambda e: {{'k': e.kvf[1], 'v': {_VALUE.replace('kvf[', 'e.kvf[').replace('kv,', 'e.kv,').replace('kv->', 'e.kv->')}}}), [])"
     )
+
+
+def _hex(expr: str) -> str:
+    """SQL: a trace or span id as lower-case hex. OTLP/JSON writes hex; protobuf's own JSON
+    mapping (Grafana Tempo's trace API) writes the bytes as base64: 24 characters ending ``==``
+    for a 16-byte trace id, 12 ending ``=`` for an 8-byte span id, decoded to the same hex."""
+    b64 = f"regexp_matches({expr}, '^([A-Za-z0-9+/]{{22}}==|[A-Za-z0-9+/]{{11}}=)$')"
+    return f"(case when {b64} then lower(hex(from_base64({expr}))) else lower({expr}) end)"
+
+
+def _with_metadata_keys(attrs: str, wanted: list[str]) -> str:
+    """SQL: the attribute list ``attrs`` plus ``metadata.<key>`` entries for the keys of a
+    ``metadata`` attribute holding a JSON object (OpenInference's ``using_metadata({...})``
+    writes the application's metadata so) that are among ``wanted``."""
+    pick = (f"list_filter(json_keys(a.v), lambda mk: ('metadata.' || mk) in {_in(wanted)})")
+    pairs = ("lambda mk: {'k': 'metadata.' || mk, "
+             "'v': json_extract_string(a.v, '$.\"' || replace(mk, '\"', '') || '\"')}")
+    meta = (f"list_filter({attrs}, lambda a: a.k = 'metadata' and starts_with(ltrim(a.v), '{{') "
+            "and json_valid(a.v))")
+    return (f"list_concat({attrs}, flatten(list_transform({meta}, "
+            f"lambda a: list_transform({pick}, {pairs}))))")
 
 
 def _attr(keys: tuple[str, ...]) -> str:
@@ -272,24 +349,56 @@ def _flat_to_otlp() -> str:
           'attributes', {_kv_list(_FLAT_ATTRS)})))))))"""
 
 
+# Input tokens as our convention counts them (cache reads and writes included). Every
+# instrumentation above counts so, except where the client passes on a vendor's usage that
+# excludes the cache: Strands Agents on Bedrock writes Bedrock's inputTokens (no cache) beside
+# the cache counts and a total that adds them up (input 4,299 + output 631 + cache read 35,574
+# + cache write 17,787 = total 58,291). So when the cache counts are not zero and the total
+# equals input + output + cache, but not input + output, the cache is added to the input
+# (OpenInference's processor for Strands reads them the same way). Likewise when the cache
+# counts exceed the input, which cannot then include them (OpenLLMetry's Anthropic
+# instrumentation wrote Anthropic's input_tokens as the prompt count before
+# traceloop/openllmetry#2175). Otherwise input is as logged.
+_N = "coalesce(try_cast({} as double), 0)"
+_CACHE = f"({_N.format('cache_read_input_tokens')} + {_N.format('cache_write_input_tokens')})"
+_IN_OUT = f"({_N.format('input_tokens')} + {_N.format('output_tokens')})"
+_INPUT_WITH_CACHE = (
+    f"case when input_tokens is not null and {_CACHE} > 0 "
+    f"and ({_CACHE} > {_N.format('input_tokens')} "
+    f"or (try_cast(total_tokens as double) = {_IN_OUT} + {_CACHE} "
+    f"and try_cast(total_tokens as double) <> {_IN_OUT})) "
+    f"then cast(cast({_N.format('input_tokens')} + {_CACHE} as bigint) as varchar) "
+    "else input_tokens end"
+)
+
+
 def read(con, path: Path, into: str) -> SkippedRecords:
     """Read one OTLP/JSON trace file into the TEMP table ``into`` (reader interface); returns
     how many spans the file held and which of them are not call records."""
     path = Path(path)
     recs = f"{into}_docs"
     load_records(con, path, recs)
+    bare = bare_models_table(con)
     call_cols = ",\n".join(f"{_attr(keys)} as {name}" for name, keys in CALL_KEYS.items())
-    gen_ai_keys = sorted({k for keys in CALL_KEYS.values() for k in keys if k != "error.type"})
+    gen_ai_keys = sorted({k for keys in CALL_KEYS.values() for k in keys
+                          if k not in NOT_GENAI_ON_THEIR_OWN})
     attribution_keys = [k for keys in ATTRIBUTION_KEYS.values() for k in keys]
-    mapped = sorted(set(gen_ai_keys) | {"error.type"})
+    mapped = sorted(set(gen_ai_keys) | set(NOT_GENAI_ON_THEIR_OWN))
     # gcp.gen_ai (the Google Gen AI SDK) serves either Google endpoint: server.address tells
     server = _attr(("server.address",))
+    sdk_head = "split_part(lower(provider), '.', 1)"
     provider_case = (
-        "case lower(provider) "
-        + " ".join(f"when {_q(k)} then {_q(v)}" for k, v in PROVIDER_NAMES.items())
-        + f" when 'gcp.gen_ai' then (case when {server} like '%aiplatform.googleapis.com%' "
-        f"then 'vertex_ai' when {server} like '%generativelanguage.googleapis.com%' "
-        "then 'gemini' else 'gcp.gen_ai' end)"
+        "case "
+        + " ".join(f"when lower(provider) = {_q(k)} then {_q(v)}"
+                   for k, v in PROVIDER_NAMES.items())
+        + f" when lower(provider) = 'gcp.gen_ai' then (case when {server} like "
+        f"'%aiplatform.googleapis.com%' then 'vertex_ai' when {server} like "
+        "'%generativelanguage.googleapis.com%' then 'gemini' else 'gcp.gen_ai' end)"
+        # the Vercel AI SDK's provider ids, <provider>.<api>
+        + " ".join(f" when lower(provider) like {_q(k)} then {_q(v)}"
+                   for k, v in AI_SDK_PROVIDERS.items())
+        + f" when contains(provider, '.') and {sdk_head} in {_in(AI_SDK_HEADS)} "
+        f"then {sdk_head}"
         + " else lower(provider) end"
     )
     # attribution: nearest ancestor (depth), then key preference order
@@ -316,7 +425,7 @@ def read(con, path: Path, into: str) -> SkippedRecords:
         ),
         "provider": "provider_norm",
         "model": "model",
-        "input_tokens": "coalesce(input_tokens, case when status <> 'ok' then '0' end)",
+        "input_tokens": f"coalesce({_INPUT_WITH_CACHE}, case when status <> 'ok' then '0' end)",
         "output_tokens": (
             "coalesce(output_tokens, case when status <> 'ok' or operation = 'embeddings' "
             "then '0' end)"
@@ -355,6 +464,7 @@ def read(con, path: Path, into: str) -> SkippedRecords:
         "cache_read_input_tokens",
         "cache_write_input_tokens",
         "reasoning_tokens",
+        "total_tokens",
         "service_tier",
         "status",
         "start_ns",
@@ -392,6 +502,10 @@ def read(con, path: Path, into: str) -> SkippedRecords:
           -- a span on its own (attributes as an object or an OTLP list): wrapped as an export
           select source_line, raw_line, parse_error,
                  case when parse_error is null and (j->'resourceSpans') is null
+                           and json_type(j, '$.batches') = 'ARRAY'
+                      -- Grafana Tempo's trace API: the same export, "batches" for resourceSpans
+                      then json_object('resourceSpans', j->'$.batches')
+                      when parse_error is null and (j->'resourceSpans') is null
                            and {_FLAT_SPAN_ID} is not null
                            and json_type({_FLAT_ATTRS}) in ('OBJECT', 'ARRAY')
                       then {_flat_to_otlp()} else j end as j
@@ -420,6 +534,7 @@ def read(con, path: Path, into: str) -> SkippedRecords:
           from {into}_docs2 where parse_error is not null
         );
         create or replace temp table {into}_spans as
+        select * replace ({_with_metadata_keys("attrs", attribution_keys)} as attrs) from (
         select span_no, res_attrs, scope_name,
                -- the span without prompt/completion attributes or events
                cast(json_merge_patch(sp, json_object(
@@ -429,8 +544,8 @@ def read(con, path: Path, into: str) -> SkippedRecords:
                      lambda kv: not regexp_matches(coalesce(kv->>'key', ''),
                                                    {_q(PROMPT_TEXT_KEYS)})))))
                     as varchar) as raw_span,
-               lower(f[1]) as trace_id, lower(f[2]) as span_id,
-               nullif(lower(f[3]), '') as parent_id, f[4] as span_name,
+               {_hex("f[1]")} as trace_id, {_hex("f[2]")} as span_id,
+               nullif({_hex("f[3]")}, '') as parent_id, f[4] as span_name,
                f[5] as start_ns, f[6] as end_ns, f[7] as status_code, f[8] as status_message,
                {_attrs("sp")} as attrs
         from (
@@ -438,8 +553,13 @@ def read(con, path: Path, into: str) -> SkippedRecords:
                  '$.name', '$.startTimeUnixNano', '$.endTimeUnixNano', '$.status.code',
                  '$.status.message']) as f
           from {into}_ordered where parse_error is null
-        );
+        ));
         """
+    )
+    operation = (
+        "case lower(operation) "
+        + " ".join(f"when {_q(k)} then {_q(v)}" for k, v in OPERATION_NAMES.items())
+        + " else lower(operation) end"
     )
     # the spans with gen_ai attributes; is_call: a model call (not an agent or tool span, and
     # naming a model or usage)
@@ -449,8 +569,9 @@ def read(con, path: Path, into: str) -> SkippedRecords:
         select *, coalesce(operation, '') not in {_in(AGENT_OPERATIONS)}
                   and (model is not null or input_tokens is not null
                        or output_tokens is not null) as is_call
-        from (select *, {call_cols} from {into}_spans
-              where len(list_filter(attrs, lambda a: a.k in {_in(gen_ai_keys)})) > 0)
+        from (select * replace ({operation} as operation)
+              from (select *, {call_cols} from {into}_spans
+                    where len(list_filter(attrs, lambda a: a.k in {_in(gen_ai_keys)})) > 0))
         """
     )
     con.execute(
@@ -460,11 +581,14 @@ def read(con, path: Path, into: str) -> SkippedRecords:
         spans as (select * from {into}_spans),
         calls0 as (select * from {into}_genai where is_call),
         calls as (
-          select *, {status} as status, {provider_case} as provider_norm,
+          select calls0.*, {status} as status,
+                 case when provider is null or lower(provider) in {_in(FRAMEWORK_SYSTEMS)}
+                      then coalesce(bare.bare_provider, lower(provider))
+                      else {provider_case} end as provider_norm,
                  (select json_group_object(a.k, a.v) from unnest(attrs) as u(a)
                   where a.k not in {_in(mapped)} and a.k not in {_in(attribution_keys)}
                     and not regexp_matches(a.k, {_q(PROMPT_TEXT_KEYS)})) as attrs_json
-          from calls0
+          from calls0 left join {bare} as bare on bare.bare_model = calls0.model
         ),
         calls_x as (
           select *, cast(json_object('otel_span_name', span_name, 'otel_span_id', span_id,

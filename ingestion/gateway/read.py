@@ -21,7 +21,7 @@ import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
-from ingestion.gateway import native
+from ingestion.gateway import litellm, native
 from ingestion.gateway.context import IngestError, LoadContext
 from ingestion.gateway.native import batchable as native_batchable
 from ingestion.gateway.readers import (
@@ -101,6 +101,20 @@ def read_files(ctx: LoadContext) -> None:
             union.append(together)
     else:
         batch = []
+    # Small LiteLLM JSON-lines files likewise (a bucket logger writes one object per call).
+    spend = [i for i in range(n) if ctx.formats[i] == "litellm" and litellm.batchable(ctx.files[i])]
+    if len(spend) > 1:
+        label = f"{len(spend)} LiteLLM files together"
+        ctx.say("read", len(batch), n, label)
+        with Watch(con, ctx.progress, "read", len(batch), n, label):
+            together = _read_litellm_batch(con, ctx.files, ctx.source_names, spend)
+        if together is None:
+            spend = []
+        else:
+            union.append(together)
+    else:
+        spend = []
+    batch = set(batch) | set(spend)
     done = len(batch)
     for idx, (path, fmt) in enumerate(zip(ctx.files, ctx.formats, strict=True)):
         if idx in batch:
@@ -161,6 +175,35 @@ def _read_batch(con, files: list[Path], names: list[str], batch: list[int], prog
         "from _tb_typed_batch t join _tb_first_batch f using (file_idx) "
         f"where t.reason is distinct from {_q(SKIP)}"
     )
+
+
+def _read_litellm_batch(con, files: list[Path], names: list[str],
+                        batch: list[int]) -> str | None:
+    """Read the LiteLLM JSON-lines files ``batch`` together (``litellm.read_many``) into
+    ``_tb_typed_spend``; returns the SELECT of their records for ``_tb_typed``, or None when
+    they must be read one by one (a spend-logs page or summary among them, a line that is not
+    UTF-8, a row that cannot be matched to its file): then each file is read alone, which
+    names the file a failure comes from."""
+    paths = [str(files[i]) for i in batch]
+    pos = "list_position([" + ", ".join(_q(p) for p in paths) + "], filename)"
+    idx_sql = "[" + ", ".join(str(i) for i in batch) + f"][{pos}]"
+    name_sql = "[" + ", ".join(_q(names[i]) for i in batch) + f"][{pos}]"
+    drop(con, "_tb_read_spend", "_tb_typed_spend")
+    try:
+        if not litellm.read_many(con, [files[i] for i in batch], "_tb_read_spend"):
+            return None
+        select = typed_select("_tb_read_spend", idx_sql, name_sql, "litellm")
+        con.execute(f"create temp table _tb_typed_spend as {select}")
+    except Exception as exc:
+        if "duckdb" not in type(exc).__module__:
+            raise
+        return None  # one by one: the file at fault takes its own path (or is named)
+    finally:
+        drop(con, "_tb_read_spend")
+    if con.execute("select count(*) from _tb_typed_spend where file_idx is null").fetchone()[0]:
+        drop(con, "_tb_typed_spend")
+        return None
+    return f"select * from _tb_typed_spend where reason is distinct from {_q(SKIP)}"
 
 
 def _read_file(ctx: LoadContext, reader, idx: int,

@@ -64,7 +64,8 @@ format whose reader is missing only fails when a file needs it. ``detect_format(
 decides from the file name and the first record (first non-blank line, first array element or
 the Parquet schema):
 
-- ``otel``: the record has ``resourceSpans`` (OTLP/JSON export, one request per line or file),
+- ``otel``: the record has ``resourceSpans`` (OTLP/JSON export, one request per line or file;
+  Grafana Tempo's trace API calls them ``batches``),
   or is one span on its own: a span or trace id (``spanId``, ``span_id``, ``context``,
   ``traceId``, ``TraceId``, ...) beside ``attributes``/``SpanAttributes`` and no
   ``request_id`` (the Python SDK's span JSON, a ClickHouse ``otel_traces`` row, ...);
@@ -73,7 +74,9 @@ the Parquet schema):
 - ``native``: anything else (missing native fields are then reported per record).
 
 Accepted file names: ``*.jsonl``, ``*.ndjson``, ``*.json``, each optionally ``.gz``, and
-``*.parquet``. Folders are searched recursively for those; globs are expanded.
+``*.parquet``. Folders are searched recursively for those, and for files without any suffix
+whose head is JSON records (LiteLLM's GCS bucket logger names its objects ``<date>/<id>``);
+globs are expanded.
 """
 
 from __future__ import annotations
@@ -196,6 +199,19 @@ def get_reader(fmt: str) -> Reader:
     return getattr(module, func)
 
 
+def _unsuffixed_json(path: Path) -> bool:
+    """A file whose name has no suffix at all and whose head is JSON records (one per line,
+    or an array): LiteLLM's GCS bucket logger names each call's object ``<date>/<response
+    id>`` or ``<date>/failure-<hex>``, so a copied bucket folder holds no ``.json`` name.
+    Other files without a suffix (a README, a lock file) are not read."""
+    if "." in path.name:
+        return False
+    try:
+        return sniff(path).kind in ("jsonl", "json_array")
+    except SniffError:
+        return False
+
+
 def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
     """Files named by ``paths`` (files, folders searched recursively, or globs), in a stable
     order: each argument's files sorted by path, arguments in the order given, no repeats.
@@ -206,11 +222,15 @@ def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
         text = str(arg)
         p = Path(text)
         if p.is_dir():
-            found = sorted(f for f in p.rglob("*") if f.is_file() and has_known_suffix(f))
+            found = sorted(
+                f for f in p.rglob("*")
+                if f.is_file() and (has_known_suffix(f) or _unsuffixed_json(f))
+            )
             if not found:
                 raise ReaderError(
                     f"folder {text} holds no gateway-log files "
-                    f"(looked for {', '.join('*' + s for s in SUFFIXES)})"
+                    f"(looked for {', '.join('*' + s for s in SUFFIXES)}, and files without "
+                    "a suffix holding JSON records)"
                 )
         elif p.exists():
             if not p.is_file():
@@ -384,4 +404,9 @@ def _record_keys(record: dict) -> set[str]:
     data = record.get("data")
     if "request_id" not in keys and isinstance(data, list) and data and isinstance(data[0], dict):
         keys |= set(data[0])
+    # Grafana Tempo's trace API (/api/traces/<id>): the export's resourceSpans as "batches"
+    batches = record.get("batches")
+    if (isinstance(batches, list) and batches and isinstance(batches[0], dict)
+            and {"scopeSpans", "resource"} & set(batches[0])):
+        keys.add("resourceSpans")
     return keys

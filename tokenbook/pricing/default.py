@@ -2,13 +2,16 @@
 
 ``data/litellm_snapshot.json.gz`` holds the priced entries of a LiteLLM price map, values
 untouched (see ``data/README.md`` for provenance and ``data/LICENSE`` for its MIT license).
-``dbt_project/seeds/price_book_default.csv`` is generated from it; regenerate both with::
+``dbt_project/seeds/price_book_default.csv`` and ``ingestion/gateway/litellm_bare_models.csv``
+(the provider LiteLLM routes a model name without a ``provider/`` prefix to, which the LiteLLM
+spend-log reader falls back on) are generated from it; regenerate them with::
 
     python -m tokenbook.pricing.default /path/to/model_prices_and_context_window.json "litellm==X.Y.Z ..."
 """
 
 from __future__ import annotations
 
+import csv
 import gzip
 import json
 import sys
@@ -22,6 +25,7 @@ DATA_DIR = Path(__file__).resolve().parent / "data"
 SNAPSHOT_PATH = DATA_DIR / "litellm_snapshot.json.gz"
 SNAPSHOT_SOURCE_PATH = DATA_DIR / "SOURCE"
 SEED_PATH = project_root() / "dbt_project" / "seeds" / "price_book_default.csv"
+BARE_MODELS_PATH = Path(__file__).resolve().parents[2] / "ingestion" / "gateway" / "litellm_bare_models.csv"
 
 
 def snapshot_source() -> str:
@@ -49,8 +53,31 @@ def build(src: str | Path, source: str) -> tuple[int, int]:
     ):
         gz.write(text.encode("utf-8"))
     SNAPSHOT_SOURCE_PATH.write_text(source.strip() + "\n", encoding="utf-8")
-    n = write_csv(default_rows(), SEED_PATH)
+    rows = default_rows()
+    n = write_csv(rows, SEED_PATH)
+    write_bare_models(rows, BARE_MODELS_PATH)
     return len(entries), n
+
+
+def bare_models(rows: list[dict[str, object]]) -> list[tuple[str, str, str]]:
+    """(model, provider, source_snapshot) for every key of the map without a ``provider/``
+    prefix: LiteLLM resolves such a bare model name (``gpt-5-mini``, ``claude-sonnet-4-5``) to
+    that entry's provider. Sorted; one provider per model (the map has one entry per key)."""
+    out = {
+        str(r["litellm_key"]): (str(r["provider"]), str(r["source_snapshot"]))
+        for r in rows
+        if "/" not in str(r["litellm_key"])
+    }
+    return sorted((model, prov, src) for model, (prov, src) in out.items())
+
+
+def write_bare_models(rows: list[dict[str, object]], path: str | Path) -> int:
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh, lineterminator="\n")
+        writer.writerow(("model", "provider", "source_snapshot"))
+        found = bare_models(rows)
+        writer.writerows(found)
+    return len(found)
 
 
 def _decimals_to_float(obj: object) -> object:
