@@ -231,10 +231,12 @@ def _load_stream(con, path: Path, into: str) -> bool:
             """
         )
     except Exception as exc:
-        if "duckdb" in type(exc).__module__:
+        import duckdb
+
+        if "duckdb" in type(exc).__module__ and not isinstance(exc, duckdb.InterruptException):
             con.execute(f"drop table if exists {into}")
             return False
-        raise
+        raise  # a Ctrl-C (core/interrupts.py) stops the load
     return True
 
 

@@ -195,8 +195,10 @@ def _read_litellm_batch(con, files: list[Path], names: list[str],
         select = typed_select("_tb_read_spend", idx_sql, name_sql, "litellm")
         con.execute(f"create temp table _tb_typed_spend as {select}")
     except Exception as exc:
-        if "duckdb" not in type(exc).__module__:
-            raise
+        import duckdb
+
+        if "duckdb" not in type(exc).__module__ or isinstance(exc, duckdb.InterruptException):
+            raise  # a Ctrl-C (core/interrupts.py) stops the load; it is no reason to go on
         return None  # one by one: the file at fault takes its own path (or is named)
     finally:
         drop(con, "_tb_read_spend")
