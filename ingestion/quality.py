@@ -94,6 +94,11 @@ CHECKS: tuple[Check, ...] = (
     Check("gateway_load", "duplicate_share", None, "duplicate_share_max",
           "repeated request_id within the load: a file delivered twice, or a gateway that "
           "re-sends; raw.load_audit rows_duplicate per file"),
+    Check("gateway_load", "redelivered_share", None, "redelivered_share_max",
+          "records whose request_id an earlier load date already brought (observed names "
+          "it): an exporter that re-sent an earlier day's file with this one, or export windows "
+          "that overlap; staging keeps one copy, but this date's volume and shares count them. "
+          "raw.gateway_calls of this date, grouped by source_file, says which file"),
     *(
         Check("gateway_nulls", f"null_rate_increase__{c}", None, "null_rate_increase_max",
               f"`{c}` is null more often than usual: a field no longer sent or renamed")
@@ -262,13 +267,13 @@ def _tables_exist(con, names: list[str]) -> bool:
 
 
 def profile_duckdb(con, lo: date, hi: date, schema: str = "raw",
-                   staging: str = "staging") -> bool:
+                   staging: str = "staging", checked_from: date | None = None) -> bool:
     """Profile tables in TEMP tables of the warehouse connection ``con``; returns whether the
     price book (dbt's staging.int_price_book and alias seeds) is there to resolve models."""
     ensure_raw_tables(con, schema)
     con.execute(duckdb_ddl(f"{schema}.billing_lines", BILLING_LINES_COLUMNS))
     tables = {n: f"{schema}.{n}" for n in ("gateway_calls", "load_audit", "billing_lines")}
-    for name, sql in profile_queries(tables, lo, hi).items():
+    for name, sql in profile_queries(tables, lo, hi, checked_from=checked_from).items():
         con.execute(f"create or replace temp table {name} as {sql}")
     book = {"int_price_book": f"{staging}.int_price_book",
             "model_aliases": f"{staging}.model_aliases",
@@ -292,13 +297,15 @@ class NothingLoaded(RuntimeError):
     the user's order of commands, not a bug (exit 1 with what to run)."""
 
 
-def profile_bigquery(client, wh, con, lo: date, hi: date) -> bool:
+def profile_bigquery(client, wh, con, lo: date, hi: date, checked_from: date | None = None
+                     ) -> bool:
     """The same profile tables, computed by BigQuery and loaded into the local DuckDB ``con``
     (aggregates only: a few rows per date). Returns whether the price book is there."""
     from google.api_core.exceptions import NotFound
 
     tables = {n: wh.table("raw", n) for n in ("gateway_calls", "load_audit", "billing_lines")}
-    for name, sql in profile_queries(tables, lo, hi, bigquery=True).items():
+    for name, sql in profile_queries(tables, lo, hi, bigquery=True,
+                                     checked_from=checked_from).items():
         try:
             arrow = client.query(sql).result().to_arrow()
         except NotFound as exc:
@@ -455,7 +462,7 @@ def check_dates(settings, dates: Iterable[date], thresholds: dict[str, float] | 
     if not wh.is_bigquery:
         con = connect_duckdb(wh)
         try:
-            priced = profile_duckdb(con, lo, hi)
+            priced = profile_duckdb(con, lo, hi, checked_from=dates[0])
             result = evaluate(con, dates, t, priced)
             store_results(con, result)
             migrate_results_table(con)
@@ -466,7 +473,7 @@ def check_dates(settings, dates: Iterable[date], thresholds: dict[str, float] | 
     sink = BigQuerySink.from_settings(settings, client=client)
     con = duckdb.connect()
     try:
-        priced = profile_bigquery(sink.client, wh, con, lo, hi)
+        priced = profile_bigquery(sink.client, wh, con, lo, hi, checked_from=dates[0])
         result = evaluate(con, dates, t, priced)
         store_results(con, result)
         sink.replace_validation_results(con, dates, RESULTS_TABLE)

@@ -29,12 +29,15 @@ def _lit(d: date) -> str:
     return f"DATE '{d.isoformat()}'"
 
 
-def profile_queries(tables: dict[str, str], lo: date, hi: date, bigquery: bool = False
-                    ) -> dict[str, str]:
+def profile_queries(tables: dict[str, str], lo: date, hi: date, bigquery: bool = False,
+                    checked_from: date | None = None) -> dict[str, str]:
     """The profile aggregates over load dates ``[lo, hi]``, as SQL of the warehouse's dialect
-    (DuckDB, or BigQuery with ``bigquery``). ``tables``: raw table name -> qualified name."""
+    (DuckDB, or BigQuery with ``bigquery``). ``tables``: raw table name -> qualified name.
+    ``checked_from``: the first checked date (``lo`` when None); re-delivered records are
+    looked for in the load dates from there on, against every earlier date of ``[lo, hi]``."""
     calls, audit, billing = tables["gateway_calls"], tables["load_audit"], tables["billing_lines"]
     between = f"between {_lit(lo)} and {_lit(hi)}"
+    checked = f"between {_lit(checked_from or lo)} and {_lit(hi)}"
 
     def count_if(cond: str) -> str:
         return f"countif({cond})" if bigquery else f"count(*) filter (where {cond})"
@@ -88,6 +91,17 @@ def profile_queries(tables: dict[str, str], lo: date, hi: date, bigquery: bool =
             select usage_date, vendor, cast(sum(billed_cost) as {money}) as cost,
                    count(*) as lines
             from {billing} where usage_date {between} group by usage_date, vendor""",
+        # records of a checked date whose request_id an earlier load date already brought (an
+        # exporter that re-sent an earlier day's file): per date and the date first loaded.
+        # Within one load date a request_id is unique (the load's dedupe).
+        "_q_redelivered": f"""
+            select load_date, first_load, count(*) as calls from (
+                select c.load_date, c.request_id, min(p.load_date) as first_load
+                from {calls} c join {calls} p
+                  on p.request_id = c.request_id and p.load_date < c.load_date
+                where c.load_date {checked} and p.load_date {between}
+                group by c.load_date, c.request_id) r
+            group by load_date, first_load""",
         "_q_ledger": f"""
             select {day} as call_date, cast(sum(gateway_cost_usd) as {money}) as cost
             from {calls} where load_date {between} and gateway_cost_usd is not null
@@ -253,6 +267,12 @@ def _metrics_sql(dates: list[date], t: dict[str, float], priced: bool) -> str:
          and {comparable('h')}
         group by d.d
     ),
+    redelivered as (
+        select load_date, sum(calls) as calls,
+               list(cast(calls as varchar) || ' first loaded on ' || cast(first_load as varchar)
+                    order by first_load) as texts
+        from _q_redelivered group by load_date
+    ),
     bill_days as (
         select b.vendor, b.usage_date, sum(b.cost) as cost from _q_bill b group by all
     ),
@@ -315,6 +335,8 @@ def _metrics_sql(dates: list[date], t: dict[str, float], priced: bool) -> str:
            {unpriced_metric} as unpriced_share_increase,
            case when a.rows_read > 0 then a.rows_quarantined / a.rows_read end as quarantine_share,
            case when a.rows_read > 0 then a.rows_duplicate / a.rows_read end as duplicate_share,
+           case when g.calls > 0 then coalesce(rd.calls, 0) / g.calls end as redelivered_share,
+           rd.texts as redelivered_share_text,
            {null_rates},
            case when g.calls > 0 and hist.n >= {m} then coalesce(len(new_f.fields), 0) end
                as new_fields,
@@ -342,6 +364,7 @@ def _metrics_sql(dates: list[date], t: dict[str, float], priced: bool) -> str:
     left join first_load fl on fl.d = d.d
     left join missing_vendors mv on mv.d = d.d
     left join bill_hist bh on bh.d = d.d
+    left join redelivered rd on rd.load_date = d.d
     left join lateral (
         select list(k.field order by k.field) as fields from _q_keys k
         where k.load_date = d.d
