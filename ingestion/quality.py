@@ -87,8 +87,11 @@ CHECKS: tuple[Check, ...] = (
           "more calls than usual arrive without `customer_segment`: a release that stopped "
           "tagging, a renamed tag (see gateway_schema)"),
     Check("gateway_pricing", "unpriced_share_increase", None, "unpriced_share_increase_max",
-          "calls whose (provider, model) the price book cannot resolve: add the model with "
-          "`tokenbook prices load` or an alias in the model_aliases seed"),
+          "calls whose (provider, model) the price book cannot resolve (observed names the "
+          "date's, most calls first): map your deployment name to a priced model in "
+          "model_aliases.csv of the configuration folder, or load a price book that has it "
+          "(`tokenbook prices load`), then `tokenbook transform`; marts.mart_unpriced_calls "
+          "lists them"),
     Check("gateway_load", "quarantine_share", None, "quarantine_share_max",
           "records rejected by the load: raw.quarantine has each with its reason"),
     Check("gateway_load", "duplicate_share", None, "duplicate_share_max",

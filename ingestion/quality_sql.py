@@ -226,8 +226,21 @@ def _metrics_sql(dates: list[date], t: dict[str, float], priced: bool) -> str:
                     and h2.calls > 0 and {comparable('h2')})) end"""
         if priced else "NULL"
     )
+    # the date's unpriced (provider, model) pairs, most calls first: what to alias or price
+    unpriced_models = (
+        """select mo.load_date, list(coalesce(mo.provider, '?') || '/' || coalesce(mo.model, '?')
+                   || ' ' || cast(mo.calls as varchar) || ' calls'
+                   order by mo.calls desc, mo.provider, mo.model)[1:5] as models
+           from _q_models mo join _q_resolved r
+             on r.provider is not distinct from mo.provider
+            and r.model is not distinct from mo.model
+           where not r.priced group by mo.load_date"""
+        if priced else
+        "select cast(null as date) as load_date, cast(null as varchar[]) as models limit 0"
+    )
     return f"""
     with days as (select unnest([{days}]) as d),
+    unpriced_models as ({unpriced_models}),
     weekday as (
         select d.d, count(h.load_date) as n, median(h.calls) as calls,
                count(h.load_date) >= {m} as same_weekday
@@ -328,11 +341,16 @@ def _metrics_sql(dates: list[date], t: dict[str, float], priced: bool) -> str:
            coalesce(w.n, 0) as weekday_n,
            coalesce(bh.n, 0) as billing_n,
            case when w.n >= {m} then coalesce(g.calls, 0) / w.calls end as volume_ratio,
+           case when w.n >= {m} then [cast(coalesce(g.calls, 0) as varchar) || ' calls vs a median of '
+                || case when w.calls = floor(w.calls) then cast(cast(w.calls as bigint) as varchar)
+                        else cast(round(w.calls, 1) as varchar) end
+                || ' on the same weekday'] end as volume_ratio_text,
            case when g.calls > 0 and hist.n >= {m} then
                 g.no_feature / g.calls - hist.no_feature_share end as missing_feature_increase,
            case when g.calls > 0 and hist.n >= {m} then
                 g.no_segment / g.calls - hist.no_segment_share end as missing_segment_increase,
            {unpriced_metric} as unpriced_share_increase,
+           um.models as unpriced_share_increase_text,
            case when a.rows_read > 0 then a.rows_quarantined / a.rows_read end as quarantine_share,
            case when a.rows_read > 0 then a.rows_duplicate / a.rows_read end as duplicate_share,
            case when g.calls > 0 then coalesce(rd.calls, 0) / g.calls end as redelivered_share,
@@ -365,6 +383,7 @@ def _metrics_sql(dates: list[date], t: dict[str, float], priced: bool) -> str:
     left join missing_vendors mv on mv.d = d.d
     left join bill_hist bh on bh.d = d.d
     left join redelivered rd on rd.load_date = d.d
+    left join unpriced_models um on um.load_date = d.d
     left join lateral (
         select list(k.field order by k.field) as fields from _q_keys k
         where k.load_date = d.d
