@@ -344,6 +344,12 @@ def evaluate(con, dates: Iterable[date], thresholds: dict[str, float], priced: b
             "share is not evaluable until `tokenbook transform` has run once")
     frame = con.sql(_metrics_sql(dates, thresholds, priced)).df()
     billing = bool(con.execute("select count(*) from _q_bill").fetchall()[0][0])
+    if not billing:  # a gateway-only organisation: said, so a stopped billing pull is seen
+        result.notes.append(
+            f"no billing line with a usage date in the {int(thresholds['history_days'])} days "
+            f"before {dates[0]} or on the dates checked: the billing suites "
+            f"({', '.join(BILLING_SUITES)}) did not run, the gateway was checked alone; load "
+            "the vendors' exports with `tokenbook ingest billing` to check them too")
     for d in dates:
         result.suites_expected[d] = GATEWAY_SUITES + (BILLING_SUITES if billing else ())
     metrics = [c.metric for c in CHECKS]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Annotated
 
 import typer
@@ -25,6 +25,17 @@ def dates_of(day: date | None, first: date | None, last: date | None) -> list[da
     return [first + timedelta(days=i) for i in range((last - first).days + 1)]
 
 
+def refuse_future(last: date, flag: str) -> None:
+    """A usage error for a date that has not begun anywhere yet (after tomorrow in UTC: the
+    clock only bounds the argument, never the check's logic). Nothing can have been loaded
+    for it: checking it would store a 'missing delivery' for every such date."""
+    today = datetime.now(UTC).date()
+    if last > today + timedelta(days=1):
+        raise typer.BadParameter(
+            f"{flag} {last} is in the future (today is {today} UTC): nothing can have been "
+            "loaded for it yet; check dates up to the last one loaded")
+
+
 def check(
     date_: Annotated[str | None, typer.Option("--date", help="The load date to check.",
                                               show_default=False)] = None,
@@ -45,6 +56,7 @@ def check(
 
     dates = dates_of(parse_date(date_), parse_date(date_from, "--from"),
                      parse_date(date_to, "--to"))
+    refuse_future(dates[-1], "--date" if date_ else "--to")
     settings, wh = resolve(warehouse, config_dir=config_dir)
     try:
         thresholds = load_thresholds(folder=settings.resolved_config_dir)
