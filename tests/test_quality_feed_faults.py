@@ -148,3 +148,17 @@ def test_a_date_in_the_future_is_a_usage_error_and_stores_nothing(clinics):
     finally:
         con.close()
     assert stored == 0
+
+
+def test_a_required_field_renamed_upstream_is_refused_naming_the_field(clinics):
+    """`input_tokens` arrives as `prompt_tokens` in every record: nothing can load, and the
+    refusal says why (before: only 'the delivery has no valid record')."""
+    day = LOW + timedelta(days=1)
+    records = _day(day)
+    for r in records:
+        r["prompt_tokens"] = r.pop("input_tokens")
+    f = _write(clinics["base"] / "gw-renamed" / f"vetnet-{day}.jsonl", records)
+    out = _cli("ingest", "gateway", str(f), "--date", str(day), "--warehouse", clinics["wh"])
+    assert out.exit_code == 1, out.output
+    assert "load refused, nothing was changed" in out.output
+    assert f"{len(records):,} record(s): missing required field: input_tokens" in out.output
