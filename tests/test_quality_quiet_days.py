@@ -12,10 +12,12 @@ from __future__ import annotations
 import json
 import random
 from datetime import date, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
 from core.settings import load_settings
+from ingestion.raw.guard import LoadRefused
 from tokenbook import orchestration as orch
 
 FIRST = date(2026, 10, 5)  # a Monday: four weeks of weekdays up to Friday 10-30
@@ -95,3 +97,19 @@ def test_a_quiet_day_is_not_taken_for_one_without_its_checks(clinics):
     saturday = SATURDAY + timedelta(days=7)
     with pytest.raises(orch.QualityGateFailed, match="no gateway load recorded"):
         orch.check_quality(saturday, settings)
+
+
+def test_an_empty_file_on_a_quiet_day_is_the_delivery_of_nothing(clinics):
+    """Exporters often write the day's file whatever it holds: an empty file on a quiet
+    Saturday skips the load like no file; an empty file on a Wednesday is still refused."""
+    settings, inputs = clinics
+    folder = Path(inputs.gateway_path)
+    saturday, wednesday = date(2026, 11, 14), date(2026, 11, 11)
+    for day in (saturday, wednesday):
+        (folder / f"gateway-{day}.jsonl").write_text("")
+    loaded = orch.ingest_gateway_day(saturday, settings, inputs)
+    assert loaded["skipped"] is True and "hold no record" in loaded["reason"]
+    orch.check_data_quality(saturday, settings)
+    assert orch.check_quality(saturday, settings)["quiet_day"] is True
+    with pytest.raises(LoadRefused, match="no valid record"):
+        orch.ingest_gateway_day(wednesday, settings, inputs)

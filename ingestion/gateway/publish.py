@@ -56,6 +56,7 @@ def publish(ctx: LoadContext) -> None:
             shrinking,
             why + "Rejected records, if any, are not stored either: look at the file (a broken "
             "export, the wrong file or the wrong --date?).",
+            rows_read=sum(f.rows_read for f in ctx.report.files),
         )
     # Row order inside a partition means nothing (every reader of raw.* orders or groups):
     # without it DuckDB inserts from all threads. (Line numbers were fixed by position

@@ -16,6 +16,7 @@ import duckdb
 from core.settings import Settings
 from core.warehouse import Warehouse
 from ingestion.billing.schema import VENDORS
+from ingestion.raw.guard import LoadRefused
 from tokenbook.orchestration.errors import MissingInput
 from tokenbook.orchestration.inputs import (
     ENV_BILLING_PATH,
@@ -96,7 +97,15 @@ def ingest_gateway_day(run_date: date, settings: Settings, inputs: RunInputs,
         return {"date": run_date.isoformat(), "skipped": True, "reason": reason}
     ingest = resolve(GATEWAY_TARGET)
     log.info("ingesting %d gateway file(s) for %s: %s", len(files), run_date, files)
-    report = ingest(files, settings, date=run_date, replace=replace)
+    try:
+        report = ingest(files, settings, date=run_date, replace=replace)
+    except LoadRefused as exc:  # an empty file is what some exporters write for a quiet day
+        quiet = quiet_day(run_date, settings) if exc.rows_read == 0 else None
+        if quiet is None:
+            raise
+        reason = f"the gateway file(s) for {run_date} hold no record: {quiet}"
+        log.info(reason)
+        return {"date": run_date.isoformat(), "files": files, "skipped": True, "reason": reason}
     notes = list(getattr(report, "notes", []) or [])
     for note in notes:  # e.g. calls with a service tier outside the known ones: loaded, reported
         log.warning("gateway load for %s: %s", run_date, note)
