@@ -406,8 +406,11 @@ def _observed(frame, values, i: int, c: Check, evaluable: bool, t: dict[str, flo
                     f"days before ({m} needed)")
         if c.metric == "billing_ratio_change":
             n = int(frame.at[i, "billing_n"])
+            if n >= m:  # the history is there: this date has no bill or no gateway cost
+                return ("not evaluable: no bill or no gateway cost (cost_usd) on this date to "
+                        "compare")
             return (f"not evaluable: {n} day{'s' * (n != 1)} with both bills and gateway cost "
-                    f"in the {h} days before ({m} needed), or none on this date")
+                    f"in the {h} days before ({m} needed)")
         if not int(frame.at[i, "calls"]):
             return "not evaluable: no call loaded for this date"
         if c.metric == "cost_per_call_ratio":

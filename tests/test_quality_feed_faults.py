@@ -162,3 +162,13 @@ def test_a_required_field_renamed_upstream_is_refused_naming_the_field(clinics):
     assert out.exit_code == 1, out.output
     assert "load refused, nothing was changed" in out.output
     assert f"{len(records):,} record(s): missing required field: input_tokens" in out.output
+
+
+def test_a_day_that_never_came_says_why_its_comparisons_were_skipped(clinics):
+    """Not 'too little history' (four weeks are there): nothing was loaded to compare."""
+    day = LOW + timedelta(days=2)
+    out = _check(clinics, "--date", str(day))
+    assert out.exit_code == QUALITY_FAILED, out.output
+    assert f"FAILED {day} gateway_freshness: rows_loaded = 0" in out.output
+    (line,) = [ln for ln in out.output.splitlines() if ln.startswith("not evaluable")]
+    assert "no call loaded for this date x" in line and "too little history" not in line

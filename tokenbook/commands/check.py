@@ -86,14 +86,20 @@ def print_result(result) -> None:
         console.print(f"[red]FAILED[/red] {line}", soft_wrap=True)
     for note in result.notes:
         console.print(f"note: {note}", soft_wrap=True)
-    if skipped:
+    if skipped:  # why, commonest first: too little history is one reason, not the only one
         by_suite: dict[str, int] = {}
+        by_reason: dict[str, int] = {}
         for o in skipped:
             by_suite[o.suite] = by_suite.get(o.suite, 0) + 1
+            reason = (o.observed_value or "").removeprefix("not evaluable: ")
+            by_reason[reason] = by_reason.get(reason, 0) + 1
+        reasons = sorted(by_reason.items(), key=lambda kv: (-kv[1], kv[0]))
+        more = f"; {len(reasons) - 3} other reasons" if len(reasons) > 3 else ""
         console.print(
-            f"not evaluable ({len(skipped)}, e.g. too little history): "
+            f"not evaluable ({len(skipped)}): "
+            + "; ".join(f"{r} x{n}" for r, n in reasons[:3]) + more + " (by suite: "
             + ", ".join(f"{k} x{v}" for k, v in sorted(by_suite.items()))
-            + " (observed_value in raw.validation_results says why)", soft_wrap=True)
+            + "; observed_value in raw.validation_results says why for each)", soft_wrap=True)
     verdict = "[green]passed[/green]" if result.success else "[red]FAILED[/red]"
     console.print(
         f"data quality {span}: {verdict} ({n - len(failed) - len(skipped)} passed, "
