@@ -113,3 +113,38 @@ def test_an_empty_file_on_a_quiet_day_is_the_delivery_of_nothing(clinics):
     assert orch.check_quality(saturday, settings)["quiet_day"] is True
     with pytest.raises(LoadRefused, match="no valid record"):
         orch.ingest_gateway_day(wednesday, settings, inputs)
+
+
+def test_the_quiet_day_rule_reads_bigquery_with_one_plain_query():
+    """BigQuery cannot be reached: a fake client answers; the SQL is BigQuery's (sqlglot)."""
+    import sqlglot
+
+    from core.warehouse import Warehouse
+    from ingestion.quality_gate import history_dates, quiet_day_reason
+    from ingestion.quality_thresholds import load_thresholds
+
+    weekdays = [FIRST + timedelta(days=k) for k in range(26) if (FIRST + timedelta(days=k)
+                                                                  ).weekday() < 5]
+    seen = []
+
+    class Client:
+        def get_table(self, name):
+            seen.append(("table", name))
+
+        def query(self, sql):
+            seen.append(("sql", sql))
+            rows = [{"load_date": d} for d in weekdays]
+            return type("Job", (), {"result": lambda _self: rows})()
+
+    wh = Warehouse.from_settings(load_settings(warehouse="bigquery://vet-finops/tb"))
+    history = history_dates(wh, SATURDAY, 28, client=Client())
+    assert history == weekdays
+    assert seen[0] == ("table", "vet-finops.tb_raw.gateway_calls")
+    sql = seen[1][1]
+    sqlglot.parse_one(sql, read="bigquery")
+    assert "`vet-finops.tb_raw.gateway_calls`" in sql and "DATE '2026-10-03'" in sql
+    t = load_thresholds(folder=Path("/nonexistent-config"))
+    assert "in any of the 3 weeks" in quiet_day_reason(history, SATURDAY, t)
+    assert quiet_day_reason(history, date(2026, 11, 4), t) is None  # a Wednesday: expected
+    # a new organisation's first Saturday: too little history to call it quiet
+    assert quiet_day_reason(weekdays[:5], date(2026, 10, 10), t) is None
