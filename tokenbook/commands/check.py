@@ -51,7 +51,8 @@ def check(
 
     Thresholds: quality_thresholds.csv in the configuration folder (--config-dir), else the
     defaults. Exits 0 when every expectation passed, 3 when one failed or a suite has no
-    result, 4 when quality_thresholds.csv is invalid."""
+    result, 4 when quality_thresholds.csv is invalid, 2 for a date in the future (nothing is
+    stored)."""
     from ingestion.quality import check_dates  # duckdb: imported when the command runs
 
     dates = dates_of(parse_date(date_), parse_date(date_from, "--from"),
