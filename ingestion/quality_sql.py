@@ -335,6 +335,13 @@ def _metrics_sql(dates: list[date], t: dict[str, float], priced: bool) -> str:
            case when coalesce(a.rows_loaded, 0) = 0 and coalesce(w.n, 0) = 0
                      and datediff('day', fl.first, d.d) // 7 >= {m} then NULL
                 else coalesce(a.rows_loaded, 0) end as rows_loaded,
+           -- nothing came on a weekday the short history has never seen: say so (a business
+           -- closed that day fails only until min_history_days weeks show it is quiet)
+           case when coalesce(a.rows_loaded, 0) = 0 and coalesce(w.n, 0) = 0
+                     and fl.first is not null and datediff('day', fl.first, d.d) // 7 < {m} then
+                ['no ' || dayname(d.d) || ' in the history yet: if the organisation is closed on '
+                 || dayname(d.d) || 's, it is a quiet day from week ' || cast({m} + 1 as varchar)
+                 || ' on (min_history_days)'] end as rows_loaded_text,
            datediff('day', fl.first, d.d) // 7 as weeks_known,
            a.load_id,
            coalesce(hist.n, 0) as history_n,

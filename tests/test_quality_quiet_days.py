@@ -148,3 +148,13 @@ def test_the_quiet_day_rule_reads_bigquery_with_one_plain_query():
     assert quiet_day_reason(history, date(2026, 11, 4), t) is None  # a Wednesday: expected
     # a new organisation's first Saturday: too little history to call it quiet
     assert quiet_day_reason(weekdays[:5], date(2026, 10, 10), t) is None
+
+
+def test_a_new_organisations_first_saturday_says_it_is_not_known_yet(clinics):
+    """The first Saturday of a new organisation cannot be told from a lost delivery: it fails,
+    and says that a closed weekday becomes a quiet day once the history shows it."""
+    settings, _ = clinics
+    with pytest.raises(orch.QualityGateFailed) as failed:
+        orch.check_data_quality(date(2026, 10, 10), settings)
+    assert ("rows_loaded = 0 (no Saturday in the history yet: if the organisation is closed on "
+            "Saturdays, it is a quiet day from week 3 on (min_history_days))") in str(failed.value)
