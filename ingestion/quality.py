@@ -87,13 +87,21 @@ CHECKS: tuple[Check, ...] = (
           "more calls than usual arrive without `customer_segment`: a release that stopped "
           "tagging, a renamed tag (see gateway_schema)"),
     Check("gateway_pricing", "unpriced_share_increase", None, "unpriced_share_increase_max",
-          "calls whose (provider, model) the price book cannot resolve: add the model with "
-          "`tokenbook prices load` or an alias in the model_aliases seed"),
+          "calls whose (provider, model) the price book cannot resolve (observed names the "
+          "date's, most calls first): map your deployment name to a priced model in "
+          "model_aliases.csv of the configuration folder, or load a price book that has it "
+          "(`tokenbook prices load`), then `tokenbook transform`; marts.mart_unpriced_calls "
+          "lists them"),
     Check("gateway_load", "quarantine_share", None, "quarantine_share_max",
           "records rejected by the load: raw.quarantine has each with its reason"),
     Check("gateway_load", "duplicate_share", None, "duplicate_share_max",
           "repeated request_id within the load: a file delivered twice, or a gateway that "
           "re-sends; raw.load_audit rows_duplicate per file"),
+    Check("gateway_load", "redelivered_share", None, "redelivered_share_max",
+          "records whose request_id an earlier load date already brought (observed names "
+          "it): an exporter that re-sent an earlier day's file with this one, or export windows "
+          "that overlap; staging keeps one copy, but this date's volume and shares count them. "
+          "raw.gateway_calls of this date, grouped by source_file, says which file"),
     *(
         Check("gateway_nulls", f"null_rate_increase__{c}", None, "null_rate_increase_max",
               f"`{c}` is null more often than usual: a field no longer sent or renamed")
@@ -262,13 +270,13 @@ def _tables_exist(con, names: list[str]) -> bool:
 
 
 def profile_duckdb(con, lo: date, hi: date, schema: str = "raw",
-                   staging: str = "staging") -> bool:
+                   staging: str = "staging", checked_from: date | None = None) -> bool:
     """Profile tables in TEMP tables of the warehouse connection ``con``; returns whether the
     price book (dbt's staging.int_price_book and alias seeds) is there to resolve models."""
     ensure_raw_tables(con, schema)
     con.execute(duckdb_ddl(f"{schema}.billing_lines", BILLING_LINES_COLUMNS))
     tables = {n: f"{schema}.{n}" for n in ("gateway_calls", "load_audit", "billing_lines")}
-    for name, sql in profile_queries(tables, lo, hi).items():
+    for name, sql in profile_queries(tables, lo, hi, checked_from=checked_from).items():
         con.execute(f"create or replace temp table {name} as {sql}")
     book = {"int_price_book": f"{staging}.int_price_book",
             "model_aliases": f"{staging}.model_aliases",
@@ -292,13 +300,15 @@ class NothingLoaded(RuntimeError):
     the user's order of commands, not a bug (exit 1 with what to run)."""
 
 
-def profile_bigquery(client, wh, con, lo: date, hi: date) -> bool:
+def profile_bigquery(client, wh, con, lo: date, hi: date, checked_from: date | None = None
+                     ) -> bool:
     """The same profile tables, computed by BigQuery and loaded into the local DuckDB ``con``
     (aggregates only: a few rows per date). Returns whether the price book is there."""
     from google.api_core.exceptions import NotFound
 
     tables = {n: wh.table("raw", n) for n in ("gateway_calls", "load_audit", "billing_lines")}
-    for name, sql in profile_queries(tables, lo, hi, bigquery=True).items():
+    for name, sql in profile_queries(tables, lo, hi, bigquery=True,
+                                     checked_from=checked_from).items():
         try:
             arrow = client.query(sql).result().to_arrow()
         except NotFound as exc:
@@ -334,6 +344,12 @@ def evaluate(con, dates: Iterable[date], thresholds: dict[str, float], priced: b
             "share is not evaluable until `tokenbook transform` has run once")
     frame = con.sql(_metrics_sql(dates, thresholds, priced)).df()
     billing = bool(con.execute("select count(*) from _q_bill").fetchall()[0][0])
+    if not billing:  # a gateway-only organisation: said, so a stopped billing pull is seen
+        result.notes.append(
+            f"no billing line with a usage date in the {int(thresholds['history_days'])} days "
+            f"before {dates[0]} or on the dates checked: the billing suites "
+            f"({', '.join(BILLING_SUITES)}) did not run, the gateway was checked alone; load "
+            "the vendors' exports with `tokenbook ingest billing` to check them too")
     for d in dates:
         result.suites_expected[d] = GATEWAY_SUITES + (BILLING_SUITES if billing else ())
     metrics = [c.metric for c in CHECKS]
@@ -390,8 +406,11 @@ def _observed(frame, values, i: int, c: Check, evaluable: bool, t: dict[str, flo
                     f"days before ({m} needed)")
         if c.metric == "billing_ratio_change":
             n = int(frame.at[i, "billing_n"])
+            if n >= m:  # the history is there: this date has no bill or no gateway cost
+                return ("not evaluable: no bill or no gateway cost (cost_usd) on this date to "
+                        "compare")
             return (f"not evaluable: {n} day{'s' * (n != 1)} with both bills and gateway cost "
-                    f"in the {h} days before ({m} needed), or none on this date")
+                    f"in the {h} days before ({m} needed)")
         if not int(frame.at[i, "calls"]):
             return "not evaluable: no call loaded for this date"
         if c.metric == "cost_per_call_ratio":
@@ -455,7 +474,7 @@ def check_dates(settings, dates: Iterable[date], thresholds: dict[str, float] | 
     if not wh.is_bigquery:
         con = connect_duckdb(wh)
         try:
-            priced = profile_duckdb(con, lo, hi)
+            priced = profile_duckdb(con, lo, hi, checked_from=dates[0])
             result = evaluate(con, dates, t, priced)
             store_results(con, result)
             migrate_results_table(con)
@@ -466,7 +485,7 @@ def check_dates(settings, dates: Iterable[date], thresholds: dict[str, float] | 
     sink = BigQuerySink.from_settings(settings, client=client)
     con = duckdb.connect()
     try:
-        priced = profile_bigquery(sink.client, wh, con, lo, hi)
+        priced = profile_bigquery(sink.client, wh, con, lo, hi, checked_from=dates[0])
         result = evaluate(con, dates, t, priced)
         store_results(con, result)
         sink.replace_validation_results(con, dates, RESULTS_TABLE)

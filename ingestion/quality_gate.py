@@ -15,7 +15,7 @@ parameter's placeholder differ), read by :func:`read_gate`; :func:`gate_failure`
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 from core.query import table_exists
@@ -117,13 +117,57 @@ def _rows(wh: Warehouse, con, client, table: str, sql: str, run_date: date) -> l
     return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
 
+def quiet_day_reason(history: list[date], run_date: date, thresholds: dict[str, float]
+                     ) -> str | None:
+    """Why ``run_date`` is a quiet day of the organisation, or None when it is not (or there is
+    too little history to say). ``history``: the load dates with calls before ``run_date``.
+
+    The rule of ``gateway_freshness`` (``quality_sql._metrics_sql``): no call on this weekday
+    in any of the ``min_history_days`` or more weeks since the first day with calls in the
+    ``history_days`` before (a business closed at weekends). A new organisation's first weeks
+    are never quiet: a day without a file then is a missing delivery."""
+    h, m = int(thresholds["history_days"]), int(thresholds["min_history_days"])
+    days = [d for d in history if run_date - timedelta(days=h) <= d < run_date]
+    if not days:
+        return None
+    weeks = (run_date - min(days)).days // 7
+    if weeks < m or any((run_date - d).days % 7 == 0 for d in days):
+        return None
+    return (f"no call on this weekday ({run_date:%A}) in any of the {weeks} weeks of history "
+            "(a quiet day of this organisation): nothing to load")
+
+
+def history_dates(wh: Warehouse, run_date: date, history_days: int, con=None, client=None
+                  ) -> list[date]:
+    """The load dates with calls in the ``history_days`` before ``run_date`` (both engines:
+    DATE literals, no dialect function); [] when raw.gateway_calls does not exist yet."""
+    if not table_exists(con, wh, "raw", "gateway_calls", client=client):
+        return []
+    lo = run_date - timedelta(days=int(history_days))
+    sql = (f"select load_date from {wh.table('raw', 'gateway_calls')} "
+           f"where load_date >= DATE '{lo.isoformat()}' "
+           f"and load_date < DATE '{run_date.isoformat()}' group by load_date")
+    if wh.is_bigquery:
+        client = client if client is not None else wh.bigquery_client()
+        return [r["load_date"] for r in client.query(sql).result()]
+    return [r[0] for r in con.execute(sql).fetchall()]
+
+
 def gate_failure(run_date: date, gate: GateInputs) -> str | None:
-    """Why the date's models must not build (the first reason found), or None: they may."""
+    """Why the date's models must not build (the first reason found), or None: they may.
+
+    A date with no gateway load passes only when its stored ``gateway_freshness`` result is
+    *not evaluable* (the check judged it a quiet day of the organisation: no call on this
+    weekday in weeks) and every other rule holds."""
     day = run_date.isoformat()
     audit, checks = gate.audit, gate.checks
-    if audit is None:
+    quiet = audit is None and any(
+        c.get("suite") == "gateway_freshness" and c["success"] is None for c in checks)
+    if audit is None and not quiet:
         return (f"no gateway load recorded in raw.load_audit for {day}: run the ingest_gateway "
                 "task (or `tokenbook ingest gateway --date`) for this date first")
+    if quiet:
+        return _results_failure(day, gate)
     if audit["failed"]:
         return f"the latest gateway load for {day} has failed files: {audit}"
     if audit["rows_read"] != audit["rows_loaded"] + audit["rows_quarantined"] + audit["rows_duplicate"]:
@@ -132,6 +176,20 @@ def gate_failure(run_date: date, gate: GateInputs) -> str | None:
     if audit["rows_loaded"] == 0:
         return (f"gateway load for {day} loaded no rows ({audit['rows_quarantined']} "
                 "quarantined): look at raw.quarantine for the reasons")
+    failure = _results_failure(day, gate)
+    if failure:
+        return failure
+    stale = {c.get("load_id") for c in checks} - {audit.get("load_id")}
+    if stale:
+        return (f"the data-quality results of {day} were computed on an earlier load of the "
+                f"date (load {sorted(map(str, stale))}, latest {audit.get('load_id')}): rerun "
+                f"the data_quality task (or `tokenbook check --date {day}`)")
+    return None
+
+
+def _results_failure(day: str, gate: GateInputs) -> str | None:
+    """A failed expectation, or a suite that should have run without a result, or None."""
+    checks = gate.checks
     failed = [c["expectation"] for c in checks if c["success"] is False]
     if failed:
         return f"data-quality check failed for {day}: {failed}; see raw.validation_results"
@@ -141,9 +199,4 @@ def gate_failure(run_date: date, gate: GateInputs) -> str | None:
     if missing:
         return (f"no data-quality results for {day} from the suites {missing}: run the "
                 f"data_quality task (or `tokenbook check --date {day}`) before the models")
-    stale = {c.get("load_id") for c in checks} - {audit.get("load_id")}
-    if stale:
-        return (f"the data-quality results of {day} were computed on an earlier load of the "
-                f"date (load {sorted(map(str, stale))}, latest {audit.get('load_id')}): rerun "
-                f"the data_quality task (or `tokenbook check --date {day}`)")
     return None

@@ -29,12 +29,15 @@ def _lit(d: date) -> str:
     return f"DATE '{d.isoformat()}'"
 
 
-def profile_queries(tables: dict[str, str], lo: date, hi: date, bigquery: bool = False
-                    ) -> dict[str, str]:
+def profile_queries(tables: dict[str, str], lo: date, hi: date, bigquery: bool = False,
+                    checked_from: date | None = None) -> dict[str, str]:
     """The profile aggregates over load dates ``[lo, hi]``, as SQL of the warehouse's dialect
-    (DuckDB, or BigQuery with ``bigquery``). ``tables``: raw table name -> qualified name."""
+    (DuckDB, or BigQuery with ``bigquery``). ``tables``: raw table name -> qualified name.
+    ``checked_from``: the first checked date (``lo`` when None); re-delivered records are
+    looked for in the load dates from there on, against every earlier date of ``[lo, hi]``."""
     calls, audit, billing = tables["gateway_calls"], tables["load_audit"], tables["billing_lines"]
     between = f"between {_lit(lo)} and {_lit(hi)}"
+    checked = f"between {_lit(checked_from or lo)} and {_lit(hi)}"
 
     def count_if(cond: str) -> str:
         return f"countif({cond})" if bigquery else f"count(*) filter (where {cond})"
@@ -88,6 +91,17 @@ def profile_queries(tables: dict[str, str], lo: date, hi: date, bigquery: bool =
             select usage_date, vendor, cast(sum(billed_cost) as {money}) as cost,
                    count(*) as lines
             from {billing} where usage_date {between} group by usage_date, vendor""",
+        # records of a checked date whose request_id an earlier load date already brought (an
+        # exporter that re-sent an earlier day's file): per date and the date first loaded.
+        # Within one load date a request_id is unique (the load's dedupe).
+        "_q_redelivered": f"""
+            select load_date, first_load, count(*) as calls from (
+                select c.load_date, c.request_id, min(p.load_date) as first_load
+                from {calls} c join {calls} p
+                  on p.request_id = c.request_id and p.load_date < c.load_date
+                where c.load_date {checked} and p.load_date {between}
+                group by c.load_date, c.request_id) r
+            group by load_date, first_load""",
         "_q_ledger": f"""
             select {day} as call_date, cast(sum(gateway_cost_usd) as {money}) as cost
             from {calls} where load_date {between} and gateway_cost_usd is not null
@@ -212,8 +226,21 @@ def _metrics_sql(dates: list[date], t: dict[str, float], priced: bool) -> str:
                     and h2.calls > 0 and {comparable('h2')})) end"""
         if priced else "NULL"
     )
+    # the date's unpriced (provider, model) pairs, most calls first: what to alias or price
+    unpriced_models = (
+        """select mo.load_date, list(coalesce(mo.provider, '?') || '/' || coalesce(mo.model, '?')
+                   || ' ' || cast(mo.calls as varchar) || ' calls'
+                   order by mo.calls desc, mo.provider, mo.model)[1:5] as models
+           from _q_models mo join _q_resolved r
+             on r.provider is not distinct from mo.provider
+            and r.model is not distinct from mo.model
+           where not r.priced group by mo.load_date"""
+        if priced else
+        "select cast(null as date) as load_date, cast(null as varchar[]) as models limit 0"
+    )
     return f"""
     with days as (select unnest([{days}]) as d),
+    unpriced_models as ({unpriced_models}),
     weekday as (
         select d.d, count(h.load_date) as n, median(h.calls) as calls,
                count(h.load_date) >= {m} as same_weekday
@@ -252,6 +279,12 @@ def _metrics_sql(dates: list[date], t: dict[str, float], priced: bool) -> str:
           on h.load_date >= d.d - {h} and h.load_date < d.d and h.calls > 0
          and {comparable('h')}
         group by d.d
+    ),
+    redelivered as (
+        select load_date, sum(calls) as calls,
+               list(cast(calls as varchar) || ' first loaded on ' || cast(first_load as varchar)
+                    order by first_load) as texts
+        from _q_redelivered group by load_date
     ),
     bill_days as (
         select b.vendor, b.usage_date, sum(b.cost) as cost from _q_bill b group by all
@@ -302,19 +335,33 @@ def _metrics_sql(dates: list[date], t: dict[str, float], priced: bool) -> str:
            case when coalesce(a.rows_loaded, 0) = 0 and coalesce(w.n, 0) = 0
                      and datediff('day', fl.first, d.d) // 7 >= {m} then NULL
                 else coalesce(a.rows_loaded, 0) end as rows_loaded,
+           -- nothing came on a weekday the short history has never seen: say so (a business
+           -- closed that day fails only until min_history_days weeks show it is quiet)
+           case when coalesce(a.rows_loaded, 0) = 0 and coalesce(w.n, 0) = 0
+                     and fl.first is not null and datediff('day', fl.first, d.d) // 7 < {m} then
+                ['no ' || dayname(d.d) || ' in the history yet: if the organisation is closed on '
+                 || dayname(d.d) || 's, it is a quiet day from week ' || cast({m} + 1 as varchar)
+                 || ' on (min_history_days)'] end as rows_loaded_text,
            datediff('day', fl.first, d.d) // 7 as weeks_known,
            a.load_id,
            coalesce(hist.n, 0) as history_n,
            coalesce(w.n, 0) as weekday_n,
            coalesce(bh.n, 0) as billing_n,
            case when w.n >= {m} then coalesce(g.calls, 0) / w.calls end as volume_ratio,
+           case when w.n >= {m} then [cast(coalesce(g.calls, 0) as varchar) || ' calls vs a median of '
+                || case when w.calls = floor(w.calls) then cast(cast(w.calls as bigint) as varchar)
+                        else cast(round(w.calls, 1) as varchar) end
+                || ' on the same weekday'] end as volume_ratio_text,
            case when g.calls > 0 and hist.n >= {m} then
                 g.no_feature / g.calls - hist.no_feature_share end as missing_feature_increase,
            case when g.calls > 0 and hist.n >= {m} then
                 g.no_segment / g.calls - hist.no_segment_share end as missing_segment_increase,
            {unpriced_metric} as unpriced_share_increase,
+           um.models as unpriced_share_increase_text,
            case when a.rows_read > 0 then a.rows_quarantined / a.rows_read end as quarantine_share,
            case when a.rows_read > 0 then a.rows_duplicate / a.rows_read end as duplicate_share,
+           case when g.calls > 0 then coalesce(rd.calls, 0) / g.calls end as redelivered_share,
+           rd.texts as redelivered_share_text,
            {null_rates},
            case when g.calls > 0 and hist.n >= {m} then coalesce(len(new_f.fields), 0) end
                as new_fields,
@@ -342,6 +389,8 @@ def _metrics_sql(dates: list[date], t: dict[str, float], priced: bool) -> str:
     left join first_load fl on fl.d = d.d
     left join missing_vendors mv on mv.d = d.d
     left join bill_hist bh on bh.d = d.d
+    left join redelivered rd on rd.load_date = d.d
+    left join unpriced_models um on um.load_date = d.d
     left join lateral (
         select list(k.field order by k.field) as fields from _q_keys k
         where k.load_date = d.d

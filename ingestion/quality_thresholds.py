@@ -39,6 +39,8 @@ DEFAULTS: dict[str, tuple[float, str]] = {
         0.05, "share of calls whose model the price book cannot resolve, above its median"),
     "quarantine_share_max": (0.05, "quarantined / read records of the day's latest load"),
     "duplicate_share_max": (0.05, "duplicate / read records of the day's latest load"),
+    "redelivered_share_max": (
+        0.05, "calls whose request_id an earlier load date of the history already brought"),
     "null_rate_increase_max": (0.25, "a column's null rate above its median"),
     "new_fields_max": (0, "fields in the day's records never seen in the history"),
     "vanished_fields_max": (0, "fields present in most history days, absent from the day"),

@@ -456,13 +456,13 @@ def test_bigquery_warehouse_loads_what_the_duckdb_warehouse_loads(tmp_path, monk
             bq_sql = quality.profile_queries(
                 {n: f"`orbit-finops.tb_raw.{n}`" for n in ("gateway_calls", "load_audit",
                                                          "billing_lines")}, lo, days[-1],
-                bigquery=True)
+                bigquery=True, checked_from=days[0])
             names = {v: k for k, v in bq_sql.items()}
             if sql in names:
                 sqlglot.parse_one(sql, read="bigquery")
                 duck_sql = quality.profile_queries(
                     {n: f"raw.{n}" for n in ("gateway_calls", "load_audit", "billing_lines")},
-                    lo, days[-1])[names[sql]]
+                    lo, days[-1], checked_from=days[0])[names[sql]]
                 c = duckdb.connect(wh_path, read_only=True)
                 try:
                     arrow = c.sql(duck_sql).to_arrow_table()

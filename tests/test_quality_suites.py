@@ -203,6 +203,13 @@ def test_failure_lines_say_observed_expected_and_what_to_look_at(checked):
     assert "expected [0.5, 2]" in line
 
 
+def test_the_unpriced_share_names_the_model_to_alias_or_price(checked):
+    """A platform team reading the failure must see which model nobody can price."""
+    (line,) = checked["results"][UNPRICED].failure_lines()
+    assert "unpriced_share_increase = 0.2 (openai/zz-inhouse-router-9 24 calls)" in line
+    assert "model_aliases.csv" in line and "seed" not in line
+
+
 def test_unpriced_share_matches_dbt_model_resolution(checked):
     """The check's resolution and dbt's int_model_resolution agree on every loaded pair."""
     con = duckdb.connect(checked["settings"].warehouse.removeprefix("duckdb:///"))

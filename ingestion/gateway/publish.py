@@ -24,6 +24,20 @@ from ingestion.raw import guard
 STAGED = ("_tb_calls", "_tb_quarantine", "_tb_pii")
 
 
+def _rejected(con, dates) -> str:
+    """Why the records of ``dates`` (load dates the load offers nothing for) were all rejected:
+    the three commonest reasons, e.g. a required field renamed upstream; "" when none."""
+    if not dates:
+        return ""
+    top = con.execute(
+        "select reason, count(*) from _tb_quarantine where load_date in (select unnest(?)) "
+        "group by reason order by count(*) desc, reason limit 3", [list(dates)]).fetchall()
+    if not top:
+        return ""
+    return ("Every record was rejected: " + "; ".join(f"{n:,} record(s): {r}" for r, n in top)
+            + ". ")
+
+
 def publish(ctx: LoadContext) -> None:
     """Guard, publish every load date, append the audit, drop the staging tables."""
     con, sink, dates = ctx.con, ctx.sink, ctx.load_dates
@@ -35,12 +49,14 @@ def publish(ctx: LoadContext) -> None:
         offered[f.load_date] += f.rows_loaded
     shrinking = guard.shrinks(offered, sink.partition_rows(con, dates), SOURCE)
     if shrinking and not ctx.replace:
+        why = _rejected(con, [d for d, n in offered.items() if n == 0])
         append_audit(ctx, guard.REFUSED)
         drop(con, *STAGED, *staging)
         raise LoadRefused(
             shrinking,
-            "Rejected records, if any, are not stored either: look at the file (a broken "
+            why + "Rejected records, if any, are not stored either: look at the file (a broken "
             "export, the wrong file or the wrong --date?).",
+            rows_read=sum(f.rows_read for f in ctx.report.files),
         )
     # Row order inside a partition means nothing (every reader of raw.* orders or groups):
     # without it DuckDB inserts from all threads. (Line numbers were fixed by position

@@ -55,8 +55,10 @@ class LoadRefused(Exception):
     Subclasses of each loader's own error class carry this one too (``isinstance`` works for
     both), so callers that catch the loader's errors keep working."""
 
-    def __init__(self, shrinks: list[Shrink], hint: str = "") -> None:
+    def __init__(self, shrinks: list[Shrink], hint: str = "", rows_read: int | None = None
+                 ) -> None:
         self.shrinks = shrinks
+        self.rows_read = rows_read  # records the delivery held, when the loader counted them
         parts = "; ".join(s.sentence() for s in shrinks)
         super().__init__(
             f"load refused, nothing was changed: {parts}. "

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Annotated
 
 import typer
@@ -25,6 +25,17 @@ def dates_of(day: date | None, first: date | None, last: date | None) -> list[da
     return [first + timedelta(days=i) for i in range((last - first).days + 1)]
 
 
+def refuse_future(last: date, flag: str) -> None:
+    """A usage error for a date that has not begun anywhere yet (after tomorrow in UTC: the
+    clock only bounds the argument, never the check's logic). Nothing can have been loaded
+    for it: checking it would store a 'missing delivery' for every such date."""
+    today = datetime.now(UTC).date()
+    if last > today + timedelta(days=1):
+        raise typer.BadParameter(
+            f"{flag} {last} is in the future (today is {today} UTC): nothing can have been "
+            "loaded for it yet; check dates up to the last one loaded")
+
+
 def check(
     date_: Annotated[str | None, typer.Option("--date", help="The load date to check.",
                                               show_default=False)] = None,
@@ -40,11 +51,13 @@ def check(
 
     Thresholds: quality_thresholds.csv in the configuration folder (--config-dir), else the
     defaults. Exits 0 when every expectation passed, 3 when one failed or a suite has no
-    result, 4 when quality_thresholds.csv is invalid."""
+    result, 4 when quality_thresholds.csv is invalid, 2 for a date in the future (nothing is
+    stored)."""
     from ingestion.quality import check_dates  # duckdb: imported when the command runs
 
     dates = dates_of(parse_date(date_), parse_date(date_from, "--from"),
                      parse_date(date_to, "--to"))
+    refuse_future(dates[-1], "--date" if date_ else "--to")
     settings, wh = resolve(warehouse, config_dir=config_dir)
     try:
         thresholds = load_thresholds(folder=settings.resolved_config_dir)
@@ -74,14 +87,20 @@ def print_result(result) -> None:
         console.print(f"[red]FAILED[/red] {line}", soft_wrap=True)
     for note in result.notes:
         console.print(f"note: {note}", soft_wrap=True)
-    if skipped:
+    if skipped:  # why, commonest first: too little history is one reason, not the only one
         by_suite: dict[str, int] = {}
+        by_reason: dict[str, int] = {}
         for o in skipped:
             by_suite[o.suite] = by_suite.get(o.suite, 0) + 1
+            reason = (o.observed_value or "").removeprefix("not evaluable: ")
+            by_reason[reason] = by_reason.get(reason, 0) + 1
+        reasons = sorted(by_reason.items(), key=lambda kv: (-kv[1], kv[0]))
+        more = f"; {len(reasons) - 3} other reasons" if len(reasons) > 3 else ""
         console.print(
-            f"not evaluable ({len(skipped)}, e.g. too little history): "
+            f"not evaluable ({len(skipped)}): "
+            + "; ".join(f"{r} x{n}" for r, n in reasons[:3]) + more + " (by suite: "
             + ", ".join(f"{k} x{v}" for k, v in sorted(by_suite.items()))
-            + " (observed_value in raw.validation_results says why)", soft_wrap=True)
+            + "; observed_value in raw.validation_results says why for each)", soft_wrap=True)
     verdict = "[green]passed[/green]" if result.success else "[red]FAILED[/red]"
     console.print(
         f"data quality {span}: {verdict} ({n - len(failed) - len(skipped)} passed, "

@@ -16,6 +16,7 @@ import duckdb
 from core.settings import Settings
 from core.warehouse import Warehouse
 from ingestion.billing.schema import VENDORS
+from ingestion.raw.guard import LoadRefused
 from tokenbook.orchestration.errors import MissingInput
 from tokenbook.orchestration.inputs import (
     ENV_BILLING_PATH,
@@ -85,14 +86,54 @@ def ingest_gateway_day(run_date: date, settings: Settings, inputs: RunInputs,
             f"no gateway path configured: set {ENV_GATEWAY_PATH} (or the Airflow Variable "
             f"{ENV_GATEWAY_PATH.lower()}) to the folder of daily gateway-YYYY-MM-DD.jsonl.gz files"
         )
-    files = gateway_files_for(run_date, inputs.gateway_path)
+    try:
+        files = gateway_files_for(run_date, inputs.gateway_path)
+    except MissingInput:
+        quiet = quiet_day(run_date, settings) if Path(inputs.gateway_path).is_dir() else None
+        if quiet is None:
+            raise
+        reason = f"no gateway file for {run_date}: {quiet}"
+        log.info(reason)
+        return {"date": run_date.isoformat(), "skipped": True, "reason": reason}
     ingest = resolve(GATEWAY_TARGET)
     log.info("ingesting %d gateway file(s) for %s: %s", len(files), run_date, files)
-    report = ingest(files, settings, date=run_date, replace=replace)
+    try:
+        report = ingest(files, settings, date=run_date, replace=replace)
+    except LoadRefused as exc:  # an empty file is what some exporters write for a quiet day
+        quiet = quiet_day(run_date, settings) if exc.rows_read == 0 else None
+        if quiet is None:
+            raise
+        reason = f"the gateway file(s) for {run_date} hold no record: {quiet}"
+        log.info(reason)
+        return {"date": run_date.isoformat(), "files": files, "skipped": True, "reason": reason}
     notes = list(getattr(report, "notes", []) or [])
     for note in notes:  # e.g. calls with a service tier outside the known ones: loaded, reported
         log.warning("gateway load for %s: %s", run_date, note)
     return summary(report, {"date": run_date.isoformat(), "files": files, "notes": notes})
+
+
+def quiet_day(run_date: date, settings: Settings) -> str | None:
+    """Why no gateway file is the expected delivery of ``run_date`` (a weekday with no call in
+    weeks: an organisation closed at weekends), or None (a missing delivery: the task fails
+    and Airflow retries it). The rule of the freshness check (``ingestion.quality_gate``)."""
+    from ingestion.quality_gate import history_dates, quiet_day_reason
+    from ingestion.quality_thresholds import load_thresholds
+
+    thresholds = load_thresholds(folder=settings.resolved_config_dir)
+    wh = Warehouse.from_settings(settings)
+    if wh.is_bigquery:
+        history = history_dates(wh, run_date, int(thresholds["history_days"]))
+    elif not wh.path.exists():
+        return None
+    else:
+        # not read_only: DuckDB refuses a second configuration of a file this process has
+        # open (dbt-duckdb keeps its connection when Airflow runs tasks in one process)
+        con = wh.connect(wait_seconds=settings.lock_wait_seconds)
+        try:
+            history = history_dates(wh, run_date, int(thresholds["history_days"]), con=con)
+        finally:
+            con.close()
+    return quiet_day_reason(history, run_date, thresholds)
 
 
 def billing_files_for(run_date: date, billing_path: str) -> dict[str, tuple[str, list[str]]]:
