@@ -12,31 +12,19 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from typer.testing import CliRunner
 
 from ingestion.gateway import otel
-from tokenbook.cli import app
+from tests import gateway_cli
 
 DAY = "2026-11-04"
 T0 = 1793779200  # 2026-11-04T08:00:00Z
 
 
 def _ingest(tmp_path: Path, *files: Path):
-    wh = tmp_path / "wh.duckdb"
-    # a terminal wide enough for the notes' file paths: at 80 columns a path longer than the
-    # line is folded mid-name, and how long the temporary path is depends on the machine and
-    # on the runner (pytest-xdist adds popen-gwN/), not on what tokenbook says
-    result = CliRunner().invoke(app, ["ingest", "gateway", *map(str, files), "--date", DAY,
-                                      "--warehouse", f"duckdb:///{wh}"], env={"COLUMNS": "1000"})
-    return result, wh
+    return gateway_cli.ingest(tmp_path, *files, day=DAY)
 
 
-def _rows(wh: Path, sql: str) -> list[tuple]:
-    con = duckdb.connect(str(wh), read_only=True)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
+_rows = gateway_cli.rows
 
 
 def _audit_balances(wh: Path) -> None:

@@ -13,10 +13,7 @@ import base64
 import json
 from pathlib import Path
 
-import duckdb
-from typer.testing import CliRunner
-
-from tokenbook.cli import app
+from tests import gateway_cli
 
 DAY = "2026-11-04"
 T0 = 1793779200  # 2026-11-04T08:00:00Z
@@ -24,18 +21,10 @@ TRACE = "0af7651916cd43dd8448eb211c80319c"
 
 
 def _ingest(tmp_path: Path, *files: Path):
-    wh = tmp_path / "wh.duckdb"
-    result = CliRunner().invoke(app, ["ingest", "gateway", *map(str, files), "--date", DAY,
-                                      "--warehouse", f"duckdb:///{wh}"], env={"COLUMNS": "1000"})
-    return result, wh
+    return gateway_cli.ingest(tmp_path, *files, day=DAY)
 
 
-def _rows(wh: Path, sql: str) -> list[tuple]:
-    con = duckdb.connect(str(wh), read_only=True)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
+_rows = gateway_cli.rows
 
 
 def _av(v) -> dict:

@@ -15,11 +15,8 @@ import json
 from decimal import Decimal
 from pathlib import Path
 
-import duckdb
-from typer.testing import CliRunner
-
 from ingestion.gateway import litellm
-from tokenbook.cli import app
+from tests import gateway_cli
 from tokenbook.pricing import default as price_default
 
 DAY = "2026-11-04"
@@ -33,18 +30,10 @@ COLUMNS = ["request_id", "call_type", "api_key", "spend", "total_tokens", "promp
 
 
 def _ingest(tmp_path: Path, *files: Path):
-    wh = tmp_path / "wh.duckdb"
-    result = CliRunner().invoke(app, ["ingest", "gateway", *map(str, files), "--date", DAY,
-                                      "--warehouse", f"duckdb:///{wh}"], env={"COLUMNS": "1000"})
-    return result, wh
+    return gateway_cli.ingest(tmp_path, *files, day=DAY)
 
 
-def _rows(wh: Path, sql: str) -> list[tuple]:
-    con = duckdb.connect(str(wh), read_only=True)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
+_rows = gateway_cli.rows
 
 
 def _spend_row(rid: str, minute: int, model: str, **kw) -> dict:
