@@ -155,3 +155,21 @@ def test_an_invalid_closed_weekdays_exits_4_naming_the_file_and_row(tmp_path, va
     assert out.exit_code == CONFIG_INVALID, out.output
     assert "quality_thresholds.csv:3: closed_weekdays" in out.output
     assert message in out.output
+
+
+def test_a_declared_closed_day_needs_no_warehouse_query_on_bigquery(schools, monkeypatch):
+    """BigQuery cannot be reached: the ingest step's verdict on a declared closed Saturday comes
+    from the configuration alone (no client is made), and a Wednesday still asks the history."""
+    from core.warehouse import Warehouse
+    from tokenbook.orchestration.ingest import quiet_day
+
+    *_, base = schools
+    asked = []
+    monkeypatch.setattr(Warehouse, "bigquery_client", lambda self: asked.append(self) or 1 / 0)
+    settings = load_settings(warehouse="bigquery://school-finops/tb", pii_key="k",
+                             config_dir=str(base / "closed"))
+    assert "Saturday is a declared closed day" in quiet_day(SATURDAY, settings)
+    assert asked == []
+    with pytest.raises(ZeroDivisionError):
+        quiet_day(LOST_WEDNESDAY, settings)
+    assert len(asked) == 1
