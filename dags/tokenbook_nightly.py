@@ -5,7 +5,7 @@ The nightly tokenbook DAG: one run per day, for the day `data_interval_start` na
 
 | task | what it does for the run's date |
 |---|---|
-| `ingest_gateway` | loads `gateway-YYYY-MM-DD.jsonl.gz` from `TOKENBOOK_GATEWAY_PATH` into `raw.gateway_calls` (partition overwrite); no file fails it (Airflow retries) and an empty one is refused, except on a quiet day of the organisation (no call on this weekday in weeks: closed at weekends), when it is skipped and the checks still run |
+| `ingest_gateway` | loads `gateway-YYYY-MM-DD.jsonl.gz` from `TOKENBOOK_GATEWAY_PATH` into `raw.gateway_calls` (partition overwrite); no file fails it (Airflow retries) and an empty one is refused, except on a quiet day of the organisation (no call on this weekday in weeks, or a weekday declared in `closed_weekdays`: closed at weekends), when it is skipped and the checks still run |
 | `ingest_billing` | loads the date's vendor billing exports from `TOKENBOOK_BILLING_PATH`; skipped when there are none |
 | `load_config` | first: validates the organisation's configuration folder (`TOKENBOOK_CONFIG_DIR`) and loads it into `raw.config_*`; an invalid folder fails the run here, without retries |
 | `data_quality` | `tokenbook check` for the date: Great Expectations suites compare the loaded partition with its history (volume, tags, unpriced share, schema drift, freshness, billing); results in `raw.validation_results`; fails with what broke |

@@ -350,8 +350,13 @@ def evaluate(con, dates: Iterable[date], thresholds: dict[str, float], priced: b
             f"before {dates[0]} or on the dates checked: the billing suites "
             f"({', '.join(BILLING_SUITES)}) did not run, the gateway was checked alone; load "
             "the vendors' exports with `tokenbook ingest billing` to check them too")
-    for d in dates:
+    for i, d in enumerate(dates):
         result.suites_expected[d] = GATEWAY_SUITES + (BILLING_SUITES if billing else ())
+        if bool(frame.at[i, "declared_closed"]):  # said, not only counted as not evaluable
+            result.notes.append(
+                f"{d} is a {d:%A}, a declared closed day of this organisation (closed_weekdays "
+                "in quality_thresholds.csv): nothing was loaded and none was expected, the "
+                "gateway suites are not evaluable for it")
     metrics = [c.metric for c in CHECKS]
     frame = frame.reset_index(drop=True)
     gx_frame = frame[metrics].astype("float64")
@@ -393,6 +398,9 @@ def _observed(frame, values, i: int, c: Check, evaluable: bool, t: dict[str, flo
         if c.metric in {"quarantine_share", "duplicate_share"}:
             return "not evaluable: no gateway load recorded for this date"
         h, m = int(t["history_days"]), int(t["min_history_days"])
+        if c.metric in {"rows_loaded", "volume_ratio"} and bool(frame.at[i, "declared_closed"]):
+            return (f"not evaluable: {frame.at[i, 'load_date']:%A} is a declared closed day of "
+                    "this organisation (closed_weekdays), nothing loaded on this date")
         if c.metric == "rows_loaded":
             weeks = int(frame.at[i, "weeks_known"])
             return (f"not evaluable: no load on this weekday in any of the {weeks} weeks "

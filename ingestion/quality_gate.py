@@ -21,6 +21,7 @@ from typing import Any
 from core.query import table_exists
 from core.warehouse import Warehouse
 from ingestion.quality import BILLING_SUITES, GATEWAY_SUITES, migrate_results_table
+from ingestion.quality_thresholds import closed_weekdays
 
 AUDIT_KEYS = ("files", "rows_read", "rows_loaded", "rows_quarantined", "rows_duplicate",
               "failed")
@@ -125,7 +126,11 @@ def quiet_day_reason(history: list[date], run_date: date, thresholds: dict[str, 
     The rule of ``gateway_freshness`` (``quality_sql._metrics_sql``): no call on this weekday
     in any of the ``min_history_days`` or more weeks since the first day with calls in the
     ``history_days`` before (a business closed at weekends). A new organisation's first weeks
-    are never quiet: a day without a file then is a missing delivery."""
+    are never quiet: a day without a file then is a missing delivery, unless its weekday is
+    declared closed (``closed_weekdays``): then it is quiet from the first day."""
+    declared = declared_closed_reason(run_date, thresholds)
+    if declared:
+        return declared
     h, m = int(thresholds["history_days"]), int(thresholds["min_history_days"])
     days = [d for d in history if run_date - timedelta(days=h) <= d < run_date]
     if not days:
@@ -135,6 +140,15 @@ def quiet_day_reason(history: list[date], run_date: date, thresholds: dict[str, 
         return None
     return (f"no call on this weekday ({run_date:%A}) in any of the {weeks} weeks of history "
             "(a quiet day of this organisation): nothing to load")
+
+
+def declared_closed_reason(run_date: date, thresholds: dict[str, float]) -> str | None:
+    """Why ``run_date`` is a quiet day by the configuration (its weekday is one of
+    ``closed_weekdays`` in quality_thresholds.csv), or None. Needs no history."""
+    if run_date.weekday() not in closed_weekdays(thresholds):
+        return None
+    return (f"{run_date:%A} is a declared closed day of this organisation (closed_weekdays in "
+            "quality_thresholds.csv): nothing to load")
 
 
 def history_dates(wh: Warehouse, run_date: date, history_days: int, con=None, client=None

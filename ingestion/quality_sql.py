@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import date
 
 from ingestion.gateway.schema import GATEWAY_CALLS_COLUMNS
+from ingestion.quality_thresholds import closed_weekdays
 
 # Columns whose null rate is compared with history (feature and customer_segment have their
 # own suite; the required fields are never null: the load quarantines such records).
@@ -193,6 +194,8 @@ def _metrics_sql(dates: list[date], t: dict[str, float], priced: bool) -> str:
     them (new / vanished field names, missing vendors). NULL metric = not evaluable."""
     h, m = int(t["history_days"]), int(t["min_history_days"])
     days = ", ".join(_lit(d) for d in sorted(set(dates)))
+    # the weekdays the organisation declared closed (closed_weekdays), as DuckDB's isodow
+    closed = ", ".join(str(k + 1) for k in closed_weekdays(t)) or "0"  # none: no isodow is 0
     null_rates = ",\n".join(
         f"""case when g.calls > 0 and hist.n >= {m} then
               1 - g.nn__{c} / g.calls - hist.null__{c} end as null_rate_increase__{c}"""
@@ -332,12 +335,16 @@ def _metrics_sql(dates: list[date], t: dict[str, float], priced: bool) -> str:
            -- a weekday that had no call in any of the (min_history_days or more) weeks of
            -- the history is a quiet day of the organisation (a business closed at weekends),
            -- not a delivery that never arrived: not evaluable when nothing came
-           case when coalesce(a.rows_loaded, 0) = 0 and coalesce(w.n, 0) = 0
+           -- (or a weekday declared closed in closed_weekdays: quiet from the first day)
+           case when coalesce(a.rows_loaded, 0) = 0 and isodow(d.d) in ({closed}) then NULL
+                when coalesce(a.rows_loaded, 0) = 0 and coalesce(w.n, 0) = 0
                      and datediff('day', fl.first, d.d) // 7 >= {m} then NULL
                 else coalesce(a.rows_loaded, 0) end as rows_loaded,
+           coalesce(a.rows_loaded, 0) = 0 and isodow(d.d) in ({closed}) as declared_closed,
            -- nothing came on a weekday the short history has never seen: say so (a business
            -- closed that day fails only until min_history_days weeks show it is quiet)
            case when coalesce(a.rows_loaded, 0) = 0 and coalesce(w.n, 0) = 0
+                     and isodow(d.d) not in ({closed})
                      and fl.first is not null and datediff('day', fl.first, d.d) // 7 < {m} then
                 ['no ' || dayname(d.d) || ' in the history yet: if the organisation is closed on '
                  || dayname(d.d) || 's, it is a quiet day from week ' || cast({m} + 1 as varchar)
@@ -347,7 +354,9 @@ def _metrics_sql(dates: list[date], t: dict[str, float], priced: bool) -> str:
            coalesce(hist.n, 0) as history_n,
            coalesce(w.n, 0) as weekday_n,
            coalesce(bh.n, 0) as billing_n,
-           case when w.n >= {m} then coalesce(g.calls, 0) / w.calls end as volume_ratio,
+           case when w.n >= {m} and not (coalesce(g.calls, 0) = 0
+                                          and isodow(d.d) in ({closed}))
+                then coalesce(g.calls, 0) / w.calls end as volume_ratio,
            case when w.n >= {m} then [cast(coalesce(g.calls, 0) as varchar) || ' calls vs a median of '
                 || case when w.calls = floor(w.calls) then cast(cast(w.calls as bigint) as varchar)
                         else cast(round(w.calls, 1) as varchar) end

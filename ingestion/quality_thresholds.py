@@ -9,6 +9,13 @@ file means the defaults. A name that is not a threshold, a name set twice, a val
 finite number >= 0, a number of days that is not a whole number from 1 to
 :data:`MAX_HISTORY_DAYS`, or a lower bound above its upper bound is a configuration error
 (:class:`ThresholdsError`), never silently ignored, truncated or left to fail every day.
+
+One row is not a number: ``closed_weekdays`` names the weekdays the organisation is closed
+(``closed_weekdays,sat sun``; short or full English names, separated by spaces or ``;``; ``none``
+or empty: none, the default). A declared closed weekday is a quiet day from the first day (see
+``quality_gate.quiet_day_reason``); history alone decides without it. It is kept in the values
+as a bit mask (Monday = 1, ..., Sunday = 64) so that every value stays a number;
+:func:`closed_weekdays` reads it back.
 """
 
 from __future__ import annotations
@@ -51,7 +58,12 @@ DEFAULTS: dict[str, tuple[float, str]] = {
     "billing_vendors_missing_max": (0, "vendors billing most history days, absent for the day"),
     "billing_ratio_change_max": (
         0.25, "|billed / gateway cost, over its median in the history, - 1|"),
+    "closed_weekdays": (0, "weekdays the organisation is closed (sat sun): quiet from day one"),
 }
+
+# closed_weekdays: accepted names (Monday = 0, as date.weekday()); stored as a bit mask
+WEEKDAY_NAMES = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+ALL_WEEKDAYS_MASK = 2 ** len(WEEKDAY_NAMES) - 1
 
 
 # Thresholds counted in days (whole numbers); a year of history is the most a check compares.
@@ -116,6 +128,9 @@ def load_thresholds(folder: Path | None = None, environ: dict[str, str] | None =
                 raise ThresholdsError(
                     f"{path}:{line}: {name} is set twice (first on line {seen[name]})")
             seen[name] = line
+            if name == "closed_weekdays":
+                values[name] = _weekday_mask(row, f"{path}:{line}")
+                continue
             values[name] = _number(name, row.get("value"), f"{path}:{line}")
     validate(values, str(path))
     return values
@@ -131,10 +146,60 @@ def _number(name: str, text: str | None, where: str) -> float:
     return value
 
 
+def closed_weekdays(values: dict[str, float]) -> tuple[int, ...]:
+    """The declared closed weekdays of ``values`` (Monday = 0, as ``date.weekday()``)."""
+    mask = int(values.get("closed_weekdays", 0))
+    return tuple(k for k in range(len(WEEKDAY_NAMES)) if mask >> k & 1)
+
+
+_ACCEPTED_WEEKDAYS = ("mon, tue, wed, thu, fri, sat, sun or the full names (monday ...), "
+                      "separated by spaces or ';' (closed_weekdays,sat sun), or none")
+
+
+def _weekday_mask(row: dict, where: str) -> float:
+    """The bit mask of the ``closed_weekdays`` row, or ThresholdsError naming the accepted
+    values. ``closed_weekdays,sat,sun`` (an unquoted comma) is refused, not read as Saturday."""
+    text = (row.get("value") or "").strip()
+    extra = [v for v in (row.get(None) or []) if (v or "").strip()]
+    note = (row.get("note") or "").strip().lower()
+    if extra or (note and _weekday(note) is not None):
+        raise ThresholdsError(
+            f"{where}: closed_weekdays {text!r} is followed by another field: separate the "
+            f"weekdays with spaces or ';', not ',' (accepted: {_ACCEPTED_WEEKDAYS})")
+    mask = 0
+    words = [w for w in text.replace(";", " ").replace(",", " ").split() if w]
+    if [w.lower() for w in words] in ([], ["none"]):
+        return 0.0
+    for word in words:
+        k = _weekday(word.lower())
+        if k is None:
+            raise ThresholdsError(f"{where}: closed_weekdays: {word!r} is not a weekday "
+                                  f"(accepted: {_ACCEPTED_WEEKDAYS})")
+        mask |= 1 << k
+    if mask == ALL_WEEKDAYS_MASK:
+        raise ThresholdsError(f"{where}: closed_weekdays declares every weekday closed: no day "
+                              "would ever be checked; name only the days the organisation is "
+                              "closed")
+    return float(mask)
+
+
+def _weekday(word: str) -> int | None:
+    for k, name in enumerate(WEEKDAY_NAMES):
+        if word in (name, name[:3]):
+            return k
+    return None
+
+
 def _check_value(name: str, value: float, where: str, text: object = None) -> None:
     shown = repr(text) if text is not None else repr(value)
     if not math.isfinite(value):
         raise ThresholdsError(f"{where}: {name} must be a finite number, got {shown}")
+    if name == "closed_weekdays":
+        if not (value.is_integer() and 0 <= value < ALL_WEEKDAYS_MASK):
+            raise ThresholdsError(
+                f"{where}: closed_weekdays must name at least one open weekday (a bit mask "
+                f"from 0 to {ALL_WEEKDAYS_MASK - 1} in code), got {shown}")
+        return
     if name in DAY_COUNTS and not (value.is_integer() and 1 <= value <= MAX_HISTORY_DAYS):
         raise ThresholdsError(f"{where}: {name} must be a whole number of days from 1 to "
                               f"{MAX_HISTORY_DAYS}, got {shown}")

@@ -113,13 +113,16 @@ def ingest_gateway_day(run_date: date, settings: Settings, inputs: RunInputs,
 
 
 def quiet_day(run_date: date, settings: Settings) -> str | None:
-    """Why no gateway file is the expected delivery of ``run_date`` (a weekday with no call in
-    weeks: an organisation closed at weekends), or None (a missing delivery: the task fails
+    """Why no gateway file is the expected delivery of ``run_date`` (a weekday declared closed in
+    ``closed_weekdays``, or with no call in weeks: an organisation closed at weekends), or None (a missing delivery: the task fails
     and Airflow retries it). The rule of the freshness check (``ingestion.quality_gate``)."""
-    from ingestion.quality_gate import history_dates, quiet_day_reason
+    from ingestion.quality_gate import declared_closed_reason, history_dates, quiet_day_reason
     from ingestion.quality_thresholds import load_thresholds
 
     thresholds = load_thresholds(folder=settings.resolved_config_dir)
+    declared = declared_closed_reason(run_date, thresholds)
+    if declared:  # closed_weekdays: quiet from the first day, whatever the warehouse holds
+        return declared
     wh = Warehouse.from_settings(settings)
     if wh.is_bigquery:
         history = history_dates(wh, run_date, int(thresholds["history_days"]))
