@@ -18,6 +18,7 @@ import pytest
 from typer.testing import CliRunner
 
 from core.settings import load_settings
+from tests.nightly_asserts import night_fails_for_a_lost_file, night_passes_on_a_quiet_day
 from tokenbook import orchestration as orch
 from tokenbook.cli import app
 from tokenbook.exitcodes import CONFIG_INVALID, QUALITY_FAILED
@@ -68,23 +69,12 @@ def schools(tmp_path_factory):
 
 def test_a_new_organisations_first_saturday_fails_without_the_setting(schools):
     _, plain, _, inputs, _ = schools
-    with pytest.raises(orch.MissingInput, match=f"no gateway file for {SATURDAY}"):
-        orch.ingest_gateway_day(SATURDAY, plain, inputs)
-    with pytest.raises(orch.QualityGateFailed, match="gateway_freshness: rows_loaded = 0"):
-        orch.check_data_quality(SATURDAY, plain)
-    with pytest.raises(orch.QualityGateFailed, match="no gateway load recorded"):
-        orch.check_quality(SATURDAY, plain)
+    night_fails_for_a_lost_file(SATURDAY, plain, inputs)
 
 
 def test_a_declared_closed_saturday_passes_the_night_from_day_one(schools):
     _, _, closed, inputs, _ = schools
-    loaded = orch.ingest_gateway_day(SATURDAY, closed, inputs)
-    assert loaded["skipped"] is True
-    assert "Saturday is a declared closed day" in loaded["reason"]
-    checked = orch.check_data_quality(SATURDAY, closed)
-    assert checked["expectations"] > 0
-    gate = orch.check_quality(SATURDAY, closed)
-    assert gate["quiet_day"] is True and gate["expectations"] > 0
+    night_passes_on_a_quiet_day(SATURDAY, closed, inputs, "Saturday is a declared closed day")
 
 
 def test_an_empty_file_on_a_declared_closed_sunday_is_the_delivery_of_nothing(schools):
@@ -117,12 +107,7 @@ def test_a_weekday_whose_file_never_came_still_fails_with_weekends_closed(school
     for day in (date(2026, 10, 12), date(2026, 10, 13)):
         orch.ingest_gateway_day(day, closed, inputs)
         orch.check_data_quality(day, closed)
-    with pytest.raises(orch.MissingInput, match=f"no gateway file for {LOST_WEDNESDAY}"):
-        orch.ingest_gateway_day(LOST_WEDNESDAY, closed, inputs)
-    with pytest.raises(orch.QualityGateFailed, match="gateway_freshness: rows_loaded = 0"):
-        orch.check_data_quality(LOST_WEDNESDAY, closed)
-    with pytest.raises(orch.QualityGateFailed, match="no gateway load recorded"):
-        orch.check_quality(LOST_WEDNESDAY, closed)
+    night_fails_for_a_lost_file(LOST_WEDNESDAY, closed, inputs)
 
 
 def test_a_file_that_comes_on_a_declared_closed_day_is_loaded_and_checked(schools):
