@@ -129,15 +129,7 @@ def load_lines(con, path: Path, into: str) -> None:
             with gzip.open(path, "rb") as fh, tmp:
                 shutil.copyfileobj(fh, tmp, 1 << 20)
             src = Path(tmp.name)
-        con.execute(
-            f"""
-            create or replace temp table {into} as
-            select cast(n as bigint) as source_line,
-                   regexp_replace(line, '\\r$', '') as raw_line
-            from (select string_split(content, chr(10)) as ls from read_text({_q(str(src))})),
-                 unnest(ls) with ordinality as u(line, n)
-            """
-        )
+        con.execute(f"create or replace temp table {into} as {_lines_sql(_q(str(src)))}")
         # A final newline leaves an empty last element: not a line.
         con.execute(
             f"delete from {into} where source_line = (select max(source_line) from {into}) "
@@ -201,18 +193,38 @@ def load_records(con, path: Path, into: str) -> None:
             [whole],
         )
     else:
-        con.execute(
-            f"""
-            create or replace temp table {into} as
-            select source_line, raw_line, j,
-                   case when j is null then 'not JSON'
-                        when json_type(j) <> 'OBJECT' then 'not a JSON object' end as parse_error
-            from (select source_line, raw_line,
-                         case when json_valid(raw_line) then cast(raw_line as JSON) end as j
-                  from {lines} where trim(raw_line) <> '')
-            """
-        )
+        _json_lines(con, lines, into)
     con.execute(f"drop table if exists {lines}")
+
+
+def _lines_sql(files_sql: str, filename: bool = False) -> str:
+    """SELECT (``filename``,) source_line, raw_line: each line of the files (a SQL string or
+    list of strings, read whole by ``read_text``), 1-based, CR of a CRLF end dropped."""
+    name = "filename, " if filename else ""
+    return f"""
+        select {name}cast(n as bigint) as source_line,
+               regexp_replace(line, '\\r$', '') as raw_line
+        from (select {name}string_split(content, chr(10)) as ls from read_text({files_sql})),
+             unnest(ls) with ordinality as u(line, n)
+    """
+
+
+def _json_lines(con, lines: str, into: str, keep: tuple[str, ...] = ()) -> None:
+    """TEMP table ``into``: (``keep``,) source_line, raw_line, j, parse_error, one row per
+    non-blank line of the table ``lines`` (JSON lines: a line that is not a JSON object keeps
+    its reason)."""
+    kept = "".join(f"{k}, " for k in keep)
+    con.execute(
+        f"""
+        create or replace temp table {into} as
+        select {kept}source_line, raw_line, j,
+               case when j is null then 'not JSON'
+                    when json_type(j) <> 'OBJECT' then 'not a JSON object' end as parse_error
+        from (select {kept}source_line, raw_line,
+                     case when json_valid(raw_line) then cast(raw_line as JSON) end as j
+              from {lines} where trim(raw_line) <> '')
+        """
+    )
 
 
 def _load_stream(con, path: Path, into: str) -> bool:
@@ -537,26 +549,8 @@ def read_many(con, paths: list[Path], into: str) -> bool:
     spend-logs API or a summarised answer (``read`` expands or refuses them by file name)."""
     recs, lines = f"{into}_recs", f"{into}_lines"
     files = "[" + ", ".join(_q(str(p)) for p in paths) + "]"
-    con.execute(
-        f"""
-        create or replace temp table {lines} as
-        select filename, cast(n as bigint) as source_line,
-               regexp_replace(line, '\\r$', '') as raw_line
-        from (select filename, string_split(content, chr(10)) as ls from read_text({files})),
-             unnest(ls) with ordinality as u(line, n)
-        """
-    )
-    con.execute(
-        f"""
-        create or replace temp table {recs} as
-        select filename, source_line, raw_line, j,
-               case when j is null then 'not JSON'
-                    when json_type(j) <> 'OBJECT' then 'not a JSON object' end as parse_error
-        from (select filename, source_line, raw_line,
-                     case when json_valid(raw_line) then cast(raw_line as JSON) end as j
-              from {lines} where trim(raw_line) <> '')
-        """
-    )
+    con.execute(f"create or replace temp table {lines} as {_lines_sql(files, filename=True)}")
+    _json_lines(con, lines, recs, keep=("filename",))
     con.execute(f"drop table if exists {lines}")
     pages = con.execute(
         f"select count(*) from {recs} where parse_error is null and (j->'$.request_id') is null "
@@ -646,16 +640,8 @@ def _map(con, recs: str, into: str, keep: tuple[str, ...] = ()) -> None:
         "request_class": _tag("request_class"),
         "api_key_id": "api_key",
         "project_id": _tag("project_id"),
-        "cache_read_input_tokens": f"case when {hit} then null else " + _m(
-            "$.usage_object.cache_read_input_tokens",
-            "$.usage_object.prompt_tokens_details.cached_tokens",
-            "$.additional_usage_values.cache_read_input_tokens",
-        ) + " end",
-        "cache_write_input_tokens": f"case when {hit} then null else " + _m(
-            "$.usage_object.cache_creation_input_tokens",
-            "$.additional_usage_values.cache_creation_input_tokens",
-            "$.usage_object.prompt_tokens_details.cache_creation_tokens",
-        ) + " end",
+        "cache_read_input_tokens": f"case when {hit} then null else {read} end",
+        "cache_write_input_tokens": f"case when {hit} then null else {write} end",
         "cache_write_ttl": f"case when {hit} then null else {ttl} end",
         "reasoning_tokens": f"case when {hit} then null else " + _m(
             "$.usage_object.completion_tokens_details.reasoning_tokens",
