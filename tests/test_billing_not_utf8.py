@@ -262,16 +262,22 @@ def test_files_read_together_fall_back_one_by_one(tmp_path):
                        "where source_file = ?", [str(dash)]).fetchall() == [("proj_quay",)]
 
 
+def _gcp_refusal(path: Path, index: int, edit) -> str:
+    """Line ``index`` (0-based) of the GCP file rewritten by ``edit``; the load must refuse
+    the file: returns the message."""
+    lines = path.read_bytes().split(b"\n")
+    lines[index] = edit(lines[index])
+    path.write_bytes(b"\n".join(lines))
+    with pytest.raises(BillingFileError) as err:
+        ingest_billing(duckdb.connect(), "gcp", [path])
+    return str(err.value)
+
+
 def test_a_gcp_file_still_broken_once_repaired_is_refused_with_the_sentence(tmp_path):
     """After the line not UTF-8, a truncated line: the repaired copy still cannot be read, the
     file is refused, and the message leads with the line, the byte and the iconv."""
     path = _gcp_file(tmp_path / "gcp-export.jsonl", n=4, bad=(2,))
-    lines = path.read_bytes().split(b"\n")
-    lines[2] = lines[2][:40]
-    path.write_bytes(b"\n".join(lines))
-    with pytest.raises(BillingFileError) as err:
-        ingest_billing(duckdb.connect(), "gcp", [path])
-    msg = str(err.value)
+    msg = _gcp_refusal(path, 2, lambda line: line[:40])
     assert msg.startswith(f"{path} is not UTF-8 text: line 2 holds byte 0xe9"), msg
     assert "iconv -f CP1252" in msg and "it still fails" in msg, msg
     assert "not-utf8-repaired" not in msg, msg
@@ -281,12 +287,7 @@ def test_a_gcp_byte_not_utf8_outside_a_string_is_refused_with_the_sentence(tmp_p
     """DuckDB calls it malformed JSON, and the repair cannot make it JSON: the file is refused,
     the message saying which line and byte, and the iconv."""
     path = _gcp_file(tmp_path / "gcp-export.jsonl", n=3, bad=())
-    lines = path.read_bytes().split(b"\n")
-    lines[1] = lines[1].replace(b'"cost": 2.5', b'"cost": 2.5\xe9')
-    path.write_bytes(b"\n".join(lines))
-    with pytest.raises(BillingFileError) as err:
-        ingest_billing(duckdb.connect(), "gcp", [path])
-    msg = str(err.value)
+    msg = _gcp_refusal(path, 1, lambda line: line.replace(b'"cost": 2.5', b'"cost": 2.5\xe9'))
     assert msg.startswith(f"{path} is not UTF-8 text: line 2 holds byte 0xe9"), msg
     assert "Malformed JSON" in msg and "iconv -f CP1252" in msg, msg
 
