@@ -105,10 +105,12 @@ ATTRIBUTION_KEYS: dict[str, tuple[str, ...]] = {
 # ``ai.telemetry.metadata.<key>`` on each of its spans; OpenInference's ``using_metadata({...})``
 # as one ``metadata`` attribute holding a JSON object (read as ``metadata.<key>``, see
 # _with_metadata_keys), LiteLLM's OpenTelemetry callback as ``metadata.<key>`` attributes.
-for _field, _keys in list(ATTRIBUTION_KEYS.items()):
-    ATTRIBUTION_KEYS[_field] = (*_keys, *(f"{prefix}.{k}" for prefix in (
-        "traceloop.association.properties", "ai.telemetry.metadata", "metadata") for k in _keys
-        if "." not in k))
+METADATA_PREFIXES = ("traceloop.association.properties", "ai.telemetry.metadata", "metadata")
+ATTRIBUTION_KEYS = {
+    field: (*keys, *(f"{prefix}.{k}" for prefix in METADATA_PREFIXES for k in keys
+                     if "." not in k))
+    for field, keys in ATTRIBUTION_KEYS.items()
+}
 
 # native field -> span attribute keys (the call span's own attributes), first present wins.
 # Current GenAI semantic conventions first, then the earlier spellings: the experimental
