@@ -21,7 +21,13 @@ $(VENV)/.installed: pyproject.toml uv.lock
 	$(UV) sync --frozen
 	@touch $@
 
-install: $(VENV)/.installed  ## create .venv from the lockfile
+# The one-pass JSON-lines reader (C, ingestion/gateway/_jsonl.c): built beside its source with
+# the machine's C compiler; without one it says so and DuckDB reads the files alone (slower).
+$(VENV)/.jsonl: $(VENV)/.installed ingestion/gateway/_jsonl.c ingestion/gateway/jsonl_build.py
+	$(VENV)/bin/python -m ingestion.gateway.jsonl_build
+	@touch $@
+
+install: $(VENV)/.installed $(VENV)/.jsonl  ## create .venv from the lockfile, build the C reader
 
 run: install  ## demo organisation -> ingest -> dbt -> forecast -> report, on DuckDB
 	$(VENV)/bin/tokenbook run --demo --days $(DEMO_DAYS) --end $(DEMO_END)
@@ -50,3 +56,4 @@ airflow: install  ## Airflow standalone on 127.0.0.1:8080 with the DAGs and the 
 
 clean:
 	rm -rf warehouse demo_data out reports exports airflow_home dbt_project/target dbt_project/logs
+	rm -f ingestion/gateway/_jsonl*.so $(VENV)/.jsonl

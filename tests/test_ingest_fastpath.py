@@ -75,8 +75,10 @@ def _ingest(path: Path, db: Path, **kw):
 
 @pytest.fixture
 def spy(monkeypatch):
-    """Records what the two-pass reader returned for each file (small files included)."""
+    """Records what the two-pass reader returned for each file (small files included); the
+    one-pass reader (tests/test_ingest_onepass.py) is switched off here."""
     monkeypatch.setattr(native, "FAST_MIN_BYTES", 0)
+    monkeypatch.setattr(native, "ONE_PASS", False)
     seen: list = []
     real = native._read_json_lines
 

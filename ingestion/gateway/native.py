@@ -46,7 +46,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ingestion.gateway.readers import SKIP, PositionalRead, ReaderError, is_gzip, is_parquet
+from ingestion.gateway import jsonl_scan
+from ingestion.gateway.readers import (
+    SKIP,
+    PositionalRead,
+    ReaderError,
+    StreamedRead,
+    is_gzip,
+    is_parquet,
+)
 from ingestion.gateway.schema import NATIVE_FIELDS, REQUIRED_FIELDS
 from ingestion.raw.sniff import read_failure
 
@@ -120,9 +128,12 @@ def _from_json_text(con, source_sql: str, into: str, kind: str = "table",
                        as is_obj,
                    ks is null and trim(coalesce(line, '')) = '' as blank,
                    -- the per-key test only where the key list is not a known-good one
+                   -- (an unknown key written twice is kept once: its first value, as
+                   -- json_extract reads it; a MAP cannot hold a key twice)
                    case when ks is not null and not list_contains({goods}, hash(ks))
-                        then list_filter(ks, lambda k: not list_contains({_KNOWN}, k)) end
-                       as unknown
+                        then list_filter(ks, lambda k, i: not list_contains({_KNOWN}, k)
+                                                          and not list_contains(ks[1:i - 1], k))
+                   end as unknown
             from keyed
         )
         select
@@ -184,6 +195,9 @@ def _exact_pass_only(path: Path) -> bool:
 # The two-pass read of JSON lines (``_read_json_lines``); False: always the exact single pass
 # (tests compare the two).
 FAST_JSON_LINES = True
+# The one-pass reader (``jsonl_scan``, C) for the files the two-pass read would take, when it
+# is built; False: DuckDB alone (tests compare the two).
+ONE_PASS = True
 # ... for uncompressed files of at least this size: a gzip file is read by one thread whatever
 # the reader, so three scans (sample, lines, records) cost more than one; a small file is
 # one scan buffer (no parallelism to gain) and pays the extra statements.
@@ -293,17 +307,70 @@ def _read_json(con, path: Path, into: str):
             return None
         except Exception:  # not one array: read it as lines below
             pass
-    try:
-        # an unreadable file is found by sampling its first records here
-        source = _lines_source(path)
-        good = _good_key_hashes(con, source)
-        if _exact_pass_only(path):
-            # one scan (the sample above aside)
-            _from_json_text(con, source, into, kind="view", good=good)
+
+    def duckdb_only():
+        try:
+            # an unreadable file is found by sampling its first records here
+            source = _lines_source(path)
+            good = _good_key_hashes(con, source)
+            if _exact_pass_only(path):
+                # one scan (the sample above aside)
+                _from_json_text(con, source, into, kind="view", good=good)
+                return None
+            return _read_json_lines(con, path, into, source, good)
+        except Exception as exc:  # duckdb raises IOException, InvalidInputException, ...
+            raise ReaderError(read_failure(path, "JSON lines", exc)) from exc
+
+    if ONE_PASS and jsonl_scan.available() and not _exact_pass_only(path):
+        return _read_one_pass(con, path, into, duckdb_only)
+    return duckdb_only()
+
+
+def _read_one_pass(con, path: Path, into: str, fallback) -> StreamedRead:
+    """The one-pass read (``jsonl_scan``): view ``into`` streams the ordinary records, each
+    line parsed once in C on DuckDB's thread count, with its line number; the odd lines are
+    read the exact way (``_from_json_text``) once the stream has been consumed."""
+    threads = int(con.execute("select current_setting('threads')").fetchall()[0][0])
+    scan = jsonl_scan.Scan(path, tuple(NATIVE_FIELDS), threads=threads)
+    stream, odd = f"{into}_stream", f"{into}_odd"
+    con.register(stream, scan.reader())
+    fields = ", ".join(_ident(f) for f in NATIVE_FIELDS)
+    con.execute(
+        f"""
+        create or replace temp view {_ident(into)} as
+        select source_line, NULL::VARCHAR as raw_line, NULL::VARCHAR as parse_error, {fields},
+               extra
+        from {_ident(stream)}
+        """
+    )
+
+    def close() -> None:
+        for name in (stream, odd):
+            try:
+                con.unregister(name)
+            except Exception:  # never registered, or already let go of
+                pass
+
+    def finish() -> str | None:
+        close()
+        lines = scan.odd()
+        if not lines.num_rows:
             return None
-        return _read_json_lines(con, path, into, source, good)
-    except Exception as exc:  # duckdb raises IOException, InvalidInputException, ...
-        raise ReaderError(read_failure(path, "JSON lines", exc)) from exc
+        fix = f"{into}_fix"
+        con.register(odd, lines)
+        try:
+            _from_json_text(con, f"select n, line from {_ident(odd)}", fix)
+        finally:
+            close()
+        return fix
+
+    def unsupported_fallback():
+        close()
+        con.execute(f"drop view if exists {_ident(into)}")
+        return fallback()
+
+    return StreamedRead(finish=finish, unsupported=lambda: scan.unsupported,
+                        fallback=unsupported_fallback, close=close)
 
 
 def _read_parquet(con, path: Path, into: str) -> None:

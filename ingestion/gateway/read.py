@@ -29,6 +29,7 @@ from ingestion.gateway.readers import (
     PositionalRead,
     ReaderError,
     SkippedRecords,
+    StreamedRead,
     check_file,
     expand_paths,
     get_reader,
@@ -271,7 +272,22 @@ def _read_typed(con, reader, path: Path, idx: int, source_name: str,
         select = typed_select(source, str(idx), _q(source_name), fmt)
         con.execute(f"create temp table {into} as {select}")
 
-    create(reader_table, typed_table)
+    joined = None  # a streamed read's odd lines, read the exact way: rows of their own
+    if isinstance(positional, StreamedRead):
+        try:
+            create(reader_table, typed_table)
+        except Exception:
+            if positional.unsupported() is None:
+                positional.close()
+                raise
+            # the file holds what only DuckDB's own readers decide: read it with them
+            drop(con, typed_table)
+            positional = positional.fallback()
+            create(reader_table, typed_table)
+        else:
+            joined = positional.finish()
+    else:
+        create(reader_table, typed_table)
     replaced = False
     if isinstance(positional, PositionalRead):
         fix = positional.fix_table
@@ -298,4 +314,8 @@ def _read_typed(con, reader, path: Path, idx: int, source_name: str,
     if replaced:
         records += (f" and rowid + 1 not in (select source_line from {fixed})\n"
                     f"union all select * from {fixed}")
+    elif joined:
+        create(joined, fixed)
+        drop(con, joined)
+        records += f"\nunion all select * from {fixed}"
     return records, positional if isinstance(positional, SkippedRecords) else None

@@ -134,6 +134,24 @@ class PositionalRead:
 
 
 @dataclass
+class StreamedRead:
+    """What a reader returns when its view streams the file once (the one-pass reader,
+    ``jsonl_scan``): the view has ``source_line`` set and holds the ordinary records only.
+
+    After the pipeline's typing statement has consumed the view, ``finish()`` reads the lines
+    the stream set apart (``odd``) the exact way into a TEMP table with the reader columns and
+    returns its name (or None when there were none); its rows join the records, they replace
+    nothing. When the typing statement fails and ``unsupported()`` says why (the file holds
+    what only DuckDB's own readers decide), ``fallback()`` re-creates the view with DuckDB
+    alone and returns what that reader returns; ``close()`` lets go of the stream."""
+
+    finish: Callable[[], str | None]
+    unsupported: Callable[[], Exception | None]
+    fallback: Callable[[], object]
+    close: Callable[[], None]
+
+
+@dataclass
 class SkippedRecords:
     """What a reader returns when some units of its file are, by design, not records (neither
     loaded nor quarantined): the OTel reader's HTTP/database spans, agent spans and the sibling
