@@ -28,12 +28,19 @@ def test_ingest_bench_smoke_run_prints_every_figure() -> None:
     assert "(3,006 rows, ignore_errors=true" in text, text
     for label in ("bare read_json into a table", "tokenbook ingest gateway", "ratio",
                   "floor", "GX on the ingest path", "ingest stages (s)",
-                  "peak RSS tokenbook ingest"):
+                  "peak RSS tokenbook ingest", "reader"):
         assert re.search(rf"^{re.escape(label)}\s*:", text, re.M), (label, text)
 
     def seconds(label: str) -> float:
         return float(re.search(rf"^{re.escape(label)}\s*:\s*([\d.]+) s wall", text, re.M)[1])
 
+    # a 3,000-line file is under the size where the one-pass reader takes over; the same
+    # command with it switched off runs beside it whenever it is built
+    assert re.search(r"^reader\s*: DuckDB's exact single pass", text, re.M), text
+    from ingestion.gateway import jsonl_scan
+
+    if jsonl_scan.available():
+        assert re.search(r"^same ingest, DuckDB alone\s*:\s*[\d.]+ s wall", text, re.M), text
     bare = seconds("bare read_json into a table")
     ratio = float(re.search(r"^ratio\s*:\s*([\d.]+)x wall", text, re.M)[1])
     floor = float(re.search(r"^floor\s*:.*= ([\d.]+)x wall", text, re.M)[1])

@@ -591,8 +591,20 @@ done:
     return rc;
 }
 
+static void release_buf(PyObject *capsule) {
+    free(PyCapsule_GetPointer(capsule, "tokenbook._jsonl.buffer"));
+}
+
+/* (address, size, owner) of a buffer handed over without a copy: the owner (a capsule)
+ * frees it when the last Arrow buffer wrapping it goes. The Buf is left empty. */
 static PyObject *bytes_of(Buf *b) {
-    return PyBytes_FromStringAndSize(b->p ? b->p : "", (Py_ssize_t)b->len);
+    if (!b->p && buf_reserve(b, 1)) return PyErr_NoMemory();
+    PyObject *owner = PyCapsule_New(b->p, "tokenbook._jsonl.buffer", release_buf);
+    if (!owner) return NULL;
+    PyObject *t = Py_BuildValue("(nnN)", (Py_ssize_t)(uintptr_t)b->p, (Py_ssize_t)b->len, owner);
+    b->p = NULL;
+    b->len = b->cap = 0;
+    return t;
 }
 
 static PyObject *col_tuple(Col *c) {
@@ -631,6 +643,7 @@ static PyObject *scan(PyObject *self, PyObject *args) {
         rc = scan_chunk(&f, (const char *)view.buf, (size_t)view.len, &o);
         Py_END_ALLOW_THREADS
     }
+    Py_ssize_t size = view.len;
     PyBuffer_Release(&view);
     PyObject *result = NULL;
     if (rc) {
@@ -645,7 +658,8 @@ static PyObject *scan(PyObject *self, PyObject *args) {
         PyObject *cols = PyList_New(f.n + 1);
         for (int i = 0; cols && i <= f.n; i++) PyList_SET_ITEM(cols, i, col_tuple(&o.cols[i]));
         if (cols)
-            result = Py_BuildValue("{s:L,s:L,s:N,s:N,s:N,s:N}", "lines", (long long)o.nlines,
+            result = Py_BuildValue("{s:n,s:L,s:L,s:N,s:N,s:N,s:N}", "bytes", size,
+                                   "lines", (long long)o.nlines,
                                    "blank", (long long)o.nblank, "line_index", bytes_of(&o.lines),
                                    "columns", cols, "odd_index", bytes_of(&o.odd_lines),
                                    "odd", col_tuple(&o.odd));

@@ -19,7 +19,6 @@ written: the file is then read by DuckDB alone, which reports it as before.
 
 from __future__ import annotations
 
-import mmap
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -50,23 +49,54 @@ def available() -> bool:
     return _jsonl is not None
 
 
+def _buffer(handed: tuple) -> pa.Buffer:
+    """An Arrow buffer over memory the C code handed over (address, size, owner): no copy;
+    the owner frees it with the last buffer that wraps it."""
+    address, size, owner = handed
+    return pa.foreign_buffer(address, size, base=owner)
+
+
 def _text(col) -> pa.Array:
     rows, nulls, valid, offsets, data = col
     return pa.Array.from_buffers(
         pa.string(), rows,
-        [pa.py_buffer(valid) if nulls else None, pa.py_buffer(offsets), pa.py_buffer(data)],
+        [_buffer(valid) if nulls else None, _buffer(offsets), _buffer(data)],
         null_count=nulls,
     )
 
 
-def _bounds(mm, size: int, chunk: int):
-    """(start, end) byte ranges of ``mm`` cut just after a line end."""
-    start = 0
-    while start < size:
-        cut = mm.find(b"\n", min(start + chunk, size) - 1) if start + chunk < size else -1
-        end = size if cut < 0 else cut + 1
-        yield start, end
-        start = end
+def _int64(handed: tuple, base: int) -> pa.Array:
+    """Line indexes in a chunk (int64) as 1-based line numbers of the file."""
+    return pa.array(np.frombuffer(_buffer(handed), dtype=np.int64) + (base + 1))
+
+
+def _chunks(fh, chunk: int):
+    """The file's bytes in pieces of about ``chunk`` bytes, each ending just after a line end
+    (the last one where the file ends). Read, not memory-mapped: a mapped 4 GB file counts in
+    full in the process's resident memory once parsed. Each piece is read straight after the
+    previous piece's unfinished line (no copy of the chunk)."""
+    carry = b""
+    while True:
+        buf = bytearray(len(carry) + chunk)
+        buf[: len(carry)] = carry
+        got = fh.readinto(memoryview(buf)[len(carry):])
+        end = len(carry) + got
+        if not got:
+            if carry:
+                yield memoryview(carry)
+            return
+        cut = buf.rfind(b"\n", 0, end)
+        if cut < 0:
+            if end > chunk + MAX_LINE:
+                raise Unsupported("a line longer than 4 MiB")
+            carry = bytes(buf[:end])
+            continue
+        carry = bytes(buf[cut + 1: end])
+        yield memoryview(buf)[: cut + 1]
+
+
+# the longest line the C code reads (as DuckDB's maximum_object_size in the DuckDB-only read)
+MAX_LINE = 4 << 20
 
 
 class Scan:
@@ -81,6 +111,8 @@ class Scan:
         self.path, self.fields, self.threads = Path(path), tuple(fields), threads
         self.chunk = chunk or CHUNK_BYTES
         self.lines = self.blank = 0
+        self.size = self.path.stat().st_size
+        self.bytes_done = 0  # bytes of the file parsed and handed to DuckDB
         self._odd: list[pa.Table] = []
         self.unsupported: Unsupported | None = None
         self.schema = pa.schema(
@@ -89,40 +121,44 @@ class Scan:
         )
 
     def _batch(self, out: dict, base: int) -> pa.RecordBatch:
-        index = np.frombuffer(out["line_index"], dtype=np.int64) + (base + 1)
-        cols = [pa.array(index)] + [_text(c) for c in out["columns"]]
+        cols = [_int64(out["line_index"], base)] + [_text(c) for c in out["columns"]]
         odd = out["odd"]
         if odd[0]:
             self._odd.append(pa.table({
-                "n": pa.array(np.frombuffer(out["odd_index"], dtype=np.int64) + (base + 1)),
+                "n": _int64(out["odd_index"], base),
                 "line": _text(odd),
             }))
         return pa.RecordBatch.from_arrays(cols, schema=self.schema)
 
     def batches(self):
-        size = self.path.stat().st_size
-        if size == 0:
-            return
-        with open(self.path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-            if mm[:3] == b"\xef\xbb\xbf":
-                self.unsupported = Unsupported("a byte-order mark", 1)
-                raise self.unsupported
-            view = memoryview(mm)
+        try:
+            yield from self._batches()
+        except Unsupported as exc:
+            self.unsupported = exc
+            raise
+
+    def _batches(self):
+        with open(self.path, "rb") as fh:
+            if fh.read(3) == b"\xef\xbb\xbf":
+                raise Unsupported("a byte-order mark", 1)
+            fh.seek(0)
             pool = ThreadPoolExecutor(max_workers=max(1, self.threads),
                                       thread_name_prefix="tokenbook-jsonl")
             pending: deque = deque()
+            pieces = _chunks(fh, self.chunk)
             try:
-                bounds = _bounds(mm, size, self.chunk)
-                for start, end in bounds:
-                    pending.append(pool.submit(_jsonl.scan, view[start:end], self.fields))
+                # the pool parses up to one chunk per thread ahead of the one DuckDB reads
+                for piece in pieces:
+                    pending.append(pool.submit(_jsonl.scan, piece, self.fields))
                     if len(pending) > self.threads:
                         break
                 while pending:
                     out = self._result(pending.popleft())
-                    nxt = next(bounds, None)
-                    if nxt is not None:
-                        pending.append(pool.submit(_jsonl.scan, view[nxt[0]:nxt[1]], self.fields))
+                    piece = next(pieces, None)
+                    if piece is not None:
+                        pending.append(pool.submit(_jsonl.scan, piece, self.fields))
                     batch = self._batch(out, self.lines)
+                    self.bytes_done += out["bytes"]
                     self.lines += out["lines"]
                     self.blank += out["blank"]
                     if batch.num_rows:
@@ -131,15 +167,17 @@ class Scan:
                 for f in pending:
                     f.cancel()
                 pool.shutdown(wait=True)
-                view.release()
 
     def _result(self, future) -> dict:
         try:
             return future.result()
         except _jsonl.Unsupported as exc:
             reason, line = exc.args
-            self.unsupported = Unsupported(reason, self.lines + line + 1)
-            raise self.unsupported from None
+            raise Unsupported(reason, self.lines + line + 1) from None
+
+    def percent(self) -> float:
+        """How much of the file has been parsed and handed over (0-100)."""
+        return 100.0 * self.bytes_done / self.size if self.size else 100.0
 
     def reader(self) -> pa.RecordBatchReader:
         return pa.RecordBatchReader.from_batches(self.schema, self.batches())

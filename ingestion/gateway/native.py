@@ -2,7 +2,15 @@
 
 Implements the reader interface of ``ingestion.gateway.readers`` (see its docstring).
 
-JSON lines are read in two parallel passes, with no Python per line:
+Uncompressed JSON-lines files of ``FAST_MIN_BYTES`` and more are read by the one-pass reader
+when it is built (``jsonl_scan.py`` over ``_jsonl.c``; ``_read_one_pass``): each line is parsed
+once, in C, chunks on DuckDB's thread count, into an Arrow stream the typing statement consumes
+(fields as ``read_json`` renders them, unknown fields as ``extra``, line numbers); the lines it
+sets apart (odd) are read the exact way below. A file holding what only DuckDB's readers decide
+(not UTF-8, a 0x1f byte, a bare carriage return, a byte-order mark) goes back to DuckDB alone:
+
+Without it (no C compiler, or ``TOKENBOOK_ONE_PASS=0``), JSON lines are read in two parallel
+passes, with no Python per line:
 
 1. the line pass: DuckDB's CSV scanner gives each line as text (one VARCHAR column, no
    quoting); ``json_keys`` parses it once and its key list is hashed. A line whose key list is
@@ -44,9 +52,10 @@ Parquet files are read with ``read_parquet``; every required field must be a col
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
-from ingestion.gateway import jsonl_scan
+from ingestion.gateway import jsonl_scan, session
 from ingestion.gateway.readers import (
     SKIP,
     PositionalRead,
@@ -196,8 +205,9 @@ def _exact_pass_only(path: Path) -> bool:
 # (tests compare the two).
 FAST_JSON_LINES = True
 # The one-pass reader (``jsonl_scan``, C) for the files the two-pass read would take, when it
-# is built; False: DuckDB alone (tests compare the two).
-ONE_PASS = True
+# is built; False: DuckDB alone (tests compare the two). TOKENBOOK_ONE_PASS=0 in the
+# environment switches it off for a run (an operator's way back to DuckDB's readers alone).
+ONE_PASS = os.environ.get("TOKENBOOK_ONE_PASS", "1").strip() != "0"
 # ... for uncompressed files of at least this size: a gzip file is read by one thread whatever
 # the reader, so three scans (sample, lines, records) cost more than one; a small file is
 # one scan buffer (no parallelism to gain) and pays the extra statements.
@@ -334,6 +344,7 @@ def _read_one_pass(con, path: Path, into: str, fallback) -> StreamedRead:
     scan = jsonl_scan.Scan(path, tuple(NATIVE_FIELDS), threads=threads)
     stream, odd = f"{into}_stream", f"{into}_odd"
     con.register(stream, scan.reader())
+    session.reader_progress(con, scan.percent)  # DuckDB reports none on an Arrow stream
     fields = ", ".join(_ident(f) for f in NATIVE_FIELDS)
     con.execute(
         f"""
@@ -345,6 +356,7 @@ def _read_one_pass(con, path: Path, into: str, fallback) -> StreamedRead:
     )
 
     def close() -> None:
+        session.reader_progress(con, None)
         for name in (stream, odd):
             try:
                 con.unregister(name)

@@ -275,7 +275,13 @@ def _read_typed(con, reader, path: Path, idx: int, source_name: str,
     joined = None  # a streamed read's odd lines, read the exact way: rows of their own
     if isinstance(positional, StreamedRead):
         try:
-            create(reader_table, typed_table)
+            # every row carries its line number: DuckDB need not keep the stream's order
+            # (15% of the statement's CPU at 1M lines)
+            con.execute("set preserve_insertion_order = false")
+            try:
+                create(reader_table, typed_table)
+            finally:
+                con.execute("set preserve_insertion_order = true")
         except Exception:
             if positional.unsupported() is None:
                 positional.close()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import tempfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import duckdb
@@ -86,13 +87,34 @@ def drop(con, *names: str) -> None:
         con.execute(f"drop {'view' if kind == 'VIEW' else 'table'} if exists {name}")
 
 
+# A reader's own progress (0-100) on a connection, for statements DuckDB cannot measure (a
+# scan of an Arrow stream reports no progress): id(connection) -> callable.
+_READER_PROGRESS: dict[int, Callable[[], float]] = {}
+
+
+def reader_progress(con, fraction: Callable[[], float] | None) -> None:
+    """Report ``fraction()`` (0-100) as the progress of what runs on ``con`` whenever DuckDB
+    reports none; None stops it."""
+    if fraction is None:
+        _READER_PROGRESS.pop(id(con), None)
+    else:
+        _READER_PROGRESS[id(con)] = fraction
+
+
 def _progress_of(con) -> float:
-    """DuckDB's progress (0-100) on the statement running on ``con``; -1 when none is (or
-    the connection is between statements or closing)."""
+    """DuckDB's progress (0-100) on the statement running on ``con``, else the reader's own
+    (``reader_progress``); -1 when there is none (or the connection is between statements or
+    closing)."""
     try:
-        return con.query_progress()
+        pct = con.query_progress()
     except Exception:
-        return -1
+        pct = -1
+    if pct < 0 and id(con) in _READER_PROGRESS:
+        try:
+            pct = _READER_PROGRESS[id(con)]()
+        except Exception:  # the reader is gone: no figure this time
+            pct = -1
+    return pct
 
 
 class Watch:
