@@ -374,3 +374,23 @@ def test_the_reader_builds_from_its_source(tmp_path):
     spec.loader.exec_module(module)
     got = module.scan(b'{"model": "m", "zone": 1}\n\n[1]\n', ("model",))
     assert (got["lines"], got["blank"], got["columns"][0][0], got["odd"][0]) == (3, 1, 1, 1)
+
+
+@built
+def test_a_streamed_read_reports_its_own_progress(tmp_path):
+    """DuckDB reports no progress while it scans an Arrow stream: the reader's own figure
+    (bytes parsed and handed over) is what a long read shows, and it stops with the read."""
+    from ingestion.gateway import session
+
+    path = tmp_path / "p.jsonl"
+    path.write_text("".join(json.dumps({"request_id": f"r{i}", "model": "m"}) + "\n"
+                            for i in range(2000)))
+    scan = jsonl_scan.Scan(path, FIELDS, chunk=4096)
+    con = duckdb.connect()
+    session.reader_progress(con, scan.percent)
+    seen = [session._progress_of(con)]
+    for _ in scan.batches():
+        seen.append(session._progress_of(con))
+    assert seen[0] == 0 and seen[-1] == 100 and seen == sorted(seen) and len(set(seen)) > 5
+    session.reader_progress(con, None)
+    assert session._progress_of(con) == -1

@@ -52,6 +52,7 @@ static inline int buf_reserve(Buf *b, size_t extra) {
 }
 
 static inline int buf_put(Buf *b, const char *s, size_t n) {
+    if (!n) return 0;
     if (buf_reserve(b, n)) return -1;
     memcpy(b->p + b->len, s, n);
     b->len += n;
