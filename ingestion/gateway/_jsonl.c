@@ -149,6 +149,8 @@ typedef struct {
 } P;
 
 static inline void ws(P *s) {
+    /* compact JSON has none: one test for the common case */
+    if (s->p < s->e && (unsigned char)*s->p > ' ') return;
     while (s->p < s->e && (*s->p == ' ' || *s->p == '\t' || *s->p == '\n' || *s->p == '\r'))
         s->p++;
 }
