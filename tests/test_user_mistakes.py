@@ -503,6 +503,33 @@ def test_run_date_writes_the_report_where_report_says(tmp_path, monkeypatch):
     assert f"tokenbook on {(tmp_path / 'wh.duckdb').resolve()}" in lines
 
 
+@pytest.mark.parametrize("dates", [("--date",), ("--from", "--to")])
+def test_run_for_a_night_that_has_not_begun_is_refused_before_anything_runs(
+        tmp_path, monkeypatch, dates):
+    """`tokenbook run --date D` (or a backfill to D) with D after tomorrow in UTC used to set
+    up, then fail at ingest with "no gateway file"; it is a usage error up front now."""
+    from datetime import UTC, datetime, timedelta
+
+    from tokenbook import orchestration as orch
+
+    ran = []
+    monkeypatch.setattr(orch, "ingest_gateway_day", lambda *a, **k: ran.append(a) or {})
+    later = datetime.now(UTC).date() + timedelta(days=40)
+    args = (["--date", str(later)] if dates == ("--date",)
+            else ["--from", str(later - timedelta(days=50)), "--to", str(later)])
+    (tmp_path / "data" / "gateway").mkdir(parents=True)
+    res = _cli("run", *args, "--data-dir", str(tmp_path / "data"), "--warehouse", _wh(tmp_path))
+    assert res.exit_code == exitcodes.USAGE, res.output
+    said = " ".join(res.output.replace("│", " ").split())  # typer's panel wraps the text
+    assert f"{args[-2]} {later} is in the future" in said
+    assert "run nights that have begun" in said
+    assert ran == []
+    # today's night (and tomorrow's, for a clock ahead of UTC) is not refused by this rule
+    res = _cli("run", "--date", str(datetime.now(UTC).date()), "--data-dir",
+               str(tmp_path / "data"), "--warehouse", _wh(tmp_path))
+    assert "in the future" not in res.output
+
+
 def test_json_lines_whose_first_line_is_broken_are_still_json_lines(tmp_path):
     """A truncated first record (a planted broken line in a real export) is quarantined like
     any bad line; the file is not taken for a multi-line JSON document."""

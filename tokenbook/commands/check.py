@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Annotated
 
 import typer
 
 from ingestion.quality_thresholds import ThresholdsError, load_thresholds
-from tokenbook.commands.common import ConfigDirOpt, WarehouseOpt, fail, parse_date, resolve
+from tokenbook.commands.common import (
+    ConfigDirOpt,
+    WarehouseOpt,
+    fail,
+    parse_date,
+    refuse_future,
+    resolve,
+)
 from tokenbook.exitcodes import CONFIG_INVALID, INPUT_REFUSED, QUALITY_FAILED
 
 
@@ -23,17 +30,6 @@ def dates_of(day: date | None, first: date | None, last: date | None) -> list[da
     if last < first:
         raise typer.BadParameter(f"--to {last} is before --from {first}")
     return [first + timedelta(days=i) for i in range((last - first).days + 1)]
-
-
-def refuse_future(last: date, flag: str) -> None:
-    """A usage error for a date that has not begun anywhere yet (after tomorrow in UTC: the
-    clock only bounds the argument, never the check's logic). Nothing can have been loaded
-    for it: checking it would store a 'missing delivery' for every such date."""
-    today = datetime.now(UTC).date()
-    if last > today + timedelta(days=1):
-        raise typer.BadParameter(
-            f"{flag} {last} is in the future (today is {today} UTC): nothing can have been "
-            "loaded for it yet; check dates up to the last one loaded")
 
 
 def check(

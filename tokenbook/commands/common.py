@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from typing import Annotated
 
 import typer
@@ -113,3 +113,16 @@ def check_month(value: str | None, flag: str = "--month") -> date | None:
         return parse_month(value)
     except ExportError as exc:
         raise typer.BadParameter(f"{flag}: {exc}") from exc
+
+
+def refuse_future(last: date, flag: str,
+                  advice: str = "check dates up to the last one loaded") -> None:
+    """A usage error for a date that has not begun anywhere yet (after tomorrow in UTC: the
+    clock only bounds the argument, never the command's logic). Nothing can have been
+    delivered or loaded for it: checking it would store a 'missing delivery' for every such
+    date, running it would fail at ingest after the setup."""
+    today = datetime.now(UTC).date()
+    if last > today + timedelta(days=1):
+        raise typer.BadParameter(
+            f"{flag} {last} is in the future (today is {today} UTC): nothing can have been "
+            f"delivered or loaded for it yet; {advice}")

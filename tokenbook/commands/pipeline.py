@@ -22,6 +22,7 @@ from tokenbook.commands.common import (
     fail,
     parse_date,
     refuse_dev_key,
+    refuse_future,
     resolve,
 )
 from tokenbook.dbt import DbtError
@@ -86,6 +87,11 @@ def run(
         raise fail("a backfill needs both --from and --to")
     if d_from and d_to and d_from > d_to:
         raise fail(f"--from {d_from} is after --to {d_to}")
+    # a night that has not begun: refused before anything runs (it would fail at ingest,
+    # "no gateway file", after the setup)
+    if d_one or d_to:
+        refuse_future(d_one or d_to, "--date" if d_one else "--to",
+                      "run nights that have begun (the last is today's, in UTC)")
     plan = RunPlan(
         data_dir=data_dir,
         demo=demo,
