@@ -148,3 +148,39 @@ def test_a_new_organisations_first_saturday_says_it_is_not_known_yet(clinics):
         orch.check_data_quality(date(2026, 10, 10), settings)
     assert ("rows_loaded = 0 (no Saturday in the history yet: if the organisation is closed on "
             "Saturdays, it is a quiet day from week 3 on (min_history_days))") in str(failed.value)
+
+
+def test_a_gs_gateway_path_has_its_quiet_days_too(clinics, monkeypatch):
+    """A bucket of daily objects (`gs://.../gateway-YYYY-MM-DD.*`): a quiet Saturday whose
+    pattern matches no object skips the load as a folder's does; a lost Wednesday still
+    fails the ingest step (Airflow retries it), naming the URI."""
+    import shutil
+
+    from ingestion.raw import fetch
+
+    settings, inputs = clinics
+    folder = Path(inputs.gateway_path)
+
+    class Blob:
+        def __init__(self, name):
+            self.name = name
+
+        def download_to_filename(self, dest):
+            shutil.copy(folder / Path(self.name).name, dest)
+
+    class Client:
+        def list_blobs(self, bucket, prefix):
+            assert bucket == "clinic-logs"
+            return [Blob(f"gateway/{p.name}") for p in sorted(folder.iterdir())
+                    if f"gateway/{p.name}".startswith(prefix)]
+
+    monkeypatch.setattr(fetch, "_storage", lambda: type("storage", (), {"Client": Client}))
+    bucket = orch.RunInputs(gateway_path="gs://clinic-logs/gateway")
+    saturday = date(2026, 11, 7)
+    skipped = orch.ingest_gateway_day(saturday, settings, bucket)
+    assert skipped["skipped"] is True and "no call on this weekday" in skipped["reason"]
+    assert "gs://clinic-logs/gateway" in skipped["reason"]
+    with pytest.raises(fetch.NoObjectMatches, match="gateway-2026-11-04"):
+        orch.ingest_gateway_day(LOST, settings, bucket)
+    loaded = orch.ingest_gateway_day(date(2026, 11, 5), settings, bucket)
+    assert loaded.get("rows_loaded", 0) > 0 and not loaded.get("skipped")

@@ -18,6 +18,10 @@ from pathlib import Path
 from ingestion.raw.sinks.bigquery import BigQueryLoadError
 
 
+class NoObjectMatches(BigQueryLoadError):
+    """Nothing in the bucket matches the URI (a delivery not landed, or a quiet day's)."""
+
+
 def _storage():
     try:
         from google.cloud import storage
@@ -32,7 +36,7 @@ def _storage():
 def fetch_gcs(uri: str, dest_dir: Path, client=None) -> list[Path]:
     """Download ``gs://bucket/path`` (one object), ``gs://bucket/prefix/`` (every object under
     it) or ``gs://bucket/prefix/*.jsonl.gz`` (a pattern) into ``dest_dir``; returns the local
-    files in name order. Raises BigQueryLoadError when nothing matches."""
+    files in name order. Raises NoObjectMatches (a BigQueryLoadError) when nothing matches."""
     if not uri.startswith("gs://"):
         raise BigQueryLoadError(f"not a gs:// URI: {uri}")
     bucket_name, _, key = uri[len("gs://") :].partition("/")
@@ -49,7 +53,7 @@ def fetch_gcs(uri: str, dest_dir: Path, client=None) -> list[Path]:
         blobs = [b for b in blobs if b.name == key]
     blobs = [b for b in blobs if not b.name.endswith("/")]
     if not blobs:
-        raise BigQueryLoadError(f"no object matches {uri}")
+        raise NoObjectMatches(f"no object matches {uri}")
     dest_dir = Path(dest_dir)
     out = []
     for blob in blobs:  # one download per file, not per record

@@ -16,6 +16,7 @@ import duckdb
 from core.settings import Settings
 from core.warehouse import Warehouse
 from ingestion.billing.schema import VENDORS
+from ingestion.raw.fetch import NoObjectMatches
 from ingestion.raw.guard import LoadRefused
 from tokenbook.orchestration.errors import MissingInput
 from tokenbook.orchestration.inputs import (
@@ -99,6 +100,13 @@ def ingest_gateway_day(run_date: date, settings: Settings, inputs: RunInputs,
     log.info("ingesting %d gateway file(s) for %s: %s", len(files), run_date, files)
     try:
         report = ingest(files, settings, date=run_date, replace=replace)
+    except NoObjectMatches:  # a gs:// path: the day's pattern matched no object
+        quiet = quiet_day(run_date, settings)
+        if quiet is None:
+            raise
+        reason = f"no gateway object for {run_date} under {inputs.gateway_path}: {quiet}"
+        log.info(reason)
+        return {"date": run_date.isoformat(), "skipped": True, "reason": reason}
     except LoadRefused as exc:  # an empty file is what some exporters write for a quiet day
         quiet = quiet_day(run_date, settings) if exc.rows_read == 0 else None
         if quiet is None:
