@@ -301,8 +301,9 @@ def main() -> None:
     elif one_pass:
         reader = "the one-pass reader (ingestion/gateway/_jsonl.c, each line parsed once)"
     else:
-        reader = ("DuckDB's readers alone (the one-pass reader is not built or "
-                  "TOKENBOOK_ONE_PASS=0: `make install` builds it)")
+        reader = ("DuckDB's readers alone (the one-pass reader is not built, was built from "
+                  "another version of its source, or TOKENBOOK_ONE_PASS=0: `make install` "
+                  "builds it)")
     print(f"reader                      : {reader}")
     if alones:
         al_s, al_cpu = med(alones, "seconds"), med(alones, "cpu_seconds")

@@ -344,6 +344,18 @@ def test_without_the_built_reader_duckdb_reads_alone(tmp_path, monkeypatch):
     report = _ingest(_load_file(tmp_path), tmp_path / "wh.duckdb")
     assert len(seen) == 1  # the two-pass read (its own fall-back then reads it line by line)
     assert report.rows_loaded > 0 and report.balanced
+    # the load says why it was slower and what builds the reader
+    assert any("one-pass reader of JSON lines is not built" in n and "make install" in n
+               for n in report.notes), report.notes
+
+
+def test_a_library_built_from_another_source_is_not_used(tmp_path, monkeypatch):
+    """A pull that changed _jsonl.c without `make install`: the old library's output may not
+    be what jsonl_scan reads, so it is set aside (and the load says so)."""
+    fake = type("module", (), {"source_sha256": "0" * 64})
+    assert jsonl_scan._stale(fake)
+    if jsonl_scan.available():
+        assert not jsonl_scan._stale(jsonl_scan._jsonl)  # the library make install built
 
 
 def test_an_unknown_field_written_twice_is_kept_once_not_a_failed_file(tmp_path, monkeypatch):

@@ -674,9 +674,18 @@ static PyMethodDef methods[] = {
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_jsonl", NULL, -1, methods};
 
+#ifndef SOURCE_SHA256
+#define SOURCE_SHA256 "unknown"
+#endif
+
 PyMODINIT_FUNC PyInit__jsonl(void) {
     PyObject *m = PyModule_Create(&module);
     if (!m) return NULL;
+    /* the hash of this file when built (jsonl_build.py): a stale library is not used */
+    if (PyModule_AddStringConstant(m, "source_sha256", SOURCE_SHA256)) {
+        Py_DECREF(m);
+        return NULL;
+    }
     Unsupported = PyErr_NewException("_jsonl.Unsupported", PyExc_ValueError, NULL);
     if (!Unsupported || PyModule_AddObject(m, "Unsupported", Unsupported)) {
         Py_XDECREF(Unsupported);

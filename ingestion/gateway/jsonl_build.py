@@ -10,6 +10,7 @@ ingestion/README.md).
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shlex
 import shutil
@@ -21,6 +22,12 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 SOURCE = HERE / "_jsonl.c"
+
+
+def source_sha256() -> str:
+    """The hash of ``_jsonl.c`` the library is built from (``_jsonl.source_sha256``): a
+    library built from another version of the source is not used (``jsonl_scan``)."""
+    return hashlib.sha256(SOURCE.read_bytes()).hexdigest()
 
 
 def target(folder: Path = HERE) -> Path:
@@ -46,7 +53,8 @@ def build(quiet: bool = False, folder: Path = HERE) -> Path | None:
     fd, tmp = tempfile.mkstemp(dir=folder, suffix=".so.tmp")
     os.close(fd)
     cmd = [*cc, "-O2", "-std=c99", "-Wall", "-Werror", "-shared", "-fPIC",
-           "-fno-strict-aliasing", f"-I{include}", str(SOURCE), "-o", tmp]
+           "-fno-strict-aliasing", f'-DSOURCE_SHA256="{source_sha256()}"', f"-I{include}",
+           str(SOURCE), "-o", tmp]
     try:
         subprocess.run(cmd, check=True, capture_output=quiet)
         os.replace(tmp, out)

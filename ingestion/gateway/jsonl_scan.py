@@ -31,6 +31,22 @@ try:
 except ImportError:  # not built (no C compiler): DuckDB reads the file alone
     _jsonl = None
 
+
+def _stale(module) -> bool:
+    """The library was built from another version of ``_jsonl.c`` (a pull without
+    ``make install``): its output may not be what this module reads, so it is not used."""
+    from ingestion.gateway import jsonl_build
+
+    try:
+        return getattr(module, "source_sha256", None) != jsonl_build.source_sha256()
+    except OSError:  # an installed wheel without the source: nothing to compare with
+        return False
+
+
+STALE = _jsonl is not None and _stale(_jsonl)
+if STALE:
+    _jsonl = None
+
 # Bytes per chunk handed to one thread: ~40k lines of a typical gateway record; large enough
 # that the per-chunk cost vanishes, small enough that a 4 GB file keeps a few chunks in memory.
 CHUNK_BYTES = 32 << 20
@@ -45,7 +61,7 @@ class Unsupported(Exception):
 
 
 def available() -> bool:
-    """True when the C reader is built."""
+    """True when the C reader is built (from this version of its source)."""
     return _jsonl is not None
 
 

@@ -336,6 +336,22 @@ def _read_json(con, path: Path, into: str):
     return duckdb_only()
 
 
+def one_pass_note(path: Path) -> str | None:
+    """What a load says when a file the one-pass reader would take was read with DuckDB alone
+    because the reader is not built (or was built from another version of its source); None
+    otherwise (read by it, too small, gzip, or switched off with TOKENBOOK_ONE_PASS=0)."""
+    path = Path(path)
+    if not ONE_PASS or jsonl_scan.available() or is_parquet(path) or not path.is_file():
+        return None
+    if _exact_pass_only(path):
+        return None
+    why = ("was built from another version of its source" if jsonl_scan.STALE
+           else "is not built (it needs a C compiler)")
+    return (f"{path.name} was read with DuckDB's readers alone: the one-pass reader of JSON "
+            f"lines {why}; `make install` (or `python -m ingestion.gateway.jsonl_build`) builds "
+            "it, and large files then load about a quarter faster")
+
+
 def _read_one_pass(con, path: Path, into: str, fallback) -> StreamedRead:
     """The one-pass read (``jsonl_scan``): view ``into`` streams the ordinary records, each
     line parsed once in C on DuckDB's thread count, with its line number; the odd lines are

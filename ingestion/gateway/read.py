@@ -129,6 +129,9 @@ def read_files(ctx: LoadContext) -> None:
                 ctx.report.notes.append(note)
             if repaired is not None:
                 ctx.report.notes.append(repaired.note(ctx.source_names[idx]))
+            slow = native.one_pass_note(path) if fmt == "native" else None
+            if slow:
+                ctx.report.notes.append(slow)
         done += 1
         ctx.say("read", done, n, str(path))
     con.execute("create or replace temp view _tb_typed as " + "\nunion all\n".join(union))
