@@ -2,11 +2,11 @@
  * _jsonl: one-pass reader of native gateway JSON lines (see ingestion/gateway/jsonl_scan.py).
  *
  * scan(buffer, fields) parses every line of a chunk of a JSON-lines file ONCE and returns,
- * as raw Arrow buffers (the caller wraps them without a copy):
+ * as the buffers of Arrow string columns (bytes):
  *   - for each line that is an ordinary record: its 0-based line index in the chunk, each of
- *     `fields` as text exactly as DuckDB's read_json renders a VARCHAR column (strings
- *     unescaped; numbers, booleans, objects and arrays as minified JSON text; NULL when absent
- *     or null), and `extra`: the keys not in `fields`, as a JSON object (NULL when none);
+ *     `fields` as text exactly as DuckDB's JSON functions render it (strings unescaped;
+ *     numbers, booleans, objects and arrays as minified JSON text; NULL when absent or null),
+ *     and `extra`: the keys not in `fields`, as a JSON object (NULL when none);
  *   - for each "odd" line (not a JSON object, a duplicate key, an escaped key, a number or
  *     string in a form whose rendering is not certain here, an empty object, ...): its line
  *     index and its text. The caller reads those lines with DuckDB's JSON functions, the
