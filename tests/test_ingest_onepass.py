@@ -406,3 +406,25 @@ def test_a_streamed_read_reports_its_own_progress(tmp_path):
     assert seen[0] == 0 and seen[-1] == 100 and seen == sorted(seen) and len(set(seen)) > 5
     session.reader_progress(con, None)
     assert session._progress_of(con) == -1
+
+
+@built
+def test_floats_as_programs_print_them_are_ordinary_and_read_as_the_exact_reading(tmp_path):
+    """Costs computed in floating point print with 16 or 17 digits (Python's repr, JSON.stringify,
+    Go): 0.30000000000000004, 0.00022844999999999998. The C code finds the shortest digits of
+    the double, as DuckDB writes it back; a long or non-shortest form (%.17g, %.20f) too."""
+    rng = random.Random(3)
+    values = []
+    for _ in range(1500):
+        x = rng.randrange(1, 200_000) * rng.choice([1.5e-7, 2.5e-6, 3e-5, 1.1e-3, 0.15, 7.0])
+        values += [repr(x), f"{x:.17g}", f"{x:.20f}",
+                   repr(rng.random() * 10 ** rng.randrange(-9, 15))]
+    values += ["0.30000000000000004", "0.1000000000000000055511151231257827", "1e-320",
+               "123456789012345678.5", "9007199254740993.0"]
+    path = tmp_path / "floats.jsonl"
+    path.write_text("".join(
+        f'{{"request_id": "f{i}", "cost_usd": {v}, "metadata": {{"c": {v}}}}}\n'
+        for i, v in enumerate(values)))
+    ordinary, odd, blank, bad, total = _scan_against_exact(path)
+    assert bad == [], [values[n - 1] for n in bad[:5]]
+    assert ordinary >= 0.9 * len(values), (ordinary, odd)

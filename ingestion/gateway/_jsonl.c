@@ -21,6 +21,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdint.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -268,10 +269,42 @@ static int string(P *s, int raw) {
     }
 }
 
+/* The shortest digits that read back as the same double as the number text [a, q) (more
+ * than 15 significant digits: a float printed with 16 or 17, as Python, JavaScript and Go
+ * write 0.30000000000000004): the digits DuckDB's JSON functions write for that double.
+ * 0 with d, *nd and *point (value = 0.d * 10^point) replaced; -1 when it cannot say. */
+static int shortest(const char *a, const char *q, char *d, size_t *nd, long *point) {
+    char text[64], out[40];
+    size_t len = (size_t)(q - a);
+    if (len >= sizeof(text)) return -1;
+    memcpy(text, a, len);
+    text[len] = 0;
+    char *end;
+    double v = strtod(text, &end);
+    if (end != text + len || !isfinite(v) || v == 0) return -1;
+    for (int prec = 15; prec <= 17; prec++) {
+        int n = snprintf(out, sizeof(out), "%.*e", prec - 1, fabs(v));
+        if (n <= 0 || (size_t)n >= sizeof(out) || strtod(out, NULL) != fabs(v)) continue;
+        /* out: D.DDDDe[+-]XX */
+        size_t k = 0;
+        char *p = out;
+        for (; *p && *p != 'e'; p++)
+            if (*p >= '0' && *p <= '9') d[k++] = *p;
+        if (*p != 'e') return -1;
+        long e10 = strtol(p + 1, NULL, 10);
+        while (k > 1 && d[k - 1] == '0') k--;
+        *nd = k;
+        *point = e10 + 1;
+        return 0;
+    }
+    return -1;
+}
+
 /* A number as DuckDB's JSON functions render it (yyjson). An integer (no fraction, no
  * exponent) of at most 18 digits is written as it is (not -0). Any other number is a double,
  * written from its shortest digits: a number with at most 15 significant digits has those
- * digits (trailing zeros dropped) as its shortest form, so its rendering is known: fixed
+ * digits (trailing zeros dropped) as its shortest form (more digits: the shortest form is
+ * found, ``shortest``), so its rendering is known: fixed
  * notation with at least one decimal from 1e-6 up to 1e15 (2957.0, 0.000081 for 8.1e-05,
  * 1234.56 for 123.456e1), digits and exponent below (1.23e-7). Anything else (more digits,
  * 1e15 and above, -0, an exponent beyond the double's range) is odd: the exact way decides. */
@@ -325,8 +358,8 @@ static int number(P *s) {
         if (neg) return ODD;
         return buf_put(s->out, "0.0", 3) ? NOMEM : OK;
     }
-    if (nd > 15) return ODD;
     long point = (long)ilen + ex - (long)lead; /* value = 0.d * 10^point */
+    if (nd > 15 && shortest(a, q, d, &nd, &point)) return ODD;
     char t[64];
     size_t n = 0;
     if (neg) t[n++] = '-';

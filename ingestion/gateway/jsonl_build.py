@@ -54,7 +54,7 @@ def build(quiet: bool = False, folder: Path = HERE) -> Path | None:
     os.close(fd)
     cmd = [*cc, "-O2", "-std=c99", "-Wall", "-Werror", "-shared", "-fPIC",
            "-fno-strict-aliasing", f'-DSOURCE_SHA256="{source_sha256()}"', f"-I{include}",
-           str(SOURCE), "-o", tmp]
+           str(SOURCE), "-o", tmp, "-lm"]
     try:
         subprocess.run(cmd, check=True, capture_output=quiet)
         os.replace(tmp, out)
