@@ -333,6 +333,16 @@ def test_what_only_duckdb_decides_sends_the_file_back_to_duckdb(tmp_path, monkey
         assert dict(tables["quarantine"])[at + 1].startswith("not UTF-8 text")
 
 
+@built
+def test_a_file_of_mostly_odd_lines_goes_to_duckdb_alone(tmp_path, monkeypatch, reads):
+    """The text of the lines set apart waits in memory for the exact reading: past
+    ODD_MAX_BYTES the file is read by DuckDB alone (which streams and spills), same tables."""
+    monkeypatch.setattr(jsonl_scan, "ODD_MAX_BYTES", 200)
+    path = _load_file(tmp_path)
+    _same_load(tmp_path, path, monkeypatch)
+    assert isinstance(reads[0], StreamedRead) and "fallback" in reads
+
+
 def test_without_the_built_reader_duckdb_reads_alone(tmp_path, monkeypatch):
     """No C compiler on the machine: the same load, by DuckDB's two-pass read."""
     monkeypatch.setattr(native, "FAST_MIN_BYTES", 0)

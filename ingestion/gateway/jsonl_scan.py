@@ -49,6 +49,11 @@ STALE = _jsonl is not None and _stale(_jsonl)
 if STALE:
     _jsonl = None
 
+# The text of the lines set apart is kept (in Arrow) until the stream ends: past this much of
+# it (a file whose every line has an escaped key, say) the file is read by DuckDB alone, whose
+# exact pass streams and spills instead.
+ODD_MAX_BYTES = 256 << 20
+
 # Bytes per chunk handed to one thread: ~40k lines of a typical gateway record; large enough
 # that the per-chunk cost vanishes, small enough that a 4 GB file keeps a few chunks in memory.
 CHUNK_BYTES = 32 << 20
@@ -126,7 +131,7 @@ class Scan:
             raise Unsupported("the one-pass reader is not built (make install)")
         self.path, self.fields, self.threads = Path(path), tuple(fields), threads
         self.chunk = chunk or CHUNK_BYTES
-        self.lines = self.blank = 0
+        self.lines = self.blank = self.odd_bytes = 0
         self.size = self.path.stat().st_size
         self.bytes_done = 0  # bytes of the file parsed and handed to DuckDB
         self._odd: list[pa.Table] = []
@@ -139,6 +144,10 @@ class Scan:
     def _batch(self, out: dict, base: int) -> pa.RecordBatch:
         cols = [_int64(out["line_index"], base)] + [_text(c) for c in out["columns"]]
         odd = out["odd"]
+        self.odd_bytes += len(odd[4])
+        if self.odd_bytes > ODD_MAX_BYTES:
+            raise Unsupported(f"more than {ODD_MAX_BYTES >> 20} MB of lines set apart for the "
+                              "exact reading")
         if odd[0]:
             self._odd.append(pa.table({
                 "n": _int64(out["odd_index"], base),
