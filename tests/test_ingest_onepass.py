@@ -343,6 +343,47 @@ def test_a_file_of_mostly_odd_lines_goes_to_duckdb_alone(tmp_path, monkeypatch, 
     assert isinstance(reads[0], StreamedRead) and "fallback" in reads
 
 
+@built
+def test_a_gzip_file_is_read_in_one_pass_too(tmp_path, monkeypatch, reads):
+    """The nightly's usual file is gateway-D.jsonl.gz: inflated as it is read, parsed on the
+    pool, same tables as DuckDB's exact pass."""
+    import gzip
+
+    monkeypatch.setattr(native, "ONE_PASS_MIN_GZIP_BYTES", 0)
+    plain = _load_file(tmp_path)
+    path = tmp_path / "calls.jsonl.gz"
+    path.write_bytes(gzip.compress(plain.read_bytes() * 40))  # past one 32 MB-free chunk
+    monkeypatch.setattr(jsonl_scan, "CHUNK_BYTES", 2048)  # many chunks, inflated one by one
+    _same_load(tmp_path, path, monkeypatch)
+    assert isinstance(reads[0], StreamedRead) and "fallback" not in reads
+
+
+@built
+@pytest.mark.parametrize("damage", ["cut short", "damaged"])
+def test_a_damaged_gzip_says_what_duckdb_alone_says(tmp_path, monkeypatch, reads, damage):
+    import gzip
+
+    from ingestion.gateway.readers import ReaderError
+
+    monkeypatch.setattr(native, "ONE_PASS_MIN_GZIP_BYTES", 0)
+    data = gzip.compress(_load_file(tmp_path).read_bytes() * 40)
+    if damage == "cut short":
+        data = data[: len(data) // 2]
+    else:
+        data = bytearray(data)
+        data[len(data) // 2] ^= 0xFF
+    path = tmp_path / "broken.jsonl.gz"
+    path.write_bytes(bytes(data))
+    with pytest.raises(ReaderError) as one:
+        _ingest(path, tmp_path / "one.duckdb")
+    # (the load's checks may find the damage before any reader; the one-pass reader, when it
+    # meets it, hands the file back to DuckDB: either way the same sentence)
+    monkeypatch.setattr(native, "ONE_PASS", False)
+    with pytest.raises(ReaderError) as alone:
+        _ingest(path, tmp_path / "alone.duckdb")
+    assert str(one.value) == str(alone.value) and "byte" in str(one.value)
+
+
 def test_without_the_built_reader_duckdb_reads_alone(tmp_path, monkeypatch):
     """No C compiler on the machine: the same load, by DuckDB's two-pass read."""
     monkeypatch.setattr(native, "FAST_MIN_BYTES", 0)

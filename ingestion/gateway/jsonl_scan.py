@@ -21,6 +21,8 @@ written: the file is then read by DuckDB alone, which reports it as before.
 
 from __future__ import annotations
 
+import gzip
+import zlib
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -86,6 +88,18 @@ def _int64(index: bytes, base: int) -> pa.Array:
     return pa.array(np.frombuffer(index, dtype=np.int64) + (base + 1))
 
 
+def _fill(fh, view) -> int:
+    """Read into ``view`` until it is full or the file ends (a gzip stream gives a block at a
+    time); the bytes read."""
+    total = 0
+    while total < len(view):
+        got = fh.readinto(view[total:])
+        if not got:
+            break
+        total += got
+    return total
+
+
 def _chunks(fh, chunk: int, spare: deque):
     """(buffer, piece) pairs: the file's bytes in pieces of about ``chunk`` bytes, each ending
     just after a line end (the last one where the file ends), read into ``buffer``. Read, not
@@ -99,7 +113,7 @@ def _chunks(fh, chunk: int, spare: deque):
         n0 = len(carry)
         buf[:n0] = carry
         room = min(chunk, size - n0)
-        got = fh.readinto(memoryview(buf)[n0: n0 + room]) if room else 0
+        got = _fill(fh, memoryview(buf)[n0: n0 + room]) if room else 0
         end = n0 + got
         if not got:
             if room == 0:
@@ -162,8 +176,24 @@ class Scan:
             self.unsupported = exc
             raise
 
+    def _open(self):
+        """The file's bytes: a gzip file is inflated as it is read (zlib lets go of the GIL:
+        the pool parses meanwhile)."""
+        if self.path.name.lower().endswith(".gz"):
+            return gzip.open(self.path, "rb")
+        return open(self.path, "rb")
+
     def _batches(self):
-        with open(self.path, "rb") as fh:
+        try:
+            yield from self._read()
+        except (OSError, EOFError, zlib.error) as exc:
+            if not self.path.name.lower().endswith(".gz"):
+                raise
+            # a damaged gzip stream: DuckDB's reading names the byte (raise_if_damaged_gzip)
+            raise Unsupported(f"a gzip stream that does not inflate ({exc})") from None
+
+    def _read(self):
+        with self._open() as fh:
             if fh.read(3) == b"\xef\xbb\xbf":
                 raise Unsupported("a byte-order mark", 1)
             fh.seek(0)

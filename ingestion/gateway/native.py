@@ -2,8 +2,8 @@
 
 Implements the reader interface of ``ingestion.gateway.readers`` (see its docstring).
 
-Uncompressed JSON-lines files of ``FAST_MIN_BYTES`` and more are read by the one-pass reader
-when it is built (``jsonl_scan.py`` over ``_jsonl.c``; ``_read_one_pass``): each line is parsed
+Uncompressed JSON-lines files of ``FAST_MIN_BYTES`` and more, and gzip files of
+``ONE_PASS_MIN_GZIP_BYTES`` and more, are read by the one-pass reader when it is built (``jsonl_scan.py`` over ``_jsonl.c``; ``_read_one_pass``): each line is parsed
 once, in C, chunks on DuckDB's thread count, into an Arrow stream the typing statement consumes
 (fields as ``read_json`` renders them, unknown fields as ``extra``, line numbers); the lines it
 sets apart (odd) are read the exact way below. A file holding what only DuckDB's readers decide
@@ -212,6 +212,19 @@ ONE_PASS = os.environ.get("TOKENBOOK_ONE_PASS", "1").strip() != "0"
 # the reader, so three scans (sample, lines, records) cost more than one; a small file is
 # one scan buffer (no parallelism to gain) and pays the extra statements.
 FAST_MIN_BYTES = 32 * 1024 * 1024
+# The one-pass reader takes gzip files too, from this compressed size (about 30 MB of JSON
+# lines): one thread inflates while the others parse. Smaller ones are read together with
+# the day's other small files by DuckDB's exact pass (``read_many``).
+ONE_PASS_MIN_GZIP_BYTES = 4 * 1024 * 1024
+
+
+def _one_pass(path: Path) -> bool:
+    """True when the one-pass reader reads this JSON-lines file, were it built: uncompressed
+    from FAST_MIN_BYTES, gzip from ONE_PASS_MIN_GZIP_BYTES (unless switched off)."""
+    if not (ONE_PASS and FAST_JSON_LINES):
+        return False
+    size = path.stat().st_size
+    return size >= (ONE_PASS_MIN_GZIP_BYTES if is_gzip(path) else FAST_MIN_BYTES)
 
 
 def _json_columns() -> str:
@@ -331,7 +344,7 @@ def _read_json(con, path: Path, into: str):
         except Exception as exc:  # duckdb raises IOException, InvalidInputException, ...
             raise ReaderError(read_failure(path, "JSON lines", exc)) from exc
 
-    if ONE_PASS and jsonl_scan.available() and not _exact_pass_only(path):
+    if jsonl_scan.available() and _one_pass(path):
         return _read_one_pass(con, path, into, duckdb_only)
     return duckdb_only()
 
@@ -341,9 +354,7 @@ def one_pass_note(path: Path) -> str | None:
     because the reader is not built (or was built from another version of its source); None
     otherwise (read by it, too small, gzip, or switched off with TOKENBOOK_ONE_PASS=0)."""
     path = Path(path)
-    if not ONE_PASS or jsonl_scan.available() or is_parquet(path) or not path.is_file():
-        return None
-    if _exact_pass_only(path):
+    if jsonl_scan.available() or is_parquet(path) or not path.is_file() or not _one_pass(path):
         return None
     why = ("was built from another version of its source" if jsonl_scan.STALE
            else "is not built (it needs a C compiler)")
@@ -448,7 +459,8 @@ def _read_parquet(con, path: Path, into: str) -> None:
 
 def batchable(path: Path) -> bool:
     """True for a JSON-lines file the exact single pass reads (gzip, or under FAST_MIN_BYTES,
-    or the two-pass read switched off): such files can be read together (``read_many``)."""
+    or the two-pass read switched off) and the one-pass reader does not: such files can be
+    read together (``read_many``)."""
     path = Path(path)
     if is_parquet(path) or not path.exists():
         return False
@@ -457,7 +469,7 @@ def batchable(path: Path) -> bool:
             return False
     except ReaderError:
         return False
-    return _exact_pass_only(path)
+    return _exact_pass_only(path) and not (jsonl_scan.available() and _one_pass(path))
 
 
 def read_many(con, paths: list[Path], into: str) -> None:
