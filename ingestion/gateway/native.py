@@ -360,7 +360,7 @@ def one_pass_note(path: Path) -> str | None:
            else "is not built (it needs a C compiler)")
     return (f"{path.name} was read with DuckDB's readers alone: the one-pass reader of JSON "
             f"lines {why}; `make install` (or `python -m ingestion.gateway.jsonl_build`) builds "
-            "it, and large files then load about a quarter faster")
+            "it, and large files then load a quarter to a third faster")
 
 
 def _read_one_pass(con, path: Path, into: str, fallback) -> StreamedRead:
