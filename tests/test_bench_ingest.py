@@ -36,7 +36,8 @@ def test_ingest_bench_smoke_run_prints_every_figure() -> None:
 
     # a 3,000-line file is under the size where the one-pass reader takes over; the same
     # command with it switched off runs beside it whenever it is built
-    assert re.search(r"^reader\s*: DuckDB's exact single pass", text, re.M), text
+    assert re.search(r"^reader\s*: DuckDB's exact single pass \(a file under 32 MB", text,
+                     re.M), text
     from ingestion.gateway import jsonl_scan
 
     if jsonl_scan.available():
