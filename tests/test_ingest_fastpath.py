@@ -244,13 +244,18 @@ def test_small_files_read_together_match_files_read_one_by_one(tmp_path, monkeyp
 
     seen = []
     real = read._read_batch
-    monkeypatch.setattr(read, "_read_batch", lambda *a: seen.append(a[3]) or real(*a))
+    monkeypatch.setattr(read, "_read_batch", lambda *a, **k: seen.append(a[3]) or real(*a, **k))
     together, a = run(tmp_path / "together.duckdb")
     assert seen == [[0, 1, 2, 3]]
+    # a cap on the text of one batch (a gzip file counts 8 times its size): two batches
+    monkeypatch.setattr(read, "BATCH_MAX_TOTAL_BYTES",
+                        files[0].stat().st_size + 8 * files[1].stat().st_size)
+    _, c = run(tmp_path / "two_batches.duckdb")
+    assert seen[1:] == [[0, 1], [2, 3]]
     monkeypatch.setattr(read, "native_batchable", lambda path: False)
     alone, b = run(tmp_path / "alone.duckdb")
-    assert len(seen) == 1
-    assert a == b
+    assert len(seen) == 3
+    assert a == b == c
     assert [(f.rows_read, f.rows_loaded, f.rows_quarantined, f.rows_duplicate)
             for f in together.files] == [
         (f.rows_read, f.rows_loaded, f.rows_quarantined, f.rows_duplicate) for f in alone.files]
@@ -278,7 +283,7 @@ def test_rows_not_matched_to_their_file_fall_back_to_one_by_one(tmp_path, monkey
     returned = []
     real_batch = read._read_batch
     monkeypatch.setattr(read, "_read_batch",
-                        lambda *a: returned.append(real_batch(*a)) or returned[-1])
+                        lambda *a, **k: returned.append(real_batch(*a, **k)) or returned[-1])
     settings = load_settings(warehouse=f"duckdb:///{tmp_path / 'wh.duckdb'}", pii_key="k")
     report = ingest_gateway([str(f) for f in files], settings, date=LOAD)
     assert returned == [None]

@@ -196,12 +196,25 @@ def test_many_one_call_objects_are_read_together_with_the_same_result(tmp_path, 
     result, wh = _ingest(tmp_path / "together", tmp_path / "bucket")
     assert result.exit_code == 0, result.output
     together = [_rows(wh, sql) for sql in tables]
+    # batches of at most ~2 KB of text: the 42 files in several batches, same tables
+    from ingestion.gateway import read
+
+    monkeypatch.setattr(read, "BATCH_MAX_TOTAL_BYTES", 2048)
+    seen = []
+    real = read._read_litellm_batch
+    monkeypatch.setattr(read, "_read_litellm_batch",
+                        lambda *a, **k: seen.append(len(a[3])) or real(*a, **k))
+    (tmp_path / "batches").mkdir()
+    result, wh = _ingest(tmp_path / "batches", tmp_path / "bucket")
+    assert result.exit_code == 0, result.output
+    assert len(seen) > 2 and sum(seen) <= 42
+    in_batches = [_rows(wh, sql) for sql in tables]
     monkeypatch.setattr(litellm, "BATCH_MAX_BYTES", 0)  # every file alone
     (tmp_path / "alone").mkdir()
     result, wh = _ingest(tmp_path / "alone", tmp_path / "bucket")
     assert result.exit_code == 0, result.output
     alone = [_rows(wh, sql) for sql in tables]
-    assert together == alone
+    assert together == alone == in_batches
     rows, quarantined, audit = together
     assert len(rows) == 40 + 1 + 1
     assert [(Path(f).name, line, reason) for f, line, reason in quarantined] == [

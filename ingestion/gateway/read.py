@@ -82,6 +82,28 @@ def raise_if_damaged_gzip(paths, exc: Exception) -> None:
                 raise ReaderError(broken) from exc
 
 
+# The text one batch read holds at most (a gzip file counts 8 times its size, about what it
+# inflates to): the batch's line table is one DuckDB statement's, and past the connection's
+# memory limit it spills; past this, the next files start another batch.
+BATCH_MAX_TOTAL_BYTES = 512 * 1024 * 1024
+
+
+def batch_groups(files: list[Path], idxs: list[int]) -> list[list[int]]:
+    """``idxs`` in order, cut into runs whose files add up to at most BATCH_MAX_TOTAL_BYTES
+    (a run holds at least one file)."""
+    groups: list[list[int]] = []
+    total = 0
+    for i in idxs:
+        path = Path(files[i])
+        size = path.stat().st_size * (8 if path.name.lower().endswith(".gz") else 1)
+        if not groups or total + size > BATCH_MAX_TOTAL_BYTES:
+            groups.append([])
+            total = 0
+        groups[-1].append(i)
+        total += size
+    return groups
+
+
 def read_files(ctx: LoadContext) -> None:
     """Every file typed and validated; leaves the view ``_tb_typed`` over all their records."""
     con, n = ctx.con, ctx.n
@@ -89,32 +111,37 @@ def read_files(ctx: LoadContext) -> None:
     readers = {name: get_reader(name) for name in set(ctx.formats)}
     union: list[str] = []
     # Small and gzip native JSON-lines files are read together, one parallel scan of many
-    # files (a backfill of daily .jsonl.gz files); the others one by one.
-    batch = [i for i in range(n) if ctx.formats[i] == "native" and native_batchable(ctx.files[i])]
-    if len(batch) > 1:
-        label = f"{len(batch)} files together"
-        ctx.say("read", 0, n, label)
-        with Watch(con, ctx.progress, "read", 0, n, label):
-            together = _read_batch(con, ctx.files, ctx.source_names, batch, ctx.progress, n)
-        if together is None:
-            batch = []
-        else:
-            union.append(together)
-    else:
-        batch = []
-    # Small LiteLLM JSON-lines files likewise (a bucket logger writes one object per call).
-    spend = [i for i in range(n) if ctx.formats[i] == "litellm" and litellm.batchable(ctx.files[i])]
-    if len(spend) > 1:
-        label = f"{len(spend)} LiteLLM files together"
+    # files (a backfill of daily .jsonl.gz files); the others one by one. A batch holds up to
+    # BATCH_MAX_TOTAL_BYTES of text: past it the next files form another batch.
+    batch: list[int] = []
+    candidates = [i for i in range(n)
+                  if ctx.formats[i] == "native" and native_batchable(ctx.files[i])]
+    for k, group in enumerate(batch_groups(ctx.files, candidates)):
+        if len(group) < 2:
+            continue  # a file alone takes its own path below
+        label = f"{len(group)} files together"
         ctx.say("read", len(batch), n, label)
         with Watch(con, ctx.progress, "read", len(batch), n, label):
-            together = _read_litellm_batch(con, ctx.files, ctx.source_names, spend)
-        if together is None:
-            spend = []
-        else:
+            together = _read_batch(con, ctx.files, ctx.source_names, group, ctx.progress, n,
+                                   suffix=str(k))
+        if together is not None:
             union.append(together)
-    else:
-        spend = []
+            batch += group
+    # Small LiteLLM JSON-lines files likewise (a bucket logger writes one object per call).
+    spend: list[int] = []
+    candidates = [i for i in range(n)
+                  if ctx.formats[i] == "litellm" and litellm.batchable(ctx.files[i])]
+    for k, group in enumerate(batch_groups(ctx.files, candidates)):
+        if len(group) < 2:
+            continue
+        label = f"{len(group)} LiteLLM files together"
+        ctx.say("read", len(batch) + len(spend), n, label)
+        with Watch(con, ctx.progress, "read", len(batch) + len(spend), n, label):
+            together = _read_litellm_batch(con, ctx.files, ctx.source_names, group,
+                                           suffix=str(k))
+        if together is not None:
+            union.append(together)
+            spend += group
     batch = set(batch) | set(spend)
     done = len(batch)
     for idx, (path, fmt) in enumerate(zip(ctx.files, ctx.formats, strict=True)):
@@ -138,66 +165,67 @@ def read_files(ctx: LoadContext) -> None:
 
 
 def _read_batch(con, files: list[Path], names: list[str], batch: list[int], progress,
-                n: int) -> str | None:
+                n: int, suffix: str = "") -> str | None:
     """Read the native JSON-lines files ``batch`` (indexes into ``files``) with one parallel
-    scan into ``_tb_typed_batch``; returns the SELECT of their records for ``_tb_typed``, or
-    None when a row cannot be matched to its file (then read them one by one). A file DuckDB
-    cannot read in the batch is read alone, which names it."""
+    scan into ``_tb_typed_batch{suffix}``; returns the SELECT of their records for
+    ``_tb_typed``, or None when a row cannot be matched to its file (then read them one by
+    one). A file DuckDB cannot read in the batch is read alone, which names it."""
+    read_t, typed_t, first_t = (f"_tb_{t}_batch{suffix}" for t in ("read", "typed", "first"))
     paths = [str(files[i]) for i in batch]  # distinct: expand_paths names each file once
     idx_list = "[" + ", ".join(str(i) for i in batch) + "]"
     name_list = "[" + ", ".join(_q(names[i]) for i in batch) + "]"
     path_list = "[" + ", ".join(_q(p) for p in paths) + "]"
     pos = f"list_position({path_list}, filename)"
-    drop(con, "_tb_read_batch", "_tb_typed_batch", "_tb_first_batch")
+    drop(con, read_t, typed_t, first_t)
     try:
-        native.read_many(con, [files[i] for i in batch], "_tb_read_batch")
-        select = typed_select("_tb_read_batch", f"{idx_list}[{pos}]", f"{name_list}[{pos}]",
-                              "native")
-        con.execute(f"create temp table _tb_typed_batch as {select}")
+        native.read_many(con, [files[i] for i in batch], read_t)
+        select = typed_select(read_t, f"{idx_list}[{pos}]", f"{name_list}[{pos}]", "native")
+        con.execute(f"create temp table {typed_t} as {select}")
     except Exception as exc:
-        drop(con, "_tb_read_batch", "_tb_typed_batch")
+        drop(con, read_t, typed_t)
         if non_utf8.is_not_utf8_error(exc):
             return None  # one by one: the file that holds lines not UTF-8 takes the slow path
         for i in batch:  # the culprit raises ReaderError with its name
             native.read(con, files[i], "_tb_read_probe")
             drop(con, "_tb_read_probe")
         raise IngestError(f"reading {len(batch)} files together failed: {exc}") from exc
-    drop(con, "_tb_read_batch")
-    if con.execute("select count(*) from _tb_typed_batch where file_idx is null").fetchone()[0]:
+    drop(con, read_t)
+    if con.execute(f"select count(*) from {typed_t} where file_idx is null").fetchone()[0]:
         # DuckDB named a file otherwise than it was given: read the files one by one
-        drop(con, "_tb_typed_batch")
+        drop(con, typed_t)
         return None
     # rows are in file order, then line order: a line number is the row's position in its file
     con.execute(
-        "create temp table _tb_first_batch as "
-        "select file_idx, min(rowid) as first_row from _tb_typed_batch group by file_idx"
+        f"create temp table {first_t} as "
+        f"select file_idx, min(rowid) as first_row from {typed_t} group by file_idx"
     )
     if progress:
         progress("read", len(batch), n, f"{len(batch)} files together")
     return (
         "select t.* replace (t.rowid - f.first_row + 1 as source_line) "
-        "from _tb_typed_batch t join _tb_first_batch f using (file_idx) "
+        f"from {typed_t} t join {first_t} f using (file_idx) "
         f"where t.reason is distinct from {_q(SKIP)}"
     )
 
 
 def _read_litellm_batch(con, files: list[Path], names: list[str],
-                        batch: list[int]) -> str | None:
+                        batch: list[int], suffix: str = "") -> str | None:
     """Read the LiteLLM JSON-lines files ``batch`` together (``litellm.read_many``) into
-    ``_tb_typed_spend``; returns the SELECT of their records for ``_tb_typed``, or None when
-    they must be read one by one (a spend-logs page or summary among them, a line that is not
-    UTF-8, a row that cannot be matched to its file): then each file is read alone, which
-    names the file a failure comes from."""
+    ``_tb_typed_spend{suffix}``; returns the SELECT of their records for ``_tb_typed``, or
+    None when they must be read one by one (a spend-logs page or summary among them, a line
+    that is not UTF-8, a row that cannot be matched to its file): then each file is read
+    alone, which names the file a failure comes from."""
+    read_t, typed_t = f"_tb_read_spend{suffix}", f"_tb_typed_spend{suffix}"
     paths = [str(files[i]) for i in batch]
     pos = "list_position([" + ", ".join(_q(p) for p in paths) + "], filename)"
     idx_sql = "[" + ", ".join(str(i) for i in batch) + f"][{pos}]"
     name_sql = "[" + ", ".join(_q(names[i]) for i in batch) + f"][{pos}]"
-    drop(con, "_tb_read_spend", "_tb_typed_spend")
+    drop(con, read_t, typed_t)
     try:
-        if not litellm.read_many(con, [files[i] for i in batch], "_tb_read_spend"):
+        if not litellm.read_many(con, [files[i] for i in batch], read_t):
             return None
-        select = typed_select("_tb_read_spend", idx_sql, name_sql, "litellm")
-        con.execute(f"create temp table _tb_typed_spend as {select}")
+        select = typed_select(read_t, idx_sql, name_sql, "litellm")
+        con.execute(f"create temp table {typed_t} as {select}")
     except Exception as exc:
         import duckdb
 
@@ -205,11 +233,11 @@ def _read_litellm_batch(con, files: list[Path], names: list[str],
             raise  # a Ctrl-C (core/interrupts.py) stops the load; it is no reason to go on
         return None  # one by one: the file at fault takes its own path (or is named)
     finally:
-        drop(con, "_tb_read_spend")
-    if con.execute("select count(*) from _tb_typed_spend where file_idx is null").fetchone()[0]:
-        drop(con, "_tb_typed_spend")
+        drop(con, read_t)
+    if con.execute(f"select count(*) from {typed_t} where file_idx is null").fetchone()[0]:
+        drop(con, typed_t)
         return None
-    return f"select * from _tb_typed_spend where reason is distinct from {_q(SKIP)}"
+    return f"select * from {typed_t} where reason is distinct from {_q(SKIP)}"
 
 
 def _read_file(ctx: LoadContext, reader, idx: int,

@@ -43,7 +43,8 @@ SENSITIVE_FIELDS = (*IDENTIFIER_FIELDS, *PROMPT_TEXT_FIELDS)
 def staging_tables(n: int) -> tuple[str, ...]:
     """The TEMP tables and views a load of ``n`` files leaves before publishing."""
     return ("_tb_rows", "_tb_typed", "_tb_dups", "_tb_losers", "_tb_red", "_tb_customers",
-            "_tb_typed_batch", "_tb_first_batch",
+            *(f"_tb_{t}{k}" for k in range(n) for t in ("typed_batch", "first_batch",
+                                                           "typed_spend")),
             *(f"_tb_typed_{i}{x}" for i in range(n) for x in ("", "_fix")),
             *(f"_tb_not_utf8_{i}" for i in range(n)))
 
