@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 
 from ingestion.gateway.context import SOURCE, LoadContext, LoadRefused
 from ingestion.gateway.schema import PartitionTables
-from ingestion.gateway.session import Watch, drop
+from ingestion.gateway.session import Watch, drop, unordered
 from ingestion.gateway.stage import staging_tables
 from ingestion.raw import guard
 
@@ -58,10 +58,6 @@ def publish(ctx: LoadContext) -> None:
             "export, the wrong file or the wrong --date?).",
             rows_read=sum(f.rows_read for f in ctx.report.files),
         )
-    # Row order inside a partition means nothing (every reader of raw.* orders or groups):
-    # without it DuckDB inserts from all threads. (Line numbers were fixed by position
-    # when the files were read, where order is kept.)
-    con.execute("set preserve_insertion_order = false")
     try:
         label = f"{len(dates)} dates"
         ctx.say("publish", 0, len(dates), label)
@@ -69,7 +65,10 @@ def publish(ctx: LoadContext) -> None:
         # (BigQuery) reports each date instead
         watch = (Watch(con, ctx.progress, "publish", 0, len(dates), label) if ctx.direct
                  else contextlib.nullcontext())
-        with watch:
+        # Row order inside a partition means nothing (every reader of raw.* orders or
+        # groups): without it DuckDB inserts from all threads. (Line numbers were fixed by
+        # position when the files were read, where order is kept.)
+        with watch, unordered(con):
             sink.replace_partitions(
                 con, dates, PartitionTables(*STAGED),
                 progress=functools.partial(ctx.progress, "publish") if ctx.progress else None,
@@ -78,8 +77,6 @@ def publish(ctx: LoadContext) -> None:
     except BaseException:
         append_audit(ctx, "failed")
         raise
-    finally:
-        con.execute("set preserve_insertion_order = true")
     append_audit(ctx, "loaded")
     drop(con, *STAGED, *(staging if ctx.direct else ()))
 

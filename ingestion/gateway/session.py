@@ -8,6 +8,7 @@ warehouse (so the calls are published straight from views), an in-memory DuckDB 
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 import threading
 from collections.abc import Callable
@@ -54,6 +55,17 @@ def open_staging(settings, con=None, memory_limit: str | None = None):
         con.execute(f"set memory_limit = {q(memory_limit)}")
     # what was opened: the DuckDB file's absolute path, or the BigQuery project/dataset
     return con, sink, wh.location, True
+
+
+@contextlib.contextmanager
+def unordered(con):
+    """Statements in the block may write rows in any order (DuckDB then inserts from all
+    threads); the session's order-keeping (``setup``) is back afterwards, whatever happens."""
+    con.execute("set preserve_insertion_order = false")
+    try:
+        yield
+    finally:
+        con.execute("set preserve_insertion_order = true")
 
 
 def setup(con) -> None:
