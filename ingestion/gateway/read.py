@@ -33,6 +33,7 @@ from ingestion.gateway.readers import (
     check_file,
     expand_paths,
     get_reader,
+    is_gzip,
 )
 from ingestion.gateway.session import Watch, drop, unordered
 from ingestion.gateway.session import q as _q
@@ -95,7 +96,7 @@ def batch_groups(files: list[Path], idxs: list[int]) -> list[list[int]]:
     total = 0
     for i in idxs:
         path = Path(files[i])
-        size = path.stat().st_size * (8 if path.name.lower().endswith(".gz") else 1)
+        size = path.stat().st_size * (8 if is_gzip(path) else 1)
         if not groups or total + size > BATCH_MAX_TOTAL_BYTES:
             groups.append([])
             total = 0
@@ -111,38 +112,11 @@ def read_files(ctx: LoadContext) -> None:
     readers = {name: get_reader(name) for name in set(ctx.formats)}
     union: list[str] = []
     # Small and gzip native JSON-lines files are read together, one parallel scan of many
-    # files (a backfill of daily .jsonl.gz files); the others one by one. A batch holds up to
-    # BATCH_MAX_TOTAL_BYTES of text: past it the next files form another batch.
-    batch: list[int] = []
-    candidates = [i for i in range(n)
-                  if ctx.formats[i] == "native" and native_batchable(ctx.files[i])]
-    for k, group in enumerate(batch_groups(ctx.files, candidates)):
-        if len(group) < 2:
-            continue  # a file alone takes its own path below
-        label = f"{len(group)} files together"
-        ctx.say("read", len(batch), n, label)
-        with Watch(con, ctx.progress, "read", len(batch), n, label):
-            together = _read_batch(con, ctx.files, ctx.source_names, group, ctx.progress, n,
-                                   suffix=str(k))
-        if together is not None:
-            union.append(together)
-            batch += group
-    # Small LiteLLM JSON-lines files likewise (a bucket logger writes one object per call).
-    spend: list[int] = []
-    candidates = [i for i in range(n)
-                  if ctx.formats[i] == "litellm" and litellm.batchable(ctx.files[i])]
-    for k, group in enumerate(batch_groups(ctx.files, candidates)):
-        if len(group) < 2:
-            continue
-        label = f"{len(group)} LiteLLM files together"
-        ctx.say("read", len(batch) + len(spend), n, label)
-        with Watch(con, ctx.progress, "read", len(batch) + len(spend), n, label):
-            together = _read_litellm_batch(con, ctx.files, ctx.source_names, group,
-                                           suffix=str(k))
-        if together is not None:
-            union.append(together)
-            spend += group
-    batch = set(batch) | set(spend)
+    # files (a backfill of daily .jsonl.gz files); small LiteLLM ones likewise (a bucket
+    # logger writes one object per call); the others one by one.
+    batch = _read_together(ctx, union, "native", native_batchable, "files", _read_batch)
+    batch |= _read_together(ctx, union, "litellm", litellm.batchable, "LiteLLM files",
+                            _read_litellm_batch, start=len(batch))
     done = len(batch)
     for idx, (path, fmt) in enumerate(zip(ctx.files, ctx.formats, strict=True)):
         if idx in batch:
@@ -164,22 +138,48 @@ def read_files(ctx: LoadContext) -> None:
     con.execute("create or replace temp view _tb_typed as " + "\nunion all\n".join(union))
 
 
-def _read_batch(con, files: list[Path], names: list[str], batch: list[int], progress,
-                n: int, suffix: str = "") -> str | None:
+def _read_together(ctx: LoadContext, union: list[str], fmt: str, batchable, what: str, read,
+                   start: int = 0) -> set[int]:
+    """Read the files of format ``fmt`` that ``batchable`` accepts together, in batches of at
+    most BATCH_MAX_TOTAL_BYTES (``batch_groups``), each with ``read``; appends each batch's
+    SELECT to ``union`` and returns the indexes read. A batch ``read`` gives back (None) and a
+    file alone in its batch are left to be read one by one."""
+    candidates = [i for i in range(ctx.n) if ctx.formats[i] == fmt and batchable(ctx.files[i])]
+    done: set[int] = set()
+    for k, group in enumerate(batch_groups(ctx.files, candidates)):
+        if len(group) < 2:
+            continue  # a file alone takes its own path
+        label = f"{len(group)} {what} together"
+        ctx.say("read", start + len(done), ctx.n, label)
+        with Watch(ctx.con, ctx.progress, "read", start + len(done), ctx.n, label):
+            together = read(ctx.con, ctx.files, ctx.source_names, group, suffix=str(k))
+        if together is not None:
+            union.append(together)
+            done.update(group)
+            ctx.say("read", start + len(done), ctx.n, label)
+    return done
+
+
+def _file_of_row(files: list[Path], names: list[str], batch: list[int]) -> tuple[str, str]:
+    """SQL for a batch row's file index and recorded name, from DuckDB's ``filename``."""
+    pos = "list_position([" + ", ".join(_q(str(files[i])) for i in batch) + "], filename)"
+    return ("[" + ", ".join(str(i) for i in batch) + f"][{pos}]",
+            "[" + ", ".join(_q(names[i]) for i in batch) + f"][{pos}]")
+
+
+def _read_batch(con, files: list[Path], names: list[str], batch: list[int],
+                suffix: str = "") -> str | None:
     """Read the native JSON-lines files ``batch`` (indexes into ``files``) with one parallel
     scan into ``_tb_typed_batch{suffix}``; returns the SELECT of their records for
     ``_tb_typed``, or None when a row cannot be matched to its file (then read them one by
     one). A file DuckDB cannot read in the batch is read alone, which names it."""
     read_t, typed_t, first_t = (f"_tb_{t}_batch{suffix}" for t in ("read", "typed", "first"))
-    paths = [str(files[i]) for i in batch]  # distinct: expand_paths names each file once
-    idx_list = "[" + ", ".join(str(i) for i in batch) + "]"
-    name_list = "[" + ", ".join(_q(names[i]) for i in batch) + "]"
-    path_list = "[" + ", ".join(_q(p) for p in paths) + "]"
-    pos = f"list_position({path_list}, filename)"
+    # (distinct paths: expand_paths names each file once)
+    idx_sql, name_sql = _file_of_row(files, names, batch)
     drop(con, read_t, typed_t, first_t)
     try:
         native.read_many(con, [files[i] for i in batch], read_t)
-        select = typed_select(read_t, f"{idx_list}[{pos}]", f"{name_list}[{pos}]", "native")
+        select = typed_select(read_t, idx_sql, name_sql, "native")
         con.execute(f"create temp table {typed_t} as {select}")
     except Exception as exc:
         drop(con, read_t, typed_t)
@@ -199,8 +199,6 @@ def _read_batch(con, files: list[Path], names: list[str], batch: list[int], prog
         f"create temp table {first_t} as "
         f"select file_idx, min(rowid) as first_row from {typed_t} group by file_idx"
     )
-    if progress:
-        progress("read", len(batch), n, f"{len(batch)} files together")
     return (
         "select t.* replace (t.rowid - f.first_row + 1 as source_line) "
         f"from {typed_t} t join {first_t} f using (file_idx) "
@@ -216,10 +214,7 @@ def _read_litellm_batch(con, files: list[Path], names: list[str],
     that is not UTF-8, a row that cannot be matched to its file): then each file is read
     alone, which names the file a failure comes from."""
     read_t, typed_t = f"_tb_read_spend{suffix}", f"_tb_typed_spend{suffix}"
-    paths = [str(files[i]) for i in batch]
-    pos = "list_position([" + ", ".join(_q(p) for p in paths) + "], filename)"
-    idx_sql = "[" + ", ".join(str(i) for i in batch) + f"][{pos}]"
-    name_sql = "[" + ", ".join(_q(names[i]) for i in batch) + f"][{pos}]"
+    idx_sql, name_sql = _file_of_row(files, names, batch)
     drop(con, read_t, typed_t)
     try:
         if not litellm.read_many(con, [files[i] for i in batch], read_t):
