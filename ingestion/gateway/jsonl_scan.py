@@ -15,7 +15,7 @@ the C code never decides anything the exact way would decide otherwise; a test c
 two readings on every shape the format allows.
 
 What DuckDB treats at the level of the file (not UTF-8, a NUL or 0x1f byte, a bare carriage
-return, a line over 4 MiB, a byte-order mark) raises :class:`Unsupported` before anything is
+return, a line over 4 MiB, a byte-order mark, a damaged gzip stream) raises :class:`Unsupported` before anything is
 written: the file is then read by DuckDB alone, which reports it as before.
 """
 
@@ -29,6 +29,8 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+
+from ingestion.gateway.readers import is_gzip
 
 try:
     from ingestion.gateway import _jsonl
@@ -179,7 +181,7 @@ class Scan:
     def _open(self):
         """The file's bytes: a gzip file is inflated as it is read (zlib lets go of the GIL:
         the pool parses meanwhile)."""
-        if self.path.name.lower().endswith(".gz"):
+        if is_gzip(self.path):
             return gzip.open(self.path, "rb")
         return open(self.path, "rb")
 
@@ -187,7 +189,7 @@ class Scan:
         try:
             yield from self._read()
         except (OSError, EOFError, zlib.error) as exc:
-            if not self.path.name.lower().endswith(".gz"):
+            if not is_gzip(self.path):
                 raise
             # a damaged gzip stream: DuckDB's reading names the byte (raise_if_damaged_gzip)
             raise Unsupported(f"a gzip stream that does not inflate ({exc})") from None
