@@ -93,9 +93,7 @@ def ingest_gateway_day(run_date: date, settings: Settings, inputs: RunInputs,
         quiet = quiet_day(run_date, settings) if Path(inputs.gateway_path).is_dir() else None
         if quiet is None:
             raise
-        reason = f"no gateway file for {run_date}: {quiet}"
-        log.info(reason)
-        return {"date": run_date.isoformat(), "skipped": True, "reason": reason}
+        return _skipped(run_date, f"no gateway file for {run_date}: {quiet}")
     ingest = resolve(GATEWAY_TARGET)
     log.info("ingesting %d gateway file(s) for %s: %s", len(files), run_date, files)
     try:
@@ -104,26 +102,31 @@ def ingest_gateway_day(run_date: date, settings: Settings, inputs: RunInputs,
         quiet = quiet_day(run_date, settings)
         if quiet is None:
             raise
-        reason = f"no gateway object for {run_date} under {inputs.gateway_path}: {quiet}"
-        log.info(reason)
-        return {"date": run_date.isoformat(), "skipped": True, "reason": reason}
+        return _skipped(run_date,
+                        f"no gateway object for {run_date} under {inputs.gateway_path}: {quiet}")
     except LoadRefused as exc:  # an empty file is what some exporters write for a quiet day
         quiet = quiet_day(run_date, settings) if exc.rows_read == 0 else None
         if quiet is None:
             raise
-        reason = f"the gateway file(s) for {run_date} hold no record: {quiet}"
-        log.info(reason)
-        return {"date": run_date.isoformat(), "files": files, "skipped": True, "reason": reason}
+        return _skipped(run_date, f"the gateway file(s) for {run_date} hold no record: {quiet}",
+                        files=files)
     notes = list(getattr(report, "notes", []) or [])
     for note in notes:  # e.g. calls with a service tier outside the known ones: loaded, reported
         log.warning("gateway load for %s: %s", run_date, note)
     return summary(report, {"date": run_date.isoformat(), "files": files, "notes": notes})
 
 
+def _skipped(run_date: date, reason: str, **extra: Any) -> dict[str, Any]:
+    """The result of a quiet day's gateway task: nothing loaded, and why (logged)."""
+    log.info(reason)
+    return {"date": run_date.isoformat(), **extra, "skipped": True, "reason": reason}
+
+
 def quiet_day(run_date: date, settings: Settings) -> str | None:
-    """Why no gateway file is the expected delivery of ``run_date`` (a weekday declared closed in
-    ``closed_weekdays``, or with no call in weeks: an organisation closed at weekends), or None (a missing delivery: the task fails
-    and Airflow retries it). The rule of the freshness check (``ingestion.quality_gate``)."""
+    """Why no gateway file is the expected delivery of ``run_date`` (a weekday declared closed
+    in ``closed_weekdays``, or with no call in weeks: an organisation closed at weekends), or
+    None (a missing delivery: the task fails and Airflow retries it). The rule of the freshness
+    check (``ingestion.quality_gate``)."""
     from ingestion.quality_gate import declared_closed_reason, history_dates, quiet_day_reason
     from ingestion.quality_thresholds import load_thresholds
 
