@@ -376,8 +376,13 @@ def test_a_damaged_gzip_says_what_duckdb_alone_says(tmp_path, monkeypatch, reads
     path.write_bytes(bytes(data))
     with pytest.raises(ReaderError) as one:
         _ingest(path, tmp_path / "one.duckdb")
-    # (the load's checks may find the damage before any reader; the one-pass reader, when it
-    # meets it, hands the file back to DuckDB: either way the same sentence)
+    # the load's checks may find the damage before any reader; the one-pass reader, when it
+    # meets it, hands the file back to DuckDB: either way the same sentence
+    scan = jsonl_scan.Scan(path, FIELDS)
+    with pytest.raises(jsonl_scan.Unsupported, match="gzip stream that does not inflate"):
+        for _ in scan.batches():
+            pass
+    assert scan.unsupported is not None
     monkeypatch.setattr(native, "ONE_PASS", False)
     with pytest.raises(ReaderError) as alone:
         _ingest(path, tmp_path / "alone.duckdb")
